@@ -1,0 +1,191 @@
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::{eprint_error, ColorChoice, EXIT_ERROR, EXIT_FINDINGS, EXIT_OK};
+use crate::config::{self, parse_pg_version, Settings};
+use crate::files::{self, Input};
+use crate::lint::context::parse_duration_ms;
+use crate::lint::Severity;
+use crate::report::text::{self, Style};
+use crate::report::Summary;
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit codes:\n  0  no finding at or above the fail level\n  1  findings at or above the fail level (--fail-on, default: error)\n  2  usage error, unreadable path or file, or invalid configuration\n\n\
+Suppress a finding with a comment on the line above (or at the end of) the statement:\n  -- lockstep: ignore create-index-non-concurrently -- table is tiny\n\
+or for a whole file:\n  -- lockstep: ignore-file missing-lock-timeout"
+)]
+pub struct LintArgs {
+    /// Files or directories to lint (directories: every *.sql below, in migration order);
+    /// `-` reads standard input
+    #[arg(value_name = "PATH", required = true)]
+    pub paths: Vec<PathBuf>,
+
+    /// Name to show for standard input in findings
+    #[arg(long, value_name = "NAME")]
+    pub stdin_filename: Option<String>,
+
+    /// Config file to use instead of the lockstep.toml found from the working directory
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Ignore any lockstep.toml
+    #[arg(long, conflicts_with = "config")]
+    pub no_config: bool,
+
+    /// Target PostgreSQL version (major, e.g. 15 or 15.4) [default: 15]
+    #[arg(long, value_name = "VERSION", value_parser = parse_pg_version)]
+    pub pg_version: Option<u32>,
+
+    /// Treat every file as wrapped in one transaction by the migration tool
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub assume_in_transaction: Option<bool>,
+
+    /// Turn on rules (comma-separated; `all` for every rule), including rules off by default
+    #[arg(long, value_name = "RULES", value_delimiter = ',')]
+    pub select: Vec<String>,
+
+    /// Turn off rules (comma-separated)
+    #[arg(long, value_name = "RULES", value_delimiter = ',')]
+    pub ignore: Vec<String>,
+
+    /// Skip files matching this glob when walking directories (repeatable)
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+
+    /// A `SET lock_timeout` above this (e.g. 5s) does not count as set
+    #[arg(long, value_name = "DURATION")]
+    pub lock_timeout_max: Option<String>,
+
+    /// Lowest severity that makes the run fail (exit 1)
+    #[arg(long, value_name = "LEVEL", value_parser = ["error", "warning", "note"])]
+    pub fail_on: Option<String>,
+
+    /// When to colour the output
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+}
+
+impl LintArgs {
+    fn settings(&self) -> Result<Settings, String> {
+        for (flag, names) in [("--select", &self.select), ("--ignore", &self.ignore)] {
+            for n in names {
+                config::check_rule_name(n, true).map_err(|m| format!("{flag}: {m}"))?;
+            }
+        }
+        let lock_timeout_max_ms = match &self.lock_timeout_max {
+            Some(s) => Some(parse_duration_ms(s).ok_or_else(|| {
+                format!("--lock-timeout-max: expected a duration such as 5s or 500ms, found `{s}`")
+            })?),
+            None => None,
+        };
+        Ok(Settings {
+            pg_version: self.pg_version,
+            assume_in_transaction: self.assume_in_transaction,
+            select: self.select.clone(),
+            ignore: self.ignore.clone(),
+            exclude: self.exclude.clone(),
+            lock_timeout_max_ms,
+            fail_on: self.fail_on.as_deref().and_then(Severity::parse),
+            ..Settings::default()
+        })
+    }
+}
+
+pub fn run(args: LintArgs) -> anyhow::Result<u8> {
+    let color = args.color.enabled();
+    let flags = match args.settings() {
+        Ok(s) => s,
+        Err(m) => {
+            eprint_error(color, &m);
+            return Ok(EXIT_ERROR);
+        }
+    };
+    let cwd = std::env::current_dir().context("cannot determine the working directory")?;
+    let cfg = if args.no_config {
+        Ok(config::Config {
+            path: None,
+            root: cwd.clone(),
+            settings: Settings::default(),
+        })
+    } else {
+        config::load(args.config.as_deref(), &cwd)
+    };
+    let cfg = match cfg {
+        Ok(c) => c,
+        Err(e) => {
+            eprint_error(color, &e.to_string());
+            return Ok(EXIT_ERROR);
+        }
+    };
+    let settings = cfg.settings.clone().merged_with(flags);
+    let opts = settings.lint_options();
+    let fail_on = settings.fail_on.unwrap_or(Severity::Error);
+
+    let excludes = match files::exclude_set(&settings.exclude) {
+        Ok(e) => e,
+        Err(e) => {
+            eprint_error(color, &e.to_string());
+            return Ok(EXIT_ERROR);
+        }
+    };
+    let mut had_error = false;
+    let mut inputs = Vec::new();
+    let mut stdin_used = false;
+    for p in &args.paths {
+        if p.as_os_str() == "-" {
+            if stdin_used {
+                continue;
+            }
+            stdin_used = true;
+            let mut text = Vec::new();
+            io::stdin()
+                .read_to_end(&mut text)
+                .context("cannot read standard input")?;
+            inputs.push(Input::Stdin {
+                display: args
+                    .stdin_filename
+                    .clone()
+                    .unwrap_or_else(|| "<stdin>".into()),
+                text,
+            });
+        } else {
+            let (found, errors) =
+                files::discover(std::slice::from_ref(p), &cfg.root, &cwd, &excludes);
+            for e in errors {
+                eprint_error(color, &e.to_string());
+                had_error = true;
+            }
+            inputs.extend(found);
+        }
+    }
+
+    let reports = files::lint_all(&inputs, &opts);
+    let summary = Summary::of(&reports);
+    had_error |= summary.skipped > 0;
+    let code = if had_error {
+        EXIT_ERROR
+    } else if summary.at_or_above(fail_on) > 0 {
+        EXIT_FINDINGS
+    } else {
+        EXIT_OK
+    };
+
+    let style = Style { color };
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    let written: io::Result<()> = (|| {
+        for r in &reports {
+            text::write_file(&mut out, r, style)?;
+        }
+        text::write_summary(&mut out, &summary, style)?;
+        out.flush()
+    })();
+    match written {
+        Ok(()) => Ok(code),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(code),
+        Err(e) => Err(e).context("cannot write the report"),
+    }
+}

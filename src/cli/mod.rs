@@ -1,0 +1,113 @@
+//! Command-line interface: argument definitions and the only code that prints.
+
+mod explain;
+mod lint;
+mod rules;
+
+use std::io::{self, IsTerminal, Write};
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Exit codes.
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_FINDINGS: u8 = 1;
+pub const EXIT_ERROR: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lockstep",
+    version,
+    about = "Change PostgreSQL schemas without downtime",
+    long_about = "lockstep lints PostgreSQL migrations before they reach production: which statement \
+takes which lock, which one rewrites or scans a table, and what to write instead.",
+    after_help = "Examples:\n  lockstep lint migrations/\n  lockstep lint --pg-version 12 db/migrate/0042_add_index.sql\n  git diff --name-only | grep '\\.sql$' | xargs lockstep lint\n  cat change.sql | lockstep lint - --stdin-filename change.sql\n  lockstep explain set-not-null-scan"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Lint migration files for locking, rewrite and transaction hazards
+    Lint(lint::LintArgs),
+    /// List every rule with its default severity and a one-line summary
+    Rules(rules::RulesArgs),
+    /// Print a rule's full documentation
+    Explain(explain::ExplainArgs),
+}
+
+/// When to use colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum ColorChoice {
+    /// Colour when writing to a terminal (respects NO_COLOR and CLICOLOR_FORCE)
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    pub fn enabled(self) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+                if set("NO_COLOR") {
+                    false
+                } else if std::env::var_os("CLICOLOR_FORCE")
+                    .is_some_and(|v| !v.is_empty() && v != "0")
+                {
+                    true
+                } else {
+                    io::stdout().is_terminal()
+                }
+            }
+        }
+    }
+}
+
+/// Runs the CLI and returns the process exit code.
+pub fn main() -> u8 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_ERROR } else { EXIT_OK };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let result = match cli.command {
+        Command::Lint(args) => lint::run(args),
+        Command::Rules(args) => rules::run(args),
+        Command::Explain(args) => explain::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            if is_broken_pipe(&e) {
+                return EXIT_OK;
+            }
+            let _ = writeln!(io::stderr(), "error: {e:#}");
+            EXIT_ERROR
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Prints an error line to stderr in the house style.
+pub(crate) fn eprint_error(color: bool, msg: &str) {
+    let label = if color {
+        "\x1b[1;31merror\x1b[0m"
+    } else {
+        "error"
+    };
+    let _ = writeln!(io::stderr(), "{label}: {msg}");
+}

@@ -1,0 +1,327 @@
+//! Which files to lint (migration order, excludes), reading them safely, and linting them in
+//! parallel with results in a deterministic order.
+
+use std::cmp::Ordering;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+
+use crate::lint::{lint_source, Diagnostic, LintOptions};
+
+/// One input to lint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    File { path: PathBuf, display: String },
+    Stdin { display: String, text: Vec<u8> },
+}
+
+impl Input {
+    pub fn display(&self) -> &str {
+        match self {
+            Input::File { display, .. } | Input::Stdin { display, .. } => display,
+        }
+    }
+}
+
+/// A problem with a path or file that is not a finding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileProblem {
+    /// True when the file could not be linted at all (counts as an I/O error, exit 2).
+    pub fatal: bool,
+    pub message: String,
+}
+
+/// Everything known about one linted file.
+#[derive(Debug, Clone)]
+pub struct FileReport {
+    pub path: String,
+    pub source: String,
+    pub statements: usize,
+    pub diagnostics: Vec<Diagnostic>,
+    pub problem: Option<FileProblem>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoverError {
+    #[error("{path}: {message}")]
+    Path { path: String, message: String },
+    #[error("invalid exclude glob `{glob}`: {message}")]
+    Glob { glob: String, message: String },
+}
+
+/// Compares strings the way people number migrations: digit runs by value.
+pub fn natural_cmp(a: &str, b: &str) -> Ordering {
+    let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
+    loop {
+        match (a.first(), b.first()) {
+            (None, None) => return Ordering::Equal,
+            (None, _) => return Ordering::Less,
+            (_, None) => return Ordering::Greater,
+            (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
+                let la = a.iter().take_while(|c| c.is_ascii_digit()).count();
+                let lb = b.iter().take_while(|c| c.is_ascii_digit()).count();
+                let (na, nb) = (&a[..la], &b[..lb]);
+                let ta = trim_zeros(na);
+                let tb = trim_zeros(nb);
+                let ord = ta
+                    .len()
+                    .cmp(&tb.len())
+                    .then_with(|| ta.cmp(tb))
+                    .then(la.cmp(&lb));
+                if ord != Ordering::Equal {
+                    return ord;
+                }
+                a = &a[la..];
+                b = &b[lb..];
+            }
+            (Some(x), Some(y)) => {
+                let ord = x
+                    .to_ascii_lowercase()
+                    .cmp(&y.to_ascii_lowercase())
+                    .then(x.cmp(y));
+                if ord != Ordering::Equal {
+                    return ord;
+                }
+                a = &a[1..];
+                b = &b[1..];
+            }
+        }
+    }
+}
+
+fn trim_zeros(d: &[u8]) -> &[u8] {
+    let z = d.iter().take_while(|&&c| c == b'0').count();
+    &d[z.min(d.len().saturating_sub(1))..]
+}
+
+/// Builds the exclude matcher; globs are matched against paths relative to `root`.
+pub fn exclude_set(globs: &[String]) -> Result<GlobSet, DiscoverError> {
+    let mut b = GlobSetBuilder::new();
+    for g in globs {
+        let glob = Glob::new(g).map_err(|e| DiscoverError::Glob {
+            glob: g.clone(),
+            message: e.to_string(),
+        })?;
+        b.add(glob);
+        // `dir/` or `dir` also excludes everything below it.
+        if !g.ends_with("**") {
+            let below = format!("{}/**", g.trim_end_matches('/'));
+            if let Ok(glob) = Glob::new(&below) {
+                b.add(glob);
+            }
+        }
+    }
+    b.build().map_err(|e| DiscoverError::Glob {
+        glob: globs.join(", "),
+        message: e.to_string(),
+    })
+}
+
+fn is_excluded(path: &Path, root: &Path, cwd: &Path, excludes: &GlobSet) -> bool {
+    if excludes.is_empty() {
+        return false;
+    }
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        cwd.join(path)
+    };
+    let rel = abs.strip_prefix(root).unwrap_or(path);
+    let rel = rel.strip_prefix("./").unwrap_or(rel);
+    excludes.is_match(rel) || excludes.is_match(path)
+}
+
+/// Expands `paths` into files in migration order. Directories yield every `*.sql` below
+/// them (hidden directories skipped; excludes applied); named files are always included.
+/// Problems with individual paths are returned alongside the files found.
+pub fn discover(
+    paths: &[PathBuf],
+    root: &Path,
+    cwd: &Path,
+    excludes: &GlobSet,
+) -> (Vec<Input>, Vec<DiscoverError>) {
+    let mut inputs = Vec::new();
+    let mut errors = Vec::new();
+    for p in paths {
+        let display = p.display().to_string();
+        match std::fs::metadata(p) {
+            Err(e) => errors.push(DiscoverError::Path {
+                path: display,
+                message: io_message(&e),
+            }),
+            Ok(m) if m.is_dir() => {
+                let mut found = Vec::new();
+                walk(p, &mut found, &mut errors);
+                found.retain(|f| !is_excluded(f, root, cwd, excludes));
+                found.sort_by(|a, b| natural_cmp(&a.to_string_lossy(), &b.to_string_lossy()));
+                inputs.extend(found.into_iter().map(|path| Input::File {
+                    display: path.display().to_string(),
+                    path,
+                }));
+            }
+            Ok(_) => inputs.push(Input::File {
+                path: p.clone(),
+                display,
+            }),
+        }
+    }
+    (inputs, errors)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>, errors: &mut Vec<DiscoverError>) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            errors.push(DiscoverError::Path {
+                path: dir.display().to_string(),
+                message: io_message(&e),
+            });
+            return;
+        }
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let Ok(ft) = entry.file_type() else { continue };
+        if ft.is_dir() {
+            if !name.starts_with('.') {
+                walk(&path, out, errors);
+            }
+        } else if name.to_ascii_lowercase().ends_with(".sql") && (ft.is_file() || path.is_file()) {
+            out.push(path);
+        }
+    }
+}
+
+/// A short, lowercase description of an I/O error.
+pub fn io_message(e: &std::io::Error) -> String {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        NotFound => "no such file or directory".into(),
+        PermissionDenied => "permission denied".into(),
+        _ => {
+            let s = e.to_string();
+            match s.find(" (os error") {
+                Some(i) => s[..i].to_lowercase(),
+                None => s.to_lowercase(),
+            }
+        }
+    }
+}
+
+/// Decodes file bytes: binary files are refused, invalid UTF-8 is replaced with a warning.
+pub fn decode(bytes: Vec<u8>) -> (Option<String>, Option<FileProblem>) {
+    if let Some(pos) = bytes.iter().take(8192).position(|&b| b == 0) {
+        return (
+            None,
+            Some(FileProblem {
+                fatal: true,
+                message: format!("binary file (NUL byte at offset {pos}), not linted"),
+            }),
+        );
+    }
+    match String::from_utf8(bytes) {
+        Ok(s) => (Some(s), None),
+        Err(e) => {
+            let at = e.utf8_error().valid_up_to();
+            let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
+            let line = text[..at.min(text.len())].matches('\n').count() + 1;
+            (
+                Some(text),
+                Some(FileProblem {
+                    fatal: false,
+                    message: format!(
+                        "not valid UTF-8 (first bad byte at line {line}); invalid bytes were replaced before linting"
+                    ),
+                }),
+            )
+        }
+    }
+}
+
+fn lint_input(input: &Input, opts: &LintOptions) -> FileReport {
+    let bytes = match input {
+        Input::File { path, .. } => std::fs::read(path).map_err(|e| io_message(&e)),
+        Input::Stdin { text, .. } => Ok(text.clone()),
+    };
+    let path = input.display().to_string();
+    let (text, problem) = match bytes {
+        Ok(b) => decode(b),
+        Err(message) => (
+            None,
+            Some(FileProblem {
+                fatal: true,
+                message: format!("cannot read: {message}"),
+            }),
+        ),
+    };
+    let Some(source) = text else {
+        return FileReport {
+            path,
+            source: String::new(),
+            statements: 0,
+            diagnostics: Vec::new(),
+            problem,
+        };
+    };
+    let result = lint_source(&source, opts);
+    FileReport {
+        path,
+        source,
+        statements: result.statements,
+        diagnostics: result.diagnostics,
+        problem,
+    }
+}
+
+/// Lints every input on all cores; the reports come back in input order.
+pub fn lint_all(inputs: &[Input], opts: &LintOptions) -> Vec<FileReport> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(inputs.len().max(1));
+    if workers <= 1 {
+        return inputs.iter().map(|i| lint_input(i, opts)).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let mut slots: Vec<Option<FileReport>> = vec![None; inputs.len()];
+    let results: Vec<Vec<(usize, FileReport)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, AtomicOrdering::Relaxed);
+                        let Some(input) = inputs.get(i) else { break };
+                        mine.push((i, lint_input(input, opts)));
+                    }
+                    mine
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    for (i, r) in results.into_iter().flatten() {
+        slots[i] = Some(r);
+    }
+    slots
+        .into_iter()
+        .zip(inputs)
+        .map(|(r, input)| {
+            r.unwrap_or_else(|| FileReport {
+                path: input.display().to_string(),
+                source: String::new(),
+                statements: 0,
+                diagnostics: Vec::new(),
+                problem: Some(FileProblem {
+                    fatal: true,
+                    message: "internal error while linting this file".into(),
+                }),
+            })
+        })
+        .collect()
+}

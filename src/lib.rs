@@ -1,0 +1,8 @@
+//! lockstep: lint PostgreSQL migrations for locks and rewrites, and change schemas online.
+
+pub mod cli;
+pub mod config;
+pub mod files;
+pub mod lint;
+pub mod report;
+pub mod sql;

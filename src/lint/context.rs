@@ -1,0 +1,213 @@
+//! Per-file facts the rules consult: transaction state, tables created in this file,
+//! whether a lock_timeout is in force, helper CHECK constraints, target version.
+
+use std::collections::{HashMap, HashSet};
+
+use super::locks;
+use super::LintOptions;
+use crate::sql::ir::{ActionKind, Constraint, ObjName, StmtKind};
+use crate::sql::parse::Statement;
+
+/// State of `lock_timeout` as the file has set it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockTimeout {
+    /// Never set in this file.
+    Unset,
+    /// Set to this many milliseconds (0 disables the timeout).
+    Set(u64),
+}
+
+#[derive(Debug, Clone)]
+pub struct FileContext {
+    pub pg_version: u32,
+    /// The migration tool wraps the whole file in one transaction.
+    pub implicit_transaction: bool,
+    /// Inside an explicit `BEGIN … COMMIT`.
+    pub explicit_transaction: bool,
+    pub lock_timeout_max_ms: Option<u64>,
+    session_timeout: LockTimeout,
+    local_timeout: Option<LockTimeout>,
+    /// Tables created earlier in this file (empty when the migration runs).
+    created: HashSet<String>,
+    /// `(table, constraint)` → column of a `CHECK (col IS NOT NULL)` added `NOT VALID`.
+    pending_not_null_checks: HashMap<(String, String), String>,
+    /// `(table, column)` pairs with a validated `CHECK (col IS NOT NULL)`.
+    valid_not_null_checks: HashSet<(String, String)>,
+    /// A statement already took a conflicting lock without a lock_timeout.
+    pub unguarded_lock_seen: bool,
+}
+
+fn key(n: &ObjName) -> String {
+    n.name.clone()
+}
+
+impl FileContext {
+    pub fn new(opts: &LintOptions) -> Self {
+        FileContext {
+            pg_version: opts.pg_version,
+            implicit_transaction: opts.assume_in_transaction,
+            explicit_transaction: false,
+            lock_timeout_max_ms: opts.lock_timeout_max_ms,
+            session_timeout: LockTimeout::Unset,
+            local_timeout: None,
+            created: HashSet::new(),
+            pending_not_null_checks: HashMap::new(),
+            valid_not_null_checks: HashSet::new(),
+            unguarded_lock_seen: false,
+        }
+    }
+
+    /// Inside a transaction block (explicit, or the whole file is one).
+    pub fn in_transaction(&self) -> bool {
+        self.explicit_transaction || self.implicit_transaction
+    }
+
+    /// A table created earlier in this file: empty, so building indexes or validating
+    /// constraints on it costs nothing.
+    pub fn is_new_table(&self, t: &ObjName) -> bool {
+        self.created.contains(&key(t))
+    }
+
+    /// The lock_timeout currently in force.
+    pub fn lock_timeout(&self) -> LockTimeout {
+        self.local_timeout.unwrap_or(self.session_timeout)
+    }
+
+    /// Whether a lock_timeout that actually bounds waiting is in force.
+    pub fn has_effective_lock_timeout(&self) -> bool {
+        match self.lock_timeout() {
+            LockTimeout::Unset | LockTimeout::Set(0) => false,
+            LockTimeout::Set(ms) => self.lock_timeout_max_ms.is_none_or(|max| ms <= max),
+        }
+    }
+
+    /// A validated `CHECK (col IS NOT NULL)` exists on `table.column`.
+    pub fn has_valid_not_null_check(&self, table: &ObjName, column: &str) -> bool {
+        self.valid_not_null_checks
+            .contains(&(key(table), column.to_string()))
+    }
+
+    /// Updates the context with the effects of `st` (called after the rules ran on it).
+    pub fn apply(&mut self, st: &Statement) {
+        if !self.unguarded_lock_seen && !self.has_effective_lock_timeout() {
+            let report = locks::predict(st, self);
+            if report
+                .locks
+                .iter()
+                .any(|l| l.mode.blocks_writes() && !self.is_new_table(&l.table))
+            {
+                self.unguarded_lock_seen = true;
+            }
+        }
+        match &st.kind {
+            StmtKind::Begin => self.explicit_transaction = true,
+            StmtKind::Commit | StmtKind::Rollback => {
+                self.explicit_transaction = false;
+                self.local_timeout = None;
+            }
+            StmtKind::Set { name, value, local } if name == "lock_timeout" => {
+                let v = parse_duration_ms(value).map_or(LockTimeout::Unset, LockTimeout::Set);
+                if *local {
+                    if self.in_transaction() {
+                        self.local_timeout = Some(v);
+                    }
+                } else {
+                    self.session_timeout = v;
+                    if self.local_timeout.is_some() {
+                        self.local_timeout = Some(v);
+                    }
+                }
+            }
+            StmtKind::Reset { name } if name.as_deref().is_none_or(|n| n == "lock_timeout") => {
+                self.session_timeout = LockTimeout::Unset;
+                self.local_timeout = None;
+            }
+            StmtKind::CreateTable { name, .. } => {
+                self.created.insert(key(name));
+            }
+            StmtKind::AlterTable { table, actions } => {
+                for a in actions {
+                    self.apply_action(table, &a.kind);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn apply_action(&mut self, table: &ObjName, a: &ActionKind) {
+        match a {
+            ActionKind::AddConstraint {
+                name,
+                constraint: Constraint::Check { expr },
+                not_valid,
+            } => {
+                if let Some(col) = not_null_check_column(expr) {
+                    if *not_valid {
+                        if let Some(n) = name {
+                            self.pending_not_null_checks
+                                .insert((key(table), n.clone()), col);
+                        }
+                    } else {
+                        self.valid_not_null_checks.insert((key(table), col));
+                    }
+                }
+            }
+            ActionKind::ValidateConstraint { name } => {
+                if let Some(col) = self
+                    .pending_not_null_checks
+                    .remove(&(key(table), name.clone()))
+                {
+                    self.valid_not_null_checks.insert((key(table), col));
+                }
+            }
+            ActionKind::RenameTable { to } if self.created.remove(&key(table)) => {
+                self.created.insert(to.clone());
+            }
+            _ => {}
+        }
+    }
+}
+
+/// `col IS NOT NULL` (optionally parenthesized) → `col`.
+pub fn not_null_check_column(expr: &str) -> Option<String> {
+    let e = expr.trim();
+    let e = e
+        .strip_prefix('(')
+        .and_then(|x| x.strip_suffix(')'))
+        .unwrap_or(e)
+        .trim();
+    let upper = e.to_ascii_uppercase();
+    let col = upper.strip_suffix(" IS NOT NULL")?;
+    let col = &e[..col.len()];
+    let col = col.trim();
+    if col.starts_with('"') && col.ends_with('"') && col.len() >= 2 {
+        return Some(col[1..col.len() - 1].replace("\"\"", "\""));
+    }
+    (!col.is_empty()
+        && col
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '$'))
+    .then(|| col.to_lowercase())
+}
+
+/// Parses a PostgreSQL duration setting into milliseconds: `2s`, `'500ms'`, `1min`, `2000`
+/// (bare numbers are milliseconds), `0`. `None` if it cannot be read.
+pub fn parse_duration_ms(v: &str) -> Option<u64> {
+    let v = v.trim().trim_matches('\'').trim().to_ascii_lowercase();
+    let split = v
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let num: f64 = num.parse().ok()?;
+    let factor = match unit.trim() {
+        "" | "ms" => 1.0,
+        "us" => 0.001,
+        "s" => 1000.0,
+        "min" => 60_000.0,
+        "h" => 3_600_000.0,
+        "d" => 86_400_000.0,
+        _ => return None,
+    };
+    let ms = num * factor;
+    (ms.is_finite() && ms >= 0.0).then(|| ms.round() as u64)
+}

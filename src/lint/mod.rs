@@ -1,0 +1,244 @@
+//! The linter: file text → statements → per-file context → rules → diagnostics.
+
+pub mod context;
+pub mod locks;
+pub mod rules;
+pub mod suppress;
+
+use std::fmt;
+use std::ops::Range;
+
+use serde::Serialize;
+
+use crate::sql::parse::{analyze, Statement};
+use crate::sql::{split, LineIndex};
+use context::FileContext;
+use rules::{Checker, RULES};
+
+/// How serious a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Note,
+    Warning,
+    Error,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Note => "note",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Severity> {
+        match s {
+            "note" => Some(Severity::Note),
+            "warning" => Some(Severity::Warning),
+            "error" => Some(Severity::Error),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One finding, located in its file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Diagnostic {
+    pub rule: &'static str,
+    pub severity: Severity,
+    pub message: String,
+    pub help: Option<String>,
+    /// Byte span in the file.
+    #[serde(skip)]
+    pub span: Range<usize>,
+    pub line: usize,
+    pub column: usize,
+    pub end_line: usize,
+    pub end_column: usize,
+    /// Index of the statement in the file (None for file-level findings).
+    #[serde(skip)]
+    pub statement: Option<usize>,
+    /// First and last line of that statement.
+    #[serde(skip)]
+    pub statement_lines: Option<(usize, usize)>,
+}
+
+/// Options that shape one lint run (already merged from config and flags).
+#[derive(Debug, Clone)]
+pub struct LintOptions {
+    /// Target PostgreSQL major version.
+    pub pg_version: u32,
+    /// Every file runs inside one transaction (the migration tool wraps it).
+    pub assume_in_transaction: bool,
+    /// Effective severity per rule, in registry order; `None` disables the rule.
+    pub severities: Vec<Option<Severity>>,
+    /// A `SET lock_timeout` above this (milliseconds) does not count as set.
+    pub lock_timeout_max_ms: Option<u64>,
+}
+
+impl Default for LintOptions {
+    fn default() -> Self {
+        LintOptions {
+            pg_version: 15,
+            assume_in_transaction: false,
+            severities: RULES.iter().map(|r| r.default_severity).collect(),
+            lock_timeout_max_ms: None,
+        }
+    }
+}
+
+impl LintOptions {
+    pub fn severity_of(&self, rule: &str) -> Option<Severity> {
+        rules::index_of(rule).and_then(|i| self.severities.get(i).copied().flatten())
+    }
+}
+
+/// The result of linting one file's text.
+#[derive(Debug, Clone)]
+pub struct FileResult {
+    pub statements: usize,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Lints one file's text.
+pub fn lint_source(src: &str, opts: &LintOptions) -> FileResult {
+    let split = split(src);
+    let index = LineIndex::new(src);
+    let mut ctx = FileContext::new(opts);
+    let mut diagnostics = Vec::new();
+    let statements: Vec<Statement> = split
+        .statements
+        .iter()
+        .map(|raw| {
+            let mut st = analyze(src, raw.span.clone());
+            if let Some(u) = &raw.unterminated {
+                let (l, c) = index.line_col(src, u.at);
+                st.kind = crate::sql::ir::StmtKind::Unparsed {
+                    reason: format!("unterminated {} starting at {l}:{c}", u.what),
+                };
+            }
+            st
+        })
+        .collect();
+
+    let mut raw_findings = Vec::new();
+    for (i, st) in statements.iter().enumerate() {
+        for (ri, rule) in RULES.iter().enumerate() {
+            let Some(severity) = opts.severities.get(ri).copied().flatten() else {
+                continue;
+            };
+            let mut checker = Checker::new(&ctx, st, src);
+            (rule.check)(&mut checker);
+            for f in checker.into_findings() {
+                raw_findings.push((i, rule, severity, f));
+            }
+        }
+        ctx.apply(st);
+    }
+
+    let mut sup = suppress::Suppressions::collect(src, &split, &statements, &index);
+    for (i, rule, severity, f) in raw_findings {
+        if sup.suppresses(rule.name, i) {
+            continue;
+        }
+        let mut d = make_diag(
+            src,
+            &index,
+            rule.name,
+            severity,
+            f.message,
+            f.help,
+            f.span,
+            Some(i),
+        );
+        let st = &statements[i].span;
+        d.statement_lines = Some((
+            index.line(st.start),
+            index.line(st.end.saturating_sub(1).max(st.start)),
+        ));
+        diagnostics.push(d);
+    }
+    if let Some(severity) = opts.severity_of(rules::unused_ignore::RULE.name) {
+        for u in sup.unused(opts) {
+            diagnostics.push(make_diag(
+                src,
+                &index,
+                rules::unused_ignore::RULE.name,
+                severity,
+                u.message,
+                u.help,
+                u.span,
+                None,
+            ));
+        }
+    }
+    diagnostics.sort_by_key(|d| (d.span.start, d.span.end));
+    FileResult {
+        statements: statements.len(),
+        diagnostics,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn make_diag(
+    src: &str,
+    index: &LineIndex,
+    rule: &'static str,
+    severity: Severity,
+    message: String,
+    help: Option<String>,
+    span: Range<usize>,
+    statement: Option<usize>,
+) -> Diagnostic {
+    let (line, column) = index.line_col(src, span.start);
+    let (end_line, end_column) = index.line_col(src, span.end.max(span.start));
+    Diagnostic {
+        rule,
+        severity,
+        message,
+        help,
+        span,
+        line,
+        column,
+        end_line,
+        end_column,
+        statement,
+        statement_lines: None,
+    }
+}
+
+/// Finds the rule with the closest name, for "did you mean" hints.
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim(name, c), c))
+        .filter(|(d, c)| *d <= (c.len() / 3).max(2) || c.contains(name) && name.len() >= 4)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance.
+fn strsim(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}

@@ -1,0 +1,89 @@
+use super::{Checker, Rule};
+use crate::lint::Severity;
+use crate::sql::ir::{ActionKind, ReindexTarget, StmtKind};
+
+pub const RULE: Rule = Rule {
+    name: "concurrently-in-transaction",
+    default_severity: Some(Severity::Error),
+    summary: "a statement that cannot run in a transaction block is inside one",
+    docs: r#"## What it does
+Flags `CREATE INDEX CONCURRENTLY`, `DROP INDEX CONCURRENTLY`, `REINDEX … CONCURRENTLY`,
+`DETACH PARTITION … CONCURRENTLY`, `VACUUM` and `CREATE DATABASE` inside a transaction block:
+after an explicit `BEGIN`, or anywhere in a file the migration tool wraps in a transaction
+(`assume_in_transaction = true`).
+
+## Why is this bad?
+PostgreSQL refuses them: `ERROR: CREATE INDEX CONCURRENTLY cannot run inside a transaction
+block`. The migration fails at deploy time, often after earlier statements already ran.
+
+## Example
+```sql
+BEGIN;
+CREATE INDEX CONCURRENTLY orders_created_at_idx ON orders (created_at);
+COMMIT;
+```
+
+## Use instead
+```sql
+CREATE INDEX CONCURRENTLY orders_created_at_idx ON orders (created_at);
+```
+Put the statement in its own migration and mark that migration non-transactional with your
+migration tool's marker (for example `-- +goose NO TRANSACTION`, `-- no-transaction` for sqlx,
+`transaction:false` for dbmate).
+"#,
+    check,
+};
+
+fn check(cx: &mut Checker) {
+    if !cx.ctx.in_transaction() {
+        return;
+    }
+    let (what, span) = match &cx.stmt.kind {
+        StmtKind::CreateIndex {
+            concurrently: true, ..
+        } => (
+            "CREATE INDEX CONCURRENTLY",
+            cx.stmt.span_of(&["CONCURRENTLY"]),
+        ),
+        StmtKind::DropIndex {
+            concurrently: true, ..
+        } => (
+            "DROP INDEX CONCURRENTLY",
+            cx.stmt.span_of(&["CONCURRENTLY"]),
+        ),
+        StmtKind::Reindex {
+            concurrently: true,
+            target,
+            ..
+        } if *target != ReindexTarget::System => {
+            ("REINDEX CONCURRENTLY", cx.stmt.span_of(&["CONCURRENTLY"]))
+        }
+        StmtKind::Vacuum { .. } => ("VACUUM", cx.stmt.span_of(&["VACUUM"])),
+        StmtKind::CreateDatabase => ("CREATE DATABASE", cx.stmt.span_of(&["CREATE", "DATABASE"])),
+        StmtKind::AlterTable { actions, .. } => {
+            match actions.iter().find(|a| {
+                matches!(
+                    a.kind,
+                    ActionKind::DetachPartition {
+                        concurrently: true,
+                        ..
+                    }
+                )
+            }) {
+                Some(a) => ("DETACH PARTITION … CONCURRENTLY", a.span.clone()),
+                None => return,
+            }
+        }
+        _ => return,
+    };
+    let context = if cx.ctx.explicit_transaction {
+        "after `BEGIN`"
+    } else {
+        "in a file that runs in a transaction (`assume_in_transaction`)"
+    };
+    cx.report(
+        span,
+        format!("`{what}` cannot run inside a transaction block, and this statement is {context}"),
+        "move it to its own migration that is not wrapped in a transaction (mark it non-transactional for your migration tool)",
+    );
+}

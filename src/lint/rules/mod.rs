@@ -1,0 +1,90 @@
+//! Lint rules: one file per rule, listed once in [`registry`].
+
+pub mod add_check_validating;
+pub mod add_column_volatile_default;
+pub mod add_foreign_key_validating;
+pub mod concurrently_in_transaction;
+pub mod create_index_non_concurrently;
+pub mod missing_lock_timeout;
+pub mod registry;
+pub mod set_not_null_scan;
+pub mod unparsed_statement;
+pub mod unused_ignore;
+
+use std::ops::Range;
+
+use super::context::FileContext;
+use super::Severity;
+use crate::sql::parse::Statement;
+
+pub use registry::RULES;
+
+/// A lint rule: data plus a check function. Its docs are user documentation with the
+/// headings *What it does*, *Why is this bad?*, *Example*, *Use instead*.
+pub struct Rule {
+    /// Stable kebab-case id naming the bad pattern.
+    pub name: &'static str,
+    /// Default severity; `None` means the rule is off unless selected.
+    pub default_severity: Option<Severity>,
+    /// One line for `lockstep rules`.
+    pub summary: &'static str,
+    /// Markdown docs for `lockstep explain`.
+    pub docs: &'static str,
+    pub check: fn(&mut Checker),
+}
+
+/// A finding before it is located and filtered.
+#[derive(Debug, Clone)]
+pub struct Finding {
+    pub span: Range<usize>,
+    pub message: String,
+    pub help: Option<String>,
+}
+
+/// What a rule's check function sees: the statement, the file context before it, and a
+/// place to report findings.
+pub struct Checker<'a> {
+    pub ctx: &'a FileContext,
+    pub stmt: &'a Statement,
+    pub src: &'a str,
+    findings: Vec<Finding>,
+}
+
+impl<'a> Checker<'a> {
+    pub fn new(ctx: &'a FileContext, stmt: &'a Statement, src: &'a str) -> Self {
+        Checker {
+            ctx,
+            stmt,
+            src,
+            findings: Vec::new(),
+        }
+    }
+
+    pub fn report(
+        &mut self,
+        span: Range<usize>,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) {
+        let help = help.into();
+        self.findings.push(Finding {
+            span,
+            message: message.into(),
+            help: (!help.is_empty()).then_some(help),
+        });
+    }
+
+    pub fn into_findings(self) -> Vec<Finding> {
+        self.findings
+    }
+}
+
+/// Position of a rule in the registry.
+pub fn index_of(name: &str) -> Option<usize> {
+    RULES.iter().position(|r| r.name == name)
+}
+
+/// Looks a rule up by name.
+pub fn find(name: &str) -> Option<&'static Rule> {
+    RULES.iter().find(|r| r.name == name)
+}

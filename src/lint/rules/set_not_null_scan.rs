@@ -1,0 +1,83 @@
+use super::{Checker, Rule};
+use crate::lint::Severity;
+use crate::sql::ir::{ActionKind, Constraint, StmtKind};
+
+pub const RULE: Rule = Rule {
+    name: "set-not-null-scan",
+    default_severity: Some(Severity::Error),
+    summary: "`SET NOT NULL` scans the whole table under ACCESS EXCLUSIVE",
+    docs: r#"## What it does
+Flags `ALTER TABLE … ALTER COLUMN … SET NOT NULL` on an existing table when no validated
+`CHECK (col IS NOT NULL)` constraint is known for that column, and (PostgreSQL 18) `ADD
+CONSTRAINT c NOT NULL col` without `NOT VALID`.
+
+## Why is this bad?
+PostgreSQL must prove that no row holds a NULL, so it reads the whole table while holding
+ACCESS EXCLUSIVE: reads and writes wait for the full scan. From PostgreSQL 12, the scan is
+skipped when a valid `CHECK (col IS NOT NULL)` constraint already proves it.
+
+## Example
+```sql
+ALTER TABLE orders ALTER COLUMN customer_id SET NOT NULL;
+```
+
+## Use instead
+PostgreSQL 12 and later:
+```sql
+ALTER TABLE orders ADD CONSTRAINT orders_customer_id_not_null
+    CHECK (customer_id IS NOT NULL) NOT VALID;          -- instant
+-- in a separate transaction: scans, but allows reads and writes
+ALTER TABLE orders VALIDATE CONSTRAINT orders_customer_id_not_null;
+ALTER TABLE orders ALTER COLUMN customer_id SET NOT NULL; -- instant, uses the check
+ALTER TABLE orders DROP CONSTRAINT orders_customer_id_not_null;
+```
+PostgreSQL 18: `ADD CONSTRAINT c NOT NULL customer_id NOT VALID`, then `VALIDATE CONSTRAINT c`.
+"#,
+    check,
+};
+
+fn check(cx: &mut Checker) {
+    let StmtKind::AlterTable { table, actions } = &cx.stmt.kind else {
+        return;
+    };
+    if cx.ctx.is_new_table(table) {
+        return;
+    }
+    let v = cx.ctx.pg_version;
+    for a in actions {
+        match &a.kind {
+            ActionKind::SetNotNull { column } => {
+                if v >= 12 && cx.ctx.has_valid_not_null_check(table, column) {
+                    continue;
+                }
+                let help = if v >= 12 {
+                    format!(
+                        "add `CHECK ({column} IS NOT NULL) NOT VALID`, `VALIDATE` it in a separate transaction, then `SET NOT NULL` and drop the check"
+                    )
+                } else {
+                    format!(
+                        "before PostgreSQL 12 (target: {v}) `SET NOT NULL` always scans; keep a validated `CHECK ({column} IS NOT NULL) NOT VALID` constraint instead"
+                    )
+                };
+                cx.report(
+                    a.span.clone(),
+                    format!("`SET NOT NULL` on `{table}.{column}` scans the whole table under ACCESS EXCLUSIVE"),
+                    help,
+                );
+            }
+            ActionKind::AddConstraint {
+                constraint: Constraint::NotNull { column },
+                not_valid: false,
+                name,
+            } => {
+                let name = name.as_deref().unwrap_or("c");
+                cx.report(
+                    a.span.clone(),
+                    format!("adding a `NOT NULL` constraint on `{table}.{column}` scans the whole table under ACCESS EXCLUSIVE"),
+                    format!("add it `NOT VALID`, then `VALIDATE CONSTRAINT {name}` in a separate transaction"),
+                );
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! SQL text handling: splitting, tokenizing, parsing and recognizing statements.
+
+pub mod ir;
+pub mod parse;
+pub mod recognize;
+pub mod split;
+pub mod tokens;
+
+pub use split::{split, LineIndex, Split, Unterminated};

@@ -1,0 +1,555 @@
+//! Turns one raw statement into a [`Statement`]: tokens, then sqlparser, then (for what
+//! sqlparser rejects or does not model) the token-level recognizer.
+
+use std::ops::Range;
+
+use sqlparser::ast::{
+    self, AlterColumnOperation, AlterTableOperation, ColumnOption, Expr, ObjectName, ObjectType,
+    TableConstraint, TableFactor,
+};
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::Parser;
+
+use super::ir::*;
+use super::recognize;
+use super::tokens::{self, split_top_level_commas, Tok};
+
+/// sqlparser's recursion limit; deeper nesting is reported, never a stack overflow.
+const RECURSION_LIMIT: usize = 64;
+
+/// A statement, understood as far as possible.
+#[derive(Debug, Clone)]
+pub struct Statement {
+    /// Byte span in the file.
+    pub span: Range<usize>,
+    /// Significant tokens with file byte spans (empty if tokenizing failed).
+    pub toks: Vec<Tok>,
+    pub kind: StmtKind,
+    pub source: Source,
+    /// sqlparser's complaint, when it rejected the statement.
+    pub parse_error: Option<String>,
+}
+
+impl Statement {
+    /// Byte span from the first token of `kws` to the last, or the statement's first line.
+    pub fn span_of(&self, kws: &[&str]) -> Range<usize> {
+        match tokens::find_seq(&self.toks, kws) {
+            Some(i) => self.toks[i].span.start..self.toks[i + kws.len() - 1].span.end,
+            None => self.head_span(),
+        }
+    }
+
+    /// The first few tokens, a sensible place to point at the statement as a whole.
+    pub fn head_span(&self) -> Range<usize> {
+        match (self.toks.first(), self.toks.get(2).or(self.toks.last())) {
+            (Some(a), Some(b)) => a.span.start..b.span.end,
+            _ => self.span.start..self.span.end.min(self.span.start + 1),
+        }
+    }
+}
+
+/// Understands the statement `src[span]`.
+pub fn analyze(src: &str, span: Range<usize>) -> Statement {
+    let text = &src[span.clone()];
+    let tokenized = match tokens::tokenize(text, span.start) {
+        Ok(t) => t,
+        Err(e) => {
+            return Statement {
+                span,
+                toks: Vec::new(),
+                kind: StmtKind::Unparsed {
+                    reason: format!("cannot tokenize: {e}"),
+                },
+                source: Source::None,
+                parse_error: Some(e),
+            }
+        }
+    };
+    let toks = tokenized.toks;
+    let parsed = Parser::new(&PostgreSqlDialect {})
+        .with_recursion_limit(RECURSION_LIMIT)
+        .with_tokens_with_locations(tokenized.raw)
+        .parse_statements();
+    let (kind, source, parse_error) = match parsed {
+        Ok(stmts) if stmts.len() == 1 => match from_ast(&stmts[0], &toks) {
+            Some(kind) => (kind, Source::Parser, None),
+            None => match recognize::recognize(&toks) {
+                Some(kind) => (kind, Source::Recognizer, None),
+                None => (
+                    StmtKind::Other {
+                        what: leading_words(&toks),
+                    },
+                    Source::Parser,
+                    None,
+                ),
+            },
+        },
+        Ok(stmts) => {
+            let reason = format!("parsed as {} statements", stmts.len());
+            match recognize::recognize(&toks) {
+                Some(kind) => (kind, Source::Recognizer, Some(reason)),
+                None => (
+                    StmtKind::Unparsed {
+                        reason: reason.clone(),
+                    },
+                    Source::None,
+                    Some(reason),
+                ),
+            }
+        }
+        Err(e) => {
+            let reason = clean_parser_error(&e.to_string());
+            match recognize::recognize(&toks) {
+                Some(kind) => (kind, Source::Recognizer, Some(reason)),
+                None => (
+                    StmtKind::Unparsed {
+                        reason: reason.clone(),
+                    },
+                    Source::None,
+                    Some(reason),
+                ),
+            }
+        }
+    };
+    Statement {
+        span,
+        toks,
+        kind,
+        source,
+        parse_error,
+    }
+}
+
+fn clean_parser_error(e: &str) -> String {
+    let e = e.strip_prefix("sql parser error: ").unwrap_or(e);
+    // sqlparser appends its own (statement-relative) position; ours is file-relative.
+    match e.rfind(" at Line: ") {
+        Some(i) => e[..i].to_string(),
+        None => e.to_string(),
+    }
+}
+
+/// The first two words, upper-cased, to name a statement kind (`CREATE FUNCTION`).
+pub fn leading_words(toks: &[Tok]) -> String {
+    toks.iter()
+        .take(2)
+        .filter_map(|t| match &t.kind {
+            tokens::TokKind::Word { upper, .. } if !upper.is_empty() => Some(upper.as_str()),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub(crate) fn ident(i: &ast::Ident) -> String {
+    if i.quote_style.is_some() {
+        i.value.clone()
+    } else {
+        i.value.to_lowercase()
+    }
+}
+
+pub(crate) fn obj_name(n: &ObjectName) -> ObjName {
+    let parts: Vec<String> = n.0.iter().filter_map(|p| p.as_ident().map(ident)).collect();
+    match parts.as_slice() {
+        [] => ObjName::new(n.to_string()),
+        [one] => ObjName::new(one.clone()),
+        [.., schema, name] => ObjName {
+            schema: Some(schema.clone()),
+            name: name.clone(),
+        },
+    }
+}
+
+fn type_text(t: &ast::DataType) -> String {
+    normalize_type(&t.to_string())
+}
+
+/// Lower-cases a type name and squeezes spaces (`VARCHAR (20)` → `varchar(20)`).
+pub fn normalize_type(t: &str) -> String {
+    let lower = t.to_lowercase();
+    let mut out = String::with_capacity(lower.len());
+    for part in lower.split_whitespace() {
+        if !out.is_empty() && !part.starts_with('(') && !out.ends_with('(') {
+            out.push(' ');
+        }
+        out.push_str(part);
+    }
+    out.replace(", ", ",")
+}
+
+fn index_columns(cols: &[ast::IndexColumn]) -> Vec<String> {
+    cols.iter()
+        .map(|c| match &c.column.expr {
+            Expr::Identifier(i) => ident(i),
+            other => other.to_string(),
+        })
+        .collect()
+}
+
+fn idents(v: &[ast::Ident]) -> Vec<String> {
+    v.iter().map(ident).collect()
+}
+
+fn column_def(c: &ast::ColumnDef) -> ColumnDef {
+    let mut out = ColumnDef {
+        name: ident(&c.name),
+        data_type: type_text(&c.data_type),
+        ..ColumnDef::default()
+    };
+    for opt in &c.options {
+        match &opt.option {
+            ColumnOption::NotNull => out.not_null = true,
+            ColumnOption::Default(e) => out.default = Some(e.to_string()),
+            ColumnOption::PrimaryKey(_) => {
+                out.primary_key = true;
+                out.not_null = true;
+            }
+            ColumnOption::Unique(_) => out.unique = true,
+            ColumnOption::Check(c) => out.check = Some(c.expr.to_string()),
+            ColumnOption::ForeignKey(fk) => {
+                out.references = Some(ForeignKeyRef {
+                    table: obj_name(&fk.foreign_table),
+                    columns: idents(&fk.referred_columns),
+                })
+            }
+            ColumnOption::Generated {
+                generation_expr,
+                generation_expr_mode,
+                ..
+            } => {
+                if generation_expr.is_some() {
+                    out.generated = Some(match generation_expr_mode {
+                        Some(ast::GeneratedExpressionMode::Virtual) => Generated::Virtual,
+                        Some(ast::GeneratedExpressionMode::Stored) => Generated::Stored,
+                        None => Generated::Virtual,
+                    });
+                } else {
+                    out.identity = true;
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn constraint(c: &TableConstraint) -> Option<(Option<String>, Constraint)> {
+    Some(match c {
+        TableConstraint::Check(c) => (
+            c.name.as_ref().map(ident),
+            Constraint::Check {
+                expr: c.expr.to_string(),
+            },
+        ),
+        TableConstraint::ForeignKey(fk) => (
+            fk.name.as_ref().map(ident),
+            Constraint::ForeignKey {
+                columns: idents(&fk.columns),
+                references: ForeignKeyRef {
+                    table: obj_name(&fk.foreign_table),
+                    columns: idents(&fk.referred_columns),
+                },
+            },
+        ),
+        TableConstraint::Unique(u) => (
+            u.name.as_ref().map(ident),
+            Constraint::Unique {
+                columns: index_columns(&u.columns),
+                using_index: None,
+            },
+        ),
+        TableConstraint::PrimaryKey(p) => (
+            p.name.as_ref().map(ident),
+            Constraint::PrimaryKey {
+                columns: index_columns(&p.columns),
+                using_index: None,
+            },
+        ),
+        TableConstraint::UniqueUsingIndex(u) => (
+            u.name.as_ref().map(ident),
+            Constraint::Unique {
+                columns: Vec::new(),
+                using_index: Some(ident(&u.index_name)),
+            },
+        ),
+        TableConstraint::PrimaryKeyUsingIndex(u) => (
+            u.name.as_ref().map(ident),
+            Constraint::PrimaryKey {
+                columns: Vec::new(),
+                using_index: Some(ident(&u.index_name)),
+            },
+        ),
+        TableConstraint::Exclude(e) => (e.name.as_ref().map(ident), Constraint::Exclude),
+        _ => return None,
+    })
+}
+
+fn table_factor_name(t: &ast::TableWithJoins) -> Option<ObjName> {
+    match &t.relation {
+        TableFactor::Table { name, .. } => Some(obj_name(name)),
+        _ => None,
+    }
+}
+
+/// Converts the sqlparser AST. `None` hands the statement to the recognizer.
+fn from_ast(stmt: &ast::Statement, toks: &[Tok]) -> Option<StmtKind> {
+    use ast::Statement as S;
+    Some(match stmt {
+        S::CreateTable(ct) => {
+            let mut columns = Vec::new();
+            let mut constraints = Vec::new();
+            for c in &ct.columns {
+                columns.push(column_def(c));
+            }
+            for c in &ct.constraints {
+                if let Some(c) = constraint(c) {
+                    constraints.push(c);
+                }
+            }
+            StmtKind::CreateTable {
+                name: obj_name(&ct.name),
+                partition_of: ct.partition_of.as_ref().map(obj_name),
+                columns,
+                constraints,
+                temporary: ct.temporary,
+            }
+        }
+        S::CreateIndex(ci) => StmtKind::CreateIndex {
+            name: ci.name.as_ref().map(|n| obj_name(n).name),
+            table: obj_name(&ci.table_name),
+            unique: ci.unique,
+            concurrently: ci.concurrently,
+            if_not_exists: ci.if_not_exists,
+            only: false,
+            columns: index_columns(&ci.columns),
+        },
+        S::AlterTable(at) => {
+            let table = obj_name(&at.name);
+            let spans = action_spans(toks, at.operations.len());
+            let mut actions = Vec::new();
+            for (op, span) in at.operations.iter().zip(spans) {
+                actions.push(Action {
+                    span,
+                    kind: action(op)?,
+                });
+            }
+            StmtKind::AlterTable { table, actions }
+        }
+        S::Drop {
+            object_type,
+            names,
+            cascade,
+            ..
+        } => {
+            let names = names.iter().map(obj_name).collect();
+            let kind = match object_type {
+                ObjectType::Index => {
+                    return Some(StmtKind::DropIndex {
+                        names,
+                        concurrently: false,
+                    })
+                }
+                ObjectType::Table => DropKind::Table,
+                ObjectType::View => DropKind::View,
+                ObjectType::MaterializedView => DropKind::MaterializedView,
+                ObjectType::Schema => DropKind::Schema,
+                ObjectType::Database => DropKind::Database,
+                ObjectType::Sequence => DropKind::Sequence,
+                ObjectType::Type => DropKind::Type,
+                _ => DropKind::Other,
+            };
+            StmtKind::Drop {
+                kind,
+                names,
+                cascade: *cascade,
+            }
+        }
+        S::Update(u) => StmtKind::Update {
+            table: table_factor_name(&u.table)?,
+            has_where: u.selection.is_some(),
+        },
+        S::Delete(d) => {
+            let from = match &d.from {
+                ast::FromTable::WithFromKeyword(v) | ast::FromTable::WithoutKeyword(v) => v,
+            };
+            StmtKind::Delete {
+                table: from.first().and_then(table_factor_name)?,
+                has_where: d.selection.is_some(),
+            }
+        }
+        S::Insert(i) => match &i.table {
+            ast::TableObject::TableName(n) => StmtKind::Insert { table: obj_name(n) },
+            _ => return None,
+        },
+        S::Query(_) => StmtKind::Query,
+        S::Copy { .. } => StmtKind::Copy,
+        S::StartTransaction { .. } => StmtKind::Begin,
+        S::Commit { .. } => StmtKind::Commit,
+        S::Rollback {
+            savepoint: None, ..
+        } => StmtKind::Rollback,
+        S::Set(ast::Set::SingleAssignment {
+            scope,
+            variable,
+            values,
+            ..
+        }) => StmtKind::Set {
+            name: obj_name(variable).name,
+            value: values
+                .iter()
+                .map(|v| match v {
+                    Expr::Value(v) => match &v.value {
+                        ast::Value::SingleQuotedString(s) => s.clone(),
+                        other => other.to_string(),
+                    },
+                    other => other.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            local: matches!(scope, Some(ast::ContextModifier::Local)),
+        },
+        S::Reset(r) => StmtKind::Reset {
+            name: match &r.reset {
+                ast::Reset::ConfigurationParameter(n) => Some(obj_name(n).name),
+                _ => None,
+            },
+        },
+        S::Lock(l) => StmtKind::Lock {
+            tables: l.tables.iter().map(|t| obj_name(&t.name)).collect(),
+            mode: l
+                .lock_mode
+                .as_ref()
+                .and_then(|m| LockMode::from_sql(&m.to_string().to_uppercase()))
+                .unwrap_or(LockMode::AccessExclusive),
+        },
+        S::Truncate(t) => StmtKind::Truncate {
+            tables: t.table_names.iter().map(|t| obj_name(&t.name)).collect(),
+            cascade: matches!(t.cascade, Some(ast::CascadeOption::Cascade)),
+        },
+        S::Vacuum(v) => StmtKind::Vacuum {
+            full: v.full,
+            tables: v.table_name.iter().map(obj_name).collect(),
+        },
+        S::Analyze(_) => StmtKind::Analyze,
+        S::AlterType(at) => match &at.operation {
+            ast::AlterTypeOperation::AddValue(_) => StmtKind::AlterTypeAddValue {
+                name: obj_name(&at.name),
+            },
+            _ => StmtKind::Other {
+                what: "ALTER TYPE".into(),
+            },
+        },
+        S::Comment { .. } => StmtKind::Comment,
+        S::CreateDatabase { .. } => StmtKind::CreateDatabase,
+        _ => return None,
+    })
+}
+
+/// Spans of the `n` comma-separated actions of an `ALTER TABLE` (whole statement if the
+/// token shape does not match).
+fn action_spans(toks: &[Tok], n: usize) -> Vec<Range<usize>> {
+    let whole = match (toks.first(), toks.last()) {
+        (Some(a), Some(b)) => a.span.start..b.span.end,
+        _ => 0..0,
+    };
+    let body_start = recognize::alter_table_body_start(toks);
+    let parts: Vec<&[Tok]> = match body_start {
+        Some(i) => split_top_level_commas(trim_semicolon(&toks[i..])),
+        None => Vec::new(),
+    };
+    if parts.len() == n && parts.iter().all(|p| !p.is_empty()) {
+        parts
+            .iter()
+            .map(|p| p[0].span.start..p[p.len() - 1].span.end)
+            .collect()
+    } else {
+        vec![whole; n]
+    }
+}
+
+pub(crate) fn trim_semicolon(toks: &[Tok]) -> &[Tok] {
+    match toks.last() {
+        Some(t) if t.is_punct(";") => &toks[..toks.len() - 1],
+        _ => toks,
+    }
+}
+
+fn action(op: &AlterTableOperation) -> Option<ActionKind> {
+    use AlterTableOperation as O;
+    Some(match op {
+        O::AddColumn {
+            column_def: def,
+            if_not_exists,
+            ..
+        } => ActionKind::AddColumn {
+            column: column_def(def),
+            if_not_exists: *if_not_exists,
+        },
+        O::AddConstraint {
+            constraint: c,
+            not_valid,
+        } => {
+            let (name, constraint) = constraint(c)?;
+            ActionKind::AddConstraint {
+                name,
+                constraint,
+                not_valid: *not_valid,
+            }
+        }
+        O::DropColumn { column_names, .. } => ActionKind::DropColumn {
+            names: idents(column_names),
+        },
+        O::DropConstraint { name, .. } => ActionKind::DropConstraint { name: ident(name) },
+        O::ValidateConstraint { name } => ActionKind::ValidateConstraint { name: ident(name) },
+        O::RenameColumn {
+            old_column_name,
+            new_column_name,
+        } => ActionKind::RenameColumn {
+            from: ident(old_column_name),
+            to: ident(new_column_name),
+        },
+        O::RenameTable { table_name } => ActionKind::RenameTable {
+            to: match table_name {
+                ast::RenameTableNameKind::As(n) | ast::RenameTableNameKind::To(n) => {
+                    obj_name(n).name
+                }
+            },
+        },
+        O::RenameConstraint { .. } => ActionKind::RenameConstraint,
+        O::AlterColumn { column_name, op } => {
+            let column = ident(column_name);
+            match op {
+                AlterColumnOperation::SetNotNull => ActionKind::SetNotNull { column },
+                AlterColumnOperation::DropNotNull => ActionKind::DropNotNull { column },
+                AlterColumnOperation::SetDefault { value } => ActionKind::SetDefault {
+                    column,
+                    expr: value.to_string(),
+                },
+                AlterColumnOperation::DropDefault => ActionKind::DropDefault { column },
+                AlterColumnOperation::SetDataType {
+                    data_type, using, ..
+                } => ActionKind::AlterColumnType {
+                    column,
+                    new_type: type_text(data_type),
+                    using: using.is_some(),
+                },
+                AlterColumnOperation::AddGenerated { .. } => ActionKind::AddIdentity { column },
+            }
+        }
+        O::SetLogged => ActionKind::SetLogged,
+        O::SetUnlogged => ActionKind::SetUnlogged,
+        O::SetOptionsParens { .. } => ActionKind::SetStorageParams,
+        O::EnableRowLevelSecurity
+        | O::DisableRowLevelSecurity
+        | O::ForceRowLevelSecurity
+        | O::NoForceRowLevelSecurity => ActionKind::RowLevelSecurity,
+        O::EnableTrigger { .. }
+        | O::DisableTrigger { .. }
+        | O::EnableAlwaysTrigger { .. }
+        | O::EnableReplicaTrigger { .. } => ActionKind::Trigger,
+        O::ReplicaIdentity { .. } => ActionKind::ReplicaIdentity,
+        O::OwnerTo { .. } => ActionKind::OwnerTo,
+        other => ActionKind::Other(other.to_string()),
+    })
+}

@@ -1,0 +1,404 @@
+//! Statement splitter: cuts a migration file into statements with exact byte spans.
+//!
+//! It understands everything that can hide a `;`: single- and double-quoted text, `E''`
+//! strings with backslash escapes, dollar quoting with tags, nested block comments, line
+//! comments, `BEGIN ATOMIC … END` function bodies, psql backslash lines and the data block
+//! that follows `COPY … FROM stdin` up to `\.`. It never fails: an unterminated construct
+//! ends the last statement at the end of the file and is reported on that statement.
+
+use std::ops::Range;
+
+/// One statement as found in the source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawStatement {
+    /// Byte span in the file, from the first token to the terminating `;` (inclusive) or
+    /// the last non-blank byte when the file ends without one.
+    pub span: Range<usize>,
+    /// Set when the statement runs into the end of the file inside a quote or comment.
+    pub unterminated: Option<Unterminated>,
+}
+
+/// An unterminated quote, comment or body: what it is and the byte offset where it opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unterminated {
+    pub what: String,
+    pub at: usize,
+}
+
+/// A comment outside any statement text or inside one (both matter for suppressions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Comment {
+    pub span: Range<usize>,
+}
+
+/// The result of splitting one file.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Split {
+    pub statements: Vec<RawStatement>,
+    pub comments: Vec<Comment>,
+    /// psql meta-command lines (`\set`, `\i`, …), not linted.
+    pub meta_lines: Vec<Range<usize>>,
+    /// `COPY … FROM stdin` data blocks, not linted.
+    pub copy_data: Vec<Range<usize>>,
+}
+
+fn is_ident_start(b: u8) -> bool {
+    b.is_ascii_alphabetic() || b == b'_' || b >= 0x80
+}
+
+fn is_ident_char(b: u8) -> bool {
+    is_ident_start(b) || b.is_ascii_digit() || b == b'$'
+}
+
+/// Tracks the first words of the current statement and `BEGIN ATOMIC` nesting.
+#[derive(Default)]
+struct WordState {
+    first: Vec<String>,
+    /// `CREATE [OR REPLACE] FUNCTION|PROCEDURE`: its body may be `BEGIN ATOMIC … END`.
+    routine: bool,
+    atomic_depth: u32,
+    prev_begin: bool,
+}
+
+impl WordState {
+    fn word(&mut self, w: &str) {
+        if self.first.len() < 4 {
+            self.first.push(w.to_ascii_uppercase());
+            let f: Vec<&str> = self.first.iter().map(String::as_str).collect();
+            self.routine = matches!(
+                f.as_slice(),
+                ["CREATE", "FUNCTION" | "PROCEDURE", ..]
+                    | ["CREATE", "OR", "REPLACE", "FUNCTION" | "PROCEDURE"]
+            );
+        }
+        if !self.routine {
+            return;
+        }
+        let opens_atomic = self.prev_begin && w.eq_ignore_ascii_case("ATOMIC");
+        let opens_case = self.atomic_depth > 0 && w.eq_ignore_ascii_case("CASE");
+        if opens_atomic || opens_case {
+            self.atomic_depth += 1;
+        } else if self.atomic_depth > 0 && w.eq_ignore_ascii_case("END") {
+            self.atomic_depth -= 1;
+        }
+        self.prev_begin = w.eq_ignore_ascii_case("BEGIN");
+    }
+
+    fn is_copy_from_stdin(words: &[&str]) -> bool {
+        words
+            .first()
+            .is_some_and(|w| w.eq_ignore_ascii_case("COPY"))
+            && words
+                .windows(2)
+                .any(|p| p[0].eq_ignore_ascii_case("FROM") && p[1].eq_ignore_ascii_case("STDIN"))
+    }
+}
+
+/// Splits `src` into statements, comments, psql meta lines and COPY data.
+pub fn split(src: &str) -> Split {
+    let b = src.as_bytes();
+    let n = b.len();
+    let mut out = Split::default();
+    let mut i = 0;
+    let mut start: Option<usize> = None;
+    let mut words = WordState::default();
+    let mut stmt_words: Vec<Range<usize>> = Vec::new();
+
+    // Closes the current statement at `end` (exclusive).
+    macro_rules! finish {
+        ($end:expr, $unterminated:expr) => {{
+            if let Some(s) = start.take() {
+                out.statements.push(RawStatement {
+                    span: s..$end,
+                    unterminated: $unterminated,
+                });
+            }
+            words = WordState::default();
+            stmt_words.clear();
+        }};
+    }
+
+    while i < n {
+        let c = b[i];
+        match c {
+            b' ' | b'\t' | b'\n' | b'\r' | 0x0c => i += 1,
+            b'-' if b.get(i + 1) == Some(&b'-') => {
+                let end = memchr_nl(b, i);
+                out.comments.push(Comment { span: i..end });
+                i = end;
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                let begin = i;
+                let mut depth = 1u32;
+                i += 2;
+                while i < n && depth > 0 {
+                    if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
+                        depth += 1;
+                        i += 2;
+                    } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
+                        depth -= 1;
+                        i += 2;
+                    } else {
+                        i += 1;
+                    }
+                }
+                out.comments.push(Comment { span: begin..i });
+                if depth > 0 {
+                    let s = start.unwrap_or(begin);
+                    start = Some(s);
+                    finish!(
+                        trim_end(b, s, n),
+                        Some(Unterminated {
+                            what: "block comment".into(),
+                            at: begin
+                        })
+                    );
+                }
+            }
+            b'\\' => {
+                // psql meta-command: runs to the end of the line and ends any open statement.
+                if let Some(s) = start {
+                    finish!(trim_end(b, s, i), None);
+                }
+                let end = memchr_nl(b, i);
+                out.meta_lines.push(i..end);
+                i = end;
+            }
+            b';' => {
+                start.get_or_insert(i);
+                i += 1;
+                if words.atomic_depth == 0 {
+                    let ws: Vec<&str> = stmt_words.iter().map(|r| &src[r.clone()]).collect();
+                    let copy = WordState::is_copy_from_stdin(&ws);
+                    finish!(i, None);
+                    if copy {
+                        i = skip_copy_data(b, i, &mut out.copy_data);
+                    }
+                }
+            }
+            b'\'' | b'"' => {
+                start.get_or_insert(i);
+                let escapes = c == b'\''
+                    && i > 0
+                    && (b[i - 1] == b'E' || b[i - 1] == b'e')
+                    && (i < 2 || !is_ident_char(b[i - 2]));
+                match skip_quoted(b, i, c, escapes) {
+                    Ok(end) => i = end,
+                    Err(()) => {
+                        let what = if c == b'"' {
+                            "quoted identifier"
+                        } else {
+                            "string"
+                        };
+                        let s = start.unwrap_or(i);
+                        finish!(
+                            trim_end(b, s, n),
+                            Some(Unterminated {
+                                what: what.into(),
+                                at: i
+                            })
+                        );
+                        i = n;
+                    }
+                }
+            }
+            b'$' if i == 0 || !is_ident_char(b[i - 1]) => {
+                start.get_or_insert(i);
+                match dollar_tag(b, i) {
+                    Some(tag_end) => {
+                        let tag = &b[i..tag_end];
+                        match find(b, tag_end, tag) {
+                            Some(close) => i = close + tag.len(),
+                            None => {
+                                let s = start.unwrap_or(i);
+                                let tag = String::from_utf8_lossy(tag).into_owned();
+                                let what = format!("dollar-quoted string `{tag}`");
+                                finish!(trim_end(b, s, n), Some(Unterminated { what, at: i }));
+                                i = n;
+                            }
+                        }
+                    }
+                    None => i += 1,
+                }
+            }
+            _ if is_ident_start(c) => {
+                start.get_or_insert(i);
+                let ws = i;
+                while i < n && is_ident_char(b[i]) {
+                    i += 1;
+                }
+                let w = &src[ws..i];
+                words.word(w);
+                if stmt_words.len() < 64 {
+                    stmt_words.push(ws..i);
+                }
+            }
+            _ => {
+                start.get_or_insert(i);
+                i += 1;
+            }
+        }
+    }
+    if let Some(s) = start {
+        let unterminated = (words.atomic_depth > 0).then(|| Unterminated {
+            what: "`BEGIN ATOMIC` body (missing `END`)".into(),
+            at: s,
+        });
+        out.statements.push(RawStatement {
+            span: s..trim_end(b, s, n),
+            unterminated,
+        });
+    }
+    out
+}
+
+fn memchr_nl(b: &[u8], from: usize) -> usize {
+    b[from..]
+        .iter()
+        .position(|&x| x == b'\n')
+        .map_or(b.len(), |p| from + p)
+}
+
+/// End of the statement text: strips trailing whitespace and comments before `end`.
+fn trim_end(b: &[u8], start: usize, end: usize) -> usize {
+    let mut e = end;
+    while e > start && b[e - 1].is_ascii_whitespace() {
+        e -= 1;
+    }
+    e.max(start + 1).min(b.len())
+}
+
+fn skip_quoted(b: &[u8], open: usize, q: u8, escapes: bool) -> Result<usize, ()> {
+    let mut i = open + 1;
+    while i < b.len() {
+        let c = b[i];
+        if escapes && c == b'\\' {
+            i += 2;
+            continue;
+        }
+        if c == q {
+            if b.get(i + 1) == Some(&q) {
+                i += 2;
+                continue;
+            }
+            return Ok(i + 1);
+        }
+        i += 1;
+    }
+    Err(())
+}
+
+/// If a dollar-quote opening tag starts at `i`, returns the index just past it.
+fn dollar_tag(b: &[u8], i: usize) -> Option<usize> {
+    let mut j = i + 1;
+    if b.get(j) == Some(&b'$') {
+        return Some(j + 1);
+    }
+    if !b.get(j).is_some_and(|&c| is_ident_start(c)) {
+        return None;
+    }
+    while j < b.len() && (is_ident_start(b[j]) || b[j].is_ascii_digit()) {
+        j += 1;
+    }
+    (b.get(j) == Some(&b'$')).then_some(j + 1)
+}
+
+fn find(hay: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() || from > hay.len() {
+        return None;
+    }
+    hay[from..]
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|p| from + p)
+}
+
+/// Skips the data lines after `COPY … FROM stdin;` up to and including the `\.` line.
+fn skip_copy_data(b: &[u8], after_semicolon: usize, data: &mut Vec<Range<usize>>) -> usize {
+    // Data begins on the line after the statement.
+    let first = memchr_nl(b, after_semicolon);
+    if first >= b.len() {
+        return b.len();
+    }
+    let begin = first + 1;
+    let mut line = begin;
+    while line < b.len() {
+        let end = memchr_nl(b, line);
+        let text = &b[line..end];
+        let text = text.strip_suffix(b"\r").unwrap_or(text);
+        if text == b"\\." {
+            data.push(begin..line);
+            return end;
+        }
+        line = end + 1;
+    }
+    data.push(begin..b.len());
+    b.len()
+}
+
+/// Maps byte offsets to 1-based line and column (columns count characters).
+#[derive(Debug, Clone)]
+pub struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    pub fn new(src: &str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(
+            src.bytes()
+                .enumerate()
+                .filter(|&(_, c)| c == b'\n')
+                .map(|(i, _)| i + 1),
+        );
+        LineIndex { starts }
+    }
+
+    /// 1-based line of a byte offset.
+    pub fn line(&self, offset: usize) -> usize {
+        match self.starts.binary_search(&offset) {
+            Ok(l) => l + 1,
+            Err(l) => l,
+        }
+    }
+
+    /// 1-based (line, column) of a byte offset; the column counts characters.
+    pub fn line_col(&self, src: &str, offset: usize) -> (usize, usize) {
+        let line = self.line(offset);
+        let start = self.starts[line - 1];
+        let offset = floor_char_boundary(src, offset.min(src.len()));
+        let col = src.get(start..offset).map_or(0, |s| s.chars().count()) + 1;
+        (line, col)
+    }
+
+    /// Byte offset where a 1-based line starts.
+    pub fn line_start(&self, line: usize) -> usize {
+        self.starts
+            .get(line.saturating_sub(1))
+            .copied()
+            .unwrap_or(usize::MAX)
+    }
+
+    /// Byte range of a 1-based line, without its newline.
+    pub fn line_range(&self, src: &str, line: usize) -> Range<usize> {
+        let start = self.line_start(line).min(src.len());
+        let end = self.starts.get(line).map_or(src.len(), |&s| s - 1);
+        let end = if end > start && src.as_bytes().get(end - 1) == Some(&b'\r') {
+            end - 1
+        } else {
+            end
+        };
+        start..end.max(start)
+    }
+
+    pub fn line_count(&self) -> usize {
+        self.starts.len()
+    }
+}
+
+pub(crate) fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}

@@ -1,0 +1,170 @@
+//! Tokens of one statement with byte spans in the file, built on sqlparser's tokenizer.
+
+use std::ops::Range;
+
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
+
+/// One significant token (whitespace and comments dropped).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tok {
+    /// Byte span in the file.
+    pub span: Range<usize>,
+    pub kind: TokKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokKind {
+    /// A keyword or identifier. `upper` is the unquoted word upper-cased (empty for quoted
+    /// identifiers, which never match keywords); `value` is the identifier as PostgreSQL
+    /// sees it (folded to lower case unless quoted).
+    Word {
+        upper: String,
+        value: String,
+        quoted: bool,
+    },
+    Number(String),
+    /// A string literal's content.
+    Str(String),
+    /// Any other token, as written (`(`, `)`, `,`, `::`, `=`, `.` …).
+    Punct(String),
+}
+
+impl Tok {
+    /// True if this token is the (unquoted) keyword `kw` (upper case).
+    pub fn is(&self, kw: &str) -> bool {
+        matches!(&self.kind, TokKind::Word { upper, .. } if upper == kw)
+    }
+
+    pub fn is_punct(&self, p: &str) -> bool {
+        matches!(&self.kind, TokKind::Punct(s) if s == p)
+    }
+
+    /// The identifier value of a word token.
+    pub fn ident(&self) -> Option<&str> {
+        match &self.kind {
+            TokKind::Word { value, .. } => Some(value),
+            _ => None,
+        }
+    }
+}
+
+/// The tokens of a statement, plus the raw sqlparser tokens for the parser.
+pub struct Tokenized {
+    pub toks: Vec<Tok>,
+    pub raw: Vec<TokenWithSpan>,
+}
+
+/// Tokenizes the statement `text`, which starts at byte `base` of the file.
+pub fn tokenize(text: &str, base: usize) -> Result<Tokenized, String> {
+    let dialect = PostgreSqlDialect {};
+    let raw = Tokenizer::new(&dialect, text)
+        .with_unescape(true)
+        .tokenize_with_location()
+        .map_err(|e| e.to_string())?;
+    let map = OffsetMap::new(text);
+    let mut toks = Vec::with_capacity(raw.len());
+    for t in &raw {
+        let kind = match &t.token {
+            Token::Whitespace(_) | Token::EOF => continue,
+            Token::Word(w) => {
+                let quoted = w.quote_style.is_some();
+                TokKind::Word {
+                    upper: if quoted {
+                        String::new()
+                    } else {
+                        w.value.to_ascii_uppercase()
+                    },
+                    value: if quoted {
+                        w.value.clone()
+                    } else {
+                        w.value.to_lowercase()
+                    },
+                    quoted,
+                }
+            }
+            Token::Number(n, _) => TokKind::Number(n.clone()),
+            Token::SingleQuotedString(s)
+            | Token::EscapedStringLiteral(s)
+            | Token::NationalStringLiteral(s)
+            | Token::UnicodeStringLiteral(s) => TokKind::Str(s.clone()),
+            Token::DollarQuotedString(d) => TokKind::Str(d.value.clone()),
+            other => TokKind::Punct(other.to_string()),
+        };
+        let start = map.offset(t.span.start.line, t.span.start.column);
+        let end = map.offset(t.span.end.line, t.span.end.column).max(start);
+        toks.push(Tok {
+            span: base + start..base + end,
+            kind,
+        });
+    }
+    Ok(Tokenized { toks, raw })
+}
+
+/// Converts sqlparser's 1-based (line, column-in-characters) locations to byte offsets.
+struct OffsetMap<'a> {
+    text: &'a str,
+    starts: Vec<usize>,
+    ascii: bool,
+}
+
+impl<'a> OffsetMap<'a> {
+    fn new(text: &'a str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(
+            text.bytes()
+                .enumerate()
+                .filter(|&(_, c)| c == b'\n')
+                .map(|(i, _)| i + 1),
+        );
+        OffsetMap {
+            text,
+            starts,
+            ascii: text.is_ascii(),
+        }
+    }
+
+    fn offset(&self, line: u64, column: u64) -> usize {
+        let Some(&start) = self.starts.get((line as usize).saturating_sub(1)) else {
+            return self.text.len();
+        };
+        let col = (column as usize).saturating_sub(1);
+        if self.ascii {
+            return (start + col).min(self.text.len());
+        }
+        self.text[start..]
+            .char_indices()
+            .nth(col)
+            .map_or(self.text.len(), |(i, _)| start + i)
+    }
+}
+
+/// Splits `toks` at top-level commas (outside parentheses/brackets).
+pub fn split_top_level_commas(toks: &[Tok]) -> Vec<&[Tok]> {
+    let mut parts = Vec::new();
+    let mut depth = 0i32;
+    let mut from = 0;
+    for (i, t) in toks.iter().enumerate() {
+        if let TokKind::Punct(p) = &t.kind {
+            match p.as_str() {
+                "(" | "[" => depth += 1,
+                ")" | "]" => depth -= 1,
+                "," if depth == 0 => {
+                    parts.push(&toks[from..i]);
+                    from = i + 1;
+                }
+                _ => {}
+            }
+        }
+    }
+    parts.push(&toks[from..]);
+    parts
+}
+
+/// Index of the first token that starts the keyword sequence `kws`.
+pub fn find_seq(toks: &[Tok], kws: &[&str]) -> Option<usize> {
+    if kws.is_empty() || toks.len() < kws.len() {
+        return None;
+    }
+    (0..=toks.len() - kws.len()).find(|&i| kws.iter().enumerate().all(|(j, k)| toks[i + j].is(k)))
+}
