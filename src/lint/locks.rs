@@ -206,7 +206,7 @@ fn called_functions(expr: &str) -> Vec<String> {
                     j += 1;
                 }
                 // A cast target (`::type(…)`) is not a call.
-                let is_cast = s >= 2 && &expr[s - 2..s] == "::";
+                let is_cast = s >= 2 && &b[s - 2..s] == b"::";
                 if b.get(j) == Some(&b'(') && !is_cast {
                     let name = word.rsplit('.').next().unwrap_or(word);
                     out.push(name.trim_matches('"').to_ascii_lowercase());

@@ -63,7 +63,7 @@ fn check(cx: &mut Checker) {
     cx.report(
         cx.stmt.head_span(),
         format!(
-            "{} on {target} is requested without a lock_timeout{why}: while it waits, all queries on the table queue behind it",
+            "requests {} on {target} without a lock_timeout{why}: while it waits, all queries on the table queue behind it",
             lock.mode
         ),
         "start the migration with `SET lock_timeout = '2s';` and retry when it times out",
