@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
-use crate::lint::{lint_source, Diagnostic, LintOptions};
+use crate::lint::catalog::Catalog;
+use crate::lint::{check, prepare, Diagnostic, LintOptions, Prepared, StatementLocks};
 
 /// One input to lint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +40,8 @@ pub struct FileReport {
     pub source: String,
     pub statements: usize,
     pub diagnostics: Vec<Diagnostic>,
+    /// Lock prediction per statement.
+    pub locks: Vec<StatementLocks>,
     pub problem: Option<FileProblem>,
 }
 
@@ -241,7 +244,15 @@ pub fn decode(bytes: Vec<u8>) -> (Option<String>, Option<FileProblem>) {
     }
 }
 
-fn lint_input(input: &Input, opts: &LintOptions) -> FileReport {
+/// A file read and parsed, waiting for the ordered check.
+struct Loaded {
+    path: String,
+    source: String,
+    problem: Option<FileProblem>,
+    prepared: Option<Prepared>,
+}
+
+fn load(input: &Input) -> Loaded {
     let bytes = match input {
         Input::File { path, .. } => std::fs::read(path).map_err(|e| io_message(&e)),
         Input::Stdin { text, .. } => Ok(text.clone()),
@@ -257,44 +268,33 @@ fn lint_input(input: &Input, opts: &LintOptions) -> FileReport {
             }),
         ),
     };
-    let Some(source) = text else {
-        return FileReport {
-            path,
-            source: String::new(),
-            statements: 0,
-            diagnostics: Vec::new(),
-            problem,
-        };
-    };
-    let result = lint_source(&source, opts);
-    FileReport {
+    let prepared = text.as_deref().map(prepare);
+    Loaded {
         path,
-        source,
-        statements: result.statements,
-        diagnostics: result.diagnostics,
+        source: text.unwrap_or_default(),
         problem,
+        prepared,
     }
 }
 
-/// Lints every input on all cores; the reports come back in input order.
-pub fn lint_all(inputs: &[Input], opts: &LintOptions) -> Vec<FileReport> {
+/// Maps `f` over `items` on all cores; results come back in input order.
+fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
-        .min(inputs.len().max(1));
+        .min(items.len());
     if workers <= 1 {
-        return inputs.iter().map(|i| lint_input(i, opts)).collect();
+        return items.iter().map(f).collect();
     }
     let next = AtomicUsize::new(0);
-    let mut slots: Vec<Option<FileReport>> = vec![None; inputs.len()];
-    let results: Vec<Vec<(usize, FileReport)>> = std::thread::scope(|s| {
+    let parts: Vec<Vec<(usize, R)>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
                 s.spawn(|| {
                     let mut mine = Vec::new();
                     loop {
                         let i = next.fetch_add(1, AtomicOrdering::Relaxed);
-                        let Some(input) = inputs.get(i) else { break };
-                        mine.push((i, lint_input(input, opts)));
+                        let Some(item) = items.get(i) else { break };
+                        mine.push((i, f(item)));
                     }
                     mine
                 })
@@ -302,26 +302,47 @@ pub fn lint_all(inputs: &[Input], opts: &LintOptions) -> Vec<FileReport> {
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_default())
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
             .collect()
     });
-    for (i, r) in results.into_iter().flatten() {
-        slots[i] = Some(r);
-    }
-    slots
-        .into_iter()
-        .zip(inputs)
-        .map(|(r, input)| {
-            r.unwrap_or_else(|| FileReport {
-                path: input.display().to_string(),
-                source: String::new(),
+    let mut all: Vec<(usize, R)> = parts.into_iter().flatten().collect();
+    all.sort_by_key(|(i, _)| *i);
+    all.into_iter().map(|(_, r)| r).collect()
+}
+
+/// Lints every input: reading and parsing run on all cores, then the rules run in input
+/// (migration) order so each file sees the schema replayed from the files before it.
+pub fn lint_all(inputs: &[Input], opts: &LintOptions) -> Vec<FileReport> {
+    let loaded = parallel_map(inputs, load);
+    let mut catalog = Catalog::default();
+    let mut reports = Vec::with_capacity(loaded.len());
+    for l in loaded {
+        let (result, next) = match l.prepared {
+            Some(p) => {
+                let (r, c) = check(&l.source, p, opts, catalog);
+                (Some(r), c)
+            }
+            None => (None, catalog),
+        };
+        catalog = next;
+        reports.push(match result {
+            Some(r) => FileReport {
+                path: l.path,
+                source: l.source,
+                statements: r.statements,
+                diagnostics: r.diagnostics,
+                locks: r.locks,
+                problem: l.problem,
+            },
+            None => FileReport {
+                path: l.path,
+                source: l.source,
                 statements: 0,
                 diagnostics: Vec::new(),
-                problem: Some(FileProblem {
-                    fatal: true,
-                    message: "internal error while linting this file".into(),
-                }),
-            })
-        })
-        .collect()
+                locks: Vec::new(),
+                problem: l.problem,
+            },
+        });
+    }
+    reports
 }

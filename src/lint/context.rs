@@ -1,11 +1,12 @@
 //! Per-file facts the rules consult: transaction state, tables created in this file,
 //! whether a lock_timeout is in force, helper CHECK constraints, target version.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
+use super::catalog::Catalog;
 use super::locks;
 use super::LintOptions;
-use crate::sql::ir::{ActionKind, Constraint, ObjName, StmtKind};
+use crate::sql::ir::{ActionKind, ObjName, StmtKind};
 use crate::sql::parse::Statement;
 
 /// State of `lock_timeout` as the file has set it.
@@ -29,12 +30,27 @@ pub struct FileContext {
     local_timeout: Option<LockTimeout>,
     /// Tables created earlier in this file (empty when the migration runs).
     created: HashSet<String>,
-    /// `(table, constraint)` → column of a `CHECK (col IS NOT NULL)` added `NOT VALID`.
-    pending_not_null_checks: HashMap<(String, String), String>,
-    /// `(table, column)` pairs with a validated `CHECK (col IS NOT NULL)`.
-    valid_not_null_checks: HashSet<(String, String)>,
     /// A statement already took a conflicting lock without a lock_timeout.
     pub unguarded_lock_seen: bool,
+    /// Schema known from earlier files and earlier statements of this file.
+    pub catalog: Catalog,
+    /// The current transaction: explicit `BEGIN … COMMIT`, the whole file when the tool
+    /// wraps it, or else the single statement.
+    pub tx: TxState,
+}
+
+/// Facts about the transaction the next statement runs in.
+#[derive(Debug, Clone, Default)]
+pub struct TxState {
+    /// An existing table locked ACCESS EXCLUSIVE earlier in this transaction, and the
+    /// 1-based line of that statement.
+    pub access_exclusive: Option<(ObjName, usize)>,
+    /// `(table, constraint)` added `NOT VALID` earlier in this transaction.
+    pub not_valid: HashSet<(String, String)>,
+    /// Tables changed by DDL earlier in this transaction.
+    pub ddl_tables: HashSet<String>,
+    /// Statements run so far in this transaction.
+    pub statements: usize,
 }
 
 fn key(n: &ObjName) -> String {
@@ -43,6 +59,10 @@ fn key(n: &ObjName) -> String {
 
 impl FileContext {
     pub fn new(opts: &LintOptions) -> Self {
+        Self::with_catalog(opts, Catalog::default())
+    }
+
+    pub fn with_catalog(opts: &LintOptions, catalog: Catalog) -> Self {
         FileContext {
             pg_version: opts.pg_version,
             implicit_transaction: opts.assume_in_transaction,
@@ -51,9 +71,9 @@ impl FileContext {
             session_timeout: LockTimeout::Unset,
             local_timeout: None,
             created: HashSet::new(),
-            pending_not_null_checks: HashMap::new(),
-            valid_not_null_checks: HashSet::new(),
             unguarded_lock_seen: false,
+            catalog,
+            tx: TxState::default(),
         }
     }
 
@@ -83,22 +103,25 @@ impl FileContext {
 
     /// A validated `CHECK (col IS NOT NULL)` exists on `table.column`.
     pub fn has_valid_not_null_check(&self, table: &ObjName, column: &str) -> bool {
-        self.valid_not_null_checks
-            .contains(&(key(table), column.to_string()))
+        self.catalog
+            .table(table)
+            .is_some_and(|t| t.has_valid_not_null_check(column))
     }
 
-    /// Updates the context with the effects of `st` (called after the rules ran on it).
-    pub fn apply(&mut self, st: &Statement) {
-        if !self.unguarded_lock_seen && !self.has_effective_lock_timeout() {
-            let report = locks::predict(st, self);
-            if report
+    /// Updates the context with the effects of `st` (called after the rules ran on it);
+    /// `line` is the statement's first line.
+    pub fn apply(&mut self, st: &Statement, report: &locks::LockReport, line: usize) {
+        if !self.unguarded_lock_seen
+            && !self.has_effective_lock_timeout()
+            && report
                 .locks
                 .iter()
-                .any(|l| l.mode.blocks_writes() && !self.is_new_table(&l.table))
-            {
-                self.unguarded_lock_seen = true;
-            }
+                .any(|l| l.mode.blocks_writes() && (l.via_index || !self.is_new_table(&l.table)))
+        {
+            self.unguarded_lock_seen = true;
         }
+        self.track_transaction(st, report, line);
+        self.catalog.apply(st);
         match &st.kind {
             StmtKind::Begin => self.explicit_transaction = true,
             StmtKind::Commit | StmtKind::Rollback => {
@@ -134,36 +157,58 @@ impl FileContext {
         }
     }
 
-    fn apply_action(&mut self, table: &ObjName, a: &ActionKind) {
-        match a {
-            ActionKind::AddConstraint {
-                name,
-                constraint: Constraint::Check { expr },
-                not_valid,
-            } => {
-                if let Some(col) = not_null_check_column(expr) {
-                    if *not_valid {
-                        if let Some(n) = name {
-                            self.pending_not_null_checks
-                                .insert((key(table), n.clone()), col);
-                        }
-                    } else {
-                        self.valid_not_null_checks.insert((key(table), col));
+    fn track_transaction(&mut self, st: &Statement, report: &locks::LockReport, line: usize) {
+        match &st.kind {
+            StmtKind::Begin => {
+                self.tx = TxState::default();
+                return;
+            }
+            StmtKind::Commit | StmtKind::Rollback => {
+                self.tx = TxState::default();
+                return;
+            }
+            _ => {}
+        }
+        if !self.in_transaction() {
+            // Autocommit: every statement is its own transaction.
+            self.tx = TxState::default();
+            return;
+        }
+        self.tx.statements += 1;
+        if self.tx.access_exclusive.is_none() {
+            if let Some(l) = report.locks.iter().find(|l| {
+                l.mode == crate::sql::ir::LockMode::AccessExclusive
+                    && (l.via_index || !self.is_new_table(&l.table))
+            }) {
+                self.tx.access_exclusive = Some((l.table.clone(), line));
+            }
+        }
+        match &st.kind {
+            StmtKind::AlterTable { table, actions } => {
+                self.tx.ddl_tables.insert(key(table));
+                for a in actions {
+                    if let ActionKind::AddConstraint {
+                        name: Some(n),
+                        not_valid: true,
+                        ..
+                    } = &a.kind
+                    {
+                        self.tx.not_valid.insert((key(table), n.clone()));
                     }
                 }
             }
-            ActionKind::ValidateConstraint { name } => {
-                if let Some(col) = self
-                    .pending_not_null_checks
-                    .remove(&(key(table), name.clone()))
-                {
-                    self.valid_not_null_checks.insert((key(table), col));
-                }
-            }
-            ActionKind::RenameTable { to } if self.created.remove(&key(table)) => {
-                self.created.insert(to.clone());
+            StmtKind::CreateIndex { table, .. } | StmtKind::CreateTrigger { table } => {
+                self.tx.ddl_tables.insert(key(table));
             }
             _ => {}
+        }
+    }
+
+    fn apply_action(&mut self, table: &ObjName, a: &ActionKind) {
+        if let ActionKind::RenameTable { to } = a {
+            if self.created.remove(&key(table)) {
+                self.created.insert(to.clone());
+            }
         }
     }
 }

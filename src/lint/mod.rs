@@ -1,5 +1,6 @@
 //! The linter: file text → statements → per-file context → rules → diagnostics.
 
+pub mod catalog;
 pub mod context;
 pub mod locks;
 pub mod rules;
@@ -11,8 +12,10 @@ use std::ops::Range;
 use serde::Serialize;
 
 use crate::sql::parse::{analyze, Statement};
-use crate::sql::{split, LineIndex};
+use crate::sql::{split, LineIndex, Split};
+use catalog::Catalog;
 use context::FileContext;
+use locks::LockReport;
 use rules::{Checker, RULES};
 
 /// How serious a finding is.
@@ -101,19 +104,44 @@ impl LintOptions {
     }
 }
 
+/// The predicted effect of one statement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatementLocks {
+    pub line: usize,
+    pub end_line: usize,
+    /// The statement's first words (`ALTER TABLE`), for display.
+    pub kind: String,
+    #[serde(flatten)]
+    pub report: LockReport,
+}
+
 /// The result of linting one file's text.
 #[derive(Debug, Clone)]
 pub struct FileResult {
     pub statements: usize,
     pub diagnostics: Vec<Diagnostic>,
+    /// Lock prediction per statement, in file order.
+    pub locks: Vec<StatementLocks>,
 }
 
-/// Lints one file's text.
+/// A file split and parsed, ready to be checked. Preparing is the expensive part and runs
+/// in parallel; checking runs in migration order because of schema replay.
+#[derive(Debug)]
+pub struct Prepared {
+    split: Split,
+    index: LineIndex,
+    statements: Vec<Statement>,
+}
+
+/// Lints one file's text on its own (no schema from earlier files).
 pub fn lint_source(src: &str, opts: &LintOptions) -> FileResult {
+    check(src, prepare(src), opts, Catalog::default()).0
+}
+
+/// Splits and parses a file.
+pub fn prepare(src: &str) -> Prepared {
     let split = split(src);
     let index = LineIndex::new(src);
-    let mut ctx = FileContext::new(opts);
-    let mut diagnostics = Vec::new();
     let statements: Vec<Statement> = split
         .statements
         .iter()
@@ -128,20 +156,50 @@ pub fn lint_source(src: &str, opts: &LintOptions) -> FileResult {
             st
         })
         .collect();
+    Prepared {
+        split,
+        index,
+        statements,
+    }
+}
 
+/// Runs the rules over a prepared file, starting from `catalog` (the schema replayed from
+/// earlier files), and returns the findings with the catalog after this file.
+pub fn check(
+    src: &str,
+    prepared: Prepared,
+    opts: &LintOptions,
+    catalog: Catalog,
+) -> (FileResult, Catalog) {
+    let Prepared {
+        split,
+        index,
+        statements,
+    } = prepared;
+    let mut ctx = FileContext::with_catalog(opts, catalog);
+    let mut diagnostics = Vec::new();
+    let mut locks = Vec::with_capacity(statements.len());
     let mut raw_findings = Vec::new();
     for (i, st) in statements.iter().enumerate() {
+        let report = locks::predict(st, &ctx);
         for (ri, rule) in RULES.iter().enumerate() {
             let Some(severity) = opts.severities.get(ri).copied().flatten() else {
                 continue;
             };
-            let mut checker = Checker::new(&ctx, st, src);
+            let mut checker = Checker::new(&ctx, st, src, &report);
             (rule.check)(&mut checker);
             for f in checker.into_findings() {
                 raw_findings.push((i, rule, severity, f));
             }
         }
-        ctx.apply(st);
+        let line = index.line(st.span.start);
+        ctx.apply(st, &report, line);
+        locks.push(StatementLocks {
+            line,
+            end_line: index.line(st.span.end.saturating_sub(1).max(st.span.start)),
+            kind: crate::sql::parse::leading_words(&st.toks),
+            report,
+        });
     }
 
     let mut sup = suppress::Suppressions::collect(src, &split, &statements, &index);
@@ -181,10 +239,12 @@ pub fn lint_source(src: &str, opts: &LintOptions) -> FileResult {
         }
     }
     diagnostics.sort_by_key(|d| (d.span.start, d.span.end));
-    FileResult {
+    let result = FileResult {
         statements: statements.len(),
         diagnostics,
-    }
+        locks,
+    };
+    (result, ctx.catalog)
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -1,6 +1,5 @@
 use super::{Checker, Rule};
 use crate::lint::context::LockTimeout;
-use crate::lint::locks::predict;
 use crate::lint::Severity;
 
 pub const RULE: Rule = Rule {
@@ -39,8 +38,8 @@ fn check(cx: &mut Checker) {
     if cx.ctx.unguarded_lock_seen || cx.ctx.has_effective_lock_timeout() {
         return;
     }
-    let report = predict(cx.stmt, cx.ctx);
-    let Some(lock) = report
+    let Some(lock) = cx
+        .locks
         .locks
         .iter()
         .filter(|l| l.mode.blocks_writes() && (l.via_index || !cx.ctx.is_new_table(&l.table)))

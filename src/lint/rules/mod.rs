@@ -14,6 +14,7 @@ pub mod unused_ignore;
 use std::ops::Range;
 
 use super::context::FileContext;
+use super::locks::LockReport;
 use super::Severity;
 use crate::sql::parse::Statement;
 
@@ -47,15 +48,23 @@ pub struct Checker<'a> {
     pub ctx: &'a FileContext,
     pub stmt: &'a Statement,
     pub src: &'a str,
+    /// The lock model's prediction for this statement.
+    pub locks: &'a LockReport,
     findings: Vec<Finding>,
 }
 
 impl<'a> Checker<'a> {
-    pub fn new(ctx: &'a FileContext, stmt: &'a Statement, src: &'a str) -> Self {
+    pub fn new(
+        ctx: &'a FileContext,
+        stmt: &'a Statement,
+        src: &'a str,
+        locks: &'a LockReport,
+    ) -> Self {
         Checker {
             ctx,
             stmt,
             src,
+            locks,
             findings: Vec::new(),
         }
     }
