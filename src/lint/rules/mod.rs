@@ -1,15 +1,46 @@
 //! Lint rules: one file per rule, listed once in [`registry`].
 
 pub mod add_check_validating;
+pub mod add_column_generated_stored;
+pub mod add_column_serial;
 pub mod add_column_volatile_default;
+pub mod add_enum_value_in_transaction;
+pub mod add_exclusion_constraint;
 pub mod add_foreign_key_validating;
+pub mod add_unique_constraint_locking;
+pub mod alter_column_type_rewrite;
+pub mod attach_partition_scan;
+pub mod char_column;
+pub mod concurrently_if_not_exists;
 pub mod concurrently_in_transaction;
 pub mod create_index_non_concurrently;
+pub mod detach_partition_blocking;
+pub mod domain_constraint_validating;
+pub mod drop_column;
+pub mod drop_index_non_concurrently;
+pub mod drop_table;
+pub mod foreign_key_without_index;
+pub mod json_column;
+pub mod lock_table;
 pub mod missing_lock_timeout;
+pub mod prefer_bigint_id;
+pub mod prefer_identity;
+pub mod prefer_text;
+pub mod prefer_timestamptz;
+pub mod refresh_matview_blocking;
 pub mod registry;
+pub mod reindex_non_concurrently;
+pub mod rename_column;
+pub mod rename_table;
 pub mod set_not_null_scan;
+pub mod statements_after_access_exclusive;
+pub mod table_rewrite_command;
+pub mod transaction_nesting;
+pub mod truncate_table;
+pub mod unbatched_data_migration;
 pub mod unparsed_statement;
 pub mod unused_ignore;
+pub mod validate_in_same_transaction;
 
 use std::ops::Range;
 
@@ -50,6 +81,8 @@ pub struct Checker<'a> {
     pub src: &'a str,
     /// The lock model's prediction for this statement.
     pub locks: &'a LockReport,
+    /// The statements after this one in the same file.
+    pub following: &'a [Statement],
     findings: Vec<Finding>,
 }
 
@@ -59,12 +92,14 @@ impl<'a> Checker<'a> {
         stmt: &'a Statement,
         src: &'a str,
         locks: &'a LockReport,
+        following: &'a [Statement],
     ) -> Self {
         Checker {
             ctx,
             stmt,
             src,
             locks,
+            following,
             findings: Vec::new(),
         }
     }

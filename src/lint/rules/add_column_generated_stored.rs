@@ -1,0 +1,12 @@
+use super::{Checker, Rule};
+use crate::lint::Severity;
+
+pub const RULE: Rule = Rule {
+    name: "add-column-generated-stored",
+    default_severity: Some(Severity::Error),
+    summary: "adding a stored generated column rewrites the table under ACCESS EXCLUSIVE",
+    docs: "",
+    check,
+};
+
+fn check(_cx: &mut Checker) {}

@@ -1,0 +1,12 @@
+use super::{Checker, Rule};
+use crate::lint::Severity;
+
+pub const RULE: Rule = Rule {
+    name: "rename-column",
+    default_severity: Some(Severity::Warning),
+    summary: "renaming a column breaks running application code",
+    docs: "",
+    check,
+};
+
+fn check(_cx: &mut Checker) {}
