@@ -121,18 +121,37 @@ pub fn exclude_set(globs: &[String]) -> Result<GlobSet, DiscoverError> {
     })
 }
 
-fn is_excluded(path: &Path, root: &Path, cwd: &Path, excludes: &GlobSet) -> bool {
-    if excludes.is_empty() {
-        return false;
-    }
-    let abs = if path.is_absolute() {
+/// Makes `path` absolute (against `cwd`) and removes `.` and `..` components lexically.
+pub fn normalize(path: &Path, cwd: &Path) -> PathBuf {
+    use std::path::Component;
+    let joined = if path.is_absolute() {
         path.to_path_buf()
     } else {
         cwd.join(path)
     };
-    let rel = abs.strip_prefix(root).unwrap_or(path);
-    let rel = rel.strip_prefix("./").unwrap_or(rel);
-    excludes.is_match(rel) || excludes.is_match(path)
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+fn is_excluded(path: &Path, root: &Path, cwd: &Path, excludes: &GlobSet) -> bool {
+    if excludes.is_empty() {
+        return false;
+    }
+    let abs = normalize(path, cwd);
+    let root = normalize(root, cwd);
+    match abs.strip_prefix(&root) {
+        Ok(rel) => excludes.is_match(rel),
+        Err(_) => excludes.is_match(&abs) || excludes.is_match(path),
+    }
 }
 
 /// Expands `paths` into files in migration order. Directories yield every `*.sql` below

@@ -2,6 +2,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod db;
 pub mod files;
 pub mod lint;
 pub mod report;

@@ -41,7 +41,14 @@ pub struct LintArgs {
     pub pg_version: Option<u32>,
 
     /// Treat every file as wrapped in one transaction by the migration tool
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    /// (`--assume-in-transaction=false` turns a config setting off)
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
     pub assume_in_transaction: Option<bool>,
 
     /// Turn on rules (comma-separated; `all` for every rule), including rules off by default

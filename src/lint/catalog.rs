@@ -78,6 +78,8 @@ pub struct Catalog {
     tables: HashMap<String, Table>,
     /// Index name → table key.
     index_tables: HashMap<String, String>,
+    /// Materialized view name → the tables its query reads.
+    matviews: HashMap<String, Vec<ObjName>>,
 }
 
 impl Catalog {
@@ -94,6 +96,11 @@ impl Catalog {
         let key = self.index_tables.get(&index.name)?;
         let t = self.tables.get(key)?;
         Some(t.name.clone().unwrap_or_else(|| ObjName::new(key.clone())))
+    }
+
+    /// The tables a materialized view's query reads, when its definition is known.
+    pub fn matview_sources(&self, view: &ObjName) -> Option<&[ObjName]> {
+        self.matviews.get(&view.name).map(Vec::as_slice)
     }
 
     /// Foreign keys in other tables that reference `table`: `(referencing table, fk)`.
@@ -153,6 +160,9 @@ impl Catalog {
                 for i in idx {
                     self.index_tables.insert(i, name.name.clone());
                 }
+            }
+            StmtKind::CreateMaterializedView { name, sources } => {
+                self.matviews.insert(name.name.clone(), sources.clone());
             }
             StmtKind::CreateIndex {
                 name,

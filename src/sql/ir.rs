@@ -507,11 +507,22 @@ pub enum StmtKind {
         name: ObjName,
     },
     CreateDatabase,
+    /// `CREATE MATERIALIZED VIEW name AS …` with the tables its query reads.
+    CreateMaterializedView {
+        name: ObjName,
+        sources: Vec<ObjName>,
+    },
     CreateTrigger {
         table: ObjName,
     },
-    CreateStatistics,
-    Comment,
+    /// `CREATE STATISTICS … FROM table`.
+    CreateStatistics {
+        table: Option<ObjName>,
+    },
+    /// `COMMENT ON …`; `table` for comments on a table or one of its columns.
+    Comment {
+        table: Option<ObjName>,
+    },
     Do,
     /// Understood, and irrelevant to locking on user tables (CREATE FUNCTION, GRANT, …).
     Other {

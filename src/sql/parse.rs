@@ -440,7 +440,23 @@ fn from_ast(stmt: &ast::Statement, toks: &[Tok]) -> Option<StmtKind> {
                 what: "ALTER TYPE".into(),
             },
         },
-        S::Comment { .. } => StmtKind::Comment,
+        S::Comment {
+            object_type,
+            object_name,
+            ..
+        } => StmtKind::Comment {
+            table: match object_type {
+                ast::CommentObject::Table | ast::CommentObject::MaterializedView => {
+                    Some(obj_name(object_name))
+                }
+                ast::CommentObject::Column => {
+                    let n = obj_name(object_name);
+                    // `schema.table.column` or `table.column`: drop the column part.
+                    n.schema.map(ObjName::new)
+                }
+                _ => None,
+            },
+        },
         S::CreateDatabase { .. } => StmtKind::CreateDatabase,
         _ => return None,
     })

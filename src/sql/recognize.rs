@@ -297,7 +297,17 @@ pub fn recognize(toks: &[Tok]) -> Option<StmtKind> {
             Some(StmtKind::Lock { tables, mode })
         }
         "DO" => Some(StmtKind::Do),
-        "COMMENT" => c.eat("ON").then_some(StmtKind::Comment),
+        "COMMENT" => {
+            if !c.eat("ON") {
+                return None;
+            }
+            let table = if c.eat("TABLE") || c.eat_seq(&["MATERIALIZED", "VIEW"]) {
+                c.name()
+            } else {
+                None
+            };
+            Some(StmtKind::Comment { table })
+        }
         "BEGIN" | "START" => Some(StmtKind::Begin),
         "COMMIT" | "END" => Some(StmtKind::Commit),
         "ROLLBACK" | "ABORT" => {
@@ -412,7 +422,20 @@ fn create(c: &mut Cur) -> Option<StmtKind> {
         return Some(StmtKind::CreateDatabase);
     }
     if c.eat("STATISTICS") {
-        return Some(StmtKind::CreateStatistics);
+        let from = c.rest().iter().rposition(|t| t.is("FROM"));
+        let table = from.and_then(|i| {
+            let mut f = Cur::new(&c.rest()[i + 1..]);
+            f.name()
+        });
+        return Some(StmtKind::CreateStatistics { table });
+    }
+    if c.eat_seq(&["MATERIALIZED", "VIEW"]) {
+        c.eat_seq(&["IF", "NOT", "EXISTS"]);
+        let name = c.name()?;
+        return Some(StmtKind::CreateMaterializedView {
+            name,
+            sources: query_sources(c.rest()),
+        });
     }
     // CREATE [CONSTRAINT] TRIGGER name … ON table
     c.eat("CONSTRAINT");
@@ -465,6 +488,76 @@ fn create(c: &mut Cur) -> Option<StmtKind> {
     OTHER.contains(&what.as_str()).then(|| StmtKind::Other {
         what: format!("CREATE {what}"),
     })
+}
+
+/// Tables a query reads: the names after `FROM` and `JOIN` (and after commas in a `FROM`
+/// list). Common table expression names are left out.
+fn query_sources(toks: &[Tok]) -> Vec<ObjName> {
+    let ctes: Vec<&str> = toks
+        .windows(2)
+        .filter(|w| w[1].is("AS"))
+        .filter_map(|w| w[0].ident())
+        .collect();
+    let mut out: Vec<ObjName> = Vec::new();
+    let mut i = 0;
+    while i < toks.len() {
+        let t = &toks[i];
+        let after_from = t.is("FROM") || t.is("JOIN");
+        i += 1;
+        if !after_from {
+            continue;
+        }
+        loop {
+            let mut c = Cur::new(&toks[i..]);
+            c.eat("ONLY");
+            let Some(n) = c.name() else { break };
+            if !ctes.contains(&n.name.as_str()) && !out.contains(&n) {
+                out.push(n);
+            }
+            // Skip an alias, then continue a comma-separated FROM list.
+            c.eat("AS");
+            if c.peek().is_some_and(
+                |t| matches!(&t.kind, TokKind::Word { upper, .. } if !is_clause_keyword(upper)),
+            ) {
+                c.i += 1;
+            }
+            i += c.i;
+            if toks.get(i).is_some_and(|t| t.is_punct(",")) {
+                i += 1;
+                continue;
+            }
+            break;
+        }
+    }
+    out
+}
+
+fn is_clause_keyword(w: &str) -> bool {
+    matches!(
+        w,
+        "" | "WHERE"
+            | "GROUP"
+            | "ORDER"
+            | "LIMIT"
+            | "JOIN"
+            | "LEFT"
+            | "RIGHT"
+            | "INNER"
+            | "FULL"
+            | "CROSS"
+            | "ON"
+            | "USING"
+            | "UNION"
+            | "EXCEPT"
+            | "INTERSECT"
+            | "HAVING"
+            | "WINDOW"
+            | "WITH"
+            | "NATURAL"
+            | "OFFSET"
+            | "FETCH"
+            | "FOR"
+    )
 }
 
 fn drop(c: &mut Cur) -> Option<StmtKind> {
