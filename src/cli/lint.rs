@@ -11,6 +11,7 @@ use crate::lint::context::parse_duration_ms;
 use crate::lint::Severity;
 use crate::report::text::{self, Style};
 use crate::report::Summary;
+use crate::report::{json, locks};
 
 #[derive(Debug, Args)]
 #[command(
@@ -74,6 +75,24 @@ pub struct LintArgs {
     /// When to colour the output
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
+
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Text, value_name = "FORMAT")]
+    pub format: Format,
+
+    /// Also print, per statement, the tables it locks, the lock mode, what that blocks,
+    /// and whether it rewrites or scans the table (text format)
+    #[arg(long)]
+    pub locks: bool,
+}
+
+/// Report formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Compiler-style findings and a summary line
+    Text,
+    /// One JSON document with findings and the per-statement lock report
+    Json,
 }
 
 impl LintArgs {
@@ -184,10 +203,18 @@ pub fn run(args: LintArgs) -> anyhow::Result<u8> {
     let style = Style { color };
     let mut out = io::BufWriter::new(io::stdout().lock());
     let written: io::Result<()> = (|| {
-        for r in &reports {
-            text::write_file(&mut out, r, style)?;
+        match args.format {
+            Format::Json => json::write(&mut out, &reports, &summary)?,
+            Format::Text => {
+                for r in &reports {
+                    if args.locks {
+                        locks::write_file(&mut out, r)?;
+                    }
+                    text::write_file(&mut out, r, style)?;
+                }
+                text::write_summary(&mut out, &summary, style)?;
+            }
         }
-        text::write_summary(&mut out, &summary, style)?;
         out.flush()
     })();
     match written {

@@ -1,5 +1,7 @@
 //! Report writers: they render lint results into a writer the CLI provides.
 
+pub mod json;
+pub mod locks;
 pub mod text;
 
 use crate::files::FileReport;

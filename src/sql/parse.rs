@@ -129,10 +129,24 @@ fn clean_parser_error(e: &str) -> String {
     }
 }
 
-/// The first two words, upper-cased, to name a statement kind (`CREATE FUNCTION`).
+/// The first words, upper-cased, to name a statement kind (`CREATE FUNCTION`,
+/// `CREATE UNIQUE INDEX`).
 pub fn leading_words(toks: &[Tok]) -> String {
+    // Modifiers that do not name the kind on their own: take one more word.
+    let modifier = toks.get(1).is_some_and(|t| {
+        [
+            "UNIQUE",
+            "OR",
+            "MATERIALIZED",
+            "TEMP",
+            "TEMPORARY",
+            "UNLOGGED",
+        ]
+        .iter()
+        .any(|k| t.is(k))
+    });
     toks.iter()
-        .take(2)
+        .take(if modifier { 3 } else { 2 })
         .filter_map(|t| match &t.kind {
             tokens::TokKind::Word { upper, .. } if !upper.is_empty() => Some(upper.as_str()),
             _ => None,
