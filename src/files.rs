@@ -332,9 +332,23 @@ fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Ve
 /// Lints every input: reading and parsing run on all cores, then the rules run in input
 /// (migration) order so each file sees the schema replayed from the files before it.
 pub fn lint_all(inputs: &[Input], opts: &LintOptions) -> Vec<FileReport> {
-    let loaded = parallel_map(inputs, load);
+    // Files are prepared a window at a time so parsed statements of a whole directory
+    // never sit in memory at once.
+    let window = 16 * std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut catalog = Catalog::default();
-    let mut reports = Vec::with_capacity(loaded.len());
+    let mut reports = Vec::with_capacity(inputs.len());
+    for chunk in inputs.chunks(window) {
+        catalog = check_chunk(parallel_map(chunk, load), opts, catalog, &mut reports);
+    }
+    reports
+}
+
+fn check_chunk(
+    loaded: Vec<Loaded>,
+    opts: &LintOptions,
+    mut catalog: Catalog,
+    reports: &mut Vec<FileReport>,
+) -> Catalog {
     for l in loaded {
         let (result, next) = match l.prepared {
             Some(p) => {
@@ -363,5 +377,5 @@ pub fn lint_all(inputs: &[Input], opts: &LintOptions) -> Vec<FileReport> {
             },
         });
     }
-    reports
+    catalog
 }

@@ -1332,7 +1332,6 @@ fn core_rules_have_an_explanation() {
 }
 
 #[test]
-#[ignore = "31 rules registered in commit 66fd007 have empty docs so far (e.g. `explain drop-index-non-concurrently` has no `## ` sections)"]
 fn every_listed_rule_has_an_explanation() {
     let d = tmp();
     let r = run(lockstep(d.path()).arg("rules"));

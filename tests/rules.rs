@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use lockstep::lint::rules::RULES;
-use lockstep::lint::{lint_source, Diagnostic, LintOptions};
+use lockstep::lint::{lint_source, Diagnostic, LintOptions, Severity};
 
 fn fixture(rule: &str, kind: &str) -> String {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -31,8 +31,20 @@ fn expected(src: &str, rule: &str) -> BTreeSet<usize> {
         .collect()
 }
 
+/// Default options (PostgreSQL 15, default severities) with every rule on, so the rules
+/// that are off by default are tested on their fixtures too.
+fn all_rules() -> LintOptions {
+    LintOptions {
+        severities: RULES
+            .iter()
+            .map(|r| r.default_severity.or(Some(Severity::Warning)))
+            .collect(),
+        ..LintOptions::default()
+    }
+}
+
 fn found(src: &str, rule: &str) -> BTreeSet<usize> {
-    lint_source(src, &LintOptions::default())
+    lint_source(src, &all_rules())
         .diagnostics
         .iter()
         .filter(|d| d.rule == rule)
@@ -106,7 +118,7 @@ fn good_fixtures_are_clean() {
 fn findings_carry_help_and_house_style() {
     for r in RULES {
         let src = fixture(r.name, "bad");
-        for d in lint_source(&src, &LintOptions::default()).diagnostics {
+        for d in lint_source(&src, &all_rules()).diagnostics {
             let first = d.message.chars().next().unwrap_or('X');
             assert!(
                 !first.is_uppercase() && !d.message.ends_with('.'),

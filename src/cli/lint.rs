@@ -6,8 +6,9 @@ use clap::Args;
 
 use super::{eprint_error, ColorChoice, EXIT_ERROR, EXIT_FINDINGS, EXIT_OK};
 use crate::config::{self, parse_pg_version, Settings};
-use crate::files::{self, Input};
+use crate::files::{self, FileReport, Input};
 use crate::lint::context::parse_duration_ms;
+use crate::lint::fix;
 use crate::lint::Severity;
 use crate::report::text::{self, Style};
 use crate::report::Summary;
@@ -84,6 +85,14 @@ pub struct LintArgs {
     /// and whether it rewrites or scans the table (text format)
     #[arg(long)]
     pub locks: bool,
+    /// Print, per file, a unified diff of the safe rewrites instead of the findings
+    #[arg(long, conflicts_with = "fix")]
+    pub diff: bool,
+
+    /// Apply the safe rewrites to the files, then report what remains (with `-`, print the
+    /// rewritten SQL instead)
+    #[arg(long)]
+    pub fix: bool,
 }
 
 /// Report formats.
@@ -119,6 +128,27 @@ impl LintArgs {
             ..Settings::default()
         })
     }
+}
+
+fn is_stdin(inputs: &[Input], path: &str) -> bool {
+    inputs
+        .iter()
+        .any(|i| matches!(i, Input::Stdin { display, .. } if display == path))
+}
+
+/// Files with applicable fixes: the report, its fixed text and the number of fixes.
+/// Files that were not valid UTF-8 are left alone (rewriting them would change bytes the
+/// fixes do not touch).
+fn fixed_sources(reports: &[FileReport]) -> Vec<(&FileReport, String, usize)> {
+    reports
+        .iter()
+        .filter(|r| r.problem.is_none())
+        .filter_map(|r| {
+            let fixes = r.diagnostics.iter().filter_map(|d| d.fix.as_ref());
+            let (new, n) = fix::apply(&r.source, fixes);
+            (n > 0 && new != r.source).then_some((r, new, n))
+        })
+        .collect()
 }
 
 pub fn run(args: LintArgs) -> anyhow::Result<u8> {
@@ -189,7 +219,54 @@ pub fn run(args: LintArgs) -> anyhow::Result<u8> {
         }
     }
 
-    let reports = files::lint_all(&inputs, &opts);
+    let mut reports = files::lint_all(&inputs, &opts);
+    if args.diff || args.fix {
+        let fixed = fixed_sources(&reports);
+        if args.diff {
+            let mut out = io::BufWriter::new(io::stdout().lock());
+            let code = if fixed.is_empty() {
+                EXIT_OK
+            } else {
+                EXIT_FINDINGS
+            };
+            let written: io::Result<()> = (|| {
+                for (r, new, _) in &fixed {
+                    write!(out, "{}", fix::unified_diff(&r.path, &r.source, new))?;
+                }
+                out.flush()
+            })();
+            return match written {
+                Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+                    Err(e).context("cannot write the diff")
+                }
+                _ => Ok(code),
+            };
+        }
+        if let Some((_, new, _)) = fixed.iter().find(|(r, _, _)| is_stdin(&inputs, &r.path)) {
+            let mut out = io::stdout().lock();
+            return match out.write_all(new.as_bytes()).and_then(|()| out.flush()) {
+                Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+                    Err(e).context("cannot write the fixed SQL")
+                }
+                _ => Ok(EXIT_OK),
+            };
+        }
+        let mut count = 0;
+        for (r, new, n) in &fixed {
+            std::fs::write(&r.path, new).with_context(|| format!("cannot write {}", r.path))?;
+            count += n;
+        }
+        if count > 0 {
+            let _ = writeln!(
+                io::stderr(),
+                "fixed {count} finding{} in {} file{}",
+                if count == 1 { "" } else { "s" },
+                fixed.len(),
+                if fixed.len() == 1 { "" } else { "s" }
+            );
+            reports = files::lint_all(&inputs, &opts);
+        }
+    }
     let summary = Summary::of(&reports);
     had_error |= summary.skipped > 0;
     let code = if had_error {

@@ -25,6 +25,8 @@ pub struct FileContext {
     pub implicit_transaction: bool,
     /// Inside an explicit `BEGIN … COMMIT`.
     pub explicit_transaction: bool,
+    /// 1-based line of the `BEGIN` that opened the current explicit transaction.
+    pub explicit_begin_line: Option<usize>,
     pub lock_timeout_max_ms: Option<u64>,
     session_timeout: LockTimeout,
     local_timeout: Option<LockTimeout>,
@@ -51,6 +53,27 @@ pub struct TxState {
     pub ddl_tables: HashSet<String>,
     /// Statements run so far in this transaction.
     pub statements: usize,
+    /// Statements that did work (see [`is_bookkeeping`]) after `access_exclusive` was taken.
+    pub after_access_exclusive: usize,
+}
+
+/// Transaction control and session settings: statements that do no work on tables and
+/// take no time, so they do not prolong a lock held by the transaction.
+pub fn is_bookkeeping(kind: &StmtKind) -> bool {
+    match kind {
+        StmtKind::Begin
+        | StmtKind::Commit
+        | StmtKind::Rollback
+        | StmtKind::Set { .. }
+        | StmtKind::Reset { .. } => true,
+        StmtKind::Other { what } => {
+            what == "SET"
+                || what.starts_with("SAVEPOINT")
+                || what.starts_with("RELEASE")
+                || what.starts_with("ROLLBACK")
+        }
+        _ => false,
+    }
 }
 
 fn key(n: &ObjName) -> String {
@@ -67,6 +90,7 @@ impl FileContext {
             pg_version: opts.pg_version,
             implicit_transaction: opts.assume_in_transaction,
             explicit_transaction: false,
+            explicit_begin_line: None,
             lock_timeout_max_ms: opts.lock_timeout_max_ms,
             session_timeout: LockTimeout::Unset,
             local_timeout: None,
@@ -123,9 +147,15 @@ impl FileContext {
         self.track_transaction(st, report, line);
         self.catalog.apply(st);
         match &st.kind {
-            StmtKind::Begin => self.explicit_transaction = true,
+            StmtKind::Begin => {
+                if !self.explicit_transaction {
+                    self.explicit_begin_line = Some(line);
+                }
+                self.explicit_transaction = true;
+            }
             StmtKind::Commit | StmtKind::Rollback => {
                 self.explicit_transaction = false;
+                self.explicit_begin_line = None;
                 self.local_timeout = None;
             }
             StmtKind::Set { name, value, local } if name == "lock_timeout" => {
@@ -160,7 +190,11 @@ impl FileContext {
     fn track_transaction(&mut self, st: &Statement, report: &locks::LockReport, line: usize) {
         match &st.kind {
             StmtKind::Begin => {
-                self.tx = TxState::default();
+                // Inside an open transaction block `BEGIN` is ignored (with a warning):
+                // the transaction goes on.
+                if !self.in_transaction() {
+                    self.tx = TxState::default();
+                }
                 return;
             }
             StmtKind::Commit | StmtKind::Rollback => {
@@ -175,6 +209,9 @@ impl FileContext {
             return;
         }
         self.tx.statements += 1;
+        if self.tx.access_exclusive.is_some() && !is_bookkeeping(&st.kind) {
+            self.tx.after_access_exclusive += 1;
+        }
         if self.tx.access_exclusive.is_none() {
             if let Some(l) = report.locks.iter().find(|l| {
                 l.mode == crate::sql::ir::LockMode::AccessExclusive
@@ -255,4 +292,52 @@ pub fn parse_duration_ms(v: &str) -> Option<u64> {
     };
     let ms = num * factor;
     (ms.is_finite() && ms >= 0.0).then(|| ms.round() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The context before each statement of `src`.
+    fn contexts(src: &str, opts: &LintOptions) -> Vec<FileContext> {
+        let mut ctx = FileContext::new(opts);
+        let mut out = Vec::new();
+        for st in crate::lint::prepare(src).statements {
+            out.push(ctx.clone());
+            let report = locks::predict(&st, &ctx);
+            let line = 1 + src[..st.span.start].matches('\n').count();
+            ctx.apply(&st, &report, line);
+        }
+        out.push(ctx);
+        out
+    }
+
+    #[test]
+    fn a_nested_begin_keeps_the_transaction() {
+        let src = "SELECT 1;\nBEGIN;\nALTER TABLE orders ADD COLUMN a int;\nSET LOCAL x = 1;\nBEGIN;\nSELECT 1;\nCOMMIT;\nSELECT 2;";
+        let c = contexts(src, &LintOptions::default());
+        assert_eq!(c[1].explicit_begin_line, None);
+        assert_eq!(c[2].explicit_begin_line, Some(2));
+        // Before the nested BEGIN (statement 5) and after it.
+        assert_eq!(c[4].tx.access_exclusive, Some((ObjName::new("orders"), 3)));
+        assert_eq!(c[4].tx.after_access_exclusive, 0, "SET does not count");
+        assert_eq!(c[5].tx.access_exclusive, c[4].tx.access_exclusive);
+        assert_eq!(c[5].explicit_begin_line, Some(2));
+        assert_eq!(c[6].tx.after_access_exclusive, 1);
+        // After COMMIT: autocommit again.
+        assert_eq!(c[7].explicit_begin_line, None);
+        assert!(c[7].tx.access_exclusive.is_none());
+    }
+
+    #[test]
+    fn bookkeeping_statements() {
+        let kinds: Vec<bool> = crate::lint::prepare(
+            "SET lock_timeout = '1s';\nRESET ALL;\nSAVEPOINT s;\nRELEASE SAVEPOINT s;\nROLLBACK TO SAVEPOINT s;\nSELECT 1;\nUPDATE t SET a = 1;",
+        )
+        .statements
+        .iter()
+        .map(|s| is_bookkeeping(&s.kind))
+        .collect();
+        assert_eq!(kinds, [true, true, true, true, true, false, false]);
+    }
 }

@@ -54,6 +54,15 @@ impl LockReport {
         }
     }
 
+    /// Locks the table of index `index` when the catalog knows it, else the index itself
+    /// (standing for its unknown table).
+    fn lock_index_table(&mut self, index: &ObjName, mode: LockMode, ctx: &FileContext) {
+        match ctx.catalog.table_of_index(index) {
+            Some(t) => self.lock(&t, mode),
+            None => self.lock_on(index, true, mode),
+        }
+    }
+
     /// The strongest lock taken on any table.
     pub fn strongest(&self) -> Option<&TableLock> {
         self.locks.iter().max_by_key(|l| l.mode)
@@ -280,15 +289,12 @@ pub fn predict(st: &Statement, ctx: &FileContext) -> LockReport {
             concurrently,
         } => {
             for n in names {
-                r.lock_on(
-                    n,
-                    true,
-                    if *concurrently {
-                        ShareUpdateExclusive
-                    } else {
-                        AccessExclusive
-                    },
-                );
+                let mode = if *concurrently {
+                    ShareUpdateExclusive
+                } else {
+                    AccessExclusive
+                };
+                r.lock_index_table(n, mode, ctx);
             }
         }
         StmtKind::Reindex {
@@ -302,7 +308,12 @@ pub fn predict(st: &Statement, ctx: &FileContext) -> LockReport {
                 Share
             };
             match target {
-                ReindexTarget::Index => r.lock_on(name, true, mode),
+                ReindexTarget::Index => {
+                    if let Some(t) = ctx.catalog.table_of_index(name) {
+                        LockReport::add(&mut r.scans, &t);
+                    }
+                    r.lock_index_table(name, mode, ctx);
+                }
                 ReindexTarget::Table => {
                     r.lock(name, mode);
                     LockReport::add(&mut r.scans, name);
@@ -336,7 +347,14 @@ pub fn predict(st: &Statement, ctx: &FileContext) -> LockReport {
                 },
             );
             LockReport::add(&mut r.rewrites, name);
-            LockReport::add(&mut r.scans, name);
+            // The view's query reads its source tables; a concurrent refresh also reads
+            // the view to compute the difference.
+            for src in ctx.catalog.matview_sources(name).unwrap_or_default() {
+                LockReport::add(&mut r.scans, src);
+            }
+            if *concurrently {
+                LockReport::add(&mut r.scans, name);
+            }
         }
         StmtKind::Lock { tables, mode } => {
             for t in tables {
@@ -355,6 +373,20 @@ pub fn predict(st: &Statement, ctx: &FileContext) -> LockReport {
         } => {
             for t in names {
                 r.lock(t, AccessExclusive);
+                // Dropping a table drops its foreign keys' triggers on the referenced tables.
+                let referenced: Vec<ObjName> = ctx
+                    .catalog
+                    .table(t)
+                    .map(|tb| {
+                        tb.foreign_keys
+                            .iter()
+                            .map(|f| f.references.clone())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                for u in referenced {
+                    r.lock(&u, AccessExclusive);
+                }
             }
         }
         StmtKind::Update { table, .. } | StmtKind::Delete { table, .. } => {
@@ -363,6 +395,9 @@ pub fn predict(st: &Statement, ctx: &FileContext) -> LockReport {
         }
         StmtKind::Insert { table } => r.lock(table, RowExclusive),
         StmtKind::CreateTrigger { table } => r.lock(table, ShareRowExclusive),
+        StmtKind::Comment { table: Some(t) } | StmtKind::CreateStatistics { table: Some(t) } => {
+            r.lock(t, ShareUpdateExclusive)
+        }
         StmtKind::CreateTable {
             partition_of,
             columns,
@@ -442,9 +477,19 @@ fn alter_action(r: &mut LockReport, table: &ObjName, a: &ActionKind, ctx: &FileC
                 LockReport::add(&mut r.scans, table);
             }
         },
-        ActionKind::ValidateConstraint { .. } => {
+        ActionKind::ValidateConstraint { name } => {
             r.lock(table, ShareUpdateExclusive);
             LockReport::add(&mut r.scans, table);
+            // Validating a foreign key also reads the referenced table under ROW SHARE.
+            let fk = ctx.catalog.table(table).and_then(|t| {
+                t.foreign_keys
+                    .iter()
+                    .find(|f| f.name.as_deref() == Some(name.as_str()))
+            });
+            if let Some(fk) = fk {
+                r.lock(&fk.references, RowShare);
+                LockReport::add(&mut r.scans, &fk.references);
+            }
         }
         ActionKind::AttachPartition { partition } => {
             r.lock(
@@ -487,6 +532,33 @@ fn alter_action(r: &mut LockReport, table: &ObjName, a: &ActionKind, ctx: &FileC
         | ActionKind::AlterColumnOther { .. }
         | ActionKind::Cluster => r.lock(table, ShareUpdateExclusive),
         ActionKind::Trigger => r.lock(table, ShareRowExclusive),
+        ActionKind::AlterColumnType {
+            column,
+            new_type,
+            using,
+        } => {
+            r.lock(table, AccessExclusive);
+            let old = ctx
+                .catalog
+                .table(table)
+                .and_then(|t| t.column(column))
+                .map(|c| c.data_type.as_str());
+            // An unknown old type counts as a rewrite: the prediction errs on the safe side.
+            let rewrites =
+                super::types::classify(old, new_type, *using, ctx.pg_version).may_rewrite();
+            if rewrites {
+                LockReport::add(&mut r.rewrites, table);
+                LockReport::add(&mut r.scans, table);
+            }
+            // Foreign keys referencing the column are rebuilt, rewrite or not; after a
+            // real conversion they are validated again, which reads the referencing table.
+            for t in super::types::referencing_tables(&ctx.catalog, table, column) {
+                r.lock(&t, AccessExclusive);
+                if rewrites {
+                    LockReport::add(&mut r.scans, &t);
+                }
+            }
+        }
         _ => r.lock(table, AccessExclusive),
     }
 }

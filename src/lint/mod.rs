@@ -2,9 +2,11 @@
 
 pub mod catalog;
 pub mod context;
+pub mod fix;
 pub mod locks;
 pub mod rules;
 pub mod suppress;
+pub mod types;
 
 use std::fmt;
 use std::ops::Range;
@@ -72,6 +74,9 @@ pub struct Diagnostic {
     /// First and last line of that statement.
     #[serde(skip)]
     pub statement_lines: Option<(usize, usize)>,
+    /// The suggested rewrite, if any.
+    #[serde(skip)]
+    pub fix: Option<fix::Fix>,
 }
 
 /// Options that shape one lint run (already merged from config and flags).
@@ -217,6 +222,7 @@ pub fn check(
             f.span,
             Some(i),
         );
+        d.fix = f.fix;
         let st = &statements[i].span;
         d.statement_lines = Some((
             index.line(st.start),
@@ -272,6 +278,7 @@ fn make_diag(
         end_column,
         statement,
         statement_lines: None,
+        fix: None,
     }
 }
 

@@ -138,6 +138,7 @@ impl Suppressions {
                         "list the rules to ignore: `-- lockstep: ignore rule-name -- reason`"
                             .into(),
                     ),
+                    fix: None,
                 });
                 continue;
             }
@@ -146,6 +147,7 @@ impl Suppressions {
                     span: e.span.clone(),
                     message: "`lockstep: ignore all` suppresses nothing".into(),
                     help: Some("remove the comment".into()),
+                    fix: None,
                 });
             }
             for n in &e.rules {
@@ -156,6 +158,7 @@ impl Suppressions {
                         span: e.span.clone(),
                         message: format!("unknown rule `{}` in ignore comment{hint}", n.name),
                         help: Some("`lockstep rules` lists every rule".into()),
+                        fix: None,
                     });
                 } else if !n.used && opts.severity_of(&n.name).is_some() {
                     let what = match e.scope {
@@ -169,6 +172,7 @@ impl Suppressions {
                             n.name
                         ),
                         help: Some("remove it from the ignore comment".into()),
+                        fix: None,
                     });
                 }
             }

@@ -379,6 +379,10 @@ fn from_ast(stmt: &ast::Statement, toks: &[Tok]) -> Option<StmtKind> {
                 cascade: *cascade,
             }
         }
+        // sqlparser reads `UPDATE ONLY t` / `DELETE FROM ONLY t` as table `only` aliased
+        // `t`: the recognizer handles `ONLY`.
+        S::Update(_) if toks.get(1).is_some_and(|t| t.is("ONLY")) => return None,
+        S::Delete(_) if toks.get(2).is_some_and(|t| t.is("ONLY")) => return None,
         S::Update(u) => StmtKind::Update {
             table: table_factor_name(&u.table)?,
             has_where: u.selection.is_some(),

@@ -1,4 +1,5 @@
 use super::{Checker, Rule};
+use crate::lint::fix::{not_valid_then_validate, Fix};
 use crate::lint::Severity;
 use crate::sql::ir::{ActionKind, Constraint, StmtKind};
 
@@ -47,10 +48,14 @@ fn check(cx: &mut Checker) {
             } => {
                 let shown = name.as_deref().map_or(String::new(), |n| format!(" `{n}`"));
                 let validate = name.as_deref().unwrap_or("<name>");
-                cx.report(
+                let fix: Option<Fix> = name
+                    .as_deref()
+                    .and_then(|n| not_valid_then_validate(cx, a, table, n));
+                cx.report_fix(
                     a.span.clone(),
                     format!("adding check constraint{shown} validates every row of `{table}` under ACCESS EXCLUSIVE"),
                     format!("add it with `NOT VALID`, then run `ALTER TABLE {table} VALIDATE CONSTRAINT {validate}` in a separate transaction"),
+                    fix,
                 );
             }
             ActionKind::AddColumn { column, .. } if column.check.is_some() => {

@@ -1,12 +1,159 @@
 use super::{Checker, Rule};
 use crate::lint::Severity;
+use crate::sql::ir::StmtKind;
+use crate::sql::tokens::TokKind;
 
 pub const RULE: Rule = Rule {
     name: "add-enum-value-in-transaction",
     default_severity: Some(Severity::Warning),
     summary: "`ALTER TYPE … ADD VALUE` inside a transaction",
-    docs: "",
+    docs: r#"## What it does
+Flags `ALTER TYPE … ADD VALUE` inside a transaction block: after an explicit `BEGIN`, or
+anywhere in a file the migration tool wraps in a transaction (`assume_in_transaction`).
+
+## Why is this bad?
+Before PostgreSQL 12 the statement refuses to run in a transaction block (`ALTER TYPE … ADD
+cannot run inside a transaction block`): the migration fails at deploy time. From 12 it runs,
+but the new value cannot be used until the transaction commits: a later statement of the
+same migration that inserts or compares it fails with `unsafe use of new value`.
+
+## Example
+```sql
+BEGIN;
+ALTER TYPE order_status ADD VALUE 'refunded';
+UPDATE orders SET status = 'refunded' WHERE refunded_at IS NOT NULL;
+COMMIT;
+```
+
+## Use instead
+```sql
+-- migration 1 (before PostgreSQL 12: marked non-transactional)
+ALTER TYPE order_status ADD VALUE 'refunded';
+-- migration 2
+UPDATE orders SET status = 'refunded' WHERE refunded_at IS NOT NULL;
+```
+"#,
     check,
 };
 
-fn check(_cx: &mut Checker) {}
+/// The label being added: the string after `ADD VALUE [IF NOT EXISTS]`.
+fn added_label(cx: &Checker) -> Option<String> {
+    let toks = &cx.stmt.toks;
+    let at = (1..toks.len()).find(|&i| toks[i - 1].is("ADD") && toks[i].is("VALUE"))?;
+    toks[at + 1..].iter().find_map(|t| match &t.kind {
+        TokKind::Str(s) => Some(s.clone()),
+        _ => None,
+    })
+}
+
+fn check(cx: &mut Checker) {
+    let StmtKind::AlterTypeAddValue { name } = &cx.stmt.kind else {
+        return;
+    };
+    if !cx.ctx.in_transaction() {
+        return;
+    }
+    let context = if cx.ctx.explicit_transaction {
+        "after `BEGIN`"
+    } else {
+        "in a file that runs in a transaction (`assume_in_transaction`)"
+    };
+    let span = cx.stmt.span_of(&["ADD", "VALUE"]);
+    if cx.ctx.pg_version < 12 {
+        cx.report(
+            span,
+            format!(
+                "`ALTER TYPE {name} ADD VALUE` cannot run inside a transaction block before PostgreSQL 12, and this statement is {context}"
+            ),
+            "move it to its own migration that is not wrapped in a transaction (mark it non-transactional for your migration tool)",
+        );
+        return;
+    }
+    // A later statement of the same transaction that uses the new label fails.
+    let label = added_label(cx);
+    let mut user = None;
+    if let Some(label) = &label {
+        for st in cx.following {
+            if matches!(st.kind, StmtKind::Commit | StmtKind::Rollback) {
+                break;
+            }
+            if st
+                .toks
+                .iter()
+                .any(|t| matches!(&t.kind, TokKind::Str(s) if s == label))
+            {
+                user = Some(1 + cx.src[..st.span.start].matches('\n').count());
+                break;
+            }
+        }
+    }
+    let value = label.map_or_else(|| "the new value".to_string(), |l| format!("`'{l}'`"));
+    let (message, help) = match user {
+        Some(line) => (
+            format!(
+                "{value} added to `{name}` {context} cannot be used until the transaction commits, and line {line} uses it: that statement fails with `unsafe use of new value`"
+            ),
+            format!("move `ALTER TYPE {name} ADD VALUE` to its own migration, committed before the one that uses the value"),
+        ),
+        None => (
+            format!(
+                "{value} added to `{name}` {context} cannot be used until the transaction commits"
+            ),
+            format!("move `ALTER TYPE {name} ADD VALUE` to its own migration, so later migrations can use the value"),
+        ),
+    };
+    cx.report(span, message, help);
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::lint::{lint_source, LintOptions};
+
+    fn lint(src: &str, pg_version: u32, assume_in_transaction: bool) -> Vec<String> {
+        let opts = LintOptions {
+            pg_version,
+            assume_in_transaction,
+            ..LintOptions::default()
+        };
+        lint_source(src, &opts)
+            .diagnostics
+            .into_iter()
+            .filter(|d| d.rule == "add-enum-value-in-transaction")
+            .map(|d| d.message)
+            .collect()
+    }
+
+    const SRC: &str = "ALTER TYPE order_status ADD VALUE IF NOT EXISTS 'refunded' AFTER 'paid';\n\
+        UPDATE orders SET status = 'refunded' WHERE refunded_at IS NOT NULL;";
+
+    #[test]
+    fn before_12_it_is_an_error() {
+        assert_eq!(
+            lint(SRC, 11, true),
+            vec!["`ALTER TYPE order_status ADD VALUE` cannot run inside a transaction block before PostgreSQL 12, and this statement is in a file that runs in a transaction (`assume_in_transaction`)".to_string()]
+        );
+    }
+
+    #[test]
+    fn from_12_a_later_use_fails() {
+        assert_eq!(
+            lint(SRC, 12, true),
+            vec!["`'refunded'` added to `order_status` in a file that runs in a transaction (`assume_in_transaction`) cannot be used until the transaction commits, and line 2 uses it: that statement fails with `unsafe use of new value`".to_string()]
+        );
+    }
+
+    #[test]
+    fn from_12_unused_value_is_still_reported() {
+        let src = "BEGIN;\nALTER TYPE \"Mood\" ADD VALUE 'meh';\nCOMMIT;\nSELECT 'meh'::\"Mood\";";
+        assert_eq!(
+            lint(src, 16, false),
+            vec!["`'meh'` added to `\"Mood\"` after `BEGIN` cannot be used until the transaction commits".to_string()]
+        );
+    }
+
+    #[test]
+    fn autocommit_is_fine() {
+        assert!(lint(SRC, 11, false).is_empty());
+        assert!(lint(SRC, 15, false).is_empty());
+    }
+}

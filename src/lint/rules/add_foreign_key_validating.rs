@@ -1,4 +1,5 @@
 use super::{Checker, Rule};
+use crate::lint::fix::{not_valid_then_validate, Fix};
 use crate::lint::Severity;
 use crate::sql::ir::{ActionKind, Constraint, StmtKind};
 
@@ -48,13 +49,17 @@ fn check(cx: &mut Checker) {
                 not_valid: false,
             } => {
                 let validate = name.as_deref().unwrap_or("<name>");
-                cx.report(
+                let fix: Option<Fix> = name
+                    .as_deref()
+                    .and_then(|n| not_valid_then_validate(cx, a, table, n));
+                cx.report_fix(
                     a.span.clone(),
                     format!(
                         "adding a foreign key validates every row under SHARE ROW EXCLUSIVE on `{table}` and `{}`: writes to both wait",
                         references.table
                     ),
                     format!("add it with `NOT VALID`, then run `ALTER TABLE {table} VALIDATE CONSTRAINT {validate}` in a separate transaction"),
+                    fix,
                 );
             }
             ActionKind::AddColumn { column, .. } => {

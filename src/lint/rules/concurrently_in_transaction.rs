@@ -1,4 +1,5 @@
 use super::{Checker, Rule};
+use crate::lint::fix::{place_after, statement_lines, Edit, Fix};
 use crate::lint::Severity;
 use crate::sql::ir::{ActionKind, ReindexTarget, StmtKind};
 
@@ -81,9 +82,27 @@ fn check(cx: &mut Checker) {
     } else {
         "in a file that runs in a transaction (`assume_in_transaction`)"
     };
-    cx.report(
+    let fix = move_after_commit(cx);
+    cx.report_fix(
         span,
         format!("`{what}` cannot run inside a transaction block, and this statement is {context}"),
         "move it to its own migration that is not wrapped in a transaction (mark it non-transactional for your migration tool)",
+        fix,
     );
+}
+
+/// Inside an explicit `BEGIN … COMMIT`, moves the statement after the `COMMIT`.
+fn move_after_commit(cx: &Checker) -> Option<Fix> {
+    if !cx.ctx.explicit_transaction {
+        return None;
+    }
+    let lines = statement_lines(cx.src, &cx.stmt.span)?;
+    let moved = place_after(cx, &cx.src[cx.stmt.span.clone()])?;
+    Some(Fix::new(vec![
+        Edit {
+            span: lines,
+            text: String::new(),
+        },
+        moved,
+    ]))
 }

@@ -1,4 +1,5 @@
 use super::{Checker, Rule};
+use crate::lint::fix::{place_after, statement_lines, Edit, Fix};
 use crate::lint::Severity;
 use crate::sql::ir::StmtKind;
 
@@ -62,9 +63,47 @@ fn check(cx: &mut Checker) {
         .toks
         .first()
         .map_or(span.clone(), |t| t.span.start..span.end);
-    cx.report(
+    let partitioned = cx.ctx.catalog.table(table).is_some_and(|t| t.partitioned);
+    let fix = if partitioned {
+        None
+    } else {
+        concurrently_fix(cx)
+    };
+    cx.report_fix(
         span,
         format!("`{what}` without `CONCURRENTLY` blocks writes to `{table}` while the index builds (SHARE lock)"),
-        format!("use `{what} CONCURRENTLY` in a migration that does not run in a transaction"),
+        if partitioned {
+            format!("`{table}` is partitioned: `CREATE INDEX … ON ONLY {table}`, then `CREATE INDEX CONCURRENTLY` on each partition and `ALTER INDEX … ATTACH PARTITION`")
+        } else {
+            format!("use `{what} CONCURRENTLY` in a migration that does not run in a transaction")
+        },
+        fix,
     );
+}
+
+/// Adds `CONCURRENTLY` after `INDEX`; inside an explicit transaction the statement also
+/// moves after its `COMMIT`. No fix when the whole file is one transaction.
+fn concurrently_fix(cx: &Checker) -> Option<Fix> {
+    if cx.ctx.implicit_transaction {
+        return None;
+    }
+    let index_kw = cx.stmt.toks.iter().find(|t| t.is("INDEX"))?;
+    let at = index_kw.span.end;
+    if !cx.ctx.explicit_transaction {
+        return Some(Fix::new(vec![Fix::insert(at, " CONCURRENTLY")]));
+    }
+    let lines = statement_lines(cx.src, &cx.stmt.span)?;
+    let text = format!(
+        "{} CONCURRENTLY{}",
+        &cx.src[cx.stmt.span.start..at],
+        &cx.src[at..cx.stmt.span.end]
+    );
+    let moved = place_after(cx, &text)?;
+    Some(Fix::new(vec![
+        Edit {
+            span: lines,
+            text: String::new(),
+        },
+        moved,
+    ]))
 }

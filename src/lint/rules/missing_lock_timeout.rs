@@ -1,5 +1,6 @@
 use super::{Checker, Rule};
 use crate::lint::context::LockTimeout;
+use crate::lint::fix::{line_start, Fix};
 use crate::lint::Severity;
 
 pub const RULE: Rule = Rule {
@@ -59,12 +60,18 @@ fn check(cx: &mut Checker) {
         }
         _ => String::new(),
     };
-    cx.report(
+    let at = line_start(cx.src, cx.stmt.span.start);
+    let fix = cx.src[at..cx.stmt.span.start]
+        .trim()
+        .is_empty()
+        .then(|| Fix::new(vec![Fix::insert(at, "SET lock_timeout = '2s';\n")]));
+    cx.report_fix(
         cx.stmt.head_span(),
         format!(
             "requests {} on {target} without a lock_timeout{why}: while it waits, all queries on the table queue behind it",
             lock.mode
         ),
         "start the migration with `SET lock_timeout = '2s';` and retry when it times out",
+        fix,
     );
 }

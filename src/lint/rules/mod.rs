@@ -45,6 +45,7 @@ pub mod validate_in_same_transaction;
 use std::ops::Range;
 
 use super::context::FileContext;
+use super::fix::Fix;
 use super::locks::LockReport;
 use super::Severity;
 use crate::sql::parse::Statement;
@@ -71,6 +72,8 @@ pub struct Finding {
     pub span: Range<usize>,
     pub message: String,
     pub help: Option<String>,
+    /// A mechanical rewrite into the safe form, when one exists.
+    pub fix: Option<Fix>,
 }
 
 /// What a rule's check function sees: the statement, the file context before it, and a
@@ -115,7 +118,22 @@ impl<'a> Checker<'a> {
             span,
             message: message.into(),
             help: (!help.is_empty()).then_some(help),
+            fix: None,
         });
+    }
+
+    /// Reports a finding with a suggested fix (`None` when no safe rewrite applies here).
+    pub fn report_fix(
+        &mut self,
+        span: Range<usize>,
+        message: impl Into<String>,
+        help: impl Into<String>,
+        fix: Option<Fix>,
+    ) {
+        self.report(span, message, help);
+        if let Some(f) = self.findings.last_mut() {
+            f.fix = fix;
+        }
     }
 
     pub fn into_findings(self) -> Vec<Finding> {

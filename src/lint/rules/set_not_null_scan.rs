@@ -1,6 +1,7 @@
 use super::{Checker, Rule};
+use crate::lint::fix::{constraint_name, not_valid_then_validate, Edit, Fix};
 use crate::lint::Severity;
-use crate::sql::ir::{ActionKind, Constraint, StmtKind};
+use crate::sql::ir::{quote_ident, ActionKind, Constraint, ObjName, StmtKind};
 
 pub const RULE: Rule = Rule {
     name: "set-not-null-scan",
@@ -59,10 +60,16 @@ fn check(cx: &mut Checker) {
                         "before PostgreSQL 12 (target: {v}) `SET NOT NULL` always scans; keep a validated `CHECK ({column} IS NOT NULL) NOT VALID` constraint instead"
                     )
                 };
-                cx.report(
+                let fix = if v >= 12 && actions.len() == 1 {
+                    four_step_fix(cx, table, column)
+                } else {
+                    None
+                };
+                cx.report_fix(
                     a.span.clone(),
                     format!("`SET NOT NULL` on `{table}.{column}` scans the whole table under ACCESS EXCLUSIVE"),
                     help,
+                    fix,
                 );
             }
             ActionKind::AddConstraint {
@@ -70,14 +77,39 @@ fn check(cx: &mut Checker) {
                 not_valid: false,
                 name,
             } => {
+                let fix = name
+                    .as_deref()
+                    .and_then(|n| not_valid_then_validate(cx, a, table, n));
                 let name = name.as_deref().unwrap_or("c");
-                cx.report(
+                cx.report_fix(
                     a.span.clone(),
                     format!("adding a `NOT NULL` constraint on `{table}.{column}` scans the whole table under ACCESS EXCLUSIVE"),
                     format!("add it `NOT VALID`, then `VALIDATE CONSTRAINT {name}` in a separate transaction"),
+                    fix,
                 );
             }
             _ => {}
         }
     }
+}
+
+/// Rewrites a lone `SET NOT NULL` statement into the four steps that avoid the scan
+/// under ACCESS EXCLUSIVE. Only outside transactions: the validation must commit on its
+/// own for the rest to gain anything.
+fn four_step_fix(cx: &Checker, table: &ObjName, column: &str) -> Option<Fix> {
+    if cx.ctx.in_transaction() {
+        return None;
+    }
+    let c = quote_ident(&constraint_name(&table.name, column, "not_null"));
+    let col = quote_ident(column);
+    let text = format!(
+        "ALTER TABLE {table} ADD CONSTRAINT {c} CHECK ({col} IS NOT NULL) NOT VALID;\n\
+         ALTER TABLE {table} VALIDATE CONSTRAINT {c};\n\
+         ALTER TABLE {table} ALTER COLUMN {col} SET NOT NULL;\n\
+         ALTER TABLE {table} DROP CONSTRAINT {c};"
+    );
+    Some(Fix::new(vec![Edit {
+        span: cx.stmt.span.clone(),
+        text,
+    }]))
 }

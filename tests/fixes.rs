@@ -1,0 +1,131 @@
+//! Safe rewrites: applying every fix to every rule's bad fixture leaves SQL that still
+//! parses and on which the fixed findings no longer fire.
+
+use std::path::PathBuf;
+
+use lockstep::lint::fix::apply;
+use lockstep::lint::rules::RULES;
+use lockstep::lint::{lint_source, LintOptions};
+
+/// A rule's bad fixture (tests/rules.rs asserts every rule has one).
+fn fixture(rule: &str) -> String {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/rules")
+        .join(rule)
+        .join("bad.sql");
+    std::fs::read_to_string(p).unwrap_or_default()
+}
+
+fn count(src: &str, rule: &str) -> usize {
+    lint_source(src, &LintOptions::default())
+        .diagnostics
+        .iter()
+        .filter(|d| d.rule == rule)
+        .count()
+}
+
+#[test]
+fn fixed_fixtures_parse_and_the_fixed_findings_are_gone() {
+    let mut fixed_rules = Vec::new();
+    for r in RULES {
+        let src = fixture(r.name);
+        let before = lint_source(&src, &LintOptions::default());
+        let fixes: Vec<_> = before
+            .diagnostics
+            .iter()
+            .filter_map(|d| d.fix.as_ref())
+            .collect();
+        if fixes.is_empty() {
+            continue;
+        }
+        let (fixed, applied) = apply(&src, fixes.iter().copied());
+        assert_eq!(applied, fixes.len(), "{}: some fixes clashed", r.name);
+        assert_ne!(fixed, src);
+        let unfixable = before
+            .diagnostics
+            .iter()
+            .filter(|d| d.rule == r.name && d.fix.is_none())
+            .count();
+        assert_eq!(
+            count(&fixed, r.name),
+            unfixable,
+            "{}: still fires after fixing:\n{fixed}",
+            r.name
+        );
+        assert_eq!(
+            count(&fixed, "unparsed-statement"),
+            count(&src, "unparsed-statement"),
+            "{}: the fixed SQL no longer parses:\n{fixed}",
+            r.name
+        );
+        // Fixing twice changes nothing more for this rule.
+        let again = lint_source(&fixed, &LintOptions::default());
+        assert!(again
+            .diagnostics
+            .iter()
+            .filter(|d| d.rule == r.name)
+            .all(|d| d.fix.is_none()));
+        fixed_rules.push(r.name);
+    }
+    for rule in [
+        "create-index-non-concurrently",
+        "add-check-validating",
+        "add-foreign-key-validating",
+        "set-not-null-scan",
+        "missing-lock-timeout",
+        "concurrently-in-transaction",
+    ] {
+        assert!(
+            fixed_rules.contains(&rule),
+            "{rule} has no fix in its fixture"
+        );
+    }
+}
+
+#[test]
+fn concurrently_moves_out_of_the_transaction() {
+    let src = "SET lock_timeout = '2s';\nBEGIN;\nALTER TABLE t ADD COLUMN c int;\nCREATE INDEX t_c_idx ON t (c);\nCOMMIT;\n";
+    let r = lint_source(src, &LintOptions::default());
+    let (fixed, n) = apply(src, r.diagnostics.iter().filter_map(|d| d.fix.as_ref()));
+    assert_eq!(n, 1);
+    assert_eq!(
+        fixed,
+        "SET lock_timeout = '2s';\nBEGIN;\nALTER TABLE t ADD COLUMN c int;\nCOMMIT;\nCREATE INDEX CONCURRENTLY t_c_idx ON t (c);\n"
+    );
+}
+
+#[test]
+fn not_valid_and_validate_after_commit() {
+    let src = "SET lock_timeout = '2s';\nBEGIN;\nALTER TABLE \"Order Items\" ADD CONSTRAINT \"Qty Positive\" CHECK (qty > 0);\nCOMMIT;";
+    let r = lint_source(src, &LintOptions::default());
+    let (fixed, _) = apply(src, r.diagnostics.iter().filter_map(|d| d.fix.as_ref()));
+    assert_eq!(
+        fixed,
+        "SET lock_timeout = '2s';\nBEGIN;\nALTER TABLE \"Order Items\" ADD CONSTRAINT \"Qty Positive\" CHECK (qty > 0) NOT VALID;\nCOMMIT;\nALTER TABLE \"Order Items\" VALIDATE CONSTRAINT \"Qty Positive\";\n"
+    );
+}
+
+#[test]
+fn four_step_not_null_quotes_identifiers() {
+    let src =
+        "SET lock_timeout = '2s';\nALTER TABLE \"Select\" ALTER COLUMN \"User Id\" SET NOT NULL;\n";
+    let r = lint_source(src, &LintOptions::default());
+    let (fixed, _) = apply(src, r.diagnostics.iter().filter_map(|d| d.fix.as_ref()));
+    assert_eq!(
+        fixed,
+        "SET lock_timeout = '2s';\n\
+         ALTER TABLE \"Select\" ADD CONSTRAINT \"Select_User Id_not_null\" CHECK (\"User Id\" IS NOT NULL) NOT VALID;\n\
+         ALTER TABLE \"Select\" VALIDATE CONSTRAINT \"Select_User Id_not_null\";\n\
+         ALTER TABLE \"Select\" ALTER COLUMN \"User Id\" SET NOT NULL;\n\
+         ALTER TABLE \"Select\" DROP CONSTRAINT \"Select_User Id_not_null\";\n"
+    );
+    // No fix where the steps would share one transaction.
+    let r = lint_source(
+        src,
+        &LintOptions {
+            assume_in_transaction: true,
+            ..LintOptions::default()
+        },
+    );
+    assert!(r.diagnostics.iter().all(|d| d.fix.is_none()));
+}
