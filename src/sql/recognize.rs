@@ -309,6 +309,10 @@ pub fn recognize(toks: &[Tok]) -> Option<StmtKind> {
             Some(StmtKind::Comment { table })
         }
         "BEGIN" | "START" => Some(StmtKind::Begin),
+        // Two-phase commit ends a prepared transaction, not the current one.
+        "COMMIT" | "ROLLBACK" if c.peek_is("PREPARED") => Some(StmtKind::Other {
+            what: format!("{kw} PREPARED"),
+        }),
         "COMMIT" | "END" => Some(StmtKind::Commit),
         "ROLLBACK" | "ABORT" => {
             if c.contains("TO") {
