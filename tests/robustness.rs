@@ -107,9 +107,16 @@ fn commit_prepared_does_not_end_the_open_transaction() {
     use lockstep::sql::parse::analyze;
     for sql in ["COMMIT PREPARED 'x';", "ROLLBACK PREPARED 'x';"] {
         let st = analyze(sql, 0..sql.len());
-        assert!(matches!(st.kind, StmtKind::Other { .. }), "{sql}: {:?}", st.kind);
+        assert!(
+            matches!(st.kind, StmtKind::Other { .. }),
+            "{sql}: {:?}",
+            st.kind
+        );
     }
     let src = "BEGIN;\nCOMMIT PREPARED 'x';\nCREATE INDEX CONCURRENTLY i ON t (a);\nCOMMIT;\n";
     let r = lint_source(src, &LintOptions::default());
-    assert!(r.diagnostics.iter().any(|d| d.rule == "concurrently-in-transaction"));
+    assert!(r
+        .diagnostics
+        .iter()
+        .any(|d| d.rule == "concurrently-in-transaction"));
 }
