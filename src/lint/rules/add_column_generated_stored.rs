@@ -83,19 +83,9 @@ fn check(cx: &mut Checker) {
 
 #[cfg(test)]
 mod tests {
-    use crate::lint::{lint_source, LintOptions};
 
     fn findings(src: &str, pg_version: u32) -> Vec<(String, String)> {
-        let opts = LintOptions {
-            pg_version,
-            ..LintOptions::default()
-        };
-        lint_source(src, &opts)
-            .diagnostics
-            .into_iter()
-            .filter(|d| d.rule == "add-column-generated-stored")
-            .map(|d| (d.message, d.help.unwrap_or_default()))
-            .collect()
+        crate::lint::rules::test_findings("add-column-generated-stored", src, pg_version)
     }
 
     const VIRTUAL: &str =

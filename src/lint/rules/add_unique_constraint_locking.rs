@@ -169,19 +169,9 @@ fn not_null_note(cx: &Checker, table: &ObjName, columns: &[String], inline: bool
 
 #[cfg(test)]
 mod tests {
-    use crate::lint::{lint_source, LintOptions};
 
     fn findings(src: &str, pg_version: u32) -> Vec<(String, String)> {
-        let opts = LintOptions {
-            pg_version,
-            ..LintOptions::default()
-        };
-        lint_source(src, &opts)
-            .diagnostics
-            .into_iter()
-            .filter(|d| d.rule == "add-unique-constraint-locking")
-            .map(|d| (d.message, d.help.unwrap_or_default()))
-            .collect()
+        crate::lint::rules::test_findings("add-unique-constraint-locking", src, pg_version)
     }
 
     #[test]

@@ -119,16 +119,7 @@ mod tests {
     use crate::lint::{lint_source, LintOptions};
 
     fn findings(src: &str, pg_version: u32) -> Vec<(String, String)> {
-        let opts = LintOptions {
-            pg_version,
-            ..LintOptions::default()
-        };
-        lint_source(src, &opts)
-            .diagnostics
-            .into_iter()
-            .filter(|d| d.rule == "alter-column-type-rewrite")
-            .map(|d| (d.message, d.help.unwrap_or_default()))
-            .collect()
+        crate::lint::rules::test_findings("alter-column-type-rewrite", src, pg_version)
     }
 
     #[test]

@@ -223,19 +223,9 @@ fn check_template(bound: &Bound) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use crate::lint::{lint_source, LintOptions};
 
     fn findings(src: &str, pg_version: u32) -> Vec<(String, String)> {
-        let opts = LintOptions {
-            pg_version,
-            ..LintOptions::default()
-        };
-        lint_source(src, &opts)
-            .diagnostics
-            .into_iter()
-            .filter(|d| d.rule == "attach-partition-scan")
-            .map(|d| (d.message, d.help.unwrap_or_default()))
-            .collect()
+        crate::lint::rules::test_findings("attach-partition-scan", src, pg_version)
     }
 
     const ATTACH: &str = "ALTER TABLE measurements ATTACH PARTITION m2023 FOR VALUES FROM ('2023-01-01') TO ('2024-01-01');";

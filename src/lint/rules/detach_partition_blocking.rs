@@ -97,16 +97,7 @@ mod tests {
     use crate::lint::{lint_source, LintOptions};
 
     fn findings(src: &str, pg_version: u32) -> Vec<(String, String)> {
-        let opts = LintOptions {
-            pg_version,
-            ..LintOptions::default()
-        };
-        lint_source(src, &opts)
-            .diagnostics
-            .into_iter()
-            .filter(|d| d.rule == "detach-partition-blocking")
-            .map(|d| (d.message, d.help.unwrap_or_default()))
-            .collect()
+        crate::lint::rules::test_findings("detach-partition-blocking", src, pg_version)
     }
 
     const DETACH: &str = "ALTER TABLE measurements DETACH PARTITION m2019;";

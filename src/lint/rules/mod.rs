@@ -150,3 +150,18 @@ pub fn index_of(name: &str) -> Option<usize> {
 pub fn find(name: &str) -> Option<&'static Rule> {
     RULES.iter().find(|r| r.name == name)
 }
+
+/// `(message, help)` of `rule`'s findings in `src` for a target version (unit tests).
+#[cfg(test)]
+pub(crate) fn test_findings(rule: &str, src: &str, pg_version: u32) -> Vec<(String, String)> {
+    let opts = super::LintOptions {
+        pg_version,
+        ..super::LintOptions::default()
+    };
+    super::lint_source(src, &opts)
+        .diagnostics
+        .into_iter()
+        .filter(|d| d.rule == rule)
+        .map(|d| (d.message, d.help.unwrap_or_default()))
+        .collect()
+}

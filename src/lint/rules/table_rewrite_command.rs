@@ -135,19 +135,9 @@ fn targets(cx: &Checker, tables: &[ObjName], all: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use crate::lint::{lint_source, LintOptions};
 
     fn findings(src: &str, pg_version: u32) -> Vec<(String, String)> {
-        let opts = LintOptions {
-            pg_version,
-            ..LintOptions::default()
-        };
-        lint_source(src, &opts)
-            .diagnostics
-            .into_iter()
-            .filter(|d| d.rule == "table-rewrite-command")
-            .map(|d| (d.message, d.help.unwrap_or_default()))
-            .collect()
+        crate::lint::rules::test_findings("table-rewrite-command", src, pg_version)
     }
 
     #[test]
