@@ -74,6 +74,7 @@ fn fixed_fixtures_parse_and_the_fixed_findings_are_gone() {
         "set-not-null-scan",
         "missing-lock-timeout",
         "concurrently-in-transaction",
+        "add-unique-constraint-locking",
     ] {
         assert!(
             fixed_rules.contains(&rule),
@@ -128,4 +129,22 @@ fn four_step_not_null_quotes_identifiers() {
         },
     );
     assert!(r.diagnostics.iter().all(|d| d.fix.is_none()));
+}
+
+#[test]
+fn unique_constraint_becomes_concurrent_index_plus_using_index() {
+    let src = "SET lock_timeout = '2s';\nALTER TABLE \"Order Items\" ADD CONSTRAINT \"Order Items_sku_key\" UNIQUE (sku);\n";
+    let r = lint_source(src, &LintOptions::default());
+    let (fixed, n) = apply(src, r.diagnostics.iter().filter_map(|d| d.fix.as_ref()));
+    assert_eq!(n, 1);
+    assert_eq!(
+        fixed,
+        "SET lock_timeout = '2s';\n\
+         CREATE UNIQUE INDEX CONCURRENTLY \"Order Items_sku_key\" ON \"Order Items\" (sku);\n\
+         ALTER TABLE \"Order Items\" ADD CONSTRAINT \"Order Items_sku_key\" UNIQUE USING INDEX \"Order Items_sku_key\";\n"
+    );
+    assert!(lint_source(&fixed, &LintOptions::default())
+        .diagnostics
+        .iter()
+        .all(|d| d.rule != "add-unique-constraint-locking"));
 }

@@ -1,5 +1,5 @@
 use super::{Checker, Rule};
-use crate::lint::fix::constraint_name;
+use crate::lint::fix::{constraint_name, Edit, Fix};
 use crate::lint::Severity;
 use crate::sql::ir::{quote_ident, ActionKind, Constraint, ObjName, StmtKind};
 
@@ -115,10 +115,32 @@ fn check(cx: &mut Checker) {
                 "`CREATE UNIQUE INDEX CONCURRENTLY {index} ON {table} ({cols})` in a migration outside a transaction, then `ALTER TABLE {table} ADD CONSTRAINT {index} {kind} USING INDEX {index}` (instant)"
             ));
         }
+        let columns_not_null = !primary
+            || cx.ctx.catalog.table(table).is_some_and(|t| {
+                columns
+                    .iter()
+                    .all(|c| t.column(c).is_some_and(|col| col.not_null))
+            });
         if primary {
             help.push_str(&not_null_note(cx, table, &columns, inline));
         }
-        cx.report(a.span.clone(), message, help);
+        // The safe form as a rewrite: only for a lone constraint outside any transaction
+        // (CONCURRENTLY cannot run in one), and for a primary key only on NOT NULL columns.
+        let fix = (!inline
+            && !partitioned
+            && actions.len() == 1
+            && !cx.ctx.in_transaction()
+            && columns_not_null)
+            .then(|| {
+                Fix::new(vec![Edit {
+                    span: cx.stmt.span.clone(),
+                    text: format!(
+                        "CREATE UNIQUE INDEX CONCURRENTLY {index} ON {table} ({cols});\n\
+                         ALTER TABLE {table} ADD CONSTRAINT {index} {kind} USING INDEX {index};"
+                    ),
+                }])
+            });
+        cx.report_fix(a.span.clone(), message, help, fix);
     }
 }
 
