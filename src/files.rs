@@ -217,6 +217,24 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, errors: &mut Vec<DiscoverError>) {
     }
 }
 
+/// Replaces `path`'s contents without ever leaving it half-written: the new text goes to a
+/// temporary file beside it (with the original's permissions), which is then renamed over it.
+pub fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(contents)?;
+    tmp.as_file().sync_all()?;
+    if let Ok(meta) = std::fs::metadata(path) {
+        std::fs::set_permissions(tmp.path(), meta.permissions())?;
+    }
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
 /// A short, lowercase description of an I/O error.
 pub fn io_message(e: &std::io::Error) -> String {
     use std::io::ErrorKind::*;

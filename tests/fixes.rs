@@ -148,3 +148,75 @@ fn unique_constraint_becomes_concurrent_index_plus_using_index() {
         .iter()
         .all(|d| d.rule != "add-unique-constraint-locking"));
 }
+
+mod cli {
+    use assert_cmd::Command;
+    use std::os::unix::fs::PermissionsExt;
+
+    const BAD: &str = "SET lock_timeout = '2s';\nCREATE INDEX orders_at_idx ON orders (at);\n";
+
+    fn lockstep(dir: &std::path::Path) -> Command {
+        let mut c = Command::cargo_bin("lockstep").expect("binary");
+        c.current_dir(dir).args(["lint", "--no-config"]);
+        c
+    }
+
+    #[test]
+    fn diff_prints_the_rewrite_and_leaves_the_file_alone() {
+        let d = tempfile::tempdir().expect("tmp");
+        std::fs::write(d.path().join("m.sql"), BAD).expect("write");
+        let out = lockstep(d.path())
+            .args(["--diff", "m.sql"])
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(1));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("--- a/m.sql\n+++ b/m.sql\n"), "{stdout}");
+        assert!(stdout.contains("-CREATE INDEX orders_at_idx ON orders (at);\n+CREATE INDEX CONCURRENTLY orders_at_idx ON orders (at);\n"), "{stdout}");
+        assert_eq!(
+            std::fs::read_to_string(d.path().join("m.sql")).expect("read"),
+            BAD
+        );
+    }
+
+    #[test]
+    fn fix_rewrites_the_file_keeps_its_mode_and_reports_what_remains() {
+        let d = tempfile::tempdir().expect("tmp");
+        let p = d.path().join("m.sql");
+        std::fs::write(&p, BAD).expect("write");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        let out = lockstep(d.path())
+            .args(["--fix", "m.sql"])
+            .output()
+            .expect("run");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(String::from_utf8_lossy(&out.stderr).contains("fixed 1 finding in 1 file"));
+        assert_eq!(
+            std::fs::read_to_string(&p).expect("read"),
+            "SET lock_timeout = '2s';\nCREATE INDEX CONCURRENTLY orders_at_idx ON orders (at);\n"
+        );
+        let mode = std::fs::metadata(&p).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640);
+        assert!(String::from_utf8_lossy(&out.stdout).contains("no findings"));
+    }
+
+    #[test]
+    fn fix_on_stdin_prints_the_fixed_sql() {
+        let d = tempfile::tempdir().expect("tmp");
+        let out = lockstep(d.path())
+            .args(["--fix", "-"])
+            .write_stdin(BAD)
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(0));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "SET lock_timeout = '2s';\nCREATE INDEX CONCURRENTLY orders_at_idx ON orders (at);\n"
+        );
+    }
+}

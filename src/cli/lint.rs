@@ -253,7 +253,8 @@ pub fn run(args: LintArgs) -> anyhow::Result<u8> {
         }
         let mut count = 0;
         for (r, new, n) in &fixed {
-            std::fs::write(&r.path, new).with_context(|| format!("cannot write {}", r.path))?;
+            files::write_atomically(std::path::Path::new(&r.path), new.as_bytes())
+                .with_context(|| format!("cannot write {}", r.path))?;
             count += n;
         }
         if count > 0 {

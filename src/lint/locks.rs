@@ -1,8 +1,6 @@
 //! The lock model: what a statement locks, rewrites and scans, as measured on PostgreSQL
 //! (see the ground-truth table in the rule catalogue).
 
-use serde::Serialize;
-
 use super::context::FileContext;
 use crate::sql::ir::{
     ActionKind, Constraint, Generated, LockMode, ObjName, ReindexTarget, StmtKind,
@@ -10,7 +8,7 @@ use crate::sql::ir::{
 use crate::sql::parse::Statement;
 
 /// What a lock is taken on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableLock {
     /// The table (for `DROP INDEX`/`REINDEX INDEX`: the index, standing for its table).
     pub table: ObjName,
@@ -20,7 +18,7 @@ pub struct TableLock {
 }
 
 /// The prediction for one statement.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LockReport {
     pub locks: Vec<TableLock>,
     pub rewrites: Vec<ObjName>,

@@ -11,8 +11,6 @@ pub mod types;
 use std::fmt;
 use std::ops::Range;
 
-use serde::Serialize;
-
 use crate::sql::parse::{analyze, Statement};
 use crate::sql::{split, LineIndex, Split};
 use catalog::Catalog;
@@ -21,8 +19,7 @@ use locks::LockReport;
 use rules::{Checker, RULES};
 
 /// How serious a finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
     Note,
     Warning,
@@ -55,27 +52,23 @@ impl fmt::Display for Severity {
 }
 
 /// One finding, located in its file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
     pub rule: &'static str,
     pub severity: Severity,
     pub message: String,
     pub help: Option<String>,
     /// Byte span in the file.
-    #[serde(skip)]
     pub span: Range<usize>,
     pub line: usize,
     pub column: usize,
     pub end_line: usize,
     pub end_column: usize,
     /// Index of the statement in the file (None for file-level findings).
-    #[serde(skip)]
     pub statement: Option<usize>,
     /// First and last line of that statement.
-    #[serde(skip)]
     pub statement_lines: Option<(usize, usize)>,
     /// The suggested rewrite, if any.
-    #[serde(skip)]
     pub fix: Option<fix::Fix>,
 }
 
@@ -110,13 +103,12 @@ impl LintOptions {
 }
 
 /// The predicted effect of one statement.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatementLocks {
     pub line: usize,
     pub end_line: usize,
     /// The statement's first words (`ALTER TABLE`), for display.
     pub kind: String,
-    #[serde(flatten)]
     pub report: LockReport,
 }
 

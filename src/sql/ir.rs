@@ -541,15 +541,3 @@ pub enum Source {
     Recognizer,
     None,
 }
-
-impl serde::Serialize for ObjName {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl serde::Serialize for LockMode {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.sql_name())
-    }
-}

@@ -927,7 +927,8 @@ fn table_constraint(c: &mut Cur, name: Option<String>, part: &[Tok]) -> Option<A
     })
 }
 
-const COLUMN_OPTION_STARTS: &[&str] = &[
+/// Keywords that start a column option, and so end the column's type.
+pub(crate) const COLUMN_OPTION_STARTS: &[&str] = &[
     "DEFAULT",
     "NOT",
     "NULL",

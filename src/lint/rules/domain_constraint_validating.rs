@@ -106,12 +106,7 @@ mod tests {
     use crate::lint::{lint_source, LintOptions};
 
     fn findings(src: &str) -> Vec<(String, String)> {
-        lint_source(src, &LintOptions::default())
-            .diagnostics
-            .into_iter()
-            .filter(|d| d.rule == "domain-constraint-validating")
-            .map(|d| (d.message, d.help.unwrap_or_default()))
-            .collect()
+        crate::lint::rules::test_findings("domain-constraint-validating", src, 15)
     }
 
     #[test]

@@ -137,12 +137,7 @@ mod tests {
     use crate::lint::{lint_source, LintOptions};
 
     fn findings(src: &str) -> Vec<(String, String)> {
-        lint_source(src, &LintOptions::default())
-            .diagnostics
-            .into_iter()
-            .filter(|d| d.rule == "drop-index-non-concurrently")
-            .map(|d| (d.message, d.help.unwrap_or_default()))
-            .collect()
+        crate::lint::rules::test_findings("drop-index-non-concurrently", src, 15)
     }
 
     #[test]

@@ -160,24 +160,6 @@ pub(crate) fn type_name(data_type: &str) -> TypeName {
     }
 }
 
-/// Option keywords that end a column's type in a column definition.
-const TYPE_END: &[&str] = &[
-    "DEFAULT",
-    "NOT",
-    "NULL",
-    "PRIMARY",
-    "UNIQUE",
-    "REFERENCES",
-    "CHECK",
-    "GENERATED",
-    "COLLATE",
-    "CONSTRAINT",
-    "COMPRESSION",
-    "STORAGE",
-    "DEFERRABLE",
-    "INITIALLY",
-];
-
 /// The span of a column definition's name and type inside a `CREATE TABLE`: the first
 /// `name type` pair right after `(` or `,`. Falls back to the statement's head.
 pub(crate) fn column_span(stmt: &Statement, column: &str) -> Range<usize> {
@@ -206,7 +188,9 @@ pub(crate) fn column_span(stmt: &Statement, column: &str) -> Range<usize> {
             }
             _ if depth > 0 => true,
             TokKind::Punct(p) => p == ".",
-            TokKind::Word { .. } => !TYPE_END.iter().any(|k| t.is(k)),
+            TokKind::Word { .. } => !crate::sql::recognize::COLUMN_OPTION_STARTS
+                .iter()
+                .any(|k| t.is(k)),
             _ => false,
         };
         if !take {

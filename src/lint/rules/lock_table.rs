@@ -92,15 +92,9 @@ fn check(cx: &mut Checker) {
 
 #[cfg(test)]
 mod tests {
-    use crate::lint::{lint_source, LintOptions};
 
     fn findings(src: &str) -> Vec<(String, String)> {
-        lint_source(src, &LintOptions::default())
-            .diagnostics
-            .into_iter()
-            .filter(|d| d.rule == "lock-table")
-            .map(|d| (d.message, d.help.unwrap_or_default()))
-            .collect()
+        crate::lint::rules::test_findings("lock-table", src, 15)
     }
 
     #[test]
