@@ -349,51 +349,56 @@ fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Ve
 
 /// Lints every input: reading and parsing run on all cores, then the rules run in input
 /// (migration) order so each file sees the schema replayed from the files before it.
+/// Collects every report; for large runs prefer [`lint_each`], which holds one window.
 pub fn lint_all(inputs: &[Input], opts: &LintOptions) -> Vec<FileReport> {
-    // Files are prepared a window at a time so parsed statements of a whole directory
-    // never sit in memory at once.
-    let window = 16 * std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut catalog = Catalog::default();
     let mut reports = Vec::with_capacity(inputs.len());
-    for chunk in inputs.chunks(window) {
-        catalog = check_chunk(parallel_map(chunk, load), opts, catalog, &mut reports);
+    let done: Result<(), std::convert::Infallible> = lint_each(inputs, opts, |r| {
+        reports.push(r);
+        Ok(())
+    });
+    match done {
+        Ok(()) => reports,
+        Err(never) => match never {},
     }
-    reports
 }
 
-fn check_chunk(
-    loaded: Vec<Loaded>,
+/// Lints every input like [`lint_all`], handing each file's report to `on_file` as soon as
+/// it is checked, in input order. Only one window of files (16 per core) is held in memory
+/// at a time, so reports can be written out while later files are still being read. The
+/// first error from `on_file` stops the run and is returned.
+pub fn lint_each<E>(
+    inputs: &[Input],
     opts: &LintOptions,
-    mut catalog: Catalog,
-    reports: &mut Vec<FileReport>,
-) -> Catalog {
-    for l in loaded {
-        let (result, next) = match l.prepared {
-            Some(p) => {
-                let (r, c) = check(&l.source, p, opts, catalog);
-                (Some(r), c)
-            }
-            None => (None, catalog),
-        };
-        catalog = next;
-        reports.push(match result {
-            Some(r) => FileReport {
-                path: l.path,
-                source: l.source,
-                statements: r.statements,
-                diagnostics: r.diagnostics,
-                locks: r.locks,
-                problem: l.problem,
-            },
-            None => FileReport {
-                path: l.path,
-                source: l.source,
-                statements: 0,
-                diagnostics: Vec::new(),
-                locks: Vec::new(),
-                problem: l.problem,
-            },
-        });
+    mut on_file: impl FnMut(FileReport) -> Result<(), E>,
+) -> Result<(), E> {
+    let window = 16 * std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut catalog = Catalog::default();
+    for chunk in inputs.chunks(window) {
+        for l in parallel_map(chunk, load) {
+            let report = match l.prepared {
+                Some(p) => {
+                    let (r, next) = check(&l.source, p, opts, catalog);
+                    catalog = next;
+                    FileReport {
+                        path: l.path,
+                        source: l.source,
+                        statements: r.statements,
+                        diagnostics: r.diagnostics,
+                        locks: r.locks,
+                        problem: l.problem,
+                    }
+                }
+                None => FileReport {
+                    path: l.path,
+                    source: l.source,
+                    statements: 0,
+                    diagnostics: Vec::new(),
+                    locks: Vec::new(),
+                    problem: l.problem,
+                },
+            };
+            on_file(report)?;
+        }
     }
-    catalog
+    Ok(())
 }

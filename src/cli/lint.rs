@@ -9,10 +9,9 @@ use crate::config::{self, parse_pg_version, Settings};
 use crate::files::{self, FileReport, Input};
 use crate::lint::context::parse_duration_ms;
 use crate::lint::fix;
-use crate::lint::Severity;
+use crate::lint::{LintOptions, Severity};
 use crate::report::text::{self, Style};
-use crate::report::Summary;
-use crate::report::{json, locks};
+use crate::report::{json, Reporter, Summary};
 
 #[derive(Debug, Args)]
 #[command(
@@ -130,25 +129,16 @@ impl LintArgs {
     }
 }
 
-fn is_stdin(inputs: &[Input], path: &str) -> bool {
-    inputs
-        .iter()
-        .any(|i| matches!(i, Input::Stdin { display, .. } if display == path))
-}
-
-/// Files with applicable fixes: the report, its fixed text and the number of fixes.
+/// A file's text with its fixes applied and the number of fixes, when any applies.
 /// Files that were not valid UTF-8 are left alone (rewriting them would change bytes the
 /// fixes do not touch).
-fn fixed_sources(reports: &[FileReport]) -> Vec<(&FileReport, String, usize)> {
-    reports
-        .iter()
-        .filter(|r| r.problem.is_none())
-        .filter_map(|r| {
-            let fixes = r.diagnostics.iter().filter_map(|d| d.fix.as_ref());
-            let (new, n) = fix::apply(&r.source, fixes);
-            (n > 0 && new != r.source).then_some((r, new, n))
-        })
-        .collect()
+fn fixed_source(r: &FileReport) -> Option<(String, usize)> {
+    if r.problem.is_some() {
+        return None;
+    }
+    let fixes = r.diagnostics.iter().filter_map(|d| d.fix.as_ref());
+    let (new, n) = fix::apply(&r.source, fixes);
+    (n > 0 && new != r.source).then_some((new, n))
 }
 
 pub fn run(args: LintArgs) -> anyhow::Result<u8> {
@@ -219,56 +209,48 @@ pub fn run(args: LintArgs) -> anyhow::Result<u8> {
         }
     }
 
-    let mut reports = files::lint_all(&inputs, &opts);
-    if args.diff || args.fix {
-        let fixed = fixed_sources(&reports);
-        if args.diff {
-            let mut out = io::BufWriter::new(io::stdout().lock());
-            let code = if fixed.is_empty() {
-                EXIT_OK
-            } else {
-                EXIT_FINDINGS
-            };
-            let written: io::Result<()> = (|| {
-                for (r, new, _) in &fixed {
-                    write!(out, "{}", fix::unified_diff(&r.path, &r.source, new))?;
-                }
-                out.flush()
-            })();
-            return match written {
-                Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
-                    Err(e).context("cannot write the diff")
-                }
-                _ => Ok(code),
-            };
+    if args.diff {
+        return print_diffs(&inputs, &opts);
+    }
+    if args.fix {
+        let stdin = inputs.iter().find(|i| matches!(i, Input::Stdin { .. }));
+        if let Some(code) = stdin
+            .map(|i| print_fixed_stdin(i, &opts))
+            .transpose()?
+            .flatten()
+        {
+            return Ok(code);
         }
-        if let Some((_, new, _)) = fixed.iter().find(|(r, _, _)| is_stdin(&inputs, &r.path)) {
-            let mut out = io::stdout().lock();
-            return match out.write_all(new.as_bytes()).and_then(|()| out.flush()) {
-                Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
-                    Err(e).context("cannot write the fixed SQL")
-                }
-                _ => Ok(EXIT_OK),
-            };
-        }
-        let mut count = 0;
-        for (r, new, n) in &fixed {
-            files::write_atomically(std::path::Path::new(&r.path), new.as_bytes())
-                .with_context(|| format!("cannot write {}", r.path))?;
-            count += n;
-        }
+        let (count, changed) = fix_files(&inputs, &opts)?;
         if count > 0 {
             let _ = writeln!(
                 io::stderr(),
-                "fixed {count} finding{} in {} file{}",
+                "fixed {count} finding{} in {changed} file{}",
                 if count == 1 { "" } else { "s" },
-                fixed.len(),
-                if fixed.len() == 1 { "" } else { "s" }
+                if changed == 1 { "" } else { "s" }
             );
-            reports = files::lint_all(&inputs, &opts);
         }
     }
-    let summary = Summary::of(&reports);
+
+    let style = Style { color };
+    let mut reporter: Box<dyn Reporter> = match args.format {
+        Format::Json => Box::new(json::JsonReporter::default()),
+        Format::Text => Box::new(text::TextReporter {
+            style,
+            locks: args.locks,
+        }),
+    };
+    let mut summary = Summary::default();
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    let written: io::Result<()> = (|| {
+        reporter.begin(&mut out)?;
+        files::lint_each(&inputs, &opts, |r| {
+            summary.add(&r);
+            reporter.file(&mut out, &r)
+        })?;
+        reporter.finish(&mut out, &summary)?;
+        out.flush()
+    })();
     had_error |= summary.skipped > 0;
     let code = if had_error {
         EXIT_ERROR
@@ -277,27 +259,66 @@ pub fn run(args: LintArgs) -> anyhow::Result<u8> {
     } else {
         EXIT_OK
     };
-
-    let style = Style { color };
-    let mut out = io::BufWriter::new(io::stdout().lock());
-    let written: io::Result<()> = (|| {
-        match args.format {
-            Format::Json => json::write(&mut out, &reports, &summary)?,
-            Format::Text => {
-                for r in &reports {
-                    if args.locks {
-                        locks::write_file(&mut out, r)?;
-                    }
-                    text::write_file(&mut out, r, style)?;
-                }
-                text::write_summary(&mut out, &summary, style)?;
-            }
-        }
-        out.flush()
-    })();
     match written {
         Ok(()) => Ok(code),
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(code),
         Err(e) => Err(e).context("cannot write the report"),
     }
+}
+
+/// `--diff`: one unified diff per file that has fixes; exit 1 when there is any.
+fn print_diffs(inputs: &[Input], opts: &LintOptions) -> anyhow::Result<u8> {
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    let mut any = false;
+    let written = files::lint_each(inputs, opts, |r| {
+        if let Some((new, _)) = fixed_source(&r) {
+            any = true;
+            write!(out, "{}", fix::unified_diff(&r.path, &r.source, &new))?;
+        }
+        Ok(())
+    })
+    .and_then(|()| out.flush());
+    match written {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e).context("cannot write the diff"),
+        _ => Ok(if any { EXIT_FINDINGS } else { EXIT_OK }),
+    }
+}
+
+/// `--fix` on standard input: print the fixed SQL (unchanged when there is nothing to fix).
+/// Input that could not be read as text gets the normal report instead (`None`), so nothing
+/// is silently replaced by an empty output.
+fn print_fixed_stdin(stdin: &Input, opts: &LintOptions) -> anyhow::Result<Option<u8>> {
+    let mut fixed = None;
+    let _ = files::lint_each(std::slice::from_ref(stdin), opts, |r| {
+        if r.problem.is_none() {
+            fixed = Some(fixed_source(&r).map_or(r.source, |(new, _)| new));
+        }
+        Ok::<(), std::convert::Infallible>(())
+    });
+    let Some(fixed) = fixed else {
+        return Ok(None);
+    };
+    let mut out = io::stdout().lock();
+    match out.write_all(fixed.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+            Err(e).context("cannot write the fixed SQL")
+        }
+        _ => Ok(Some(EXIT_OK)),
+    }
+}
+
+/// `--fix` on files: rewrites each file with fixes in place (atomically). Returns the number
+/// of fixes applied and of files changed.
+fn fix_files(inputs: &[Input], opts: &LintOptions) -> anyhow::Result<(usize, usize)> {
+    let (mut count, mut changed) = (0, 0);
+    files::lint_each(inputs, opts, |r| {
+        if let Some((new, n)) = fixed_source(&r) {
+            files::write_atomically(std::path::Path::new(&r.path), new.as_bytes())
+                .with_context(|| format!("cannot write {}", r.path))?;
+            count += n;
+            changed += 1;
+        }
+        Ok::<(), anyhow::Error>(())
+    })?;
+    Ok((count, changed))
 }

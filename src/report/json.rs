@@ -58,20 +58,104 @@ fn file_value(r: &FileReport) -> Value {
     })
 }
 
-/// Writes the whole report as one JSON document.
-pub fn write(out: &mut dyn Write, reports: &[FileReport], s: &Summary) -> io::Result<()> {
-    let doc = json!({
-        "version": 1,
-        "files": reports.iter().map(file_value).collect::<Vec<_>>(),
-        "summary": {
-            "files": s.files,
-            "statements": s.statements,
-            "errors": s.errors,
-            "warnings": s.warnings,
-            "notes": s.notes,
-            "skipped": s.skipped,
-        },
-    });
-    serde_json::to_writer_pretty(&mut *out, &doc).map_err(io::Error::other)?;
-    writeln!(out)
+fn summary_value(s: &Summary) -> Value {
+    json!({
+        "files": s.files,
+        "statements": s.statements,
+        "errors": s.errors,
+        "warnings": s.warnings,
+        "notes": s.notes,
+        "skipped": s.skipped,
+    })
+}
+
+/// Writes `v` pretty-printed with every line after the first indented by `indent` spaces.
+/// (JSON strings cannot hold a raw newline, so indenting lines is safe.)
+fn write_indented(out: &mut dyn Write, v: &Value, indent: usize) -> io::Result<()> {
+    let text = serde_json::to_string_pretty(v).map_err(io::Error::other)?;
+    let pad = " ".repeat(indent);
+    for (i, line) in text.lines().enumerate() {
+        if i > 0 {
+            write!(out, "\n{pad}")?;
+        }
+        out.write_all(line.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// The JSON document, streamed: the `files` array grows one file at a time.
+#[derive(Debug, Default)]
+pub struct JsonReporter {
+    files: usize,
+}
+
+impl super::Reporter for JsonReporter {
+    fn begin(&mut self, out: &mut dyn Write) -> io::Result<()> {
+        write!(out, "{{\n  \"version\": 1,\n  \"files\": [")
+    }
+
+    fn file(&mut self, out: &mut dyn Write, r: &FileReport) -> io::Result<()> {
+        let sep = if self.files == 0 { "" } else { "," };
+        self.files += 1;
+        write!(out, "{sep}\n    ")?;
+        write_indented(out, &file_value(r), 4)
+    }
+
+    fn finish(&mut self, out: &mut dyn Write, s: &Summary) -> io::Result<()> {
+        let close = if self.files == 0 { "]" } else { "\n  ]" };
+        write!(out, "{close},\n  \"summary\": ")?;
+        write_indented(out, &summary_value(s), 2)?;
+        writeln!(out, "\n}}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Reporter;
+
+    fn render(sources: &[&str]) -> Value {
+        let reports: Vec<FileReport> = sources
+            .iter()
+            .enumerate()
+            .map(|(i, src)| {
+                let (r, _) = crate::lint::check(
+                    src,
+                    crate::lint::prepare(src),
+                    &crate::lint::LintOptions::default(),
+                    crate::lint::catalog::Catalog::default(),
+                );
+                FileReport {
+                    path: format!("m/{i}.sql"),
+                    source: src.to_string(),
+                    statements: r.statements,
+                    diagnostics: r.diagnostics,
+                    locks: r.locks,
+                    problem: None,
+                }
+            })
+            .collect();
+        let mut out = Vec::new();
+        let mut rep = JsonReporter::default();
+        rep.begin(&mut out).unwrap();
+        for r in &reports {
+            rep.file(&mut out, r).unwrap();
+        }
+        rep.finish(&mut out, &Summary::of(&reports)).unwrap();
+        serde_json::from_slice(&out).expect("streamed JSON parses")
+    }
+
+    #[test]
+    fn streamed_document_is_valid_for_zero_one_and_many_files() {
+        assert_eq!(render(&[])["files"], json!([]));
+        let one = render(&["CREATE INDEX i ON t (a);\n"]);
+        assert_eq!(
+            one["files"][0]["findings"][0]["rule"],
+            "create-index-non-concurrently"
+        );
+        let two = render(&["SELECT 1;\n", "SELECT 'a\nb';\n"]);
+        assert_eq!(two["files"].as_array().unwrap().len(), 2);
+        assert_eq!(two["files"][1]["path"], "m/1.sql");
+        assert_eq!(two["summary"]["statements"], 2);
+    }
 }

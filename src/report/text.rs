@@ -189,3 +189,22 @@ pub fn write_summary(out: &mut dyn Write, s: &Summary, style: Style) -> io::Resu
         plural(s.statements, "statement")
     )
 }
+
+/// The compiler-style report, optionally preceded per file by the `--locks` table.
+pub struct TextReporter {
+    pub style: Style,
+    pub locks: bool,
+}
+
+impl super::Reporter for TextReporter {
+    fn file(&mut self, out: &mut dyn Write, r: &FileReport) -> io::Result<()> {
+        if self.locks {
+            super::locks::write_file(out, r)?;
+        }
+        write_file(out, r, self.style)
+    }
+
+    fn finish(&mut self, out: &mut dyn Write, s: &Summary) -> io::Result<()> {
+        write_summary(out, s, self.style)
+    }
+}
