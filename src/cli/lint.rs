@@ -10,14 +10,21 @@ use crate::files::{self, FileReport, Input};
 use crate::lint::context::parse_duration_ms;
 use crate::lint::fix;
 use crate::lint::{LintOptions, Severity};
+use crate::report::paths::RepoPaths;
 use crate::report::text::{self, Style};
-use crate::report::{json, Reporter, Summary};
+use crate::report::{github, gitlab, json, junit, sarif, Reporter, Summary};
+
+mod output;
 
 #[derive(Debug, Args)]
 #[command(
     after_help = "Exit codes:\n  0  no finding at or above the fail level\n  1  findings at or above the fail level (--fail-on, default: error)\n  2  usage error, unreadable path or file, or invalid configuration\n\n\
 Suppress a finding with a comment on the line above (or at the end of) the statement:\n  -- lockstep: ignore create-index-non-concurrently -- table is tiny\n\
-or for a whole file:\n  -- lockstep: ignore-file missing-lock-timeout"
+or for a whole file:\n  -- lockstep: ignore-file missing-lock-timeout\n\n\
+CI reports (one lint run, several reports; the terminal keeps the text report):\n  \
+lockstep lint migrations/ --output gitlab=gl-code-quality-report.json \\\n                            --output junit=lockstep-junit.xml\n  \
+lockstep lint --format sarif --output lockstep.sarif migrations/\n  \
+lockstep lint --format github migrations/    # annotations in GitHub Actions"
 )]
 pub struct LintArgs {
     /// Files or directories to lint (directories: every *.sql below, in migration order);
@@ -76,9 +83,21 @@ pub struct LintArgs {
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
 
-    /// Output format
+    /// Report format on standard output, and for `--output` files that name no format
     #[arg(long, value_enum, default_value_t = Format::Text, value_name = "FORMAT")]
     pub format: Format,
+
+    /// Also write the report to FILE, in FORMAT (default: the --format value); repeatable.
+    /// Standard output then shows the text report, unless FILE is `-`. Files are replaced
+    /// only once the report is complete
+    #[arg(
+        long,
+        short = 'o',
+        value_name = "[FORMAT=]FILE",
+        value_parser = output::parse_spec,
+        conflicts_with = "diff"
+    )]
+    pub output: Vec<output::OutputSpec>,
 
     /// Also print, per statement, the tables it locks, the lock mode, what that blocks,
     /// and whether it rewrites or scans the table (text format)
@@ -101,6 +120,29 @@ pub enum Format {
     Text,
     /// One JSON document with findings and the per-statement lock report
     Json,
+    /// SARIF 2.1.0, for GitHub code scanning and other SARIF viewers
+    Sarif,
+    /// GitLab Code Quality report (artifacts:reports:codequality)
+    Gitlab,
+    /// JUnit XML, one test case per file (CI test-report views)
+    Junit,
+    /// GitHub Actions workflow commands: annotations on the pull request
+    Github,
+}
+
+impl Format {
+    /// The reporter writing this format. `paths` makes file paths repository-relative for
+    /// the CI formats; `style` and `locks` shape the text format.
+    fn reporter(self, style: Style, locks: bool, paths: &RepoPaths) -> Box<dyn Reporter> {
+        match self {
+            Format::Text => Box::new(text::TextReporter { style, locks }),
+            Format::Json => Box::new(json::JsonReporter::default()),
+            Format::Sarif => Box::new(sarif::SarifReporter::new(paths.clone())),
+            Format::Gitlab => Box::new(gitlab::GitlabReporter::new(paths.clone())),
+            Format::Junit => Box::new(junit::JunitReporter::new(paths.clone())),
+            Format::Github => Box::new(github::GithubReporter::new(paths.clone())),
+        }
+    }
 }
 
 impl LintArgs {
@@ -212,6 +254,22 @@ pub fn run(args: LintArgs) -> anyhow::Result<u8> {
     if args.diff {
         return print_diffs(&inputs, &opts);
     }
+    // Open every report destination before anything is changed or linted, so a report file
+    // that cannot be created stops the run at once (exit 2).
+    let paths = RepoPaths::discover(&cwd);
+    let make = |f: Format, to_stdout: bool| {
+        let style = Style {
+            color: color && to_stdout,
+        };
+        f.reporter(style, args.locks, &paths)
+    };
+    let mut sinks = match output::Sinks::open(&args.output, args.format, &cwd, make) {
+        Ok(s) => s,
+        Err(m) => {
+            eprint_error(color, &m);
+            return Ok(EXIT_ERROR);
+        }
+    };
     if args.fix {
         let stdin = inputs.iter().find(|i| matches!(i, Input::Stdin { .. }));
         if let Some(code) = stdin
@@ -232,26 +290,20 @@ pub fn run(args: LintArgs) -> anyhow::Result<u8> {
         }
     }
 
-    let style = Style { color };
-    let mut reporter: Box<dyn Reporter> = match args.format {
-        Format::Json => Box::new(json::JsonReporter::default()),
-        Format::Text => Box::new(text::TextReporter {
-            style,
-            locks: args.locks,
-        }),
-    };
+    // One lint pass feeds every report; it stops early only when no destination is left
+    // (standard output closed, e.g. piped into `head`, and no report file).
     let mut summary = Summary::default();
-    let mut out = io::BufWriter::new(io::stdout().lock());
-    let written: io::Result<()> = (|| {
-        reporter.begin(&mut out)?;
-        files::lint_each(&inputs, &opts, |r| {
+    if sinks.begin().is_ok() {
+        let _stopped: Result<(), output::NothingLeft> = files::lint_each(&inputs, &opts, |r| {
             summary.add(&r);
-            reporter.file(&mut out, &r)
-        })?;
-        reporter.finish(&mut out, &summary)?;
-        out.flush()
-    })();
-    had_error |= summary.skipped > 0;
+            sinks.file(&r)
+        });
+    }
+    let done = sinks.finish(&summary);
+    for m in &done.file_errors {
+        eprint_error(color, m);
+    }
+    had_error |= summary.skipped > 0 || !done.file_errors.is_empty();
     let code = if had_error {
         EXIT_ERROR
     } else if summary.at_or_above(fail_on) > 0 {
@@ -259,10 +311,10 @@ pub fn run(args: LintArgs) -> anyhow::Result<u8> {
     } else {
         EXIT_OK
     };
-    match written {
-        Ok(()) => Ok(code),
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(code),
-        Err(e) => Err(e).context("cannot write the report"),
+    match done.stdout {
+        None => Ok(code),
+        Some(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(code),
+        Some(e) => Err(e).context("cannot write the report"),
     }
 }
 

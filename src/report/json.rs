@@ -17,7 +17,7 @@ use std::io::{self, Write};
 
 use serde_json::{json, Value};
 
-use super::Summary;
+use super::{write_json_indented, Summary};
 use crate::files::FileReport;
 use crate::lint::StatementLocks;
 
@@ -69,20 +69,6 @@ fn summary_value(s: &Summary) -> Value {
     })
 }
 
-/// Writes `v` pretty-printed with every line after the first indented by `indent` spaces.
-/// (JSON strings cannot hold a raw newline, so indenting lines is safe.)
-fn write_indented(out: &mut dyn Write, v: &Value, indent: usize) -> io::Result<()> {
-    let text = serde_json::to_string_pretty(v).map_err(io::Error::other)?;
-    let pad = " ".repeat(indent);
-    for (i, line) in text.lines().enumerate() {
-        if i > 0 {
-            write!(out, "\n{pad}")?;
-        }
-        out.write_all(line.as_bytes())?;
-    }
-    Ok(())
-}
-
 /// The JSON document, streamed: the `files` array grows one file at a time.
 #[derive(Debug, Default)]
 pub struct JsonReporter {
@@ -98,13 +84,13 @@ impl super::Reporter for JsonReporter {
         let sep = if self.files == 0 { "" } else { "," };
         self.files += 1;
         write!(out, "{sep}\n    ")?;
-        write_indented(out, &file_value(r), 4)
+        write_json_indented(out, &file_value(r), 4)
     }
 
     fn finish(&mut self, out: &mut dyn Write, s: &Summary) -> io::Result<()> {
         let close = if self.files == 0 { "]" } else { "\n  ]" };
         write!(out, "{close},\n  \"summary\": ")?;
-        write_indented(out, &summary_value(s), 2)?;
+        write_json_indented(out, &summary_value(s), 2)?;
         writeln!(out, "\n}}")
     }
 }
@@ -118,22 +104,7 @@ mod tests {
         let reports: Vec<FileReport> = sources
             .iter()
             .enumerate()
-            .map(|(i, src)| {
-                let (r, _) = crate::lint::check(
-                    src,
-                    crate::lint::prepare(src),
-                    &crate::lint::LintOptions::default(),
-                    crate::lint::catalog::Catalog::default(),
-                );
-                FileReport {
-                    path: format!("m/{i}.sql"),
-                    source: src.to_string(),
-                    statements: r.statements,
-                    diagnostics: r.diagnostics,
-                    locks: r.locks,
-                    problem: None,
-                }
-            })
+            .map(|(i, src)| crate::report::test_report(&format!("m/{i}.sql"), src))
             .collect();
         let mut out = Vec::new();
         let mut rep = JsonReporter::default();

@@ -2,10 +2,23 @@
 //!
 //! Every format is a [`Reporter`]: it is handed each file's report as soon as that file is
 //! checked (in migration order) and the run's totals at the end, so a run over thousands of
-//! files never holds more than one window of them in memory.
+//! files never holds more than one window of them in memory. A reporter may keep small
+//! per-finding data until the end (counts, a JUnit test case), never file sources.
+//!
+//! Formats: [`text`] (the default), [`json`] (lockstep's own schema), and for CI systems
+//! [`sarif`] (GitHub code scanning and other SARIF consumers), [`gitlab`] (GitLab Code
+//! Quality), [`junit`] (test-report widgets) and [`github`] (GitHub Actions annotations).
+//! The CI formats name files relative to the repository root ([`paths`]) and identify
+//! findings by a line-independent [`fingerprint`].
 
+pub mod fingerprint;
+pub mod github;
+pub mod gitlab;
 pub mod json;
+pub mod junit;
 pub mod locks;
+pub mod paths;
+pub mod sarif;
 pub mod text;
 
 use std::io::{self, Write};
@@ -60,6 +73,24 @@ impl Summary {
     }
 }
 
+/// Writes `v` pretty-printed with every line after the first indented by `indent` spaces.
+/// (JSON strings cannot hold a raw newline, so indenting lines is safe.)
+pub(crate) fn write_json_indented(
+    out: &mut dyn Write,
+    v: &serde_json::Value,
+    indent: usize,
+) -> io::Result<()> {
+    let text = serde_json::to_string_pretty(v).map_err(io::Error::other)?;
+    let pad = " ".repeat(indent);
+    for (i, line) in text.lines().enumerate() {
+        if i > 0 {
+            write!(out, "\n{pad}")?;
+        }
+        out.write_all(line.as_bytes())?;
+    }
+    Ok(())
+}
+
 /// A report format, written incrementally: [`begin`](Reporter::begin) once, then
 /// [`file`](Reporter::file) per file in migration order, then [`finish`](Reporter::finish).
 pub trait Reporter {
@@ -68,4 +99,16 @@ pub trait Reporter {
     }
     fn file(&mut self, out: &mut dyn Write, r: &FileReport) -> io::Result<()>;
     fn finish(&mut self, out: &mut dyn Write, s: &Summary) -> io::Result<()>;
+}
+
+/// A file's report as the CLI would produce it, for unit tests of the formats.
+#[cfg(test)]
+pub(crate) fn test_report(path: &str, src: &str) -> FileReport {
+    let input = crate::files::Input::Stdin {
+        display: path.to_string(),
+        text: src.as_bytes().to_vec(),
+    };
+    let mut reports =
+        crate::files::lint_all(&[input], &crate::lint::LintOptions::default()).into_iter();
+    reports.next().expect("one report per input")
 }
