@@ -1,7 +1,9 @@
 //! Command-line interface: argument definitions and the only code that prints.
 
+mod completions;
 mod explain;
 mod lint;
+mod man;
 mod rules;
 
 use std::io::{self, IsTerminal, Write};
@@ -35,6 +37,10 @@ pub enum Command {
     Rules(rules::RulesArgs),
     /// Print a rule's full documentation
     Explain(explain::ExplainArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
+    Completions(completions::CompletionsArgs),
+    /// Print the man page (or a subcommand's), or write all pages into a directory
+    Man(man::ManArgs),
 }
 
 /// When to use colour.
@@ -82,6 +88,8 @@ pub fn main() -> u8 {
         Command::Lint(args) => lint::run(args),
         Command::Rules(args) => rules::run(args),
         Command::Explain(args) => explain::run(args),
+        Command::Completions(args) => completions::run(args),
+        Command::Man(args) => man::run(args),
     };
     match result {
         Ok(code) => code,
