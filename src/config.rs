@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::framework::{self, Framework};
 use crate::lint::context::parse_duration_ms;
 use crate::lint::rules::{self, RULES};
 use crate::lint::{did_you_mean, LintOptions, Severity};
@@ -57,6 +58,8 @@ struct RawConfig {
     exclude: Option<Vec<String>>,
     lock_timeout_max: Option<DurationValue>,
     fail_on: Option<String>,
+    framework: Option<String>,
+    lint_down: Option<bool>,
 }
 
 /// A rule's configured level: a severity, or off.
@@ -73,6 +76,9 @@ pub struct Settings {
     pub exclude: Vec<String>,
     pub lock_timeout_max_ms: Option<u64>,
     pub fail_on: Option<Severity>,
+    /// `Some(None)`: detect per file (`"auto"`); `Some(Some(f))`: every file is `f`.
+    pub framework: Option<Option<Framework>>,
+    pub lint_down: Option<bool>,
 }
 
 /// A loaded config file.
@@ -141,8 +147,12 @@ pub fn parse(text: &str, path: &Path) -> Result<Settings, ConfigError> {
     };
     let mut s = Settings {
         assume_in_transaction: raw.assume_in_transaction,
+        lint_down: raw.lint_down,
         ..Settings::default()
     };
+    if let Some(f) = raw.framework {
+        s.framework = Some(parse_framework(&f).map_err(|m| invalid("framework", m))?);
+    }
     if let Some(v) = raw.pg_version {
         let text = match v {
             VersionValue::Int(i) => i.to_string(),
@@ -211,6 +221,22 @@ pub fn parse_pg_version(text: &str) -> Result<u32, String> {
     Ok(v)
 }
 
+/// `auto` (detect per file) or a framework name.
+pub fn parse_framework(s: &str) -> Result<Option<Framework>, String> {
+    if s.trim().eq_ignore_ascii_case("auto") {
+        return Ok(None);
+    }
+    Framework::parse(s).map(Some).ok_or_else(|| {
+        let names: Vec<&str> = framework::ALL.iter().map(|f| f.name()).collect();
+        let hint = did_you_mean(s, names.iter().copied())
+            .map_or(String::new(), |m| format!(" (did you mean `{m}`?)"));
+        format!(
+            "unknown framework `{s}`{hint}; expected auto, {}",
+            names.join(", ")
+        )
+    })
+}
+
 /// `error` / `warning` / `note` / `off`.
 pub fn parse_level(s: &str) -> Result<Level, String> {
     match s {
@@ -253,6 +279,12 @@ impl Settings {
         if flags.fail_on.is_some() {
             self.fail_on = flags.fail_on;
         }
+        if flags.framework.is_some() {
+            self.framework = flags.framework;
+        }
+        if flags.lint_down.is_some() {
+            self.lint_down = flags.lint_down;
+        }
         self
     }
 
@@ -277,6 +309,9 @@ impl Settings {
             assume_in_transaction: self.assume_in_transaction.unwrap_or(false),
             severities,
             lock_timeout_max_ms: self.lock_timeout_max_ms,
+            framework: self.framework.flatten(),
+            lint_down: self.lint_down.unwrap_or(true),
+            tx_note: None,
         }
     }
 }

@@ -7,8 +7,11 @@ use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
+use crate::framework::{self, DirCache, DirFacts, Direction, Framework, Section, TxMode};
 use crate::lint::catalog::Catalog;
-use crate::lint::{check, prepare, Diagnostic, LintOptions, Prepared, StatementLocks};
+use crate::lint::{check, prepare, Diagnostic, LintOptions, Prepared, StatementLocks, TxNote};
+use crate::sql::ir::StmtKind;
+use crate::sql::placeholders;
 
 /// One input to lint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +46,25 @@ pub struct FileReport {
     /// Lock prediction per statement.
     pub locks: Vec<StatementLocks>,
     pub problem: Option<FileProblem>,
+    /// The migration framework the file was read as.
+    pub framework: Framework,
+    /// How the framework runs each part of the file.
+    pub sections: Vec<SectionInfo>,
+}
+
+/// One part of a file as its migration tool runs it, and whether it was linted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SectionInfo {
+    pub direction: Direction,
+    /// First and last line (1-based).
+    pub line: usize,
+    pub end_line: usize,
+    /// The tool runs the section inside one transaction.
+    pub transaction: bool,
+    /// Why (empty when no framework decided it).
+    pub reason: String,
+    /// False when down sections are skipped (`lint_down = false`).
+    pub linted: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -282,19 +304,28 @@ pub fn decode(bytes: Vec<u8>) -> (Option<String>, Option<FileProblem>) {
 }
 
 /// A file read and parsed, waiting for the ordered check.
+/// One section of a file, parsed.
+struct Unit {
+    section: Section,
+    /// The text the section is linted as, when it differs from the file's.
+    text: Option<String>,
+    prepared: Option<Prepared>,
+}
+
 struct Loaded {
     path: String,
     source: String,
     problem: Option<FileProblem>,
-    prepared: Option<Prepared>,
+    framework: Framework,
+    units: Vec<Unit>,
 }
 
-fn load(input: &Input) -> Loaded {
+fn load((input, dir): &(&Input, DirFacts), opts: &LintOptions) -> Loaded {
     let bytes = match input {
         Input::File { path, .. } => std::fs::read(path).map_err(|e| io_message(&e)),
         Input::Stdin { text, .. } => Ok(text.clone()),
     };
-    let path = input.display().to_string();
+    let display = input.display().to_string();
     let (text, problem) = match bytes {
         Ok(b) => decode(b),
         Err(message) => (
@@ -305,13 +336,153 @@ fn load(input: &Input) -> Loaded {
             }),
         ),
     };
-    let prepared = text.as_deref().map(prepare);
+    let Some(source) = text else {
+        return Loaded {
+            path: display,
+            source: String::new(),
+            problem,
+            framework: Framework::Plain,
+            units: Vec::new(),
+        };
+    };
+    let path = match input {
+        Input::File { path, .. } => path.as_path(),
+        Input::Stdin { display, .. } => Path::new(display),
+    };
+    let fw = opts
+        .framework
+        .unwrap_or_else(|| framework::detect(Some(path), &source, *dir));
+    let plan = framework::plan(fw, Some(path), &source, *dir);
+    let whole = plan.is_whole_file(source.len());
+    let neutral = placeholders::neutralize(&source);
+    let units = plan
+        .sections
+        .into_iter()
+        .map(|section| {
+            let linted = opts.lint_down || section.direction == Direction::Up;
+            let text = match (&neutral, whole) {
+                (None, true) => None,
+                (Some(n), true) => Some(n.clone()),
+                (n, false) => Some(framework::section_text(
+                    n.as_deref().unwrap_or(&source),
+                    &section,
+                )),
+            };
+            let prepared = linted.then(|| prepare(text.as_deref().unwrap_or(&source)));
+            Unit {
+                section,
+                text,
+                prepared,
+            }
+        })
+        .collect();
     Loaded {
-        path,
-        source: text.unwrap_or_default(),
+        path: display,
+        source,
         problem,
-        prepared,
+        framework: fw,
+        units,
     }
+}
+
+fn line_of(src: &str, offset: usize) -> usize {
+    1 + src.as_bytes()[..offset.min(src.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+}
+
+/// Whether the tool runs `prepared` in one transaction, and why.
+fn transaction_of(
+    section: &Section,
+    prepared: Option<&Prepared>,
+    opts: &LintOptions,
+) -> (bool, String) {
+    let statements = prepared.map_or(&[][..], |p| p.statements());
+    match section.tx {
+        TxMode::Default => (opts.assume_in_transaction, String::new()),
+        TxMode::Wrapped => (true, section.reason.clone()),
+        TxMode::None => (false, section.reason.clone()),
+        TxMode::Implicit => {
+            let explicit = statements.iter().any(|s| matches!(s.kind, StmtKind::Begin));
+            (statements.len() > 1 && !explicit, section.reason.clone())
+        }
+        TxMode::FlywayAuto => match statements
+            .iter()
+            .find_map(|s| s.kind.cannot_run_in_transaction())
+        {
+            Some(what) => (
+                false,
+                format!("Flyway runs a script holding `{what}` without a transaction"),
+            ),
+            None => (true, section.reason.clone()),
+        },
+    }
+}
+
+/// Checks one loaded file section by section: up sections continue the schema replay,
+/// down sections are linted against a copy of it.
+fn check_loaded(l: Loaded, opts: &LintOptions, mut catalog: Catalog) -> (FileReport, Catalog) {
+    let mut report = FileReport {
+        path: l.path,
+        source: String::new(),
+        statements: 0,
+        diagnostics: Vec::new(),
+        locks: Vec::new(),
+        problem: l.problem,
+        framework: l.framework,
+        sections: Vec::with_capacity(l.units.len()),
+    };
+    let several = l.units.len() > 1;
+    for u in l.units {
+        let (transaction, reason) = transaction_of(&u.section, u.prepared.as_ref(), opts);
+        let first = u.section.keep.first().map_or(0, |r| r.start);
+        let last = u.section.keep.last().map_or(0, |r| r.end.saturating_sub(1));
+        report.sections.push(SectionInfo {
+            direction: u.section.direction,
+            line: line_of(&l.source, first),
+            end_line: line_of(&l.source, last.max(first)),
+            transaction,
+            reason: reason.clone(),
+            linted: u.prepared.is_some(),
+        });
+        let Some(prepared) = u.prepared else { continue };
+        let mut o = opts.clone();
+        o.assume_in_transaction = transaction;
+        if u.section.tx != TxMode::Default {
+            o.tx_note = Some(TxNote {
+                reason,
+                hint: l.framework.no_transaction_hint(),
+            });
+        }
+        let src = u.text.as_deref().unwrap_or(&l.source);
+        let result = if u.section.direction == Direction::Up {
+            let (r, next) = check(src, prepared, &o, catalog);
+            catalog = next;
+            r
+        } else {
+            check(src, prepared, &o, catalog.clone()).0
+        };
+        report.statements += result.statements;
+        report.locks.extend(result.locks);
+        report
+            .diagnostics
+            .extend(result.diagnostics.into_iter().filter(|d| {
+                // A directive line shows up in every section; an unused-ignore note belongs to
+                // the section that holds the directive.
+                !several
+                    || d.rule != crate::lint::rules::unused_ignore::RULE.name
+                    || u.section.keep.iter().any(|r| r.contains(&d.span.start))
+            }));
+    }
+    if several {
+        report
+            .diagnostics
+            .sort_by_key(|d| (d.span.start, d.span.end));
+        report.locks.sort_by_key(|s| s.line);
+    }
+    report.source = l.source;
+    (report, catalog)
 }
 
 /// Maps `f` over `items` on all cores; results come back in input order.
@@ -373,30 +544,18 @@ pub fn lint_each<E>(
 ) -> Result<(), E> {
     let window = 16 * std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut catalog = Catalog::default();
+    let mut dirs = DirCache::default();
     for chunk in inputs.chunks(window) {
-        for l in parallel_map(chunk, load) {
-            let report = match l.prepared {
-                Some(p) => {
-                    let (r, next) = check(&l.source, p, opts, catalog);
-                    catalog = next;
-                    FileReport {
-                        path: l.path,
-                        source: l.source,
-                        statements: r.statements,
-                        diagnostics: r.diagnostics,
-                        locks: r.locks,
-                        problem: l.problem,
-                    }
-                }
-                None => FileReport {
-                    path: l.path,
-                    source: l.source,
-                    statements: 0,
-                    diagnostics: Vec::new(),
-                    locks: Vec::new(),
-                    problem: l.problem,
-                },
-            };
+        let items: Vec<(&Input, DirFacts)> = chunk
+            .iter()
+            .map(|i| match i {
+                Input::File { path, .. } => (i, dirs.get(path)),
+                Input::Stdin { .. } => (i, DirFacts::default()),
+            })
+            .collect();
+        for l in parallel_map(&items, |item| load(item, opts)) {
+            let (report, next) = check_loaded(l, opts, catalog);
+            catalog = next;
             on_file(report)?;
         }
     }

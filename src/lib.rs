@@ -4,6 +4,8 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod files;
+pub mod framework;
+pub mod git;
 pub mod lint;
 pub mod report;
 pub mod sql;

@@ -28,6 +28,7 @@ pub struct FileContext {
     /// 1-based line of the `BEGIN` that opened the current explicit transaction.
     pub explicit_begin_line: Option<usize>,
     pub lock_timeout_max_ms: Option<u64>,
+    tx_note: Option<super::TxNote>,
     session_timeout: LockTimeout,
     local_timeout: Option<LockTimeout>,
     /// Tables created earlier in this file (empty when the migration runs).
@@ -92,6 +93,7 @@ impl FileContext {
             explicit_transaction: false,
             explicit_begin_line: None,
             lock_timeout_max_ms: opts.lock_timeout_max_ms,
+            tx_note: opts.tx_note.clone(),
             session_timeout: LockTimeout::Unset,
             local_timeout: None,
             created: HashSet::new(),
@@ -104,6 +106,22 @@ impl FileContext {
     /// Inside a transaction block (explicit, or the whole file is one).
     pub fn in_transaction(&self) -> bool {
         self.explicit_transaction || self.implicit_transaction
+    }
+
+    /// Why the whole file runs in a transaction, for messages: the framework's reason, or
+    /// `` `assume_in_transaction` ``.
+    pub fn tx_reason(&self) -> &str {
+        self.tx_note
+            .as_ref()
+            .map_or("`assume_in_transaction`", |n| n.reason.as_str())
+    }
+
+    /// How to take a statement out of the file's transaction.
+    pub fn no_transaction_hint(&self) -> &'static str {
+        self.tx_note.as_ref().map_or(
+            crate::framework::Framework::Plain.no_transaction_hint(),
+            |n| n.hint,
+        )
     }
 
     /// A table created earlier in this file: empty, so building indexes or validating

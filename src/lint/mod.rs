@@ -83,6 +83,22 @@ pub struct LintOptions {
     pub severities: Vec<Option<Severity>>,
     /// A `SET lock_timeout` above this (milliseconds) does not count as set.
     pub lock_timeout_max_ms: Option<u64>,
+    /// The migration framework the files are written for; `None` detects it per file.
+    pub framework: Option<crate::framework::Framework>,
+    /// Lint down/rollback sections (each on its own, never replayed into the schema).
+    pub lint_down: bool,
+    /// Why the file runs in a transaction and how to change that, when a migration
+    /// framework decided it (set per file section).
+    pub tx_note: Option<TxNote>,
+}
+
+/// Why a file runs in a transaction, and how to make it not, for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxNote {
+    /// e.g. "goose runs each migration in a transaction".
+    pub reason: String,
+    /// e.g. "move it to its own migration and add `-- +goose NO TRANSACTION` …".
+    pub hint: &'static str,
 }
 
 impl Default for LintOptions {
@@ -92,6 +108,9 @@ impl Default for LintOptions {
             assume_in_transaction: false,
             severities: RULES.iter().map(|r| r.default_severity).collect(),
             lock_timeout_max_ms: None,
+            framework: None,
+            lint_down: true,
+            tx_note: None,
         }
     }
 }
@@ -128,6 +147,18 @@ pub struct Prepared {
     split: Split,
     index: LineIndex,
     statements: Vec<Statement>,
+}
+
+impl Prepared {
+    /// Number of statements.
+    pub fn statement_count(&self) -> usize {
+        self.statements.len()
+    }
+
+    /// The parsed statements.
+    pub fn statements(&self) -> &[Statement] {
+        &self.statements
+    }
 }
 
 /// Lints one file's text on its own (no schema from earlier files).

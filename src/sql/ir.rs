@@ -534,6 +534,42 @@ pub enum StmtKind {
     },
 }
 
+impl StmtKind {
+    /// The statement's name when PostgreSQL refuses to run it inside a transaction block
+    /// (`CREATE INDEX CONCURRENTLY`, `VACUUM` …).
+    pub fn cannot_run_in_transaction(&self) -> Option<&'static str> {
+        match self {
+            StmtKind::CreateIndex {
+                concurrently: true, ..
+            } => Some("CREATE INDEX CONCURRENTLY"),
+            StmtKind::DropIndex {
+                concurrently: true, ..
+            } => Some("DROP INDEX CONCURRENTLY"),
+            StmtKind::Reindex {
+                concurrently: true,
+                target,
+                ..
+            } if *target != ReindexTarget::System => Some("REINDEX CONCURRENTLY"),
+            StmtKind::Vacuum { .. } => Some("VACUUM"),
+            StmtKind::CreateDatabase => Some("CREATE DATABASE"),
+            StmtKind::AlterTable { actions, .. }
+                if actions.iter().any(|a| {
+                    matches!(
+                        a.kind,
+                        ActionKind::DetachPartition {
+                            concurrently: true,
+                            ..
+                        }
+                    )
+                }) =>
+            {
+                Some("DETACH PARTITION … CONCURRENTLY")
+            }
+            _ => None,
+        }
+    }
+}
+
 /// How a statement was understood.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {

@@ -2,6 +2,7 @@
 
 pub mod ir;
 pub mod parse;
+pub mod placeholders;
 pub mod recognize;
 pub mod split;
 pub mod tokens;

@@ -54,9 +54,12 @@ fn check(cx: &mut Checker) {
         return;
     }
     let context = if cx.ctx.explicit_transaction {
-        "after `BEGIN`"
+        "after `BEGIN`".to_string()
     } else {
-        "in a file that runs in a transaction (`assume_in_transaction`)"
+        format!(
+            "in a file that runs in a transaction ({})",
+            cx.ctx.tx_reason()
+        )
     };
     let span = cx.stmt.span_of(&["ADD", "VALUE"]);
     if cx.ctx.pg_version < 12 {
@@ -65,7 +68,7 @@ fn check(cx: &mut Checker) {
             format!(
                 "`ALTER TYPE {name} ADD VALUE` cannot run inside a transaction block before PostgreSQL 12, and this statement is {context}"
             ),
-            "move it to its own migration that is not wrapped in a transaction (mark it non-transactional for your migration tool)",
+            cx.ctx.no_transaction_hint(),
         );
         return;
     }

@@ -1,7 +1,7 @@
 use super::{Checker, Rule};
 use crate::lint::fix::{place_after, statement_lines, Edit, Fix};
 use crate::lint::Severity;
-use crate::sql::ir::{ActionKind, ReindexTarget, StmtKind};
+use crate::sql::ir::{ActionKind, StmtKind};
 
 pub const RULE: Rule = Rule {
     name: "concurrently-in-transaction",
@@ -39,54 +39,44 @@ fn check(cx: &mut Checker) {
     if !cx.ctx.in_transaction() {
         return;
     }
-    let (what, span) = match &cx.stmt.kind {
-        StmtKind::CreateIndex {
-            concurrently: true, ..
-        } => (
-            "CREATE INDEX CONCURRENTLY",
-            cx.stmt.span_of(&["CONCURRENTLY"]),
-        ),
-        StmtKind::DropIndex {
-            concurrently: true, ..
-        } => (
-            "DROP INDEX CONCURRENTLY",
-            cx.stmt.span_of(&["CONCURRENTLY"]),
-        ),
-        StmtKind::Reindex {
-            concurrently: true,
-            target,
-            ..
-        } if *target != ReindexTarget::System => {
-            ("REINDEX CONCURRENTLY", cx.stmt.span_of(&["CONCURRENTLY"]))
-        }
-        StmtKind::Vacuum { .. } => ("VACUUM", cx.stmt.span_of(&["VACUUM"])),
-        StmtKind::CreateDatabase => ("CREATE DATABASE", cx.stmt.span_of(&["CREATE", "DATABASE"])),
-        StmtKind::AlterTable { actions, .. } => {
-            match actions.iter().find(|a| {
-                matches!(
-                    a.kind,
-                    ActionKind::DetachPartition {
-                        concurrently: true,
-                        ..
-                    }
-                )
-            }) {
-                Some(a) => ("DETACH PARTITION … CONCURRENTLY", a.span.clone()),
-                None => return,
-            }
-        }
-        _ => return,
+    let Some(what) = cx.stmt.kind.cannot_run_in_transaction() else {
+        return;
+    };
+    let span = match &cx.stmt.kind {
+        StmtKind::Vacuum { .. } => cx.stmt.span_of(&["VACUUM"]),
+        StmtKind::CreateDatabase => cx.stmt.span_of(&["CREATE", "DATABASE"]),
+        StmtKind::AlterTable { actions, .. } => match actions.iter().find(|a| {
+            matches!(
+                a.kind,
+                ActionKind::DetachPartition {
+                    concurrently: true,
+                    ..
+                }
+            )
+        }) {
+            Some(a) => a.span.clone(),
+            None => return,
+        },
+        _ => cx.stmt.span_of(&["CONCURRENTLY"]),
     };
     let context = if cx.ctx.explicit_transaction {
-        "after `BEGIN`"
+        "after `BEGIN`".to_string()
     } else {
-        "in a file that runs in a transaction (`assume_in_transaction`)"
+        format!(
+            "in a file that runs in a transaction ({})",
+            cx.ctx.tx_reason()
+        )
+    };
+    let help = if cx.ctx.explicit_transaction {
+        "move it after the `COMMIT`, or to its own migration that is not wrapped in a transaction"
+    } else {
+        cx.ctx.no_transaction_hint()
     };
     let fix = move_after_commit(cx);
     cx.report_fix(
         span,
         format!("`{what}` cannot run inside a transaction block, and this statement is {context}"),
-        "move it to its own migration that is not wrapped in a transaction (mark it non-transactional for your migration tool)",
+        help,
         fix,
     );
 }

@@ -64,8 +64,12 @@ fn keyword_span(cx: &Checker) -> Range<usize> {
     }
 }
 
-const TOOL: &str =
-    "in a file the migration tool already runs in a transaction (`assume_in_transaction`)";
+fn tool(cx: &Checker) -> String {
+    format!(
+        "in a file the migration tool already runs in a transaction ({})",
+        cx.ctx.tx_reason()
+    )
+}
 const TOOL_HELP: &str = "remove the explicit transaction control, or mark the file non-transactional for your migration tool";
 
 fn check(cx: &mut Checker) {
@@ -99,7 +103,7 @@ fn check(cx: &mut Checker) {
             } else if cx.ctx.implicit_transaction {
                 cx.report(
                     span,
-                    format!("`{kw}` {TOOL}: PostgreSQL ignores it, and the matching `COMMIT` ends the tool's transaction early, so later statements are no longer rolled back on failure"),
+                    format!("`{kw}` {}: PostgreSQL ignores it, and the matching `COMMIT` ends the tool's transaction early, so later statements are no longer rolled back on failure", tool(cx)),
                     TOOL_HELP,
                 );
             } else if !cx
@@ -122,7 +126,7 @@ fn check(cx: &mut Checker) {
                 } else {
                     "rolls back the statements before it, then the statements after it run in autocommit"
                 };
-                cx.report(span, format!("`{kw}` {TOOL} {effect}"), TOOL_HELP);
+                cx.report(span, format!("`{kw}` {} {effect}", tool(cx)), TOOL_HELP);
             } else {
                 let effect = if commit {
                     "the statements before it already ran one by one, each in its own transaction"
