@@ -7,6 +7,7 @@ use clap::Args;
 use super::{eprint_error, ColorChoice, EXIT_ERROR, EXIT_FINDINGS, EXIT_OK};
 use crate::config::{self, parse_pg_version, Settings};
 use crate::files::{self, FileReport, Input};
+use crate::git;
 use crate::lint::context::parse_duration_ms;
 use crate::lint::fix;
 use crate::lint::{LintOptions, Severity};
@@ -24,7 +25,11 @@ or for a whole file:\n  -- lockstep: ignore-file missing-lock-timeout\n\n\
 CI reports (one lint run, several reports; the terminal keeps the text report):\n  \
 lockstep lint migrations/ --output gitlab=gl-code-quality-report.json \\\n                            --output junit=lockstep-junit.xml\n  \
 lockstep lint --format sarif --output lockstep.sarif migrations/\n  \
-lockstep lint --format github migrations/    # annotations in GitHub Actions"
+lockstep lint --format github migrations/    # annotations in GitHub Actions\n  \
+lockstep lint --changed-since origin/main migrations/   # only what this branch changed\n\n\
+Frameworks (Flyway, golang-migrate, goose, dbmate, sqlx, diesel, Prisma, Liquibase, Atlas,\n\
+sqitch) are detected per file; each file is linted the way its tool runs it (in a\n\
+transaction or not, up and down sections apart). `--framework none` turns that off."
 )]
 pub struct LintArgs {
     /// Files or directories to lint (directories: every *.sql below, in migration order);
@@ -59,6 +64,30 @@ pub struct LintArgs {
     )]
     pub assume_in_transaction: Option<bool>,
 
+    /// Migration framework the files are written for, which decides how each file runs
+    /// (in a transaction or not) and which parts are up and down: auto (default: detected
+    /// per file), none, flyway, golang-migrate, goose, dbmate, sqlx, diesel, prisma,
+    /// liquibase, atlas, sqitch
+    #[arg(long, value_name = "NAME")]
+    pub framework: Option<String>,
+
+    /// Lint down/rollback sections too, each on its own (`--lint-down=false` skips them)
+    /// [default: true]
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    pub lint_down: Option<bool>,
+
+    /// Report only files added or changed since the merge base with REF (a branch, tag or
+    /// commit; untracked files count as changed). Earlier files are still read, so schema
+    /// replay knows the tables they create. Needs git
+    #[arg(long, value_name = "REF")]
+    pub changed_since: Option<String>,
+
     /// Turn on rules (comma-separated; `all` for every rule), including rules off by default
     #[arg(long, value_name = "RULES", value_delimiter = ',')]
     pub select: Vec<String>,
@@ -83,9 +112,10 @@ pub struct LintArgs {
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
 
-    /// Report format on standard output, and for `--output` files that name no format
-    #[arg(long, value_enum, default_value_t = Format::Text, value_name = "FORMAT")]
-    pub format: Format,
+    /// Report format [default: text]. It goes to standard output, and to `--output` files
+    /// that name no format (standard output then shows the text report)
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<Format>,
 
     /// Also write the report to FILE, in FORMAT (default: the --format value); repeatable.
     /// Standard output then shows the text report, unless FILE is `-`. Files are replaced
@@ -158,9 +188,15 @@ impl LintArgs {
             })?),
             None => None,
         };
+        let framework = match &self.framework {
+            Some(f) => Some(config::parse_framework(f).map_err(|m| format!("--framework: {m}"))?),
+            None => None,
+        };
         Ok(Settings {
             pg_version: self.pg_version,
             assume_in_transaction: self.assume_in_transaction,
+            framework,
+            lint_down: self.lint_down,
             select: self.select.clone(),
             ignore: self.ignore.clone(),
             exclude: self.exclude.clone(),
@@ -251,8 +287,53 @@ pub fn run(args: LintArgs) -> anyhow::Result<u8> {
         }
     }
 
+    // --changed-since: which inputs to report on. Files after the last changed one cannot
+    // affect it and are not read; earlier ones are linted silently for schema replay.
+    let wanted: Option<Vec<bool>> = match &args.changed_since {
+        None => None,
+        Some(reference) => match git::changed_since(&cwd, reference) {
+            Ok(changed) => {
+                let mut w: Vec<bool> = inputs
+                    .iter()
+                    .map(|i| match i {
+                        Input::Stdin { .. } => true,
+                        Input::File { path, .. } => {
+                            let abs = cwd.join(path);
+                            changed.contains(&abs.canonicalize().unwrap_or(abs))
+                        }
+                    })
+                    .collect();
+                let end = w.iter().rposition(|&b| b).map_or(0, |i| i + 1);
+                let n = w.iter().filter(|&&b| b).count();
+                let _ = writeln!(
+                    io::stderr(),
+                    "{n} of {} migration file{} changed since {reference}{}",
+                    inputs.len(),
+                    if inputs.len() == 1 { "" } else { "s" },
+                    if end > n {
+                        format!(
+                            "; {} earlier one{} read for schema replay",
+                            end - n,
+                            if end - n == 1 { "" } else { "s" }
+                        )
+                    } else {
+                        String::new()
+                    }
+                );
+                inputs.truncate(end);
+                w.truncate(end);
+                Some(w)
+            }
+            Err(e) => {
+                eprint_error(color, &e.to_string());
+                return Ok(EXIT_ERROR);
+            }
+        },
+    };
+    let wanted = wanted.as_deref();
+
     if args.diff {
-        return print_diffs(&inputs, &opts);
+        return print_diffs(&inputs, wanted, &opts);
     }
     // Open every report destination before anything is changed or linted, so a report file
     // that cannot be created stops the run at once (exit 2).
@@ -263,7 +344,13 @@ pub fn run(args: LintArgs) -> anyhow::Result<u8> {
         };
         f.reporter(style, args.locks, &paths)
     };
-    let mut sinks = match output::Sinks::open(&args.output, args.format, &cwd, make) {
+    let mut sinks = match output::Sinks::open(
+        &args.output,
+        args.format.unwrap_or(Format::Text),
+        args.format.is_some(),
+        &cwd,
+        make,
+    ) {
         Ok(s) => s,
         Err(m) => {
             eprint_error(color, &m);
@@ -279,7 +366,7 @@ pub fn run(args: LintArgs) -> anyhow::Result<u8> {
         {
             return Ok(code);
         }
-        let (count, changed) = fix_files(&inputs, &opts)?;
+        let (count, changed) = fix_files(&inputs, wanted, &opts)?;
         if count > 0 {
             let _ = writeln!(
                 io::stderr(),
@@ -294,10 +381,14 @@ pub fn run(args: LintArgs) -> anyhow::Result<u8> {
     // (standard output closed, e.g. piped into `head`, and no report file).
     let mut summary = Summary::default();
     if sinks.begin().is_ok() {
-        let _stopped: Result<(), output::NothingLeft> = files::lint_each(&inputs, &opts, |r| {
-            summary.add(&r);
-            sinks.file(&r)
-        });
+        let _stopped: Result<(), output::NothingLeft> = files::lint_each(
+            &inputs,
+            &opts,
+            only(wanted, |r| {
+                summary.add(&r);
+                sinks.file(&r)
+            }),
+        );
     }
     let done = sinks.finish(&summary);
     for m in &done.file_errors {
@@ -318,17 +409,43 @@ pub fn run(args: LintArgs) -> anyhow::Result<u8> {
     }
 }
 
+/// Wraps a per-file callback so that it only sees the inputs marked in `wanted` (all when
+/// `None`); reports arrive in input order.
+fn only<'a, E>(
+    wanted: Option<&'a [bool]>,
+    mut f: impl FnMut(FileReport) -> Result<(), E> + 'a,
+) -> impl FnMut(FileReport) -> Result<(), E> + 'a {
+    let mut i = 0;
+    move |r| {
+        let keep = wanted.is_none_or(|w| w.get(i).copied().unwrap_or(true));
+        i += 1;
+        if keep {
+            f(r)
+        } else {
+            Ok(())
+        }
+    }
+}
+
 /// `--diff`: one unified diff per file that has fixes; exit 1 when there is any.
-fn print_diffs(inputs: &[Input], opts: &LintOptions) -> anyhow::Result<u8> {
+fn print_diffs(
+    inputs: &[Input],
+    wanted: Option<&[bool]>,
+    opts: &LintOptions,
+) -> anyhow::Result<u8> {
     let mut out = io::BufWriter::new(io::stdout().lock());
     let mut any = false;
-    let written = files::lint_each(inputs, opts, |r| {
-        if let Some((new, _)) = fixed_source(&r) {
-            any = true;
-            write!(out, "{}", fix::unified_diff(&r.path, &r.source, &new))?;
-        }
-        Ok(())
-    })
+    let written = files::lint_each(
+        inputs,
+        opts,
+        only(wanted, |r| {
+            if let Some((new, _)) = fixed_source(&r) {
+                any = true;
+                write!(out, "{}", fix::unified_diff(&r.path, &r.source, &new))?;
+            }
+            Ok(())
+        }),
+    )
     .and_then(|()| out.flush());
     match written {
         Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e).context("cannot write the diff"),
@@ -361,16 +478,24 @@ fn print_fixed_stdin(stdin: &Input, opts: &LintOptions) -> anyhow::Result<Option
 
 /// `--fix` on files: rewrites each file with fixes in place (atomically). Returns the number
 /// of fixes applied and of files changed.
-fn fix_files(inputs: &[Input], opts: &LintOptions) -> anyhow::Result<(usize, usize)> {
+fn fix_files(
+    inputs: &[Input],
+    wanted: Option<&[bool]>,
+    opts: &LintOptions,
+) -> anyhow::Result<(usize, usize)> {
     let (mut count, mut changed) = (0, 0);
-    files::lint_each(inputs, opts, |r| {
-        if let Some((new, n)) = fixed_source(&r) {
-            files::write_atomically(std::path::Path::new(&r.path), new.as_bytes())
-                .with_context(|| format!("cannot write {}", r.path))?;
-            count += n;
-            changed += 1;
-        }
-        Ok::<(), anyhow::Error>(())
-    })?;
+    files::lint_each(
+        inputs,
+        opts,
+        only(wanted, |r| {
+            if let Some((new, n)) = fixed_source(&r) {
+                files::write_atomically(std::path::Path::new(&r.path), new.as_bytes())
+                    .with_context(|| format!("cannot write {}", r.path))?;
+                count += n;
+                changed += 1;
+            }
+            Ok::<(), anyhow::Error>(())
+        }),
+    )?;
     Ok((count, changed))
 }

@@ -32,7 +32,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Lint migration files for locking, rewrite and transaction hazards
-    Lint(lint::LintArgs),
+    Lint(Box<lint::LintArgs>),
     /// List every rule with its default severity and a one-line summary
     Rules(rules::RulesArgs),
     /// Print a rule's full documentation
@@ -85,7 +85,7 @@ pub fn main() -> u8 {
         }
     };
     let result = match cli.command {
-        Command::Lint(args) => lint::run(args),
+        Command::Lint(args) => lint::run(*args),
         Command::Rules(args) => rules::run(args),
         Command::Explain(args) => explain::run(args),
         Command::Completions(args) => completions::run(args),

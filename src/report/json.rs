@@ -3,6 +3,9 @@
 //! ```text
 //! { "version": 1,
 //!   "files": [ { "path", "statements", "problem": null | { "fatal", "message" },
+//!                "framework": "none" | "flyway" | "goose" | …,
+//!                "sections": [ { "direction": "up" | "down" | "verify", "line", "end_line",
+//!                                "transaction", "reason", "linted" } ],
 //!                "findings": [ { "rule", "severity", "message", "help", "line", "column",
 //!                                "end_line", "end_column" } ],
 //!                "statements_report": [ { "line", "end_line", "kind",
@@ -44,6 +47,15 @@ fn file_value(r: &FileReport) -> Value {
         "path": r.path,
         "statements": r.statements,
         "problem": r.problem.as_ref().map(|p| json!({"fatal": p.fatal, "message": p.message})),
+        "framework": r.framework.name(),
+        "sections": r.sections.iter().map(|s| json!({
+            "direction": s.direction.as_str(),
+            "line": s.line,
+            "end_line": s.end_line,
+            "transaction": s.transaction,
+            "reason": s.reason,
+            "linted": s.linted,
+        })).collect::<Vec<_>>(),
         "findings": r.diagnostics.iter().map(|d| json!({
             "rule": d.rule,
             "severity": d.severity.as_str(),

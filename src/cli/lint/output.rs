@@ -157,11 +157,14 @@ pub struct NothingLeft;
 
 impl Sinks {
     /// Opens every destination. Standard output gets `default` when there is no `--output`,
-    /// the format of an `--output` to `-`, else the text report. `make` builds a reporter for
-    /// a format; its flag is true for standard output. Errors name the file.
+    /// the format of an `--output` to `-`, `default` when it was given explicitly
+    /// (`explicit`) and every `--output` names its own format, else the text report. `make`
+    /// builds a reporter for a format; its flag is true for standard output. Errors name the
+    /// file.
     pub fn open(
         specs: &[OutputSpec],
         default: Format,
+        explicit: bool,
         cwd: &Path,
         make: impl Fn(Format, bool) -> Box<dyn Reporter>,
     ) -> Result<Sinks, String> {
@@ -172,6 +175,7 @@ impl Sinks {
         let stdout_format = match (specs.is_empty(), stdout_specs.first()) {
             (true, _) => default,
             (false, Some(s)) => s.format.unwrap_or(default),
+            (false, None) if explicit && specs.iter().all(|s| s.format.is_some()) => default,
             (false, None) => Format::Text,
         };
         let mut sinks = vec![Sink {
