@@ -465,15 +465,25 @@ fn check_loaded(l: Loaded, opts: &LintOptions, mut catalog: Catalog) -> (FileRep
         };
         report.statements += result.statements;
         report.locks.extend(result.locks);
-        report
-            .diagnostics
-            .extend(result.diagnostics.into_iter().filter(|d| {
-                // A directive line shows up in every section; an unused-ignore note belongs to
-                // the section that holds the directive.
-                !several
-                    || d.rule != crate::lint::rules::unused_ignore::RULE.name
-                    || u.section.keep.iter().any(|r| r.contains(&d.span.start))
-            }));
+        let direction = u.section.direction;
+        report.diagnostics.extend(
+            result
+                .diagnostics
+                .into_iter()
+                .filter(|d| {
+                    // A directive line shows up in every section; an unused-ignore note
+                    // belongs to the section that holds the directive.
+                    !several
+                        || d.rule != crate::lint::rules::unused_ignore::RULE.name
+                        || u.section.keep.iter().any(|r| r.contains(&d.span.start))
+                })
+                .map(|mut d| {
+                    if direction != Direction::Up {
+                        d.message = format!("{} ({} section)", d.message, direction.as_str());
+                    }
+                    d
+                }),
+        );
     }
     if several {
         report

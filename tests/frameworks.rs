@@ -105,6 +105,23 @@ fn check_framework(name: &str) {
             .map(|s| s.as_str().unwrap())
             .collect();
         assert_eq!(findings(r), want, "{name}/{path}: findings");
+        for d in &r.diagnostics {
+            // Liquibase rollback lines lie inside their changeset: take the narrowest.
+            let section = r
+                .sections
+                .iter()
+                .filter(|s| (s.line..=s.end_line).contains(&d.line))
+                .min_by_key(|s| s.end_line - s.line)
+                .expect("every finding lies in a section");
+            let marked =
+                d.message.ends_with(" (down section)") || d.message.ends_with(" (verify section)");
+            assert_eq!(
+                marked,
+                section.direction.as_str() != "up",
+                "{name}/{path}: {}",
+                d.message
+            );
+        }
         if let Some(hint) = f.get("hint").and_then(|h| h.as_str()) {
             let d = r
                 .diagnostics
