@@ -37,6 +37,9 @@ pub struct FileContext {
     pub unguarded_lock_seen: bool,
     /// Schema known from earlier files and earlier statements of this file.
     pub catalog: Catalog,
+    /// The schema and created tables as they were at the explicit `BEGIN`, restored by a
+    /// `ROLLBACK`.
+    rollback_point: Option<(Catalog, HashSet<String>)>,
     /// The current transaction: explicit `BEGIN … COMMIT`, the whole file when the tool
     /// wraps it, or else the single statement.
     pub tx: TxState,
@@ -99,6 +102,7 @@ impl FileContext {
             created: HashSet::new(),
             unguarded_lock_seen: false,
             catalog,
+            rollback_point: None,
             tx: TxState::default(),
         }
     }
@@ -168,10 +172,18 @@ impl FileContext {
             StmtKind::Begin => {
                 if !self.explicit_transaction {
                     self.explicit_begin_line = Some(line);
+                    self.rollback_point = Some((self.catalog.clone(), self.created.clone()));
                 }
                 self.explicit_transaction = true;
             }
             StmtKind::Commit | StmtKind::Rollback => {
+                // A ROLLBACK undoes the transaction's schema changes.
+                if let Some((catalog, created)) = self.rollback_point.take() {
+                    if matches!(st.kind, StmtKind::Rollback) && self.explicit_transaction {
+                        self.catalog = catalog;
+                        self.created = created;
+                    }
+                }
                 self.explicit_transaction = false;
                 self.explicit_begin_line = None;
                 self.local_timeout = None;
@@ -357,5 +369,44 @@ mod tests {
         .map(|s| is_bookkeeping(&s.kind))
         .collect();
         assert_eq!(kinds, [true, true, true, true, true, false, false]);
+    }
+
+    #[test]
+    fn rollback_undoes_the_transactions_schema_changes() {
+        let rules = |src: &str| -> Vec<&'static str> {
+            crate::lint::lint_source(src, &crate::lint::LintOptions::default())
+                .diagnostics
+                .iter()
+                .map(|d| d.rule)
+                .collect()
+        };
+        // Rolled back: `x` does not exist afterwards, so it is not a table new in this file.
+        let rolled_back = rules(
+            "SET lock_timeout = '1s';\nBEGIN;\nCREATE TABLE x (id int);\nROLLBACK;\nCREATE INDEX i ON x (id);\n",
+        );
+        assert!(
+            rolled_back.contains(&"create-index-non-concurrently"),
+            "{rolled_back:?}"
+        );
+        let committed = rules(
+            "SET lock_timeout = '1s';\nBEGIN;\nCREATE TABLE x (id int);\nCOMMIT;\nCREATE INDEX i ON x (id);\n",
+        );
+        assert!(
+            !committed.contains(&"create-index-non-concurrently"),
+            "{committed:?}"
+        );
+        // A helper CHECK added in a rolled-back transaction does not make SET NOT NULL cheap.
+        let src = "SET lock_timeout = '1s';\nBEGIN;\nALTER TABLE t ADD CONSTRAINT c CHECK (a IS NOT NULL);\nROLLBACK;\nALTER TABLE t ALTER COLUMN a SET NOT NULL;\n";
+        assert!(
+            rules(src).contains(&"set-not-null-scan"),
+            "{:?}",
+            rules(src)
+        );
+        let kept = "SET lock_timeout = '1s';\nBEGIN;\nALTER TABLE t ADD CONSTRAINT c CHECK (a IS NOT NULL);\nCOMMIT;\nALTER TABLE t ALTER COLUMN a SET NOT NULL;\n";
+        assert!(
+            !rules(kept).contains(&"set-not-null-scan"),
+            "{:?}",
+            rules(kept)
+        );
     }
 }
