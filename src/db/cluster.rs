@@ -2,11 +2,21 @@
 //! directory, start on a free port with the socket in that directory, and stop and delete
 //! everything when dropped (also while a test panics). As root, the server runs as the
 //! unprivileged `postgres` user, since `initdb` refuses to run as root.
+//!
+//! [`TempCluster::start`] gives trust authentication everywhere; [`TempCluster::builder`]
+//! can require a password on TCP (`scram-sha-256`) and turn on TLS with a given certificate,
+//! for tests of [`crate::db::connect`].
 
+use std::fmt;
+use std::fs::OpenOptions;
+use std::io::Write;
 use std::net::TcpListener;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::db::connect::{ConnectError, ConnectOptions};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -27,6 +37,11 @@ pub enum ClusterError {
     NotReady(Duration, String),
     #[error("no free TCP port: {0}")]
     Port(std::io::Error),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Finds the directory with `initdb`, `pg_ctl` and `postgres`: `LOCKSTEP_PG_BIN`, else
@@ -67,20 +82,43 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// A running throwaway cluster.
-#[derive(Debug)]
-pub struct TempCluster {
-    dir: tempfile::TempDir,
-    bin: PathBuf,
-    port: u16,
-    /// `Some("postgres")` when server commands run as that user.
-    run_as: Option<String>,
-    stopped: bool,
+/// How to start a [`TempCluster`]: `TempCluster::builder().password("pw").ssl(cert, key).start()`.
+#[derive(Clone, Default)]
+pub struct TempClusterBuilder {
+    password: Option<String>,
+    ssl: Option<(String, String)>,
 }
 
-impl TempCluster {
-    /// Initializes and starts a cluster with trust authentication for the `postgres` role.
-    pub fn start() -> Result<TempCluster, ClusterError> {
+impl fmt::Debug for TempClusterBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TempClusterBuilder")
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("ssl", &self.ssl.is_some())
+            .finish()
+    }
+}
+
+impl TempClusterBuilder {
+    /// Requires a password for TCP connections (`initdb --auth-host=scram-sha-256`) and makes
+    /// it the `postgres` role's password. Unix-socket connections stay `trust`.
+    pub fn password(mut self, password: impl Into<String>) -> TempClusterBuilder {
+        self.password = Some(password.into());
+        self
+    }
+
+    /// Turns TLS on (`ssl=on`) with this server certificate (PEM, leaf first, may include the
+    /// chain) and its private key (PEM). Clients may still connect without TLS.
+    pub fn ssl(
+        mut self,
+        cert_pem: impl Into<String>,
+        key_pem: impl Into<String>,
+    ) -> TempClusterBuilder {
+        self.ssl = Some((cert_pem.into(), key_pem.into()));
+        self
+    }
+
+    /// Initializes and starts the cluster.
+    pub fn start(self) -> Result<TempCluster, ClusterError> {
         let bin = find_bin_dir().ok_or(ClusterError::NoBinaries)?;
         let dir = tempfile::Builder::new()
             .prefix("lockstep-pg-")
@@ -97,20 +135,7 @@ impl TempCluster {
             if !ok {
                 return Err(ClusterError::NoUser);
             }
-            let status = Command::new("chown")
-                .arg("postgres:")
-                .arg(dir.path())
-                .status()
-                .map_err(|source| ClusterError::Spawn {
-                    command: "chown".into(),
-                    source,
-                })?;
-            if !status.success() {
-                return Err(ClusterError::Failed {
-                    command: "chown postgres".into(),
-                    stderr: String::new(),
-                });
-            }
+            chown("postgres", dir.path())?;
             Some("postgres".to_string())
         } else {
             None
@@ -122,34 +147,56 @@ impl TempCluster {
             port,
             run_as,
             stopped: true,
+            password_auth: self.password.is_some(),
+            ssl: self.ssl.is_some(),
         };
-        let data = c.data_dir();
-        c.run(
-            "initdb",
-            &[
-                "-D",
-                &data.to_string_lossy(),
-                "-U",
-                "postgres",
-                "-A",
-                "trust",
-                "-E",
-                "UTF8",
-                "--no-sync",
-                "--locale=C",
-            ],
-        )?;
-        let opts = format!(
+        let data = c.data_dir().to_string_lossy().into_owned();
+        let pwfile = c.dir.path().join("pwfile");
+        let pwfile_arg = format!("--pwfile={}", pwfile.display());
+        let mut args = vec![
+            "-D",
+            &data,
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--locale=C",
+        ];
+        match &self.password {
+            Some(password) => {
+                c.write_private(&pwfile, password.as_bytes())?;
+                args.extend([
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                    &pwfile_arg,
+                ]);
+            }
+            None => args.extend(["-A", "trust"]),
+        }
+        let init = c.run("initdb", &args);
+        let _ = std::fs::remove_file(&pwfile);
+        init?;
+        let mut opts = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=50",
             c.port,
             c.socket_dir().display()
         );
+        if let Some((cert, key)) = &self.ssl {
+            let data = c.data_dir();
+            c.write_private(&data.join("server.crt"), cert.as_bytes())?;
+            c.write_private(&data.join("server.key"), key.as_bytes())?;
+            // Relative to the data directory.
+            opts.push_str(" -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key");
+        }
         let log = c.dir.path().join("server.log");
+        // From here on, Drop stops (or kills) whatever came up, even if starting fails.
+        c.stopped = false;
         c.run(
             "pg_ctl",
             &[
                 "-D",
-                &data.to_string_lossy(),
+                &data,
                 "-o",
                 &opts,
                 "-l",
@@ -167,13 +214,43 @@ impl TempCluster {
             ),
             other => other,
         })?;
-        c.stopped = false;
         c.wait_ready(Duration::from_secs(30))?;
         Ok(c)
+    }
+}
+
+/// A running throwaway cluster.
+#[derive(Debug)]
+pub struct TempCluster {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+    /// `Some("postgres")` when server commands run as that user.
+    run_as: Option<String>,
+    stopped: bool,
+    password_auth: bool,
+    ssl: bool,
+}
+
+impl TempCluster {
+    /// Initializes and starts a cluster with trust authentication for the `postgres` role.
+    pub fn start() -> Result<TempCluster, ClusterError> {
+        TempCluster::builder().start()
+    }
+
+    /// Options: password authentication on TCP, TLS.
+    pub fn builder() -> TempClusterBuilder {
+        TempClusterBuilder::default()
     }
 
     fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
+    }
+
+    /// The temporary directory holding everything (data directory, socket, log); deleted on
+    /// drop.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// Directory holding the server's unix socket.
@@ -185,13 +262,44 @@ impl TempCluster {
         self.port
     }
 
-    /// A libpq-style connection string for database `db` as the `postgres` superuser.
+    /// The address the server listens on for TCP connections (`localhost` reaches it too).
+    pub fn tcp_host(&self) -> &'static str {
+        "127.0.0.1"
+    }
+
+    /// Whether TCP connections need the password given to [`TempClusterBuilder::password`].
+    pub fn password_auth(&self) -> bool {
+        self.password_auth
+    }
+
+    /// Whether the server accepts TLS.
+    pub fn ssl(&self) -> bool {
+        self.ssl
+    }
+
+    /// A libpq-style connection string for database `db` as the `postgres` superuser, over the
+    /// unix socket (always trust authentication).
     pub fn conn_string(&self, db: &str) -> String {
         format!(
             "host={} port={} user=postgres dbname={db} application_name=lockstep",
             self.socket_dir().display(),
             self.port
         )
+    }
+
+    /// Like [`TempCluster::conn_string`], over TCP to [`TempCluster::tcp_host`]; add
+    /// `password=…` when the cluster uses password authentication.
+    pub fn tcp_conn_string(&self, db: &str) -> String {
+        format!(
+            "host={} port={} user=postgres dbname={db}",
+            self.tcp_host(),
+            self.port
+        )
+    }
+
+    /// Resolved options for [`TempCluster::conn_string`], ignoring the process environment.
+    pub fn connect_options(&self, db: &str) -> Result<ConnectOptions, ConnectError> {
+        ConnectOptions::resolve_with(Some(&self.conn_string(db)), &|_| None, None)
     }
 
     fn command(&self, tool: &str) -> Command {
@@ -226,6 +334,26 @@ impl TempCluster {
         Ok(out)
     }
 
+    /// Writes a file only its owner may read, owned by the server's user.
+    fn write_private(&self, path: &Path, contents: &[u8]) -> Result<(), ClusterError> {
+        let write_err = |source| ClusterError::Write {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(write_err)?;
+        f.write_all(contents).map_err(write_err)?;
+        drop(f);
+        if let Some(user) = &self.run_as {
+            chown(user, path)?;
+        }
+        Ok(())
+    }
+
     fn wait_ready(&self, limit: Duration) -> Result<(), ClusterError> {
         let start = Instant::now();
         let port = self.port.to_string();
@@ -248,14 +376,22 @@ impl TempCluster {
         }
     }
 
-    /// Stops the server (immediately: the cluster is thrown away anyway).
+    /// The postmaster's process id, from `postmaster.pid`.
+    fn postmaster_pid(&self) -> Option<u32> {
+        let text = std::fs::read_to_string(self.data_dir().join("postmaster.pid")).ok()?;
+        text.lines().next()?.trim().parse().ok()
+    }
+
+    /// Stops the server (immediately: the cluster is thrown away anyway). If `pg_ctl stop`
+    /// fails or leaves the postmaster running, kills it.
     pub fn stop(&mut self) {
         if self.stopped {
             return;
         }
         self.stopped = true;
+        let pid = self.postmaster_pid();
         let data = self.data_dir();
-        let _ = self
+        let stopped = self
             .command("pg_ctl")
             .args([
                 "-D",
@@ -263,11 +399,19 @@ impl TempCluster {
                 "-m",
                 "immediate",
                 "-w",
+                "-t",
+                "30",
                 "stop",
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .status();
+            .status()
+            .is_ok_and(|s| s.success());
+        if let Some(pid) = pid {
+            if !stopped || process_alive(pid) {
+                kill(pid);
+            }
+        }
     }
 }
 
@@ -277,8 +421,161 @@ impl Drop for TempCluster {
     }
 }
 
+fn chown(user: &str, path: &Path) -> Result<(), ClusterError> {
+    let status = Command::new("chown")
+        .arg(format!("{user}:"))
+        .arg(path)
+        .status()
+        .map_err(|source| ClusterError::Spawn {
+            command: "chown".into(),
+            source,
+        })?;
+    if !status.success() {
+        return Err(ClusterError::Failed {
+            command: format!("chown {user}: {}", path.display()),
+            stderr: String::new(),
+        });
+    }
+    Ok(())
+}
+
+/// Whether a process exists and is not a zombie.
+fn process_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // `pid (comm) state …`; comm may contain spaces and parentheses.
+            let state = s.rsplit_once(')')?.1.split_whitespace().next()?.to_string();
+            Some(state != "Z" && state != "X")
+        })
+        .unwrap_or(false)
+}
+
+/// SIGKILL, then wait (bounded) for the process to go away.
+fn kill(pid: u32) {
+    let _ = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    let start = Instant::now();
+    while process_alive(pid) && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn free_port() -> Result<u16, ClusterError> {
     let l = TcpListener::bind("127.0.0.1:0").map_err(ClusterError::Port)?;
     let port = l.local_addr().map_err(ClusterError::Port)?.port();
     Ok(port)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    const INNER_TEST: &str = "db::cluster::tests::inner_round_trip_as_non_root";
+    const INNER_ENV: &str = "LOCKSTEP_HARNESS_INNER";
+
+    /// Start, connect, `SELECT 1`, drop; then the server and its directory must be gone.
+    fn round_trip() {
+        let cluster = TempCluster::start().expect("the cluster starts");
+        let dir = cluster.dir().to_path_buf();
+        let port = cluster.port();
+        let options = cluster.connect_options("postgres").expect("options");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let client = options.connect().await.expect("connects");
+            let row = client.query_one("SELECT 1", &[]).await.expect("query");
+            assert_eq!(row.get::<_, i32>(0), 1);
+        });
+        drop(rt);
+        drop(cluster);
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "port {port} still accepts connections after drop"
+        );
+        assert!(!dir.exists(), "{} survived the drop", dir.display());
+    }
+
+    #[test]
+    #[ignore = "run by harness_works_as_root_and_as_non_root as the postgres user"]
+    fn inner_round_trip_as_non_root() {
+        assert!(
+            std::env::var_os(INNER_ENV).is_some(),
+            "run by harness_works_as_root_and_as_non_root"
+        );
+        assert!(!is_root(), "the inner run must not be root");
+        round_trip();
+    }
+
+    #[test]
+    fn harness_works_as_root_and_as_non_root() {
+        round_trip();
+        if !is_root() {
+            // The plain run above was the non-root path.
+            return;
+        }
+        // As root: run the inner test again as `postgres`, from a copy of this test binary
+        // that user can read and execute, with a temp dir it can write.
+        let stage = tempfile::Builder::new()
+            .prefix("lockstep-harness-")
+            .tempdir()
+            .expect("stage dir");
+        std::fs::set_permissions(stage.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod stage");
+        let exe = stage.path().join("lockstep-tests");
+        std::fs::copy(std::env::current_exe().expect("current exe"), &exe).expect("copy exe");
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let tmp = stage.path().join("tmp");
+        std::fs::create_dir(&tmp).expect("tmp");
+        chown("postgres", &tmp).expect("chown tmp");
+        let out = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(&exe)
+            .args([INNER_TEST, "--exact", "--include-ignored", "--nocapture"])
+            .env(INNER_ENV, "1")
+            .env("TMPDIR", &tmp)
+            .env("HOME", &tmp)
+            .current_dir(&tmp)
+            .output()
+            .expect("runuser runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "inner run as postgres failed:\n{stdout}\n{stderr}"
+        );
+        // Nothing left behind in the non-root user's temp dir.
+        let left: Vec<_> = std::fs::read_dir(&tmp)
+            .expect("read tmp")
+            .flatten()
+            .collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+    }
+
+    #[test]
+    fn drop_kills_the_server_when_pg_ctl_stop_fails() {
+        let mut cluster = TempCluster::start().expect("the cluster starts");
+        let port = cluster.port();
+        let pid = cluster.postmaster_pid().expect("postmaster.pid");
+        assert!(process_alive(pid));
+        // No pg_ctl there: `pg_ctl stop` cannot run.
+        cluster.bin = cluster.dir().join("no-such-bin");
+        let dir = cluster.dir().to_path_buf();
+        drop(cluster);
+        assert!(!process_alive(pid), "postmaster {pid} survived the drop");
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+        assert!(!dir.exists());
+    }
+
+    #[test]
+    fn password_and_ssl_builder_debug_hides_the_password() {
+        let b = TempCluster::builder().password("Sw0rdf1sh-distinct");
+        assert!(!format!("{b:?}").contains("Sw0rdf1sh"));
+    }
 }

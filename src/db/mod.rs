@@ -1,3 +1,4 @@
 //! Everything that talks to PostgreSQL.
 
 pub mod cluster;
+pub mod connect;
