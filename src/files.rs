@@ -304,12 +304,52 @@ pub fn decode(bytes: Vec<u8>) -> (Option<String>, Option<FileProblem>) {
 }
 
 /// A file read and parsed, waiting for the ordered check.
-/// One section of a file, parsed.
-struct Unit {
-    section: Section,
-    /// The text the section is linted as, when it differs from the file's.
-    text: Option<String>,
-    prepared: Option<Prepared>,
+/// One section of a file as its migration tool runs it, parsed when it is linted.
+pub struct Unit {
+    pub section: Section,
+    /// The text the section is linted as, when it differs from the file's: the other
+    /// sections blanked out and placeholders made parseable, offsets unchanged.
+    pub text: Option<String>,
+    /// The parsed statements; `None` for down sections when `lint_down` is off.
+    pub prepared: Option<Prepared>,
+}
+
+/// Detects the file's framework (unless `opts` fixes it) and splits it into the sections
+/// its tool runs, parsing each that is linted.
+pub fn plan_units(
+    path: &Path,
+    source: &str,
+    dir: DirFacts,
+    opts: &LintOptions,
+) -> (Framework, Vec<Unit>) {
+    let fw = opts
+        .framework
+        .unwrap_or_else(|| framework::detect(Some(path), source, dir));
+    let plan = framework::plan(fw, Some(path), source, dir);
+    let whole = plan.is_whole_file(source.len());
+    let neutral = placeholders::neutralize(source);
+    let units = plan
+        .sections
+        .into_iter()
+        .map(|section| {
+            let linted = opts.lint_down || section.direction == Direction::Up;
+            let text = match (&neutral, whole) {
+                (None, true) => None,
+                (Some(n), true) => Some(n.clone()),
+                (n, false) => Some(framework::section_text(
+                    n.as_deref().unwrap_or(source),
+                    &section,
+                )),
+            };
+            let prepared = linted.then(|| prepare(text.as_deref().unwrap_or(source)));
+            Unit {
+                section,
+                text,
+                prepared,
+            }
+        })
+        .collect();
+    (fw, units)
 }
 
 struct Loaded {
@@ -349,33 +389,7 @@ fn load((input, dir): &(&Input, DirFacts), opts: &LintOptions) -> Loaded {
         Input::File { path, .. } => path.as_path(),
         Input::Stdin { display, .. } => Path::new(display),
     };
-    let fw = opts
-        .framework
-        .unwrap_or_else(|| framework::detect(Some(path), &source, *dir));
-    let plan = framework::plan(fw, Some(path), &source, *dir);
-    let whole = plan.is_whole_file(source.len());
-    let neutral = placeholders::neutralize(&source);
-    let units = plan
-        .sections
-        .into_iter()
-        .map(|section| {
-            let linted = opts.lint_down || section.direction == Direction::Up;
-            let text = match (&neutral, whole) {
-                (None, true) => None,
-                (Some(n), true) => Some(n.clone()),
-                (n, false) => Some(framework::section_text(
-                    n.as_deref().unwrap_or(&source),
-                    &section,
-                )),
-            };
-            let prepared = linted.then(|| prepare(text.as_deref().unwrap_or(&source)));
-            Unit {
-                section,
-                text,
-                prepared,
-            }
-        })
-        .collect();
+    let (fw, units) = plan_units(path, &source, *dir, opts);
     Loaded {
         path: display,
         source,
@@ -393,7 +407,7 @@ fn line_of(src: &str, offset: usize) -> usize {
 }
 
 /// Whether the tool runs `prepared` in one transaction, and why.
-fn transaction_of(
+pub fn transaction_of(
     section: &Section,
     prepared: Option<&Prepared>,
     opts: &LintOptions,

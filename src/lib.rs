@@ -9,3 +9,4 @@ pub mod git;
 pub mod lint;
 pub mod report;
 pub mod sql;
+pub mod trace;

@@ -5,6 +5,7 @@ mod explain;
 mod lint;
 mod man;
 mod rules;
+mod trace;
 
 use std::io::{self, IsTerminal, Write};
 
@@ -37,6 +38,9 @@ pub enum Command {
     Rules(rules::RulesArgs),
     /// Print a rule's full documentation
     Explain(explain::ExplainArgs),
+    /// Run migrations against a real PostgreSQL and record what each statement locked,
+    /// rewrote and scanned, compared with the lint lock report
+    Trace(Box<trace::TraceArgs>),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
     Completions(completions::CompletionsArgs),
     /// Print the man page (or a subcommand's), or write all pages into a directory
@@ -86,6 +90,7 @@ pub fn main() -> u8 {
     };
     let result = match cli.command {
         Command::Lint(args) => lint::run(*args),
+        Command::Trace(args) => trace::run(*args),
         Command::Rules(args) => rules::run(args),
         Command::Explain(args) => explain::run(args),
         Command::Completions(args) => completions::run(args),

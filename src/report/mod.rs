@@ -20,6 +20,7 @@ pub mod locks;
 pub mod paths;
 pub mod sarif;
 pub mod text;
+pub mod trace;
 
 use std::io::{self, Write};
 
