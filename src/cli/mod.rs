@@ -2,9 +2,17 @@
 
 mod completions;
 mod explain;
+mod finalize;
 mod lint;
 mod man;
+mod online;
+mod pause;
+mod plan;
+mod resume;
+mod rollback;
 mod rules;
+mod run;
+mod status;
 mod trace;
 
 use std::io::{self, IsTerminal, Write};
@@ -41,6 +49,21 @@ pub enum Command {
     /// Run migrations against a real PostgreSQL and record what each statement locked,
     /// rewrote and scanned, compared with the lint lock report
     Trace(Box<trace::TraceArgs>),
+    /// Show what a playbook would do: preflight, every step's SQL and locks, estimates, and
+    /// the table's definition before and after (no writes)
+    Plan(Box<plan::PlanArgs>),
+    /// Run a playbook: convert a live table online, up to the swap
+    Run(Box<run::RunArgs>),
+    /// Show a run's step, progress, throttle state and replica lag
+    Status(Box<status::StatusArgs>),
+    /// Pause a run's copy (the trigger keeps capturing writes)
+    Pause(Box<pause::PauseArgs>),
+    /// Continue a paused, stopped, failed or killed run from its last checkpoint
+    Resume(Box<resume::ResumeArgs>),
+    /// Undo a run, before or after the swap (until finalize)
+    Rollback(Box<rollback::RollbackArgs>),
+    /// After the swap: drop the reverse trigger and the old table
+    Finalize(Box<finalize::FinalizeArgs>),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
     Completions(completions::CompletionsArgs),
     /// Print the man page (or a subcommand's), or write all pages into a directory
@@ -91,6 +114,13 @@ pub fn main() -> u8 {
     let result = match cli.command {
         Command::Lint(args) => lint::run(*args),
         Command::Trace(args) => trace::run(*args),
+        Command::Plan(args) => plan::run(*args),
+        Command::Run(args) => run::run(*args),
+        Command::Status(args) => status::run(*args),
+        Command::Pause(args) => pause::run(*args),
+        Command::Resume(args) => resume::run(*args),
+        Command::Rollback(args) => rollback::run(*args),
+        Command::Finalize(args) => finalize::run(*args),
         Command::Rules(args) => rules::run(args),
         Command::Explain(args) => explain::run(args),
         Command::Completions(args) => completions::run(args),

@@ -1,0 +1,185 @@
+//! What the online-conversion commands share: the database connection, the async runtime,
+//! Ctrl-C handling, and progress drawing (bars on a terminal, status lines in CI logs).
+
+use std::future::Future;
+use std::io::{self, IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::{eprint_error, EXIT_ERROR};
+use crate::db::connect::ConnectOptions;
+use crate::playbook::engine::{EngineError, Progress};
+
+/// Where the database is.
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// The database (URL or `key=value` string) [default: DATABASE_URL, else the libpq
+    /// environment: PGHOST, PGPORT, PGUSER, PGDATABASE …]
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+}
+
+impl DbArgs {
+    pub fn options(&self) -> Result<ConnectOptions, String> {
+        let url = self
+            .database_url
+            .clone()
+            .or_else(|| std::env::var("DATABASE_URL").ok());
+        let o = ConnectOptions::resolve(url.as_deref()).map_err(|e| e.to_string())?;
+        for w in o.warnings() {
+            let _ = writeln!(io::stderr(), "warning: {w}");
+        }
+        Ok(o)
+    }
+}
+
+/// Runs `f` on a fresh single-threaded runtime.
+pub fn block_on<T>(f: impl Future<Output = T>) -> anyhow::Result<T> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    Ok(rt.block_on(f))
+}
+
+/// A flag set by the first Ctrl-C (stop at the next safe point); a second one exits.
+pub fn stop_on_ctrl_c() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let f = flag.clone();
+    tokio::spawn(async move {
+        while tokio::signal::ctrl_c().await.is_ok() {
+            if f.swap(true, Ordering::SeqCst) {
+                let _ = writeln!(
+                    io::stderr(),
+                    "\nsecond Ctrl-C: exiting now (the run can be resumed)"
+                );
+                std::process::exit(130);
+            }
+            let _ = writeln!(
+                io::stderr(),
+                "\nstopping at the next safe point (Ctrl-C again to exit at once)…"
+            );
+        }
+    });
+    flag
+}
+
+/// Prints an engine error and returns the exit code for it.
+pub fn fail(color: bool, e: &EngineError) -> u8 {
+    eprint_error(color, &e.to_string());
+    match e {
+        EngineError::Stopped(_) => 130,
+        EngineError::Refused(_) | EngineError::Mismatch { .. } | EngineError::SwapGaveUp { .. } => {
+            1
+        }
+        _ => EXIT_ERROR,
+    }
+}
+
+/// Draws progress: indicatif bars on a terminal, a plain line every few seconds otherwise.
+pub struct Drawer {
+    bar: Option<ProgressBar>,
+    tty: bool,
+    last_line: Instant,
+    step: String,
+}
+
+impl Drawer {
+    pub fn new() -> Drawer {
+        Drawer {
+            bar: None,
+            tty: io::stderr().is_terminal(),
+            last_line: Instant::now() - Duration::from_secs(60),
+            step: String::new(),
+        }
+    }
+
+    fn finish_bar(&mut self) {
+        if let Some(b) = self.bar.take() {
+            b.finish();
+        }
+    }
+}
+
+impl Default for Drawer {
+    fn default() -> Self {
+        Drawer::new()
+    }
+}
+
+impl Drop for Drawer {
+    fn drop(&mut self) {
+        self.finish_bar();
+    }
+}
+
+impl Progress for Drawer {
+    fn step(&mut self, name: &str, detail: &str) {
+        if name != self.step {
+            self.finish_bar();
+        }
+        self.step = name.to_string();
+        let line = format!("{name}: {detail}");
+        match &self.bar {
+            Some(b) if self.tty => b.set_message(line),
+            _ => {
+                let _ = writeln!(io::stderr(), "{line}");
+            }
+        }
+    }
+
+    fn copy(&mut self, copied: i64, total: i64, rate: f64) {
+        let total = total.max(copied).max(1) as u64;
+        if self.tty {
+            let bar = self.bar.get_or_insert_with(|| {
+                let b = ProgressBar::new(total);
+                b.set_style(
+                    ProgressStyle::with_template(
+                        "{msg:12} [{bar:40}] {human_pos}/{human_len} rows  {per_sec}  ETA {eta}",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+                );
+                b
+            });
+            bar.set_message(self.step.clone());
+            bar.set_length(total);
+            bar.set_position(copied as u64);
+        } else if self.last_line.elapsed() >= Duration::from_secs(5) {
+            self.last_line = Instant::now();
+            let eta = if rate > 0.0 {
+                format!(
+                    ", ETA {:.0} s",
+                    (total as f64 - copied as f64).max(0.0) / rate
+                )
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                io::stderr(),
+                "{}: {copied}/{total} rows ({:.0}%){}{eta}",
+                self.step,
+                copied as f64 * 100.0 / total as f64,
+                if rate > 0.0 {
+                    format!(", {rate:.0} rows/s")
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+
+    fn note(&mut self, message: &str) {
+        match &self.bar {
+            Some(b) if self.tty => b.println(message),
+            _ => {
+                let _ = writeln!(io::stderr(), "{message}");
+            }
+        }
+    }
+}

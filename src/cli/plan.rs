@@ -1,0 +1,181 @@
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::online::{self, DbArgs};
+use super::{eprint_error, ColorChoice, EXIT_ERROR, EXIT_FINDINGS, EXIT_OK};
+use crate::lint::fix::unified_diff;
+use crate::playbook::{engine, spec};
+
+/// Show what a playbook would do, without changing anything.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Reads the table from the database (no writes), runs the preflight checks, and prints\n\
+every step with its SQL, the locks it takes and an estimate of time and disk, then a diff of\n\
+the table's definition before and after. Exit 1 when the preflight refuses the conversion.\n\n\
+Example:\n  lockstep plan playbooks/partition-events-monthly.toml --database-url postgres://app@db/app"
+)]
+pub struct PlanArgs {
+    /// The playbook file (TOML)
+    #[arg(value_name = "PLAYBOOK")]
+    pub playbook: PathBuf,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// When to colour error messages
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+}
+
+fn human_bytes(b: i64) -> String {
+    let b = b.max(0) as f64;
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = b;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < units.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    format!("{v:.1} {}", units[u])
+}
+
+/// Rows per second the copy is assumed to reach, for estimates (measured on 2 cores).
+const ASSUMED_ROWS_PER_SEC: f64 = 150_000.0;
+
+pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
+    let color = args.color.enabled();
+    let pb = match spec::load(&args.playbook) {
+        Ok(p) => p,
+        Err(e) => {
+            eprint_error(color, &e.to_string());
+            return Ok(EXIT_ERROR);
+        }
+    };
+    let conn = match args.db.options() {
+        Ok(c) => c,
+        Err(m) => {
+            eprint_error(color, &m);
+            return Ok(EXIT_ERROR);
+        }
+    };
+    let result = online::block_on(async {
+        let client = conn.connect().await.map_err(|e| e.to_string())?;
+        engine::prepare(&client, &pb, "plan")
+            .await
+            .map_err(|e| e.to_string())
+    })?;
+    let (plan, refusals) = match result {
+        Ok(r) => r,
+        Err(m) => {
+            eprint_error(color, &m);
+            return Ok(EXIT_ERROR);
+        }
+    };
+    let f = &plan.facts;
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    let secs = f.rows_estimate as f64 / ASSUMED_ROWS_PER_SEC;
+    writeln!(
+        out,
+        "plan: {} → partitioned by {} into {} partitions\n  about {} rows, {} on disk; the copy needs about {} more and takes about {:.0} s (at {:.0}k rows/s)\n",
+        plan.source(),
+        plan.partition_by,
+        plan.names.partitions.len(),
+        f.rows_estimate,
+        human_bytes(f.total_bytes),
+        human_bytes(f.total_bytes),
+        secs.max(1.0),
+        ASSUMED_ROWS_PER_SEC / 1000.0
+    )?;
+    if refusals.is_empty() {
+        writeln!(out, "preflight: ok")?;
+    } else {
+        writeln!(out, "preflight: refused")?;
+        for r in &refusals {
+            writeln!(out, "  - {r}")?;
+        }
+    }
+    if plan.key != f.pk_columns {
+        writeln!(
+            out,
+            "note: the primary key becomes ({}): PostgreSQL needs the partition column in every unique key of a partitioned table",
+            plan.key.join(", ")
+        )?;
+    }
+    let lt = pb.swap.lock_timeout_ms;
+    let steps: Vec<(&str, String, Vec<String>)> = vec![
+        (
+            "shadow",
+            format!("create the partitioned copy (ACCESS SHARE on {} while reading its definition; lock_timeout {lt} ms)", plan.source()),
+            plan.shadow_sql(),
+        ),
+        (
+            "capture",
+            format!("change-capture trigger (SHARE ROW EXCLUSIVE on {} for milliseconds; lock_timeout {lt} ms, retried)", plan.source()),
+            plan.capture_sql(),
+        ),
+        (
+            "backfill",
+            format!(
+                "copy in primary-key order, {} rows per batch at first, each batch its own transaction (ROW SHARE locks on the rows being read); about {:.0} s",
+                pb.backfill.batch_size,
+                secs.max(1.0)
+            ),
+            vec![plan.batch_sql(false, pb.backfill.batch_size)],
+        ),
+        (
+            "indexes",
+            "per partition CREATE INDEX CONCURRENTLY (SHARE UPDATE EXCLUSIVE on the partition only), attached to the parent index".into(),
+            plan.index_sql()
+                .into_iter()
+                .flat_map(|(parent, children)| {
+                    std::iter::once(parent).chain(children.into_iter().flat_map(|(_, b, a)| [b, a]))
+                })
+                .chain(plan.after_copy_sql())
+                .collect(),
+        ),
+        (
+            "verify",
+            "compare row counts and row hashes range by range, in one snapshot per range (no locks beyond reads); re-copy differing ranges".into(),
+            vec![plan.verify_sql(false)],
+        ),
+        (
+            "swap",
+            format!("one transaction: ACCESS EXCLUSIVE on both tables for milliseconds; lock_timeout {lt} ms, up to {} attempts with backoff", pb.swap.attempts),
+            plan.swap_sql(),
+        ),
+        (
+            "validate",
+            "validate re-pointed foreign keys (SHARE UPDATE EXCLUSIVE on the referencing tables)".into(),
+            plan.validate_sql(),
+        ),
+        (
+            "finalize (separate command)",
+            "drop the reverse trigger and the old table".into(),
+            plan.finalize_sql(),
+        ),
+    ];
+    for (i, (name, what, sql)) in steps.iter().enumerate() {
+        writeln!(out, "\n{}. {name}: {what}", i + 1)?;
+        for s in sql {
+            for line in s.lines() {
+                writeln!(out, "     {line}")?;
+            }
+        }
+    }
+    writeln!(out, "\ndefinition before → after:")?;
+    write!(
+        out,
+        "{}",
+        unified_diff(
+            &plan.source(),
+            &plan.definition_before(),
+            &plan.definition_after()
+        )
+    )?;
+    out.flush()?;
+    Ok(if refusals.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_FINDINGS
+    })
+}

@@ -1,0 +1,93 @@
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::online::{self, DbArgs, Drawer};
+use super::{eprint_error, ColorChoice, EXIT_ERROR, EXIT_OK};
+use crate::playbook::engine::{self, Ctx};
+use crate::playbook::spec;
+
+/// Run a playbook: convert the table online, up to and including the swap.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Steps: preflight, shadow (the partitioned copy), capture (a trigger copies every write),\n\
+backfill (batched copy, checkpointed), indexes (built concurrently per partition), verify\n\
+(range by range), swap (one short transaction, lock_timeout and retries), validate.\n\
+Every step is recorded in lockstep.runs; Ctrl-C stops at the next safe point, and\n\
+`lockstep resume` continues a stopped, failed or killed run. After the swap the old table\n\
+stays current (a reverse trigger) until `lockstep finalize`; `lockstep rollback` swaps back.\n\n\
+Example:\n  lockstep run playbooks/partition-events-monthly.toml"
+)]
+pub struct RunArgs {
+    /// The playbook file (TOML)
+    #[arg(value_name = "PLAYBOOK")]
+    pub playbook: PathBuf,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// When to colour error messages
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<u8> {
+    let color = args.color.enabled();
+    let text = match std::fs::read_to_string(&args.playbook) {
+        Ok(t) => t,
+        Err(e) => {
+            eprint_error(
+                color,
+                &format!(
+                    "{}: {}",
+                    args.playbook.display(),
+                    crate::files::io_message(&e)
+                ),
+            );
+            return Ok(EXIT_ERROR);
+        }
+    };
+    let pb = match spec::parse(&text, &args.playbook.display().to_string()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprint_error(color, &e.to_string());
+            return Ok(EXIT_ERROR);
+        }
+    };
+    let conn = match args.db.options() {
+        Ok(c) => c,
+        Err(m) => {
+            eprint_error(color, &m);
+            return Ok(EXIT_ERROR);
+        }
+    };
+    online::block_on(async {
+        let client = match conn.connect().await {
+            Ok(c) => c,
+            Err(e) => {
+                eprint_error(color, &e.to_string());
+                return EXIT_ERROR;
+            }
+        };
+        let stop = online::stop_on_ctrl_c();
+        let mut drawer = Drawer::new();
+        let mut ctx = Ctx {
+            client: &client,
+            progress: &mut drawer,
+            stop: &stop,
+        };
+        match engine::start(&mut ctx, pb, &text).await {
+            Ok(id) => {
+                drop(drawer);
+                let _ = writeln!(
+                    io::stdout(),
+                    "run {id}: swapped. The old table is kept current until `lockstep finalize {id}`; `lockstep rollback {id}` swaps back."
+                );
+                EXIT_OK
+            }
+            Err(e) => {
+                drop(drawer);
+                online::fail(color, &e)
+            }
+        }
+    })
+}

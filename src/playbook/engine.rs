@@ -1,0 +1,1142 @@
+//! Runs a partitioning playbook step by step (see ONLINE.md): preflight, shadow, change
+//! capture, backfill, indexes, verify, swap, validate; and rollback and finalize. Every
+//! step is checkpointed in the state table, in the same transaction as its work where it
+//! can be, and every step can be re-run after a crash.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio_postgres::Client;
+
+use super::facts::{self, Facts};
+use super::plan::{self, lit, Names, Partition, Plan};
+use super::spec::{self, Playbook, Strategy};
+use super::state::{self, step_index, Run};
+use crate::sql::ir::quote_ident;
+
+/// What the engine reports while it works (the CLI draws bars or prints status lines).
+pub trait Progress {
+    /// A step starts.
+    fn step(&mut self, name: &str, detail: &str);
+    /// Copy progress.
+    fn copy(&mut self, copied: i64, total: i64, rows_per_sec: f64);
+    /// Anything worth a line: a retry, a pause, a warning.
+    fn note(&mut self, message: &str);
+}
+
+/// A progress sink that discards everything.
+pub struct Silent;
+
+impl Progress for Silent {
+    fn step(&mut self, _: &str, _: &str) {}
+    fn copy(&mut self, _: i64, _: i64, _: f64) {}
+    fn note(&mut self, _: &str) {}
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{0}")]
+    Spec(#[from] spec::SpecError),
+    #[error("{0}")]
+    Facts(#[from] facts::FactsError),
+    #[error("preflight refused the conversion:\n  - {}", .0.join("\n  - "))]
+    Refused(Vec<String>),
+    #[error("another lockstep process is working on {table}{}", .pid.map(|p| format!(" (backend pid {p})")).unwrap_or_default())]
+    Busy { table: String, pid: Option<i32> },
+    #[error("no run {0} in lockstep.runs")]
+    NoRun(String),
+    #[error("no runs recorded yet (lockstep.runs does not exist)")]
+    NoState,
+    #[error("{0}")]
+    State(String),
+    #[error("the swap could not get its locks within {attempts} attempts of {lock_timeout_ms} ms: {blockers}. The run is intact: retry with `lockstep resume {run}`, or end the blocking transaction first")]
+    SwapGaveUp {
+        run: String,
+        attempts: u32,
+        lock_timeout_ms: u64,
+        blockers: String,
+    },
+    #[error("verification found rows that differ between {table} and the copy in the key range after {from}, even after copying it again; the swap is refused")]
+    Mismatch { table: String, from: String },
+    #[error("stopped at a safe point; continue with `lockstep resume {0}`")]
+    Stopped(String),
+    #[error("{step}: {message}")]
+    Db { step: String, message: String },
+}
+
+fn dberr(step: &str) -> impl Fn(tokio_postgres::Error) -> EngineError + '_ {
+    move |e| EngineError::Db {
+        step: step.to_string(),
+        message: match e.as_db_error() {
+            Some(d) => format!("{} ({})", d.message(), d.code().code()),
+            None => e.to_string(),
+        },
+    }
+}
+
+fn is_lock_timeout(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error().is_some_and(|d| d.code().code() == "55P03")
+}
+
+/// Options of one engine invocation.
+pub struct Ctx<'a> {
+    pub client: &'a Client,
+    pub progress: &'a mut dyn Progress,
+    /// Set (by Ctrl-C) to stop at the next safe point.
+    pub stop: &'a AtomicBool,
+}
+
+/// A test hook: with `LOCKSTEP_TEST_HOLD_AT=<point>` the engine stops moving at that point
+/// (after checkpointing) and waits there until the process is killed. Points: `backfill`
+/// (after the first batch), `indexes` (after the first index build), `verify` (after the
+/// first verified range), `before-swap`, `after-swap`.
+async fn hold_point(point: &str) {
+    if std::env::var("LOCKSTEP_TEST_HOLD_AT").is_ok_and(|v| v == point) {
+        loop {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+    }
+}
+
+struct Runner<'a, 'b> {
+    ctx: &'b mut Ctx<'a>,
+    pb: Playbook,
+    plan: Plan,
+    run: Run,
+}
+
+/// Reads the table, checks it, and returns the plan (no writes). `run_id` names the
+/// objects; partitions are computed from the data.
+pub async fn prepare(
+    client: &Client,
+    pb: &Playbook,
+    run_id: &str,
+) -> Result<(Plan, Vec<String>), EngineError> {
+    let facts = facts::read(client, &pb.table).await?;
+    let mut refusals = plan::preflight(pb, &facts);
+    let partitions = if refusals.iter().any(|r| r.contains("partition column")) {
+        Vec::new()
+    } else {
+        partitions(client, pb, &facts).await?
+    };
+    let names = Names::new(&facts, run_id, partitions);
+    // Names that must be free.
+    let mut wanted = vec![names.shadow.clone(), names.old.clone()];
+    wanted.extend(names.partitions.iter().map(|p| p.name.clone()));
+    for n in wanted {
+        let exists: bool = client
+            .query_one(
+                "SELECT to_regclass($1) IS NOT NULL",
+                &[&format!(
+                    "{}.{}",
+                    quote_ident(&facts.schema),
+                    quote_ident(&n)
+                )],
+            )
+            .await
+            .map_err(dberr("preflight"))?
+            .get(0);
+        if exists {
+            refusals.push(format!(
+                "{}.{} already exists (a leftover of an earlier run? `lockstep status` lists runs; drop it or roll that run back)",
+                quote_ident(&facts.schema),
+                quote_ident(&n)
+            ));
+        }
+    }
+    Ok((Plan::new(pb, facts, names), refusals))
+}
+
+fn trunc_unit(interval: &str) -> (&'static str, &'static str) {
+    let i = interval.to_ascii_lowercase();
+    if i.contains("year") {
+        ("year", "YYYY")
+    } else if i.contains("month") {
+        ("month", "YYYYMM")
+    } else if i.contains("week") {
+        ("week", "YYYYMMDD")
+    } else if i.contains("hour") {
+        ("hour", "YYYYMMDD\"_\"HH24")
+    } else if i.contains("min") {
+        ("minute", "YYYYMMDD\"_\"HH24MI")
+    } else {
+        ("day", "YYYYMMDD")
+    }
+}
+
+fn partition_name(pattern: &str, table: &str, start: &str, n: usize) -> String {
+    plan::fit(
+        &pattern
+            .replace("{table}", table)
+            .replace("{start}", start)
+            .replace("{n}", &n.to_string()),
+    )
+}
+
+/// The partitions covering the table's data, the future ones and the default.
+async fn partitions(
+    client: &Client,
+    pb: &Playbook,
+    f: &Facts,
+) -> Result<Vec<Partition>, EngineError> {
+    let p = &pb.partition;
+    let col = quote_ident(&p.column);
+    let ty = f.column(&p.column).map_or("text", |c| c.type_sql.as_str());
+    let mut out = Vec::new();
+    match &p.strategy {
+        Strategy::RangeInterval(iv) => {
+            let (unit, fmt) = trunc_unit(iv);
+            let base = if ty == "date" { "timestamp" } else { ty };
+            let sql = format!(
+                "WITH b AS (SELECT coalesce(min({col})::{base}, now()::{base}) lo, coalesce(max({col})::{base}, now()::{base}) hi FROM {t})
+                 SELECT to_char(g, {fmt}), format('%L', g::{ty}), format('%L', (g + {iv}::interval)::{ty})
+                 FROM b, generate_series(date_trunc({unit}, b.lo), b.hi + {premake} * {iv}::interval, {iv}::interval) g",
+                t = f.qualified(),
+                fmt = lit(fmt),
+                unit = lit(unit),
+                iv = lit(iv),
+                premake = p.premake,
+            );
+            let rows = client
+                .query(&sql, &[])
+                .await
+                .map_err(dberr("computing partitions"))?;
+            for (n, r) in rows.iter().enumerate() {
+                let start: String = r.get(0);
+                out.push(Partition {
+                    name: partition_name(&p.naming, &f.name, &start, n),
+                    bound: format!(
+                        "FOR VALUES FROM ({}) TO ({})",
+                        r.get::<_, String>(1),
+                        r.get::<_, String>(2)
+                    ),
+                });
+            }
+        }
+        Strategy::RangeWidth(w) => {
+            let r = client
+                .query_one(
+                    &format!(
+                        "SELECT coalesce(min({col}), 0)::bigint, coalesce(max({col}), 0)::bigint FROM {}",
+                        f.qualified()
+                    ),
+                    &[],
+                )
+                .await
+                .map_err(dberr("computing partitions"))?;
+            let (lo, hi): (i64, i64) = (r.get(0), r.get(1));
+            let mut start = lo.div_euclid(*w) * w;
+            let end = hi.saturating_add(w.saturating_mul(i64::from(p.premake)));
+            let mut n = 0;
+            while start <= end && n < 10_000 {
+                out.push(Partition {
+                    name: partition_name(&p.naming, &f.name, &start.to_string(), n),
+                    bound: format!(
+                        "FOR VALUES FROM ({start}) TO ({})",
+                        start.saturating_add(*w)
+                    ),
+                });
+                start = start.saturating_add(*w);
+                n += 1;
+            }
+        }
+        Strategy::List(lists) => {
+            for (n, l) in lists.iter().enumerate() {
+                out.push(Partition {
+                    name: partition_name(&p.naming, &f.name, &l.name, n),
+                    bound: format!("FOR VALUES IN ({})", l.values.join(", ")),
+                });
+            }
+        }
+        Strategy::Hash(m) => {
+            for r in 0..*m {
+                out.push(Partition {
+                    name: partition_name(&p.naming, &f.name, &r.to_string(), r as usize),
+                    bound: format!("FOR VALUES WITH (MODULUS {m}, REMAINDER {r})"),
+                });
+            }
+        }
+    }
+    if p.default_partition && !matches!(p.strategy, Strategy::Hash(_)) {
+        out.push(Partition {
+            name: plan::fit(&format!("{}_default", f.name)),
+            bound: "DEFAULT".into(),
+        });
+    }
+    Ok(out)
+}
+
+async fn ensure_state(client: &Client) -> Result<(), EngineError> {
+    client
+        .batch_execute(state::SCHEMA_SQL)
+        .await
+        .map_err(dberr("creating the state table"))
+}
+
+/// Starts a new run of `pb` (its text is kept for resume) and runs it up to the swap
+/// (and the validation after it). Returns the run id.
+pub async fn start(
+    ctx: &mut Ctx<'_>,
+    pb: Playbook,
+    playbook_text: &str,
+) -> Result<String, EngineError> {
+    ensure_state(ctx.client).await?;
+    let facts = facts::read(ctx.client, &pb.table).await?;
+    let table_name = facts.qualified();
+    if !state::try_lock(ctx.client, &table_name)
+        .await
+        .map_err(dberr("advisory lock"))?
+    {
+        let pid = state::lock_held(ctx.client, &table_name)
+            .await
+            .ok()
+            .flatten();
+        return Err(EngineError::Busy {
+            table: table_name,
+            pid,
+        });
+    }
+    let open = state::open_runs(ctx.client, &table_name)
+        .await
+        .map_err(dberr("reading lockstep.runs"))?;
+    if let Some(id) = open.first() {
+        return Err(EngineError::State(format!(
+            "run {id} on {table_name} is not finished: `lockstep resume {id}` continues it, `lockstep rollback {id}` undoes it"
+        )));
+    }
+    let run_id: String = ctx
+        .client
+        .query_one(
+            "SELECT $1::oid::text || '_' || to_char(clock_timestamp(), 'YYYYMMDD_HH24MISS')",
+            &[&facts.oid],
+        )
+        .await
+        .map_err(dberr("run id"))?
+        .get(0);
+    ctx.progress.step("preflight", &table_name);
+    let (plan, refusals) = prepare(ctx.client, &pb, &run_id).await?;
+    if !refusals.is_empty() {
+        return Err(EngineError::Refused(refusals));
+    }
+    let plan_json = serde_json::to_value(&plan).map_err(|e| EngineError::State(e.to_string()))?;
+    ctx.client
+        .execute(
+            "INSERT INTO lockstep.runs (id, kind, table_name, playbook, plan, step, status, rows_estimate)
+             VALUES ($1, 'partition', $2, $3, $4, 'created', 'running', $5)",
+            &[&run_id, &table_name, &playbook_text, &plan_json, &plan.facts.rows_estimate],
+        )
+        .await
+        .map_err(dberr("recording the run"))?;
+    let run = state::load(ctx.client, Some(&run_id))
+        .await
+        .map_err(dberr("reading the run"))?
+        .ok_or_else(|| EngineError::NoRun(run_id.clone()))?;
+    let mut r = Runner { ctx, pb, plan, run };
+    r.forward().await?;
+    Ok(run_id)
+}
+
+/// Loads a run and takes its lock.
+async fn open<'a, 'b>(
+    ctx: &'b mut Ctx<'a>,
+    id: Option<&str>,
+) -> Result<Runner<'a, 'b>, EngineError> {
+    if !state::exists(ctx.client)
+        .await
+        .map_err(dberr("lockstep.runs"))?
+    {
+        return Err(EngineError::NoState);
+    }
+    let run = state::load(ctx.client, id)
+        .await
+        .map_err(dberr("reading lockstep.runs"))?
+        .ok_or_else(|| EngineError::NoRun(id.unwrap_or("(latest)").to_string()))?;
+    if !state::try_lock(ctx.client, &run.table_name)
+        .await
+        .map_err(dberr("advisory lock"))?
+    {
+        let pid = state::lock_held(ctx.client, &run.table_name)
+            .await
+            .ok()
+            .flatten();
+        return Err(EngineError::Busy {
+            table: run.table_name.clone(),
+            pid,
+        });
+    }
+    let pb = spec::parse(&run.playbook, "playbook stored in lockstep.runs")?;
+    let plan: Plan = serde_json::from_value(run.plan.clone()).map_err(|e| {
+        EngineError::State(format!(
+            "the stored plan of run {} cannot be read: {e}",
+            run.id
+        ))
+    })?;
+    Ok(Runner { ctx, pb, plan, run })
+}
+
+/// Continues a run from its last checkpoint.
+pub async fn resume(ctx: &mut Ctx<'_>, id: Option<&str>) -> Result<String, EngineError> {
+    let mut r = open(ctx, id).await?;
+    match r.run.step.as_str() {
+        "finalized" | "rolled_back" => {
+            return Err(EngineError::State(format!(
+                "run {} is {}; there is nothing to resume",
+                r.run.id,
+                r.run.step.replace('_', " ")
+            )))
+        }
+        "validated" => {
+            return Err(EngineError::State(format!(
+                "run {} is swapped and validated; `lockstep finalize {}` drops the old table, `lockstep rollback {}` swaps back",
+                r.run.id, r.run.id, r.run.id
+            )))
+        }
+        _ => {}
+    }
+    state::set_status(r.ctx.client, &r.run.id, "running", None)
+        .await
+        .map_err(dberr("state"))?;
+    state::set_paused(r.ctx.client, &r.run.id, false)
+        .await
+        .map_err(dberr("state"))?;
+    r.forward().await?;
+    Ok(r.run.id.clone())
+}
+
+/// Undoes a run: before the swap, drops what it created; after the swap (before finalize),
+/// swaps back to the original table, which the reverse trigger kept current.
+pub async fn rollback(ctx: &mut Ctx<'_>, id: Option<&str>) -> Result<String, EngineError> {
+    let mut r = open(ctx, id).await?;
+    let step = step_index(&r.run.step);
+    if r.run.step == "finalized" {
+        return Err(EngineError::State(format!(
+            "run {} is finalized: the original table is gone, there is nothing to swap back to",
+            r.run.id
+        )));
+    }
+    if r.run.step == "rolled_back" {
+        return Err(EngineError::State(format!(
+            "run {} is already rolled back",
+            r.run.id
+        )));
+    }
+    if step >= step_index("swapped") {
+        r.ctx.progress.step("swap back", &r.plan.source());
+        let sql = r.plan.swap_back_sql();
+        r.in_swap_tx(&sql, "rolled_back").await?;
+        for v in r.plan.validate_sql() {
+            r.with_retry(std::slice::from_ref(&v), "validate").await?;
+        }
+    } else {
+        r.ctx.progress.step("drop the copy", &r.plan.shadow());
+        for s in r.plan.drop_shadow_sql() {
+            r.with_retry(std::slice::from_ref(&s), "rollback").await?;
+        }
+        state::set_step(r.ctx.client, &r.run.id, "rolled_back", "rolled_back", None)
+            .await
+            .map_err(dberr("state"))?;
+    }
+    Ok(r.run.id.clone())
+}
+
+/// After the swap: drops the reverse trigger and the old table.
+pub async fn finalize(ctx: &mut Ctx<'_>, id: Option<&str>) -> Result<String, EngineError> {
+    let mut r = open(ctx, id).await?;
+    if step_index(&r.run.step) < step_index("validated") || r.run.step == "rolled_back" {
+        return Err(EngineError::State(format!(
+            "run {} is at step `{}`: finalize is for swapped runs (resume it first)",
+            r.run.id, r.run.step
+        )));
+    }
+    if r.run.step == "finalized" {
+        return Err(EngineError::State(format!(
+            "run {} is already finalized",
+            r.run.id
+        )));
+    }
+    r.ctx.progress.step("finalize", &r.plan.old());
+    for s in r.plan.finalize_sql() {
+        r.with_retry(std::slice::from_ref(&s), "finalize").await?;
+    }
+    state::set_step(r.ctx.client, &r.run.id, "finalized", "finalized", None)
+        .await
+        .map_err(dberr("state"))?;
+    Ok(r.run.id.clone())
+}
+
+impl Runner<'_, '_> {
+    fn client(&self) -> &Client {
+        self.ctx.client
+    }
+
+    async fn checkpoint(&mut self, step: &str) -> Result<(), EngineError> {
+        let status = if step == "validated" {
+            "swapped"
+        } else {
+            "running"
+        };
+        state::set_step(self.client(), &self.run.id, step, status, None)
+            .await
+            .map_err(dberr("checkpoint"))?;
+        self.run.step = step.to_string();
+        Ok(())
+    }
+
+    fn done(&self, step: &str) -> bool {
+        step_index(&self.run.step) >= step_index(step)
+    }
+
+    fn check_stop(&self) -> Result<(), EngineError> {
+        if self.ctx.stop.load(Ordering::SeqCst) {
+            return Err(EngineError::Stopped(self.run.id.clone()));
+        }
+        Ok(())
+    }
+
+    async fn forward(&mut self) -> Result<(), EngineError> {
+        let result = self.forward_steps().await;
+        let (status, message) = match &result {
+            Ok(()) => ("swapped", None),
+            Err(EngineError::Stopped(_)) => {
+                ("stopped", Some("stopped at a safe point".to_string()))
+            }
+            Err(e) => ("failed", Some(e.to_string())),
+        };
+        let _ = state::set_status(self.client(), &self.run.id, status, message.as_deref()).await;
+        result
+    }
+
+    async fn forward_steps(&mut self) -> Result<(), EngineError> {
+        if !self.done("shadow") {
+            self.ctx.progress.step("shadow", &self.plan.shadow());
+            let mut sql = self.plan.shadow_sql();
+            sql.push(format!(
+                "UPDATE lockstep.runs SET step = 'shadow', updated_at = now() WHERE id = {}",
+                lit(&self.run.id)
+            ));
+            self.with_retry(&sql, "shadow").await?;
+            self.run.step = "shadow".into();
+        }
+        self.check_stop()?;
+        if !self.done("capture") {
+            self.ctx.progress.step("capture", "change-capture trigger");
+            let mut sql = self.plan.capture_sql();
+            sql.push(format!(
+                "UPDATE lockstep.runs SET step = 'capture', updated_at = now() WHERE id = {}",
+                lit(&self.run.id)
+            ));
+            self.with_retry(&sql, "capture").await?;
+            self.run.step = "capture".into();
+        }
+        self.check_stop()?;
+        if !self.done("backfill") {
+            self.backfill().await?;
+            self.checkpoint("backfill").await?;
+        }
+        self.check_stop()?;
+        if !self.done("indexes") {
+            self.indexes().await?;
+            for s in self.plan.after_copy_sql() {
+                self.with_retry(std::slice::from_ref(&s), "indexes").await?;
+            }
+            self.checkpoint("indexes").await?;
+        }
+        self.check_stop()?;
+        if !self.done("verified") {
+            self.verify().await?;
+            self.checkpoint("verified").await?;
+        }
+        self.check_stop()?;
+        if !self.done("swapped") {
+            hold_point("before-swap").await;
+            self.ctx.progress.step("swap", &self.plan.source());
+            let sql = self.plan.swap_sql();
+            self.in_swap_tx(&sql, "swapped").await?;
+            hold_point("after-swap").await;
+        }
+        if !self.done("validated") {
+            self.ctx
+                .progress
+                .step("validate", "re-pointed foreign keys");
+            for v in self.plan.validate_sql() {
+                self.with_retry(std::slice::from_ref(&v), "validate")
+                    .await?;
+            }
+            self.checkpoint("validated").await?;
+        }
+        Ok(())
+    }
+
+    /// Runs `sql` in one transaction with the playbook's lock_timeout, retried with backoff
+    /// when a lock is not granted in time.
+    async fn with_retry(&mut self, sql: &[String], step: &str) -> Result<(), EngineError> {
+        let swap = self.pb.swap.clone();
+        let mut backoff = swap.backoff_ms;
+        for attempt in 1..=swap.attempts {
+            match self.try_tx(sql, swap.lock_timeout_ms).await {
+                Ok(()) => return Ok(()),
+                Err(e) if is_lock_timeout(&e) && attempt < swap.attempts => {
+                    let who = self.blockers().await;
+                    self.ctx.progress.note(&format!(
+                        "{step}: lock not granted within {} ms (attempt {attempt}/{}; {who}); retrying",
+                        swap.lock_timeout_ms, swap.attempts
+                    ));
+                    tokio::time::sleep(jitter(backoff)).await;
+                    backoff = (backoff * 2).min(swap.max_backoff_ms);
+                }
+                Err(e) if is_lock_timeout(&e) => {
+                    return Err(EngineError::SwapGaveUp {
+                        run: self.run.id.clone(),
+                        attempts: swap.attempts,
+                        lock_timeout_ms: swap.lock_timeout_ms,
+                        blockers: self.blockers().await,
+                    })
+                }
+                Err(e) => return Err(dberr(step)(e)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn try_tx(
+        &self,
+        sql: &[String],
+        lock_timeout_ms: u64,
+    ) -> Result<(), tokio_postgres::Error> {
+        // CREATE INDEX CONCURRENTLY and friends cannot run in a transaction block.
+        if sql.len() == 1 && sql[0].contains(" CONCURRENTLY ") {
+            self.client()
+                .batch_execute(&format!("SET lock_timeout = '{lock_timeout_ms}ms'"))
+                .await?;
+            let r = self.client().batch_execute(&sql[0]).await;
+            self.client().batch_execute("RESET lock_timeout").await?;
+            return r;
+        }
+        let mut body = format!("BEGIN;\nSET LOCAL lock_timeout = '{lock_timeout_ms}ms';\n");
+        for s in sql {
+            body.push_str(s);
+            body.push_str(";\n");
+        }
+        body.push_str("COMMIT;");
+        let r = self.client().batch_execute(&body).await;
+        if r.is_err() {
+            let _ = self.client().batch_execute("ROLLBACK").await;
+        }
+        r
+    }
+
+    /// The backends holding locks on the tables involved, for messages.
+    async fn blockers(&self) -> String {
+        let rows = self
+            .client()
+            .query(
+                "SELECT DISTINCT a.pid, coalesce(a.usename::text, '?'), coalesce(a.state, '?'),
+                        coalesce(extract(epoch FROM now() - a.xact_start)::bigint, 0),
+                        left(regexp_replace(coalesce(a.query, ''), '\\s+', ' ', 'g'), 80), l.mode
+                 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                 WHERE l.granted AND l.pid <> pg_backend_pid() AND l.locktype = 'relation'
+                   AND l.relation IN (to_regclass($1), to_regclass($2), to_regclass($3))",
+                &[&self.plan.source(), &self.plan.shadow(), &self.plan.old()],
+            )
+            .await;
+        match rows {
+            Ok(rows) if !rows.is_empty() => rows
+                .iter()
+                .map(|r| {
+                    format!(
+                        "blocked by backend pid {} (user {}, {}, transaction open {} s, holding {}, running `{}`)",
+                        r.get::<_, i32>(0),
+                        r.get::<_, String>(1),
+                        r.get::<_, String>(2),
+                        r.get::<_, i64>(3),
+                        r.get::<_, String>(5),
+                        r.get::<_, String>(4)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+            _ => "no blocking backend seen any more".to_string(),
+        }
+    }
+
+    /// The swap (or swap back): one transaction with the retry policy, checkpointing `step`.
+    async fn in_swap_tx(&mut self, sql: &[String], step: &str) -> Result<(), EngineError> {
+        let mut all = sql.to_vec();
+        let status = if step == "rolled_back" {
+            "rolled_back"
+        } else {
+            "running"
+        };
+        all.push(format!(
+            "UPDATE lockstep.runs SET step = {}, status = {}, updated_at = now() WHERE id = {}",
+            lit(step),
+            lit(status),
+            lit(&self.run.id)
+        ));
+        self.with_retry(&all, "swap").await?;
+        self.run.step = step.to_string();
+        Ok(())
+    }
+
+    async fn backfill(&mut self) -> Result<(), EngineError> {
+        self.ctx.progress.step(
+            "backfill",
+            &format!("{} → {}", self.plan.source(), self.plan.shadow()),
+        );
+        // The upper bound, read after the trigger is active: later rows come through it.
+        let max_key = match self.run.max_key.clone() {
+            Some(k) => Some(k),
+            None => {
+                let row = self
+                    .client()
+                    .query_opt(&self.plan.max_key_sql(), &[])
+                    .await
+                    .map_err(dberr("backfill"))?;
+                let key: Option<Vec<String>> = row.map(|r| r.get(0));
+                if let Some(k) = &key {
+                    self.client()
+                        .execute(
+                            "UPDATE lockstep.runs SET max_key = $2, updated_at = now() WHERE id = $1",
+                            &[&self.run.id, k],
+                        )
+                        .await
+                        .map_err(dberr("backfill"))?;
+                }
+                key
+            }
+        };
+        let Some(max_key) = max_key else {
+            return Ok(()); // empty table
+        };
+        let settings = self.pb.backfill.clone();
+        let mut batch = self
+            .run
+            .batch_size
+            .map_or(settings.batch_size, |b| b.max(1) as u32);
+        let mut high = self.run.high_water.clone();
+        let mut copied = self.run.rows_copied;
+        let total = self.run.rows_estimate.max(copied);
+        let started = Instant::now();
+        let copied_at_start = copied;
+        let mut batches = 0u64;
+        loop {
+            self.check_stop()?;
+            self.wait_while_paused().await?;
+            let t0 = Instant::now();
+            let sql = self.plan.batch_sql(high.is_none(), batch);
+            let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = Vec::new();
+            for k in &max_key {
+                params.push(k);
+            }
+            if let Some(h) = &high {
+                for k in h {
+                    params.push(k);
+                }
+            }
+            let tx = self.run_batch(&sql, &params).await?;
+            let (n, last) = tx;
+            batches += 1;
+            let elapsed = t0.elapsed();
+            if n == 0 || last.is_none() {
+                break;
+            }
+            copied += n;
+            high = last;
+            // Size the next batch to take about target_batch_ms.
+            let ms = elapsed.as_secs_f64() * 1000.0;
+            if ms > 0.0 {
+                let ideal = f64::from(batch) * settings.target_batch_ms as f64 / ms;
+                let next = ideal.clamp(f64::from(batch) / 2.0, f64::from(batch) * 2.0);
+                batch = (next as u32).clamp(100, 200_000);
+            }
+            let rate =
+                (copied - copied_at_start) as f64 / started.elapsed().as_secs_f64().max(0.001);
+            self.ctx.progress.copy(copied, total.max(copied), rate);
+            if batches == 1 {
+                hold_point("backfill").await;
+            }
+            if settings.max_rows_per_second > 0 {
+                let should_take =
+                    Duration::from_secs_f64(n as f64 / settings.max_rows_per_second as f64);
+                if should_take > elapsed {
+                    self.throttle("max_rows_per_second", should_take - elapsed)
+                        .await?;
+                }
+            }
+            if let Some(max_lag) = settings.max_replica_lag_ms {
+                loop {
+                    let lag = self.replica_lag_ms().await;
+                    if lag <= max_lag {
+                        break;
+                    }
+                    self.throttle(
+                        &format!("replica lag {lag} ms > {max_lag} ms"),
+                        Duration::from_secs(1),
+                    )
+                    .await?;
+                }
+            }
+            let _ = self
+                .client()
+                .execute(
+                    "UPDATE lockstep.runs SET batch_size = $2, rows_per_sec = $3, throttle = NULL WHERE id = $1",
+                    &[&self.run.id, &(batch as i32), &rate],
+                )
+                .await;
+        }
+        self.run.rows_copied = copied;
+        Ok(())
+    }
+
+    /// One batch and its checkpoint, in one transaction.
+    async fn run_batch(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<(i64, Option<Vec<String>>), EngineError> {
+        let c = self.client();
+        c.batch_execute("BEGIN").await.map_err(dberr("backfill"))?;
+        let result: Result<(i64, Option<Vec<String>>), tokio_postgres::Error> = async {
+            let row = c.query_one(sql, params).await?;
+            let n: i64 = row.get(0);
+            let last: Option<Vec<String>> = row.get(1);
+            if let Some(l) = &last {
+                c.execute(
+                    "UPDATE lockstep.runs SET high_water = $2, rows_copied = rows_copied + $3, updated_at = now() WHERE id = $1",
+                    &[&self.run.id, l, &n],
+                )
+                .await?;
+            }
+            c.batch_execute("COMMIT").await?;
+            Ok((n, last))
+        }
+        .await;
+        if result.is_err() {
+            let _ = c.batch_execute("ROLLBACK").await;
+        }
+        result.map_err(dberr("backfill"))
+    }
+
+    async fn throttle(&mut self, why: &str, pause: Duration) -> Result<(), EngineError> {
+        let _ = self
+            .client()
+            .execute(
+                "UPDATE lockstep.runs SET throttle = $2 WHERE id = $1",
+                &[&self.run.id, &why],
+            )
+            .await;
+        if pause > Duration::from_millis(500) {
+            self.ctx.progress.note(&format!("copy throttled: {why}"));
+        }
+        tokio::time::sleep(pause).await;
+        self.check_stop()
+    }
+
+    async fn replica_lag_ms(&self) -> u64 {
+        self.client()
+            .query_one(
+                "SELECT coalesce(max(extract(epoch FROM replay_lag) * 1000), 0)::bigint FROM pg_stat_replication",
+                &[],
+            )
+            .await
+            .map_or(0, |r| r.get::<_, i64>(0).max(0) as u64)
+    }
+
+    async fn wait_while_paused(&mut self) -> Result<(), EngineError> {
+        let mut announced = false;
+        loop {
+            let paused: bool = self
+                .client()
+                .query_one(
+                    "SELECT paused FROM lockstep.runs WHERE id = $1",
+                    &[&self.run.id],
+                )
+                .await
+                .map_err(dberr("state"))?
+                .get(0);
+            if !paused {
+                if announced {
+                    self.ctx.progress.note("copy resumed");
+                    let _ = state::set_status(self.client(), &self.run.id, "running", None).await;
+                }
+                return Ok(());
+            }
+            if !announced {
+                self.ctx
+                    .progress
+                    .note("copy paused (the trigger keeps capturing changes); `lockstep resume` continues it");
+                let _ = state::set_status(self.client(), &self.run.id, "paused", None).await;
+                announced = true;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            self.check_stop()?;
+        }
+    }
+
+    async fn indexes(&mut self) -> Result<(), EngineError> {
+        let jobs = self.plan.index_sql();
+        let total: usize = jobs.iter().map(|(_, c)| c.len()).sum();
+        let mut done = 0;
+        for (parent, children) in jobs {
+            self.with_retry(std::slice::from_ref(&parent), "indexes")
+                .await?;
+            for (child, build, attach) in children {
+                self.check_stop()?;
+                done += 1;
+                self.ctx
+                    .progress
+                    .step("indexes", &format!("{done}/{total}: {child}"));
+                let rel = self.plan.rel(&child);
+                let state: Option<bool> = self
+                    .client()
+                    .query_opt(
+                        "SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass($1)",
+                        &[&rel],
+                    )
+                    .await
+                    .map_err(dberr("indexes"))?
+                    .map(|r| r.get(0));
+                if state == Some(false) {
+                    self.ctx.progress.note(&format!(
+                        "{rel} is INVALID (an interrupted build): dropping and building it again"
+                    ));
+                    self.with_retry(
+                        &[format!("DROP INDEX CONCURRENTLY IF EXISTS {rel}")],
+                        "indexes",
+                    )
+                    .await?;
+                }
+                if state != Some(true) {
+                    self.with_retry(std::slice::from_ref(&build), "indexes")
+                        .await?;
+                }
+                let attached: bool = self
+                    .client()
+                    .query_one(
+                        "SELECT EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = to_regclass($1))",
+                        &[&rel],
+                    )
+                    .await
+                    .map_err(dberr("indexes"))?
+                    .get(0);
+                if !attached {
+                    self.with_retry(std::slice::from_ref(&attach), "indexes")
+                        .await?;
+                }
+                if done == 1 {
+                    hold_point("indexes").await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn verify(&mut self) -> Result<(), EngineError> {
+        const CHUNK: u32 = 50_000;
+        self.ctx.progress.step(
+            "verify",
+            "comparing the copy with the table, range by range",
+        );
+        let mut lower: Option<Vec<String>> = None;
+        let mut checked = 0i64;
+        let mut ranges = 0;
+        loop {
+            self.check_stop()?;
+            let end_sql = self.plan.chunk_end_sql(lower.is_none(), CHUNK);
+            let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = match &lower {
+                Some(l) => l
+                    .iter()
+                    .map(|k| k as &(dyn tokio_postgres::types::ToSql + Sync))
+                    .collect(),
+                None => Vec::new(),
+            };
+            let end: Option<Vec<String>> = self
+                .client()
+                .query_opt(&end_sql, &params)
+                .await
+                .map_err(dberr("verify"))?
+                .map(|r| r.get(0));
+            // The last range runs to the end of the table.
+            let upper = match end {
+                Some(e) => e,
+                None => {
+                    let max: Option<Vec<String>> = self
+                        .client()
+                        .query_opt(&self.plan.max_key_sql(), &[])
+                        .await
+                        .map_err(dberr("verify"))?
+                        .map(|r| r.get(0));
+                    match max {
+                        Some(m) => m,
+                        None => break,
+                    }
+                }
+            };
+            let mut attempt = 0;
+            loop {
+                let same = self.compare_range(lower.as_deref(), &upper).await?;
+                if same {
+                    break;
+                }
+                attempt += 1;
+                if attempt > 3 {
+                    return Err(EngineError::Mismatch {
+                        table: self.plan.source(),
+                        from: lower
+                            .as_ref()
+                            .map_or("the start".into(), |l| format!("({})", l.join(", "))),
+                    });
+                }
+                self.ctx.progress.note("a range differs: copying it again");
+                self.recopy(lower.as_deref(), &upper).await?;
+            }
+            ranges += 1;
+            checked += i64::from(CHUNK);
+            self.ctx.progress.copy(
+                checked.min(self.run.rows_copied.max(checked)),
+                self.run.rows_copied.max(checked),
+                0.0,
+            );
+            if ranges == 1 {
+                hold_point("verify").await;
+            }
+            let last = Some(upper.clone());
+            if last == lower {
+                break;
+            }
+            // Stop once the range reached the current end of the table.
+            let max: Option<Vec<String>> = self
+                .client()
+                .query_opt(&self.plan.max_key_sql(), &[])
+                .await
+                .map_err(dberr("verify"))?
+                .map(|r| r.get(0));
+            lower = last;
+            if max.is_none() || max == lower {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn range_params<'p>(
+        lower: Option<&'p [String]>,
+        upper: &'p [String],
+    ) -> Vec<&'p (dyn tokio_postgres::types::ToSql + Sync)> {
+        let mut p: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = Vec::new();
+        for k in upper {
+            p.push(k);
+        }
+        if let Some(l) = lower {
+            for k in l {
+                p.push(k);
+            }
+        }
+        p
+    }
+
+    async fn compare_range(
+        &self,
+        lower: Option<&[String]>,
+        upper: &[String],
+    ) -> Result<bool, EngineError> {
+        let c = self.client();
+        // One snapshot for both tables: the trigger writes both in the same transaction.
+        c.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await
+            .map_err(dberr("verify"))?;
+        let r = c
+            .query_one(
+                &self.plan.verify_sql(lower.is_none()),
+                &Self::range_params(lower, upper),
+            )
+            .await;
+        let _ = c.batch_execute("COMMIT").await;
+        let r = r.map_err(dberr("verify"))?;
+        Ok(r.get::<_, i64>(0) == r.get::<_, i64>(2)
+            && r.get::<_, String>(1) == r.get::<_, String>(3))
+    }
+
+    async fn recopy(&self, lower: Option<&[String]>, upper: &[String]) -> Result<(), EngineError> {
+        let c = self.client();
+        let params = Self::range_params(lower, upper);
+        let sqls = self.plan.recopy_sql(lower.is_none());
+        c.batch_execute("BEGIN").await.map_err(dberr("verify"))?;
+        let r: Result<(), tokio_postgres::Error> = async {
+            for s in &sqls {
+                c.execute(s.as_str(), &params).await?;
+            }
+            c.batch_execute("COMMIT").await
+        }
+        .await;
+        if r.is_err() {
+            let _ = c.batch_execute("ROLLBACK").await;
+        }
+        r.map_err(dberr("verify"))
+    }
+}
+
+/// `ms` with ±25 % jitter.
+fn jitter(ms: u64) -> Duration {
+    let spread = ms / 4;
+    let low = ms - spread;
+    Duration::from_millis(low + fastrand::u64(0..=spread * 2))
+}
+
+/// What a run looks like now, for `lockstep status`.
+#[derive(Debug, Clone)]
+pub struct Status {
+    pub run: Run,
+    /// The pid of the backend holding the run lock, when a runner is alive.
+    pub runner_pid: Option<i32>,
+    pub replica_lag_ms: Option<i64>,
+}
+
+/// Reads a run's status (any run, from any connection).
+pub async fn status(client: &Client, id: Option<&str>) -> Result<Status, EngineError> {
+    if !state::exists(client)
+        .await
+        .map_err(dberr("lockstep.runs"))?
+    {
+        return Err(EngineError::NoState);
+    }
+    let run = state::load(client, id)
+        .await
+        .map_err(dberr("reading lockstep.runs"))?
+        .ok_or_else(|| EngineError::NoRun(id.unwrap_or("(latest)").to_string()))?;
+    let runner_pid = state::lock_held(client, &run.table_name)
+        .await
+        .map_err(dberr("pg_locks"))?;
+    let replica_lag_ms = client
+        .query_one(
+            "SELECT (max(extract(epoch FROM replay_lag) * 1000))::bigint FROM pg_stat_replication",
+            &[],
+        )
+        .await
+        .ok()
+        .and_then(|r| r.get::<_, Option<i64>>(0));
+    Ok(Status {
+        run,
+        runner_pid,
+        replica_lag_ms,
+    })
+}
+
+/// Pauses or un-pauses the copy of a running run.
+pub async fn set_paused(
+    client: &Client,
+    id: Option<&str>,
+    paused: bool,
+) -> Result<String, EngineError> {
+    let st = status(client, id).await?;
+    if step_index(&st.run.step) >= step_index("backfill") {
+        return Err(EngineError::State(format!(
+            "run {} is past the copy (step `{}`): there is nothing to pause",
+            st.run.id, st.run.step
+        )));
+    }
+    state::set_paused(client, &st.run.id, paused)
+        .await
+        .map_err(dberr("state"))?;
+    Ok(st.run.id)
+}

@@ -1,0 +1,1044 @@
+//! Pure: playbook + table facts → the names, checks and SQL of every step. No database.
+
+use serde::{Deserialize, Serialize};
+
+use super::facts::Facts;
+use super::spec::{Playbook, Strategy};
+use crate::sql::ir::quote_ident;
+
+/// PostgreSQL's identifier limit.
+const NAMEDATALEN: usize = 63;
+
+/// `name` cut to fit PostgreSQL's 63 bytes, with a short hash when cut so names stay unique.
+pub fn fit(name: &str) -> String {
+    if name.len() <= NAMEDATALEN {
+        return name.to_string();
+    }
+    let mut h: u32 = 0x811c_9dc5;
+    for b in name.bytes() {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    let mut cut = NAMEDATALEN - 9;
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}_{h:08x}", &name[..cut])
+}
+
+/// One partition of the new table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Partition {
+    pub name: String,
+    /// `FOR VALUES FROM ('…') TO ('…')`, `FOR VALUES IN (…)`, `DEFAULT`, …
+    pub bound: String,
+}
+
+/// Every name a run creates or renames to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Names {
+    pub run_id: String,
+    /// The new (partitioned) table, until the swap.
+    pub shadow: String,
+    /// The original table after the swap.
+    pub old: String,
+    pub shadow_pk: String,
+    pub old_pk: String,
+    /// Per secondary index: (name on the new parent until the swap, name of the original after).
+    pub indexes: Vec<(String, String)>,
+    pub forward_fn: String,
+    pub reverse_fn: String,
+    pub partitions: Vec<Partition>,
+}
+
+impl Names {
+    pub fn new(facts: &Facts, run_id: &str, partitions: Vec<Partition>) -> Names {
+        let shadow = fit(&format!("{}_lockstep_new", facts.name));
+        let old = fit(&format!("{}_old", facts.name));
+        Names {
+            run_id: run_id.to_string(),
+            shadow_pk: fit(&format!("{shadow}_pkey")),
+            old_pk: fit(&format!("{old}_pkey")),
+            indexes: facts
+                .indexes
+                .iter()
+                .enumerate()
+                .map(|(i, ix)| {
+                    (
+                        fit(&format!("{shadow}_{i}_idx")),
+                        fit(&format!("{}_old", ix.name)),
+                    )
+                })
+                .collect(),
+            forward_fn: fit(&format!("fwd_{run_id}")),
+            reverse_fn: fit(&format!("rev_{run_id}")),
+            shadow,
+            old,
+            partitions,
+        }
+    }
+}
+
+/// One partition's index: (name, concurrent build, attach to the parent index).
+pub type ChildIndex = (String, String, String);
+
+/// A frozen plan: the facts and names a run works from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub facts: Facts,
+    pub names: Names,
+    /// Primary key of the new table: the original key plus the partition column.
+    pub key: Vec<String>,
+    pub partition_column: String,
+    /// `RANGE (col)`, `LIST (col)`, `HASH (col)`.
+    pub partition_by: String,
+}
+
+fn q(s: &str) -> String {
+    quote_ident(s)
+}
+
+fn list(cols: &[String]) -> String {
+    cols.iter().map(|c| q(c)).collect::<Vec<_>>().join(", ")
+}
+
+/// Checks that do not need the database beyond the facts; each string is a refusal.
+pub fn preflight(pb: &Playbook, facts: &Facts) -> Vec<String> {
+    let mut out = facts.refusals.clone();
+    let col = &pb.partition.column;
+    match facts.column(col) {
+        None => out.push(format!(
+            "partition column {} does not exist in {}",
+            q(col),
+            facts.qualified()
+        )),
+        Some(c) => {
+            if !c.not_null {
+                out.push(format!(
+                    "partition column {} allows NULL: set it NOT NULL first (see `lockstep explain set-not-null-scan` for the safe way)",
+                    q(col)
+                ));
+            }
+            if c.generated {
+                out.push(format!("partition column {} is a generated column", q(col)));
+            }
+            let t = c.type_sql.as_str();
+            match &pb.partition.strategy {
+                Strategy::RangeInterval(_)
+                    if !(t.starts_with("timestamp") || t == "date") =>
+                {
+                    out.push(format!(
+                        "interval = \"…\" needs a timestamp or date column; {} is {t} (use an integer width for integer columns)",
+                        q(col)
+                    ))
+                }
+                Strategy::RangeWidth(_)
+                    if !matches!(t, "integer" | "bigint" | "smallint") =>
+                {
+                    out.push(format!(
+                        "an integer interval needs an integer column; {} is {t}",
+                        q(col)
+                    ))
+                }
+                _ => {}
+            }
+        }
+    }
+    if facts.pk_columns.is_empty() {
+        out.push(format!(
+            "{} has no primary key: the copy and the change capture need one",
+            facts.qualified()
+        ));
+    }
+    let key = new_key(facts, col);
+    for ix in &facts.indexes {
+        if ix.unique && !ix.columns.iter().any(|c| c == col) {
+            out.push(format!(
+                "unique index {} does not include the partition column {}; PostgreSQL cannot enforce it on a partitioned table",
+                q(&ix.name),
+                q(col)
+            ));
+        }
+    }
+    for fk in &facts.inbound_fks {
+        let mut referenced = fk.parent_columns.clone();
+        referenced.sort();
+        let mut k = key.clone();
+        k.sort();
+        if referenced != k {
+            out.push(format!(
+                "foreign key {} on {} references ({}), which is not a unique key of the partitioned table ({}): partition by a column of the key, or drop the foreign key",
+                q(&fk.name),
+                fk.child,
+                list(&fk.parent_columns),
+                list(&key)
+            ));
+        }
+    }
+    for s in &facts.sequences {
+        if s.identity
+            && facts
+                .column(&s.column)
+                .is_some_and(|c| c.identity.is_empty())
+        {
+            out.push(format!(
+                "cannot tell how column {} gets its ids",
+                q(&s.column)
+            ));
+        }
+    }
+    out
+}
+
+/// The new table's key: the original primary key plus the partition column.
+pub fn new_key(facts: &Facts, partition_column: &str) -> Vec<String> {
+    let mut key = facts.pk_columns.clone();
+    if !key.iter().any(|c| c == partition_column) {
+        key.push(partition_column.to_string());
+    }
+    key
+}
+
+impl Plan {
+    pub fn new(pb: &Playbook, facts: Facts, names: Names) -> Plan {
+        let col = pb.partition.column.clone();
+        let method = match pb.partition.strategy {
+            Strategy::RangeInterval(_) | Strategy::RangeWidth(_) => "RANGE",
+            Strategy::List(_) => "LIST",
+            Strategy::Hash(_) => "HASH",
+        };
+        Plan {
+            key: new_key(&facts, &col),
+            partition_by: format!("{method} ({})", q(&col)),
+            partition_column: col,
+            facts,
+            names,
+        }
+    }
+
+    fn schema(&self) -> String {
+        q(&self.facts.schema)
+    }
+
+    /// `schema.name`, quoted.
+    pub fn rel(&self, name: &str) -> String {
+        format!("{}.{}", self.schema(), q(name))
+    }
+
+    pub fn source(&self) -> String {
+        self.facts.qualified()
+    }
+
+    pub fn shadow(&self) -> String {
+        self.rel(&self.names.shadow)
+    }
+
+    pub fn old(&self) -> String {
+        self.rel(&self.names.old)
+    }
+
+    fn cols(&self) -> Vec<String> {
+        self.facts
+            .insert_columns()
+            .iter()
+            .map(|c| c.name.clone())
+            .collect()
+    }
+
+    fn overriding(&self) -> &'static str {
+        if self.facts.columns.iter().any(|c| c.identity == "a") {
+            " OVERRIDING SYSTEM VALUE"
+        } else {
+            ""
+        }
+    }
+
+    /// Creating the partitioned table, its key and partitions (autovacuum off while copying).
+    pub fn shadow_sql(&self) -> Vec<String> {
+        let mut out = vec![format!(
+            "CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING GENERATED INCLUDING STORAGE INCLUDING COMMENTS INCLUDING CONSTRAINTS) PARTITION BY {}",
+            self.shadow(),
+            self.source(),
+            self.partition_by
+        )];
+        out.push(format!(
+            "ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY ({})",
+            self.shadow(),
+            q(&self.names.shadow_pk),
+            list(&self.key)
+        ));
+        for p in &self.names.partitions {
+            out.push(format!(
+                "CREATE TABLE {} PARTITION OF {} {} WITH (autovacuum_enabled = off)",
+                self.rel(&p.name),
+                self.shadow(),
+                p.bound
+            ));
+        }
+        for (name, def) in &self.facts.outbound_fks {
+            out.push(format!(
+                "ALTER TABLE {} ADD CONSTRAINT {} {def}",
+                self.shadow(),
+                q(&fit(&format!("{}_{name}", self.names.shadow)))
+            ));
+        }
+        if !self.facts.owner.is_empty() {
+            out.push(format!(
+                "ALTER TABLE {} OWNER TO {}",
+                self.shadow(),
+                q(&self.facts.owner)
+            ));
+        }
+        out
+    }
+
+    fn key_match(&self, key: &[String], row: &str) -> String {
+        key.iter()
+            .map(|k| format!("{} = {row}.{}", q(k), q(k)))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    }
+
+    /// A trigger function that applies each change of the table it is on to `target`,
+    /// identifying rows by `key`.
+    fn sync_function(&self, name: &str, target: &str, key: &[String]) -> String {
+        let cols = self.cols();
+        let col_list = list(&cols);
+        let new_vals = cols
+            .iter()
+            .map(|c| format!("NEW.{}", q(c)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let updates: Vec<String> = cols
+            .iter()
+            .filter(|c| !key.contains(c))
+            .map(|c| format!("{} = EXCLUDED.{}", q(c), q(c)))
+            .collect();
+        let conflict = if updates.is_empty() {
+            "DO NOTHING".to_string()
+        } else {
+            format!("DO UPDATE SET {}", updates.join(", "))
+        };
+        format!(
+            "CREATE OR REPLACE FUNCTION lockstep.{fname}() RETURNS trigger LANGUAGE plpgsql AS $lockstep$
+BEGIN
+  IF TG_OP IN ('UPDATE', 'DELETE') THEN
+    DELETE FROM {target} WHERE {old_match};
+  END IF;
+  IF TG_OP IN ('INSERT', 'UPDATE') THEN
+    INSERT INTO {target} ({col_list}){ovr} VALUES ({new_vals})
+      ON CONFLICT ({key_list}) {conflict};
+  END IF;
+  RETURN NULL;
+END
+$lockstep$",
+            fname = q(name),
+            old_match = self.key_match(key, "OLD"),
+            ovr = self.overriding(),
+            key_list = list(key),
+        )
+    }
+
+    /// The change-capture function and trigger (source → shadow).
+    pub fn capture_sql(&self) -> Vec<String> {
+        vec![
+            self.sync_function(&self.names.forward_fn, &self.shadow(), &self.key),
+            format!(
+                "CREATE TRIGGER lockstep_capture AFTER INSERT OR UPDATE OR DELETE ON {} FOR EACH ROW EXECUTE FUNCTION lockstep.{}()",
+                self.source(),
+                q(&self.names.forward_fn)
+            ),
+        ]
+    }
+
+    /// The reverse function (new table → old table), created before the swap.
+    pub fn reverse_function_sql(&self) -> String {
+        self.sync_function(&self.names.reverse_fn, &self.old(), &self.facts.pk_columns)
+    }
+
+    fn key_row(&self, prefix: &str) -> String {
+        let pk = &self.facts.pk_columns;
+        if pk.len() == 1 {
+            format!("{prefix}{}", q(&pk[0]))
+        } else {
+            format!(
+                "({})",
+                pk.iter()
+                    .map(|c| format!("{prefix}{}", q(c)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    }
+
+    /// `($1::t1, $2::t2)` for the key columns, parameters starting at `first`.
+    fn key_params(&self, first: usize) -> String {
+        let parts: Vec<String> = self
+            .facts
+            .pk_columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let t = self.facts.column(c).map_or("text", |c| c.type_sql.as_str());
+                format!("${}::text::{t}", first + i)
+            })
+            .collect();
+        if parts.len() == 1 {
+            parts[0].clone()
+        } else {
+            format!("({})", parts.join(", "))
+        }
+    }
+
+    fn key_text_array(&self) -> String {
+        format!(
+            "ARRAY[{}]",
+            self.facts
+                .pk_columns
+                .iter()
+                .map(|c| format!("{}::text", q(c)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+
+    fn key_order(&self, desc: bool) -> String {
+        self.facts
+            .pk_columns
+            .iter()
+            .map(|c| format!("{}{}", q(c), if desc { " DESC" } else { "" }))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The highest key now in the source, as text (the copy's upper bound).
+    pub fn max_key_sql(&self) -> String {
+        format!(
+            "SELECT {} FROM {} ORDER BY {} LIMIT 1",
+            self.key_text_array(),
+            self.source(),
+            self.key_order(true)
+        )
+    }
+
+    /// One backfill batch. Parameters: the upper bound key ($1..$k), then, when `from_start`
+    /// is false, the high-water key ($k+1..$2k); the batch size is inlined. Returns rows read and
+    /// the last key read.
+    pub fn batch_sql(&self, from_start: bool, limit: u32) -> String {
+        let k = self.facts.pk_columns.len();
+        let lower = if from_start {
+            String::new()
+        } else {
+            format!("{} > {} AND ", self.key_row(""), self.key_params(k + 1))
+        };
+        let cols = list(&self.cols());
+        format!(
+            "WITH batch AS (SELECT {cols} FROM {src} WHERE {lower}{key} <= {upper} ORDER BY {order} LIMIT {limit} FOR SHARE),
+ins AS (INSERT INTO {shadow} ({cols}){ovr} SELECT {cols} FROM batch ON CONFLICT DO NOTHING)
+SELECT count(*)::bigint, (SELECT {arr} FROM batch ORDER BY {desc} LIMIT 1) FROM batch",
+            src = self.source(),
+            key = self.key_row(""),
+            upper = self.key_params(1),
+            order = self.key_order(false),
+            shadow = self.shadow(),
+            ovr = self.overriding(),
+            arr = self.key_text_array(),
+            desc = self.key_order(true),
+        )
+    }
+
+    /// Verification of one key range: count and an order-independent hash of the rows, for
+    /// the source and the shadow. Parameters as in [`Plan::batch_sql`] ($1.. upper, then lower
+    /// when `from_start` is false).
+    pub fn verify_sql(&self, from_start: bool) -> String {
+        let k = self.facts.pk_columns.len();
+        let cols = list(
+            &self
+                .facts
+                .columns
+                .iter()
+                .map(|c| c.name.clone())
+                .collect::<Vec<_>>(),
+        );
+        let lower = if from_start {
+            String::new()
+        } else {
+            format!("{} > {} AND ", self.key_row(""), self.key_params(k + 1))
+        };
+        let cond = format!("{lower}{} <= {}", self.key_row(""), self.key_params(1));
+        let agg = format!(
+            "count(*)::bigint, coalesce(sum(hashtextextended(ROW({cols})::text, 0)::numeric), 0)::text"
+        );
+        format!(
+            "SELECT * FROM (SELECT {agg} FROM {src} WHERE {cond}) s, (SELECT {agg} FROM {shadow} WHERE {cond}) n",
+            src = self.source(),
+            shadow = self.shadow(),
+        )
+    }
+
+    /// Re-copies one key range (after a verification mismatch).
+    pub fn recopy_sql(&self, from_start: bool) -> Vec<String> {
+        let k = self.facts.pk_columns.len();
+        let lower = if from_start {
+            String::new()
+        } else {
+            format!("{} > {} AND ", self.key_row(""), self.key_params(k + 1))
+        };
+        let cond = format!("{lower}{} <= {}", self.key_row(""), self.key_params(1));
+        let cols = list(&self.cols());
+        vec![
+            format!("DELETE FROM {} WHERE {cond}", self.shadow()),
+            format!(
+                "INSERT INTO {} ({cols}){} SELECT {cols} FROM {} WHERE {cond} FOR SHARE",
+                self.shadow(),
+                self.overriding(),
+                self.source()
+            ),
+        ]
+    }
+
+    /// The key `chunk` rows after `lower` (or from the start): the next verification bound.
+    pub fn chunk_end_sql(&self, from_start: bool, chunk: u32) -> String {
+        let lower = if from_start {
+            String::new()
+        } else {
+            format!("WHERE {} > {} ", self.key_row(""), self.key_params(1))
+        };
+        format!(
+            "SELECT {} FROM {} {lower}ORDER BY {} OFFSET {} LIMIT 1",
+            self.key_text_array(),
+            self.source(),
+            self.key_order(false),
+            chunk.saturating_sub(1)
+        )
+    }
+
+    /// Per secondary index: the parent index (ON ONLY), and per partition the concurrent
+    /// build and the attach. Returns (parent sql, [(child name, build sql, attach sql)]).
+    pub fn index_sql(&self) -> Vec<(String, Vec<ChildIndex>)> {
+        self.facts
+            .indexes
+            .iter()
+            .zip(&self.names.indexes)
+            .enumerate()
+            .map(|(i, (ix, (parent, _)))| {
+                let unique = if ix.unique { "UNIQUE " } else { "" };
+                let parent_sql = format!(
+                    "CREATE {unique}INDEX IF NOT EXISTS {} ON ONLY {}{}",
+                    q(parent),
+                    self.shadow(),
+                    ix.tail
+                );
+                let children = self
+                    .names
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        let child = fit(&format!("{}_{i}_idx", p.name));
+                        (
+                            child.clone(),
+                            format!(
+                                "CREATE {unique}INDEX CONCURRENTLY {} ON {}{}",
+                                q(&child),
+                                self.rel(&p.name),
+                                ix.tail
+                            ),
+                            format!(
+                                "ALTER INDEX {} ATTACH PARTITION {}",
+                                self.rel(parent),
+                                self.rel(&child)
+                            ),
+                        )
+                    })
+                    .collect();
+                (parent_sql, children)
+            })
+            .collect()
+    }
+
+    /// After the copy: autovacuum back on, the original storage parameters, statistics.
+    pub fn after_copy_sql(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .names
+            .partitions
+            .iter()
+            .map(|p| {
+                format!(
+                    "ALTER TABLE {} RESET (autovacuum_enabled)",
+                    self.rel(&p.name)
+                )
+            })
+            .collect();
+        if !self.facts.reloptions.is_empty() {
+            for p in &self.names.partitions {
+                out.push(format!(
+                    "ALTER TABLE {} SET ({})",
+                    self.rel(&p.name),
+                    self.facts.reloptions.join(", ")
+                ));
+            }
+        }
+        out.push(format!("ANALYZE {}", self.shadow()));
+        out
+    }
+
+    /// The swap: renames, sequences, grants, foreign keys, views and the reverse trigger.
+    /// Runs in one transaction after `SET LOCAL lock_timeout`.
+    pub fn swap_sql(&self) -> Vec<String> {
+        let f = &self.facts;
+        let name = q(&f.name);
+        let mut out = vec![
+            format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", self.source()),
+            format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", self.shadow()),
+        ];
+        for fk in &f.inbound_fks {
+            out.push(format!(
+                "ALTER TABLE {} DROP CONSTRAINT {}",
+                fk.child,
+                q(&fk.name)
+            ));
+        }
+        out.push(format!(
+            "DROP TRIGGER IF EXISTS lockstep_capture ON {}",
+            self.source()
+        ));
+        out.push(format!(
+            "ALTER TABLE {} RENAME TO {}",
+            self.source(),
+            q(&self.names.old)
+        ));
+        if !f.pk_name.is_empty() {
+            out.push(format!(
+                "ALTER INDEX {} RENAME TO {}",
+                self.rel(&f.pk_name),
+                q(&self.names.old_pk)
+            ));
+        }
+        for (ix, (_, old)) in f.indexes.iter().zip(&self.names.indexes) {
+            out.push(format!(
+                "ALTER INDEX {} RENAME TO {}",
+                self.rel(&ix.name),
+                q(old)
+            ));
+        }
+        out.push(format!("ALTER TABLE {} RENAME TO {name}", self.shadow()));
+        if !f.pk_name.is_empty() {
+            out.push(format!(
+                "ALTER INDEX {} RENAME TO {}",
+                self.rel(&self.names.shadow_pk),
+                q(&f.pk_name)
+            ));
+        }
+        for (ix, (parent, _)) in f.indexes.iter().zip(&self.names.indexes) {
+            out.push(format!(
+                "ALTER INDEX {} RENAME TO {}",
+                self.rel(parent),
+                q(&ix.name)
+            ));
+        }
+        let new = self.source();
+        for s in &f.sequences {
+            if s.identity {
+                // The new table has its own identity sequence: continue above the old one.
+                out.push(format!(
+                    "SELECT setval(pg_get_serial_sequence({}, {}), GREATEST((SELECT last_value FROM {}), (SELECT coalesce(max({}), 0) FROM {new}), 1))",
+                    lit(&new),
+                    lit(&s.column),
+                    s.sequence,
+                    q(&s.column)
+                ));
+            } else {
+                out.push(format!(
+                    "ALTER SEQUENCE {} OWNED BY {new}.{}",
+                    s.sequence,
+                    q(&s.column)
+                ));
+            }
+        }
+        for g in &f.grants {
+            let (privilege, to) = g.split_once(" TO ").unwrap_or((g.as_str(), "PUBLIC"));
+            out.push(format!("GRANT {privilege} ON {new} TO {to}"));
+        }
+        for fk in &f.inbound_fks {
+            out.push(format!(
+                "ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {new} ({}) {} NOT VALID",
+                fk.child,
+                q(&fk.name),
+                list(&fk.child_columns),
+                list(&fk.parent_columns),
+                fk.actions
+            ));
+        }
+        for v in &f.views {
+            out.push(format!(
+                "CREATE OR REPLACE VIEW {} AS {}",
+                v.name,
+                v.definition.trim_end().trim_end_matches(';')
+            ));
+        }
+        out.push(self.reverse_function_sql());
+        out.push(format!(
+            "CREATE TRIGGER lockstep_reverse AFTER INSERT OR UPDATE OR DELETE ON {new} FOR EACH ROW EXECUTE FUNCTION lockstep.{}()",
+            q(&self.names.reverse_fn)
+        ));
+        out
+    }
+
+    /// After the swap: validate the re-pointed foreign keys (each in its own transaction).
+    pub fn validate_sql(&self) -> Vec<String> {
+        self.facts
+            .inbound_fks
+            .iter()
+            .map(|fk| {
+                format!(
+                    "ALTER TABLE {} VALIDATE CONSTRAINT {}",
+                    fk.child,
+                    q(&fk.name)
+                )
+            })
+            .collect()
+    }
+
+    /// Swapping back after the swap (rollback): the old table, kept current by the reverse
+    /// trigger, takes the name again.
+    pub fn swap_back_sql(&self) -> Vec<String> {
+        let f = &self.facts;
+        let name = q(&f.name);
+        let current = self.source();
+        let mut out = vec![
+            format!("LOCK TABLE {current} IN ACCESS EXCLUSIVE MODE"),
+            format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", self.old()),
+        ];
+        for fk in &f.inbound_fks {
+            out.push(format!(
+                "ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}",
+                fk.child,
+                q(&fk.name)
+            ));
+        }
+        out.push(format!(
+            "DROP TRIGGER IF EXISTS lockstep_reverse ON {current}"
+        ));
+        out.push(format!(
+            "ALTER TABLE {current} RENAME TO {}",
+            q(&self.names.shadow)
+        ));
+        if !f.pk_name.is_empty() {
+            out.push(format!(
+                "ALTER INDEX {} RENAME TO {}",
+                self.rel(&f.pk_name),
+                q(&self.names.shadow_pk)
+            ));
+        }
+        for (ix, (parent, _)) in f.indexes.iter().zip(&self.names.indexes) {
+            out.push(format!(
+                "ALTER INDEX {} RENAME TO {}",
+                self.rel(&ix.name),
+                q(parent)
+            ));
+        }
+        out.push(format!("ALTER TABLE {} RENAME TO {name}", self.old()));
+        if !f.pk_name.is_empty() {
+            out.push(format!(
+                "ALTER INDEX {} RENAME TO {}",
+                self.rel(&self.names.old_pk),
+                q(&f.pk_name)
+            ));
+        }
+        for (ix, (_, old)) in f.indexes.iter().zip(&self.names.indexes) {
+            out.push(format!(
+                "ALTER INDEX {} RENAME TO {}",
+                self.rel(old),
+                q(&ix.name)
+            ));
+        }
+        for s in &f.sequences {
+            if s.identity {
+                out.push(format!(
+                    "SELECT setval({}, GREATEST((SELECT last_value FROM {}), (SELECT coalesce(max({}), 0) FROM {current}), 1))",
+                    lit(&s.sequence),
+                    s.sequence,
+                    q(&s.column)
+                ));
+            } else {
+                out.push(format!(
+                    "ALTER SEQUENCE {} OWNED BY {current}.{}",
+                    s.sequence,
+                    q(&s.column)
+                ));
+            }
+        }
+        for fk in &f.inbound_fks {
+            out.push(format!(
+                "ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {current} ({}) {} NOT VALID",
+                fk.child,
+                q(&fk.name),
+                list(&fk.child_columns),
+                list(&fk.parent_columns),
+                fk.actions
+            ));
+        }
+        for v in &f.views {
+            out.push(format!(
+                "CREATE OR REPLACE VIEW {} AS {}",
+                v.name,
+                v.definition.trim_end().trim_end_matches(';')
+            ));
+        }
+        out.push(format!("DROP TABLE {}", self.shadow()));
+        out.push(format!(
+            "DROP FUNCTION IF EXISTS lockstep.{}()",
+            q(&self.names.reverse_fn)
+        ));
+        out.push(format!(
+            "DROP FUNCTION IF EXISTS lockstep.{}()",
+            q(&self.names.forward_fn)
+        ));
+        out
+    }
+
+    /// Undoing everything before the swap.
+    pub fn drop_shadow_sql(&self) -> Vec<String> {
+        vec![
+            format!(
+                "DROP TRIGGER IF EXISTS lockstep_capture ON {}",
+                self.source()
+            ),
+            format!("DROP TABLE IF EXISTS {}", self.shadow()),
+            format!(
+                "DROP FUNCTION IF EXISTS lockstep.{}()",
+                q(&self.names.forward_fn)
+            ),
+            format!(
+                "DROP FUNCTION IF EXISTS lockstep.{}()",
+                q(&self.names.reverse_fn)
+            ),
+        ]
+    }
+
+    /// Finalize: the reverse trigger and the old table go.
+    pub fn finalize_sql(&self) -> Vec<String> {
+        vec![
+            format!(
+                "DROP TRIGGER IF EXISTS lockstep_reverse ON {}",
+                self.source()
+            ),
+            format!("DROP TABLE IF EXISTS {}", self.old()),
+            format!(
+                "DROP FUNCTION IF EXISTS lockstep.{}()",
+                q(&self.names.reverse_fn)
+            ),
+            format!(
+                "DROP FUNCTION IF EXISTS lockstep.{}()",
+                q(&self.names.forward_fn)
+            ),
+        ]
+    }
+
+    /// A readable definition of the table before the conversion.
+    pub fn definition_before(&self) -> String {
+        let mut s = self.columns_ddl(&self.source());
+        s.push_str(&format!(
+            "\nALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY ({});\n",
+            self.source(),
+            q(&self.facts.pk_name),
+            list(&self.facts.pk_columns)
+        ));
+        for ix in &self.facts.indexes {
+            s.push_str(&format!(
+                "CREATE {}INDEX {} ON {}{};\n",
+                if ix.unique { "UNIQUE " } else { "" },
+                q(&ix.name),
+                self.source(),
+                ix.tail
+            ));
+        }
+        s
+    }
+
+    /// The same after the conversion.
+    pub fn definition_after(&self) -> String {
+        let mut s = self.columns_ddl(&self.source());
+        s.truncate(s.trim_end().len());
+        s.truncate(s.len() - 1); // the `;`
+        s.push_str(&format!(" PARTITION BY {};\n", self.partition_by));
+        s.push_str(&format!(
+            "ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY ({});\n",
+            self.source(),
+            q(&self.facts.pk_name),
+            list(&self.key)
+        ));
+        for ix in &self.facts.indexes {
+            s.push_str(&format!(
+                "CREATE {}INDEX {} ON {}{};\n",
+                if ix.unique { "UNIQUE " } else { "" },
+                q(&ix.name),
+                self.source(),
+                ix.tail
+            ));
+        }
+        for p in &self.names.partitions {
+            s.push_str(&format!(
+                "CREATE TABLE {} PARTITION OF {} {};\n",
+                self.rel(&p.name),
+                self.source(),
+                p.bound
+            ));
+        }
+        s
+    }
+
+    fn columns_ddl(&self, table: &str) -> String {
+        let cols: Vec<String> = self
+            .facts
+            .columns
+            .iter()
+            .map(|c| {
+                let mut d = format!("    {} {}", q(&c.name), c.type_sql);
+                match c.identity.as_str() {
+                    "a" => d.push_str(" GENERATED ALWAYS AS IDENTITY"),
+                    "d" => d.push_str(" GENERATED BY DEFAULT AS IDENTITY"),
+                    _ => {}
+                }
+                if let Some(def) = &c.default_sql {
+                    if c.generated {
+                        d.push_str(&format!(" GENERATED ALWAYS AS ({def}) STORED"));
+                    } else if c.identity.is_empty() {
+                        d.push_str(&format!(" DEFAULT {def}"));
+                    }
+                }
+                if c.not_null {
+                    d.push_str(" NOT NULL");
+                }
+                d
+            })
+            .collect();
+        format!("CREATE TABLE {table} (\n{}\n);", cols.join(",\n"))
+    }
+}
+
+/// A SQL string literal.
+pub fn lit(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::playbook::facts::{Column, Index};
+
+    fn facts() -> Facts {
+        let col = |n: &str, t: &str| Column {
+            name: n.into(),
+            type_sql: t.into(),
+            not_null: true,
+            identity: String::new(),
+            generated: false,
+            default_sql: None,
+        };
+        Facts {
+            schema: "Sales Data".into(),
+            name: "Order".into(),
+            oid: 1,
+            owner: "app".into(),
+            columns: vec![
+                col("id", "bigint"),
+                col("select", "timestamp with time zone"),
+                col("note", "text"),
+            ],
+            pk_name: "Order_pkey".into(),
+            pk_columns: vec!["id".into()],
+            indexes: vec![Index {
+                name: "order_note".into(),
+                unique: false,
+                tail: " USING btree (note)".into(),
+                columns: vec!["note".into()],
+            }],
+            outbound_fks: vec![],
+            inbound_fks: vec![],
+            views: vec![],
+            grants: vec!["SELECT TO reader".into()],
+            sequences: vec![],
+            reloptions: vec![],
+            refusals: vec![],
+            rows_estimate: 0,
+            total_bytes: 0,
+        }
+    }
+
+    fn playbook() -> Playbook {
+        super::super::spec::parse(
+            "kind = \"partition\"\ntable = '\"Sales Data\".\"Order\"'\n[partition]\ncolumn = \"select\"\nstrategy = \"range\"\ninterval = \"1 month\"\n",
+            "p",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn quotes_every_identifier() {
+        let f = facts();
+        let names = Names::new(
+            &f,
+            "r1",
+            vec![Partition {
+                name: "Order_p202601".into(),
+                bound: "FOR VALUES FROM ('2026-01-01') TO ('2026-02-01')".into(),
+            }],
+        );
+        let plan = Plan::new(&playbook(), f, names);
+        assert_eq!(plan.key, vec!["id".to_string(), "select".to_string()]);
+        let sql = plan.shadow_sql().join(";\n");
+        assert!(
+            sql.contains(
+                "CREATE TABLE \"Sales Data\".\"Order_lockstep_new\" (LIKE \"Sales Data\".\"Order\""
+            ),
+            "{sql}"
+        );
+        assert!(sql.contains("PARTITION BY RANGE (\"select\")"), "{sql}");
+        assert!(sql.contains("PRIMARY KEY (id, \"select\")"), "{sql}");
+        let cap = plan.capture_sql().join("\n");
+        assert!(cap.contains("DELETE FROM \"Sales Data\".\"Order_lockstep_new\" WHERE id = OLD.id AND \"select\" = OLD.\"select\""), "{cap}");
+        assert!(
+            cap.contains("ON CONFLICT (id, \"select\") DO UPDATE SET note = EXCLUDED.note"),
+            "{cap}"
+        );
+        let swap = plan.swap_sql().join("\n");
+        assert!(
+            swap.contains("ALTER TABLE \"Sales Data\".\"Order\" RENAME TO \"Order_old\""),
+            "{swap}"
+        );
+        assert!(
+            swap.contains("GRANT SELECT ON \"Sales Data\".\"Order\" TO reader"),
+            "{swap}"
+        );
+        assert!(plan
+            .batch_sql(false, 10)
+            .contains("WHERE id > $2::text::bigint AND id <= $1::text::bigint"));
+    }
+
+    #[test]
+    fn preflight_refuses_what_it_cannot_carry() {
+        let mut f = facts();
+        f.columns[1].not_null = false;
+        f.indexes[0].unique = true;
+        let r = preflight(&playbook(), &f);
+        assert!(r.iter().any(|m| m.contains("allows NULL")), "{r:?}");
+        assert!(
+            r.iter().any(|m| m.contains("unique index order_note")),
+            "{r:?}"
+        );
+        let mut f = facts();
+        f.pk_columns.clear();
+        assert!(preflight(&playbook(), &f)
+            .iter()
+            .any(|m| m.contains("no primary key")));
+        assert!(preflight(&playbook(), &facts()).is_empty());
+    }
+
+    #[test]
+    fn long_names_fit() {
+        let long = "x".repeat(80);
+        let a = fit(&format!("{long}_a"));
+        let b = fit(&format!("{long}_b"));
+        assert!(a.len() <= 63 && b.len() <= 63 && a != b);
+    }
+}

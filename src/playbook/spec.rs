@@ -1,0 +1,551 @@
+//! The playbook file (TOML): what to convert and how.
+//!
+//! ```toml
+//! kind = "partition"
+//! table = "public.events"            # schema-qualified or not (then: search_path)
+//!
+//! [partition]
+//! column = "created_at"
+//! strategy = "range"                 # range | list | hash
+//! interval = "1 month"               # range over a timestamp/date: 1 day, 7 days, 1 month …
+//! # interval = 100000                # range over an integer column: the width
+//! premake = 3                        # range: future partitions beyond the data
+//! default_partition = true           # range/list (default true): a DEFAULT partition for rows
+//!                                    # outside every other one
+//! naming = "{table}_p{start}"        # {table}, {start}, {n}
+//! # [[partition.lists]]              # list: one partition per entry
+//! # name = "eu"
+//! # values = ["de", "fr"]
+//! # modulus = 8                      # hash
+//!
+//! [backfill]
+//! batch_size = 5000                  # rows in the first batch
+//! target_batch_ms = 300              # later batches are sized to take about this long
+//! max_rows_per_second = 0            # 0: no limit
+//! max_replica_lag = "30s"            # pause the copy while a replica lags more
+//!
+//! [swap]
+//! lock_timeout = "200ms"
+//! attempts = 30
+//! backoff = "200ms"                  # doubled after each failure, with jitter
+//! max_backoff = "5s"
+//! ```
+//!
+//! Unknown keys and bad values are errors naming the key path (`backfill.batch_size`).
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::lint::context::parse_duration_ms;
+use crate::sql::ir::ObjName;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("{path}: {message}")]
+    Io { path: String, message: String },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("{path}: `{key}`: {message}")]
+    Invalid {
+        path: String,
+        key: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    kind: String,
+    table: String,
+    partition: Option<RawPartition>,
+    #[serde(default)]
+    backfill: RawBackfill,
+    #[serde(default)]
+    swap: RawSwap,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPartition {
+    column: String,
+    strategy: String,
+    interval: Option<toml::Value>,
+    premake: Option<u32>,
+    default_partition: Option<bool>,
+    naming: Option<String>,
+    lists: Option<Vec<RawList>>,
+    modulus: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawList {
+    name: String,
+    values: Vec<toml::Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBackfill {
+    batch_size: Option<u32>,
+    target_batch_ms: Option<u64>,
+    max_rows_per_second: Option<u64>,
+    max_replica_lag: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSwap {
+    lock_timeout: Option<String>,
+    attempts: Option<u32>,
+    backoff: Option<String>,
+    max_backoff: Option<String>,
+}
+
+/// A validated playbook.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Playbook {
+    pub table: ObjName,
+    pub partition: PartitionSpec,
+    pub backfill: Backfill,
+    pub swap: Swap,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartitionSpec {
+    pub column: String,
+    pub strategy: Strategy,
+    pub premake: u32,
+    pub default_partition: bool,
+    pub naming: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Strategy {
+    /// Over a timestamp/date column: a PostgreSQL interval (`1 month`).
+    RangeInterval(String),
+    /// Over an integer column: the width of each partition.
+    RangeWidth(i64),
+    List(Vec<ListPartition>),
+    Hash(u32),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListPartition {
+    pub name: String,
+    /// Values as SQL literals.
+    pub values: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Backfill {
+    pub batch_size: u32,
+    pub target_batch_ms: u64,
+    pub max_rows_per_second: u64,
+    pub max_replica_lag_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Swap {
+    pub lock_timeout_ms: u64,
+    pub attempts: u32,
+    pub backoff_ms: u64,
+    pub max_backoff_ms: u64,
+}
+
+impl Default for Backfill {
+    fn default() -> Self {
+        Backfill {
+            batch_size: 5000,
+            target_batch_ms: 300,
+            max_rows_per_second: 0,
+            max_replica_lag_ms: None,
+        }
+    }
+}
+
+impl Default for Swap {
+    fn default() -> Self {
+        Swap {
+            lock_timeout_ms: 200,
+            attempts: 30,
+            backoff_ms: 200,
+            max_backoff_ms: 5000,
+        }
+    }
+}
+
+/// Splits `schema.table` (either part may be double-quoted).
+pub fn parse_table_name(s: &str) -> Option<ObjName> {
+    let mut parts = Vec::new();
+    let mut cur = String::new();
+    let mut chars = s.trim().chars().peekable();
+    let mut quoted_any = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                quoted_any = true;
+                loop {
+                    match chars.next() {
+                        Some('"') if chars.peek() == Some(&'"') => {
+                            chars.next();
+                            cur.push('"');
+                        }
+                        Some('"') => break,
+                        Some(ch) => cur.push(ch),
+                        None => return None,
+                    }
+                }
+            }
+            '.' => parts.push(std::mem::take(&mut cur)),
+            c if c.is_whitespace() => return None,
+            c => cur.extend(c.to_lowercase()),
+        }
+    }
+    parts.push(cur);
+    if parts.iter().any(String::is_empty)
+        || (parts.len() == 1 && parts[0].is_empty() && !quoted_any)
+    {
+        return None;
+    }
+    match parts.as_slice() {
+        [name] => Some(ObjName {
+            schema: None,
+            name: name.clone(),
+        }),
+        [schema, name] => Some(ObjName {
+            schema: Some(schema.clone()),
+            name: name.clone(),
+        }),
+        _ => None,
+    }
+}
+
+fn literal(v: &toml::Value) -> Option<String> {
+    match v {
+        toml::Value::String(s) => Some(format!("'{}'", s.replace('\'', "''"))),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Boolean(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// Reads and validates a playbook file.
+pub fn load(path: &Path) -> Result<Playbook, SpecError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| SpecError::Io {
+        path: shown.clone(),
+        message: crate::files::io_message(&e),
+    })?;
+    parse(&text, &shown)
+}
+
+/// Parses playbook text; `path` is for messages.
+pub fn parse(text: &str, path: &str) -> Result<Playbook, SpecError> {
+    let raw: Raw = toml::from_str(text).map_err(|e| SpecError::Parse {
+        path: path.to_string(),
+        message: e.to_string().trim().replace('\n', " ").replace("  ", " "),
+    })?;
+    let bad = |key: &str, message: String| SpecError::Invalid {
+        path: path.to_string(),
+        key: key.to_string(),
+        message,
+    };
+    if raw.kind != "partition" {
+        return Err(bad(
+            "kind",
+            format!(
+                "unknown kind `{}`; this version knows `partition`",
+                raw.kind
+            ),
+        ));
+    }
+    let table = parse_table_name(&raw.table).ok_or_else(|| {
+        bad(
+            "table",
+            format!(
+                "expected a table name such as events or app.\"Events\", found `{}`",
+                raw.table
+            ),
+        )
+    })?;
+    let p = raw
+        .partition
+        .ok_or_else(|| bad("partition", "the [partition] table is required".into()))?;
+    if p.column.is_empty() {
+        return Err(bad("partition.column", "must not be empty".into()));
+    }
+    let strategy = match p.strategy.as_str() {
+        "range" => match &p.interval {
+            Some(toml::Value::String(s)) if !s.trim().is_empty() => {
+                Strategy::RangeInterval(s.trim().to_string())
+            }
+            Some(toml::Value::Integer(i)) if *i > 0 => Strategy::RangeWidth(*i),
+            Some(_) => {
+                return Err(bad(
+                    "partition.interval",
+                    "expected an interval such as \"1 month\" (timestamp/date column) or a positive width (integer column)".into(),
+                ))
+            }
+            None => {
+                return Err(bad(
+                    "partition.interval",
+                    "required for strategy = \"range\"".into(),
+                ))
+            }
+        },
+        "list" => {
+            let lists = p.lists.clone().unwrap_or_default();
+            if lists.is_empty() {
+                return Err(bad(
+                    "partition.lists",
+                    "strategy = \"list\" needs at least one [[partition.lists]] entry".into(),
+                ));
+            }
+            let mut out = Vec::new();
+            for (i, l) in lists.iter().enumerate() {
+                let values: Option<Vec<String>> = l.values.iter().map(literal).collect();
+                match values {
+                    Some(v) if !v.is_empty() && !l.name.is_empty() => out.push(ListPartition {
+                        name: l.name.clone(),
+                        values: v,
+                    }),
+                    _ => {
+                        return Err(bad(
+                            &format!("partition.lists[{i}]"),
+                            "needs a name and a non-empty list of string, integer or boolean values".into(),
+                        ))
+                    }
+                }
+            }
+            Strategy::List(out)
+        }
+        "hash" => match p.modulus {
+            Some(m) if (2..=1024).contains(&m) => Strategy::Hash(m),
+            _ => {
+                return Err(bad(
+                    "partition.modulus",
+                    "strategy = \"hash\" needs a modulus from 2 to 1024".into(),
+                ))
+            }
+        },
+        other => {
+            return Err(bad(
+                "partition.strategy",
+                format!("expected range, list or hash, found `{other}`"),
+            ))
+        }
+    };
+    if p.lists.is_some() && !matches!(strategy, Strategy::List(_)) {
+        return Err(bad(
+            "partition.lists",
+            "only for strategy = \"list\"".into(),
+        ));
+    }
+    if p.modulus.is_some() && !matches!(strategy, Strategy::Hash(_)) {
+        return Err(bad(
+            "partition.modulus",
+            "only for strategy = \"hash\"".into(),
+        ));
+    }
+    let naming = p.naming.unwrap_or_else(|| "{table}_p{start}".to_string());
+    if !naming.contains("{start}") && !naming.contains("{n}") {
+        return Err(bad(
+            "partition.naming",
+            "must contain {start} or {n} so partition names differ".into(),
+        ));
+    }
+    let ms = |key: &str, v: &Option<String>, default: u64| -> Result<u64, SpecError> {
+        match v {
+            None => Ok(default),
+            Some(s) => parse_duration_ms(s).ok_or_else(|| {
+                bad(
+                    key,
+                    format!("expected a duration such as \"200ms\" or \"5s\", found `{s}`"),
+                )
+            }),
+        }
+    };
+    let d = Backfill::default();
+    let batch_size = raw.backfill.batch_size.unwrap_or(d.batch_size);
+    if batch_size == 0 {
+        return Err(bad("backfill.batch_size", "must be at least 1".into()));
+    }
+    let backfill = Backfill {
+        batch_size,
+        target_batch_ms: raw.backfill.target_batch_ms.unwrap_or(d.target_batch_ms),
+        max_rows_per_second: raw
+            .backfill
+            .max_rows_per_second
+            .unwrap_or(d.max_rows_per_second),
+        max_replica_lag_ms: match &raw.backfill.max_replica_lag {
+            None => None,
+            s => Some(ms("backfill.max_replica_lag", s, 0)?),
+        },
+    };
+    let sd = Swap::default();
+    let swap = Swap {
+        lock_timeout_ms: ms(
+            "swap.lock_timeout",
+            &raw.swap.lock_timeout,
+            sd.lock_timeout_ms,
+        )?,
+        attempts: raw.swap.attempts.unwrap_or(sd.attempts),
+        backoff_ms: ms("swap.backoff", &raw.swap.backoff, sd.backoff_ms)?,
+        max_backoff_ms: ms("swap.max_backoff", &raw.swap.max_backoff, sd.max_backoff_ms)?,
+    };
+    if swap.lock_timeout_ms == 0 {
+        return Err(bad(
+            "swap.lock_timeout",
+            "must be above zero: the swap never waits for a lock without a timeout".into(),
+        ));
+    }
+    if swap.attempts == 0 {
+        return Err(bad("swap.attempts", "must be at least 1".into()));
+    }
+    // Safer by default: a row outside every partition would make the change capture (and so
+    // the application's write) fail.
+    let default_partition = p
+        .default_partition
+        .unwrap_or(!matches!(strategy, Strategy::Hash(_)));
+    Ok(Playbook {
+        table,
+        partition: PartitionSpec {
+            column: p.column,
+            strategy,
+            premake: p.premake.unwrap_or(3),
+            default_partition,
+            naming,
+        },
+        backfill,
+        swap,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+kind = "partition"
+table = 'app."Odd Events"'
+[partition]
+column = "created_at"
+strategy = "range"
+interval = "1 month"
+[backfill]
+batch_size = 1000
+max_replica_lag = "10s"
+[swap]
+lock_timeout = "150ms"
+"#;
+
+    #[test]
+    fn parses_a_playbook_with_defaults() {
+        let p = parse(GOOD, "p.toml").unwrap();
+        assert_eq!(p.table.schema.as_deref(), Some("app"));
+        assert_eq!(p.table.name, "Odd Events");
+        assert_eq!(
+            p.partition.strategy,
+            Strategy::RangeInterval("1 month".into())
+        );
+        assert_eq!(p.backfill.batch_size, 1000);
+        assert_eq!(p.backfill.max_replica_lag_ms, Some(10_000));
+        assert_eq!(p.swap.lock_timeout_ms, 150);
+        assert_eq!(p.swap.attempts, 30);
+        assert_eq!(p.partition.premake, 3);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            (
+                GOOD.replace("batch_size = 1000", "batch_sise = 1000"),
+                "batch_sise",
+            ),
+            (GOOD.replace("\"150ms\"", "\"soon\""), "`swap.lock_timeout`"),
+            (
+                GOOD.replace("strategy = \"range\"", "strategy = \"tree\""),
+                "`partition.strategy`",
+            ),
+            (
+                GOOD.replace("interval = \"1 month\"", "interval = -3"),
+                "`partition.interval`",
+            ),
+            (
+                GOOD.replace("kind = \"partition\"", "kind = \"magic\""),
+                "`kind`",
+            ),
+            (GOOD.replace("'app.\"Odd Events\"'", "\"a b\""), "`table`"),
+            (
+                GOOD.replace("batch_size = 1000", "batch_size = 0"),
+                "`backfill.batch_size`",
+            ),
+            (GOOD.replace("\"150ms\"", "\"0ms\""), "`swap.lock_timeout`"),
+        ];
+        for (text, key) in cases {
+            let e = parse(&text, "p.toml").unwrap_err().to_string();
+            assert!(e.starts_with("p.toml: "), "{e}");
+            assert!(e.contains(key), "{key} not in: {e}");
+        }
+    }
+
+    #[test]
+    fn list_and_hash() {
+        let list = r#"
+kind = "partition"
+table = "t"
+[partition]
+column = "region"
+strategy = "list"
+default_partition = true
+[[partition.lists]]
+name = "eu"
+values = ["de", "f'r"]
+"#;
+        let p = parse(list, "p").unwrap();
+        assert_eq!(
+            p.partition.strategy,
+            Strategy::List(vec![ListPartition {
+                name: "eu".into(),
+                values: vec!["'de'".into(), "'f''r'".into()]
+            }])
+        );
+        let hash = "kind = \"partition\"\ntable = \"t\"\n[partition]\ncolumn = \"id\"\nstrategy = \"hash\"\nmodulus = 4\n";
+        assert_eq!(
+            parse(hash, "p").unwrap().partition.strategy,
+            Strategy::Hash(4)
+        );
+        let bad = hash.replace("modulus = 4", "modulus = 1");
+        assert!(parse(&bad, "p")
+            .unwrap_err()
+            .to_string()
+            .contains("partition.modulus"));
+    }
+
+    #[test]
+    fn table_names() {
+        assert_eq!(parse_table_name("Events").unwrap().name, "events");
+        let q = parse_table_name("\"Sch\".\"a \"\"b\"\"\"").unwrap();
+        assert_eq!(q.schema.as_deref(), Some("Sch"));
+        assert_eq!(q.name, "a \"b\"");
+        assert!(parse_table_name("a.b.c").is_none());
+        assert!(parse_table_name("").is_none());
+    }
+
+    #[test]
+    fn example_playbooks_parse() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks");
+        let mut n = 0;
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "toml") {
+                load(&p).unwrap_or_else(|e| panic!("{e}"));
+                n += 1;
+            }
+        }
+        assert!(n >= 3);
+    }
+}

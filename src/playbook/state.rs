@@ -1,0 +1,208 @@
+//! The state table (`lockstep.runs`): one row per run, checkpointed after every step and
+//! every copy batch, in the same transaction as the work it records. An advisory lock per
+//! table keeps two runners apart.
+
+use tokio_postgres::{Client, GenericClient};
+
+/// Creates the `lockstep` schema and state table when missing.
+pub const SCHEMA_SQL: &str = "
+CREATE SCHEMA IF NOT EXISTS lockstep;
+CREATE TABLE IF NOT EXISTS lockstep.runs (
+    id            text PRIMARY KEY,
+    kind          text NOT NULL,
+    table_name    text NOT NULL,
+    playbook      text NOT NULL,
+    plan          jsonb NOT NULL,
+    step          text NOT NULL,
+    status        text NOT NULL,
+    paused        boolean NOT NULL DEFAULT false,
+    max_key       text[],
+    high_water    text[],
+    rows_copied   bigint NOT NULL DEFAULT 0,
+    rows_estimate bigint NOT NULL DEFAULT 0,
+    batch_size    integer,
+    rows_per_sec  double precision,
+    throttle      text,
+    message       text,
+    started_at    timestamptz NOT NULL DEFAULT now(),
+    updated_at    timestamptz NOT NULL DEFAULT now()
+)";
+
+/// The steps, in order; a run's `step` is the last one completed.
+pub const STEPS: [&str; 9] = [
+    "created",
+    "shadow",
+    "capture",
+    "backfill",
+    "indexes",
+    "verified",
+    "swapped",
+    "validated",
+    "finalized",
+];
+
+/// Position of `step` in [`STEPS`] (`rolled_back` sorts last).
+pub fn step_index(step: &str) -> usize {
+    STEPS.iter().position(|s| *s == step).unwrap_or(STEPS.len())
+}
+
+/// One row of the state table.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub id: String,
+    pub table_name: String,
+    pub playbook: String,
+    pub plan: serde_json::Value,
+    pub step: String,
+    pub status: String,
+    pub paused: bool,
+    pub max_key: Option<Vec<String>>,
+    pub high_water: Option<Vec<String>>,
+    pub rows_copied: i64,
+    pub rows_estimate: i64,
+    pub batch_size: Option<i32>,
+    pub rows_per_sec: Option<f64>,
+    pub throttle: Option<String>,
+    pub message: Option<String>,
+    pub started_at: String,
+    pub updated_at: String,
+}
+
+const COLUMNS: &str = "id, table_name, playbook, plan, step, status, paused, max_key, high_water,
+    rows_copied, rows_estimate, batch_size, rows_per_sec, throttle, message,
+    to_char(started_at, 'YYYY-MM-DD HH24:MI:SS TZ'), to_char(updated_at, 'YYYY-MM-DD HH24:MI:SS TZ')";
+
+fn from_row(r: &tokio_postgres::Row) -> Run {
+    Run {
+        id: r.get(0),
+        table_name: r.get(1),
+        playbook: r.get(2),
+        plan: r.get(3),
+        step: r.get(4),
+        status: r.get(5),
+        paused: r.get(6),
+        max_key: r.get(7),
+        high_water: r.get(8),
+        rows_copied: r.get(9),
+        rows_estimate: r.get(10),
+        batch_size: r.get(11),
+        rows_per_sec: r.get(12),
+        throttle: r.get(13),
+        message: r.get(14),
+        started_at: r.get(15),
+        updated_at: r.get(16),
+    }
+}
+
+/// Whether the state table exists yet.
+pub async fn exists(c: &Client) -> Result<bool, tokio_postgres::Error> {
+    Ok(
+        c.query_one("SELECT to_regclass('lockstep.runs') IS NOT NULL", &[])
+            .await?
+            .get(0),
+    )
+}
+
+/// A run by id, or (with `None`) the most recent one.
+pub async fn load(
+    c: &impl GenericClient,
+    id: Option<&str>,
+) -> Result<Option<Run>, tokio_postgres::Error> {
+    let row = match id {
+        Some(id) => {
+            c.query_opt(
+                &format!("SELECT {COLUMNS} FROM lockstep.runs WHERE id = $1"),
+                &[&id],
+            )
+            .await?
+        }
+        None => {
+            c.query_opt(
+                &format!(
+                    "SELECT {COLUMNS} FROM lockstep.runs ORDER BY started_at DESC, id DESC LIMIT 1"
+                ),
+                &[],
+            )
+            .await?
+        }
+    };
+    Ok(row.as_ref().map(from_row))
+}
+
+/// Runs on `table_name` that are neither finished nor rolled back.
+pub async fn open_runs(c: &Client, table_name: &str) -> Result<Vec<String>, tokio_postgres::Error> {
+    Ok(c.query(
+        "SELECT id FROM lockstep.runs WHERE table_name = $1 AND step NOT IN ('finalized', 'rolled_back')",
+        &[&table_name],
+    )
+    .await?
+    .iter()
+    .map(|r| r.get(0))
+    .collect())
+}
+
+/// Records a completed step (and status / message).
+pub async fn set_step(
+    c: &impl GenericClient,
+    id: &str,
+    step: &str,
+    status: &str,
+    message: Option<&str>,
+) -> Result<(), tokio_postgres::Error> {
+    c.execute(
+        "UPDATE lockstep.runs SET step = $2, status = $3, message = $4, updated_at = now() WHERE id = $1",
+        &[&id, &step, &status, &message],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Sets the status (and message) without changing the step.
+pub async fn set_status(
+    c: &impl GenericClient,
+    id: &str,
+    status: &str,
+    message: Option<&str>,
+) -> Result<(), tokio_postgres::Error> {
+    c.execute(
+        "UPDATE lockstep.runs SET status = $2, message = $3, updated_at = now() WHERE id = $1",
+        &[&id, &status, &message],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Asks a running copy to pause (or to go on).
+pub async fn set_paused(c: &Client, id: &str, paused: bool) -> Result<u64, tokio_postgres::Error> {
+    c.execute(
+        "UPDATE lockstep.runs SET paused = $2, updated_at = now() WHERE id = $1",
+        &[&id, &paused],
+    )
+    .await
+}
+
+/// The advisory-lock key of a table.
+pub fn lock_key_sql() -> &'static str {
+    "SELECT hashtextextended('lockstep:' || $1, 0)"
+}
+
+/// Takes the run lock for `table_name` on this session; false when another session has it.
+pub async fn try_lock(c: &Client, table_name: &str) -> Result<bool, tokio_postgres::Error> {
+    let key: i64 = c.query_one(lock_key_sql(), &[&table_name]).await?.get(0);
+    Ok(c.query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+        .await?
+        .get(0))
+}
+
+/// Whether some session holds the run lock for `table_name` (that is, a runner is alive).
+pub async fn lock_held(c: &Client, table_name: &str) -> Result<Option<i32>, tokio_postgres::Error> {
+    let key: i64 = c.query_one(lock_key_sql(), &[&table_name]).await?.get(0);
+    let row = c
+        .query_opt(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
+               AND ((classid::bigint << 32) | objid::bigint) = $1 LIMIT 1",
+            &[&key],
+        )
+        .await?;
+    Ok(row.map(|r| r.get(0)))
+}
