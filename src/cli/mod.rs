@@ -1,6 +1,7 @@
 //! Command-line interface: argument definitions and the only code that prints.
 
 mod completions;
+mod demo;
 mod explain;
 mod finalize;
 mod lint;
@@ -64,6 +65,8 @@ pub enum Command {
     Rollback(Box<rollback::RollbackArgs>),
     /// After the swap: drop the reverse trigger and the old table
     Finalize(Box<finalize::FinalizeArgs>),
+    /// Try it: a throwaway PostgreSQL, a busy table, converted to partitions online
+    Demo(Box<demo::DemoArgs>),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
     Completions(completions::CompletionsArgs),
     /// Print the man page (or a subcommand's), or write all pages into a directory
@@ -115,6 +118,7 @@ pub fn main() -> u8 {
         Command::Lint(args) => lint::run(*args),
         Command::Trace(args) => trace::run(*args),
         Command::Plan(args) => plan::run(*args),
+        Command::Demo(args) => demo::run(*args),
         Command::Run(args) => run::run(*args),
         Command::Status(args) => status::run(*args),
         Command::Pause(args) => pause::run(*args),

@@ -120,7 +120,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
                 pb.backfill.batch_size,
                 secs.max(1.0)
             ),
-            vec![plan.batch_sql(false, pb.backfill.batch_size)],
+            vec![plan.batch_sql(false, pb.backfill.batch_size, true)],
         ),
         (
             "indexes",

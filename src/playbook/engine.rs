@@ -49,8 +49,9 @@ pub enum EngineError {
     NoState,
     #[error("{0}")]
     State(String),
-    #[error("the swap could not get its locks within {attempts} attempts of {lock_timeout_ms} ms: {blockers}. The run is intact: retry with `lockstep resume {run}`, or end the blocking transaction first")]
+    #[error("{step}: could not get its locks within {attempts} attempts of {lock_timeout_ms} ms: {blockers}. The run is intact: retry with `lockstep resume {run}`, or end the blocking transaction first")]
     SwapGaveUp {
+        step: String,
         run: String,
         attempts: u32,
         lock_timeout_ms: u64,
@@ -76,6 +77,11 @@ fn dberr(step: &str) -> impl Fn(tokio_postgres::Error) -> EngineError + '_ {
 
 fn is_lock_timeout(e: &tokio_postgres::Error) -> bool {
     e.as_db_error().is_some_and(|d| d.code().code() == "55P03")
+}
+
+/// A lock timeout or a deadlock: a copy batch that can simply be run again.
+fn is_lock_conflict(e: &tokio_postgres::Error) -> bool {
+    is_lock_timeout(e) || e.as_db_error().is_some_and(|d| d.code().code() == "40P01")
 }
 
 /// Options of one engine invocation.
@@ -280,7 +286,6 @@ pub async fn start(
     pb: Playbook,
     playbook_text: &str,
 ) -> Result<String, EngineError> {
-    ensure_state(ctx.client).await?;
     let facts = facts::read(ctx.client, &pb.table).await?;
     let table_name = facts.qualified();
     if !state::try_lock(ctx.client, &table_name)
@@ -296,9 +301,16 @@ pub async fn start(
             pid,
         });
     }
-    let open = state::open_runs(ctx.client, &table_name)
+    let open = if state::exists(ctx.client)
         .await
-        .map_err(dberr("reading lockstep.runs"))?;
+        .map_err(dberr("lockstep.runs"))?
+    {
+        state::open_runs(ctx.client, &table_name)
+            .await
+            .map_err(dberr("reading lockstep.runs"))?
+    } else {
+        Vec::new()
+    };
     if let Some(id) = open.first() {
         return Err(EngineError::State(format!(
             "run {id} on {table_name} is not finished: `lockstep resume {id}` continues it, `lockstep rollback {id}` undoes it"
@@ -318,6 +330,8 @@ pub async fn start(
     if !refusals.is_empty() {
         return Err(EngineError::Refused(refusals));
     }
+    // Only now, so that a refused run leaves nothing behind.
+    ensure_state(ctx.client).await?;
     let plan_json = serde_json::to_value(&plan).map_err(|e| EngineError::State(e.to_string()))?;
     ctx.client
         .execute(
@@ -576,6 +590,15 @@ impl Runner<'_, '_> {
             match self.try_tx(sql, swap.lock_timeout_ms).await {
                 Ok(()) => return Ok(()),
                 Err(e) if is_lock_timeout(&e) && attempt < swap.attempts => {
+                    // PostgreSQL cancels an autovacuum that blocks a lock request only after
+                    // deadlock_timeout (1 s by default), longer than our lock_timeout: do it
+                    // ourselves, except for a wraparound vacuum, which must finish.
+                    let cancelled = self.cancel_autovacuum().await;
+                    if cancelled > 0 {
+                        self.ctx.progress.note(&format!(
+                            "{step}: cancelled {cancelled} autovacuum worker(s) holding a lock on the tables (they restart later)"
+                        ));
+                    }
                     let who = self.blockers().await;
                     self.ctx.progress.note(&format!(
                         "{step}: lock not granted within {} ms (attempt {attempt}/{}; {who}); retrying",
@@ -586,6 +609,7 @@ impl Runner<'_, '_> {
                 }
                 Err(e) if is_lock_timeout(&e) => {
                     return Err(EngineError::SwapGaveUp {
+                        step: step.to_string(),
                         run: self.run.id.clone(),
                         attempts: swap.attempts,
                         lock_timeout_ms: swap.lock_timeout_ms,
@@ -625,17 +649,38 @@ impl Runner<'_, '_> {
         r
     }
 
+    /// Cancels autovacuum workers (not wraparound ones) holding locks on the tables involved
+    /// (and their partitions).
+    async fn cancel_autovacuum(&self) -> u64 {
+        self.client()
+            .query_one(
+                "WITH lockstep_involved AS (SELECT oid FROM pg_class WHERE oid IN (to_regclass($1), to_regclass($2), to_regclass($3))
+                     UNION ALL SELECT inhrelid FROM pg_inherits WHERE inhparent IN (to_regclass($1), to_regclass($2), to_regclass($3)))
+                 SELECT count(*) FILTER (WHERE pg_cancel_backend(a.pid))
+                 FROM pg_stat_activity a
+                 WHERE a.backend_type = 'autovacuum worker'
+                   AND a.query NOT LIKE '%to prevent wraparound%'
+                   AND EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND l.locktype = 'relation'
+                               AND l.relation IN (SELECT oid FROM lockstep_involved))",
+                &[&self.plan.source(), &self.plan.shadow(), &self.plan.old()],
+            )
+            .await
+            .map_or(0, |r| r.get::<_, i64>(0).max(0) as u64)
+    }
+
     /// The backends holding locks on the tables involved, for messages.
     async fn blockers(&self) -> String {
         let rows = self
             .client()
             .query(
-                "SELECT DISTINCT a.pid, coalesce(a.usename::text, '?'), coalesce(a.state, '?'),
+                "WITH lockstep_involved AS (SELECT oid FROM pg_class WHERE oid IN (to_regclass($1), to_regclass($2), to_regclass($3))
+                     UNION ALL SELECT inhrelid FROM pg_inherits WHERE inhparent IN (to_regclass($1), to_regclass($2), to_regclass($3)))
+                 SELECT DISTINCT a.pid, coalesce(a.usename::text, a.backend_type, '?'), coalesce(a.state, '?'),
                         coalesce(extract(epoch FROM now() - a.xact_start)::bigint, 0),
                         left(regexp_replace(coalesce(a.query, ''), '\\s+', ' ', 'g'), 80), l.mode
                  FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
                  WHERE l.granted AND l.pid <> pg_backend_pid() AND l.locktype = 'relation'
-                   AND l.relation IN (to_regclass($1), to_regclass($2), to_regclass($3))",
+                   AND l.relation IN (SELECT oid FROM lockstep_involved)",
                 &[&self.plan.source(), &self.plan.shadow(), &self.plan.old()],
             )
             .await;
@@ -719,11 +764,16 @@ impl Runner<'_, '_> {
         let started = Instant::now();
         let copied_at_start = copied;
         let mut batches = 0u64;
+        let mut conflict_cooldown = 0u32;
+        let settings_swap = self.pb.swap.clone();
+        let mut lock_failures = 0u32;
+        let mut backoff = settings_swap.backoff_ms;
         loop {
             self.check_stop()?;
             self.wait_while_paused().await?;
             let t0 = Instant::now();
-            let sql = self.plan.batch_sql(high.is_none(), batch);
+            let fast = self.plan.batch_sql(high.is_none(), batch, false);
+            let safe = self.plan.batch_sql(high.is_none(), batch, true);
             let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = Vec::new();
             for k in &max_key {
                 params.push(k);
@@ -733,8 +783,46 @@ impl Runner<'_, '_> {
                     params.push(k);
                 }
             }
-            let tx = self.run_batch(&sql, &params).await?;
-            let (n, last) = tx;
+            // After a conflict, stay on the ON CONFLICT form for a while.
+            let try_fast = conflict_cooldown == 0;
+            let (n, last, conflicted) = match self
+                .run_batch(try_fast.then_some(fast.as_str()), &safe, &params)
+                .await
+            {
+                Ok(r) => {
+                    lock_failures = 0;
+                    backoff = settings_swap.backoff_ms;
+                    r
+                }
+                // The application holds a row the batch needs (and perhaps waits for one the
+                // batch holds): the batch gives way and runs again.
+                Err(e) if is_lock_conflict(&e) && lock_failures + 1 < settings_swap.attempts => {
+                    lock_failures += 1;
+                    let who = self.blockers().await;
+                    self.ctx.progress.note(&format!(
+                        "backfill: a batch waited more than {} ms for row locks (attempt {lock_failures}/{}; {who}); retrying",
+                        settings_swap.lock_timeout_ms, settings_swap.attempts
+                    ));
+                    tokio::time::sleep(jitter(backoff)).await;
+                    backoff = (backoff * 2).min(settings_swap.max_backoff_ms);
+                    continue;
+                }
+                Err(e) if is_lock_conflict(&e) => {
+                    return Err(EngineError::SwapGaveUp {
+                        step: "backfill".into(),
+                        run: self.run.id.clone(),
+                        attempts: settings_swap.attempts,
+                        lock_timeout_ms: settings_swap.lock_timeout_ms,
+                        blockers: self.blockers().await,
+                    })
+                }
+                Err(e) => return Err(dberr("backfill")(e)),
+            };
+            conflict_cooldown = if conflicted {
+                16
+            } else {
+                conflict_cooldown.saturating_sub(1)
+            };
             batches += 1;
             let elapsed = t0.elapsed();
             if n == 0 || last.is_none() {
@@ -788,16 +876,41 @@ impl Runner<'_, '_> {
         Ok(())
     }
 
-    /// One batch and its checkpoint, in one transaction.
+    /// One batch and its checkpoint, in one transaction: the plain insert `fast` first (when
+    /// given), and on a unique violation `safe` instead. Returns rows read, the last key and
+    /// whether the fast form conflicted. Row locks are waited for no longer than the
+    /// playbook's lock_timeout: the batch locks rows in key order, an application transaction
+    /// may lock them in another, and then the batch must give way (before the deadlock
+    /// detector, after deadlock_timeout, fails one of them).
     async fn run_batch(
         &self,
-        sql: &str,
+        fast: Option<&str>,
+        safe: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<(i64, Option<Vec<String>>), EngineError> {
+    ) -> Result<(i64, Option<Vec<String>>, bool), tokio_postgres::Error> {
         let c = self.client();
-        c.batch_execute("BEGIN").await.map_err(dberr("backfill"))?;
-        let result: Result<(i64, Option<Vec<String>>), tokio_postgres::Error> = async {
-            let row = c.query_one(sql, params).await?;
+        c.batch_execute(&format!(
+            "BEGIN; SET LOCAL lock_timeout = '{}ms'",
+            self.pb.swap.lock_timeout_ms
+        ))
+        .await?;
+        let result: Result<(i64, Option<Vec<String>>, bool), tokio_postgres::Error> = async {
+            let mut conflicted = false;
+            let row = match fast {
+                Some(sql) => {
+                    c.batch_execute("SAVEPOINT lockstep_batch").await?;
+                    match c.query_one(sql, params).await {
+                        Ok(row) => row,
+                        Err(e) if e.as_db_error().is_some_and(|d| d.code().code() == "23505") => {
+                            conflicted = true;
+                            c.batch_execute("ROLLBACK TO SAVEPOINT lockstep_batch").await?;
+                            c.query_one(safe, params).await?
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                None => c.query_one(safe, params).await?,
+            };
             let n: i64 = row.get(0);
             let last: Option<Vec<String>> = row.get(1);
             if let Some(l) = &last {
@@ -808,13 +921,13 @@ impl Runner<'_, '_> {
                 .await?;
             }
             c.batch_execute("COMMIT").await?;
-            Ok((n, last))
+            Ok((n, last, conflicted))
         }
         .await;
         if result.is_err() {
             let _ = c.batch_execute("ROLLBACK").await;
         }
-        result.map_err(dberr("backfill"))
+        result
     }
 
     async fn throttle(&mut self, why: &str, pause: Duration) -> Result<(), EngineError> {
@@ -907,8 +1020,7 @@ impl Runner<'_, '_> {
                     .await?;
                 }
                 if state != Some(true) {
-                    self.with_retry(std::slice::from_ref(&build), "indexes")
-                        .await?;
+                    self.build_index(&build).await?;
                 }
                 let attached: bool = self
                     .client()
@@ -929,6 +1041,81 @@ impl Runner<'_, '_> {
             }
         }
         Ok(())
+    }
+
+    /// Builds one partition's index. `CREATE INDEX CONCURRENTLY` waits, through lock waits,
+    /// for every transaction of the database that is older than the build, so under the
+    /// short lock_timeout it failed whenever any transaction ran longer than that (and left an
+    /// INVALID index behind). Its own lock, SHARE UPDATE EXCLUSIVE on a partition of the copy,
+    /// conflicts with nothing the application does (the trigger's writes take ROW EXCLUSIVE),
+    /// so it runs without lock_timeout, after waiting for the transactions open now itself:
+    /// visibly (`lockstep status` names them) and stoppable with Ctrl-C. A failed build leaves
+    /// an INVALID index, which a resumed run drops and builds again.
+    async fn build_index(&mut self, sql: &str) -> Result<(), EngineError> {
+        self.wait_for_older_transactions().await?;
+        let c = self.client();
+        c.batch_execute("SET lock_timeout = 0")
+            .await
+            .map_err(dberr("indexes"))?;
+        let r = c.batch_execute(sql).await;
+        let reset = c.batch_execute("RESET lock_timeout").await;
+        r.and(reset).map_err(dberr("indexes"))
+    }
+
+    /// Waits until the transactions of this database that hold a snapshot now have ended;
+    /// after a second, says which ones it waits for.
+    async fn wait_for_older_transactions(&mut self) -> Result<(), EngineError> {
+        let since: String = self
+            .client()
+            .query_one("SELECT clock_timestamp()::text", &[])
+            .await
+            .map_err(dberr("indexes"))?
+            .get(0);
+        let started = Instant::now();
+        let mut noted = false;
+        loop {
+            let rows = self
+                .client()
+                .query(
+                    "SELECT pid, coalesce(state, '?'), extract(epoch FROM now() - xact_start)::bigint,
+                            left(regexp_replace(coalesce(query, ''), '\\s+', ' ', 'g'), 80)
+                     FROM pg_stat_activity
+                     WHERE datname = current_database() AND pid <> pg_backend_pid()
+                       AND backend_type = 'client backend' AND backend_xmin IS NOT NULL
+                       AND xact_start < $1::text::timestamptz
+                     ORDER BY xact_start LIMIT 3",
+                    &[&since],
+                )
+                .await
+                .map_err(dberr("indexes"))?;
+            if rows.is_empty() {
+                if noted {
+                    let _ = state::set_status(self.client(), &self.run.id, "running", None).await;
+                }
+                return Ok(());
+            }
+            if !noted && started.elapsed() >= Duration::from_secs(1) {
+                let who = rows
+                    .iter()
+                    .map(|r| {
+                        format!(
+                            "backend pid {} ({}, transaction open {} s, `{}`)",
+                            r.get::<_, i32>(0),
+                            r.get::<_, String>(1),
+                            r.get::<_, i64>(2),
+                            r.get::<_, String>(3)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                let msg = format!("index builds wait for older transactions to end: {who}");
+                self.ctx.progress.note(&msg);
+                let _ = state::set_status(self.client(), &self.run.id, "running", Some(&msg)).await;
+                noted = true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            self.check_stop()?;
+        }
     }
 
     async fn verify(&mut self) -> Result<(), EngineError> {

@@ -423,7 +423,12 @@ $lockstep$",
     /// One backfill batch. Parameters: the upper bound key ($1..$k), then, when `from_start`
     /// is false, the high-water key ($k+1..$2k); the batch size is inlined. Returns rows read and
     /// the last key read.
-    pub fn batch_sql(&self, from_start: bool, limit: u32) -> String {
+    ///
+    /// With `on_conflict` false the insert is a plain one, about a third faster; it fails
+    /// with a unique violation when the trigger already wrote one of the rows (then the
+    /// caller retries the batch with `on_conflict`, whose `ON CONFLICT DO NOTHING` lets the
+    /// trigger's newer row win).
+    pub fn batch_sql(&self, from_start: bool, limit: u32, on_conflict: bool) -> String {
         let k = self.facts.pk_columns.len();
         let lower = if from_start {
             String::new()
@@ -433,8 +438,9 @@ $lockstep$",
         let cols = list(&self.cols());
         format!(
             "WITH batch AS (SELECT {cols} FROM {src} WHERE {lower}{key} <= {upper} ORDER BY {order} LIMIT {limit} FOR SHARE),
-ins AS (INSERT INTO {shadow} ({cols}){ovr} SELECT {cols} FROM batch ON CONFLICT DO NOTHING)
+ins AS (INSERT INTO {shadow} ({cols}){ovr} SELECT {cols} FROM batch{conflict})
 SELECT count(*)::bigint, (SELECT {arr} FROM batch ORDER BY {desc} LIMIT 1) FROM batch",
+            conflict = if on_conflict { " ON CONFLICT DO NOTHING" } else { "" },
             src = self.source(),
             key = self.key_row(""),
             upper = self.key_params(1),
@@ -1011,7 +1017,7 @@ mod tests {
             "{swap}"
         );
         assert!(plan
-            .batch_sql(false, 10)
+            .batch_sql(false, 10, true)
             .contains("WHERE id > $2::text::bigint AND id <= $1::text::bigint"));
     }
 

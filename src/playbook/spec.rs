@@ -20,7 +20,8 @@
 //!
 //! [backfill]
 //! batch_size = 5000                  # rows in the first batch
-//! target_batch_ms = 300              # later batches are sized to take about this long
+//! target_batch_ms = 100              # later batches are sized to take about this long
+//!                                    # (the rows being copied are share-locked that long)
 //! max_rows_per_second = 0            # 0: no limit
 //! max_replica_lag = "30s"            # pause the copy while a replica lags more
 //!
@@ -159,7 +160,7 @@ impl Default for Backfill {
     fn default() -> Self {
         Backfill {
             batch_size: 5000,
-            target_batch_ms: 300,
+            target_batch_ms: 100,
             max_rows_per_second: 0,
             max_replica_lag_ms: None,
         }
