@@ -319,7 +319,7 @@ pub async fn start(
     let run_id: String = ctx
         .client
         .query_one(
-            "SELECT $1::oid::text || '_' || to_char(clock_timestamp(), 'YYYYMMDD_HH24MISS')",
+            "SELECT $1::oid::text || '_' || to_char(clock_timestamp(), 'YYYYMMDD_HH24MISS_MS')",
             &[&facts.oid],
         )
         .await
@@ -825,7 +825,9 @@ impl Runner<'_, '_> {
             };
             batches += 1;
             let elapsed = t0.elapsed();
-            if n == 0 || last.is_none() {
+            // The end of the range, not the rows copied, says when the copy is done: every
+            // row of a range may have been deleted meanwhile.
+            if last.is_none() {
                 break;
             }
             copied += n;

@@ -47,6 +47,10 @@ pub struct View {
     /// Quoted and qualified.
     pub name: String,
     pub definition: String,
+    /// `security_barrier=true`, `check_option=local`, … (`CREATE OR REPLACE VIEW` without
+    /// them would drop them).
+    #[serde(default)]
+    pub options: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,6 +77,9 @@ pub struct Facts {
     pub inbound_fks: Vec<InboundFk>,
     pub views: Vec<View>,
     pub grants: Vec<String>,
+    /// Column privileges: (`SELECT (col)`, `grantee[ WITH GRANT OPTION]`).
+    #[serde(default)]
+    pub column_grants: Vec<(String, String)>,
     pub sequences: Vec<OwnedSequence>,
     pub reloptions: Vec<String>,
     /// Reasons to refuse, found while reading.
@@ -151,6 +158,7 @@ pub async fn read(client: &Client, table: &ObjName) -> Result<Facts, FactsError>
         inbound_fks: Vec::new(),
         views: Vec::new(),
         grants: Vec::new(),
+        column_grants: Vec::new(),
         sequences: Vec::new(),
         reloptions: row.get(6),
         refusals: Vec::new(),
@@ -295,7 +303,8 @@ pub async fn read(client: &Client, table: &ObjName) -> Result<Facts, FactsError>
     // Views (and refusals for materialized views) that depend on the table.
     for r in client
         .query(
-            "SELECT DISTINCT v.oid::regclass::text, v.relkind::text, pg_get_viewdef(v.oid)
+            "SELECT DISTINCT v.oid::regclass::text, v.relkind::text, pg_get_viewdef(v.oid),
+                    coalesce(v.reloptions, '{}')::text[]
              FROM pg_depend d JOIN pg_rewrite rw ON rw.oid = d.objid
              JOIN pg_class v ON v.oid = rw.ev_class
              WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = $1 AND v.oid <> $1",
@@ -309,6 +318,7 @@ pub async fn read(client: &Client, table: &ObjName) -> Result<Facts, FactsError>
             f.views.push(View {
                 name: r.get(0),
                 definition: r.get(2),
+                options: r.get(3),
             });
         } else {
             f.refusals.push(format!(
@@ -378,6 +388,34 @@ pub async fn read(client: &Client, table: &ObjName) -> Result<Facts, FactsError>
             r.get::<_, String>(0),
             r.get::<_, String>(1),
             if grant_option { " WITH GRANT OPTION" } else { "" }
+        ));
+    }
+    // Column privileges (not in relacl).
+    for r in client
+        .query(
+            "SELECT a.attname::text, x.privilege_type::text,
+                    CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(x.grantee)) END,
+                    x.is_grantable
+             FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid, aclexplode(a.attacl) x
+             WHERE c.oid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND x.grantee <> c.relowner
+             ORDER BY 3, 2, 1",
+            &[&oid],
+        )
+        .await
+        .map_err(db)?
+    {
+        let grant_option: bool = r.get(3);
+        f.column_grants.push((
+            format!(
+                "{} ({})",
+                r.get::<_, String>(1),
+                quote_ident(&r.get::<_, String>(0))
+            ),
+            format!(
+                "{}{}",
+                r.get::<_, String>(2),
+                if grant_option { " WITH GRANT OPTION" } else { "" }
+            ),
         ));
     }
     // Sequences owned by the table's columns (serial and identity).

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::facts::Facts;
+use super::facts::{Facts, View};
 use super::spec::{Playbook, Strategy};
 use crate::sql::ir::quote_ident;
 
@@ -421,8 +421,13 @@ $lockstep$",
     }
 
     /// One backfill batch. Parameters: the upper bound key ($1..$k), then, when `from_start`
-    /// is false, the high-water key ($k+1..$2k); the batch size is inlined. Returns rows read and
-    /// the last key read.
+    /// is false, the high-water key ($k+1..$2k); the batch size is inlined. Returns rows copied
+    /// and the end of the key range copied (NULL when no rows are left).
+    ///
+    /// The range is fixed first, from the keys in the statement's snapshot, and its rows are
+    /// then read with a row lock. Taking the last key from the locked rows instead would be
+    /// wrong: a row updated concurrently comes back in its new version, and an update of its
+    /// key would move the high-water mark past rows never copied.
     ///
     /// With `on_conflict` false the insert is a plain one, about a third faster; it fails
     /// with a unique violation when the trigger already wrote one of the rows (then the
@@ -437,10 +442,13 @@ $lockstep$",
         };
         let cols = list(&self.cols());
         format!(
-            "WITH batch AS (SELECT {cols} FROM {src} WHERE {lower}{key} <= {upper} ORDER BY {order} LIMIT {limit} FOR SHARE),
+            "WITH bound AS (SELECT {keys} FROM {src} WHERE {lower}{key} <= {upper} ORDER BY {order} LIMIT {limit}),
+last AS (SELECT {keys} FROM bound ORDER BY {desc} LIMIT 1),
+batch AS (SELECT {cols} FROM {src} WHERE {lower}{key} <= (SELECT {keys} FROM last) ORDER BY {order} FOR SHARE),
 ins AS (INSERT INTO {shadow} ({cols}){ovr} SELECT {cols} FROM batch{conflict})
-SELECT count(*)::bigint, (SELECT {arr} FROM batch ORDER BY {desc} LIMIT 1) FROM batch",
+SELECT (SELECT count(*) FROM batch)::bigint, (SELECT {arr} FROM last)",
             conflict = if on_conflict { " ON CONFLICT DO NOTHING" } else { "" },
+            keys = list(&self.facts.pk_columns),
             src = self.source(),
             key = self.key_row(""),
             upper = self.key_params(1),
@@ -664,6 +672,9 @@ SELECT count(*)::bigint, (SELECT {arr} FROM batch ORDER BY {desc} LIMIT 1) FROM 
             let (privilege, to) = g.split_once(" TO ").unwrap_or((g.as_str(), "PUBLIC"));
             out.push(format!("GRANT {privilege} ON {new} TO {to}"));
         }
+        for (privilege, to) in &f.column_grants {
+            out.push(format!("GRANT {privilege} ON {new} TO {to}"));
+        }
         for fk in &f.inbound_fks {
             out.push(format!(
                 "ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {new} ({}) {} NOT VALID",
@@ -675,11 +686,7 @@ SELECT count(*)::bigint, (SELECT {arr} FROM batch ORDER BY {desc} LIMIT 1) FROM 
             ));
         }
         for v in &f.views {
-            out.push(format!(
-                "CREATE OR REPLACE VIEW {} AS {}",
-                v.name,
-                v.definition.trim_end().trim_end_matches(';')
-            ));
+            out.push(view_sql(v));
         }
         out.push(self.reverse_function_sql());
         out.push(format!(
@@ -784,11 +791,7 @@ SELECT count(*)::bigint, (SELECT {arr} FROM batch ORDER BY {desc} LIMIT 1) FROM 
             ));
         }
         for v in &f.views {
-            out.push(format!(
-                "CREATE OR REPLACE VIEW {} AS {}",
-                v.name,
-                v.definition.trim_end().trim_end_matches(';')
-            ));
+            out.push(view_sql(v));
         }
         out.push(format!("DROP TABLE {}", self.shadow()));
         out.push(format!(
@@ -922,6 +925,20 @@ SELECT count(*)::bigint, (SELECT {arr} FROM batch ORDER BY {desc} LIMIT 1) FROM 
     }
 }
 
+/// Re-creating a dependent view (on whatever table has the name now), options included.
+fn view_sql(v: &View) -> String {
+    let with = if v.options.is_empty() {
+        String::new()
+    } else {
+        format!(" WITH ({})", v.options.join(", "))
+    };
+    format!(
+        "CREATE OR REPLACE VIEW {}{with} AS {}",
+        v.name,
+        v.definition.trim_end().trim_end_matches(';')
+    )
+}
+
 /// A SQL string literal.
 pub fn lit(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
@@ -963,6 +980,7 @@ mod tests {
             inbound_fks: vec![],
             views: vec![],
             grants: vec!["SELECT TO reader".into()],
+            column_grants: vec![],
             sequences: vec![],
             reloptions: vec![],
             refusals: vec![],
