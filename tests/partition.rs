@@ -1878,3 +1878,33 @@ fn a_key_update_racing_a_batch_does_not_make_the_copy_skip_rows() {
     assert!(copied >= 19_999, "{copied} rows copied");
     db.assert_same_rows("t", "t_old");
 }
+
+#[test]
+fn truncate_is_captured_before_and_after_the_swap() {
+    let cluster = cluster();
+    let db = Db::create(&cluster, "trunc");
+    setup_events(&db, 3000);
+    let pb = db.playbook("p.toml", &events_playbook(""));
+    let pb = pb.to_str().unwrap();
+    // Before the swap: TRUNCATE on the original empties the copy through the capture trigger.
+    let mut run = db.spawn(&["run", pb], Some("backfill"));
+    wait_for("the first batch", Duration::from_secs(60), || {
+        db.one::<bool>("SELECT to_regclass('lockstep.runs') IS NOT NULL")
+            && db.one::<i64>("SELECT count(*) FROM lockstep.runs WHERE rows_copied > 0") > 0
+    });
+    run.kill9();
+    db.exec("TRUNCATE events; INSERT INTO events (created_at, account) VALUES ('2024-02-02', 1)");
+    assert_exit(&db.lockstep(&["resume"]), 0);
+    assert_eq!(db.one::<i64>("SELECT count(*) FROM events"), 1);
+    assert_eq!(db.one::<i64>("SELECT count(*) FROM events_old"), 1);
+    // After the swap: TRUNCATE on the new table empties the old one (reverse trigger), so a
+    // rollback does not bring the rows back.
+    db.exec("TRUNCATE events");
+    assert_eq!(db.one::<i64>("SELECT count(*) FROM events_old"), 0);
+    assert_exit(&db.lockstep(&["rollback"]), 0);
+    assert_eq!(db.one::<i64>("SELECT count(*) FROM events"), 0);
+    assert_eq!(
+        db.one::<i64>("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'lockstep%'"),
+        0
+    );
+}

@@ -299,7 +299,7 @@ impl Plan {
     }
 
     /// A trigger function that applies each change of the table it is on to `target`,
-    /// identifying rows by `key`.
+    /// identifying rows by `key` (a `TRUNCATE` truncates `target`).
     fn sync_function(&self, name: &str, target: &str, key: &[String]) -> String {
         let cols = self.cols();
         let col_list = list(&cols);
@@ -321,6 +321,10 @@ impl Plan {
         format!(
             "CREATE OR REPLACE FUNCTION lockstep.{fname}() RETURNS trigger LANGUAGE plpgsql AS $lockstep$
 BEGIN
+  IF TG_OP = 'TRUNCATE' THEN
+    TRUNCATE {target};
+    RETURN NULL;
+  END IF;
   IF TG_OP IN ('UPDATE', 'DELETE') THEN
     DELETE FROM {target} WHERE {old_match};
   END IF;
@@ -344,6 +348,11 @@ $lockstep$",
             self.sync_function(&self.names.forward_fn, &self.shadow(), &self.key),
             format!(
                 "CREATE TRIGGER lockstep_capture AFTER INSERT OR UPDATE OR DELETE ON {} FOR EACH ROW EXECUTE FUNCTION lockstep.{}()",
+                self.source(),
+                q(&self.names.forward_fn)
+            ),
+            format!(
+                "CREATE TRIGGER lockstep_capture_truncate AFTER TRUNCATE ON {} FOR EACH STATEMENT EXECUTE FUNCTION lockstep.{}()",
                 self.source(),
                 q(&self.names.forward_fn)
             ),
@@ -612,7 +621,7 @@ SELECT (SELECT count(*) FROM batch)::bigint, (SELECT {arr} FROM last)",
             ));
         }
         out.push(format!(
-            "DROP TRIGGER IF EXISTS lockstep_capture ON {}",
+            "DROP TRIGGER IF EXISTS lockstep_capture ON {0}; DROP TRIGGER IF EXISTS lockstep_capture_truncate ON {0}",
             self.source()
         ));
         out.push(format!(
@@ -693,6 +702,10 @@ SELECT (SELECT count(*) FROM batch)::bigint, (SELECT {arr} FROM last)",
             "CREATE TRIGGER lockstep_reverse AFTER INSERT OR UPDATE OR DELETE ON {new} FOR EACH ROW EXECUTE FUNCTION lockstep.{}()",
             q(&self.names.reverse_fn)
         ));
+        out.push(format!(
+            "CREATE TRIGGER lockstep_reverse_truncate AFTER TRUNCATE ON {new} FOR EACH STATEMENT EXECUTE FUNCTION lockstep.{}()",
+            q(&self.names.reverse_fn)
+        ));
         out
     }
 
@@ -729,7 +742,7 @@ SELECT (SELECT count(*) FROM batch)::bigint, (SELECT {arr} FROM last)",
             ));
         }
         out.push(format!(
-            "DROP TRIGGER IF EXISTS lockstep_reverse ON {current}"
+            "DROP TRIGGER IF EXISTS lockstep_reverse ON {current}; DROP TRIGGER IF EXISTS lockstep_reverse_truncate ON {current}"
         ));
         out.push(format!(
             "ALTER TABLE {current} RENAME TO {}",
@@ -809,7 +822,7 @@ SELECT (SELECT count(*) FROM batch)::bigint, (SELECT {arr} FROM last)",
     pub fn drop_shadow_sql(&self) -> Vec<String> {
         vec![
             format!(
-                "DROP TRIGGER IF EXISTS lockstep_capture ON {}",
+                "DROP TRIGGER IF EXISTS lockstep_capture ON {0}; DROP TRIGGER IF EXISTS lockstep_capture_truncate ON {0}",
                 self.source()
             ),
             format!("DROP TABLE IF EXISTS {}", self.shadow()),
@@ -828,7 +841,7 @@ SELECT (SELECT count(*) FROM batch)::bigint, (SELECT {arr} FROM last)",
     pub fn finalize_sql(&self) -> Vec<String> {
         vec![
             format!(
-                "DROP TRIGGER IF EXISTS lockstep_reverse ON {}",
+                "DROP TRIGGER IF EXISTS lockstep_reverse ON {0}; DROP TRIGGER IF EXISTS lockstep_reverse_truncate ON {0}",
                 self.source()
             ),
             format!("DROP TABLE IF EXISTS {}", self.old()),
