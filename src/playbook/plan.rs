@@ -104,6 +104,23 @@ fn list(cols: &[String]) -> String {
 /// Checks that do not need the database beyond the facts; each string is a refusal.
 pub fn preflight(pb: &Playbook, facts: &Facts) -> Vec<String> {
     let mut out = facts.refusals.clone();
+    if !pb.dependents.recreate_views {
+        for v in &facts.views {
+            out.push(format!(
+                "view {} depends on the table and the playbook says [dependents] views = \"refuse\"",
+                v.name
+            ));
+        }
+    }
+    if !pb.dependents.repoint_foreign_keys {
+        for fk in &facts.inbound_fks {
+            out.push(format!(
+                "foreign key {} on {} references the table and the playbook says [dependents] foreign_keys = \"refuse\"",
+                q(&fk.name),
+                fk.child
+            ));
+        }
+    }
     let col = &pb.partition.column;
     match facts.column(col) {
         None => out.push(format!(
@@ -1069,6 +1086,19 @@ mod tests {
             .iter()
             .any(|m| m.contains("no primary key")));
         assert!(preflight(&playbook(), &facts()).is_empty());
+        // [dependents] = "refuse" turns a view into a refusal.
+        let mut f = facts();
+        f.views.push(crate::playbook::facts::View {
+            name: "public.recent".into(),
+            definition: "SELECT 1".into(),
+            options: Vec::new(),
+        });
+        assert!(preflight(&playbook(), &f).is_empty());
+        let mut pb = playbook();
+        pb.dependents.recreate_views = false;
+        assert!(preflight(&pb, &f)
+            .iter()
+            .any(|m| m.contains("view public.recent") && m.contains("\"refuse\"")));
     }
 
     #[test]

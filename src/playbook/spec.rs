@@ -30,6 +30,11 @@
 //! attempts = 30
 //! backoff = "200ms"                  # doubled after each failure, with jitter
 //! max_backoff = "5s"
+//!
+//! [dependents]
+//! views = "recreate"                 # recreate dependent views on the new table | "refuse"
+//! foreign_keys = "repoint"           # re-point inbound foreign keys (NOT VALID, then
+//!                                    # validated) | "refuse"
 //! ```
 //!
 //! Unknown keys and bad values are errors naming the key path (`backfill.batch_size`).
@@ -65,6 +70,15 @@ struct Raw {
     backfill: RawBackfill,
     #[serde(default)]
     swap: RawSwap,
+    #[serde(default)]
+    dependents: RawDependents,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDependents {
+    views: Option<String>,
+    foreign_keys: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -112,6 +126,16 @@ pub struct Playbook {
     pub partition: PartitionSpec,
     pub backfill: Backfill,
     pub swap: Swap,
+    pub dependents: Dependents,
+}
+
+/// What to do with objects that depend on the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dependents {
+    /// Recreate dependent views on the new table at the swap (false: refuse in preflight).
+    pub recreate_views: bool,
+    /// Re-point inbound foreign keys to the new table (false: refuse in preflight).
+    pub repoint_foreign_keys: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -411,6 +435,25 @@ pub fn parse(text: &str, path: &str) -> Result<Playbook, SpecError> {
     let default_partition = p
         .default_partition
         .unwrap_or(!matches!(strategy, Strategy::Hash(_)));
+    let choice = |key: &str, v: &Option<String>, yes: &str| -> Result<bool, SpecError> {
+        match v.as_deref() {
+            None => Ok(true),
+            Some(x) if x == yes => Ok(true),
+            Some("refuse") => Ok(false),
+            Some(x) => Err(bad(
+                key,
+                format!("expected \"{yes}\" or \"refuse\", found `{x}`"),
+            )),
+        }
+    };
+    let dependents = Dependents {
+        recreate_views: choice("dependents.views", &raw.dependents.views, "recreate")?,
+        repoint_foreign_keys: choice(
+            "dependents.foreign_keys",
+            &raw.dependents.foreign_keys,
+            "repoint",
+        )?,
+    };
     Ok(Playbook {
         table,
         partition: PartitionSpec {
@@ -422,6 +465,7 @@ pub fn parse(text: &str, path: &str) -> Result<Playbook, SpecError> {
         },
         backfill,
         swap,
+        dependents,
     })
 }
 
@@ -485,6 +529,14 @@ lock_timeout = "150ms"
                 "`backfill.batch_size`",
             ),
             (GOOD.replace("\"150ms\"", "\"0ms\""), "`swap.lock_timeout`"),
+            (
+                format!("{GOOD}[dependents]\nviews = \"drop\"\n"),
+                "`dependents.views`",
+            ),
+            (
+                format!("{GOOD}[dependents]\ntriggers = \"x\"\n"),
+                "triggers",
+            ),
         ];
         for (text, key) in cases {
             let e = parse(&text, "p.toml").unwrap_err().to_string();
