@@ -1,41 +1,19 @@
-use std::io::{self, Write};
-
 use clap::Args;
 
-use super::online::{self, DbArgs, Drawer};
-use super::{eprint_error, ColorChoice, EXIT_ERROR, EXIT_OK};
+use super::online::{self, Drawer, RunRef};
 use crate::playbook::engine::{self, Ctx};
 
 /// After the swap: drop the reverse trigger and the old table (no way back afterwards).
 #[derive(Debug, Args)]
 pub struct FinalizeArgs {
-    /// The run id [default: the most recent run]
-    #[arg(value_name = "RUN")]
-    pub run: Option<String>,
     #[command(flatten)]
-    pub db: DbArgs,
-    /// When to colour error messages
-    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
-    pub color: ColorChoice,
+    pub target: RunRef,
 }
 
 pub fn run(args: FinalizeArgs) -> anyhow::Result<u8> {
-    let color = args.color.enabled();
-    let conn = match args.db.options() {
-        Ok(c) => c,
-        Err(m) => {
-            eprint_error(color, &m);
-            return Ok(EXIT_ERROR);
-        }
-    };
-    online::block_on(async {
-        let client = match conn.connect().await {
-            Ok(c) => c,
-            Err(e) => {
-                eprint_error(color, &e.to_string());
-                return EXIT_ERROR;
-            }
-        };
+    let t = args.target;
+    let color = t.color.enabled();
+    online::with_client(&t.db, color, |client| async move {
         let stop = std::sync::atomic::AtomicBool::new(false);
         let mut drawer = Drawer::new();
         let mut ctx = Ctx {
@@ -43,19 +21,10 @@ pub fn run(args: FinalizeArgs) -> anyhow::Result<u8> {
             progress: &mut drawer,
             stop: &stop,
         };
-        match engine::finalize(&mut ctx, args.run.as_deref()).await {
-            Ok(id) => {
-                drop(drawer);
-                let _ = writeln!(
-                    io::stdout(),
-                    "run {id}: finalized: the old table is dropped"
-                );
-                EXIT_OK
-            }
-            Err(e) => {
-                drop(drawer);
-                online::fail(color, &e)
-            }
-        }
+        let r = engine::finalize(&mut ctx, t.run.as_deref()).await;
+        drop(drawer);
+        online::report(color, r, |id| {
+            format!("run {id}: finalized: the old table is dropped")
+        })
     })
 }

@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::{eprint_error, EXIT_ERROR};
+use super::{eprint_error, ColorChoice, EXIT_ERROR, EXIT_OK};
 use crate::db::connect::ConnectOptions;
 use crate::playbook::engine::{EngineError, Progress};
 
@@ -35,6 +35,54 @@ impl DbArgs {
             let _ = writeln!(io::stderr(), "warning: {w}");
         }
         Ok(o)
+    }
+}
+
+/// Which run a command acts on, and where the database is.
+#[derive(Debug, Clone, Args)]
+pub struct RunRef {
+    /// The run id [default: the most recent run]
+    #[arg(value_name = "RUN")]
+    pub run: Option<String>,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// When to colour error messages
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+}
+
+/// Connects (errors: one line, exit 2) and runs `f` with the client on a fresh runtime.
+pub fn with_client<F, Fut>(db: &DbArgs, color: bool, f: F) -> anyhow::Result<u8>
+where
+    F: FnOnce(tokio_postgres::Client) -> Fut,
+    Fut: Future<Output = u8>,
+{
+    let conn = match db.options() {
+        Ok(c) => c,
+        Err(m) => {
+            eprint_error(color, &m);
+            return Ok(EXIT_ERROR);
+        }
+    };
+    block_on(async {
+        match conn.connect().await {
+            Ok(client) => f(client).await,
+            Err(e) => {
+                eprint_error(color, &e.to_string());
+                EXIT_ERROR
+            }
+        }
+    })
+}
+
+/// Prints `done(id)` on success, or the error, for an engine command.
+pub fn report(color: bool, r: Result<String, EngineError>, done: impl Fn(&str) -> String) -> u8 {
+    match r {
+        Ok(id) => {
+            let _ = writeln!(io::stdout(), "{}", done(&id));
+            EXIT_OK
+        }
+        Err(e) => fail(color, &e),
     }
 }
 

@@ -1,10 +1,9 @@
-use std::io::{self, Write};
 use std::path::PathBuf;
 
 use clap::Args;
 
 use super::online::{self, DbArgs, Drawer};
-use super::{eprint_error, ColorChoice, EXIT_ERROR, EXIT_OK};
+use super::{eprint_error, ColorChoice, EXIT_ERROR};
 use crate::playbook::engine::{self, Ctx};
 use crate::playbook::spec;
 
@@ -53,21 +52,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             return Ok(EXIT_ERROR);
         }
     };
-    let conn = match args.db.options() {
-        Ok(c) => c,
-        Err(m) => {
-            eprint_error(color, &m);
-            return Ok(EXIT_ERROR);
-        }
-    };
-    online::block_on(async {
-        let client = match conn.connect().await {
-            Ok(c) => c,
-            Err(e) => {
-                eprint_error(color, &e.to_string());
-                return EXIT_ERROR;
-            }
-        };
+    online::with_client(&args.db, color, |client| async move {
         let stop = online::stop_on_ctrl_c();
         let mut drawer = Drawer::new();
         let mut ctx = Ctx {
@@ -75,19 +60,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             progress: &mut drawer,
             stop: &stop,
         };
-        match engine::start(&mut ctx, pb, &text).await {
-            Ok(id) => {
-                drop(drawer);
-                let _ = writeln!(
-                    io::stdout(),
-                    "run {id}: swapped. The old table is kept current until `lockstep finalize {id}`; `lockstep rollback {id}` swaps back."
-                );
-                EXIT_OK
-            }
-            Err(e) => {
-                drop(drawer);
-                online::fail(color, &e)
-            }
-        }
+        let r = engine::start(&mut ctx, pb, &text).await;
+        drop(drawer);
+        online::report(color, r, |id| {
+            format!("run {id}: swapped. The old table is kept current until `lockstep finalize {id}`; `lockstep rollback {id}` swaps back.")
+        })
     })
 }

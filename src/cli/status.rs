@@ -2,45 +2,36 @@ use std::io::{self, Write};
 
 use clap::Args;
 
-use super::online::{self, DbArgs};
-use super::{eprint_error, ColorChoice, EXIT_ERROR, EXIT_OK};
+use super::online::{self, RunRef};
+use super::{eprint_error, EXIT_ERROR, EXIT_OK};
 use crate::playbook::engine;
 
 /// Show a run's step, progress, throttle state and replica lag (from any terminal).
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// The run id [default: the most recent run]
-    #[arg(value_name = "RUN")]
-    pub run: Option<String>,
     #[command(flatten)]
-    pub db: DbArgs,
-    /// When to colour error messages
-    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
-    pub color: ColorChoice,
+    pub target: RunRef,
 }
 
 pub fn run(args: StatusArgs) -> anyhow::Result<u8> {
-    let color = args.color.enabled();
-    let conn = match args.db.options() {
-        Ok(c) => c,
-        Err(m) => {
-            eprint_error(color, &m);
-            return Ok(EXIT_ERROR);
+    let t = args.target;
+    let color = t.color.enabled();
+    online::with_client(&t.db, color, |client| async move {
+        match engine::status(&client, t.run.as_deref()).await {
+            Ok(st) => match print(&st) {
+                Ok(()) => EXIT_OK,
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => EXIT_OK,
+                Err(e) => {
+                    eprint_error(color, &format!("cannot write the status: {e}"));
+                    EXIT_ERROR
+                }
+            },
+            Err(e) => online::fail(color, &e),
         }
-    };
-    let st = online::block_on(async {
-        let client = conn.connect().await.map_err(|e| e.to_string())?;
-        engine::status(&client, args.run.as_deref())
-            .await
-            .map_err(|e| e.to_string())
-    })?;
-    let st = match st {
-        Ok(s) => s,
-        Err(m) => {
-            eprint_error(color, &m);
-            return Ok(EXIT_ERROR);
-        }
-    };
+    })
+}
+
+fn print(st: &engine::Status) -> io::Result<()> {
     let r = &st.run;
     let state = match (r.status.as_str(), st.runner_pid) {
         ("running" | "paused", None) => {
@@ -101,5 +92,5 @@ pub fn run(args: StatusArgs) -> anyhow::Result<u8> {
         "started    {}\nupdated    {}",
         r.started_at, r.updated_at
     )?;
-    Ok(EXIT_OK)
+    Ok(())
 }
