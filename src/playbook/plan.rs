@@ -78,6 +78,17 @@ impl Names {
     }
 }
 
+/// The three sets of names around the swap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    /// The table's own names (what the application uses).
+    Live,
+    /// `<table>_old` and its renamed indexes.
+    Old,
+    /// The partitioned copy's names before the swap.
+    Shadow,
+}
+
 /// One partition's index: (name, concurrent build, attach to the parent index).
 pub type ChildIndex = (String, String, String);
 
@@ -621,11 +632,55 @@ SELECT (SELECT count(*) FROM batch)::bigint, (SELECT {arr} FROM last)",
         out
     }
 
+    /// The table, primary-key and index names of one side of the swap.
+    fn side(&self, side: Side) -> (String, String, Vec<String>) {
+        let f = &self.facts;
+        let n = &self.names;
+        match side {
+            Side::Live => (
+                f.name.clone(),
+                f.pk_name.clone(),
+                f.indexes.iter().map(|i| i.name.clone()).collect(),
+            ),
+            Side::Old => (
+                n.old.clone(),
+                n.old_pk.clone(),
+                n.indexes.iter().map(|(_, o)| o.clone()).collect(),
+            ),
+            Side::Shadow => (
+                n.shadow.clone(),
+                n.shadow_pk.clone(),
+                n.indexes.iter().map(|(p, _)| p.clone()).collect(),
+            ),
+        }
+    }
+
+    /// Renames the table, its primary key and its indexes from one side's names to another's.
+    fn renames(&self, from: Side, to: Side) -> Vec<String> {
+        let (ft, fpk, fix) = self.side(from);
+        let (tt, tpk, tix) = self.side(to);
+        let mut out = vec![format!(
+            "ALTER TABLE {} RENAME TO {}",
+            self.rel(&ft),
+            q(&tt)
+        )];
+        if !self.facts.pk_name.is_empty() {
+            out.push(format!(
+                "ALTER INDEX {} RENAME TO {}",
+                self.rel(&fpk),
+                q(&tpk)
+            ));
+        }
+        for (a, b) in fix.iter().zip(&tix) {
+            out.push(format!("ALTER INDEX {} RENAME TO {}", self.rel(a), q(b)));
+        }
+        out
+    }
+
     /// The swap: renames, sequences, grants, foreign keys, views and the reverse trigger.
     /// Runs in one transaction after `SET LOCAL lock_timeout`.
     pub fn swap_sql(&self) -> Vec<String> {
         let f = &self.facts;
-        let name = q(&f.name);
         let mut out = vec![
             format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", self.source()),
             format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", self.shadow()),
@@ -641,40 +696,8 @@ SELECT (SELECT count(*) FROM batch)::bigint, (SELECT {arr} FROM last)",
             "DROP TRIGGER IF EXISTS lockstep_capture ON {0}; DROP TRIGGER IF EXISTS lockstep_capture_truncate ON {0}",
             self.source()
         ));
-        out.push(format!(
-            "ALTER TABLE {} RENAME TO {}",
-            self.source(),
-            q(&self.names.old)
-        ));
-        if !f.pk_name.is_empty() {
-            out.push(format!(
-                "ALTER INDEX {} RENAME TO {}",
-                self.rel(&f.pk_name),
-                q(&self.names.old_pk)
-            ));
-        }
-        for (ix, (_, old)) in f.indexes.iter().zip(&self.names.indexes) {
-            out.push(format!(
-                "ALTER INDEX {} RENAME TO {}",
-                self.rel(&ix.name),
-                q(old)
-            ));
-        }
-        out.push(format!("ALTER TABLE {} RENAME TO {name}", self.shadow()));
-        if !f.pk_name.is_empty() {
-            out.push(format!(
-                "ALTER INDEX {} RENAME TO {}",
-                self.rel(&self.names.shadow_pk),
-                q(&f.pk_name)
-            ));
-        }
-        for (ix, (parent, _)) in f.indexes.iter().zip(&self.names.indexes) {
-            out.push(format!(
-                "ALTER INDEX {} RENAME TO {}",
-                self.rel(parent),
-                q(&ix.name)
-            ));
-        }
+        out.extend(self.renames(Side::Live, Side::Old));
+        out.extend(self.renames(Side::Shadow, Side::Live));
         let new = self.source();
         for s in &f.sequences {
             if s.identity {
@@ -745,7 +768,6 @@ SELECT (SELECT count(*) FROM batch)::bigint, (SELECT {arr} FROM last)",
     /// trigger, takes the name again.
     pub fn swap_back_sql(&self) -> Vec<String> {
         let f = &self.facts;
-        let name = q(&f.name);
         let current = self.source();
         let mut out = vec![
             format!("LOCK TABLE {current} IN ACCESS EXCLUSIVE MODE"),
@@ -761,39 +783,8 @@ SELECT (SELECT count(*) FROM batch)::bigint, (SELECT {arr} FROM last)",
         out.push(format!(
             "DROP TRIGGER IF EXISTS lockstep_reverse ON {current}; DROP TRIGGER IF EXISTS lockstep_reverse_truncate ON {current}"
         ));
-        out.push(format!(
-            "ALTER TABLE {current} RENAME TO {}",
-            q(&self.names.shadow)
-        ));
-        if !f.pk_name.is_empty() {
-            out.push(format!(
-                "ALTER INDEX {} RENAME TO {}",
-                self.rel(&f.pk_name),
-                q(&self.names.shadow_pk)
-            ));
-        }
-        for (ix, (parent, _)) in f.indexes.iter().zip(&self.names.indexes) {
-            out.push(format!(
-                "ALTER INDEX {} RENAME TO {}",
-                self.rel(&ix.name),
-                q(parent)
-            ));
-        }
-        out.push(format!("ALTER TABLE {} RENAME TO {name}", self.old()));
-        if !f.pk_name.is_empty() {
-            out.push(format!(
-                "ALTER INDEX {} RENAME TO {}",
-                self.rel(&self.names.old_pk),
-                q(&f.pk_name)
-            ));
-        }
-        for (ix, (_, old)) in f.indexes.iter().zip(&self.names.indexes) {
-            out.push(format!(
-                "ALTER INDEX {} RENAME TO {}",
-                self.rel(old),
-                q(&ix.name)
-            ));
-        }
+        out.extend(self.renames(Side::Live, Side::Shadow));
+        out.extend(self.renames(Side::Old, Side::Live));
         for s in &f.sequences {
             if s.identity {
                 out.push(format!(
