@@ -30,9 +30,10 @@ pub const EXIT_ERROR: u8 = 2;
     name = "lockstep",
     version,
     about = "Change PostgreSQL schemas without downtime",
-    long_about = "lockstep lints PostgreSQL migrations before they reach production: which statement \
-takes which lock, which one rewrites or scans a table, and what to write instead.",
-    after_help = "Examples:\n  lockstep lint migrations/\n  lockstep lint --pg-version 12 db/migrate/0042_add_index.sql\n  git diff --name-only | grep '\\.sql$' | xargs lockstep lint\n  cat change.sql | lockstep lint - --stdin-filename change.sql\n  lockstep explain set-not-null-scan"
+    long_about = "lockstep lints PostgreSQL migrations before they reach production (which statement \
+takes which lock, which one rewrites or scans a table, and what to write instead), traces them on a \
+real PostgreSQL, and converts live tables online (partitioning) with resumable, reversible playbooks.",
+    after_help = "Examples:\n  lockstep lint migrations/\n  lockstep lint --pg-version 12 db/migrate/0042_add_index.sql\n  git diff --name-only | grep '\\.sql$' | xargs lockstep lint\n  cat change.sql | lockstep lint - --stdin-filename change.sql\n  lockstep explain set-not-null-scan\n  lockstep demo\n  lockstep plan playbooks/partition-events-monthly.toml"
 )]
 pub struct Cli {
     #[command(subcommand)]
