@@ -1908,3 +1908,44 @@ fn truncate_is_captured_before_and_after_the_swap() {
         0
     );
 }
+
+#[test]
+fn ctrl_c_stops_at_a_safe_point_and_resume_finishes() {
+    let cluster = cluster();
+    let db = Db::create(&cluster, "sigint");
+    setup_events(&db, 6_000);
+    // A slow copy: 2,000 rows per second in batches of 500.
+    let pb = db.playbook("p.toml", &events_playbook("max_rows_per_second = 2000"));
+    let pb = pb.to_str().unwrap();
+    let mut run = db.spawn(&["run", pb], None);
+    wait_for("the copy to start", Duration::from_secs(60), || {
+        db.one::<bool>("SELECT to_regclass('lockstep.runs') IS NOT NULL")
+            && db.one::<i64>("SELECT count(*) FROM lockstep.runs WHERE rows_copied > 0") > 0
+    });
+    let pid = run.child.as_ref().unwrap().id();
+    let sent = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let mut status = None;
+    wait_for("the run to stop", Duration::from_secs(30), || {
+        status = run.try_wait();
+        status.is_some()
+    });
+    assert_eq!(status.unwrap().code(), Some(130), "{}", run.output());
+    assert!(
+        run.output().contains("stopped at a safe point"),
+        "{}",
+        run.output()
+    );
+    let (step, st, copied): (String, String, i64) = {
+        let r = &db.query("SELECT step, status, rows_copied FROM lockstep.runs", &[])[0];
+        (r.get(0), r.get(1), r.get(2))
+    };
+    assert_eq!((step.as_str(), st.as_str()), ("capture", "stopped"));
+    assert!(copied > 0 && copied < 6_000, "{copied}");
+    assert_exit(&db.lockstep(&["resume"]), 0);
+    db.assert_same_rows("events", "events_old");
+    db.assert_same_rows("events", "expected");
+}
