@@ -522,25 +522,14 @@ impl Runner<'_, '_> {
 
     async fn forward_steps(&mut self) -> Result<(), EngineError> {
         if !self.done("shadow") {
-            self.ctx.progress.step("shadow", &self.plan.shadow());
-            let mut sql = self.plan.shadow_sql();
-            sql.push(format!(
-                "UPDATE lockstep.runs SET step = 'shadow', updated_at = now() WHERE id = {}",
-                lit(&self.run.id)
-            ));
-            self.with_retry(&sql, "shadow").await?;
-            self.run.step = "shadow".into();
+            let detail = self.plan.shadow();
+            self.ddl_step("shadow", &detail, self.plan.shadow_sql())
+                .await?;
         }
         self.check_stop()?;
         if !self.done("capture") {
-            self.ctx.progress.step("capture", "change-capture trigger");
-            let mut sql = self.plan.capture_sql();
-            sql.push(format!(
-                "UPDATE lockstep.runs SET step = 'capture', updated_at = now() WHERE id = {}",
-                lit(&self.run.id)
-            ));
-            self.with_retry(&sql, "capture").await?;
-            self.run.step = "capture".into();
+            self.ddl_step("capture", "change-capture trigger", self.plan.capture_sql())
+                .await?;
         }
         self.check_stop()?;
         if !self.done("backfill") {
@@ -578,6 +567,25 @@ impl Runner<'_, '_> {
             }
             self.checkpoint("validated").await?;
         }
+        Ok(())
+    }
+
+    /// Runs a step's DDL and its checkpoint in one transaction (with the retry policy), so a
+    /// crash leaves either all of it or none.
+    async fn ddl_step(
+        &mut self,
+        step: &str,
+        detail: &str,
+        mut sql: Vec<String>,
+    ) -> Result<(), EngineError> {
+        self.ctx.progress.step(step, detail);
+        sql.push(format!(
+            "UPDATE lockstep.runs SET step = {}, updated_at = now() WHERE id = {}",
+            lit(step),
+            lit(&self.run.id)
+        ));
+        self.with_retry(&sql, step).await?;
+        self.run.step = step.to_string();
         Ok(())
     }
 
@@ -768,9 +776,15 @@ impl Runner<'_, '_> {
         let settings_swap = self.pb.swap.clone();
         let mut lock_failures = 0u32;
         let mut backoff = settings_swap.backoff_ms;
+        let mut rate = self.run.rows_per_sec.unwrap_or(0.0);
+        // Whether `lockstep pause` may be in force: checked before the first batch, then
+        // reported by each batch's checkpoint.
+        let mut paused = true;
         loop {
             self.check_stop()?;
-            self.wait_while_paused().await?;
+            if paused {
+                self.wait_while_paused().await?;
+            }
             let t0 = Instant::now();
             let fast = self.plan.batch_sql(high.is_none(), batch, false);
             let safe = self.plan.batch_sql(high.is_none(), batch, true);
@@ -786,13 +800,19 @@ impl Runner<'_, '_> {
             // After a conflict, stay on the ON CONFLICT form for a while.
             let try_fast = conflict_cooldown == 0;
             let (n, last, conflicted) = match self
-                .run_batch(try_fast.then_some(fast.as_str()), &safe, &params)
+                .run_batch(
+                    try_fast.then_some(fast.as_str()),
+                    &safe,
+                    &params,
+                    (batch as i32, rate),
+                )
                 .await
             {
                 Ok(r) => {
                     lock_failures = 0;
                     backoff = settings_swap.backoff_ms;
-                    r
+                    paused = r.paused;
+                    (r.rows, r.last, r.conflicted)
                 }
                 // The application holds a row the batch needs (and perhaps waits for one the
                 // batch holds): the batch gives way and runs again.
@@ -839,8 +859,7 @@ impl Runner<'_, '_> {
                 let next = ideal.clamp(f64::from(batch) / 2.0, f64::from(batch) * 2.0);
                 batch = (next as u32).clamp(100, 200_000);
             }
-            let rate =
-                (copied - copied_at_start) as f64 / started.elapsed().as_secs_f64().max(0.001);
+            rate = (copied - copied_at_start) as f64 / started.elapsed().as_secs_f64().max(0.001);
             self.ctx.progress.copy(copied, total.max(copied), rate);
             if batches == 1 {
                 hold_point("backfill").await;
@@ -866,64 +885,63 @@ impl Runner<'_, '_> {
                     .await?;
                 }
             }
-            let _ = self
-                .client()
-                .execute(
-                    "UPDATE lockstep.runs SET batch_size = $2, rows_per_sec = $3, throttle = NULL WHERE id = $1",
-                    &[&self.run.id, &(batch as i32), &rate],
-                )
-                .await;
         }
         self.run.rows_copied = copied;
         Ok(())
     }
 
-    /// One batch and its checkpoint, in one transaction: the plain insert `fast` first (when
-    /// given), and on a unique violation `safe` instead. Returns rows read, the last key and
-    /// whether the fast form conflicted. Row locks are waited for no longer than the
-    /// playbook's lock_timeout: the batch locks rows in key order, an application transaction
-    /// may lock them in another, and then the batch must give way (before the deadlock
-    /// detector, after deadlock_timeout, fails one of them).
+    /// One batch and its checkpoint (high-water mark, rows copied, batch size and rate), in
+    /// one transaction: the plain insert `fast` first (when given), and on a unique violation
+    /// `safe` instead.
     async fn run_batch(
         &self,
         fast: Option<&str>,
         safe: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<(i64, Option<Vec<String>>, bool), tokio_postgres::Error> {
+        (batch_size, rows_per_sec): (i32, f64),
+    ) -> Result<BatchResult, tokio_postgres::Error> {
         let c = self.client();
         c.batch_execute(&format!(
-            "BEGIN; SET LOCAL lock_timeout = '{}ms'",
+            "BEGIN; SET LOCAL lock_timeout = '{}ms'; SAVEPOINT lockstep_batch",
             self.pb.swap.lock_timeout_ms
         ))
         .await?;
-        let result: Result<(i64, Option<Vec<String>>, bool), tokio_postgres::Error> = async {
+        let result: Result<BatchResult, tokio_postgres::Error> = async {
             let mut conflicted = false;
             let row = match fast {
-                Some(sql) => {
-                    c.batch_execute("SAVEPOINT lockstep_batch").await?;
-                    match c.query_one(sql, params).await {
-                        Ok(row) => row,
-                        Err(e) if e.as_db_error().is_some_and(|d| d.code().code() == "23505") => {
-                            conflicted = true;
-                            c.batch_execute("ROLLBACK TO SAVEPOINT lockstep_batch").await?;
-                            c.query_one(safe, params).await?
-                        }
-                        Err(e) => return Err(e),
+                Some(sql) => match c.query_one(sql, params).await {
+                    Ok(row) => row,
+                    Err(e) if e.as_db_error().is_some_and(|d| d.code().code() == "23505") => {
+                        conflicted = true;
+                        c.batch_execute("ROLLBACK TO SAVEPOINT lockstep_batch")
+                            .await?;
+                        c.query_one(safe, params).await?
                     }
-                }
+                    Err(e) => return Err(e),
+                },
                 None => c.query_one(safe, params).await?,
             };
-            let n: i64 = row.get(0);
+            let rows: i64 = row.get(0);
             let last: Option<Vec<String>> = row.get(1);
+            let mut paused = false;
             if let Some(l) = &last {
-                c.execute(
-                    "UPDATE lockstep.runs SET high_water = $2, rows_copied = rows_copied + $3, updated_at = now() WHERE id = $1",
-                    &[&self.run.id, l, &n],
-                )
-                .await?;
+                paused = c
+                    .query_one(
+                        "UPDATE lockstep.runs SET high_water = $2, rows_copied = rows_copied + $3,
+                             batch_size = $4, rows_per_sec = $5, throttle = NULL, updated_at = now()
+                         WHERE id = $1 RETURNING paused",
+                        &[&self.run.id, l, &rows, &batch_size, &rows_per_sec],
+                    )
+                    .await?
+                    .get(0);
             }
             c.batch_execute("COMMIT").await?;
-            Ok((n, last, conflicted))
+            Ok(BatchResult {
+                rows,
+                last,
+                conflicted,
+                paused,
+            })
         }
         .await;
         if result.is_err() {
@@ -1263,6 +1281,18 @@ impl Runner<'_, '_> {
         }
         r.map_err(dberr("verify"))
     }
+}
+
+/// What one backfill batch did.
+struct BatchResult {
+    rows: i64,
+    /// The last key of the batch's range; `None` when no range was left.
+    last: Option<Vec<String>>,
+    /// The plain insert met a row the trigger had written, and the batch ran again with
+    /// `ON CONFLICT DO NOTHING`.
+    conflicted: bool,
+    /// `lockstep pause` is in force.
+    paused: bool,
 }
 
 /// `ms` with ±25 % jitter.

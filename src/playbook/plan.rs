@@ -632,6 +632,39 @@ SELECT (SELECT count(*) FROM batch)::bigint, (SELECT {arr} FROM last)",
         out
     }
 
+    /// Sequence continuity for the table now under the original name (run after the renames).
+    /// A serial column's sequence changes owner. An identity sequence continues above every id
+    /// handed out so far: after the swap (`to_new`) the new table's own identity sequence is
+    /// moved past the original's; after a swap back the original's is moved past the ids the
+    /// new table issued meanwhile.
+    fn sequences_sql(&self, to_new: bool) -> Vec<String> {
+        let live = self.source();
+        self.facts
+            .sequences
+            .iter()
+            .map(|s| {
+                if s.identity {
+                    let target = if to_new {
+                        format!("pg_get_serial_sequence({}, {})", lit(&live), lit(&s.column))
+                    } else {
+                        lit(&s.sequence)
+                    };
+                    format!(
+                        "SELECT setval({target}, GREATEST((SELECT last_value FROM {}), (SELECT coalesce(max({}), 0) FROM {live}), 1))",
+                        s.sequence,
+                        q(&s.column)
+                    )
+                } else {
+                    format!(
+                        "ALTER SEQUENCE {} OWNED BY {live}.{}",
+                        s.sequence,
+                        q(&s.column)
+                    )
+                }
+            })
+            .collect()
+    }
+
     /// The table, primary-key and index names of one side of the swap.
     fn side(&self, side: Side) -> (String, String, Vec<String>) {
         let f = &self.facts;
@@ -699,24 +732,7 @@ SELECT (SELECT count(*) FROM batch)::bigint, (SELECT {arr} FROM last)",
         out.extend(self.renames(Side::Live, Side::Old));
         out.extend(self.renames(Side::Shadow, Side::Live));
         let new = self.source();
-        for s in &f.sequences {
-            if s.identity {
-                // The new table has its own identity sequence: continue above the old one.
-                out.push(format!(
-                    "SELECT setval(pg_get_serial_sequence({}, {}), GREATEST((SELECT last_value FROM {}), (SELECT coalesce(max({}), 0) FROM {new}), 1))",
-                    lit(&new),
-                    lit(&s.column),
-                    s.sequence,
-                    q(&s.column)
-                ));
-            } else {
-                out.push(format!(
-                    "ALTER SEQUENCE {} OWNED BY {new}.{}",
-                    s.sequence,
-                    q(&s.column)
-                ));
-            }
-        }
+        out.extend(self.sequences_sql(true));
         for g in &f.grants {
             let (privilege, to) = g.split_once(" TO ").unwrap_or((g.as_str(), "PUBLIC"));
             out.push(format!("GRANT {privilege} ON {new} TO {to}"));
@@ -785,22 +801,7 @@ SELECT (SELECT count(*) FROM batch)::bigint, (SELECT {arr} FROM last)",
         ));
         out.extend(self.renames(Side::Live, Side::Shadow));
         out.extend(self.renames(Side::Old, Side::Live));
-        for s in &f.sequences {
-            if s.identity {
-                out.push(format!(
-                    "SELECT setval({}, GREATEST((SELECT last_value FROM {}), (SELECT coalesce(max({}), 0) FROM {current}), 1))",
-                    lit(&s.sequence),
-                    s.sequence,
-                    q(&s.column)
-                ));
-            } else {
-                out.push(format!(
-                    "ALTER SEQUENCE {} OWNED BY {current}.{}",
-                    s.sequence,
-                    q(&s.column)
-                ));
-            }
-        }
+        out.extend(self.sequences_sql(false));
         for fk in &f.inbound_fks {
             out.push(format!(
                 "ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {current} ({}) {} NOT VALID",

@@ -83,14 +83,10 @@ fn check(cx: &mut Checker) {
 
 #[cfg(test)]
 mod tests {
-    use crate::lint::{lint_source, LintOptions};
-
     fn findings(src: &str) -> Vec<String> {
-        lint_source(src, &LintOptions::default())
-            .diagnostics
+        crate::lint::rules::test_findings("add-column-serial", src, 15)
             .into_iter()
-            .filter(|d| d.rule == "add-column-serial")
-            .map(|d| d.message)
+            .map(|(message, _)| message)
             .collect()
     }
 

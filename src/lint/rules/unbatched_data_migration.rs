@@ -88,14 +88,10 @@ fn check(cx: &mut Checker) {
 
 #[cfg(test)]
 mod tests {
-    use crate::lint::{lint_source, LintOptions};
-
     fn findings(src: &str) -> Vec<String> {
-        lint_source(src, &LintOptions::default())
-            .diagnostics
+        crate::lint::rules::test_findings("unbatched-data-migration", src, 15)
             .into_iter()
-            .filter(|d| d.rule == "unbatched-data-migration")
-            .map(|d| d.message)
+            .map(|(message, _)| message)
             .collect()
     }
 
