@@ -88,6 +88,14 @@ impl Run {
     }
 }
 
+/// Runs `cmd ARGS` and asserts exit code 2 with `needle` on stderr.
+fn fails_with_2(mut cmd: Command, args: &[&str], needle: &str) {
+    cmd.args(args)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(needle));
+}
+
 fn run(cmd: &mut Command) -> Run {
     let out = cmd.output().expect("run lockstep");
     let r = Run {
@@ -200,13 +208,11 @@ fn exit_2_for_unknown_select_rule_without_suggestion() {
 fn exit_2_for_misspelled_select_rule_with_suggestion() {
     let d = tmp();
     write(d.path(), "clean.sql", CLEAN);
-    lint(d.path())
-        .args(["--select", "set-not-null-scn", "clean.sql"])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains(
-            "did you mean `set-not-null-scan`?",
-        ));
+    fails_with_2(
+        lint(d.path()),
+        &["--select", "set-not-null-scn", "clean.sql"],
+        "did you mean `set-not-null-scan`?",
+    );
 }
 
 #[test]
@@ -304,27 +310,23 @@ fn fail_on_from_config_and_flag_overrides_it() {
 fn exit_2_for_invalid_fail_on_value() {
     let d = tmp();
     write(d.path(), "clean.sql", CLEAN);
-    lint(d.path())
-        .args(["--fail-on", "fatal", "clean.sql"])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("fatal"));
+    fails_with_2(
+        lint(d.path()),
+        &["--fail-on", "fatal", "clean.sql"],
+        "fatal",
+    );
 }
 
 #[test]
 fn exit_2_for_invalid_pg_version_flag() {
     let d = tmp();
     write(d.path(), "clean.sql", CLEAN);
-    lint(d.path())
-        .args(["--pg-version", "8", "clean.sql"])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("not supported"));
-    lint(d.path())
-        .args(["--pg-version", "abc", "clean.sql"])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("abc"));
+    fails_with_2(
+        lint(d.path()),
+        &["--pg-version", "8", "clean.sql"],
+        "not supported",
+    );
+    fails_with_2(lint(d.path()), &["--pg-version", "abc", "clean.sql"], "abc");
 }
 
 #[test]
@@ -896,11 +898,7 @@ fn exclude_flag_adds_to_config() {
 fn invalid_exclude_glob_is_an_error() {
     let d = tmp();
     write(d.path(), "clean.sql", CLEAN);
-    lint(d.path())
-        .args(["--exclude", "a/[b", "."])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("a/[b"));
+    fails_with_2(lint(d.path()), &["--exclude", "a/[b", "."], "a/[b");
 }
 
 #[test]
@@ -944,11 +942,11 @@ fn config_flag_uses_that_file() {
 fn config_flag_with_missing_file_is_an_error() {
     let d = tmp();
     write(d.path(), "clean.sql", CLEAN);
-    lint_with_config(d.path())
-        .args(["--config", "missing.toml", "clean.sql"])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("missing.toml"));
+    fails_with_2(
+        lint_with_config(d.path()),
+        &["--config", "missing.toml", "clean.sql"],
+        "missing.toml",
+    );
 }
 
 #[test]
@@ -956,11 +954,11 @@ fn config_and_no_config_conflict() {
     let d = tmp();
     write(d.path(), "clean.sql", CLEAN);
     write(d.path(), "c.toml", "");
-    lint_with_config(d.path())
-        .args(["--config", "c.toml", "--no-config", "clean.sql"])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("--no-config"));
+    fails_with_2(
+        lint_with_config(d.path()),
+        &["--config", "c.toml", "--no-config", "clean.sql"],
+        "--no-config",
+    );
 }
 
 #[test]
