@@ -62,7 +62,14 @@ proptest! {
         let mut at = cut.min(src.len());
         while !src.is_char_boundary(at) { at -= 1; }
         src.insert_str(at, &insert);
-        let _ = lint_source(&src, &LintOptions::default());
+        let r = lint_source(&src, &LintOptions::default());
+        // Whatever the damage, findings point inside the file and the seed's statements are
+        // still seen.
+        prop_assert!(r.statements >= 1);
+        for d in &r.diagnostics {
+            prop_assert!(d.span.start <= d.span.end && d.span.end <= src.len(), "{:?}", d.span);
+            prop_assert!(d.line >= 1 && d.column >= 1 && d.end_line >= d.line);
+        }
     }
 }
 
