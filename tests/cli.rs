@@ -415,7 +415,7 @@ error[create-index-non-concurrently]: `CREATE INDEX` without `CONCURRENTLY` bloc
   |
 2 | CREATE INDEX good ON t (a);
   | ^^^^^^^^^^^^
-  = help: use `CREATE INDEX CONCURRENTLY` in a migration that does not run in a transaction
+  = help: use `CREATE INDEX CONCURRENTLY` in a migration that does not run in a transaction; or run it online with an `index` playbook (`lockstep run`)
 
 checked 1 file, 2 statements: 1 error
 ";

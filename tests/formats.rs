@@ -510,7 +510,8 @@ fn github_commands_are_one_line_each_and_escaped() {
         "::error file=db/migrations/0002_add index.sql,line=3,col=1,endLine=3,endColumn=13,\
          title=create-index-non-concurrently::`CREATE INDEX` without `CONCURRENTLY` blocks writes \
          to `\"we<ird,tab:le%25\"\"x'\"` while the index builds (SHARE lock)%0Ahelp: use \
-         `CREATE INDEX CONCURRENTLY` in a migration that does not run in a transaction"
+         `CREATE INDEX CONCURRENTLY` in a migration that does not run in a transaction; or run \
+         it online with an `index` playbook (`lockstep run`)"
     );
     // A multi-line finding has no columns.
     let multi = commands

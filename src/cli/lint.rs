@@ -10,7 +10,7 @@ use crate::files::{self, FileReport, Input};
 use crate::git;
 use crate::lint::context::parse_duration_ms;
 use crate::lint::fix;
-use crate::lint::{LintOptions, Severity};
+use crate::lint::{Diagnostic, LintOptions, Severity};
 use crate::report::paths::RepoPaths;
 use crate::report::text::{self, Style};
 use crate::report::{github, gitlab, json, junit, sarif, Reporter, Summary};
@@ -207,16 +207,36 @@ impl LintArgs {
     }
 }
 
-/// A file's text with its fixes applied and the number of fixes, when any applies.
-/// Files that were not valid UTF-8 are left alone (rewriting them would change bytes the
-/// fixes do not touch).
-fn fixed_source(r: &FileReport) -> Option<(String, usize)> {
+/// A file's text with its fixes applied and the findings whose fixes were applied, when any
+/// applies. Files that were not valid UTF-8 are left alone (rewriting them would change
+/// bytes the fixes do not touch).
+fn fixed_source(r: &FileReport) -> Option<(String, Vec<&Diagnostic>)> {
     if r.problem.is_some() {
         return None;
     }
-    let fixes = r.diagnostics.iter().filter_map(|d| d.fix.as_ref());
-    let (new, n) = fix::apply(&r.source, fixes);
-    (n > 0 && new != r.source).then_some((new, n))
+    let fixable: Vec<&Diagnostic> = r.diagnostics.iter().filter(|d| d.fix.is_some()).collect();
+    let (new, applied) = fix::apply_each(&r.source, fixable.iter().filter_map(|d| d.fix.as_ref()));
+    let applied: Vec<&Diagnostic> = applied
+        .iter()
+        .filter_map(|&i| fixable.get(i).copied())
+        .collect();
+    (!applied.is_empty() && new != r.source).then_some((new, applied))
+}
+
+/// The lines `--diff` prints before a file's diff, one per distinct online playbook kind
+/// of the applied rewrites. They come before the `---` header, where `patch` and
+/// `git apply` skip text.
+fn online_alternatives(applied: &[&Diagnostic]) -> String {
+    let mut kinds: Vec<&str> = Vec::new();
+    for k in applied.iter().filter_map(|d| d.playbook) {
+        if !kinds.contains(&k) {
+            kinds.push(k);
+        }
+    }
+    kinds
+        .iter()
+        .map(|k| format!("# online alternative: the `{k}` playbook kind (lockstep plan/run)\n"))
+        .collect()
 }
 
 pub fn run(args: LintArgs) -> anyhow::Result<u8> {
@@ -439,9 +459,14 @@ fn print_diffs(
         inputs,
         opts,
         only(wanted, |r| {
-            if let Some((new, _)) = fixed_source(&r) {
+            if let Some((new, applied)) = fixed_source(&r) {
                 any = true;
-                write!(out, "{}", fix::unified_diff(&r.path, &r.source, &new))?;
+                write!(
+                    out,
+                    "{}{}",
+                    online_alternatives(&applied),
+                    fix::unified_diff(&r.path, &r.source, &new)
+                )?;
             }
             Ok(())
         }),
@@ -460,7 +485,8 @@ fn print_fixed_stdin(stdin: &Input, opts: &LintOptions) -> anyhow::Result<Option
     let mut fixed = None;
     let _ = files::lint_each(std::slice::from_ref(stdin), opts, |r| {
         if r.problem.is_none() {
-            fixed = Some(fixed_source(&r).map_or(r.source, |(new, _)| new));
+            let new = fixed_source(&r).map(|(new, _)| new);
+            fixed = Some(new.unwrap_or(r.source));
         }
         Ok::<(), std::convert::Infallible>(())
     });
@@ -488,10 +514,10 @@ fn fix_files(
         inputs,
         opts,
         only(wanted, |r| {
-            if let Some((new, n)) = fixed_source(&r) {
+            if let Some((new, applied)) = fixed_source(&r) {
                 files::write_atomically(std::path::Path::new(&r.path), new.as_bytes())
                     .with_context(|| format!("cannot write {}", r.path))?;
-                count += n;
+                count += applied.len();
                 changed += 1;
             }
             Ok::<(), anyhow::Error>(())

@@ -37,9 +37,15 @@ impl Fix {
 /// Applies every fix whose edits do not overlap an earlier accepted fix's edits.
 /// Returns the new text and how many fixes were applied.
 pub fn apply<'a>(src: &str, fixes: impl IntoIterator<Item = &'a Fix>) -> (String, usize) {
+    let (out, applied) = apply_each(src, fixes);
+    (out, applied.len())
+}
+
+/// [`apply`], returning the positions (in `fixes`) of the fixes that were applied.
+pub fn apply_each<'a>(src: &str, fixes: impl IntoIterator<Item = &'a Fix>) -> (String, Vec<usize>) {
     let mut accepted: Vec<&Edit> = Vec::new();
-    let mut count = 0;
-    for fix in fixes {
+    let mut applied = Vec::new();
+    for (i, fix) in fixes.into_iter().enumerate() {
         let clashes = fix.edits.iter().any(|e| {
             accepted.iter().any(|a| {
                 let overlap = e.span.start < a.span.end && a.span.start < e.span.end;
@@ -60,7 +66,7 @@ pub fn apply<'a>(src: &str, fixes: impl IntoIterator<Item = &'a Fix>) -> (String
             continue;
         }
         accepted.extend(fix.edits.iter());
-        count += 1;
+        applied.push(i);
     }
     // Apply from the end so earlier offsets stay valid; inserts at one point keep order.
     let mut order: Vec<(usize, &Edit)> = accepted.into_iter().enumerate().collect();
@@ -71,7 +77,7 @@ pub fn apply<'a>(src: &str, fixes: impl IntoIterator<Item = &'a Fix>) -> (String
     for (_, e) in order {
         out.replace_range(e.span.clone(), &e.text);
     }
-    (out, count)
+    (out, applied)
 }
 
 /// A unified diff of a file before and after its fixes.
@@ -185,6 +191,7 @@ mod tests {
         let (out, n) = apply(src, [&a, &b, &c]);
         assert_eq!(n, 2);
         assert_eq!(out, "aXYbcdf");
+        assert_eq!(apply_each(src, [&a, &b, &c]), (out, vec![0, 2]));
     }
 
     #[test]

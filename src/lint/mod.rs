@@ -70,6 +70,9 @@ pub struct Diagnostic {
     pub statement_lines: Option<(usize, usize)>,
     /// The suggested rewrite, if any.
     pub fix: Option<fix::Fix>,
+    /// The online playbook kind (`lockstep plan`/`run`) that makes this change without
+    /// blocking, when one exists (`index`, `not-null`, `column-type`, …).
+    pub playbook: Option<&'static str>,
 }
 
 /// Options that shape one lint run (already merged from config and flags).
@@ -246,6 +249,7 @@ pub fn check(
             Some(i),
         );
         d.fix = f.fix;
+        d.playbook = f.playbook;
         let st = &statements[i].span;
         d.statement_lines = Some((
             index.line(st.start),
@@ -302,6 +306,7 @@ fn make_diag(
         statement,
         statement_lines: None,
         fix: None,
+        playbook: None,
     }
 }
 

@@ -139,6 +139,7 @@ impl Suppressions {
                             .into(),
                     ),
                     fix: None,
+                    playbook: None,
                 });
                 continue;
             }
@@ -148,6 +149,7 @@ impl Suppressions {
                     message: "`lockstep: ignore all` suppresses nothing".into(),
                     help: Some("remove the comment".into()),
                     fix: None,
+                    playbook: None,
                 });
             }
             for n in &e.rules {
@@ -159,6 +161,7 @@ impl Suppressions {
                         message: format!("unknown rule `{}` in ignore comment{hint}", n.name),
                         help: Some("`lockstep rules` lists every rule".into()),
                         fix: None,
+                        playbook: None,
                     });
                 } else if !n.used && opts.severity_of(&n.name).is_some() {
                     let what = match e.scope {
@@ -173,6 +176,7 @@ impl Suppressions {
                         ),
                         help: Some("remove it from the ignore comment".into()),
                         fix: None,
+                        playbook: None,
                     });
                 }
             }

@@ -28,6 +28,10 @@ ALTER TABLE orders VALIDATE CONSTRAINT orders_total_positive;
 ```
 `NOT VALID` enforces the constraint for new and updated rows at once; `VALIDATE` checks the old
 rows without blocking traffic.
+
+Online: a playbook of kind `check` runs both steps against the live database, with
+`lock_timeout` retries, progress and resume (`lockstep plan FILE`, then `lockstep run FILE`;
+examples: `playbooks/check-*.toml`).
 "#,
     check,
 };
@@ -57,6 +61,7 @@ fn check(cx: &mut Checker) {
                     format!("add it with `NOT VALID`, then run `ALTER TABLE {table} VALIDATE CONSTRAINT {validate}` in a separate transaction"),
                     fix,
                 );
+                cx.online("check", "run it");
             }
             ActionKind::AddColumn { column, .. } if column.check.is_some() => {
                 cx.report(
@@ -64,6 +69,7 @@ fn check(cx: &mut Checker) {
                     format!("adding column `{}` with a `CHECK` validates every row of `{table}` under ACCESS EXCLUSIVE", column.name),
                     "add the column first, then the check as a named constraint with `NOT VALID`, and validate it in a separate transaction",
                 );
+                cx.online("check", "add the check");
             }
             _ => {}
         }

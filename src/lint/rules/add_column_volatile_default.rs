@@ -1,4 +1,4 @@
-use super::{Checker, Rule};
+use super::{playbook_ref, Checker, Rule};
 use crate::lint::locks::{default_volatility, Volatility};
 use crate::lint::Severity;
 use crate::sql::ir::{ActionKind, StmtKind};
@@ -34,6 +34,10 @@ UPDATE orders SET token = gen_random_uuid() WHERE id BETWEEN 1 AND 10000 AND tok
 ```
 New rows get the default from the second statement on; old rows are filled in small batches
 that each hold row locks only briefly.
+
+Online: a playbook of kind `backfill` fills the existing rows in batches against the live
+database, with throttling, progress and resume (`lockstep plan FILE`, then `lockstep run
+FILE`; examples: `playbooks/backfill-*.toml`).
 "#,
     check,
 };
@@ -76,9 +80,11 @@ fn check(cx: &mut Checker) {
                 column.name
             ),
             format!(
-                "add the column without a default, then `ALTER COLUMN {} SET DEFAULT {default}` in a second statement, and backfill existing rows in batches",
-                column.name
+                "add the column without a default, then `ALTER COLUMN {} SET DEFAULT {default}` in a second statement, and backfill existing rows in batches, for example online with {}",
+                column.name,
+                playbook_ref("backfill")
             ),
         );
+        cx.playbook("backfill");
     }
 }

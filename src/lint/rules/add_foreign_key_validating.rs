@@ -30,6 +30,10 @@ ALTER TABLE orders ADD CONSTRAINT orders_customer_fk
 ALTER TABLE orders VALIDATE CONSTRAINT orders_customer_fk;
 ```
 For `ADD COLUMN … REFERENCES`, add the column first, then the constraint as above.
+
+Online: a playbook of kind `foreign-key` runs both steps against the live database, with
+`lock_timeout` retries, progress and resume (`lockstep plan FILE`, then `lockstep run FILE`;
+examples: `playbooks/foreign-key-*.toml`).
 "#,
     check,
 };
@@ -61,6 +65,7 @@ fn check(cx: &mut Checker) {
                     format!("add it with `NOT VALID`, then run `ALTER TABLE {table} VALIDATE CONSTRAINT {validate}` in a separate transaction"),
                     fix,
                 );
+                cx.online("foreign-key", "run it");
             }
             ActionKind::AddColumn { column, .. } => {
                 if let Some(fk) = &column.references {
@@ -72,6 +77,7 @@ fn check(cx: &mut Checker) {
                         ),
                         "add the column without `REFERENCES`, then add the foreign key as a named constraint with `NOT VALID` and validate it in a separate transaction",
                     );
+                    cx.online("foreign-key", "add the foreign key");
                 }
             }
             _ => {}

@@ -41,6 +41,11 @@ ALTER TABLE orders ADD CONSTRAINT orders_pkey PRIMARY KEY USING INDEX orders_pke
 On a partitioned table (no `CONCURRENTLY`, no `USING INDEX` on the parent): create the unique
 index concurrently on each partition and attach it there as a constraint with `USING INDEX`;
 the `ADD CONSTRAINT` on the parent then adopts those instead of building new indexes.
+
+Online: a playbook of kind `unique` (or `primary-key` for a primary key) runs these steps
+against the live database, with `lock_timeout` retries, progress and resume (`lockstep plan
+FILE`, then `lockstep run FILE`; examples: `playbooks/unique-*.toml`,
+`playbooks/primary-key-*.toml`).
 "#,
     check,
 };
@@ -141,6 +146,14 @@ fn check(cx: &mut Checker) {
                 }])
             });
         cx.report_fix(a.span.clone(), message, help, fix);
+        cx.online(
+            if primary { "primary-key" } else { "unique" },
+            if inline {
+                "add the constraint"
+            } else {
+                "run it"
+            },
+        );
     }
 }
 
@@ -206,7 +219,7 @@ mod tests {
             f,
             [(
                 "adding unique constraint `orders_ref_key` on `orders (ref)` builds a unique index under ACCESS EXCLUSIVE on `orders`: reads and writes wait for the whole build".to_string(),
-                "`CREATE UNIQUE INDEX CONCURRENTLY orders_ref_key ON orders (ref)` in a migration outside a transaction, then `ALTER TABLE orders ADD CONSTRAINT orders_ref_key UNIQUE USING INDEX orders_ref_key` (instant)".to_string()
+                "`CREATE UNIQUE INDEX CONCURRENTLY orders_ref_key ON orders (ref)` in a migration outside a transaction, then `ALTER TABLE orders ADD CONSTRAINT orders_ref_key UNIQUE USING INDEX orders_ref_key` (instant); or run it online with a `unique` playbook (`lockstep run`)".to_string()
             )]
         );
         assert!(!f[0].1.contains("NOT VALID"));
@@ -219,9 +232,9 @@ mod tests {
         assert!(f[0]
             .1
             .contains("`CREATE UNIQUE INDEX CONCURRENTLY orders_pkey ON orders (id)`"));
-        assert!(f[0]
-            .1
-            .ends_with("the columns are already `NOT NULL`, so attaching the index is instant"));
+        assert!(f[0].1.ends_with(
+            "the columns are already `NOT NULL`, so attaching the index is instant; or run it online with a `primary-key` playbook (`lockstep run`)"
+        ));
 
         let nullable =
             "ALTER TABLE orders ADD COLUMN id bigint;\nALTER TABLE orders ADD PRIMARY KEY (id);";

@@ -1,4 +1,4 @@
-use super::{Checker, Rule};
+use super::{playbook_ref, Checker, Rule};
 use crate::lint::types::{classify, referencing_tables, TypeChange};
 use crate::lint::Severity;
 use crate::sql::ir::{quote_ident, ActionKind, StmtKind};
@@ -33,8 +33,9 @@ ALTER TABLE orders ALTER COLUMN note TYPE varchar(50);  -- was varchar(200)
 ```
 
 ## Use instead
-The online `column-type` conversion: a shadow column, kept in sync by a trigger, backfilled in
-batches, then swapped in one short transaction.
+A playbook of kind `column-type` converts the column online: a shadow column, kept in sync by
+a trigger, backfilled in batches, then swapped in one short transaction (`lockstep plan FILE`,
+then `lockstep run FILE`; examples: `playbooks/column-type-*.toml`). By hand, the steps are:
 ```sql
 ALTER TABLE orders ADD COLUMN id_new bigint;                       -- instant
 -- a trigger sets NEW.id_new := NEW.id on INSERT and UPDATE
@@ -92,7 +93,8 @@ fn check(cx: &mut Checker) {
             ));
         }
         let online = format!(
-            "convert online instead: add a new `{new_type}` column, keep it in sync with a trigger, backfill it in batches, then swap the columns in one short transaction (the `column-type` conversion)"
+            "convert online instead with {}: it adds a new `{new_type}` column, keeps it in sync with a trigger, backfills it in batches, then swaps the columns in one short transaction",
+            playbook_ref("column-type")
         );
         let help = if old.is_none() && !*using {
             format!("if the current type converts to `{new_type}` without a rewrite (for example a shorter `varchar` to a longer `varchar` or `text`) the change is instant; otherwise {online}")
@@ -102,6 +104,7 @@ fn check(cx: &mut Checker) {
             online
         };
         cx.report(a.span.clone(), message, help);
+        cx.playbook("column-type");
     }
 }
 
@@ -143,6 +146,9 @@ mod tests {
         assert!(f[0]
             .1
             .starts_with("if the current type converts to `text` without a rewrite"));
+        assert!(f[0].1.contains(
+            "; otherwise convert online instead with a `column-type` playbook (`lockstep run`): "
+        ));
     }
 
     #[test]

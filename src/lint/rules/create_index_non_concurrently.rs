@@ -34,6 +34,10 @@ leaves an INVALID index behind: drop it (`DROP INDEX CONCURRENTLY`) and retry.
 On a partitioned table, where `CONCURRENTLY` is not accepted: `CREATE INDEX … ON ONLY parent`,
 then `CREATE INDEX CONCURRENTLY` on each partition, then `ALTER INDEX parent_idx ATTACH
 PARTITION part_idx` for each.
+
+Online: a playbook of kind `index` builds the index against the live database, with
+`lock_timeout` retries, progress and resume (`lockstep plan FILE`, then `lockstep run FILE`;
+examples: `playbooks/index-*.toml`).
 "#,
     check,
 };
@@ -79,6 +83,7 @@ fn check(cx: &mut Checker) {
         },
         fix,
     );
+    cx.online("index", "run it");
 }
 
 /// Adds `CONCURRENTLY` after `INDEX`; inside an explicit transaction the statement also

@@ -1,4 +1,4 @@
-use super::{Checker, Rule};
+use super::{playbook_ref, Checker, Rule};
 use crate::lint::fix::{place_after, statement_lines, Edit, Fix};
 use crate::lint::Severity;
 use crate::sql::ir::{ObjName, StmtKind};
@@ -32,6 +32,10 @@ DROP INDEX CONCURRENTLY orders_created_at_idx;
 `DROP INDEX CONCURRENTLY` takes only SHARE UPDATE EXCLUSIVE on the table and waits for running
 queries without blocking new ones. It accepts a single index and no `CASCADE`, and cannot run
 inside a transaction block, so mark the migration non-transactional.
+
+Online: a playbook of kind `drop-index` drops the index against the live database, with
+`lock_timeout` retries, progress and resume (`lockstep plan FILE`, then `lockstep run FILE`;
+examples: `playbooks/drop-index-*.toml`).
 "#,
     check,
 };
@@ -69,6 +73,15 @@ fn check(cx: &mut Checker) {
     } else {
         "use one `DROP INDEX CONCURRENTLY` statement per index (it accepts only one), in a migration that does not run in a transaction".to_string()
     };
+    let how = if names.len() == 1 {
+        "run it"
+    } else {
+        "drop each"
+    };
+    help.push_str(&format!(
+        "; or {how} online with {}",
+        playbook_ref("drop-index")
+    ));
     if cascade {
         help.push_str(
             "; `CONCURRENTLY` does not accept `CASCADE`, so drop the dependent objects first",
@@ -92,6 +105,7 @@ fn check(cx: &mut Checker) {
         help,
         fix,
     );
+    cx.playbook("drop-index");
 }
 
 /// Inserts ` CONCURRENTLY` at byte `at` of the statement. Outside a transaction block the
@@ -151,7 +165,7 @@ mod tests {
             .contains("ACCESS EXCLUSIVE on `orders` (table of `orders_at_idx`)"));
         assert_eq!(
             f[0].1,
-            "use `DROP INDEX CONCURRENTLY orders_at_idx` in a migration that does not run in a transaction"
+            "use `DROP INDEX CONCURRENTLY orders_at_idx` in a migration that does not run in a transaction; or run it online with a `drop-index` playbook (`lockstep run`)"
         );
     }
 
@@ -202,5 +216,8 @@ mod tests {
             .1
             .contains("one `DROP INDEX CONCURRENTLY` statement per index"));
         assert!(f[0].1.contains("does not accept `CASCADE`"));
+        assert!(f[0]
+            .1
+            .contains("; or drop each online with a `drop-index` playbook (`lockstep run`); "));
     }
 }

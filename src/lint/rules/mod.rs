@@ -74,6 +74,18 @@ pub struct Finding {
     pub help: Option<String>,
     /// A mechanical rewrite into the safe form, when one exists.
     pub fix: Option<Fix>,
+    /// The online playbook kind that makes this change without blocking, when one exists.
+    pub playbook: Option<&'static str>,
+}
+
+/// How a help text names an online playbook kind: ``a `not-null` playbook (`lockstep run`)``.
+pub fn playbook_ref(kind: &str) -> String {
+    let article = if kind.starts_with(['a', 'e', 'i', 'o']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} `{kind}` playbook (`lockstep run`)")
 }
 
 /// What a rule's check function sees: the statement, the file context before it, and a
@@ -119,6 +131,7 @@ impl<'a> Checker<'a> {
             message: message.into(),
             help: (!help.is_empty()).then_some(help),
             fix: None,
+            playbook: None,
         });
     }
 
@@ -133,6 +146,26 @@ impl<'a> Checker<'a> {
         self.report(span, message, help);
         if let Some(f) = self.findings.last_mut() {
             f.fix = fix;
+        }
+    }
+
+    /// Names the online playbook `kind` on the last finding: records it, and appends
+    /// ``; or {how} online with a `kind` playbook (`lockstep run`)`` to its help.
+    pub fn online(&mut self, kind: &'static str, how: &str) {
+        if let Some(f) = self.findings.last_mut() {
+            let hint = format!("{how} online with {}", playbook_ref(kind));
+            f.help = Some(match f.help.take() {
+                Some(h) => format!("{h}; or {hint}"),
+                None => hint,
+            });
+            f.playbook = Some(kind);
+        }
+    }
+
+    /// Records the online playbook `kind` on the last finding, whose help already names it.
+    pub fn playbook(&mut self, kind: &'static str) {
+        if let Some(f) = self.findings.last_mut() {
+            f.playbook = Some(kind);
         }
     }
 

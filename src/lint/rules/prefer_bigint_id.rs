@@ -1,7 +1,7 @@
 use std::ops::Range;
 
 use super::json_column::{column_span, type_name};
-use super::{Checker, Rule};
+use super::{playbook_ref, Checker, Rule};
 use crate::sql::ir::{quote_ident, ActionKind, Constraint, ObjName, StmtKind};
 
 pub const RULE: Rule = Rule {
@@ -35,6 +35,10 @@ CREATE TABLE orders (
     total numeric NOT NULL
 );
 ```
+An existing `integer` key is converted online by a playbook of kind `column-type`: a `bigint`
+shadow column kept in sync by a trigger, backfilled in batches, then swapped in one short
+transaction (`lockstep plan FILE`, then `lockstep run FILE`; examples:
+`playbooks/column-type-*.toml`).
 "#,
     check,
 };
@@ -55,8 +59,8 @@ fn small_int(data_type: &str) -> Option<(&'static str, &'static str)> {
 }
 
 fn check(cx: &mut Checker) {
-    // (span, table, column, type)
-    let mut keys: Vec<(Range<usize>, &ObjName, String, String)> = Vec::new();
+    // (span, table, column, type, whether the column already exists with data)
+    let mut keys: Vec<(Range<usize>, &ObjName, String, String, bool)> = Vec::new();
     match &cx.stmt.kind {
         StmtKind::CreateTable {
             name,
@@ -71,6 +75,7 @@ fn check(cx: &mut Checker) {
                     name,
                     c.name.clone(),
                     c.data_type.clone(),
+                    false,
                 ));
             }
             for (_, con) in constraints {
@@ -82,6 +87,7 @@ fn check(cx: &mut Checker) {
                                 name,
                                 c.name.clone(),
                                 c.data_type.clone(),
+                                false,
                             ));
                         }
                     }
@@ -96,31 +102,33 @@ fn check(cx: &mut Checker) {
                         table,
                         column.name.clone(),
                         column.data_type.clone(),
+                        false,
                     )),
                     ActionKind::AddConstraint {
                         constraint: Constraint::PrimaryKey { columns: pk, .. },
                         ..
                     } => {
                         let [col] = pk.as_slice() else { continue };
-                        // The type from an `ADD COLUMN` of the same statement, else the
-                        // catalog.
-                        let data_type = actions
-                            .iter()
-                            .find_map(|b| match &b.kind {
-                                ActionKind::AddColumn { column, .. } if column.name == *col => {
-                                    Some(column.data_type.clone())
-                                }
-                                _ => None,
-                            })
-                            .or_else(|| {
-                                cx.ctx
-                                    .catalog
-                                    .table(table)
-                                    .and_then(|t| t.column(col))
-                                    .map(|c| c.data_type.clone())
-                            });
-                        if let Some(data_type) = data_type {
-                            keys.push((a.span.clone(), table, col.clone(), data_type));
+                        // The type from an `ADD COLUMN` of the same statement (a new column),
+                        // else the catalog (a column that exists, with data unless its table
+                        // was created in this file).
+                        let added = actions.iter().find_map(|b| match &b.kind {
+                            ActionKind::AddColumn { column, .. } if column.name == *col => {
+                                Some(column.data_type.clone())
+                            }
+                            _ => None,
+                        });
+                        let data_type = match added {
+                            Some(t) => Some((t, false)),
+                            None => cx
+                                .ctx
+                                .catalog
+                                .table(table)
+                                .and_then(|t| t.column(col))
+                                .map(|c| (c.data_type.clone(), !cx.ctx.is_new_table(table))),
+                        };
+                        if let Some((data_type, existing)) = data_type {
+                            keys.push((a.span.clone(), table, col.clone(), data_type, existing));
                         }
                     }
                     _ => {}
@@ -129,7 +137,7 @@ fn check(cx: &mut Checker) {
         }
         _ => {}
     }
-    for (span, table, column, data_type) in keys {
+    for (span, table, column, data_type, existing) in keys {
         let Some((limit, bigger)) = small_int(&data_type) else {
             continue;
         };
@@ -138,14 +146,25 @@ fn check(cx: &mut Checker) {
         } else {
             "`bigint`".to_string()
         };
+        let help = if existing {
+            format!(
+                "convert it to `bigint` now, while the table is small, online with {}",
+                playbook_ref("column-type")
+            )
+        } else {
+            format!("declare it {fix} now, while the table is small")
+        };
         cx.report(
             span,
             format!(
                 "primary key `{}` of `{table}` is `{data_type}`: ids run out at {limit}, and widening it later rewrites the table and every referencing column under ACCESS EXCLUSIVE",
                 quote_ident(&column)
             ),
-            format!("declare it {fix} now, while the table is small"),
+            help,
         );
+        if existing {
+            cx.playbook("column-type");
+        }
     }
 }
 
@@ -154,7 +173,7 @@ mod tests {
     use crate::lint::rules::index_of;
     use crate::lint::{lint_source, LintOptions, Severity};
 
-    fn lint(src: &str) -> Vec<String> {
+    fn lint_with_help(src: &str) -> Vec<(String, String)> {
         let mut opts = LintOptions::default();
         if let Some(i) = index_of("prefer-bigint-id") {
             opts.severities[i] = Some(Severity::Warning);
@@ -163,8 +182,32 @@ mod tests {
             .diagnostics
             .into_iter()
             .filter(|d| d.rule == "prefer-bigint-id")
-            .map(|d| d.message)
+            .map(|d| (d.message, d.help.unwrap_or_default()))
             .collect()
+    }
+
+    fn lint(src: &str) -> Vec<String> {
+        lint_with_help(src).into_iter().map(|(m, _)| m).collect()
+    }
+
+    #[test]
+    fn an_existing_key_is_converted_online_a_new_one_declared() {
+        let existing = "ALTER TABLE tags ADD COLUMN id int NOT NULL;\n\
+                        ALTER TABLE tags ADD PRIMARY KEY (id);";
+        assert_eq!(
+            lint_with_help(existing)[0].1,
+            "convert it to `bigint` now, while the table is small, online with a `column-type` playbook (`lockstep run`)"
+        );
+        for new in [
+            "CREATE TABLE tags (id int NOT NULL);\nALTER TABLE tags ADD PRIMARY KEY (id);",
+            "CREATE TABLE tags (id serial PRIMARY KEY);",
+            "ALTER TABLE tags ADD COLUMN id int PRIMARY KEY;",
+        ] {
+            let f = lint_with_help(new);
+            assert_eq!(f.len(), 1, "{new}");
+            assert!(f[0].1.starts_with("declare it "), "{new}: {}", f[0].1);
+            assert!(!f[0].1.contains("playbook"), "{new}: {}", f[0].1);
+        }
     }
 
     #[test]

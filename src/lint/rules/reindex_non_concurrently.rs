@@ -40,6 +40,10 @@ ALTER INDEX orders_created_at_idx_new RENAME TO orders_created_at_idx;
 ```
 A concurrent rebuild takes SHARE UPDATE EXCLUSIVE, so reads and writes continue. If it fails
 it leaves an invalid `_ccnew` index behind: drop it and retry.
+
+Online: a playbook of kind `reindex` rebuilds an index or a table's indexes against the live
+database, with `lock_timeout` retries, progress and resume (`lockstep plan FILE`, then
+`lockstep run FILE`; examples: `playbooks/reindex-*.toml`).
 "#,
     check,
 };
@@ -116,6 +120,10 @@ fn check(cx: &mut Checker) {
             format!("`REINDEX … CONCURRENTLY` needs PostgreSQL 12 (target: {v}): {each}build a replacement with `CREATE INDEX CONCURRENTLY`, then `DROP INDEX CONCURRENTLY` the old index and rename the new one"),
         );
     }
+    // The playbook rebuilds one index or one table's indexes, not a schema or a database.
+    if matches!(target, ReindexTarget::Index | ReindexTarget::Table) {
+        cx.online("reindex", "run it");
+    }
 }
 
 #[cfg(test)]
@@ -133,7 +141,7 @@ mod tests {
         assert_eq!(at12.len(), 1);
         assert_eq!(
             at12[0].1,
-            "use `REINDEX TABLE CONCURRENTLY orders` in a migration that does not run in a transaction"
+            "use `REINDEX TABLE CONCURRENTLY orders` in a migration that does not run in a transaction; or run it online with a `reindex` playbook (`lockstep run`)"
         );
         let at11 = findings(src, 11);
         assert_eq!(at11.len(), 1);
@@ -142,6 +150,11 @@ mod tests {
             "`REINDEX … CONCURRENTLY` needs PostgreSQL 12 (target: 11): for each index: build a replacement with `CREATE INDEX CONCURRENTLY`"
         ));
         assert!(!at11[0].1.contains("use `REINDEX"));
+        assert!(at11[0]
+            .1
+            .ends_with("; or run it online with a `reindex` playbook (`lockstep run`)"));
+        let schema = findings("REINDEX SCHEMA public;", 15);
+        assert!(!schema[0].1.contains("playbook"), "{}", schema[0].1);
     }
 
     #[test]

@@ -33,6 +33,10 @@ ALTER TABLE orders ALTER COLUMN customer_id SET NOT NULL; -- instant, uses the c
 ALTER TABLE orders DROP CONSTRAINT orders_customer_id_not_null;
 ```
 PostgreSQL 18: `ADD CONSTRAINT c NOT NULL customer_id NOT VALID`, then `VALIDATE CONSTRAINT c`.
+
+Online: a playbook of kind `not-null` runs these steps against the live database, with
+`lock_timeout` retries, progress and resume (`lockstep plan FILE`, then `lockstep run FILE`;
+examples: `playbooks/not-null-*.toml`).
 "#,
     check,
 };
@@ -71,6 +75,10 @@ fn check(cx: &mut Checker) {
                     help,
                     fix,
                 );
+                // Before 12 every `SET NOT NULL` scans: no online way to offer.
+                if v >= 12 {
+                    cx.online("not-null", "run it");
+                }
             }
             ActionKind::AddConstraint {
                 constraint: Constraint::NotNull { column },
@@ -87,6 +95,7 @@ fn check(cx: &mut Checker) {
                     format!("add it `NOT VALID`, then `VALIDATE CONSTRAINT {name}` in a separate transaction"),
                     fix,
                 );
+                cx.online("not-null", "run it");
             }
             _ => {}
         }

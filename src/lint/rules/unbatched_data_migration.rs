@@ -27,14 +27,16 @@ UPDATE orders SET status_code = 0;
 ```
 
 ## Use instead
-Run the DDL in its own short migration, then backfill in batches, each in its own transaction
-(the `backfill` playbook does this with throttling and resume):
+Run the DDL in its own short migration, then backfill in batches, each in its own transaction:
 ```sql
 ALTER TABLE orders ADD COLUMN status_code int;
 -- separate migration, repeated until no rows are left:
 UPDATE orders SET status_code = 0
 WHERE id IN (SELECT id FROM orders WHERE status_code IS NULL LIMIT 5000);
 ```
+Online: a playbook of kind `backfill` runs the batched `UPDATE` against the live database, with
+throttling, progress and resume (`lockstep plan FILE`, then `lockstep run FILE`; examples:
+`playbooks/backfill-*.toml`).
 "#,
     check,
 };
@@ -84,6 +86,17 @@ fn check(cx: &mut Checker) {
         _ => cx.stmt.head_span(),
     };
     cx.report(span, message, help);
+    // A backfill playbook updates rows in batches; it does not delete them.
+    if verb == "UPDATE" {
+        cx.online(
+            "backfill",
+            if after_ddl {
+                "run the batches"
+            } else {
+                "run it"
+            },
+        );
+    }
 }
 
 #[cfg(test)]
