@@ -320,13 +320,14 @@ async fn demo(
             client: &c,
             progress: &mut rec,
             stop: &stop,
+            monitor: None,
         };
         engine::start(&mut ctx, pb, PLAYBOOK).await
     };
     let conv_to = Instant::now();
     let (swap_from, swap_to) = (rec.swap, rec.swap_end.unwrap_or(conv_to));
     drop(drawer);
-    let run_id = outcome.map_err(|e| anyhow!("{e}"))?;
+    let run_id = outcome.map_err(|e| anyhow!("{e}"))?.id;
 
     say(&format!(
         "demo: measuring the workload after the swap (reverse trigger active) for {} s …",

@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{eprint_error, ColorChoice, EXIT_ERROR, EXIT_OK};
 use crate::db::connect::ConnectOptions;
-use crate::playbook::engine::{EngineError, Progress};
+use crate::playbook::engine::{EngineError, Finished, Progress};
 
 /// Where the database is.
 #[derive(Debug, Clone, Args)]
@@ -73,6 +73,45 @@ where
             }
         }
     })
+}
+
+/// Connects twice (the second connection watches long statements; without it there is
+/// simply less progress) and runs `f` with both.
+pub fn with_clients<F, Fut>(db: &DbArgs, color: bool, f: F) -> anyhow::Result<u8>
+where
+    F: FnOnce(tokio_postgres::Client, Option<tokio_postgres::Client>) -> Fut,
+    Fut: Future<Output = u8>,
+{
+    let conn = match db.options() {
+        Ok(c) => c,
+        Err(m) => {
+            eprint_error(color, &m);
+            return Ok(EXIT_ERROR);
+        }
+    };
+    block_on(async {
+        match conn.connect().await {
+            Ok(client) => {
+                let monitor = conn.connect().await.ok();
+                f(client, monitor).await
+            }
+            Err(e) => {
+                eprint_error(color, &e.to_string());
+                EXIT_ERROR
+            }
+        }
+    })
+}
+
+/// Prints the outcome's sentence on success, or the error, for an engine command.
+pub fn finished(color: bool, r: Result<Finished, EngineError>) -> u8 {
+    match r {
+        Ok(f) => {
+            let _ = writeln!(io::stdout(), "{}", f.message);
+            EXIT_OK
+        }
+        Err(e) => fail(color, &e),
+    }
 }
 
 /// Prints `done(id)` on success, or the error, for an engine command.

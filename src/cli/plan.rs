@@ -6,6 +6,7 @@ use clap::Args;
 use super::online::{self, DbArgs};
 use super::{eprint_error, ColorChoice, EXIT_ERROR, EXIT_FINDINGS, EXIT_OK};
 use crate::lint::fix::unified_diff;
+use crate::playbook::ops::{self, Action};
 use crate::playbook::{engine, spec};
 
 /// Show what a playbook would do, without changing anything.
@@ -44,8 +45,9 @@ const ASSUMED_ROWS_PER_SEC: f64 = 150_000.0;
 
 pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
     let color = args.color.enabled();
-    let pb = match spec::load(&args.playbook) {
-        Ok(p) => p,
+    let pb = match spec::load_any(&args.playbook) {
+        Ok(spec::AnyPlaybook::Partition(p)) => p,
+        Ok(spec::AnyPlaybook::Op(o)) => return op_plan(&args, color, &o),
         Err(e) => {
             eprint_error(color, &e.to_string());
             return Ok(EXIT_ERROR);
@@ -172,6 +174,129 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
             &plan.definition_after()
         )
     )?;
+    out.flush()?;
+    Ok(if refusals.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_FINDINGS
+    })
+}
+
+/// One action as the plan shows it: its SQL, and how it runs when that is not obvious.
+fn action_lines(a: &Action) -> Vec<String> {
+    match a {
+        Action::Tx(sql) => {
+            let mut v = vec!["BEGIN; SET LOCAL lock_timeout …".to_string()];
+            v.extend(sql.iter().map(|s| format!("{s};")));
+            v.push("COMMIT;".into());
+            v
+        }
+        Action::BuildIndex { sql, .. } => vec![format!("{sql};  -- an INVALID leftover is dropped first")],
+        Action::Concurrent(sql) => vec![format!("{sql};")],
+        Action::DropInvalid { prefix, .. } => vec![format!(
+            "-- DROP INDEX CONCURRENTLY each INVALID index named {prefix}…"
+        )],
+        Action::Batches(b) => vec![
+            format!("-- in batches, each its own transaction, until the range up to the highest key now is done:"),
+            format!("{};", b.next_sql),
+        ],
+        Action::Drain(sql) => vec!["-- repeated until no row is left:".into(), format!("{sql};")],
+        Action::Guard { sql, message } => vec![format!("{sql};  -- must be 0, else: {message}")],
+    }
+}
+
+/// `lockstep plan` for the in-place kinds.
+fn op_plan(args: &PlanArgs, color: bool, pb: &spec::OpPlaybook) -> anyhow::Result<u8> {
+    let conn = match args.db.options() {
+        Ok(c) => c,
+        Err(m) => {
+            eprint_error(color, &m);
+            return Ok(EXIT_ERROR);
+        }
+    };
+    let result = online::block_on(async {
+        let client = conn.connect().await.map_err(|e| e.to_string())?;
+        ops::runner::prepare(&client, pb, "plan")
+            .await
+            .map_err(|e| e.to_string())
+    })?;
+    let (plan, refusals) = match result {
+        Ok(r) => r,
+        Err(m) => {
+            eprint_error(color, &m);
+            return Ok(EXIT_ERROR);
+        }
+    };
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    writeln!(
+        out,
+        "plan: {} on {}\n  about {} rows, {} on disk\n",
+        plan.kind,
+        plan.table,
+        plan.rows_estimate,
+        human_bytes(plan.total_bytes)
+    )?;
+    if refusals.is_empty() {
+        writeln!(out, "preflight: ok")?;
+    } else {
+        writeln!(out, "preflight: refused")?;
+        for r in &refusals {
+            writeln!(out, "  - {r}")?;
+        }
+    }
+    for n in &plan.notes {
+        writeln!(out, "note: {n}")?;
+    }
+    let lt = pb.swap.lock_timeout_ms;
+    writeln!(
+        out,
+        "\nevery statement runs under lock_timeout {lt} ms, up to {} attempts with backoff; concurrent builds wait for older transactions first, then run without a timeout (their SHARE UPDATE EXCLUSIVE lock lets reads and writes go on)",
+        pb.swap.attempts
+    )?;
+    for (i, step) in plan.steps.iter().enumerate() {
+        writeln!(out, "\n{}. {}: {}", i + 1, step.name, step.what)?;
+        for a in &step.actions {
+            for l in action_lines(a) {
+                for line in l.lines() {
+                    writeln!(out, "     {line}")?;
+                }
+            }
+        }
+        if !step.undo.is_empty() {
+            writeln!(
+                out,
+                "   rollback{}:",
+                if step.swap { " (swap back)" } else { "" }
+            )?;
+            for a in &step.undo {
+                for l in action_lines(a) {
+                    for line in l.lines() {
+                        writeln!(out, "     {line}")?;
+                    }
+                }
+            }
+        }
+    }
+    if !plan.finalize.is_empty() {
+        writeln!(
+            out,
+            "\nfinalize (separate command, no way back afterwards):"
+        )?;
+        for a in &plan.finalize {
+            for l in action_lines(a) {
+                for line in l.lines() {
+                    writeln!(out, "     {line}")?;
+                }
+            }
+        }
+    }
+    writeln!(out, "\ndefinition before → after:")?;
+    let diff = unified_diff(&plan.table, &plan.before, &plan.after);
+    if diff.trim().is_empty() {
+        writeln!(out, "  (unchanged)")?;
+    } else {
+        write!(out, "{diff}")?;
+    }
     out.flush()?;
     Ok(if refusals.is_empty() {
         EXIT_OK

@@ -14,7 +14,7 @@ pub struct ResumeArgs {
 pub fn run(args: ResumeArgs) -> anyhow::Result<u8> {
     let t = args.target;
     let color = t.color.enabled();
-    online::with_client(&t.db, color, |client| async move {
+    online::with_clients(&t.db, color, |client, monitor| async move {
         // A live runner with a paused copy: just un-pause it.
         if let Ok(st) = engine::status(&client, t.run.as_deref()).await {
             if st.runner_pid.is_some() && st.run.paused {
@@ -28,11 +28,10 @@ pub fn run(args: ResumeArgs) -> anyhow::Result<u8> {
             client: &client,
             progress: &mut drawer,
             stop: &stop,
+            monitor: monitor.as_ref(),
         };
         let r = engine::resume(&mut ctx, t.run.as_deref()).await;
         drop(drawer);
-        online::report(color, r, |id| {
-            format!("run {id}: swapped. `lockstep finalize {id}` drops the old table; `lockstep rollback {id}` swaps back.")
-        })
+        online::finished(color, r)
     })
 }

@@ -14,18 +14,17 @@ pub struct RollbackArgs {
 pub fn run(args: RollbackArgs) -> anyhow::Result<u8> {
     let t = args.target;
     let color = t.color.enabled();
-    online::with_client(&t.db, color, |client| async move {
+    online::with_clients(&t.db, color, |client, monitor| async move {
         let stop = std::sync::atomic::AtomicBool::new(false);
         let mut drawer = Drawer::new();
         let mut ctx = Ctx {
             client: &client,
             progress: &mut drawer,
             stop: &stop,
+            monitor: monitor.as_ref(),
         };
         let r = engine::rollback(&mut ctx, t.run.as_deref()).await;
         drop(drawer);
-        online::report(color, r, |id| {
-            format!("run {id}: rolled back: the original table is in place")
-        })
+        online::finished(color, r)
     })
 }

@@ -45,25 +45,24 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             return Ok(EXIT_ERROR);
         }
     };
-    let pb = match spec::parse(&text, &args.playbook.display().to_string()) {
+    let pb = match spec::parse_any(&text, &args.playbook.display().to_string()) {
         Ok(p) => p,
         Err(e) => {
             eprint_error(color, &e.to_string());
             return Ok(EXIT_ERROR);
         }
     };
-    online::with_client(&args.db, color, |client| async move {
+    online::with_clients(&args.db, color, |client, monitor| async move {
         let stop = online::stop_on_ctrl_c();
         let mut drawer = Drawer::new();
         let mut ctx = Ctx {
             client: &client,
             progress: &mut drawer,
             stop: &stop,
+            monitor: monitor.as_ref(),
         };
-        let r = engine::start(&mut ctx, pb, &text).await;
+        let r = engine::start_any(&mut ctx, pb, &text).await;
         drop(drawer);
-        online::report(color, r, |id| {
-            format!("run {id}: swapped. The old table is kept current until `lockstep finalize {id}`; `lockstep rollback {id}` swaps back.")
-        })
+        online::finished(color, r)
     })
 }

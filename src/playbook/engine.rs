@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use tokio_postgres::Client;
 
 use super::facts::{self, Facts};
+use super::ops;
 use super::plan::{self, lit, Names, Partition, Plan};
 use super::spec::{self, Playbook, Strategy};
 use super::state::{self, step_index, Run};
@@ -65,7 +66,7 @@ pub enum EngineError {
     Db { step: String, message: String },
 }
 
-fn dberr(step: &str) -> impl Fn(tokio_postgres::Error) -> EngineError + '_ {
+pub(crate) fn dberr(step: &str) -> impl Fn(tokio_postgres::Error) -> EngineError + '_ {
     move |e| EngineError::Db {
         step: step.to_string(),
         message: match e.as_db_error() {
@@ -80,7 +81,7 @@ fn is_lock_timeout(e: &tokio_postgres::Error) -> bool {
 }
 
 /// A lock timeout or a deadlock: a copy batch that can simply be run again.
-fn is_lock_conflict(e: &tokio_postgres::Error) -> bool {
+pub(crate) fn is_lock_conflict(e: &tokio_postgres::Error) -> bool {
     is_lock_timeout(e) || e.as_db_error().is_some_and(|d| d.code().code() == "40P01")
 }
 
@@ -90,13 +91,22 @@ pub struct Ctx<'a> {
     pub progress: &'a mut dyn Progress,
     /// Set (by Ctrl-C) to stop at the next safe point.
     pub stop: &'a AtomicBool,
+    /// A second connection for watching long statements (index build progress), if any.
+    pub monitor: Option<&'a Client>,
+}
+
+/// What a command achieved: the run and a sentence for the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    pub id: String,
+    pub message: String,
 }
 
 /// A test hook: with `LOCKSTEP_TEST_HOLD_AT=<point>` the engine stops moving at that point
 /// (after checkpointing) and waits there until the process is killed. Points: `backfill`
 /// (after the first batch), `indexes` (after the first index build), `verify` (after the
 /// first verified range), `before-swap`, `after-swap`.
-async fn hold_point(point: &str) {
+pub(crate) async fn hold_point(point: &str) {
     if std::env::var("LOCKSTEP_TEST_HOLD_AT").is_ok_and(|v| v == point) {
         loop {
             tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -272,40 +282,35 @@ async fn partitions(
     Ok(out)
 }
 
-async fn ensure_state(client: &Client) -> Result<(), EngineError> {
+pub(crate) async fn ensure_state(client: &Client) -> Result<(), EngineError> {
     client
         .batch_execute(state::SCHEMA_SQL)
         .await
         .map_err(dberr("creating the state table"))
 }
 
-/// Starts a new run of `pb` (its text is kept for resume) and runs it up to the swap
-/// (and the validation after it). Returns the run id.
-pub async fn start(
-    ctx: &mut Ctx<'_>,
-    pb: Playbook,
-    playbook_text: &str,
+/// Takes the run lock for `table_name`, checks no unfinished run exists, and returns a new
+/// run id.
+pub(crate) async fn claim(
+    client: &Client,
+    table_name: &str,
+    oid: u32,
 ) -> Result<String, EngineError> {
-    let facts = facts::read(ctx.client, &pb.table).await?;
-    let table_name = facts.qualified();
-    if !state::try_lock(ctx.client, &table_name)
+    if !state::try_lock(client, table_name)
         .await
         .map_err(dberr("advisory lock"))?
     {
-        let pid = state::lock_held(ctx.client, &table_name)
-            .await
-            .ok()
-            .flatten();
+        let pid = state::lock_held(client, table_name).await.ok().flatten();
         return Err(EngineError::Busy {
-            table: table_name,
+            table: table_name.to_string(),
             pid,
         });
     }
-    let open = if state::exists(ctx.client)
+    let open = if state::exists(client)
         .await
         .map_err(dberr("lockstep.runs"))?
     {
-        state::open_runs(ctx.client, &table_name)
+        state::open_runs(client, table_name)
             .await
             .map_err(dberr("reading lockstep.runs"))?
     } else {
@@ -316,15 +321,27 @@ pub async fn start(
             "run {id} on {table_name} is not finished: `lockstep resume {id}` continues it, `lockstep rollback {id}` undoes it"
         )));
     }
-    let run_id: String = ctx
-        .client
+    let run_id: String = client
         .query_one(
             "SELECT $1::oid::text || '_' || to_char(clock_timestamp(), 'YYYYMMDD_HH24MISS_MS')",
-            &[&facts.oid],
+            &[&oid],
         )
         .await
         .map_err(dberr("run id"))?
         .get(0);
+    Ok(run_id)
+}
+
+/// Starts a new run of `pb` (its text is kept for resume) and runs it up to the swap
+/// (and the validation after it).
+pub async fn start(
+    ctx: &mut Ctx<'_>,
+    pb: Playbook,
+    playbook_text: &str,
+) -> Result<Finished, EngineError> {
+    let facts = facts::read(ctx.client, &pb.table).await?;
+    let table_name = facts.qualified();
+    let run_id = claim(ctx.client, &table_name, facts.oid).await?;
     ctx.progress.step("preflight", &table_name);
     let (plan, refusals) = prepare(ctx.client, &pb, &run_id).await?;
     if !refusals.is_empty() {
@@ -347,29 +364,45 @@ pub async fn start(
         .ok_or_else(|| EngineError::NoRun(run_id.clone()))?;
     let mut r = Runner { ctx, pb, plan, run };
     r.forward().await?;
-    Ok(run_id)
+    Ok(swapped(run_id))
 }
 
-/// Loads a run and takes its lock.
-async fn open<'a, 'b>(
-    ctx: &'b mut Ctx<'a>,
-    id: Option<&str>,
-) -> Result<Runner<'a, 'b>, EngineError> {
-    if !state::exists(ctx.client)
+/// Starts a run of a playbook of any kind.
+pub async fn start_any(
+    ctx: &mut Ctx<'_>,
+    pb: spec::AnyPlaybook,
+    playbook_text: &str,
+) -> Result<Finished, EngineError> {
+    match pb {
+        spec::AnyPlaybook::Partition(p) => start(ctx, p, playbook_text).await,
+        spec::AnyPlaybook::Op(o) => ops::runner::start(ctx, o, playbook_text).await,
+    }
+}
+
+fn swapped(id: String) -> Finished {
+    Finished {
+        message: format!("run {id}: swapped. The old table is kept current until `lockstep finalize {id}`; `lockstep rollback {id}` swaps back."),
+        id,
+    }
+}
+
+/// Loads a run (the latest when `id` is `None`) and takes its table's run lock.
+async fn load_locked(client: &Client, id: Option<&str>) -> Result<Run, EngineError> {
+    if !state::exists(client)
         .await
         .map_err(dberr("lockstep.runs"))?
     {
         return Err(EngineError::NoState);
     }
-    let run = state::load(ctx.client, id)
+    let run = state::load(client, id)
         .await
         .map_err(dberr("reading lockstep.runs"))?
         .ok_or_else(|| EngineError::NoRun(id.unwrap_or("(latest)").to_string()))?;
-    if !state::try_lock(ctx.client, &run.table_name)
+    if !state::try_lock(client, &run.table_name)
         .await
         .map_err(dberr("advisory lock"))?
     {
-        let pid = state::lock_held(ctx.client, &run.table_name)
+        let pid = state::lock_held(client, &run.table_name)
             .await
             .ok()
             .flatten();
@@ -378,6 +411,11 @@ async fn open<'a, 'b>(
             pid,
         });
     }
+    Ok(run)
+}
+
+/// Opens a locked partition run.
+fn open<'a, 'b>(ctx: &'b mut Ctx<'a>, run: Run) -> Result<Runner<'a, 'b>, EngineError> {
     let pb = spec::parse(&run.playbook, "playbook stored in lockstep.runs")?;
     let plan: Plan = serde_json::from_value(run.plan.clone()).map_err(|e| {
         EngineError::State(format!(
@@ -389,8 +427,12 @@ async fn open<'a, 'b>(
 }
 
 /// Continues a run from its last checkpoint.
-pub async fn resume(ctx: &mut Ctx<'_>, id: Option<&str>) -> Result<String, EngineError> {
-    let mut r = open(ctx, id).await?;
+pub async fn resume(ctx: &mut Ctx<'_>, id: Option<&str>) -> Result<Finished, EngineError> {
+    let run = load_locked(ctx.client, id).await?;
+    if run.kind != "partition" {
+        return ops::runner::resume(ctx, run).await;
+    }
+    let mut r = open(ctx, run)?;
     match r.run.step.as_str() {
         "finalized" | "rolled_back" => {
             return Err(EngineError::State(format!(
@@ -414,13 +456,17 @@ pub async fn resume(ctx: &mut Ctx<'_>, id: Option<&str>) -> Result<String, Engin
         .await
         .map_err(dberr("state"))?;
     r.forward().await?;
-    Ok(r.run.id.clone())
+    Ok(swapped(r.run.id.clone()))
 }
 
 /// Undoes a run: before the swap, drops what it created; after the swap (before finalize),
 /// swaps back to the original table, which the reverse trigger kept current.
-pub async fn rollback(ctx: &mut Ctx<'_>, id: Option<&str>) -> Result<String, EngineError> {
-    let mut r = open(ctx, id).await?;
+pub async fn rollback(ctx: &mut Ctx<'_>, id: Option<&str>) -> Result<Finished, EngineError> {
+    let run = load_locked(ctx.client, id).await?;
+    if run.kind != "partition" {
+        return ops::runner::rollback(ctx, run).await;
+    }
+    let mut r = open(ctx, run)?;
     let step = step_index(&r.run.step);
     if r.run.step == "finalized" {
         return Err(EngineError::State(format!(
@@ -450,12 +496,20 @@ pub async fn rollback(ctx: &mut Ctx<'_>, id: Option<&str>) -> Result<String, Eng
             .await
             .map_err(dberr("state"))?;
     }
-    Ok(r.run.id.clone())
+    let id = r.run.id.clone();
+    Ok(Finished {
+        message: format!("run {id}: rolled back: the original table is in place"),
+        id,
+    })
 }
 
 /// After the swap: drops the reverse trigger and the old table.
-pub async fn finalize(ctx: &mut Ctx<'_>, id: Option<&str>) -> Result<String, EngineError> {
-    let mut r = open(ctx, id).await?;
+pub async fn finalize(ctx: &mut Ctx<'_>, id: Option<&str>) -> Result<Finished, EngineError> {
+    let run = load_locked(ctx.client, id).await?;
+    if run.kind != "partition" {
+        return ops::runner::finalize(ctx, run).await;
+    }
+    let mut r = open(ctx, run)?;
     if step_index(&r.run.step) < step_index("validated") || r.run.step == "rolled_back" {
         return Err(EngineError::State(format!(
             "run {} is at step `{}`: finalize is for swapped runs (resume it first)",
@@ -475,7 +529,11 @@ pub async fn finalize(ctx: &mut Ctx<'_>, id: Option<&str>) -> Result<String, Eng
     state::set_step(r.ctx.client, &r.run.id, "finalized", "finalized", None)
         .await
         .map_err(dberr("state"))?;
-    Ok(r.run.id.clone())
+    let id = r.run.id.clone();
+    Ok(Finished {
+        message: format!("run {id}: finalized: the old table is dropped"),
+        id,
+    })
 }
 
 impl Runner<'_, '_> {
@@ -592,124 +650,21 @@ impl Runner<'_, '_> {
     /// Runs `sql` in one transaction with the playbook's lock_timeout, retried with backoff
     /// when a lock is not granted in time.
     async fn with_retry(&mut self, sql: &[String], step: &str) -> Result<(), EngineError> {
-        let swap = self.pb.swap.clone();
-        let mut backoff = swap.backoff_ms;
-        for attempt in 1..=swap.attempts {
-            match self.try_tx(sql, swap.lock_timeout_ms).await {
-                Ok(()) => return Ok(()),
-                Err(e) if is_lock_timeout(&e) && attempt < swap.attempts => {
-                    // PostgreSQL cancels an autovacuum that blocks a lock request only after
-                    // deadlock_timeout (1 s by default), longer than our lock_timeout: do it
-                    // ourselves, except for a wraparound vacuum, which must finish.
-                    let cancelled = self.cancel_autovacuum().await;
-                    if cancelled > 0 {
-                        self.ctx.progress.note(&format!(
-                            "{step}: cancelled {cancelled} autovacuum worker(s) holding a lock on the tables (they restart later)"
-                        ));
-                    }
-                    let who = self.blockers().await;
-                    self.ctx.progress.note(&format!(
-                        "{step}: lock not granted within {} ms (attempt {attempt}/{}; {who}); retrying",
-                        swap.lock_timeout_ms, swap.attempts
-                    ));
-                    tokio::time::sleep(jitter(backoff)).await;
-                    backoff = (backoff * 2).min(swap.max_backoff_ms);
-                }
-                Err(e) if is_lock_timeout(&e) => {
-                    return Err(EngineError::SwapGaveUp {
-                        step: step.to_string(),
-                        run: self.run.id.clone(),
-                        attempts: swap.attempts,
-                        lock_timeout_ms: swap.lock_timeout_ms,
-                        blockers: self.blockers().await,
-                    })
-                }
-                Err(e) => return Err(dberr(step)(e)),
-            }
-        }
-        Ok(())
+        let tables = self.tables();
+        let policy = Policy {
+            swap: &self.pb.swap,
+            run_id: &self.run.id,
+            tables: &tables,
+        };
+        with_retry(self.ctx.client, &mut *self.ctx.progress, &policy, sql, step).await
     }
 
-    async fn try_tx(
-        &self,
-        sql: &[String],
-        lock_timeout_ms: u64,
-    ) -> Result<(), tokio_postgres::Error> {
-        // CREATE INDEX CONCURRENTLY and friends cannot run in a transaction block.
-        if sql.len() == 1 && sql[0].contains(" CONCURRENTLY ") {
-            self.client()
-                .batch_execute(&format!("SET lock_timeout = '{lock_timeout_ms}ms'"))
-                .await?;
-            let r = self.client().batch_execute(&sql[0]).await;
-            self.client().batch_execute("RESET lock_timeout").await?;
-            return r;
-        }
-        let mut body = format!("BEGIN;\nSET LOCAL lock_timeout = '{lock_timeout_ms}ms';\n");
-        for s in sql {
-            body.push_str(s);
-            body.push_str(";\n");
-        }
-        body.push_str("COMMIT;");
-        let r = self.client().batch_execute(&body).await;
-        if r.is_err() {
-            let _ = self.client().batch_execute("ROLLBACK").await;
-        }
-        r
+    fn tables(&self) -> Vec<String> {
+        vec![self.plan.source(), self.plan.shadow(), self.plan.old()]
     }
 
-    /// Cancels autovacuum workers (not wraparound ones) holding locks on the tables involved
-    /// (and their partitions).
-    async fn cancel_autovacuum(&self) -> u64 {
-        self.client()
-            .query_one(
-                "WITH lockstep_involved AS (SELECT oid FROM pg_class WHERE oid IN (to_regclass($1), to_regclass($2), to_regclass($3))
-                     UNION ALL SELECT inhrelid FROM pg_inherits WHERE inhparent IN (to_regclass($1), to_regclass($2), to_regclass($3)))
-                 SELECT count(*) FILTER (WHERE pg_cancel_backend(a.pid))
-                 FROM pg_stat_activity a
-                 WHERE a.backend_type = 'autovacuum worker'
-                   AND a.query NOT LIKE '%to prevent wraparound%'
-                   AND EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND l.locktype = 'relation'
-                               AND l.relation IN (SELECT oid FROM lockstep_involved))",
-                &[&self.plan.source(), &self.plan.shadow(), &self.plan.old()],
-            )
-            .await
-            .map_or(0, |r| r.get::<_, i64>(0).max(0) as u64)
-    }
-
-    /// The backends holding locks on the tables involved, for messages.
     async fn blockers(&self) -> String {
-        let rows = self
-            .client()
-            .query(
-                "WITH lockstep_involved AS (SELECT oid FROM pg_class WHERE oid IN (to_regclass($1), to_regclass($2), to_regclass($3))
-                     UNION ALL SELECT inhrelid FROM pg_inherits WHERE inhparent IN (to_regclass($1), to_regclass($2), to_regclass($3)))
-                 SELECT DISTINCT a.pid, coalesce(a.usename::text, a.backend_type, '?'), coalesce(a.state, '?'),
-                        coalesce(extract(epoch FROM now() - a.xact_start)::bigint, 0),
-                        left(regexp_replace(coalesce(a.query, ''), '\\s+', ' ', 'g'), 80), l.mode
-                 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-                 WHERE l.granted AND l.pid <> pg_backend_pid() AND l.locktype = 'relation'
-                   AND l.relation IN (SELECT oid FROM lockstep_involved)",
-                &[&self.plan.source(), &self.plan.shadow(), &self.plan.old()],
-            )
-            .await;
-        match rows {
-            Ok(rows) if !rows.is_empty() => rows
-                .iter()
-                .map(|r| {
-                    format!(
-                        "blocked by backend pid {} (user {}, {}, transaction open {} s, holding {}, running `{}`)",
-                        r.get::<_, i32>(0),
-                        r.get::<_, String>(1),
-                        r.get::<_, String>(2),
-                        r.get::<_, i64>(3),
-                        r.get::<_, String>(5),
-                        r.get::<_, String>(4)
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("; "),
-            _ => "no blocking backend seen any more".to_string(),
-        }
+        blockers(self.ctx.client, &self.tables()).await
     }
 
     /// The swap (or swap back): one transaction with the retry policy, checkpointing `step`.
@@ -1063,79 +1018,15 @@ impl Runner<'_, '_> {
         Ok(())
     }
 
-    /// Builds one partition's index. `CREATE INDEX CONCURRENTLY` waits, through lock waits,
-    /// for every transaction of the database that is older than the build, so under the
-    /// short lock_timeout it failed whenever any transaction ran longer than that (and left an
-    /// INVALID index behind). Its own lock, SHARE UPDATE EXCLUSIVE on a partition of the copy,
-    /// conflicts with nothing the application does (the trigger's writes take ROW EXCLUSIVE),
-    /// so it runs without lock_timeout, after waiting for the transactions open now itself:
-    /// visibly (`lockstep status` names them) and stoppable with Ctrl-C. A failed build leaves
-    /// an INVALID index, which a resumed run drops and builds again.
     async fn build_index(&mut self, sql: &str) -> Result<(), EngineError> {
-        self.wait_for_older_transactions().await?;
-        let c = self.client();
-        c.batch_execute("SET lock_timeout = 0")
-            .await
-            .map_err(dberr("indexes"))?;
-        let r = c.batch_execute(sql).await;
-        let reset = c.batch_execute("RESET lock_timeout").await;
-        r.and(reset).map_err(dberr("indexes"))
-    }
-
-    /// Waits until the transactions of this database that hold a snapshot now have ended;
-    /// after a second, says which ones it waits for.
-    async fn wait_for_older_transactions(&mut self) -> Result<(), EngineError> {
-        let since: String = self
-            .client()
-            .query_one("SELECT clock_timestamp()::text", &[])
-            .await
-            .map_err(dberr("indexes"))?
-            .get(0);
-        let started = Instant::now();
-        let mut noted = false;
-        loop {
-            let rows = self
-                .client()
-                .query(
-                    "SELECT pid, coalesce(state, '?'), extract(epoch FROM now() - xact_start)::bigint,
-                            left(regexp_replace(coalesce(query, ''), '\\s+', ' ', 'g'), 80)
-                     FROM pg_stat_activity
-                     WHERE datname = current_database() AND pid <> pg_backend_pid()
-                       AND backend_type = 'client backend' AND backend_xmin IS NOT NULL
-                       AND xact_start < $1::text::timestamptz
-                     ORDER BY xact_start LIMIT 3",
-                    &[&since],
-                )
-                .await
-                .map_err(dberr("indexes"))?;
-            if rows.is_empty() {
-                if noted {
-                    let _ = state::set_status(self.client(), &self.run.id, "running", None).await;
-                }
-                return Ok(());
-            }
-            if !noted && started.elapsed() >= Duration::from_secs(1) {
-                let who = rows
-                    .iter()
-                    .map(|r| {
-                        format!(
-                            "backend pid {} ({}, transaction open {} s, `{}`)",
-                            r.get::<_, i32>(0),
-                            r.get::<_, String>(1),
-                            r.get::<_, i64>(2),
-                            r.get::<_, String>(3)
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                let msg = format!("index builds wait for older transactions to end: {who}");
-                self.ctx.progress.note(&msg);
-                let _ = state::set_status(self.client(), &self.run.id, "running", Some(&msg)).await;
-                noted = true;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            self.check_stop()?;
-        }
+        build_index(
+            self.ctx.client,
+            &mut *self.ctx.progress,
+            &self.run.id,
+            self.ctx.stop,
+            sql,
+        )
+        .await
     }
 
     async fn verify(&mut self) -> Result<(), EngineError> {
@@ -1283,6 +1174,237 @@ impl Runner<'_, '_> {
     }
 }
 
+/// How DDL waits for locks: the playbook's lock_timeout and retry settings, the run, and the
+/// tables involved (for naming blockers and cancelling autovacuum).
+pub(crate) struct Policy<'p> {
+    pub swap: &'p spec::Swap,
+    pub run_id: &'p str,
+    pub tables: &'p [String],
+}
+
+/// Runs `sql` in one transaction with the playbook's lock_timeout, retried with backoff and
+/// jitter when a lock is not granted in time; gives up naming the blocking backends.
+pub(crate) async fn with_retry(
+    client: &Client,
+    progress: &mut dyn Progress,
+    policy: &Policy<'_>,
+    sql: &[String],
+    step: &str,
+) -> Result<(), EngineError> {
+    let swap = policy.swap;
+    let mut backoff = swap.backoff_ms;
+    for attempt in 1..=swap.attempts {
+        match try_tx(client, sql, swap.lock_timeout_ms).await {
+            Ok(()) => return Ok(()),
+            Err(e) if is_lock_timeout(&e) && attempt < swap.attempts => {
+                // PostgreSQL cancels an autovacuum that blocks a lock request only after
+                // deadlock_timeout (1 s by default), longer than our lock_timeout: do it
+                // ourselves, except for a wraparound vacuum, which must finish.
+                let cancelled = cancel_autovacuum(client, policy.tables).await;
+                if cancelled > 0 {
+                    progress.note(&format!(
+                        "{step}: cancelled {cancelled} autovacuum worker(s) holding a lock on the tables (they restart later)"
+                    ));
+                }
+                let who = blockers(client, policy.tables).await;
+                progress.note(&format!(
+                    "{step}: lock not granted within {} ms (attempt {attempt}/{}; {who}); retrying",
+                    swap.lock_timeout_ms, swap.attempts
+                ));
+                tokio::time::sleep(jitter(backoff)).await;
+                backoff = (backoff * 2).min(swap.max_backoff_ms);
+            }
+            Err(e) if is_lock_timeout(&e) => {
+                return Err(EngineError::SwapGaveUp {
+                    step: step.to_string(),
+                    run: policy.run_id.to_string(),
+                    attempts: swap.attempts,
+                    lock_timeout_ms: swap.lock_timeout_ms,
+                    blockers: blockers(client, policy.tables).await,
+                })
+            }
+            Err(e) => return Err(dberr(step)(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Runs `sql` in one transaction after `SET LOCAL lock_timeout`; a single statement that
+/// cannot run in a transaction block (`… CONCURRENTLY …`) runs alone under the timeout.
+pub(crate) async fn try_tx(
+    client: &Client,
+    sql: &[String],
+    lock_timeout_ms: u64,
+) -> Result<(), tokio_postgres::Error> {
+    if sql.len() == 1 && sql[0].contains(" CONCURRENTLY ") {
+        client
+            .batch_execute(&format!("SET lock_timeout = '{lock_timeout_ms}ms'"))
+            .await?;
+        let r = client.batch_execute(&sql[0]).await;
+        client.batch_execute("RESET lock_timeout").await?;
+        return r;
+    }
+    let mut body = format!("BEGIN;\nSET LOCAL lock_timeout = '{lock_timeout_ms}ms';\n");
+    for s in sql {
+        body.push_str(s);
+        body.push_str(";\n");
+    }
+    body.push_str("COMMIT;");
+    let r = client.batch_execute(&body).await;
+    if r.is_err() {
+        let _ = client.batch_execute("ROLLBACK").await;
+    }
+    r
+}
+
+/// The tables (and their partitions) of `tables`, as a CTE `lockstep_involved(oid)`; `$1` is
+/// the array of qualified names.
+const INVOLVED_CTE: &str = "WITH lockstep_named AS (SELECT to_regclass(n) AS oid FROM unnest($1::text[]) n),
+     lockstep_involved AS (SELECT oid FROM lockstep_named WHERE oid IS NOT NULL
+         UNION ALL SELECT inhrelid FROM pg_inherits WHERE inhparent IN (SELECT oid FROM lockstep_named))";
+
+/// Cancels autovacuum workers (not wraparound ones) holding locks on `tables` (and their
+/// partitions).
+pub(crate) async fn cancel_autovacuum(client: &Client, tables: &[String]) -> u64 {
+    client
+        .query_one(
+            &format!(
+                "{INVOLVED_CTE}
+                 SELECT count(*) FILTER (WHERE pg_cancel_backend(a.pid))
+                 FROM pg_stat_activity a
+                 WHERE a.backend_type = 'autovacuum worker'
+                   AND a.query NOT LIKE '%to prevent wraparound%'
+                   AND EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND l.locktype = 'relation'
+                               AND l.relation IN (SELECT oid FROM lockstep_involved))"
+            ),
+            &[&tables],
+        )
+        .await
+        .map_or(0, |r| r.get::<_, i64>(0).max(0) as u64)
+}
+
+/// The backends holding locks on `tables` (and their partitions), for messages.
+pub(crate) async fn blockers(client: &Client, tables: &[String]) -> String {
+    let rows = client
+        .query(
+            &format!(
+                "{INVOLVED_CTE}
+                 SELECT DISTINCT a.pid, coalesce(a.usename::text, a.backend_type, '?'), coalesce(a.state, '?'),
+                        coalesce(extract(epoch FROM now() - a.xact_start)::bigint, 0),
+                        left(regexp_replace(coalesce(a.query, ''), '\\s+', ' ', 'g'), 80), l.mode
+                 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                 WHERE l.granted AND l.pid <> pg_backend_pid() AND l.locktype = 'relation'
+                   AND l.relation IN (SELECT oid FROM lockstep_involved)"
+            ),
+            &[&tables],
+        )
+        .await;
+    match rows {
+        Ok(rows) if !rows.is_empty() => rows
+            .iter()
+            .map(|r| {
+                format!(
+                    "blocked by backend pid {} (user {}, {}, transaction open {} s, holding {}, running `{}`)",
+                    r.get::<_, i32>(0),
+                    r.get::<_, String>(1),
+                    r.get::<_, String>(2),
+                    r.get::<_, i64>(3),
+                    r.get::<_, String>(5),
+                    r.get::<_, String>(4)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        _ => "no blocking backend seen any more".to_string(),
+    }
+}
+
+/// Builds one partition's index. `CREATE INDEX CONCURRENTLY` waits, through lock waits,
+/// for every transaction of the database that is older than the build, so under the
+/// short lock_timeout it failed whenever any transaction ran longer than that (and left an
+/// INVALID index behind). Its own lock, SHARE UPDATE EXCLUSIVE on a partition of the copy,
+/// conflicts with nothing the application does (the trigger's writes take ROW EXCLUSIVE),
+/// so it runs without lock_timeout, after waiting for the transactions open now itself:
+/// visibly (`lockstep status` names them) and stoppable with Ctrl-C. A failed build leaves
+/// an INVALID index, which a resumed run drops and builds again.
+pub(crate) async fn build_index(
+    client: &Client,
+    progress: &mut dyn Progress,
+    run_id: &str,
+    stop: &AtomicBool,
+    sql: &str,
+) -> Result<(), EngineError> {
+    wait_for_older_transactions(client, progress, run_id, stop).await?;
+    let c = client;
+    c.batch_execute("SET lock_timeout = 0")
+        .await
+        .map_err(dberr("indexes"))?;
+    let r = c.batch_execute(sql).await;
+    let reset = c.batch_execute("RESET lock_timeout").await;
+    r.and(reset).map_err(dberr("indexes"))
+}
+
+/// Waits until the transactions of this database that hold a snapshot now have ended;
+/// after a second, says which ones it waits for.
+pub(crate) async fn wait_for_older_transactions(
+    client: &Client,
+    progress: &mut dyn Progress,
+    run_id: &str,
+    stop: &AtomicBool,
+) -> Result<(), EngineError> {
+    let since: String = client
+        .query_one("SELECT clock_timestamp()::text", &[])
+        .await
+        .map_err(dberr("indexes"))?
+        .get(0);
+    let started = Instant::now();
+    let mut noted = false;
+    loop {
+        let rows = client
+            .query(
+                "SELECT pid, coalesce(state, '?'), extract(epoch FROM now() - xact_start)::bigint,
+                        left(regexp_replace(coalesce(query, ''), '\\s+', ' ', 'g'), 80)
+                 FROM pg_stat_activity
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()
+                   AND backend_type = 'client backend' AND backend_xmin IS NOT NULL
+                   AND xact_start < $1::text::timestamptz
+                 ORDER BY xact_start LIMIT 3",
+                &[&since],
+            )
+            .await
+            .map_err(dberr("indexes"))?;
+        if rows.is_empty() {
+            if noted {
+                let _ = state::set_status(client, run_id, "running", None).await;
+            }
+            return Ok(());
+        }
+        if !noted && started.elapsed() >= Duration::from_secs(1) {
+            let who = rows
+                .iter()
+                .map(|r| {
+                    format!(
+                        "backend pid {} ({}, transaction open {} s, `{}`)",
+                        r.get::<_, i32>(0),
+                        r.get::<_, String>(1),
+                        r.get::<_, i64>(2),
+                        r.get::<_, String>(3)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            let msg = format!("index builds wait for older transactions to end: {who}");
+            progress.note(&msg);
+            let _ = state::set_status(client, run_id, "running", Some(&msg)).await;
+            noted = true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if stop.load(Ordering::SeqCst) {
+            return Err(EngineError::Stopped(run_id.to_string()));
+        }
+    }
+}
+
 /// What one backfill batch did.
 struct BatchResult {
     rows: i64,
@@ -1296,7 +1418,7 @@ struct BatchResult {
 }
 
 /// `ms` with ±25 % jitter.
-fn jitter(ms: u64) -> Duration {
+pub(crate) fn jitter(ms: u64) -> Duration {
     let spread = ms / 4;
     let low = ms - spread;
     Duration::from_millis(low + fastrand::u64(0..=spread * 2))
@@ -1348,7 +1470,15 @@ pub async fn set_paused(
     paused: bool,
 ) -> Result<String, EngineError> {
     let st = status(client, id).await?;
-    if step_index(&st.run.step) >= step_index("backfill") {
+    let finished = ["done", "finalized", "rolled_back"].contains(&st.run.step.as_str());
+    if st.run.kind != "partition" && finished {
+        return Err(EngineError::State(format!(
+            "run {} is {}: there is nothing to pause",
+            st.run.id,
+            st.run.step.replace('_', " ")
+        )));
+    }
+    if st.run.kind == "partition" && step_index(&st.run.step) >= step_index("backfill") {
         return Err(EngineError::State(format!(
             "run {} is past the copy (step `{}`): there is nothing to pause",
             st.run.id, st.run.step

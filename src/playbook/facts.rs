@@ -86,6 +86,9 @@ pub struct Facts {
     pub refusals: Vec<String>,
     pub rows_estimate: i64,
     pub total_bytes: i64,
+    /// A partitioned table (only the in-place kinds that support it read one).
+    #[serde(default)]
+    pub partitioned: bool,
 }
 
 impl Facts {
@@ -123,6 +126,15 @@ fn db(e: tokio_postgres::Error) -> FactsError {
 
 /// Reads the facts about `table` (resolved on the search_path when unqualified).
 pub async fn read(client: &Client, table: &ObjName) -> Result<Facts, FactsError> {
+    read_table(client, table, false).await
+}
+
+/// The same, accepting a partitioned table when `allow_partitioned`.
+pub async fn read_table(
+    client: &Client,
+    table: &ObjName,
+    allow_partitioned: bool,
+) -> Result<Facts, FactsError> {
     let shown = table.to_string();
     let row = client
         .query_opt(
@@ -139,7 +151,7 @@ pub async fn read(client: &Client, table: &ObjName) -> Result<Facts, FactsError>
         .ok_or_else(|| FactsError::NoTable(shown.clone()))?;
     let oid: u32 = row.get(0);
     let relkind: String = row.get(3);
-    if relkind != "r" {
+    if relkind != "r" && !(allow_partitioned && relkind == "p") {
         return Err(FactsError::NotOrdinary {
             table: shown,
             relkind,
@@ -164,6 +176,7 @@ pub async fn read(client: &Client, table: &ObjName) -> Result<Facts, FactsError>
         refusals: Vec::new(),
         rows_estimate: row.get::<_, i64>(7).max(0),
         total_bytes: row.get(8),
+        partitioned: relkind == "p",
     };
     if row.get::<_, bool>(5) {
         f.refusals.push("row-level security is enabled on the table; policies are not carried over (disable it, or convert by hand)".into());

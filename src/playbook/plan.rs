@@ -967,11 +967,13 @@ pub fn lit(s: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::playbook::facts::{Column, Index};
 
-    fn facts() -> Facts {
+    /// A table whose names need quoting: a schema with a space, a capitalised name, a
+    /// reserved word as a column.
+    pub(crate) fn facts() -> Facts {
         let col = |n: &str, t: &str| Column {
             name: n.into(),
             type_sql: t.into(),
@@ -1008,6 +1010,7 @@ mod tests {
             refusals: vec![],
             rows_estimate: 0,
             total_bytes: 0,
+            partitioned: false,
         }
     }
 

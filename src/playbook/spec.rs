@@ -72,6 +72,86 @@ struct Raw {
     swap: RawSwap,
     #[serde(default)]
     dependents: RawDependents,
+    column_type: Option<RawColumnType>,
+    not_null: Option<RawNotNull>,
+    foreign_key: Option<RawForeignKey>,
+    check: Option<RawCheck>,
+    unique: Option<RawKey>,
+    primary_key: Option<RawKey>,
+    index: Option<RawIndex>,
+    reindex: Option<RawIndexRef>,
+    drop_index: Option<RawIndexRef>,
+    update: Option<RawUpdate>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawColumnType {
+    column: String,
+    #[serde(rename = "type")]
+    new_type: String,
+    using: Option<String>,
+    reverse_using: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotNull {
+    column: String,
+    backfill: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawForeignKey {
+    name: Option<String>,
+    columns: Vec<String>,
+    references: String,
+    referenced_columns: Option<Vec<String>>,
+    on_delete: Option<String>,
+    on_update: Option<String>,
+    create_index: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCheck {
+    name: Option<String>,
+    expression: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKey {
+    name: Option<String>,
+    columns: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIndex {
+    name: Option<String>,
+    columns: Option<Vec<String>>,
+    definition: Option<String>,
+    unique: Option<bool>,
+    method: Option<String>,
+    #[serde(rename = "where")]
+    predicate: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIndexRef {
+    name: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpdate {
+    set: String,
+    #[serde(rename = "where")]
+    predicate: Option<String>,
+    keep_undo: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -267,8 +347,121 @@ pub fn load(path: &Path) -> Result<Playbook, SpecError> {
     parse(&text, &shown)
 }
 
-/// Parses playbook text; `path` is for messages.
+/// Reads and validates a playbook file of any kind.
+pub fn load_any(path: &Path) -> Result<AnyPlaybook, SpecError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| SpecError::Io {
+        path: shown.clone(),
+        message: crate::files::io_message(&e),
+    })?;
+    parse_any(&text, &shown)
+}
+
+/// Parses playbook text; `path` is for messages. Only `kind = "partition"`; see
+/// [`parse_any`] for every kind.
 pub fn parse(text: &str, path: &str) -> Result<Playbook, SpecError> {
+    match parse_any(text, path)? {
+        AnyPlaybook::Partition(p) => Ok(p),
+        AnyPlaybook::Op(o) => Err(SpecError::Invalid {
+            path: path.to_string(),
+            key: "kind".into(),
+            message: format!("expected `partition` here, found `{}`", o.kind),
+        }),
+    }
+}
+
+/// Every `kind` a playbook can have.
+pub const KINDS: [&str; 11] = [
+    "partition",
+    "column-type",
+    "not-null",
+    "foreign-key",
+    "check",
+    "unique",
+    "primary-key",
+    "index",
+    "reindex",
+    "drop-index",
+    "backfill",
+];
+
+/// A playbook of any kind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AnyPlaybook {
+    Partition(Playbook),
+    Op(OpPlaybook),
+}
+
+/// A playbook of one of the kinds that change a table in place (everything but `partition`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpPlaybook {
+    /// The `kind` value, e.g. `not-null`.
+    pub kind: String,
+    pub table: ObjName,
+    pub op: Op,
+    pub backfill: Backfill,
+    pub swap: Swap,
+}
+
+/// What an in-place playbook does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    ColumnType {
+        column: String,
+        new_type: String,
+        /// An expression over the row's columns giving the new value (default: a cast).
+        using: Option<String>,
+        /// The way back, for the reverse sync after the swap (default: a cast).
+        reverse_using: Option<String>,
+    },
+    NotNull {
+        column: String,
+        /// Fill NULLs with this expression first, in batches.
+        backfill: Option<String>,
+    },
+    ForeignKey {
+        name: Option<String>,
+        columns: Vec<String>,
+        references: ObjName,
+        /// Empty: the referenced table's primary key.
+        referenced_columns: Vec<String>,
+        on_delete: Option<String>,
+        on_update: Option<String>,
+        /// Build an index on the referencing columns first when none covers them.
+        create_index: bool,
+    },
+    Check {
+        name: Option<String>,
+        expression: String,
+    },
+    /// `unique` and `primary-key`.
+    Key {
+        name: Option<String>,
+        columns: Vec<String>,
+        primary: bool,
+    },
+    Index {
+        name: Option<String>,
+        /// What follows `ON table`: ` USING btree (a, b) WHERE …`.
+        tail: String,
+        unique: bool,
+    },
+    Reindex {
+        name: String,
+    },
+    DropIndex {
+        name: String,
+    },
+    Backfill {
+        set: String,
+        predicate: Option<String>,
+        /// Keep the old values so `lockstep rollback` can restore them.
+        keep_undo: bool,
+    },
+}
+
+/// Parses playbook text of any kind; `path` is for messages.
+pub fn parse_any(text: &str, path: &str) -> Result<AnyPlaybook, SpecError> {
     let raw: Raw = toml::from_str(text).map_err(|e| SpecError::Parse {
         path: path.to_string(),
         message: e.to_string().trim().replace('\n', " ").replace("  ", " "),
@@ -278,14 +471,46 @@ pub fn parse(text: &str, path: &str) -> Result<Playbook, SpecError> {
         key: key.to_string(),
         message,
     };
-    if raw.kind != "partition" {
+    if !KINDS.contains(&raw.kind.as_str()) {
         return Err(bad(
             "kind",
             format!(
-                "unknown kind `{}`; this version knows `partition`",
-                raw.kind
+                "unknown kind `{}`; expected one of {}",
+                raw.kind,
+                KINDS.join(", ")
             ),
         ));
+    }
+    // Each kind has its own section; another kind's section is a mistake.
+    let sections: [(&str, &str, bool); 11] = [
+        ("partition", "partition", raw.partition.is_some()),
+        ("column-type", "column_type", raw.column_type.is_some()),
+        ("not-null", "not_null", raw.not_null.is_some()),
+        ("foreign-key", "foreign_key", raw.foreign_key.is_some()),
+        ("check", "check", raw.check.is_some()),
+        ("unique", "unique", raw.unique.is_some()),
+        ("primary-key", "primary_key", raw.primary_key.is_some()),
+        ("index", "index", raw.index.is_some()),
+        ("reindex", "reindex", raw.reindex.is_some()),
+        ("drop-index", "drop_index", raw.drop_index.is_some()),
+        ("backfill", "update", raw.update.is_some()),
+    ];
+    for (kind, section, present) in sections {
+        if present && kind != raw.kind {
+            return Err(bad(
+                section,
+                format!(
+                    "a [{section}] table belongs to kind = \"{kind}\", not `{}`",
+                    raw.kind
+                ),
+            ));
+        }
+        if !present && kind == raw.kind {
+            return Err(bad(
+                section,
+                format!("kind = \"{kind}\" needs a [{section}] table"),
+            ));
+        }
     }
     let table = parse_table_name(&raw.table).ok_or_else(|| {
         bad(
@@ -296,6 +521,304 @@ pub fn parse(text: &str, path: &str) -> Result<Playbook, SpecError> {
             ),
         )
     })?;
+    let (backfill, swap) = settings(&raw, path)?;
+    if raw.kind == "partition" {
+        return parse_partition(raw, table, backfill, swap, path).map(AnyPlaybook::Partition);
+    }
+    if raw.dependents.views.is_some() || raw.dependents.foreign_keys.is_some() {
+        return Err(bad("dependents", "only for kind = \"partition\"".into()));
+    }
+    let nonempty = |key: &str, v: &str| -> Result<String, SpecError> {
+        let t = v.trim();
+        if t.is_empty() {
+            Err(bad(key, "must not be empty".into()))
+        } else {
+            Ok(t.to_string())
+        }
+    };
+    let columns = |key: &str, v: &[String]| -> Result<Vec<String>, SpecError> {
+        if v.is_empty() || v.iter().any(|c| c.is_empty()) {
+            return Err(bad(key, "needs at least one column name".into()));
+        }
+        Ok(v.to_vec())
+    };
+    let action = |key: &str, v: &Option<String>| -> Result<Option<String>, SpecError> {
+        match v.as_deref().map(|a| a.trim().to_ascii_uppercase()) {
+            None => Ok(None),
+            Some(a)
+                if [
+                    "NO ACTION",
+                    "RESTRICT",
+                    "CASCADE",
+                    "SET NULL",
+                    "SET DEFAULT",
+                ]
+                .contains(&a.as_str()) =>
+            {
+                Ok(Some(a))
+            }
+            Some(a) => Err(bad(
+                key,
+                format!(
+                    "expected no action, restrict, cascade, set null or set default, found `{a}`"
+                ),
+            )),
+        }
+    };
+    let op = match raw.kind.as_str() {
+        "column-type" => {
+            let Some(c) = &raw.column_type else {
+                return Err(bad("column_type", "this table is required".into()));
+            };
+            Op::ColumnType {
+                column: nonempty("column_type.column", &c.column)?,
+                new_type: nonempty("column_type.type", &c.new_type)?,
+                using: c
+                    .using
+                    .as_deref()
+                    .map(|u| nonempty("column_type.using", u))
+                    .transpose()?,
+                reverse_using: c
+                    .reverse_using
+                    .as_deref()
+                    .map(|u| nonempty("column_type.reverse_using", u))
+                    .transpose()?,
+            }
+        }
+        "not-null" => {
+            let Some(c) = &raw.not_null else {
+                return Err(bad("not_null", "this table is required".into()));
+            };
+            Op::NotNull {
+                column: nonempty("not_null.column", &c.column)?,
+                backfill: c
+                    .backfill
+                    .as_deref()
+                    .map(|b| nonempty("not_null.backfill", b))
+                    .transpose()?,
+            }
+        }
+        "foreign-key" => {
+            let Some(c) = &raw.foreign_key else {
+                return Err(bad("foreign_key", "this table is required".into()));
+            };
+            let cols = columns("foreign_key.columns", &c.columns)?;
+            let referenced = match &c.referenced_columns {
+                None => Vec::new(),
+                Some(r) => {
+                    let r = columns("foreign_key.referenced_columns", r)?;
+                    if r.len() != cols.len() {
+                        return Err(bad(
+                            "foreign_key.referenced_columns",
+                            format!(
+                                "names {} column(s) but foreign_key.columns names {}",
+                                r.len(),
+                                cols.len()
+                            ),
+                        ));
+                    }
+                    r
+                }
+            };
+            Op::ForeignKey {
+                name: c.name.clone(),
+                columns: cols,
+                references: parse_table_name(&c.references).ok_or_else(|| {
+                    bad(
+                        "foreign_key.references",
+                        format!("expected a table name, found `{}`", c.references),
+                    )
+                })?,
+                referenced_columns: referenced,
+                on_delete: action("foreign_key.on_delete", &c.on_delete)?,
+                on_update: action("foreign_key.on_update", &c.on_update)?,
+                create_index: c.create_index.unwrap_or(true),
+            }
+        }
+        "check" => {
+            let Some(c) = &raw.check else {
+                return Err(bad("check", "this table is required".into()));
+            };
+            Op::Check {
+                name: c.name.clone(),
+                expression: nonempty("check.expression", &c.expression)?,
+            }
+        }
+        "unique" | "primary-key" => {
+            let primary = raw.kind == "primary-key";
+            let (c, key) = if primary {
+                (raw.primary_key.as_ref(), "primary_key.columns")
+            } else {
+                (raw.unique.as_ref(), "unique.columns")
+            };
+            let Some(c) = c else {
+                return Err(bad(key, "this table is required".into()));
+            };
+            Op::Key {
+                name: c.name.clone(),
+                columns: columns(key, &c.columns)?,
+                primary,
+            }
+        }
+        "index" => {
+            let Some(c) = &raw.index else {
+                return Err(bad("index", "this table is required".into()));
+            };
+            let method = c.method.clone().unwrap_or_else(|| "btree".into());
+            if method.is_empty()
+                || !method
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+            {
+                return Err(bad(
+                    "index.method",
+                    format!("expected an index method such as btree or gin, found `{method}`"),
+                ));
+            }
+            let body = match (&c.columns, &c.definition) {
+                (Some(cols), None) => format!(
+                    "({})",
+                    columns("index.columns", cols)?
+                        .iter()
+                        .map(|c| crate::sql::ir::quote_ident(c))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                (None, Some(d)) => {
+                    let d = nonempty("index.definition", d)?;
+                    if d.starts_with('(') {
+                        d
+                    } else {
+                        format!("({d})")
+                    }
+                }
+                _ => {
+                    return Err(bad(
+                        "index",
+                        "give either columns = [...] or definition = \"(expression, ...)\"".into(),
+                    ))
+                }
+            };
+            let predicate = match &c.predicate {
+                Some(p) => format!(" WHERE {}", nonempty("index.where", p)?),
+                None => String::new(),
+            };
+            Op::Index {
+                name: c.name.clone(),
+                tail: format!(" USING {method} {body}{predicate}"),
+                unique: c.unique.unwrap_or(false),
+            }
+        }
+        "reindex" => {
+            let Some(c) = &raw.reindex else {
+                return Err(bad("reindex", "this table is required".into()));
+            };
+            Op::Reindex {
+                name: nonempty("reindex.name", &c.name)?,
+            }
+        }
+        "drop-index" => {
+            let Some(c) = &raw.drop_index else {
+                return Err(bad("drop_index", "this table is required".into()));
+            };
+            Op::DropIndex {
+                name: nonempty("drop_index.name", &c.name)?,
+            }
+        }
+        _ => {
+            let Some(c) = &raw.update else {
+                return Err(bad("update", "this table is required".into()));
+            };
+            Op::Backfill {
+                set: nonempty("update.set", &c.set)?,
+                predicate: c
+                    .predicate
+                    .as_deref()
+                    .map(|p| nonempty("update.where", p))
+                    .transpose()?,
+                keep_undo: c.keep_undo.unwrap_or(true),
+            }
+        }
+    };
+    Ok(AnyPlaybook::Op(OpPlaybook {
+        kind: raw.kind,
+        table,
+        op,
+        backfill,
+        swap,
+    }))
+}
+
+/// The `[backfill]` and `[swap]` settings every kind shares.
+fn settings(raw: &Raw, path: &str) -> Result<(Backfill, Swap), SpecError> {
+    let bad = |key: &str, message: String| SpecError::Invalid {
+        path: path.to_string(),
+        key: key.to_string(),
+        message,
+    };
+    let ms = |key: &str, v: &Option<String>, default: u64| -> Result<u64, SpecError> {
+        match v {
+            None => Ok(default),
+            Some(s) => parse_duration_ms(s).ok_or_else(|| {
+                bad(
+                    key,
+                    format!("expected a duration such as \"200ms\" or \"5s\", found `{s}`"),
+                )
+            }),
+        }
+    };
+    let d = Backfill::default();
+    let batch_size = raw.backfill.batch_size.unwrap_or(d.batch_size);
+    if batch_size == 0 {
+        return Err(bad("backfill.batch_size", "must be at least 1".into()));
+    }
+    let backfill = Backfill {
+        batch_size,
+        target_batch_ms: raw.backfill.target_batch_ms.unwrap_or(d.target_batch_ms),
+        max_rows_per_second: raw
+            .backfill
+            .max_rows_per_second
+            .unwrap_or(d.max_rows_per_second),
+        max_replica_lag_ms: match &raw.backfill.max_replica_lag {
+            None => None,
+            s => Some(ms("backfill.max_replica_lag", s, 0)?),
+        },
+    };
+    let sd = Swap::default();
+    let swap = Swap {
+        lock_timeout_ms: ms(
+            "swap.lock_timeout",
+            &raw.swap.lock_timeout,
+            sd.lock_timeout_ms,
+        )?,
+        attempts: raw.swap.attempts.unwrap_or(sd.attempts),
+        backoff_ms: ms("swap.backoff", &raw.swap.backoff, sd.backoff_ms)?,
+        max_backoff_ms: ms("swap.max_backoff", &raw.swap.max_backoff, sd.max_backoff_ms)?,
+    };
+    if swap.lock_timeout_ms == 0 {
+        return Err(bad(
+            "swap.lock_timeout",
+            "must be above zero: the swap never waits for a lock without a timeout".into(),
+        ));
+    }
+    if swap.attempts == 0 {
+        return Err(bad("swap.attempts", "must be at least 1".into()));
+    }
+    Ok((backfill, swap))
+}
+
+fn parse_partition(
+    raw: Raw,
+    table: ObjName,
+    backfill: Backfill,
+    swap: Swap,
+    path: &str,
+) -> Result<Playbook, SpecError> {
+    let bad = |key: &str, message: String| SpecError::Invalid {
+        path: path.to_string(),
+        key: key.to_string(),
+        message,
+    };
     let p = raw
         .partition
         .ok_or_else(|| bad("partition", "the [partition] table is required".into()))?;
@@ -381,54 +904,6 @@ pub fn parse(text: &str, path: &str) -> Result<Playbook, SpecError> {
             "partition.naming",
             "must contain {start} or {n} so partition names differ".into(),
         ));
-    }
-    let ms = |key: &str, v: &Option<String>, default: u64| -> Result<u64, SpecError> {
-        match v {
-            None => Ok(default),
-            Some(s) => parse_duration_ms(s).ok_or_else(|| {
-                bad(
-                    key,
-                    format!("expected a duration such as \"200ms\" or \"5s\", found `{s}`"),
-                )
-            }),
-        }
-    };
-    let d = Backfill::default();
-    let batch_size = raw.backfill.batch_size.unwrap_or(d.batch_size);
-    if batch_size == 0 {
-        return Err(bad("backfill.batch_size", "must be at least 1".into()));
-    }
-    let backfill = Backfill {
-        batch_size,
-        target_batch_ms: raw.backfill.target_batch_ms.unwrap_or(d.target_batch_ms),
-        max_rows_per_second: raw
-            .backfill
-            .max_rows_per_second
-            .unwrap_or(d.max_rows_per_second),
-        max_replica_lag_ms: match &raw.backfill.max_replica_lag {
-            None => None,
-            s => Some(ms("backfill.max_replica_lag", s, 0)?),
-        },
-    };
-    let sd = Swap::default();
-    let swap = Swap {
-        lock_timeout_ms: ms(
-            "swap.lock_timeout",
-            &raw.swap.lock_timeout,
-            sd.lock_timeout_ms,
-        )?,
-        attempts: raw.swap.attempts.unwrap_or(sd.attempts),
-        backoff_ms: ms("swap.backoff", &raw.swap.backoff, sd.backoff_ms)?,
-        max_backoff_ms: ms("swap.max_backoff", &raw.swap.max_backoff, sd.max_backoff_ms)?,
-    };
-    if swap.lock_timeout_ms == 0 {
-        return Err(bad(
-            "swap.lock_timeout",
-            "must be above zero: the swap never waits for a lock without a timeout".into(),
-        ));
-    }
-    if swap.attempts == 0 {
-        return Err(bad("swap.attempts", "must be at least 1".into()));
     }
     // Safer by default: a row outside every partition would make the change capture (and so
     // the application's write) fail.
@@ -589,16 +1064,93 @@ values = ["de", "f'r"]
     }
 
     #[test]
-    fn example_playbooks_parse() {
+    fn example_playbooks_parse_and_cover_every_kind() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks");
-        let mut n = 0;
+        let mut kinds = std::collections::BTreeSet::new();
         for e in std::fs::read_dir(dir).unwrap() {
             let p = e.unwrap().path();
             if p.extension().is_some_and(|x| x == "toml") {
-                load(&p).unwrap_or_else(|e| panic!("{e}"));
-                n += 1;
+                match load_any(&p).unwrap_or_else(|e| panic!("{e}")) {
+                    AnyPlaybook::Partition(_) => kinds.insert("partition".to_string()),
+                    AnyPlaybook::Op(o) => kinds.insert(o.kind),
+                };
             }
         }
-        assert!(n >= 3);
+        for k in KINDS {
+            assert!(kinds.contains(k), "no example playbook of kind {k}");
+        }
+    }
+
+    #[test]
+    fn in_place_kinds_parse() {
+        let p = parse_any(
+            "kind = \"column-type\"\ntable = 'app.\"Orders\"'\n[column_type]\ncolumn = \"Id\"\ntype = \"bigint\"\n[swap]\nlock_timeout = \"50ms\"\n",
+            "p",
+        )
+        .unwrap();
+        let AnyPlaybook::Op(o) = p else { panic!() };
+        assert_eq!(o.table.name, "Orders");
+        assert_eq!(o.swap.lock_timeout_ms, 50);
+        assert_eq!(
+            o.op,
+            Op::ColumnType {
+                column: "Id".into(),
+                new_type: "bigint".into(),
+                using: None,
+                reverse_using: None
+            }
+        );
+        let AnyPlaybook::Op(i) = parse_any(
+            "kind = \"index\"\ntable = \"t\"\n[index]\ncolumns = [\"a\", \"B c\"]\nwhere = \"a > 0\"\n",
+            "p",
+        )
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            i.op,
+            Op::Index {
+                name: None,
+                tail: " USING btree (a, \"B c\") WHERE a > 0".into(),
+                unique: false
+            }
+        );
+        let AnyPlaybook::Op(b) = parse_any(
+            "kind = \"backfill\"\ntable = \"t\"\n[update]\nset = \"x = 1\"\n",
+            "p",
+        )
+        .unwrap() else {
+            panic!()
+        };
+        assert!(matches!(
+            b.op,
+            Op::Backfill {
+                keep_undo: true,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn in_place_errors_name_the_key() {
+        let cases = [
+            ("kind = \"not-null\"\ntable = \"t\"\n", "`not_null`"),
+            ("kind = \"check\"\ntable = \"t\"\n[check]\nexpression = \" \"\n", "`check.expression`"),
+            ("kind = \"check\"\ntable = \"t\"\n[check]\nexpresion = \"a\"\n", "expresion"),
+            ("kind = \"unique\"\ntable = \"t\"\n[unique]\ncolumns = []\n", "`unique.columns`"),
+            ("kind = \"index\"\ntable = \"t\"\n[index]\n", "`index`"),
+            ("kind = \"index\"\ntable = \"t\"\n[index]\ncolumns = [\"a\"]\nmethod = \"b tree\"\n", "`index.method`"),
+            ("kind = \"foreign-key\"\ntable = \"t\"\n[foreign_key]\ncolumns = [\"a\"]\nreferences = \"u\"\non_delete = \"explode\"\n", "`foreign_key.on_delete`"),
+            ("kind = \"foreign-key\"\ntable = \"t\"\n[foreign_key]\ncolumns = [\"a\"]\nreferences = \"u\"\nreferenced_columns = [\"x\", \"y\"]\n", "`foreign_key.referenced_columns`"),
+            ("kind = \"check\"\ntable = \"t\"\n[check]\nexpression = \"a\"\n[not_null]\ncolumn = \"a\"\n", "`not_null`"),
+            ("kind = \"check\"\ntable = \"t\"\n[check]\nexpression = \"a\"\n[dependents]\nviews = \"refuse\"\n", "`dependents`"),
+            ("kind = \"reindex\"\ntable = \"t\"\n[reindex]\nname = \"i\"\n[swap]\nattempts = 0\n", "`swap.attempts`"),
+            ("kind = \"upgrade\"\ntable = \"t\"\n", "column-type"),
+        ];
+        for (text, key) in cases {
+            let e = parse_any(text, "p.toml").unwrap_err().to_string();
+            assert!(e.starts_with("p.toml: "), "{e}");
+            assert!(e.contains(key), "{key} not in: {e}");
+        }
     }
 }

@@ -50,6 +50,8 @@ pub fn step_index(step: &str) -> usize {
 #[derive(Debug, Clone)]
 pub struct Run {
     pub id: String,
+    /// The playbook kind (`partition`, `not-null`, …).
+    pub kind: String,
     pub table_name: String,
     pub playbook: String,
     pub plan: serde_json::Value,
@@ -68,29 +70,30 @@ pub struct Run {
     pub updated_at: String,
 }
 
-const COLUMNS: &str = "id, table_name, playbook, plan, step, status, paused, max_key, high_water,
+const COLUMNS: &str = "id, kind, table_name, playbook, plan, step, status, paused, max_key, high_water,
     rows_copied, rows_estimate, batch_size, rows_per_sec, throttle, message,
     to_char(started_at, 'YYYY-MM-DD HH24:MI:SS TZ'), to_char(updated_at, 'YYYY-MM-DD HH24:MI:SS TZ')";
 
 fn from_row(r: &tokio_postgres::Row) -> Run {
     Run {
         id: r.get(0),
-        table_name: r.get(1),
-        playbook: r.get(2),
-        plan: r.get(3),
-        step: r.get(4),
-        status: r.get(5),
-        paused: r.get(6),
-        max_key: r.get(7),
-        high_water: r.get(8),
-        rows_copied: r.get(9),
-        rows_estimate: r.get(10),
-        batch_size: r.get(11),
-        rows_per_sec: r.get(12),
-        throttle: r.get(13),
-        message: r.get(14),
-        started_at: r.get(15),
-        updated_at: r.get(16),
+        kind: r.get(1),
+        table_name: r.get(2),
+        playbook: r.get(3),
+        plan: r.get(4),
+        step: r.get(5),
+        status: r.get(6),
+        paused: r.get(7),
+        max_key: r.get(8),
+        high_water: r.get(9),
+        rows_copied: r.get(10),
+        rows_estimate: r.get(11),
+        batch_size: r.get(12),
+        rows_per_sec: r.get(13),
+        throttle: r.get(14),
+        message: r.get(15),
+        started_at: r.get(16),
+        updated_at: r.get(17),
     }
 }
 
