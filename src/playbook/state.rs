@@ -132,10 +132,11 @@ pub async fn load(
     Ok(row.as_ref().map(from_row))
 }
 
-/// Runs on `table_name` that are neither finished nor rolled back.
+/// Runs on `table_name` that are neither finished nor rolled back (an in-place run that is
+/// `done` does not hold the table: its remaining finalize or rollback is optional).
 pub async fn open_runs(c: &Client, table_name: &str) -> Result<Vec<String>, tokio_postgres::Error> {
     Ok(c.query(
-        "SELECT id FROM lockstep.runs WHERE table_name = $1 AND step NOT IN ('finalized', 'rolled_back')",
+        "SELECT id FROM lockstep.runs WHERE table_name = $1 AND step NOT IN ('finalized', 'rolled_back', 'done')",
         &[&table_name],
     )
     .await?

@@ -1,0 +1,592 @@
+//! The in-place playbook kinds against a real PostgreSQL, each under a concurrent write
+//! workload: every write of the workload goes to `items` and, in the same transaction, to
+//! `twin`, so after a run (or a kill, resume or rollback) the two must still hold the same
+//! rows; and no write may wait longer than the lock_timeout allows.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use lockstep::db::cluster::TempCluster;
+use tokio_postgres::{Client, NoTls};
+
+const BIN: &str = env!("CARGO_BIN_EXE_lockstep");
+const ROWS: i64 = 20_000;
+/// The playbooks' lock_timeout.
+const LOCK_TIMEOUT_MS: u64 = 100;
+/// What a write may take beyond the lock_timeout on a loaded 2-core machine (the workload
+/// waits at most one lock_timeout per attempt of a statement of lockstep's).
+const SLACK_MS: u64 = 400;
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn connect(conn: &str) -> Client {
+    let (client, connection) = tokio_postgres::connect(conn, NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connect: {e}"));
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    client
+}
+
+struct Db {
+    url: String,
+    rt: tokio::runtime::Runtime,
+    client: Client,
+    dir: tempfile::TempDir,
+    _cluster: TempCluster,
+}
+
+impl Db {
+    /// A fresh cluster and database with `items` (ROWS rows, every fourth `n` NULL), its
+    /// `twin`, and `refs` pointing at `items`.
+    fn new() -> Db {
+        let cluster =
+            TempCluster::start().expect("a throwaway PostgreSQL must start for this test");
+        let rt = rt();
+        let url = cluster.conn_string("postgres");
+        let client = rt.block_on(connect(&format!("{url} application_name=tests")));
+        let db = Db {
+            url,
+            rt,
+            client,
+            dir: tempfile::tempdir().unwrap(),
+            _cluster: cluster,
+        };
+        db.exec(&format!(
+            "CREATE TABLE items (id serial PRIMARY KEY, grp int NOT NULL, val text, n int, flag text);
+             CREATE INDEX items_grp_idx ON items (grp);
+             INSERT INTO items (grp, val, n)
+               SELECT g % 50, 'v' || g, CASE WHEN g % 4 = 0 THEN NULL ELSE g END FROM generate_series(1, {ROWS}) g;
+             CREATE TABLE twin (id bigint PRIMARY KEY, grp int, val text, n int);
+             INSERT INTO twin SELECT id, grp, val, n FROM items;
+             CREATE TABLE refs (id serial PRIMARY KEY, item_id int NOT NULL REFERENCES items (id) ON DELETE CASCADE);
+             INSERT INTO refs (item_id) SELECT g FROM generate_series(1, {ROWS}, 3) g;
+             ANALYZE"
+        ));
+        db
+    }
+
+    fn exec(&self, sql: &str) {
+        self.rt
+            .block_on(self.client.batch_execute(sql))
+            .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+    }
+
+    fn one<T: for<'a> tokio_postgres::types::FromSql<'a>>(&self, sql: &str) -> T {
+        self.rt
+            .block_on(self.client.query_one(sql, &[]))
+            .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
+            .get(0)
+    }
+
+    fn playbook(&self, text: &str) -> PathBuf {
+        let p = self
+            .dir
+            .path()
+            .join(format!("pb{}.toml", fastrand::u32(..)));
+        std::fs::write(
+            &p,
+            format!("{text}\n[swap]\nlock_timeout = \"{LOCK_TIMEOUT_MS}ms\"\nbackoff = \"50ms\"\n"),
+        )
+        .unwrap();
+        p
+    }
+
+    fn command(&self, args: &[&str], hold: Option<&str>) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .arg("--database-url")
+            .arg(&self.url)
+            .env("NO_COLOR", "1")
+            .env_remove("DATABASE_URL")
+            .env_remove("LOCKSTEP_TEST_HOLD_AT")
+            .stdin(Stdio::null());
+        if let Some(h) = hold {
+            c.env("LOCKSTEP_TEST_HOLD_AT", h);
+        }
+        c
+    }
+
+    fn lockstep(&self, args: &[&str]) -> Output {
+        self.command(args, None).output().unwrap()
+    }
+
+    /// (step, status, rows done) of the latest run.
+    fn state(&self) -> Option<(String, String, i64)> {
+        let rows = self
+            .rt
+            .block_on(self.client.query(
+                "SELECT step, status, rows_copied FROM lockstep.runs ORDER BY started_at DESC LIMIT 1",
+                &[],
+            ))
+            .ok()?;
+        rows.first().map(|r| (r.get(0), r.get(1), r.get(2)))
+    }
+
+    /// Starts `lockstep ARGS` holding at `point`, waits until it holds there, and kills it
+    /// with SIGKILL.
+    fn kill_at(&self, args: &[&str], point: &str) {
+        let done_before = self.state().map_or(0, |s| s.2);
+        let mut child: Child = self
+            .command(args, Some(point))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                panic!(
+                    "lockstep {args:?} exited ({s}) before holding at {point}; state {:?}",
+                    self.state()
+                );
+            }
+            let reached = match (self.state(), point) {
+                (Some((_, _, n)), "backfill") => n > done_before,
+                (Some((step, _, _)), "indexes") => step == "backfill",
+                (Some((step, _, _)), "before-swap") => step == "verify",
+                (Some((step, _, _)), "after-swap") => step == "swap",
+                _ => false,
+            };
+            let idle: bool = reached
+                && self.one(
+                    "SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                     WHERE l.locktype = 'advisory' AND l.granted AND a.state = 'idle'
+                       AND a.state_change < now() - interval '1 s')",
+                );
+            if idle {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(90),
+                "lockstep {args:?} did not hold at {point}; state {:?}",
+                self.state()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let start = Instant::now();
+        while self.one::<bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted)",
+        ) {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "the killed runner's backend did not exit"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Rows of `items` and `twin` that differ (on id, grp, val and, when `with_n`, n).
+    fn differences(&self, with_n: bool) -> i64 {
+        let n = if with_n { ", i.n" } else { "" };
+        let tn = if with_n { ", t.n" } else { "" };
+        self.one(&format!(
+            "SELECT count(*) FROM items i FULL JOIN twin t ON t.id = i.id
+             WHERE i.id IS NULL OR t.id IS NULL OR (i.grp, i.val{n}) IS DISTINCT FROM (t.grp, t.val{tn})"
+        ))
+    }
+
+    /// Columns, indexes and constraints of `items`, for comparing before and after.
+    fn shape(&self) -> String {
+        self.one(
+            "SELECT string_agg(x, E'\\n' ORDER BY x) FROM (
+               SELECT attname || ' ' || format_type(atttypid, atttypmod) || CASE WHEN attnotnull THEN ' not null' ELSE '' END AS x
+                 FROM pg_attribute WHERE attrelid = 'items'::regclass AND attnum > 0 AND NOT attisdropped
+               UNION ALL SELECT pg_get_indexdef(indexrelid) || CASE WHEN indisvalid THEN '' ELSE ' INVALID' END
+                 FROM pg_index WHERE indrelid = 'items'::regclass
+               UNION ALL SELECT conname || ' ' || pg_get_constraintdef(oid) || CASE WHEN convalidated THEN '' ELSE ' NOT VALID' END
+                 FROM pg_constraint WHERE conrelid = 'items'::regclass OR confrelid = 'items'::regclass
+               UNION ALL SELECT tgname FROM pg_trigger WHERE tgrelid = 'items'::regclass AND NOT tgisinternal) s",
+        )
+    }
+}
+
+fn assert_ok(o: &Output) -> String {
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(o.status.code(), Some(0), "{all}");
+    all
+}
+
+/// Writers mirroring every insert, update and delete of `items` into `twin` in the same
+/// transaction. Updates and deletes touch only ids divisible by 7 (and rows the workload
+/// inserted), so tests can tell rows it changed from rows it did not.
+struct Workload {
+    stop: Arc<AtomicBool>,
+    ops: Arc<AtomicU64>,
+    threads: Vec<JoinHandle<(u64, Duration, Vec<String>)>>,
+}
+
+impl Workload {
+    /// `null_free`: never write a NULL `n`.
+    fn start(db: &Db, writers: u64, null_free: bool) -> Workload {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ops = Arc::new(AtomicU64::new(0));
+        let threads = (0..writers)
+            .map(|w| {
+                let url = format!("{} application_name=workload", db.url);
+                let (stop, ops) = (stop.clone(), ops.clone());
+                std::thread::spawn(move || {
+                    rt().block_on(async move {
+                        let mut c = connect(&url).await;
+                        let mut rng = fastrand::Rng::with_seed(w ^ fastrand::u64(..));
+                        let (mut n_ops, mut worst, mut errors) = (0u64, Duration::ZERO, Vec::new());
+                        while !stop.load(Ordering::SeqCst) {
+                            let t = Instant::now();
+                            let n: Option<i32> = if !null_free && rng.u8(..4) == 0 {
+                                None
+                            } else {
+                                Some(rng.i32(0..1000))
+                            };
+                            let val = format!("w{w}-{}", rng.u32(..));
+                            let r: Result<(), tokio_postgres::Error> = async {
+                                let tx = c.transaction().await?;
+                                match rng.u8(..10) {
+                                    0..=4 => {
+                                        let id: i64 = tx
+                                            .query_one(
+                                                "INSERT INTO items (grp, val, n) VALUES ($1, $2, $3) RETURNING id::bigint",
+                                                &[&rng.i32(0..50), &val, &n],
+                                            )
+                                            .await?
+                                            .get(0);
+                                        tx.execute(
+                                            "INSERT INTO twin SELECT id, grp, val, n FROM items WHERE id = $1::bigint",
+                                            &[&id],
+                                        )
+                                        .await?;
+                                    }
+                                    5..=8 => {
+                                        let id = 7 * rng.i64(1..ROWS / 7);
+                                        tx.execute("UPDATE items SET val = $2, n = $3 WHERE id = $1::bigint", &[&id, &val, &n])
+                                            .await?;
+                                        tx.execute("UPDATE twin SET val = $2, n = $3 WHERE id = $1", &[&id, &val, &n])
+                                            .await?;
+                                    }
+                                    _ => {
+                                        let id = 7 * rng.i64(1..ROWS / 7);
+                                        tx.execute("DELETE FROM items WHERE id = $1::bigint", &[&id]).await?;
+                                        tx.execute("DELETE FROM twin WHERE id = $1", &[&id]).await?;
+                                    }
+                                }
+                                tx.commit().await
+                            }
+                            .await;
+                            worst = worst.max(t.elapsed());
+                            match r {
+                                Ok(()) => {
+                                    n_ops += 1;
+                                    ops.fetch_add(1, Ordering::SeqCst);
+                                }
+                                Err(e) => errors.push(e.to_string()),
+                            }
+                            tokio::time::sleep(Duration::from_millis(2)).await;
+                        }
+                        (n_ops, worst, errors)
+                    })
+                })
+            })
+            .collect();
+        Workload { stop, ops, threads }
+    }
+
+    fn wait_ops(&self, more: u64) {
+        let target = self.ops.load(Ordering::SeqCst) + more;
+        let start = Instant::now();
+        while self.ops.load(Ordering::SeqCst) < target {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "the workload stalled"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the writers; asserts no write failed and none waited too long.
+    fn finish(self) -> u64 {
+        self.stop.store(true, Ordering::SeqCst);
+        let (mut ops, mut worst, mut errors) = (0, Duration::ZERO, Vec::new());
+        for t in self.threads {
+            let (o, w, e) = t.join().unwrap();
+            ops += o;
+            worst = worst.max(w);
+            errors.extend(e);
+        }
+        assert!(
+            errors.is_empty(),
+            "workload errors: {:?}",
+            &errors[..errors.len().min(5)]
+        );
+        assert!(ops > 0, "the workload did nothing");
+        assert!(
+            worst < Duration::from_millis(LOCK_TIMEOUT_MS + SLACK_MS),
+            "a write waited {worst:?}, more than the lock_timeout ({LOCK_TIMEOUT_MS} ms) allows"
+        );
+        eprintln!(
+            "workload: {ops} transactions, worst {:.0} ms",
+            worst.as_secs_f64() * 1000.0
+        );
+        ops
+    }
+}
+
+/// Runs `playbook` to the end under the workload; returns lockstep's output.
+fn run_under_workload(db: &Db, playbook: &str, null_free: bool) -> String {
+    let pb = db.playbook(playbook);
+    let wl = Workload::start(db, 2, null_free);
+    wl.wait_ops(100);
+    let out = assert_ok(&db.lockstep(&["run", pb.to_str().unwrap()]));
+    wl.wait_ops(100);
+    wl.finish();
+    out
+}
+
+#[test]
+fn column_type_survives_kills_then_swaps_back_and_forth_under_writes() {
+    let db = Db::new();
+    let before = db.shape();
+    let pb = db.playbook("kind = \"column-type\"\ntable = \"items\"\n[column_type]\ncolumn = \"id\"\ntype = \"bigint\"\n[backfill]\nbatch_size = 500\ntarget_batch_ms = 20");
+    let pb = pb.to_str().unwrap();
+    let wl = Workload::start(&db, 2, false);
+    db.kill_at(&["run", pb], "backfill");
+    wl.wait_ops(50);
+    db.kill_at(&["resume"], "indexes");
+    wl.wait_ops(50);
+    db.kill_at(&["resume"], "before-swap");
+    wl.wait_ops(50);
+    db.kill_at(&["resume"], "after-swap");
+    wl.wait_ops(50);
+    let status = assert_ok(&db.lockstep(&["status"]));
+    assert!(status.contains("step       swap"), "{status}");
+    assert_ok(&db.lockstep(&["resume"]));
+    wl.wait_ops(100);
+    assert_eq!(db.one::<String>("SELECT format_type(atttypid, NULL) FROM pg_attribute WHERE attrelid = 'items'::regclass AND attname = 'id'"), "bigint");
+    assert_eq!(db.one::<String>("SELECT data_type::text FROM information_schema.sequences WHERE sequence_name = 'items_id_seq'"), "bigint");
+    assert!(db
+        .one::<bool>("SELECT convalidated FROM pg_constraint WHERE conname = 'refs_item_id_fkey'"));
+    assert!(db.one::<bool>("SELECT indisprimary AND indisvalid FROM pg_index WHERE indexrelid = 'items_pkey'::regclass"));
+    // The old column is kept current after the swap.
+    assert_eq!(
+        db.one::<i64>("SELECT count(*) FROM items WHERE id_lockstep_old IS DISTINCT FROM id::int"),
+        0
+    );
+    assert_eq!(db.differences(true), 0);
+    // Ids go on above every existing one.
+    let max: i64 = db.one("SELECT max(id) FROM twin");
+    let next: i64 = db.one("SELECT nextval('items_id_seq')");
+    assert!(next > max, "{next} <= {max}");
+    // Swap back under the workload: the original definition, every write present.
+    assert_ok(&db.lockstep(&["rollback"]));
+    wl.wait_ops(100);
+    wl.finish();
+    assert_eq!(db.differences(true), 0);
+    assert_eq!(db.shape(), before);
+    assert_eq!(db.state().unwrap().0, "rolled_back");
+    assert_eq!(
+        db.one::<i64>("SELECT count(*) FROM pg_proc WHERE pronamespace = 'lockstep'::regnamespace"),
+        0
+    );
+}
+
+#[test]
+fn column_type_rolled_back_before_the_swap_and_finalized_after_it() {
+    let db = Db::new();
+    let before = db.shape();
+    let text = "kind = \"column-type\"\ntable = \"items\"\n[column_type]\ncolumn = \"id\"\ntype = \"bigint\"";
+    let pb = db.playbook(text);
+    let wl = Workload::start(&db, 2, false);
+    db.kill_at(&["run", pb.to_str().unwrap()], "indexes");
+    assert_ok(&db.lockstep(&["rollback"]));
+    wl.wait_ops(100);
+    assert_eq!(db.shape(), before);
+    assert_eq!(db.differences(true), 0);
+    // Again, to the end, then finalize: the old column goes.
+    assert_ok(&db.lockstep(&["run", pb.to_str().unwrap()]));
+    wl.wait_ops(100);
+    let out = assert_ok(&db.lockstep(&["finalize"]));
+    assert!(out.contains("finalized"), "{out}");
+    wl.wait_ops(100);
+    wl.finish();
+    let shape = db.shape();
+    assert!(shape.contains("id bigint not null"), "{shape}");
+    assert!(!shape.contains("lockstep"), "{shape}");
+    assert_eq!(db.differences(true), 0);
+    let o = db.lockstep(&["rollback"]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "a finalized run cannot be rolled back"
+    );
+}
+
+#[test]
+fn backfill_survives_kills_and_rollback_restores_only_untouched_rows() {
+    let db = Db::new();
+    let pb = db.playbook("kind = \"backfill\"\ntable = \"items\"\n[update]\nset = \"flag = 'done:' || val\"\nwhere = \"flag IS NULL\"\n[backfill]\nbatch_size = 300\ntarget_batch_ms = 10");
+    let wl = Workload::start(&db, 2, false);
+    db.kill_at(&["run", pb.to_str().unwrap()], "backfill");
+    wl.wait_ops(50);
+    let copied = db.state().unwrap().2;
+    assert!(copied > 0 && copied < ROWS, "{copied}");
+    db.kill_at(&["resume"], "backfill");
+    wl.wait_ops(50);
+    assert_ok(&db.lockstep(&["resume"]));
+    wl.wait_ops(100);
+    // Every row that existed at the start was updated once, by the value at that time.
+    assert_eq!(
+        db.one::<i64>(&format!(
+            "SELECT count(*) FROM items WHERE id <= {ROWS} AND flag IS NULL"
+        )),
+        0
+    );
+    assert_eq!(db.one::<i64>(&format!("SELECT count(*) FROM items WHERE id <= {ROWS} AND id % 7 <> 0 AND flag <> 'done:' || val")), 0);
+    assert_eq!(db.differences(true), 0);
+    assert_ok(&db.lockstep(&["rollback"]));
+    wl.wait_ops(100);
+    wl.finish();
+    // No write of the workload was undone; rows it never touched are back as they were.
+    assert_eq!(db.differences(true), 0);
+    assert_eq!(
+        db.one::<i64>(&format!(
+            "SELECT count(*) FROM items WHERE id <= {ROWS} AND id % 7 <> 0 AND flag IS NOT NULL"
+        )),
+        0
+    );
+}
+
+#[test]
+fn not_null_with_a_backfill_under_writes() {
+    let db = Db::new();
+    let out = run_under_workload(
+        &db,
+        "kind = \"not-null\"\ntable = \"items\"\n[not_null]\ncolumn = \"n\"\nbackfill = \"-1\"",
+        true,
+    );
+    assert!(out.contains("done"), "{out}");
+    assert!(db.shape().contains("n integer not null"));
+    assert!(
+        !db.shape().contains("not_null CHECK"),
+        "the helper check is dropped"
+    );
+    assert_eq!(db.one::<i64>("SELECT count(*) FROM items WHERE n = -1"), ROWS / 4 - db.one::<i64>(&format!("SELECT count(*) FROM generate_series(1, {ROWS}) g WHERE g % 4 = 0 AND g % 7 = 0 AND NOT EXISTS (SELECT 1 FROM items WHERE id = g AND n = -1)")));
+    assert_eq!(db.differences(false), 0);
+    // A NULL now fails, as NOT NULL should.
+    assert!(db
+        .rt
+        .block_on(
+            db.client
+                .batch_execute("INSERT INTO items (grp) VALUES (1)")
+        )
+        .is_err());
+}
+
+#[test]
+fn constraints_and_indexes_under_writes() {
+    let db = Db::new();
+    run_under_workload(&db, "kind = \"check\"\ntable = \"items\"\n[check]\nname = \"items grp range\"\nexpression = \"grp BETWEEN 0 AND 49\"", false);
+    run_under_workload(&db, "kind = \"foreign-key\"\ntable = \"refs\"\n[foreign_key]\nname = \"refs_item_fk2\"\ncolumns = [\"item_id\"]\nreferences = \"items\"\non_delete = \"cascade\"", false);
+    run_under_workload(
+        &db,
+        "kind = \"index\"\ntable = \"items\"\n[index]\nname = \"Items Val\"\ncolumns = [\"val\"]",
+        false,
+    );
+    run_under_workload(&db, "kind = \"unique\"\ntable = \"items\"\n[unique]\nname = \"items_val_grp_key\"\ncolumns = [\"val\", \"grp\"]", false);
+    run_under_workload(
+        &db,
+        "kind = \"reindex\"\ntable = \"items\"\n[reindex]\nname = \"items_grp_idx\"",
+        false,
+    );
+    run_under_workload(
+        &db,
+        "kind = \"drop-index\"\ntable = \"items\"\n[drop_index]\nname = \"Items Val\"",
+        false,
+    );
+    let shape = db.shape();
+    for expected in [
+        "items grp range CHECK (((grp >= 0) AND (grp <= 49)))",
+        "refs_item_fk2 FOREIGN KEY (item_id) REFERENCES items(id) ON DELETE CASCADE",
+        "items_val_grp_key UNIQUE (val, grp)",
+        "CREATE INDEX items_grp_idx ON public.items USING btree (grp)",
+        "CREATE INDEX refs_item_id_idx ON public.refs USING btree (item_id)",
+    ] {
+        assert!(
+            shape.contains(expected)
+                || db.one::<bool>(&format!(
+                    "SELECT EXISTS (SELECT 1 FROM pg_indexes WHERE indexdef = '{expected}')"
+                )),
+            "{expected} missing:\n{shape}"
+        );
+    }
+    assert!(
+        !shape.contains("NOT VALID") && !shape.contains("INVALID"),
+        "{shape}"
+    );
+    assert!(!shape.contains("Items Val"), "dropped: {shape}");
+    assert_eq!(db.differences(true), 0);
+    // Rolling back the drop builds the index again.
+    assert_ok(&db.lockstep(&["rollback"]));
+    assert!(db.shape().contains("CREATE INDEX \"Items Val\""));
+}
+
+#[test]
+fn awkward_names_a_failed_build_resumed_and_a_primary_key() {
+    let db = Db::new();
+    db.exec(
+        "CREATE SCHEMA \"Odd Schema\";
+         CREATE TABLE \"Odd Schema\".\"Select\" (\"User Id\" int, \"order\" text);
+         INSERT INTO \"Odd Schema\".\"Select\" SELECT g, 'o' || (g % 10) FROM generate_series(1, 5000) g;",
+    );
+    let table = "table = '\"Odd Schema\".\"Select\"'";
+    // A unique key over duplicates: the concurrent build fails and leaves an INVALID index.
+    let pb = db.playbook(&format!(
+        "kind = \"unique\"\n{table}\n[unique]\nname = \"Select order key\"\ncolumns = [\"order\"]"
+    ));
+    let o = db.lockstep(&["run", pb.to_str().unwrap()]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("could not create unique index"));
+    assert!(db.one::<bool>("SELECT NOT indisvalid FROM pg_index WHERE indexrelid = '\"Odd Schema\".\"Select order key\"'::regclass"));
+    // Fixed data, then resume: the leftover is dropped and built again.
+    db.exec("UPDATE \"Odd Schema\".\"Select\" SET \"order\" = 'o' || \"User Id\"");
+    let out = assert_ok(&db.lockstep(&["resume"]));
+    assert!(out.contains("INVALID"), "{out}");
+    assert!(db.one::<bool>("SELECT convalidated FROM pg_constraint WHERE conname = 'Select order key' AND contype = 'u'"));
+    // A primary key on a nullable column: NOT NULL first, through a validated check.
+    let pb = db.playbook(&format!(
+        "kind = \"primary-key\"\n{table}\n[primary_key]\ncolumns = [\"User Id\"]"
+    ));
+    let plan = assert_ok(&db.lockstep(&["plan", pb.to_str().unwrap()]));
+    assert!(
+        plan.contains("CHECK (\"User Id\" IS NOT NULL) NOT VALID"),
+        "{plan}"
+    );
+    assert!(plan.contains("+    \"User Id\" integer NOT NULL"), "{plan}");
+    assert_ok(&db.lockstep(&["run", pb.to_str().unwrap()]));
+    assert!(db.one::<bool>("SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'Select_pkey' AND contype = 'p')"));
+    assert_eq!(db.one::<i64>("SELECT count(*) FROM pg_constraint WHERE conrelid = '\"Odd Schema\".\"Select\"'::regclass AND contype = 'c'"), 0);
+    // Bad input: a missing column is refused in preflight, and nothing changes.
+    let pb = db.playbook(&format!(
+        "kind = \"check\"\n{table}\n[check]\nexpression = \"nope > 0\""
+    ));
+    let o = db.lockstep(&["run", pb.to_str().unwrap()]);
+    assert_ne!(o.status.code(), Some(0));
+}
