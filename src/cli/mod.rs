@@ -54,7 +54,7 @@ pub enum Command {
     /// Show what a playbook would do: preflight, every step's SQL and locks, estimates, and
     /// the table's definition before and after (no writes)
     Plan(Box<plan::PlanArgs>),
-    /// Run a playbook: convert a live table online, up to the swap
+    /// Run a playbook: change a live table online (partition, column type, constraints, indexes, backfill)
     Run(Box<run::RunArgs>),
     /// Show a run's step, progress, throttle state and replica lag
     Status(Box<status::StatusArgs>),

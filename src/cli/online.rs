@@ -57,27 +57,20 @@ where
     F: FnOnce(tokio_postgres::Client) -> Fut,
     Fut: Future<Output = u8>,
 {
-    let conn = match db.options() {
-        Ok(c) => c,
-        Err(m) => {
-            eprint_error(color, &m);
-            return Ok(EXIT_ERROR);
-        }
-    };
-    block_on(async {
-        match conn.connect().await {
-            Ok(client) => f(client).await,
-            Err(e) => {
-                eprint_error(color, &e.to_string());
-                EXIT_ERROR
-            }
-        }
-    })
+    connect_then(db, color, false, |c, _| f(c))
 }
 
 /// Connects twice (the second connection watches long statements; without it there is
 /// simply less progress) and runs `f` with both.
 pub fn with_clients<F, Fut>(db: &DbArgs, color: bool, f: F) -> anyhow::Result<u8>
+where
+    F: FnOnce(tokio_postgres::Client, Option<tokio_postgres::Client>) -> Fut,
+    Fut: Future<Output = u8>,
+{
+    connect_then(db, color, true, f)
+}
+
+fn connect_then<F, Fut>(db: &DbArgs, color: bool, monitor: bool, f: F) -> anyhow::Result<u8>
 where
     F: FnOnce(tokio_postgres::Client, Option<tokio_postgres::Client>) -> Fut,
     Fut: Future<Output = u8>,
@@ -92,7 +85,11 @@ where
     block_on(async {
         match conn.connect().await {
             Ok(client) => {
-                let monitor = conn.connect().await.ok();
+                let monitor = if monitor {
+                    conn.connect().await.ok()
+                } else {
+                    None
+                };
                 f(client, monitor).await
             }
             Err(e) => {

@@ -205,6 +205,18 @@ fn action_lines(a: &Action) -> Vec<String> {
     }
 }
 
+/// Writes the actions' lines, indented.
+fn write_actions(out: &mut impl Write, actions: &[Action]) -> io::Result<()> {
+    for a in actions {
+        for l in action_lines(a) {
+            for line in l.lines() {
+                writeln!(out, "     {line}")?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `lockstep plan` for the in-place kinds.
 fn op_plan(args: &PlanArgs, color: bool, pb: &spec::OpPlaybook) -> anyhow::Result<u8> {
     let conn = match args.db.options() {
@@ -255,26 +267,14 @@ fn op_plan(args: &PlanArgs, color: bool, pb: &spec::OpPlaybook) -> anyhow::Resul
     )?;
     for (i, step) in plan.steps.iter().enumerate() {
         writeln!(out, "\n{}. {}: {}", i + 1, step.name, step.what)?;
-        for a in &step.actions {
-            for l in action_lines(a) {
-                for line in l.lines() {
-                    writeln!(out, "     {line}")?;
-                }
-            }
-        }
+        write_actions(&mut out, &step.actions)?;
         if !step.undo.is_empty() {
             writeln!(
                 out,
                 "   rollback{}:",
                 if step.swap { " (swap back)" } else { "" }
             )?;
-            for a in &step.undo {
-                for l in action_lines(a) {
-                    for line in l.lines() {
-                        writeln!(out, "     {line}")?;
-                    }
-                }
-            }
+            write_actions(&mut out, &step.undo)?;
         }
     }
     if !plan.finalize.is_empty() {
@@ -282,13 +282,7 @@ fn op_plan(args: &PlanArgs, color: bool, pb: &spec::OpPlaybook) -> anyhow::Resul
             out,
             "\nfinalize (separate command, no way back afterwards):"
         )?;
-        for a in &plan.finalize {
-            for l in action_lines(a) {
-                for line in l.lines() {
-                    writeln!(out, "     {line}")?;
-                }
-            }
-        }
+        write_actions(&mut out, &plan.finalize)?;
     }
     writeln!(out, "\ndefinition before → after:")?;
     let diff = unified_diff(&plan.table, &plan.before, &plan.after);

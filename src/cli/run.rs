@@ -7,16 +7,20 @@ use super::{eprint_error, ColorChoice, EXIT_ERROR};
 use crate::playbook::engine::{self, Ctx};
 use crate::playbook::spec;
 
-/// Run a playbook: convert the table online, up to and including the swap.
+/// Run a playbook: change the table online (up to and including the swap, where there is one).
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Steps: preflight, shadow (the partitioned copy), capture (a trigger copies every write),\n\
+    after_help = "Kinds (the playbook's `kind`): partition, column-type, not-null, foreign-key, check,\n\
+unique, primary-key, index, reindex, drop-index, backfill; playbooks/ has an example of each.\n\n\
+partition: preflight, shadow (the partitioned copy), capture (a trigger copies every write),\n\
 backfill (batched copy, checkpointed), indexes (built concurrently per partition), verify\n\
-(range by range), swap (one short transaction, lock_timeout and retries), validate.\n\
+(range by range), swap (one short transaction, lock_timeout and retries), validate. After the\n\
+swap the old table stays current (a reverse trigger) until `lockstep finalize`; `lockstep\n\
+rollback` swaps back. The in-place kinds run their own steps (`lockstep plan` lists them)\n\
+with the same guarantees; column-type also swaps, and keeps the old column until finalize.\n\n\
 Every step is recorded in lockstep.runs; Ctrl-C stops at the next safe point, and\n\
-`lockstep resume` continues a stopped, failed or killed run. After the swap the old table\n\
-stays current (a reverse trigger) until `lockstep finalize`; `lockstep rollback` swaps back.\n\n\
-Example:\n  lockstep run playbooks/partition-events-monthly.toml"
+`lockstep resume` continues a stopped, failed or killed run.\n\n\
+Examples:\n  lockstep run playbooks/partition-events-monthly.toml\n  lockstep run playbooks/column-type-orders-id-bigint.toml"
 )]
 pub struct RunArgs {
     /// The playbook file (TOML)

@@ -906,59 +906,29 @@ impl Runner<'_, '_> {
     }
 
     async fn throttle(&mut self, why: &str, pause: Duration) -> Result<(), EngineError> {
-        let _ = self
-            .client()
-            .execute(
-                "UPDATE lockstep.runs SET throttle = $2 WHERE id = $1",
-                &[&self.run.id, &why],
-            )
-            .await;
-        if pause > Duration::from_millis(500) {
-            self.ctx.progress.note(&format!("copy throttled: {why}"));
-        }
-        tokio::time::sleep(pause).await;
-        self.check_stop()
+        throttle(
+            self.ctx.client,
+            &mut *self.ctx.progress,
+            &self.run.id,
+            self.ctx.stop,
+            why,
+            pause,
+        )
+        .await
     }
 
     async fn replica_lag_ms(&self) -> u64 {
-        self.client()
-            .query_one(
-                "SELECT coalesce(max(extract(epoch FROM replay_lag) * 1000), 0)::bigint FROM pg_stat_replication",
-                &[],
-            )
-            .await
-            .map_or(0, |r| r.get::<_, i64>(0).max(0) as u64)
+        replica_lag_ms(self.ctx.client).await
     }
 
     async fn wait_while_paused(&mut self) -> Result<(), EngineError> {
-        let mut announced = false;
-        loop {
-            let paused: bool = self
-                .client()
-                .query_one(
-                    "SELECT paused FROM lockstep.runs WHERE id = $1",
-                    &[&self.run.id],
-                )
-                .await
-                .map_err(dberr("state"))?
-                .get(0);
-            if !paused {
-                if announced {
-                    self.ctx.progress.note("copy resumed");
-                    let _ = state::set_status(self.client(), &self.run.id, "running", None).await;
-                }
-                return Ok(());
-            }
-            if !announced {
-                self.ctx
-                    .progress
-                    .note("copy paused (the trigger keeps capturing changes); `lockstep resume` continues it");
-                let _ = state::set_status(self.client(), &self.run.id, "paused", None).await;
-                announced = true;
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            self.check_stop()?;
-        }
+        wait_while_paused(
+            self.ctx.client,
+            &mut *self.ctx.progress,
+            &self.run.id,
+            self.ctx.stop,
+        )
+        .await
     }
 
     async fn indexes(&mut self) -> Result<(), EngineError> {
@@ -1402,6 +1372,80 @@ pub(crate) async fn wait_for_older_transactions(
         if stop.load(Ordering::SeqCst) {
             return Err(EngineError::Stopped(run_id.to_string()));
         }
+    }
+}
+
+/// Records why the copy is slowed and sleeps `pause` (Ctrl-C is honoured after it).
+pub(crate) async fn throttle(
+    client: &Client,
+    progress: &mut dyn Progress,
+    run_id: &str,
+    stop: &AtomicBool,
+    why: &str,
+    pause: Duration,
+) -> Result<(), EngineError> {
+    let _ = client
+        .execute(
+            "UPDATE lockstep.runs SET throttle = $2 WHERE id = $1",
+            &[&run_id, &why],
+        )
+        .await;
+    if pause > Duration::from_millis(500) {
+        progress.note(&format!("copy throttled: {why}"));
+    }
+    tokio::time::sleep(pause).await;
+    stopped(stop, run_id)
+}
+
+/// `Err(Stopped)` once Ctrl-C asked to stop.
+pub(crate) fn stopped(stop: &AtomicBool, run_id: &str) -> Result<(), EngineError> {
+    if stop.load(Ordering::SeqCst) {
+        return Err(EngineError::Stopped(run_id.to_string()));
+    }
+    Ok(())
+}
+
+/// The worst replay lag of the replicas, in milliseconds (0 without replicas).
+pub(crate) async fn replica_lag_ms(client: &Client) -> u64 {
+    client
+        .query_one(
+            "SELECT coalesce(max(extract(epoch FROM replay_lag) * 1000), 0)::bigint FROM pg_stat_replication",
+            &[],
+        )
+        .await
+        .map_or(0, |r| r.get::<_, i64>(0).max(0) as u64)
+}
+
+/// Waits while `lockstep pause` is in force for the run (the triggers keep capturing).
+pub(crate) async fn wait_while_paused(
+    client: &Client,
+    progress: &mut dyn Progress,
+    run_id: &str,
+    stop: &AtomicBool,
+) -> Result<(), EngineError> {
+    let mut announced = false;
+    loop {
+        let paused: bool = client
+            .query_one("SELECT paused FROM lockstep.runs WHERE id = $1", &[&run_id])
+            .await
+            .map_err(dberr("state"))?
+            .get(0);
+        if !paused {
+            if announced {
+                progress.note("copy resumed");
+                let _ = state::set_status(client, run_id, "running", None).await;
+            }
+            return Ok(());
+        }
+        if !announced {
+            progress.note(
+                "copy paused (triggers keep capturing changes); `lockstep resume` continues it",
+            );
+            let _ = state::set_status(client, run_id, "paused", None).await;
+            announced = true;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        stopped(stop, run_id)?;
     }
 }
 

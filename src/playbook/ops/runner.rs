@@ -5,7 +5,6 @@
 //! transaction where the step is one), Ctrl-C at safe points, resume, rollback (each
 //! completed step undone in reverse order) and finalize.
 
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tokio_postgres::types::ToSql;
@@ -362,10 +361,7 @@ impl Runner<'_, '_> {
     }
 
     fn check_stop(&self) -> Result<(), EngineError> {
-        if self.ctx.stop.load(Ordering::SeqCst) {
-            return Err(EngineError::Stopped(self.run.id.clone()));
-        }
-        Ok(())
+        engine::stopped(self.ctx.stop, &self.run.id)
     }
 
     async fn forward(&mut self) -> Result<Finished, EngineError> {
@@ -754,14 +750,7 @@ impl Runner<'_, '_> {
             }
             if let Some(max_lag) = settings.max_replica_lag_ms {
                 loop {
-                    let lag: u64 = self
-                        .client()
-                        .query_one(
-                            "SELECT coalesce(max(extract(epoch FROM replay_lag) * 1000), 0)::bigint FROM pg_stat_replication",
-                            &[],
-                        )
-                        .await
-                        .map_or(0, |r| r.get::<_, i64>(0).max(0) as u64);
+                    let lag = engine::replica_lag_ms(self.ctx.client).await;
                     if lag <= max_lag {
                         break;
                     }
@@ -818,48 +807,24 @@ impl Runner<'_, '_> {
     }
 
     async fn throttle(&mut self, why: &str, pause: Duration) -> Result<(), EngineError> {
-        let _ = self
-            .client()
-            .execute(
-                "UPDATE lockstep.runs SET throttle = $2 WHERE id = $1",
-                &[&self.run.id, &why],
-            )
-            .await;
-        if pause > Duration::from_millis(500) {
-            self.ctx.progress.note(&format!("batches throttled: {why}"));
-        }
-        tokio::time::sleep(pause).await;
-        self.check_stop()
+        engine::throttle(
+            self.ctx.client,
+            &mut *self.ctx.progress,
+            &self.run.id,
+            self.ctx.stop,
+            why,
+            pause,
+        )
+        .await
     }
 
     async fn wait_while_paused(&mut self) -> Result<(), EngineError> {
-        let mut announced = false;
-        loop {
-            let paused: bool = self
-                .client()
-                .query_one(
-                    "SELECT paused FROM lockstep.runs WHERE id = $1",
-                    &[&self.run.id],
-                )
-                .await
-                .map_err(dberr("state"))?
-                .get(0);
-            if !paused {
-                if announced {
-                    self.ctx.progress.note("batches resumed");
-                    let _ = state::set_status(self.client(), &self.run.id, "running", None).await;
-                }
-                return Ok(());
-            }
-            if !announced {
-                self.ctx
-                    .progress
-                    .note("batches paused; `lockstep resume` continues them");
-                let _ = state::set_status(self.client(), &self.run.id, "paused", None).await;
-                announced = true;
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            self.check_stop()?;
-        }
+        engine::wait_while_paused(
+            self.ctx.client,
+            &mut *self.ctx.progress,
+            &self.run.id,
+            self.ctx.stop,
+        )
+        .await
     }
 }
