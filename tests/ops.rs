@@ -590,3 +590,190 @@ fn awkward_names_a_failed_build_resumed_and_a_primary_key() {
     let o = db.lockstep(&["run", pb.to_str().unwrap()]);
     assert_ne!(o.status.code(), Some(0));
 }
+
+#[test]
+fn primary_key_added_under_writes() {
+    let db = Db::new();
+    db.exec("ALTER TABLE refs DROP CONSTRAINT refs_item_id_fkey; ALTER TABLE items DROP CONSTRAINT items_pkey; ALTER TABLE items ALTER COLUMN id DROP NOT NULL");
+    let out = run_under_workload(
+        &db,
+        "kind = \"primary-key\"\ntable = \"items\"\n[primary_key]\ncolumns = [\"id\"]",
+        false,
+    );
+    assert!(
+        out.contains("set not null id"),
+        "NOT NULL came first: {out}"
+    );
+    let shape = db.shape();
+    assert!(shape.contains("items_pkey PRIMARY KEY (id)"), "{shape}");
+    assert!(shape.contains("id integer not null"), "{shape}");
+    assert!(
+        !shape.contains("CHECK"),
+        "the helper check is dropped: {shape}"
+    );
+    assert_eq!(db.differences(true), 0);
+    // Rollback removes the key and the NOT NULL again.
+    assert_ok(&db.lockstep(&["rollback"]));
+    let shape = db.shape();
+    assert!(
+        !shape.contains("PRIMARY KEY") && shape.contains("id integer\n"),
+        "{shape}"
+    );
+}
+
+#[test]
+fn index_on_a_partitioned_table_is_built_per_partition_and_attached() {
+    let db = Db::new();
+    db.exec(
+        "CREATE TABLE \"Events\" (id bigint, at date NOT NULL, kind text) PARTITION BY RANGE (at);
+         CREATE TABLE \"Events 2025\" PARTITION OF \"Events\" FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+         CREATE TABLE events_2026 PARTITION OF \"Events\" FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+         INSERT INTO \"Events\" SELECT g, date '2025-01-01' + (g % 700), 'k' || (g % 9) FROM generate_series(1, 5000) g;",
+    );
+    let pb = db.playbook("kind = \"index\"\ntable = '\"Events\"'\n[index]\nname = \"Events kind\"\ncolumns = [\"kind\"]");
+    let plan = assert_ok(&db.lockstep(&["plan", pb.to_str().unwrap()]));
+    assert!(plan.contains("ON ONLY public.\"Events\""), "{plan}");
+    assert_ok(&db.lockstep(&["run", pb.to_str().unwrap()]));
+    // The parent index is valid only once every partition's index is attached.
+    assert!(db.one::<bool>(
+        "SELECT indisvalid FROM pg_index WHERE indexrelid = '\"Events kind\"'::regclass"
+    ));
+    assert_eq!(
+        db.one::<i64>(
+            "SELECT count(*) FROM pg_inherits WHERE inhparent = '\"Events kind\"'::regclass"
+        ),
+        2
+    );
+    assert_ok(&db.lockstep(&["rollback"]));
+    assert!(db.one::<bool>("SELECT to_regclass('\"Events kind\"') IS NULL"));
+    assert_eq!(
+        db.one::<i64>(
+            "SELECT count(*) FROM pg_indexes WHERE tablename IN ('Events 2025', 'events_2026')"
+        ),
+        0
+    );
+}
+
+#[test]
+fn column_type_with_using_swaps_and_swaps_back() {
+    let db = Db::new();
+    let pb = db.playbook(
+        "kind = \"column-type\"\ntable = \"items\"\n[column_type]\ncolumn = \"val\"\ntype = \"jsonb\"\nusing = \"jsonb_build_object('v', val)\"\nreverse_using = \"val ->> 'v'\"",
+    );
+    assert_ok(&db.lockstep(&["run", pb.to_str().unwrap()]));
+    assert_eq!(
+        db.one::<String>("SELECT val::text FROM items WHERE id = 5"),
+        "{\"v\": \"v5\"}"
+    );
+    // Writes after the swap reach the old column through the reverse expression.
+    db.exec("INSERT INTO items (grp, val) VALUES (1, '{\"v\": \"new\"}'); UPDATE items SET val = '{\"v\": \"changed\"}' WHERE id = 6");
+    assert_eq!(
+        db.one::<String>("SELECT val_lockstep_old FROM items WHERE id = 6"),
+        "changed"
+    );
+    assert_ok(&db.lockstep(&["rollback"]));
+    assert_eq!(db.one::<String>("SELECT format_type(atttypid, NULL) FROM pg_attribute WHERE attrelid = 'items'::regclass AND attname = 'val'"), "text");
+    assert_eq!(
+        db.one::<String>("SELECT val FROM items WHERE id = 6"),
+        "changed"
+    );
+    assert_eq!(
+        db.one::<i64>("SELECT count(*) FROM items WHERE val = 'new'"),
+        1
+    );
+    assert_eq!(db.one::<i64>("SELECT count(*) FROM items i JOIN twin t USING (id) WHERE i.val IS DISTINCT FROM t.val AND i.id <> 6"), 0);
+}
+
+#[test]
+fn a_blocking_transaction_makes_the_swap_give_up_naming_it_while_writes_go_on() {
+    let db = Db::new();
+    let pb = db.playbook("kind = \"column-type\"\ntable = \"items\"\n[column_type]\ncolumn = \"id\"\ntype = \"bigint\"");
+    // Replace the [swap] table: few attempts.
+    let text = std::fs::read_to_string(&pb)
+        .unwrap()
+        .replace("backoff = \"50ms\"", "backoff = \"50ms\"\nattempts = 3");
+    std::fs::write(&pb, text).unwrap();
+    let wl = Workload::start(&db, 2, false);
+    db.kill_at(&["run", pb.to_str().unwrap()], "before-swap");
+    // An open transaction that has read the table holds ACCESS SHARE on it.
+    let holder = db
+        .rt
+        .block_on(connect(&format!("{} application_name=holder", db.url)));
+    db.rt
+        .block_on(holder.batch_execute("BEGIN; SELECT count(*) FROM items WHERE id = 1"))
+        .unwrap();
+    let o = db.lockstep(&["resume"]);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("could not get its locks within 3 attempts of 100 ms"),
+        "{err}"
+    );
+    assert!(
+        err.contains("blocked by backend pid") && err.contains("AccessShareLock"),
+        "{err}"
+    );
+    wl.wait_ops(100);
+    db.rt.block_on(holder.batch_execute("ROLLBACK")).unwrap();
+    // With the transaction gone, the same run finishes.
+    assert_ok(&db.lockstep(&["resume"]));
+    wl.wait_ops(100);
+    wl.finish();
+    assert_eq!(db.differences(true), 0);
+}
+
+#[test]
+fn a_backfill_pauses_and_resumes_while_running() {
+    let db = Db::new();
+    let pb = db.playbook("kind = \"backfill\"\ntable = \"items\"\n[update]\nset = \"flag = 'x'\"\nkeep_undo = false\n[backfill]\nbatch_size = 100\ntarget_batch_ms = 5\nmax_rows_per_second = 2000");
+    let mut child = db
+        .command(&["run", pb.to_str().unwrap()], None)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let wait = |what: &str, cond: &dyn Fn() -> bool| {
+        let start = Instant::now();
+        while !cond() {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "timed out waiting for {what}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait("the first batches", &|| db.state().is_some_and(|s| s.2 > 0));
+    let out = assert_ok(&db.lockstep(&["pause"]));
+    assert!(out.contains("paused"), "{out}");
+    wait("the pause", &|| db.state().is_some_and(|s| s.1 == "paused"));
+    let at_pause = db.state().unwrap().2;
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        db.state().unwrap().2,
+        at_pause,
+        "no batch runs while paused"
+    );
+    let status = assert_ok(&db.lockstep(&["status"]));
+    assert!(
+        status.contains("kind       backfill") && status.contains("paused"),
+        "{status}"
+    );
+    let out = assert_ok(&db.lockstep(&["resume"]));
+    assert!(out.contains("resumed"), "{out}");
+    assert!(child.wait().unwrap().success());
+    assert_eq!(
+        db.one::<i64>("SELECT count(*) FROM items WHERE flag IS DISTINCT FROM 'x'"),
+        0
+    );
+    assert_eq!(db.state().unwrap().0, "done");
+    // Without undo data, a rollback ends the run and says what it could not take back.
+    let out = assert_ok(&db.lockstep(&["rollback"]));
+    assert!(
+        out.contains("except: rows updated with `SET flag = 'x'` keep their new values"),
+        "{out}"
+    );
+    assert_eq!(
+        db.one::<i64>("SELECT count(*) FROM items WHERE flag IS DISTINCT FROM 'x'"),
+        0
+    );
+}

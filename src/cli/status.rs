@@ -45,6 +45,7 @@ fn print(st: &engine::Status) -> io::Result<()> {
     };
     let mut out = io::stdout().lock();
     writeln!(out, "run        {}", r.id)?;
+    writeln!(out, "kind       {}", r.kind)?;
     writeln!(out, "table      {}", r.table_name)?;
     writeln!(out, "step       {} (last completed)", r.step)?;
     writeln!(

@@ -101,6 +101,7 @@ pub fn plan(
             )])],
             undo: vec![Action::Tx(vec![format!("DROP TABLE IF EXISTS {u}")])],
             swap: false,
+            kept: None,
         });
         p.finalize
             .push(Action::Tx(vec![format!("DROP TABLE IF EXISTS {u}")]));
@@ -142,6 +143,9 @@ SELECT (SELECT count(*) FROM d)::bigint, (SELECT count(*) FROM r)::bigint",
             undo.as_deref(),
             "update",
         ))],
+        kept: undo_actions.is_empty().then(|| {
+            format!("rows updated with `SET {set}` keep their new values (no undo data was kept)")
+        }),
         undo: undo_actions,
         swap: false,
     });

@@ -238,6 +238,7 @@ pub fn plan(
             "ALTER TABLE {table} DROP COLUMN IF EXISTS {nc}"
         )])],
         swap: false,
+        kept: None,
     });
     // 2. the sync trigger
     let fwd_fn = format!("lockstep.{}", quote_ident(&n.fwd));
@@ -260,6 +261,7 @@ pub fn plan(
             format!("DROP FUNCTION IF EXISTS {fwd_fn}()"),
         ])],
         swap: false,
+        kept: None,
     });
     // 3. backfill
     let batches = super::backfill::update_batches(
@@ -277,6 +279,7 @@ pub fn plan(
         actions: vec![Action::Batches(batches)],
         undo: Vec::new(),
         swap: false,
+        kept: None,
     });
     // 4. indexes on the new column
     let mut builds = Vec::new();
@@ -331,6 +334,7 @@ pub fn plan(
             actions: builds,
             undo: drops,
             swap: false,
+            kept: None,
         });
     }
     // 5. NOT NULL, proven by a validated check
@@ -370,6 +374,7 @@ pub fn plan(
         }],
         undo: validate_fks.clone(),
         swap: false,
+        kept: None,
     });
     // 7. the swap, and the swap back
     let swap_sql = |back: bool| -> Vec<String> {
@@ -613,6 +618,7 @@ pub fn plan(
         actions: vec![Action::Tx(swap_sql(false))],
         undo: back,
         swap: true,
+        kept: None,
     });
     // 8. validate the re-added foreign keys
     if !validate_fks.is_empty() {
@@ -622,6 +628,7 @@ pub fn plan(
             actions: validate_fks,
             undo: Vec::new(),
             swap: false,
+            kept: None,
         });
     }
     p.finalize = vec![Action::Tx(vec![

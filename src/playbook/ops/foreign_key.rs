@@ -95,6 +95,7 @@ pub fn plan(
             }],
             undo: vec![Action::Concurrent(format!("DROP INDEX CONCURRENTLY IF EXISTS {qix}"))],
             swap: false,
+            kept: None,
         });
     }
     let mut def = format!(

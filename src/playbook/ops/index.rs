@@ -91,6 +91,7 @@ pub fn plan(
                     actions,
                     undo: vec![Action::Tx(vec![format!("DROP INDEX IF EXISTS {qix}")])],
                     swap: false,
+                    kept: None,
                 });
             } else {
                 p.steps.push(Step {
@@ -107,6 +108,7 @@ pub fn plan(
                     }],
                     undo: vec![Action::Concurrent(format!("DROP INDEX CONCURRENTLY IF EXISTS {qix}"))],
                     swap: false,
+                    kept: None,
                 });
             }
             p.after = definition(
@@ -142,6 +144,7 @@ pub fn plan(
                     }],
                     undo: Vec::new(),
                     swap: false,
+                    kept: None,
                 });
                 p.steps.push(Step {
                     name: "reindex".into(),
@@ -149,6 +152,7 @@ pub fn plan(
                     actions: vec![Action::Concurrent(format!("REINDEX INDEX CONCURRENTLY {qix}"))],
                     undo: Vec::new(),
                     swap: false,
+                    kept: None,
                 });
                 p.after = p.before.clone();
             } else {
@@ -172,6 +176,7 @@ pub fn plan(
                         sql: concurrently(&ix.definition),
                     }],
                     swap: false,
+                    kept: None,
                 });
                 let mut after = facts.clone();
                 after.indexes.retain(|i| i.name != ix.name);

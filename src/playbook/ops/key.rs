@@ -75,6 +75,7 @@ pub fn plan(
         }],
         undo: vec![Action::Concurrent(format!("DROP INDEX CONCURRENTLY IF EXISTS {qix}"))],
         swap: false,
+        kept: None,
     });
     let what = if *primary { "PRIMARY KEY" } else { "UNIQUE" };
     p.steps.push(Step {
@@ -89,6 +90,7 @@ pub fn plan(
             "ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {ix}"
         )])],
         swap: false,
+        kept: None,
     });
     p.before = definition(facts, &[]);
     let mut after = facts.clone();

@@ -69,6 +69,9 @@ pub struct Step {
     /// swap of `column-type`): a rollback from here on is a swap back.
     #[serde(default)]
     pub swap: bool,
+    /// What a rollback cannot take back once this step ran (shown after the rollback).
+    #[serde(default)]
+    pub kept: Option<String>,
 }
 
 /// A frozen plan for an in-place kind.
@@ -244,6 +247,7 @@ pub(crate) fn not_valid_then_validate(
             "ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {c}"
         )])],
         swap: false,
+        kept: None,
     });
     steps.push(Step {
         name: format!("validate {name}"),
@@ -253,6 +257,7 @@ pub(crate) fn not_valid_then_validate(
         )])],
         undo: Vec::new(),
         swap: false,
+        kept: None,
     });
 }
 

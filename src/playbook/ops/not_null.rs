@@ -28,6 +28,7 @@ pub(crate) fn fill_nulls(facts: &Facts, column: &str, expr: &str) -> Step {
         actions: vec![Action::Batches(b)],
         undo: Vec::new(),
         swap: false,
+        kept: Some(format!("NULL {col} values filled with `{expr}` keep that value")),
     }
 }
 
@@ -67,6 +68,7 @@ pub(crate) fn set_not_null_steps(facts: &Facts, column: &str, version: i32, step
             "ALTER TABLE {table} ALTER COLUMN {col} DROP NOT NULL"
         )])],
         swap: false,
+        kept: None,
     });
 }
 

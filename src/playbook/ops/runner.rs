@@ -273,6 +273,10 @@ pub async fn rollback(ctx: &mut Ctx<'_>, run: Run) -> Result<Finished, EngineErr
         .await
         .map_err(dberr("state"))?;
     let done = r.completed();
+    let kept: Vec<String> = r.plan.steps[..done]
+        .iter()
+        .filter_map(|s| s.kept.clone())
+        .collect();
     for i in (0..done).rev() {
         let step = r.plan.steps[i].clone();
         let previous = if i == 0 {
@@ -295,10 +299,16 @@ pub async fn rollback(ctx: &mut Ctx<'_>, run: Run) -> Result<Finished, EngineErr
         .await
         .map_err(dberr("state"))?;
     let id = r.run.id.clone();
-    Ok(Finished {
-        message: format!("run {id}: rolled back: {} is as it was", r.plan.table),
-        id,
-    })
+    let message = if kept.is_empty() {
+        format!("run {id}: rolled back: {} is as it was", r.plan.table)
+    } else {
+        format!(
+            "run {id}: rolled back on {}, except: {}",
+            r.plan.table,
+            kept.join("; ")
+        )
+    };
+    Ok(Finished { message, id })
 }
 
 /// Runs the plan's finalize actions (after the run completed).
