@@ -412,14 +412,6 @@ pub fn plan(
             ));
         }
         if col.not_null {
-            let check = if back { &old_check } else { &nn_check };
-            s.push(format!(
-                "ALTER TABLE {table} ALTER COLUMN {live_after} SET NOT NULL"
-            ));
-            s.push(format!(
-                "ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {}",
-                quote_ident(check)
-            ));
             s.push(format!(
                 "ALTER TABLE {table} ALTER COLUMN {c} DROP NOT NULL"
             ));
@@ -432,6 +424,16 @@ pub fn plan(
         s.push(format!(
             "ALTER TABLE {table} RENAME COLUMN {live_after} TO {c}"
         ));
+        // Under its final name, so PostgreSQL 18 names the NOT NULL constraint as before;
+        // proven by the validated check, no scan.
+        if col.not_null {
+            let check = if back { &old_check } else { &nn_check };
+            s.push(format!("ALTER TABLE {table} ALTER COLUMN {c} SET NOT NULL"));
+            s.push(format!(
+                "ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {}",
+                quote_ident(check)
+            ));
+        }
         if let Some(d) = &default {
             s.push(format!(
                 "ALTER TABLE {table} ALTER COLUMN {c} SET DEFAULT {d}"

@@ -687,6 +687,8 @@ mod tests {
                 < pos("DROP CONSTRAINT \"Order_pkey\"")
         );
         assert!(pos("DROP CONSTRAINT \"Order_pkey\"") < pos("ALTER COLUMN id DROP NOT NULL"));
+        // NOT NULL under the final name (PostgreSQL 18 names the constraint after it).
+        assert!(pos("ALTER COLUMN id SET NOT NULL") > pos("RENAME COLUMN id_lockstep_new TO id"));
         assert!(
             pos("RENAME COLUMN id TO id_lockstep_old") < pos("RENAME COLUMN id_lockstep_new TO id")
         );
