@@ -122,7 +122,10 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
                 pb.backfill.batch_size,
                 secs.max(1.0)
             ),
-            vec![plan.batch_sql(false, pb.backfill.batch_size, true)],
+            vec![
+                plan.batch_end_sql(false, pb.backfill.batch_size),
+                plan.batch_sql(false, true),
+            ],
         ),
         (
             "indexes",
@@ -138,7 +141,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
         (
             "verify",
             "compare row counts and row hashes range by range, in one snapshot per range (no locks beyond reads); re-copy differing ranges".into(),
-            vec![plan.verify_sql(false)],
+            vec![plan.verify_sql(false, true)],
         ),
         (
             "swap",

@@ -741,8 +741,9 @@ impl Runner<'_, '_> {
                 self.wait_while_paused().await?;
             }
             let t0 = Instant::now();
-            let fast = self.plan.batch_sql(high.is_none(), batch, false);
-            let safe = self.plan.batch_sql(high.is_none(), batch, true);
+            let end = self.plan.batch_end_sql(high.is_none(), batch);
+            let fast = self.plan.batch_sql(high.is_none(), false);
+            let safe = self.plan.batch_sql(high.is_none(), true);
             let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = Vec::new();
             for k in &max_key {
                 params.push(k);
@@ -756,9 +757,10 @@ impl Runner<'_, '_> {
             let try_fast = conflict_cooldown == 0;
             let (n, last, conflicted) = match self
                 .run_batch(
+                    &end,
                     try_fast.then_some(fast.as_str()),
                     &safe,
-                    &params,
+                    (&params, high.as_deref()),
                     (batch as i32, rate),
                 )
                 .await
@@ -846,54 +848,72 @@ impl Runner<'_, '_> {
     }
 
     /// One batch and its checkpoint (high-water mark, rows copied, batch size and rate), in
-    /// one transaction: the plain insert `fast` first (when given), and on a unique violation
-    /// `safe` instead.
+    /// one transaction: the batch's end from `end` (parameters: the upper bound, then the
+    /// high-water key), then the plain insert `fast` first (when given), and on a unique
+    /// violation `safe` instead (parameters: the batch's end, then the high-water key).
     async fn run_batch(
         &self,
+        end: &str,
         fast: Option<&str>,
         safe: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        (params, high): (
+            &[&(dyn tokio_postgres::types::ToSql + Sync)],
+            Option<&[String]>,
+        ),
         (batch_size, rows_per_sec): (i32, f64),
     ) -> Result<BatchResult, tokio_postgres::Error> {
         let c = self.client();
         c.batch_execute(&format!(
-            "BEGIN; SET LOCAL lock_timeout = '{}ms'; SAVEPOINT lockstep_batch",
+            "BEGIN; SET LOCAL lock_timeout = '{}ms'",
             self.pb.swap.lock_timeout_ms
         ))
         .await?;
         let result: Result<BatchResult, tokio_postgres::Error> = async {
+            let last: Option<Vec<String>> = c.query_opt(end, params).await?.map(|r| r.get(0));
+            let Some(l) = last else {
+                c.batch_execute("COMMIT").await?;
+                return Ok(BatchResult {
+                    rows: 0,
+                    last: None,
+                    conflicted: false,
+                    paused: false,
+                });
+            };
+            let mut copy: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = Vec::new();
+            for k in &l {
+                copy.push(k);
+            }
+            for k in high.unwrap_or_default() {
+                copy.push(k);
+            }
+            c.batch_execute("SAVEPOINT lockstep_batch").await?;
             let mut conflicted = false;
-            let row = match fast {
-                Some(sql) => match c.query_one(sql, params).await {
-                    Ok(row) => row,
+            let rows = match fast {
+                Some(sql) => match c.execute(sql, &copy).await {
+                    Ok(n) => n,
                     Err(e) if e.as_db_error().is_some_and(|d| d.code().code() == "23505") => {
                         conflicted = true;
                         c.batch_execute("ROLLBACK TO SAVEPOINT lockstep_batch")
                             .await?;
-                        c.query_one(safe, params).await?
+                        c.query_one(safe, &copy).await?.get::<_, i64>(0) as u64
                     }
                     Err(e) => return Err(e),
                 },
-                None => c.query_one(safe, params).await?,
-            };
-            let rows: i64 = row.get(0);
-            let last: Option<Vec<String>> = row.get(1);
-            let mut paused = false;
-            if let Some(l) = &last {
-                paused = c
-                    .query_one(
-                        "UPDATE lockstep.runs SET high_water = $2, rows_copied = rows_copied + $3,
-                             batch_size = $4, rows_per_sec = $5, throttle = NULL, updated_at = now()
-                         WHERE id = $1 RETURNING paused",
-                        &[&self.run.id, l, &rows, &batch_size, &rows_per_sec],
-                    )
-                    .await?
-                    .get(0);
-            }
+                None => c.query_one(safe, &copy).await?.get::<_, i64>(0) as u64,
+            } as i64;
+            let paused: bool = c
+                .query_one(
+                    "UPDATE lockstep.runs SET high_water = $2, rows_copied = rows_copied + $3,
+                         batch_size = $4, rows_per_sec = $5, throttle = NULL, updated_at = now()
+                     WHERE id = $1 RETURNING paused",
+                    &[&self.run.id, &l, &rows, &batch_size, &rows_per_sec],
+                )
+                .await?
+                .get(0);
             c.batch_execute("COMMIT").await?;
             Ok(BatchResult {
                 rows,
-                last,
+                last: Some(l),
                 conflicted,
                 paused,
             })
@@ -1008,6 +1028,16 @@ impl Runner<'_, '_> {
         let mut lower: Option<Vec<String>> = None;
         let mut checked = 0i64;
         let mut ranges = 0;
+        // The fast row hash needs PostgreSQL 14 and hashable column types.
+        let mut hash_record = self
+            .client()
+            .query_one(
+                "SELECT current_setting('server_version_num')::int >= 140000",
+                &[],
+            )
+            .await
+            .map_err(dberr("verify"))?
+            .get::<_, bool>(0);
         loop {
             self.check_stop()?;
             let end_sql = self.plan.chunk_end_sql(lower.is_none(), CHUNK);
@@ -1042,7 +1072,20 @@ impl Runner<'_, '_> {
             };
             let mut attempt = 0;
             loop {
-                let same = self.compare_range(lower.as_deref(), &upper).await?;
+                let same = match self
+                    .compare_range(lower.as_deref(), &upper, hash_record)
+                    .await
+                {
+                    Ok(same) => same,
+                    Err(e)
+                        if hash_record
+                            && e.as_db_error().is_some_and(|d| d.code().code() == "42883") =>
+                    {
+                        hash_record = false;
+                        continue;
+                    }
+                    Err(e) => return Err(dberr("verify")(e)),
+                };
                 if same {
                     break;
                 }
@@ -1107,20 +1150,20 @@ impl Runner<'_, '_> {
         &self,
         lower: Option<&[String]>,
         upper: &[String],
-    ) -> Result<bool, EngineError> {
+        hash_record: bool,
+    ) -> Result<bool, tokio_postgres::Error> {
         let c = self.client();
         // One snapshot for both tables: the trigger writes both in the same transaction.
         c.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            .await
-            .map_err(dberr("verify"))?;
+            .await?;
         let r = c
             .query_one(
-                &self.plan.verify_sql(lower.is_none()),
+                &self.plan.verify_sql(lower.is_none(), hash_record),
                 &Self::range_params(lower, upper),
             )
             .await;
         let _ = c.batch_execute("COMMIT").await;
-        let r = r.map_err(dberr("verify"))?;
+        let r = r?;
         Ok(r.get::<_, i64>(0) == r.get::<_, i64>(2)
             && r.get::<_, String>(1) == r.get::<_, String>(3))
     }
