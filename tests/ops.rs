@@ -470,6 +470,26 @@ fn backfill_survives_kills_and_rollback_restores_only_untouched_rows() {
 }
 
 #[test]
+fn a_backfill_killed_half_way_and_rolled_back_restores_what_it_updated() {
+    let db = Db::new();
+    let pb = db.playbook("kind = \"backfill\"\ntable = \"items\"\n[update]\nset = \"flag = 'half'\"\n[backfill]\nbatch_size = 300\ntarget_batch_ms = 10");
+    let wl = Workload::start(&db, 2, false);
+    db.kill_at(&["run", pb.to_str().unwrap()], "backfill");
+    assert!(db.one::<i64>("SELECT count(*) FROM items WHERE flag = 'half'") > 0);
+    let out = assert_ok(&db.lockstep(&["rollback"]));
+    assert!(out.contains("as it was"), "{out}");
+    wl.wait_ops(100);
+    wl.finish();
+    // Rows the workload changed after the batch updated them keep the workload's version.
+    assert_eq!(
+        db.one::<i64>("SELECT count(*) FROM items WHERE flag IS NOT NULL AND id % 7 <> 0"),
+        0
+    );
+    assert_eq!(db.differences(true), 0);
+    assert_eq!(db.one::<i64>("SELECT count(*) FROM pg_tables WHERE schemaname = 'lockstep' AND tablename LIKE 'undo%'"), 0);
+}
+
+#[test]
 fn not_null_with_a_backfill_under_writes() {
     let db = Db::new();
     let out = run_under_workload(

@@ -389,15 +389,19 @@ async fn demo(
         }
     )?;
     writeln!(out, "\nconversion took {:.1} s", conv.as_secs_f64())?;
-    writeln!(
-        out,
-        "workload ({} writers): {tp_before:.0} ops/s before (worst {:.1} ms), {tp_during:.0} ops/s during ({:.2}x, worst {:.1} ms), {tp_after:.0} ops/s after the swap with the reverse trigger ({:.2}x)",
-        args.writers,
-        ms(worst_before),
-        tp_during / tp_before.max(1.0),
-        ms(worst_during),
-        tp_after / tp_before.max(1.0),
-    )?;
+    if args.writers > 0 {
+        writeln!(
+            out,
+            "workload ({} writers): {tp_before:.0} ops/s before (worst {:.1} ms), {tp_during:.0} ops/s during ({:.2}x, worst {:.1} ms), {tp_after:.0} ops/s after the swap with the reverse trigger ({:.2}x)",
+            args.writers,
+            ms(worst_before),
+            tp_during / tp_before.max(1.0),
+            ms(worst_during),
+            tp_after / tp_before.max(1.0),
+        )?;
+    } else {
+        writeln!(out, "workload: none (--writers 0)")?;
+    }
     writeln!(
         out,
         "workload errors: {}",
@@ -413,11 +417,18 @@ async fn demo(
     if let Some(n) = naive_time {
         writeln!(
             out,
-            "\nbench: naive INSERT … SELECT into an indexed partitioned copy: {:.1} s (no workload, table locked against writes in practice)\n       lockstep conversion / naive: {:.2}x   workload throughput during / before: {:.2}x   trigger overhead: {:.0}%",
+            "\nbench: naive INSERT … SELECT into an indexed partitioned copy: {:.1} s (no workload, table locked against writes in practice)\n       lockstep conversion / naive: {:.2}x{}",
             n.as_secs_f64(),
             conv.as_secs_f64() / n.as_secs_f64().max(0.001),
-            tp_during / tp_before.max(1.0),
-            (1.0 - tp_after / tp_before.max(1.0)) * 100.0
+            if args.writers > 0 {
+                format!(
+                    "   workload throughput during / before: {:.2}x   trigger overhead: {:.0}%",
+                    tp_during / tp_before.max(1.0),
+                    (1.0 - tp_after / tp_before.max(1.0)) * 100.0
+                )
+            } else {
+                String::new()
+            }
         )?;
     }
     if diff != 0 {

@@ -13,14 +13,14 @@ pub struct FinalizeArgs {
 pub fn run(args: FinalizeArgs) -> anyhow::Result<u8> {
     let t = args.target;
     let color = t.color.enabled();
-    online::with_clients(&t.db, color, |client, monitor| async move {
+    online::with_client(&t.db, color, |client| async move {
         let stop = std::sync::atomic::AtomicBool::new(false);
         let mut drawer = Drawer::new();
         let mut ctx = Ctx {
             client: &client,
             progress: &mut drawer,
             stop: &stop,
-            monitor: monitor.as_ref(),
+            monitor: None,
         };
         let r = engine::finalize(&mut ctx, t.run.as_deref()).await;
         drop(drawer);

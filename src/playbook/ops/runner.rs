@@ -272,7 +272,17 @@ pub async fn rollback(ctx: &mut Ctx<'_>, run: Run) -> Result<Finished, EngineErr
     state::set_status(r.ctx.client, &r.run.id, "rolling_back", None)
         .await
         .map_err(dberr("state"))?;
-    let done = r.completed();
+    // The completed steps, and the one in progress when it may have half run: a step that is
+    // one transaction was all or nothing, any other (batches, concurrent builds) may have
+    // left work behind, and its undo is idempotent.
+    let mut done = r.completed();
+    if r.plan
+        .steps
+        .get(done)
+        .is_some_and(|s| !matches!(s.actions.as_slice(), [Action::Tx(_)]))
+    {
+        done += 1;
+    }
     let kept: Vec<String> = r.plan.steps[..done]
         .iter()
         .filter_map(|s| s.kept.clone())
