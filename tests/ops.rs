@@ -798,3 +798,69 @@ fn a_backfill_pauses_and_resumes_while_running() {
         0
     );
 }
+
+#[test]
+fn every_example_playbook_plans_and_runs() {
+    let db = Db::new();
+    db.exec(
+        "CREATE TABLE customers (id serial PRIMARY KEY);
+         INSERT INTO customers SELECT FROM generate_series(1, 100);
+         CREATE TABLE orders (id serial PRIMARY KEY, customer_id int, created_at timestamptz NOT NULL DEFAULT now(), status text, total int);
+         INSERT INTO orders (customer_id, status, total)
+           SELECT 1 + g % 100, CASE WHEN g % 3 = 0 THEN NULL ELSE 'new' END, g FROM generate_series(1, 3000) g;
+         CREATE INDEX orders_status_idx ON orders (status);
+         CREATE INDEX orders_legacy_idx ON orders (total);
+         CREATE TABLE users (id serial PRIMARY KEY, email text);
+         INSERT INTO users (email) SELECT CASE WHEN g % 5 = 0 THEN NULL ELSE 'u' || g || '@example.com' END FROM generate_series(1, 1000) g;
+         CREATE TABLE events (id bigint NOT NULL, payload text);
+         INSERT INTO events SELECT g, 'p' FROM generate_series(1, 1000) g;",
+    );
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks");
+    let mut ran = Vec::new();
+    // In an order where each finds what it needs (the NOT NULL fill before the unique key).
+    for name in [
+        "column-type-orders-id-bigint",
+        "not-null-users-email",
+        "unique-users-email",
+        "check-orders-total",
+        "foreign-key-orders-customer",
+        "primary-key-events",
+        "index-orders-created-at",
+        "reindex-orders-status",
+        "drop-index-orders-legacy",
+        "backfill-orders-status",
+    ] {
+        let path = dir.join(format!("{name}.toml"));
+        let path = path.to_str().unwrap();
+        let plan = assert_ok(&db.lockstep(&["plan", path]));
+        assert!(plan.contains("preflight: ok"), "{name}:\n{plan}");
+        assert!(
+            plan.contains("definition before → after:"),
+            "{name}:\n{plan}"
+        );
+        let out = assert_ok(&db.lockstep(&["run", path]));
+        assert!(out.contains(" done on "), "{name}:\n{out}");
+        ran.push(name);
+    }
+    assert_eq!(ran.len(), 10);
+    let shape: String = db.one(
+        "SELECT string_agg(conname || ' ' || pg_get_constraintdef(oid), E'\\n' ORDER BY conname) FROM pg_constraint",
+    );
+    for c in [
+        "orders_total_nonnegative CHECK ((total >= 0))",
+        "orders_customer_id_fkey FOREIGN KEY (customer_id) REFERENCES customers(id) ON DELETE RESTRICT",
+        "users_email_key UNIQUE (email)",
+        "events_pkey PRIMARY KEY (id)",
+    ] {
+        assert!(shape.contains(c), "{c} missing:\n{shape}");
+    }
+    assert!(db.one::<bool>("SELECT to_regclass('orders_legacy_idx') IS NULL AND to_regclass('orders_created_at_idx') IS NOT NULL"));
+    assert_eq!(
+        db.one::<i64>("SELECT count(*) FROM orders WHERE status IS NULL"),
+        0
+    );
+    assert_eq!(
+        db.one::<i64>("SELECT count(*) FROM users WHERE email IS NULL"),
+        0
+    );
+}
