@@ -18,7 +18,7 @@ pub(crate) fn index_name(facts: &Facts, columns: &[String]) -> String {
 
 /// Whether an index of the table starts with `columns` (in any order) and so serves the
 /// foreign key's lookups.
-fn covered(facts: &Facts, columns: &[String]) -> bool {
+pub(crate) fn covered(facts: &Facts, columns: &[String]) -> bool {
     let starts = |ix: &[String]| {
         ix.len() >= columns.len() && columns.iter().all(|c| ix[..columns.len()].contains(c))
     };

@@ -137,7 +137,17 @@ pub fn wanted_names(pb: &OpPlaybook, facts: &Facts) -> Vec<String> {
     match &pb.op {
         Op::Index { name, .. } => vec![index::index_name(name, facts, &pb.op)],
         Op::Key { name, columns, .. } => vec![key::index_name(name, facts, columns)],
-        Op::ForeignKey { columns, .. } => vec![foreign_key::index_name(facts, columns)],
+        Op::ForeignKey {
+            columns,
+            create_index,
+            ..
+        } => {
+            if *create_index && !foreign_key::covered(facts, columns) {
+                vec![foreign_key::index_name(facts, columns)]
+            } else {
+                Vec::new()
+            }
+        }
         Op::ColumnType { column, .. } => column_type::new_index_names(facts, column),
         _ => Vec::new(),
     }
@@ -458,6 +468,18 @@ mod tests {
         assert!(sql
             .iter()
             .any(|s| s.contains("CREATE INDEX CONCURRENTLY \"Order_select_idx\"")));
+        assert_eq!(wanted_names(&fk, &f), ["Order_select_idx"]);
+        // An index that covers the columns already: none is built, and its name is no clash.
+        let mut covered = f.clone();
+        covered.indexes.push(crate::playbook::facts::Index {
+            name: "Order_select_idx".into(),
+            unique: false,
+            tail: " USING btree (\"select\", note)".into(),
+            columns: vec!["select".into(), "note".into()],
+        });
+        assert!(wanted_names(&fk, &covered).is_empty());
+        let (p, _) = plan(&fk, &covered, &with_ref, "r");
+        assert!(p.steps.iter().all(|s| s.name != "index"));
         // A taken constraint name is refused.
         let (_, r) = plan(
             &fk,
