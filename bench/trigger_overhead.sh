@@ -1,0 +1,138 @@
+#!/bin/sh
+# What the change-capture trigger costs a writer, measured with pgbench (a C client, so the
+# numbers are the server's): the demo's write mix (60 % inserts, 30 % updates, 10 % deletes,
+# single rows, autocommit) on a 200,000-row table with and without a trigger that mirrors
+# every write into a monthly-partitioned copy, in the forms lockstep has used:
+#
+#   delete+insert   every update as a delete and an upsert, through the partitioned table
+#   in place        an update that keeps the key as one UPDATE, through the partitioned table
+#   routed          the same, written to the partition directly (what lockstep generates)
+#
+#   sh bench/trigger_overhead.sh          # 2 clients, 3 rounds of 8 s per variant
+#   CLIENTS=4 SECONDS_EACH=15 sh bench/trigger_overhead.sh
+#
+# Starts its own throwaway PostgreSQL (fsync off) and removes it afterwards.
+set -eu
+bin="${LOCKSTEP_PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}"
+clients="${CLIENTS:-2}"
+secs="${SECONDS_EACH:-8}"
+dir=$(mktemp -d)
+trap 'as_pg "$bin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT
+as_pg() {
+  if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "$(printf '%s ' "$@")"; else "$@"; fi
+}
+[ "$(id -u)" = 0 ] && chown postgres "$dir"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+as_pg "$bin/initdb" -D "$dir/data" -A trust -U postgres >/dev/null
+as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w start \
+  -o "'-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off'" >/dev/null
+export PGOPTIONS="-c client_min_messages=warning"
+psql="$bin/psql -h 127.0.0.1 -p $port -U postgres -q -X postgres"
+$psql <<'SQL'
+CREATE TABLE t (id bigserial PRIMARY KEY, device_id int NOT NULL, recorded_at timestamptz NOT NULL, status text, payload jsonb);
+INSERT INTO t (device_id, recorded_at, status, payload)
+  SELECT g % 1000, now() - (g || ' seconds')::interval * 20, 'ok', jsonb_build_object('v', g) FROM generate_series(1, 200000) g;
+CREATE INDEX ON t (device_id, recorded_at);
+CREATE TABLE s (LIKE t INCLUDING DEFAULTS) PARTITION BY RANGE (recorded_at);
+ALTER TABLE s ADD PRIMARY KEY (id, recorded_at);
+DO $$ DECLARE d timestamptz; BEGIN
+  FOR d IN SELECT generate_series(date_trunc('month', now() - interval '60 days'), now() + interval '1 month', interval '1 month') LOOP
+    EXECUTE format('CREATE TABLE %I PARTITION OF s FOR VALUES FROM (%L) TO (%L)', 's_' || to_char(d, 'YYYYMM'), d, d + interval '1 month');
+  END LOOP; END $$;
+CREATE TABLE s_default PARTITION OF s DEFAULT;
+INSERT INTO s SELECT * FROM t;
+CREATE INDEX ON s (device_id, recorded_at);
+VACUUM ANALYZE t; VACUUM ANALYZE s;
+CREATE FUNCTION f_delete_insert() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+  IF TG_OP IN ('UPDATE', 'DELETE') THEN
+    DELETE FROM s WHERE id = OLD.id AND recorded_at = OLD.recorded_at;
+  END IF;
+  IF TG_OP IN ('INSERT', 'UPDATE') THEN
+    INSERT INTO s (id, device_id, recorded_at, status, payload) VALUES (NEW.id, NEW.device_id, NEW.recorded_at, NEW.status, NEW.payload)
+      ON CONFLICT (id, recorded_at) DO UPDATE SET device_id = EXCLUDED.device_id, status = EXCLUDED.status, payload = EXCLUDED.payload;
+  END IF;
+  RETURN NULL;
+END $f$;
+-- The in-place and routed forms, generated the way lockstep generates them.
+DO $gen$
+DECLARE
+  parts text[][] := (SELECT array_agg(ARRAY[quote_ident(c.relname), (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \((.*)\) TO \((.*)\)'))[1], (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \((.*)\) TO \((.*)\)'))[2]] ORDER BY c.relname)
+                     FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 's'::regclass AND c.relname <> 's_default');
+  routed boolean;
+  body text;
+  fn text;
+BEGIN
+  FOREACH routed IN ARRAY ARRAY[false, true] LOOP
+    body := '';
+    DECLARE
+      stmts text[] := ARRAY[
+        'UPDATE %s SET device_id = NEW.device_id, status = NEW.status, payload = NEW.payload WHERE id = OLD.id AND recorded_at = OLD.recorded_at;',
+        'DELETE FROM %s WHERE id = OLD.id AND recorded_at = OLD.recorded_at;',
+        'INSERT INTO %s (id, device_id, recorded_at, status, payload) VALUES (NEW.id, NEW.device_id, NEW.recorded_at, NEW.status, NEW.payload) ON CONFLICT (id, recorded_at) DO UPDATE SET device_id = EXCLUDED.device_id, status = EXCLUDED.status, payload = EXCLUDED.payload;'];
+      rows text[] := ARRAY['OLD', 'OLD', 'NEW'];
+      r text[] := ARRAY[]::text[];
+      x text;
+      k int;
+      p int;
+    BEGIN
+      FOR k IN 1..3 LOOP
+        IF NOT routed THEN
+          x := format(stmts[k], 's');
+        ELSE
+          x := '';
+          FOR p IN 1..array_length(parts, 1) LOOP
+            x := x || CASE WHEN p = 1 THEN 'IF ' ELSE ' ELSIF ' END
+                   || format('%s.recorded_at >= %s AND %s.recorded_at < %s THEN ', rows[k], parts[p][2], rows[k], parts[p][3])
+                   || format(stmts[k], parts[p][1]);
+          END LOOP;
+          x := x || ' ELSE ' || format(stmts[k], 's') || ' END IF;';
+        END IF;
+        r := r || x;
+      END LOOP;
+      fn := CASE WHEN routed THEN 'f_routed' ELSE 'f_in_place' END;
+      EXECUTE format($t$CREATE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+  IF TG_OP = 'UPDATE' AND NEW.id IS NOT DISTINCT FROM OLD.id AND NEW.recorded_at IS NOT DISTINCT FROM OLD.recorded_at THEN
+    %s
+    IF FOUND THEN RETURN NULL; END IF;
+  END IF;
+  IF TG_OP IN ('UPDATE', 'DELETE') THEN %s END IF;
+  IF TG_OP IN ('INSERT', 'UPDATE') THEN %s END IF;
+  RETURN NULL;
+END $f$$t$, fn, r[1], r[2], r[3]);
+    END;
+  END LOOP;
+END $gen$;
+SQL
+cat > "$dir/mix.pgb" <<'PGB'
+\set r random(1, 10)
+\set id random(1, 200000)
+\set dev random(0, 999)
+\if :r <= 6
+INSERT INTO t (device_id, recorded_at, status, payload) VALUES (:dev, now(), 'new', jsonb_build_object('v', (:r)::int));
+\elif :r <= 9
+UPDATE t SET status = 'seen', payload = payload || '{"seen": true}' WHERE id = :id;
+\else
+DELETE FROM t WHERE id = :id;
+\endif
+PGB
+run() {
+  $psql -c "DROP TRIGGER IF EXISTS capture ON t"
+  [ "$1" = none ] || $psql -c "CREATE TRIGGER capture AFTER INSERT OR UPDATE OR DELETE ON t FOR EACH ROW EXECUTE FUNCTION f_$1()"
+  "$bin/pgbench" -n -c "$clients" -j "$clients" -T "$secs" -M prepared -f "$dir/mix.pgb" -h 127.0.0.1 -p "$port" -U postgres postgres 2>/dev/null \
+    | sed -n 's/^tps = \([0-9.]*\).*/\1/p'
+}
+# Rounds interleave the variants, so drift in the machine's speed hits all of them alike.
+for round in 1 2 3; do
+  for v in none delete_insert in_place routed; do
+    echo "$v $(run $v)" >> "$dir/results"
+  done
+done
+echo "pgbench, $clients clients, write mix of the demo, median of 3 rounds of $secs s:"
+printf '%-16s %10s %8s\n' variant tps ratio
+base=$(awk '$1 == "none" {print $2}' "$dir/results" | sort -n | sed -n 2p)
+for v in none delete_insert in_place routed; do
+  tps=$(awk -v v="$v" '$1 == v {print $2}' "$dir/results" | sort -n | sed -n 2p)
+  awk -v v="$v" -v t="$tps" -v b="$base" 'BEGIN { printf "%-16s %10.0f %7.2fx\n", v, t, t / b }'
+done
