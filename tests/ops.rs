@@ -608,8 +608,26 @@ fn awkward_names_a_failed_build_resumed_and_a_primary_key() {
     let pb = db.playbook(&format!(
         "kind = \"check\"\n{table}\n[check]\nexpression = \"nope > 0\""
     ));
+    let runs: i64 = db.one("SELECT count(*) FROM lockstep.runs");
     let o = db.lockstep(&["run", pb.to_str().unwrap()]);
-    assert_ne!(o.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("`check.expression` does not work on \"Odd Schema\".\"Select\": column \"nope\" does not exist"),
+        "{err}"
+    );
+    let pb = db.playbook(&format!(
+        "kind = \"backfill\"\n{table}\n[update]\nset = \"\\\"order\\\" = 1 +\""
+    ));
+    let o = db.lockstep(&["plan", pb.to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("`update` does not work on"), "{out}");
+    assert_eq!(
+        db.one::<i64>("SELECT count(*) FROM lockstep.runs"),
+        runs,
+        "a refused run is not recorded"
+    );
 }
 
 #[test]

@@ -153,7 +153,90 @@ pub async fn prepare(
 ) -> Result<(OpPlan, Vec<String>), EngineError> {
     let f = facts::read_table(client, &pb.table, matches!(pb.op, Op::Index { .. })).await?;
     let extra = read_extra(client, pb, &f).await?;
-    Ok(super::plan(pb, &f, &extra, run_id))
+    let (plan, mut refusals) = super::plan(pb, &f, &extra, run_id);
+    if refusals.is_empty() {
+        refusals.extend(check_expressions(client, pb, &f).await);
+    }
+    Ok((plan, refusals))
+}
+
+/// The playbook's SQL expressions, tried against the table without reading or changing a row
+/// (`LIMIT 0`, and an `EXPLAIN` for the backfill's UPDATE, rolled back), so a typo is a
+/// refusal naming the key instead of a run that fails half way.
+async fn check_expressions(client: &Client, pb: &OpPlaybook, f: &Facts) -> Vec<String> {
+    let t = f.qualified();
+    let mut probes: Vec<(&str, String)> = Vec::new();
+    match &pb.op {
+        Op::Check { expression, .. } => probes.push((
+            "check.expression",
+            format!("SELECT ({expression})::boolean FROM {t} LIMIT 0"),
+        )),
+        Op::NotNull {
+            backfill: Some(b), ..
+        } => probes.push((
+            "not_null.backfill",
+            format!("SELECT ({b}) FROM {t} LIMIT 0"),
+        )),
+        Op::ColumnType {
+            column,
+            new_type,
+            using,
+            reverse_using,
+        } => {
+            let c = crate::sql::ir::quote_ident(column);
+            let old = f.column(column).map_or("text", |c| c.type_sql.as_str());
+            let value = using.clone().unwrap_or_else(|| format!("{c}::{new_type}"));
+            probes.push((
+                "column_type.using",
+                format!("SELECT ({value})::{new_type} FROM {t} LIMIT 0"),
+            ));
+            if let Some(r) = reverse_using {
+                // The reverse expression reads the column with its new type.
+                probes.push((
+                    "column_type.reverse_using",
+                    format!(
+                        "SELECT ({r})::{old} FROM (SELECT ({value})::{new_type} AS {c} FROM {t} LIMIT 0) AS {}",
+                        crate::sql::ir::quote_ident(&f.name)
+                    ),
+                ));
+            }
+        }
+        Op::Index { tail, .. } => {
+            if let Some((_, pred)) = tail.split_once(" WHERE ") {
+                probes.push((
+                    "index.where",
+                    format!("SELECT 1 FROM {t} WHERE {pred} LIMIT 0"),
+                ));
+            }
+        }
+        Op::Backfill { set, predicate, .. } => probes.push((
+            "update",
+            format!(
+                "EXPLAIN UPDATE {t} SET {set}{}",
+                predicate
+                    .as_ref()
+                    .map_or(String::new(), |p| format!(" WHERE {p}"))
+            ),
+        )),
+        _ => {}
+    }
+    let mut out = Vec::new();
+    for (key, sql) in probes {
+        let r = client
+            .batch_execute(&format!(
+                "BEGIN READ ONLY; SET LOCAL lock_timeout = '{}ms'; {sql}",
+                pb.swap.lock_timeout_ms
+            ))
+            .await;
+        let _ = client.batch_execute("ROLLBACK").await;
+        if let Err(e) = r {
+            let msg = e
+                .as_db_error()
+                .map_or_else(|| e.to_string(), |d| d.message().to_string());
+            out.push(format!("`{key}` does not work on {t}: {msg}"));
+        }
+    }
+    out
 }
 
 /// Starts a new run of an in-place playbook and runs every step.
