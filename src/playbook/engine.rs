@@ -809,39 +809,20 @@ impl Runner<'_, '_> {
             }
             copied += n;
             high = last;
-            // Size the next batch to take about target_batch_ms.
-            let ms = elapsed.as_secs_f64() * 1000.0;
-            if ms > 0.0 {
-                let ideal = f64::from(batch) * settings.target_batch_ms as f64 / ms;
-                let next = ideal.clamp(f64::from(batch) / 2.0, f64::from(batch) * 2.0);
-                batch = (next as u32).clamp(100, 200_000);
-            }
+            batch = next_batch_size(batch, elapsed, settings.target_batch_ms);
             rate = (copied - copied_at_start) as f64 / started.elapsed().as_secs_f64().max(0.001);
             self.ctx.progress.copy(copied, total.max(copied), rate);
             if batches == 1 {
                 hold_point("backfill").await;
             }
-            if settings.max_rows_per_second > 0 {
-                let should_take =
-                    Duration::from_secs_f64(n as f64 / settings.max_rows_per_second as f64);
-                if should_take > elapsed {
-                    self.throttle("max_rows_per_second", should_take - elapsed)
-                        .await?;
-                }
-            }
-            if let Some(max_lag) = settings.max_replica_lag_ms {
-                loop {
-                    let lag = self.replica_lag_ms().await;
-                    if lag <= max_lag {
-                        break;
-                    }
-                    self.throttle(
-                        &format!("replica lag {lag} ms > {max_lag} ms"),
-                        Duration::from_secs(1),
-                    )
-                    .await?;
-                }
-            }
+            pace(
+                self.ctx.client,
+                &mut *self.ctx.progress,
+                (&self.run.id, self.ctx.stop),
+                &settings,
+                (n, elapsed),
+            )
+            .await?;
         }
         self.run.rows_copied = copied;
         Ok(())
@@ -923,22 +904,6 @@ impl Runner<'_, '_> {
             let _ = c.batch_execute("ROLLBACK").await;
         }
         result
-    }
-
-    async fn throttle(&mut self, why: &str, pause: Duration) -> Result<(), EngineError> {
-        throttle(
-            self.ctx.client,
-            &mut *self.ctx.progress,
-            &self.run.id,
-            self.ctx.stop,
-            why,
-            pause,
-        )
-        .await
-    }
-
-    async fn replica_lag_ms(&self) -> u64 {
-        replica_lag_ms(self.ctx.client).await
     }
 
     async fn wait_while_paused(&mut self) -> Result<(), EngineError> {
@@ -1416,6 +1381,61 @@ pub(crate) async fn wait_for_older_transactions(
             return Err(EngineError::Stopped(run_id.to_string()));
         }
     }
+}
+
+/// The size of the next batch: one that takes about `target_ms`, at most double or half
+/// the last one, between 100 and 200,000 rows.
+pub(crate) fn next_batch_size(batch: u32, elapsed: Duration, target_ms: u64) -> u32 {
+    let ms = elapsed.as_secs_f64() * 1000.0;
+    if ms <= 0.0 {
+        return batch;
+    }
+    let ideal = f64::from(batch) * target_ms as f64 / ms;
+    (ideal.clamp(f64::from(batch) / 2.0, f64::from(batch) * 2.0) as u32).clamp(100, 200_000)
+}
+
+/// After a batch of `rows` that took `elapsed`: waits as `max_rows_per_second` and
+/// `max_replica_lag` ask (the triggers keep capturing meanwhile).
+pub(crate) async fn pace(
+    client: &Client,
+    progress: &mut dyn Progress,
+    (run_id, stop): (&str, &AtomicBool),
+    settings: &spec::Backfill,
+    (rows, elapsed): (i64, Duration),
+) -> Result<(), EngineError> {
+    if settings.max_rows_per_second > 0 {
+        let should_take =
+            Duration::from_secs_f64(rows.max(0) as f64 / settings.max_rows_per_second as f64);
+        if should_take > elapsed {
+            throttle(
+                client,
+                progress,
+                run_id,
+                stop,
+                "max_rows_per_second",
+                should_take - elapsed,
+            )
+            .await?;
+        }
+    }
+    if let Some(max_lag) = settings.max_replica_lag_ms {
+        loop {
+            let lag = replica_lag_ms(client).await;
+            if lag <= max_lag {
+                break;
+            }
+            throttle(
+                client,
+                progress,
+                run_id,
+                stop,
+                &format!("replica lag {lag} ms > {max_lag} ms"),
+                Duration::from_secs(1),
+            )
+            .await?;
+        }
+    }
+    Ok(())
 }
 
 /// Records why the copy is slowed and sleeps `pause` (Ctrl-C is honoured after it).

@@ -830,12 +830,8 @@ impl Runner<'_, '_> {
             }
             batches += 1;
             let elapsed = t0.elapsed();
-            let ms = elapsed.as_secs_f64() * 1000.0;
-            if ms > 0.0 {
-                let ideal = f64::from(batch) * settings.target_batch_ms as f64 / ms;
-                batch = (ideal.clamp(f64::from(batch) / 2.0, f64::from(batch) * 2.0) as u32)
-                    .clamp(100, 200_000);
-            }
+            let done = i64::from(batch);
+            batch = engine::next_batch_size(batch, elapsed, settings.target_batch_ms);
             let rate = (changed - at_start) as f64 / started.elapsed().as_secs_f64().max(0.001);
             self.ctx
                 .progress
@@ -843,27 +839,14 @@ impl Runner<'_, '_> {
             if batches == 1 {
                 hold_point("backfill").await;
             }
-            if settings.max_rows_per_second > 0 {
-                let should_take =
-                    Duration::from_secs_f64(f64::from(batch) / settings.max_rows_per_second as f64);
-                if should_take > elapsed {
-                    self.throttle("max_rows_per_second", should_take - elapsed)
-                        .await?;
-                }
-            }
-            if let Some(max_lag) = settings.max_replica_lag_ms {
-                loop {
-                    let lag = engine::replica_lag_ms(self.ctx.client).await;
-                    if lag <= max_lag {
-                        break;
-                    }
-                    self.throttle(
-                        &format!("replica lag {lag} ms > {max_lag} ms"),
-                        Duration::from_secs(1),
-                    )
-                    .await?;
-                }
-            }
+            engine::pace(
+                self.ctx.client,
+                &mut *self.ctx.progress,
+                (&self.run.id, self.ctx.stop),
+                &settings,
+                (done, elapsed),
+            )
+            .await?;
         }
         self.run.rows_copied = changed;
         Ok(())
@@ -907,18 +890,6 @@ impl Runner<'_, '_> {
             let _ = c.batch_execute("ROLLBACK").await;
         }
         r
-    }
-
-    async fn throttle(&mut self, why: &str, pause: Duration) -> Result<(), EngineError> {
-        engine::throttle(
-            self.ctx.client,
-            &mut *self.ctx.progress,
-            &self.run.id,
-            self.ctx.stop,
-            why,
-            pause,
-        )
-        .await
     }
 
     async fn wait_while_paused(&mut self) -> Result<(), EngineError> {
