@@ -53,25 +53,12 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
             return Ok(EXIT_ERROR);
         }
     };
-    let conn = match args.db.options() {
-        Ok(c) => c,
-        Err(m) => {
-            eprint_error(color, &m);
-            return Ok(EXIT_ERROR);
-        }
-    };
-    let result = online::block_on(async {
-        let client = conn.connect().await.map_err(|e| e.to_string())?;
-        engine::prepare(&client, &pb, "plan")
-            .await
-            .map_err(|e| e.to_string())
-    })?;
-    let (plan, refusals) = match result {
-        Ok(r) => r,
-        Err(m) => {
-            eprint_error(color, &m);
-            return Ok(EXIT_ERROR);
-        }
+    let pbr = &pb;
+    let Some((plan, refusals)) = read_plan(&args.db, color, |client| async move {
+        engine::prepare(&client, pbr, "plan").await
+    })?
+    else {
+        return Ok(EXIT_ERROR);
     };
     let f = &plan.facts;
     let mut out = io::BufWriter::new(io::stdout().lock());
@@ -220,27 +207,39 @@ fn write_actions(out: &mut impl Write, actions: &[Action]) -> io::Result<()> {
     Ok(())
 }
 
-/// `lockstep plan` for the in-place kinds.
-fn op_plan(args: &PlanArgs, color: bool, pb: &spec::OpPlaybook) -> anyhow::Result<u8> {
-    let conn = match args.db.options() {
+/// Connects and runs `prepare`; `None` after printing the error (connection, catalog).
+fn read_plan<T, F, Fut>(db: &DbArgs, color: bool, prepare: F) -> anyhow::Result<Option<T>>
+where
+    F: FnOnce(tokio_postgres::Client) -> Fut,
+    Fut: std::future::Future<Output = Result<T, engine::EngineError>>,
+{
+    let conn = match db.options() {
         Ok(c) => c,
         Err(m) => {
             eprint_error(color, &m);
-            return Ok(EXIT_ERROR);
+            return Ok(None);
         }
     };
     let result = online::block_on(async {
         let client = conn.connect().await.map_err(|e| e.to_string())?;
-        ops::runner::prepare(&client, pb, "plan")
-            .await
-            .map_err(|e| e.to_string())
+        prepare(client).await.map_err(|e| e.to_string())
     })?;
-    let (plan, refusals) = match result {
-        Ok(r) => r,
+    match result {
+        Ok(r) => Ok(Some(r)),
         Err(m) => {
             eprint_error(color, &m);
-            return Ok(EXIT_ERROR);
+            Ok(None)
         }
+    }
+}
+
+/// `lockstep plan` for the in-place kinds.
+fn op_plan(args: &PlanArgs, color: bool, pb: &spec::OpPlaybook) -> anyhow::Result<u8> {
+    let Some((plan, refusals)) = read_plan(&args.db, color, |client| async move {
+        ops::runner::prepare(&client, pb, "plan").await
+    })?
+    else {
+        return Ok(EXIT_ERROR);
     };
     let mut out = io::BufWriter::new(io::stdout().lock());
     writeln!(
