@@ -286,27 +286,31 @@ pub fn plan(
     let mut drops = Vec::new();
     let pk_new = fit(&format!("{}_lockstep_new", facts.pk_name));
     let pk_old = fit(&format!("{}_lockstep_old", facts.pk_name));
-    if in_pk {
+    // A unique index on the primary key with the column replaced by `col`.
+    let key_index = |col: &str, name: &str| {
         let cols: Vec<String> = facts
             .pk_columns
             .iter()
             .map(|k| {
                 if k == column {
-                    n.new_col.clone()
+                    col.to_string()
                 } else {
                     k.clone()
                 }
             })
             .collect();
-        let q = super::rel(facts, &pk_new);
-        builds.push(Action::BuildIndex {
-            index: q.clone(),
+        Action::BuildIndex {
+            index: super::rel(facts, name),
             sql: format!(
                 "CREATE UNIQUE INDEX CONCURRENTLY {} ON {table} ({})",
-                quote_ident(&pk_new),
+                quote_ident(name),
                 list(&cols)
             ),
-        });
+        }
+    };
+    if in_pk {
+        let q = super::rel(facts, &pk_new);
+        builds.push(key_index(&n.new_col, &pk_new));
         drops.push(Action::Concurrent(format!(
             "DROP INDEX CONCURRENTLY IF EXISTS {q}"
         )));
@@ -554,25 +558,7 @@ pub fn plan(
     // the swap), its NOT NULL check, and a guard against values the old type cannot hold.
     let mut back = Vec::new();
     if in_pk {
-        let cols: Vec<String> = facts
-            .pk_columns
-            .iter()
-            .map(|k| {
-                if k == column {
-                    n.old_col.clone()
-                } else {
-                    k.clone()
-                }
-            })
-            .collect();
-        back.push(Action::BuildIndex {
-            index: super::rel(facts, &pk_old),
-            sql: format!(
-                "CREATE UNIQUE INDEX CONCURRENTLY {} ON {table} ({})",
-                quote_ident(&pk_old),
-                list(&cols)
-            ),
-        });
+        back.push(key_index(&n.old_col, &pk_old));
     }
     for ix in indexes.iter().filter(|i| is_constraint(i)) {
         let old = fit(&format!("{}_lockstep_old", ix.name));
