@@ -2,6 +2,11 @@
 //! capture, backfill, indexes, verify, swap, validate; and rollback and finalize. Every
 //! step is checkpointed in the state table, in the same transaction as its work where it
 //! can be, and every step can be re-run after a crash.
+//!
+//! Also the machinery every kind shares (`ops/runner.rs` uses it for the in-place kinds):
+//! DDL under lock_timeout with retries that name the blockers, concurrent index builds that
+//! wait for older transactions visibly, batch sizing and pacing, the pause gate, and the
+//! entry points that send a stored run to the engine of its kind.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
