@@ -2,11 +2,14 @@
 # What the change-capture trigger costs a writer, measured with pgbench (a C client, so the
 # numbers are the server's): the demo's write mix (60 % inserts, 30 % updates, 10 % deletes,
 # single rows, autocommit) on a 200,000-row table with and without a trigger that mirrors
-# every write into a monthly-partitioned copy, in the forms lockstep has used:
+# every write into a copy partitioned by month (16 partitions, like the demo's), in the forms
+# lockstep has used:
 #
 #   delete+insert   every update as a delete and an upsert, through the partitioned table
 #   in place        an update that keeps the key as one UPDATE, through the partitioned table
-#   routed          the same, written to the partition directly (what lockstep generates)
+#   routed          the same, written to the partition directly, oldest partition tested first
+#   newest first    the same, newest partition tested first (what lockstep generates: new rows
+#                   of time-series tables land in the newest partitions)
 #
 #   sh bench/trigger_overhead.sh          # 2 clients, 3 rounds of 8 s per variant
 #   CLIENTS=4 SECONDS_EACH=15 sh bench/trigger_overhead.sh
@@ -31,12 +34,12 @@ psql="$bin/psql -h 127.0.0.1 -p $port -U postgres -q -X postgres"
 $psql <<'SQL'
 CREATE TABLE t (id bigserial PRIMARY KEY, device_id int NOT NULL, recorded_at timestamptz NOT NULL, status text, payload jsonb);
 INSERT INTO t (device_id, recorded_at, status, payload)
-  SELECT g % 1000, now() - (g || ' seconds')::interval * 20, 'ok', jsonb_build_object('v', g) FROM generate_series(1, 200000) g;
+  SELECT g % 1000, now() - (g || ' seconds')::interval * 200, 'ok', jsonb_build_object('v', g) FROM generate_series(1, 200000) g;
 CREATE INDEX ON t (device_id, recorded_at);
 CREATE TABLE s (LIKE t INCLUDING DEFAULTS) PARTITION BY RANGE (recorded_at);
 ALTER TABLE s ADD PRIMARY KEY (id, recorded_at);
 DO $$ DECLARE d timestamptz; BEGIN
-  FOR d IN SELECT generate_series(date_trunc('month', now() - interval '60 days'), now() + interval '1 month', interval '1 month') LOOP
+  FOR d IN SELECT generate_series(date_trunc('month', now() - interval '470 days'), now() + interval '1 month', interval '1 month') LOOP
     EXECUTE format('CREATE TABLE %I PARTITION OF s FOR VALUES FROM (%L) TO (%L)', 's_' || to_char(d, 'YYYYMM'), d, d + interval '1 month');
   END LOOP; END $$;
 CREATE TABLE s_default PARTITION OF s DEFAULT;
@@ -60,10 +63,12 @@ DECLARE
   parts text[][] := (SELECT array_agg(ARRAY[quote_ident(c.relname), (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \((.*)\) TO \((.*)\)'))[1], (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \((.*)\) TO \((.*)\)'))[2]] ORDER BY c.relname)
                      FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 's'::regclass AND c.relname <> 's_default');
   routed boolean;
+  variant text;
   body text;
   fn text;
 BEGIN
-  FOREACH routed IN ARRAY ARRAY[false, true] LOOP
+  FOREACH variant IN ARRAY ARRAY['in_place', 'routed', 'newest_first'] LOOP
+    routed := variant <> 'in_place';
     body := '';
     DECLARE
       stmts text[] := ARRAY[
@@ -75,6 +80,7 @@ BEGIN
       x text;
       k int;
       p int;
+      i int;
     BEGIN
       FOR k IN 1..3 LOOP
         IF NOT routed THEN
@@ -82,15 +88,16 @@ BEGIN
         ELSE
           x := '';
           FOR p IN 1..array_length(parts, 1) LOOP
+            i := CASE WHEN variant = 'newest_first' THEN array_length(parts, 1) + 1 - p ELSE p END;
             x := x || CASE WHEN p = 1 THEN 'IF ' ELSE ' ELSIF ' END
-                   || format('%s.recorded_at >= %s AND %s.recorded_at < %s THEN ', rows[k], parts[p][2], rows[k], parts[p][3])
-                   || format(stmts[k], parts[p][1]);
+                   || format('%s.recorded_at >= %s AND %s.recorded_at < %s THEN ', rows[k], parts[i][2], rows[k], parts[i][3])
+                   || format(stmts[k], parts[i][1]);
           END LOOP;
           x := x || ' ELSE ' || format(stmts[k], 's') || ' END IF;';
         END IF;
         r := r || x;
       END LOOP;
-      fn := CASE WHEN routed THEN 'f_routed' ELSE 'f_in_place' END;
+      fn := 'f_' || variant;
       EXECUTE format($t$CREATE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS $f$
 BEGIN
   IF TG_OP = 'UPDATE' AND NEW.id IS NOT DISTINCT FROM OLD.id AND NEW.recorded_at IS NOT DISTINCT FROM OLD.recorded_at THEN
@@ -125,14 +132,14 @@ run() {
 }
 # Rounds interleave the variants, so drift in the machine's speed hits all of them alike.
 for round in 1 2 3; do
-  for v in none delete_insert in_place routed; do
+  for v in none delete_insert in_place routed newest_first; do
     echo "$v $(run $v)" >> "$dir/results"
   done
 done
 echo "pgbench, $clients clients, write mix of the demo, median of 3 rounds of $secs s:"
 printf '%-16s %10s %8s\n' variant tps ratio
 base=$(awk '$1 == "none" {print $2}' "$dir/results" | sort -n | sed -n 2p)
-for v in none delete_insert in_place routed; do
+for v in none delete_insert in_place routed newest_first; do
   tps=$(awk -v v="$v" '$1 == v {print $2}' "$dir/results" | sort -n | sed -n 2p)
   awk -v v="$v" -v t="$tps" -v b="$base" 'BEGIN { printf "%-16s %10.0f %7.2fx\n", v, t, t / b }'
 done
