@@ -668,10 +668,6 @@ impl Runner<'_, '_> {
         vec![self.plan.source(), self.plan.shadow(), self.plan.old()]
     }
 
-    async fn blockers(&self) -> String {
-        blockers(self.ctx.client, &self.tables()).await
-    }
-
     /// The swap (or swap back): one transaction with the retry policy, checkpointing `step`.
     async fn in_swap_tx(&mut self, sql: &[String], step: &str) -> Result<(), EngineError> {
         let mut all = sql.to_vec();
@@ -733,9 +729,7 @@ impl Runner<'_, '_> {
         let copied_at_start = copied;
         let mut batches = 0u64;
         let mut conflict_cooldown = 0u32;
-        let settings_swap = self.pb.swap.clone();
-        let mut lock_failures = 0u32;
-        let mut backoff = settings_swap.backoff_ms;
+        let mut give_way = GiveWay::new(&self.pb.swap);
         let mut rate = self.run.rows_per_sec.unwrap_or(0.0);
         // Whether `lockstep pause` may be in force: checked before the first batch, then
         // reported by each batch's checkpoint.
@@ -771,34 +765,28 @@ impl Runner<'_, '_> {
                 .await
             {
                 Ok(r) => {
-                    lock_failures = 0;
-                    backoff = settings_swap.backoff_ms;
+                    give_way.reset();
                     paused = r.paused;
                     (r.rows, r.last, r.conflicted)
                 }
-                // The application holds a row the batch needs (and perhaps waits for one the
-                // batch holds): the batch gives way and runs again.
-                Err(e) if is_lock_conflict(&e) && lock_failures + 1 < settings_swap.attempts => {
-                    lock_failures += 1;
-                    let who = self.blockers().await;
-                    self.ctx.progress.note(&format!(
-                        "backfill: a batch waited more than {} ms for row locks (attempt {lock_failures}/{}; {who}); retrying",
-                        settings_swap.lock_timeout_ms, settings_swap.attempts
-                    ));
-                    tokio::time::sleep(jitter(backoff)).await;
-                    backoff = (backoff * 2).min(settings_swap.max_backoff_ms);
+                Err(e) => {
+                    let tables = self.tables();
+                    let policy = Policy {
+                        swap: &self.pb.swap,
+                        run_id: &self.run.id,
+                        tables: &tables,
+                    };
+                    give_way
+                        .after(
+                            e,
+                            self.ctx.client,
+                            &mut *self.ctx.progress,
+                            &policy,
+                            "backfill",
+                        )
+                        .await?;
                     continue;
                 }
-                Err(e) if is_lock_conflict(&e) => {
-                    return Err(EngineError::SwapGaveUp {
-                        step: "backfill".into(),
-                        run: self.run.id.clone(),
-                        attempts: settings_swap.attempts,
-                        lock_timeout_ms: settings_swap.lock_timeout_ms,
-                        blockers: self.blockers().await,
-                    })
-                }
-                Err(e) => return Err(dberr("backfill")(e)),
             };
             conflict_cooldown = if conflicted {
                 16
@@ -1385,6 +1373,65 @@ pub(crate) async fn wait_for_older_transactions(
         if stop.load(Ordering::SeqCst) {
             return Err(EngineError::Stopped(run_id.to_string()));
         }
+    }
+}
+
+/// A batch that met the application's row locks (a lock timeout or a deadlock) gives way and
+/// runs again, with backoff, up to the playbook's attempts; then the run gives up naming the
+/// blockers.
+pub(crate) struct GiveWay {
+    failures: u32,
+    backoff_ms: u64,
+    first_backoff_ms: u64,
+}
+
+impl GiveWay {
+    pub(crate) fn new(swap: &spec::Swap) -> GiveWay {
+        GiveWay {
+            failures: 0,
+            backoff_ms: swap.backoff_ms,
+            first_backoff_ms: swap.backoff_ms,
+        }
+    }
+
+    /// After a batch that went through.
+    pub(crate) fn reset(&mut self) {
+        self.failures = 0;
+        self.backoff_ms = self.first_backoff_ms;
+    }
+
+    /// After a failed batch: waits and returns `Ok` when the batch should run again, the
+    /// error to stop with otherwise.
+    pub(crate) async fn after(
+        &mut self,
+        e: tokio_postgres::Error,
+        client: &Client,
+        progress: &mut dyn Progress,
+        policy: &Policy<'_>,
+        label: &str,
+    ) -> Result<(), EngineError> {
+        let swap = policy.swap;
+        if !is_lock_conflict(&e) {
+            return Err(dberr(label)(e));
+        }
+        if self.failures + 1 >= swap.attempts {
+            return Err(EngineError::SwapGaveUp {
+                step: label.to_string(),
+                run: policy.run_id.to_string(),
+                attempts: swap.attempts,
+                lock_timeout_ms: swap.lock_timeout_ms,
+                blockers: blockers(client, policy.tables).await,
+            });
+        }
+        self.failures += 1;
+        let who = blockers(client, policy.tables).await;
+        progress.note(&format!(
+            "{label}: a batch waited more than {} ms for row locks (attempt {}/{}; {who}); retrying",
+            swap.lock_timeout_ms, self.failures, swap.attempts
+        ));
+        tokio::time::sleep(jitter(self.backoff_ms)).await;
+        self.backoff_ms = (self.backoff_ms * 2).min(swap.max_backoff_ms);
+        Ok(())
     }
 }
 

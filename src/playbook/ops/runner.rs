@@ -11,9 +11,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Client;
 
 use super::{Action, Batches, Extra, IndexInfo, OpPlan};
-use crate::playbook::engine::{
-    self, dberr, hold_point, is_lock_conflict, jitter, Ctx, EngineError, Finished, Policy,
-};
+use crate::playbook::engine::{self, dberr, hold_point, Ctx, EngineError, Finished, Policy};
 use crate::playbook::facts::{self, Facts};
 use crate::playbook::plan::lit;
 use crate::playbook::spec::{self, AnyPlaybook, Op, OpPlaybook};
@@ -686,7 +684,7 @@ impl Runner<'_, '_> {
     /// in its own transaction under lock_timeout, retrying on lock conflicts.
     async fn drain(&mut self, sql: &str, step: &str) -> Result<(), EngineError> {
         let (mut handled, mut changed) = (0i64, 0i64);
-        let mut failures = 0;
+        let mut give_way = engine::GiveWay::new(&self.pb.swap);
         loop {
             self.check_stop()?;
             let c = self.client();
@@ -709,16 +707,18 @@ impl Runner<'_, '_> {
                     }
                     handled += h;
                     changed += ch;
-                    failures = 0;
-                }
-                Err(e) if is_lock_conflict(&e) && failures + 1 < self.pb.swap.attempts => {
-                    let _ = c.batch_execute("ROLLBACK").await;
-                    failures += 1;
-                    tokio::time::sleep(jitter(self.pb.swap.backoff_ms)).await;
+                    give_way.reset();
                 }
                 Err(e) => {
                     let _ = c.batch_execute("ROLLBACK").await;
-                    return Err(dberr(step)(e));
+                    let policy = Policy {
+                        swap: &self.pb.swap,
+                        run_id: &self.run.id,
+                        tables: &self.plan.tables,
+                    };
+                    give_way
+                        .after(e, self.ctx.client, &mut *self.ctx.progress, &policy, step)
+                        .await?;
                 }
             }
         }
@@ -759,7 +759,6 @@ impl Runner<'_, '_> {
             return Ok(()); // an empty table
         };
         let settings = self.pb.backfill.clone();
-        let swap = self.pb.swap.clone();
         let mut batch = self
             .run
             .batch_size
@@ -769,8 +768,7 @@ impl Runner<'_, '_> {
         let total = self.run.rows_estimate.max(changed);
         let started = Instant::now();
         let at_start = changed;
-        let mut failures = 0u32;
-        let mut backoff = swap.backoff_ms;
+        let mut give_way = engine::GiveWay::new(&self.pb.swap);
         let mut batches = 0u64;
         let mut paused = true;
         let mut walked = 0i64;
@@ -798,35 +796,30 @@ impl Runner<'_, '_> {
             let rate = (changed - at_start) as f64 / started.elapsed().as_secs_f64().max(0.001);
             match self.one_batch(&sql, &params, batch as i32, rate).await {
                 Ok((n, last, p)) => {
-                    failures = 0;
-                    backoff = swap.backoff_ms;
+                    give_way.reset();
                     paused = p;
                     let Some(last) = last else { break };
                     changed += n;
                     walked += i64::from(batch);
                     high = Some(last);
                 }
-                Err(e) if is_lock_conflict(&e) && failures + 1 < swap.attempts => {
-                    failures += 1;
-                    let who = engine::blockers(self.ctx.client, &self.plan.tables).await;
-                    self.ctx.progress.note(&format!(
-                        "{}: a batch waited more than {} ms for row locks (attempt {failures}/{}; {who}); retrying",
-                        b.label, swap.lock_timeout_ms, swap.attempts
-                    ));
-                    tokio::time::sleep(jitter(backoff)).await;
-                    backoff = (backoff * 2).min(swap.max_backoff_ms);
+                Err(e) => {
+                    let policy = Policy {
+                        swap: &self.pb.swap,
+                        run_id: &self.run.id,
+                        tables: &self.plan.tables,
+                    };
+                    give_way
+                        .after(
+                            e,
+                            self.ctx.client,
+                            &mut *self.ctx.progress,
+                            &policy,
+                            &b.label,
+                        )
+                        .await?;
                     continue;
                 }
-                Err(e) if is_lock_conflict(&e) => {
-                    return Err(EngineError::SwapGaveUp {
-                        step: b.label.clone(),
-                        run: self.run.id.clone(),
-                        attempts: swap.attempts,
-                        lock_timeout_ms: swap.lock_timeout_ms,
-                        blockers: engine::blockers(self.ctx.client, &self.plan.tables).await,
-                    })
-                }
-                Err(e) => return Err(dberr(&b.label)(e)),
             }
             batches += 1;
             let elapsed = t0.elapsed();
