@@ -882,3 +882,25 @@ fn every_example_playbook_plans_and_runs() {
         0
     );
 }
+
+#[test]
+fn an_index_build_reports_its_progress() {
+    let db = Db::new();
+    db.exec(
+        "CREATE TABLE big (id bigint PRIMARY KEY, v text);
+         INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, 1500000) g;",
+    );
+    let pb = db.playbook("kind = \"index\"\ntable = \"big\"\n[index]\ncolumns = [\"v\"]");
+    let o = db.lockstep(&["run", pb.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    // While the build runs, a second connection reads pg_stat_progress_create_index.
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("index: public.big_v_idx: building index")),
+        "{err}"
+    );
+    assert!(
+        db.one::<bool>("SELECT indisvalid FROM pg_index WHERE indexrelid = 'big_v_idx'::regclass")
+    );
+}

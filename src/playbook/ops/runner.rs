@@ -657,7 +657,7 @@ impl Runner<'_, '_> {
             Some(m) => loop {
                 tokio::select! {
                     r = &mut build => break r,
-                    () = tokio::time::sleep(Duration::from_millis(500)) => {
+                    () = tokio::time::sleep(Duration::from_millis(250)) => {
                         if let Ok(Some(row)) = m.query_opt(
                             "SELECT phase, coalesce(blocks_done, 0) + coalesce(tuples_done, 0),
                                     coalesce(blocks_total, 0) + coalesce(tuples_total, 0)
