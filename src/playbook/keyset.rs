@@ -130,17 +130,26 @@ impl Keyset {
         }
     }
 
+    /// `lower < key <= upper`: the upper bound in the parameters `$1..$k`, the lower one
+    /// after it (none from the start).
+    pub fn range_cond(&self, from_start: bool) -> String {
+        format!(
+            "{}{} <= {}",
+            self.lower_cond(from_start),
+            self.row(""),
+            self.params(1)
+        )
+    }
+
     /// The first CTEs of a batch over `table`: `lockstep_bound` (the next `{limit}` keys up
     /// to the upper bound) and `lockstep_last` (the batch's last key). The batch covers
     /// `lower < key <= (SELECT … FROM lockstep_last)`, see [`Keyset::batch_cond`].
     pub fn batch_ctes(&self, table: &str, from_start: bool) -> String {
         format!(
-            "lockstep_bound AS (SELECT {keys} FROM {table} WHERE {lower}{key} <= {upper} ORDER BY {order} LIMIT {{limit}}),
+            "lockstep_bound AS (SELECT {keys} FROM {table} WHERE {cond} ORDER BY {order} LIMIT {{limit}}),
 lockstep_last AS (SELECT {keys} FROM lockstep_bound ORDER BY {desc} LIMIT 1)",
             keys = self.list(),
-            lower = self.lower_cond(from_start),
-            key = self.row(""),
-            upper = self.params(1),
+            cond = self.range_cond(from_start),
             order = self.order(false),
             desc = self.order(true),
         )

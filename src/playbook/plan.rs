@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::facts::{Facts, View};
+use super::keyset::Keyset;
 use super::spec::{Playbook, Strategy};
 use crate::sql::ir::quote_ident;
 
@@ -477,69 +478,14 @@ $lockstep$",
         )
     }
 
-    fn key_row(&self, prefix: &str) -> String {
-        let pk = &self.facts.pk_columns;
-        if pk.len() == 1 {
-            format!("{prefix}{}", q(&pk[0]))
-        } else {
-            format!(
-                "({})",
-                pk.iter()
-                    .map(|c| format!("{prefix}{}", q(c)))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        }
-    }
-
-    /// `($1::t1, $2::t2)` for the key columns, parameters starting at `first`.
-    fn key_params(&self, first: usize) -> String {
-        let parts: Vec<String> = self
-            .facts
-            .pk_columns
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let t = self.facts.column(c).map_or("text", |c| c.type_sql.as_str());
-                format!("${}::text::{t}", first + i)
-            })
-            .collect();
-        if parts.len() == 1 {
-            parts[0].clone()
-        } else {
-            format!("({})", parts.join(", "))
-        }
-    }
-
-    fn key_text_array(&self) -> String {
-        format!(
-            "ARRAY[{}]",
-            self.facts
-                .pk_columns
-                .iter()
-                .map(|c| format!("{}::text", q(c)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    }
-
-    fn key_order(&self, desc: bool) -> String {
-        self.facts
-            .pk_columns
-            .iter()
-            .map(|c| format!("{}{}", q(c), if desc { " DESC" } else { "" }))
-            .collect::<Vec<_>>()
-            .join(", ")
+    /// The primary key, for keyset SQL.
+    fn keys(&self) -> Keyset {
+        Keyset::primary(&self.facts)
     }
 
     /// The highest key now in the source, as text (the copy's upper bound).
     pub fn max_key_sql(&self) -> String {
-        format!(
-            "SELECT {} FROM {} ORDER BY {} LIMIT 1",
-            self.key_text_array(),
-            self.source(),
-            self.key_order(true)
-        )
+        self.keys().max_key_sql(&self.source())
     }
 
     /// The end of the next backfill batch: the last of the next `limit` keys up to the upper
@@ -551,21 +497,15 @@ $lockstep$",
     /// rows instead would be wrong: a row updated concurrently comes back in its new version,
     /// and an update of its key would move the high-water mark past rows never copied.
     pub fn batch_end_sql(&self, from_start: bool, limit: u32) -> String {
-        let k = self.facts.pk_columns.len();
-        let lower = if from_start {
-            String::new()
-        } else {
-            format!("{} > {} AND ", self.key_row(""), self.key_params(k + 1))
-        };
+        let ks = self.keys();
         format!(
-            "SELECT {arr} FROM (SELECT {keys} FROM {src} WHERE {lower}{key} <= {upper} ORDER BY {order} LIMIT {limit}) lockstep_bound ORDER BY {desc} LIMIT 1",
-            arr = self.key_text_array(),
-            keys = list(&self.facts.pk_columns),
+            "SELECT {arr} FROM (SELECT {keys} FROM {src} WHERE {cond} ORDER BY {order} LIMIT {limit}) lockstep_bound ORDER BY {desc} LIMIT 1",
+            arr = ks.text_array(""),
+            keys = ks.list(),
             src = self.source(),
-            key = self.key_row(""),
-            upper = self.key_params(1),
-            order = self.key_order(false),
-            desc = self.key_order(true),
+            cond = ks.range_cond(from_start),
+            order = ks.order(false),
+            desc = ks.order(true),
         )
     }
 
@@ -580,19 +520,13 @@ $lockstep$",
     /// one of the rows. The caller then retries the batch with `on_conflict`: its
     /// `ON CONFLICT DO NOTHING` lets the trigger's newer row win, and it returns the rows read.
     pub fn batch_sql(&self, from_start: bool, on_conflict: bool) -> String {
-        let k = self.facts.pk_columns.len();
-        let lower = if from_start {
-            String::new()
-        } else {
-            format!("{} > {} AND ", self.key_row(""), self.key_params(k + 1))
-        };
+        let ks = self.keys();
         let cols = list(&self.cols());
         let read = format!(
-            "SELECT {cols} FROM {src} WHERE {lower}{key} <= {upper} ORDER BY {order} FOR SHARE",
+            "SELECT {cols} FROM {src} WHERE {cond} ORDER BY {order} FOR SHARE",
             src = self.source(),
-            key = self.key_row(""),
-            upper = self.key_params(1),
-            order = self.key_order(false),
+            cond = ks.range_cond(from_start),
+            order = ks.order(false),
         );
         if on_conflict {
             // Returns the rows read (the insert skips the ones the trigger wrote).
@@ -620,7 +554,6 @@ SELECT count(*)::bigint FROM lockstep_batch",
     /// about three times faster than hashing their text form; it fails for a column type
     /// without a hash function (`json`, `point`, …), and the caller then uses the text form.
     pub fn verify_sql(&self, from_start: bool, hash_record: bool) -> String {
-        let k = self.facts.pk_columns.len();
         let cols = list(
             &self
                 .facts
@@ -629,12 +562,7 @@ SELECT count(*)::bigint FROM lockstep_batch",
                 .map(|c| c.name.clone())
                 .collect::<Vec<_>>(),
         );
-        let lower = if from_start {
-            String::new()
-        } else {
-            format!("{} > {} AND ", self.key_row(""), self.key_params(k + 1))
-        };
-        let cond = format!("{lower}{} <= {}", self.key_row(""), self.key_params(1));
+        let cond = self.keys().range_cond(from_start);
         let hash = if hash_record {
             format!("hash_record_extended(ROW({cols}), 0)")
         } else {
@@ -650,13 +578,7 @@ SELECT count(*)::bigint FROM lockstep_batch",
 
     /// Re-copies one key range (after a verification mismatch).
     pub fn recopy_sql(&self, from_start: bool) -> Vec<String> {
-        let k = self.facts.pk_columns.len();
-        let lower = if from_start {
-            String::new()
-        } else {
-            format!("{} > {} AND ", self.key_row(""), self.key_params(k + 1))
-        };
-        let cond = format!("{lower}{} <= {}", self.key_row(""), self.key_params(1));
+        let cond = self.keys().range_cond(from_start);
         let cols = list(&self.cols());
         vec![
             format!("DELETE FROM {} WHERE {cond}", self.shadow()),
@@ -671,16 +593,17 @@ SELECT count(*)::bigint FROM lockstep_batch",
 
     /// The key `chunk` rows after `lower` (or from the start): the next verification bound.
     pub fn chunk_end_sql(&self, from_start: bool, chunk: u32) -> String {
+        let ks = self.keys();
         let lower = if from_start {
             String::new()
         } else {
-            format!("WHERE {} > {} ", self.key_row(""), self.key_params(1))
+            format!("WHERE {} > {} ", ks.row(""), ks.params(1))
         };
         format!(
             "SELECT {} FROM {} {lower}ORDER BY {} OFFSET {} LIMIT 1",
-            self.key_text_array(),
+            ks.text_array(""),
             self.source(),
-            self.key_order(false),
+            ks.order(false),
             chunk.saturating_sub(1)
         )
     }
