@@ -42,6 +42,45 @@ pub struct InboundFk {
     pub actions: String,
 }
 
+impl InboundFk {
+    /// Dropping the key (before its referenced table changes under it).
+    pub fn drop_sql(&self) -> String {
+        format!(
+            "ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}",
+            self.child,
+            quote_ident(&self.name)
+        )
+    }
+
+    /// Adding it again `NOT VALID` (no scan under the lock), referencing `parent`: whatever
+    /// table has the name now.
+    pub fn add_not_valid_sql(&self, parent: &str) -> String {
+        let cols = |c: &[String]| {
+            c.iter()
+                .map(|x| quote_ident(x))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        format!(
+            "ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {parent} ({}) {} NOT VALID",
+            self.child,
+            quote_ident(&self.name),
+            cols(&self.child_columns),
+            cols(&self.parent_columns),
+            self.actions
+        )
+    }
+
+    /// Validating it after it was added `NOT VALID`.
+    pub fn validate_sql(&self) -> String {
+        format!(
+            "ALTER TABLE {} VALIDATE CONSTRAINT {}",
+            self.child,
+            quote_ident(&self.name)
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct View {
     /// Quoted and qualified.

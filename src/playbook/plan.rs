@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::facts::{Facts, View};
+use super::facts::{Facts, InboundFk, View};
 use super::keyset::Keyset;
 use super::spec::{Playbook, Strategy};
 use crate::sql::ir::quote_ident;
@@ -763,13 +763,7 @@ SELECT count(*)::bigint FROM lockstep_batch",
             format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", self.source()),
             format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", self.shadow()),
         ];
-        for fk in &f.inbound_fks {
-            out.push(format!(
-                "ALTER TABLE {} DROP CONSTRAINT {}",
-                fk.child,
-                q(&fk.name)
-            ));
-        }
+        out.extend(f.inbound_fks.iter().map(InboundFk::drop_sql));
         out.push(format!(
             "DROP TRIGGER IF EXISTS lockstep_capture ON {0}; DROP TRIGGER IF EXISTS lockstep_capture_truncate ON {0}",
             self.source()
@@ -785,16 +779,7 @@ SELECT count(*)::bigint FROM lockstep_batch",
         for (privilege, to) in &f.column_grants {
             out.push(format!("GRANT {privilege} ON {new} TO {to}"));
         }
-        for fk in &f.inbound_fks {
-            out.push(format!(
-                "ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {new} ({}) {} NOT VALID",
-                fk.child,
-                q(&fk.name),
-                list(&fk.child_columns),
-                list(&fk.parent_columns),
-                fk.actions
-            ));
-        }
+        out.extend(f.inbound_fks.iter().map(|fk| fk.add_not_valid_sql(&new)));
         for v in &f.views {
             out.push(view_sql(v));
         }
@@ -815,13 +800,7 @@ SELECT count(*)::bigint FROM lockstep_batch",
         self.facts
             .inbound_fks
             .iter()
-            .map(|fk| {
-                format!(
-                    "ALTER TABLE {} VALIDATE CONSTRAINT {}",
-                    fk.child,
-                    q(&fk.name)
-                )
-            })
+            .map(InboundFk::validate_sql)
             .collect()
     }
 
@@ -834,29 +813,18 @@ SELECT count(*)::bigint FROM lockstep_batch",
             format!("LOCK TABLE {current} IN ACCESS EXCLUSIVE MODE"),
             format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", self.old()),
         ];
-        for fk in &f.inbound_fks {
-            out.push(format!(
-                "ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}",
-                fk.child,
-                q(&fk.name)
-            ));
-        }
+        out.extend(f.inbound_fks.iter().map(InboundFk::drop_sql));
         out.push(format!(
             "DROP TRIGGER IF EXISTS lockstep_reverse ON {current}; DROP TRIGGER IF EXISTS lockstep_reverse_truncate ON {current}"
         ));
         out.extend(self.renames(Side::Live, Side::Shadow));
         out.extend(self.renames(Side::Old, Side::Live));
         out.extend(self.sequences_sql(false));
-        for fk in &f.inbound_fks {
-            out.push(format!(
-                "ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {current} ({}) {} NOT VALID",
-                fk.child,
-                q(&fk.name),
-                list(&fk.child_columns),
-                list(&fk.parent_columns),
-                fk.actions
-            ));
-        }
+        out.extend(
+            f.inbound_fks
+                .iter()
+                .map(|fk| fk.add_not_valid_sql(&current)),
+        );
         for v in &f.views {
             out.push(view_sql(v));
         }

@@ -356,11 +356,7 @@ pub fn plan(
     // FK validation after a swap back: also harmless before the swap (already valid).
     let mut validate_fks: Vec<Action> = Vec::new();
     for f in &inbound {
-        validate_fks.push(Action::Tx(vec![format!(
-            "ALTER TABLE {} VALIDATE CONSTRAINT {}",
-            f.child,
-            quote_ident(&f.name)
-        )]));
+        validate_fks.push(Action::Tx(vec![f.validate_sql()]));
     }
     for (name, _) in &outbound {
         validate_fks.push(Action::Tx(vec![format!(
@@ -385,13 +381,7 @@ pub fn plan(
         // `from` is the column that holds the current values going in, `to` the other one.
         let (live_after, spare) = if back { (&oc, &nc) } else { (&nc, &oc) };
         let mut s = vec![format!("LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")];
-        for f in &inbound {
-            s.push(format!(
-                "ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}",
-                f.child,
-                quote_ident(&f.name)
-            ));
-        }
+        s.extend(inbound.iter().map(|f| f.drop_sql()));
         for (name, _) in &outbound {
             s.push(format!(
                 "ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {}",
@@ -532,16 +522,7 @@ pub fn plan(
                 quote_ident(name)
             ));
         }
-        for f in &inbound {
-            s.push(format!(
-                "ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {table} ({}) {} NOT VALID",
-                f.child,
-                quote_ident(&f.name),
-                list(&f.child_columns),
-                list(&f.parent_columns),
-                f.actions
-            ));
-        }
+        s.extend(inbound.iter().map(|f| f.add_not_valid_sql(&table)));
         if back {
             s.push(format!("DROP FUNCTION IF EXISTS {rev_fn}()"));
         } else {
