@@ -134,6 +134,16 @@ pub async fn prepare(
     run_id: &str,
 ) -> Result<(Plan, Vec<String>), EngineError> {
     let facts = facts::read(client, &pb.table).await?;
+    prepare_from(client, pb, facts, run_id).await
+}
+
+/// [`prepare`] with the table's facts already read.
+async fn prepare_from(
+    client: &Client,
+    pb: &Playbook,
+    facts: Facts,
+    run_id: &str,
+) -> Result<(Plan, Vec<String>), EngineError> {
     let mut refusals = plan::preflight(pb, &facts);
     let partitions = if refusals.iter().any(|r| r.contains("partition column")) {
         Vec::new()
@@ -348,7 +358,7 @@ pub async fn start(
     let table_name = facts.qualified();
     let run_id = claim(ctx.client, &table_name, facts.oid).await?;
     ctx.progress.step("preflight", &table_name);
-    let (plan, refusals) = prepare(ctx.client, &pb, &run_id).await?;
+    let (plan, refusals) = prepare_from(ctx.client, &pb, facts, &run_id).await?;
     if !refusals.is_empty() {
         return Err(EngineError::Refused(refusals));
     }
@@ -862,19 +872,23 @@ impl Runner<'_, '_> {
             }
             c.batch_execute("SAVEPOINT lockstep_batch").await?;
             let mut conflicted = false;
-            let rows = match fast {
+            let fast_rows = match fast {
                 Some(sql) => match c.execute(sql, &copy).await {
-                    Ok(n) => n,
+                    Ok(n) => Some(n as i64),
                     Err(e) if e.as_db_error().is_some_and(|d| d.code().code() == "23505") => {
                         conflicted = true;
                         c.batch_execute("ROLLBACK TO SAVEPOINT lockstep_batch")
                             .await?;
-                        c.query_one(safe, &copy).await?.get::<_, i64>(0) as u64
+                        None
                     }
                     Err(e) => return Err(e),
                 },
-                None => c.query_one(safe, &copy).await?.get::<_, i64>(0) as u64,
-            } as i64;
+                None => None,
+            };
+            let rows: i64 = match fast_rows {
+                Some(n) => n,
+                None => c.query_one(safe, &copy).await?.get(0),
+            };
             let paused: bool = c
                 .query_one(
                     "UPDATE lockstep.runs SET high_water = $2, rows_copied = rows_copied + $3,

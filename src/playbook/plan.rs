@@ -430,23 +430,27 @@ $lockstep$",
             self.names.partitions.iter().collect()
         };
         for p in ordered {
-            let cond: Box<dyn Fn(&str) -> String> = if let Some(range) =
-                p.bound.strip_prefix("FOR VALUES FROM (")
-            {
+            let test = if let Some(range) = p.bound.strip_prefix("FOR VALUES FROM (") {
                 match range.strip_suffix(')').and_then(|r| r.split_once(") TO (")) {
                     Some((lo, hi)) if !lo.contains(") TO (") && !hi.contains(") TO (") => {
-                        let (lo, hi, col) = (lo.to_string(), hi.to_string(), col.clone());
-                        Box::new(move |row| format!("{row}.{col} >= {lo} AND {row}.{col} < {hi}"))
+                        Test::Range(lo.to_string(), hi.to_string())
                     }
                     _ => continue,
                 }
-            } else if let Some(values) = p.bound.strip_prefix("FOR VALUES IN (") {
-                let (values, col) = (values.to_string(), col.clone());
-                Box::new(move |row| format!("{row}.{col} IN ({values}"))
+            } else if let Some(values) = p
+                .bound
+                .strip_prefix("FOR VALUES IN (")
+                .and_then(|v| v.strip_suffix(')'))
+            {
+                Test::In(values.to_string())
             } else {
                 continue;
             };
-            out.push((cond, self.rel(&p.name)));
+            out.push(Route {
+                column: col.clone(),
+                test,
+                partition: self.rel(&p.name),
+            });
         }
         out
     }
@@ -964,18 +968,41 @@ SELECT count(*)::bigint FROM lockstep_batch",
 /// whose condition `row` meets, and on `target` (PostgreSQL routes it) otherwise.
 /// A partition the trigger writes to directly: the condition on a row (`NEW` or `OLD`)
 /// that puts it there, and the partition.
-type Route = (Box<dyn Fn(&str) -> String>, String);
+struct Route {
+    /// The partition column, quoted.
+    column: String,
+    test: Test,
+    /// The partition, quoted and qualified.
+    partition: String,
+}
+
+/// What puts a row in a partition: a range `[from, to)` or a list, as SQL literals.
+enum Test {
+    Range(String, String),
+    In(String),
+}
+
+impl Route {
+    /// The condition on `row` (`NEW` or `OLD`).
+    fn cond(&self, row: &str) -> String {
+        let c = &self.column;
+        match &self.test {
+            Test::Range(lo, hi) => format!("{row}.{c} >= {lo} AND {row}.{c} < {hi}"),
+            Test::In(values) => format!("{row}.{c} IN ({values})"),
+        }
+    }
+}
 
 fn route(routes: &[Route], row: &str, target: &str, stmt: &dyn Fn(&str) -> String) -> String {
     if routes.is_empty() {
         return stmt(target);
     }
     let mut out = String::new();
-    for (i, (cond, rel)) in routes.iter().enumerate() {
+    for (i, r) in routes.iter().enumerate() {
         out.push_str(if i == 0 { "IF " } else { "\n    ELSIF " });
-        out.push_str(&cond(row));
+        out.push_str(&r.cond(row));
         out.push_str(" THEN\n      ");
-        out.push_str(&stmt(rel));
+        out.push_str(&stmt(&r.partition));
     }
     out.push_str("\n    ELSE\n      ");
     out.push_str(&stmt(target));
@@ -1190,10 +1217,10 @@ pub(crate) mod tests {
         // List partitions test membership; hash partitions are left to PostgreSQL.
         let list = Partition {
             name: "Order_eu".into(),
-            bound: "FOR VALUES IN ('de', 'f''r')".into(),
+            bound: "FOR VALUES IN ('de)', 'f''r')".into(),
         };
         let plan = Plan::new(&playbook(), f.clone(), Names::new(&f, "r1", vec![list]));
-        assert!(plan.capture_sql()[0].contains("IF NEW.\"select\" IN ('de', 'f''r') THEN"));
+        assert!(plan.capture_sql()[0].contains("IF NEW.\"select\" IN ('de)', 'f''r') THEN"));
         let hash = Partition {
             name: "Order_h0".into(),
             bound: "FOR VALUES WITH (MODULUS 2, REMAINDER 0)".into(),

@@ -100,11 +100,8 @@ pub struct IndexInfo {
     pub name: String,
     /// `pg_get_indexdef`.
     pub definition: String,
-    pub valid: bool,
     /// The constraint the index backs, if any.
     pub constraint: Option<String>,
-    /// The table the index is on, quoted and qualified.
-    pub table: String,
     pub partitioned: bool,
 }
 
@@ -570,9 +567,7 @@ mod tests {
             name: "order_note".into(),
             definition: "CREATE INDEX order_note ON \"Sales Data\".\"Order\" USING btree (note)"
                 .into(),
-            valid: true,
             constraint: None,
-            table: f.qualified(),
             partitioned: false,
         };
         let drop = op(&format!(

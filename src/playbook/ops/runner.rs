@@ -38,16 +38,18 @@ async fn read_extra(client: &Client, pb: &OpPlaybook, f: &Facts) -> Result<Extra
         .iter()
         .map(|r| r.get(0))
         .collect();
-    x.partitions = client
-        .query(
-            "SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = $1 ORDER BY 1",
-            &[&f.oid],
-        )
-        .await
-        .map_err(&err)?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    if f.partitioned {
+        x.partitions = client
+            .query(
+                "SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = $1 ORDER BY 1",
+                &[&f.oid],
+            )
+            .await
+            .map_err(&err)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+    }
     for name in super::wanted_names(pb, f) {
         let exists: bool = client
             .query_one(
@@ -81,7 +83,7 @@ async fn read_extra(client: &Client, pb: &OpPlaybook, f: &Facts) -> Result<Extra
         Op::Reindex { name } | Op::DropIndex { name } => {
             if let Some(r) = client
                 .query_opt(
-                    "SELECT pg_get_indexdef(i.indexrelid), i.indisvalid,
+                    "SELECT pg_get_indexdef(i.indexrelid),
                             (SELECT conname::text FROM pg_constraint WHERE conindid = i.indexrelid LIMIT 1),
                             ic.relkind = 'I'
                      FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
@@ -94,10 +96,8 @@ async fn read_extra(client: &Client, pb: &OpPlaybook, f: &Facts) -> Result<Extra
                 x.index = Some(IndexInfo {
                     name: name.clone(),
                     definition: r.get(0),
-                    valid: r.get(1),
-                    constraint: r.get(2),
-                    table: f.qualified(),
-                    partitioned: r.get(3),
+                    constraint: r.get(1),
+                    partitioned: r.get(2),
                 });
             }
         }
@@ -149,11 +149,26 @@ pub async fn prepare(
     pb: &OpPlaybook,
     run_id: &str,
 ) -> Result<(OpPlan, Vec<String>), EngineError> {
-    let f = facts::read_table(client, &pb.table, matches!(pb.op, Op::Index { .. })).await?;
-    let extra = read_extra(client, pb, &f).await?;
-    let (plan, mut refusals) = super::plan(pb, &f, &extra, run_id);
+    let f = read_facts(client, pb).await?;
+    prepare_from(client, pb, &f, run_id).await
+}
+
+/// The table's facts (a partitioned table only for `index`).
+async fn read_facts(client: &Client, pb: &OpPlaybook) -> Result<Facts, EngineError> {
+    Ok(facts::read_table(client, &pb.table, matches!(pb.op, Op::Index { .. })).await?)
+}
+
+/// [`prepare`] with the table's facts already read.
+async fn prepare_from(
+    client: &Client,
+    pb: &OpPlaybook,
+    f: &Facts,
+    run_id: &str,
+) -> Result<(OpPlan, Vec<String>), EngineError> {
+    let extra = read_extra(client, pb, f).await?;
+    let (plan, mut refusals) = super::plan(pb, f, &extra, run_id);
     if refusals.is_empty() {
-        refusals.extend(check_expressions(client, pb, &f).await);
+        refusals.extend(check_expressions(client, pb, f).await);
     }
     Ok((plan, refusals))
 }
@@ -243,12 +258,12 @@ pub async fn start(
     pb: OpPlaybook,
     playbook_text: &str,
 ) -> Result<Finished, EngineError> {
-    let f = facts::read_table(ctx.client, &pb.table, matches!(pb.op, Op::Index { .. })).await?;
+    let f = read_facts(ctx.client, &pb).await?;
     let table_name = f.qualified();
     let run_id = engine::claim(ctx.client, &table_name, f.oid).await?;
     ctx.progress
         .step("preflight", &format!("{} on {table_name}", pb.kind));
-    let (plan, refusals) = prepare(ctx.client, &pb, &run_id).await?;
+    let (plan, refusals) = prepare_from(ctx.client, &pb, &f, &run_id).await?;
     if !refusals.is_empty() {
         return Err(EngineError::Refused(refusals));
     }
