@@ -628,6 +628,19 @@ fn awkward_names_a_failed_build_resumed_and_a_primary_key() {
         runs,
         "a refused run is not recorded"
     );
+    // An expression that smuggles in statements of its own is refused, not run, by plan.
+    db.exec("CREATE TABLE victim ()");
+    let pb = db.playbook(&format!(
+        "kind = \"check\"\n{table}\n[check]\nexpression = 'true) FROM victim; COMMIT; DROP TABLE victim; SELECT (true'"
+    ));
+    let o = db.lockstep(&["plan", pb.to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("`check.expression` does not work"), "{out}");
+    assert!(
+        db.one::<bool>("SELECT to_regclass('victim') IS NOT NULL"),
+        "plan dropped a table"
+    );
 }
 
 #[test]

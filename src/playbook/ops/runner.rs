@@ -235,12 +235,18 @@ async fn check_expressions(client: &Client, pb: &OpPlaybook, f: &Facts) -> Vec<S
     }
     let mut out = Vec::new();
     for (key, sql) in probes {
-        let r = client
+        // One statement through the extended protocol: an expression that smuggles in a
+        // `; COMMIT; …` of its own is rejected instead of run.
+        let r = match client
             .batch_execute(&format!(
-                "BEGIN READ ONLY; SET LOCAL lock_timeout = '{}ms'; {sql}",
+                "BEGIN READ ONLY; SET LOCAL lock_timeout = '{}ms'",
                 pb.swap.lock_timeout_ms
             ))
-            .await;
+            .await
+        {
+            Ok(()) => client.execute(sql.as_str(), &[]).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
         let _ = client.batch_execute("ROLLBACK").await;
         if let Err(e) = r {
             let msg = e
