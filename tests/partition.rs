@@ -10,6 +10,10 @@
 //! (`expected`), written in the same transaction as each write, so "every committed write is
 //! present" is a comparison with that table, row for row.
 
+#[path = "common/pg.rs"]
+mod pg;
+use pg::{connect, rt};
+
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::PathBuf;
@@ -21,29 +25,12 @@ use std::time::{Duration, Instant};
 
 use lockstep::db::cluster::TempCluster;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, NoTls, Row};
+use tokio_postgres::{Client, Row};
 
 const BIN: &str = env!("CARGO_BIN_EXE_lockstep");
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 fn cluster() -> TempCluster {
     TempCluster::start().expect("a throwaway PostgreSQL must start for this test")
-}
-
-async fn connect_str(conn: &str) -> Client {
-    let (client, connection) = tokio_postgres::connect(conn, NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("connect: {e}"));
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    client
 }
 
 /// Polls `cond` every 50 ms until it holds; panics with `what` after `limit`.
@@ -73,7 +60,7 @@ impl Db {
         let url = cluster.conn_string(name);
         let test_url = format!("{url} application_name=tests");
         let client = rt.block_on(async {
-            let admin = connect_str(&admin_url).await;
+            let admin = connect(&admin_url).await;
             admin
                 .batch_execute(&format!("CREATE DATABASE {name}"))
                 .await
@@ -82,7 +69,7 @@ impl Db {
                 .batch_execute(&format!("ALTER DATABASE {name} SET timezone TO 'UTC'"))
                 .await
                 .unwrap();
-            connect_str(&test_url).await
+            connect(&test_url).await
         });
         Db {
             url,
@@ -527,7 +514,7 @@ impl Workload {
                 let ops = ops.clone();
                 std::thread::spawn(move || {
                     rt().block_on(async move {
-                        let client = connect_str(&url).await;
+                        let client = connect(&url).await;
                         writer(&client, live, w, &stop, &ops).await
                     })
                 })
@@ -989,7 +976,7 @@ fn a_blocking_transaction_makes_the_swap_give_up_without_blocking_the_workload()
     );
     // A transaction that read the table and stays open: it holds ACCESS SHARE until it ends.
     // (Simple protocol only, so it keeps no snapshot: the index builds do not wait for it.)
-    let blocker = db.rt.block_on(connect_str(&db.test_url()));
+    let blocker = db.rt.block_on(connect(&db.test_url()));
     let blocker_pid: i32 = db.rt.block_on(async {
         let pid = blocker
             .simple_query("SELECT pg_backend_pid()")
@@ -1074,7 +1061,7 @@ fn a_long_transaction_delays_the_index_builds_without_failing_the_run() {
     );
     // A transaction with a snapshot, on another table: CREATE INDEX CONCURRENTLY waits for it
     // (it used to fail under the short lock_timeout and then trip over its INVALID index).
-    let long = db.rt.block_on(connect_str(&db.test_url()));
+    let long = db.rt.block_on(connect(&db.test_url()));
     let long_pid: i32 = db.rt.block_on(async {
         long.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM expected")
             .await
@@ -1598,7 +1585,7 @@ fn row_locks_taken_against_the_copy_order_do_not_deadlock_or_fail_the_run() {
     db.wait_runner_gone();
     // An application transaction holds row 600; the next batch locks 501.. in key order and
     // waits for it; then the transaction wants row 550, which the batch holds.
-    let app = db.rt.block_on(connect_str(&db.test_url()));
+    let app = db.rt.block_on(connect(&db.test_url()));
     db.rt
         .block_on(app.batch_execute(
             "BEGIN; UPDATE events SET account = account + 1 WHERE id = 600;
@@ -1848,7 +1835,7 @@ fn a_key_update_racing_a_batch_does_not_make_the_copy_skip_rows() {
     // transaction moves row 16000 far ahead (still below the copy's upper bound); a later
     // batch reaches the row, waits for the transaction, and then sees the row's new key.
     db.exec("UPDATE t SET v = 'changed' WHERE id = 5010");
-    let app = db.rt.block_on(connect_str(&db.test_url()));
+    let app = db.rt.block_on(connect(&db.test_url()));
     db.rt
         .block_on(app.batch_execute("BEGIN; UPDATE t SET id = 190005 WHERE id = 16000"))
         .unwrap();

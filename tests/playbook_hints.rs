@@ -161,21 +161,6 @@ const NAMED: &[(&str, &str, u32, &str)] = &[
     ),
 ];
 
-/// Every playbook kind a finding may name.
-const KINDS: &[&str] = &[
-    "column-type",
-    "not-null",
-    "foreign-key",
-    "check",
-    "unique",
-    "primary-key",
-    "index",
-    "reindex",
-    "drop-index",
-    "backfill",
-    "partition",
-];
-
 fn names_kind(help: &str, kind: &str) -> bool {
     help.contains(&format!("`{kind}` playbook (`lockstep run`)"))
 }
@@ -187,7 +172,10 @@ fn help_names_the_playbook_kind_of_the_online_alternative() {
         assert_eq!(f.len(), 1, "{rule} on {sql:?} (PG {v}): {f:#?}");
         let help = f[0].help.as_deref().unwrap_or("");
         assert!(names_kind(help, kind), "{rule} on {sql:?}: {help}");
-        for other in KINDS.iter().filter(|k| **k != kind) {
+        for other in lockstep::playbook::spec::KINDS
+            .iter()
+            .filter(|k| **k != kind)
+        {
             assert!(!names_kind(help, other), "{rule} on {sql:?}: {help}");
         }
         assert_eq!(f[0].playbook, Some(kind), "{rule} on {sql:?}");

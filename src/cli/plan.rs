@@ -75,14 +75,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
         secs.max(1.0),
         ASSUMED_ROWS_PER_SEC / 1000.0
     )?;
-    if refusals.is_empty() {
-        writeln!(out, "preflight: ok")?;
-    } else {
-        writeln!(out, "preflight: refused")?;
-        for r in &refusals {
-            writeln!(out, "  - {r}")?;
-        }
-    }
+    write_preflight(&mut out, &refusals)?;
     if plan.key != f.pk_columns {
         writeln!(
             out,
@@ -195,6 +188,18 @@ fn action_lines(a: &Action) -> Vec<String> {
     }
 }
 
+/// `preflight: ok`, or `preflight: refused` and the reasons.
+fn write_preflight(out: &mut impl Write, refusals: &[String]) -> io::Result<()> {
+    if refusals.is_empty() {
+        return writeln!(out, "preflight: ok");
+    }
+    writeln!(out, "preflight: refused")?;
+    for r in refusals {
+        writeln!(out, "  - {r}")?;
+    }
+    Ok(())
+}
+
 /// Writes the actions' lines, indented.
 fn write_actions(out: &mut impl Write, actions: &[Action]) -> io::Result<()> {
     for a in actions {
@@ -250,14 +255,7 @@ fn op_plan(args: &PlanArgs, color: bool, pb: &spec::OpPlaybook) -> anyhow::Resul
         plan.rows_estimate,
         human_bytes(plan.total_bytes)
     )?;
-    if refusals.is_empty() {
-        writeln!(out, "preflight: ok")?;
-    } else {
-        writeln!(out, "preflight: refused")?;
-        for r in &refusals {
-            writeln!(out, "  - {r}")?;
-        }
-    }
+    write_preflight(&mut out, &refusals)?;
     for n in &plan.notes {
         writeln!(out, "note: {n}")?;
     }
