@@ -40,8 +40,9 @@ fn human_bytes(b: i64) -> String {
     format!("{v:.1} {}", units[u])
 }
 
-/// Rows per second the copy is assumed to reach, for estimates (measured on 2 cores).
-const ASSUMED_ROWS_PER_SEC: f64 = 150_000.0;
+/// Rows per second the copy is assumed to reach while it works, for estimates (measured on
+/// 2 cores under a workload: 5 million rows in about 6 s, `lockstep demo --bench`).
+const ASSUMED_ROWS_PER_SEC: f64 = 800_000.0;
 
 pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
     let color = args.color.enabled();
@@ -92,40 +93,50 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
         ),
         (
             "capture",
-            format!("change-capture trigger (SHARE ROW EXCLUSIVE on {} for milliseconds; lock_timeout {lt} ms, retried)", plan.source()),
+            format!("a trigger logs the key of every changed row to {} (SHARE ROW EXCLUSIVE on {} for milliseconds; lock_timeout {lt} ms, retried)", plan.log(), plan.source()),
             plan.capture_sql(),
         ),
         (
             "backfill",
             format!(
-                "copy in primary-key order, {} rows per batch at first, each batch its own transaction (ROW SHARE locks on the rows being read); about {:.0} s",
+                "copy in primary-key order into the unindexed copy, {} rows per batch at first, each batch its own transaction (no row locks); about {:.0} s",
                 pb.backfill.batch_size,
                 secs.max(1.0)
             ),
             vec![
                 plan.batch_end_sql(false, pb.backfill.batch_size),
-                plan.batch_sql(false, true),
+                plan.batch_sql(false),
             ],
         ),
         (
             "indexes",
-            "per partition CREATE INDEX CONCURRENTLY (SHARE UPDATE EXCLUSIVE on the partition only), attached to the parent index".into(),
+            "the primary key, then each index, built per partition of the copy and attached (SHARE on the copy's partition only: nothing else writes to it); unique indexes after replaying the log".into(),
             plan.index_sql()
                 .into_iter()
-                .flat_map(|(parent, children)| {
-                    std::iter::once(parent).chain(children.into_iter().flat_map(|(_, b, a)| [b, a]))
+                .flat_map(|job| {
+                    job.first
+                        .into_iter()
+                        .chain(job.children.into_iter().flat_map(|c| c.build.into_iter().chain(c.attach)))
+                        .chain(job.last.map(|(sql, _)| sql))
                 })
                 .chain(plan.after_copy_sql())
                 .collect(),
         ),
         (
+            "replay",
+            "apply the logged changes in batches, each one REPEATABLE READ transaction (no locks beyond reads and the copy's rows); again between verified ranges and before the swap".into(),
+            [plan.replay_lock_sql(), plan.replay_batch_sql(pb.backfill.batch_size)].into_iter()
+                .chain(plan.replay_sql(true))
+                .collect(),
+        ),
+        (
             "verify",
-            "compare row counts and row hashes range by range, in one snapshot per range (no locks beyond reads); re-copy differing ranges".into(),
+            "compare row counts and row hashes range by range, in one snapshot per range, leaving out keys still in the log (no locks beyond reads); re-copy differing ranges".into(),
             vec![plan.verify_sql(false, true)],
         ),
         (
             "swap",
-            format!("one transaction: ACCESS EXCLUSIVE on both tables for milliseconds; lock_timeout {lt} ms, up to {} attempts with backoff", pb.swap.attempts),
+            format!("one transaction: ACCESS EXCLUSIVE on both tables while the last logged changes are applied and the names move (milliseconds); lock_timeout {lt} ms, up to {} attempts with backoff", pb.swap.attempts),
             plan.swap_sql(),
         ),
         (

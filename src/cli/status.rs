@@ -74,6 +74,9 @@ fn print(st: &engine::Status) -> io::Result<()> {
             r.batch_size.unwrap_or(0)
         )?;
     }
+    if let Some(n) = st.logged {
+        writeln!(out, "logged     {n} changes not replayed yet")?;
+    }
     writeln!(
         out,
         "throttle   {}",

@@ -21,7 +21,6 @@
 //! [backfill]
 //! batch_size = 5000                  # rows in the first batch
 //! target_batch_ms = 100              # later batches are sized to take about this long
-//!                                    # (the rows being copied are share-locked that long)
 //! max_rows_per_second = 0            # 0: no limit
 //! max_replica_lag = "30s"            # pause the copy while a replica lags more
 //!
