@@ -133,10 +133,40 @@ struct Recorder<'a> {
     inner: &'a mut Drawer,
     swap: Option<Instant>,
     swap_end: Option<Instant>,
+    /// When each step began (a step that comes back, like `indexes`, counts again).
+    steps: Vec<(String, Instant)>,
+}
+
+impl Recorder<'_> {
+    /// Per step, in the order they first ran: its seconds and the workload's operations
+    /// meanwhile (`ops(from, to)`).
+    fn step_times(
+        &self,
+        end: Instant,
+        ops: impl Fn(Instant, Instant) -> f64,
+    ) -> Vec<(String, f64, f64)> {
+        let mut out: Vec<(String, f64, f64)> = Vec::new();
+        for (i, (name, at)) in self.steps.iter().enumerate() {
+            let next = self.steps.get(i + 1).map_or(end, |(_, t)| *t);
+            let secs = next.duration_since(*at).as_secs_f64();
+            let n = ops(*at, next);
+            match out.iter_mut().find(|(s, _, _)| s == name) {
+                Some((_, s, o)) => {
+                    *s += secs;
+                    *o += n;
+                }
+                None => out.push((name.clone(), secs, n)),
+            }
+        }
+        out
+    }
 }
 
 impl Progress for Recorder<'_> {
     fn step(&mut self, name: &str, detail: &str) {
+        if self.steps.last().is_none_or(|(n, _)| n != name) {
+            self.steps.push((name.to_string(), Instant::now()));
+        }
         if name == "swap" {
             self.swap = Some(Instant::now());
         } else if self.swap.is_some() && self.swap_end.is_none() {
@@ -313,6 +343,7 @@ async fn demo(
         inner: &mut drawer,
         swap: None,
         swap_end: None,
+        steps: Vec::new(),
     };
     let conv_from = Instant::now();
     let outcome = {
@@ -326,6 +357,10 @@ async fn demo(
     };
     let conv_to = Instant::now();
     let (swap_from, swap_to) = (rec.swap, rec.swap_end.unwrap_or(conv_to));
+    let step_times = rec.step_times(conv_to, |from, to| {
+        let (rate, _) = stats.window(from, to);
+        rate * to.duration_since(from).as_secs_f64()
+    });
     drop(drawer);
     let run_id = outcome.map_err(|e| anyhow!("{e}"))?.id;
 
@@ -388,7 +423,17 @@ async fn demo(
             format!("{diff} rows differ between telemetry and telemetry_old")
         }
     )?;
-    writeln!(out, "\nconversion took {:.1} s", conv.as_secs_f64())?;
+    writeln!(
+        out,
+        "\nconversion took {:.1} s ({})",
+        conv.as_secs_f64(),
+        step_times
+            .iter()
+            .filter(|(_, s, _)| *s >= 0.05)
+            .map(|(n, s, _)| format!("{n} {s:.1} s"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )?;
     if args.writers > 0 {
         writeln!(
             out,
@@ -398,6 +443,16 @@ async fn demo(
             tp_during / tp_before.max(1.0),
             ms(worst_during),
             tp_after / tp_before.max(1.0),
+        )?;
+        writeln!(
+            out,
+            "workload throughput per step, relative to before: {}",
+            step_times
+                .iter()
+                .filter(|(_, s, _)| *s >= 0.5)
+                .map(|(n, s, o)| format!("{n} {:.2}x", o / s / tp_before.max(1.0)))
+                .collect::<Vec<_>>()
+                .join(", ")
         )?;
     } else {
         writeln!(out, "workload: none (--writers 0)")?;
