@@ -33,6 +33,10 @@ pub struct DemoArgs {
     /// Foreground writer connections
     #[arg(long, default_value_t = 2, value_name = "N")]
     pub writers: u32,
+    /// The playbook's `[backfill] duty_cycle`: the share of the time the conversion works
+    /// (default: the playbook default)
+    #[arg(long, value_name = "SHARE")]
+    pub duty_cycle: Option<f64>,
     /// Also measure the naive conversion and print the ratios
     #[arg(long)]
     pub bench: bool,
@@ -336,7 +340,11 @@ async fn demo(
     let before_to = Instant::now();
 
     say("demo: converting telemetry to monthly partitions while the workload writes …");
-    let pb = spec::parse(PLAYBOOK, "demo playbook").map_err(|e| anyhow!("{e}"))?;
+    let text = match args.duty_cycle {
+        Some(d) => format!("{PLAYBOOK}[backfill]\nduty_cycle = {d:?}\n"),
+        None => PLAYBOOK.to_string(),
+    };
+    let pb = spec::parse(&text, "demo playbook").map_err(|e| anyhow!("{e}"))?;
     let stop = AtomicBool::new(false);
     let mut drawer = Drawer::new();
     let mut rec = Recorder {
@@ -353,7 +361,7 @@ async fn demo(
             stop: &stop,
             monitor: None,
         };
-        engine::start(&mut ctx, pb, PLAYBOOK).await
+        engine::start(&mut ctx, pb, &text).await
     };
     let conv_to = Instant::now();
     let (swap_from, swap_to) = (rec.swap, rec.swap_end.unwrap_or(conv_to));

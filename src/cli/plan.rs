@@ -63,7 +63,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
     };
     let f = &plan.facts;
     let mut out = io::BufWriter::new(io::stdout().lock());
-    let secs = f.rows_estimate as f64 / ASSUMED_ROWS_PER_SEC;
+    let secs = f.rows_estimate as f64 / ASSUMED_ROWS_PER_SEC / pb.backfill.duty_cycle;
     writeln!(
         out,
         "plan: {} → partitioned by {} into {} partitions\n  about {} rows, {} on disk; the copy needs about {} more and takes about {:.0} s (at {:.0}k rows/s)\n",

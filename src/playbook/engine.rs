@@ -525,7 +525,7 @@ pub async fn rollback(ctx: &mut Ctx<'_>, id: Option<&str>) -> Result<Finished, E
     if step >= step_index("swapped") {
         r.ctx.progress.step("swap back", &r.plan.source());
         let sql = r.plan.swap_back_sql();
-        r.in_swap_tx(&sql, "rolled_back").await?;
+        r.swap_back(&sql).await?;
         for v in r.plan.validate_sql() {
             r.with_retry(std::slice::from_ref(&v), "validate").await?;
         }
@@ -656,11 +656,7 @@ impl Runner<'_, '_> {
         self.check_stop()?;
         if !self.done("swapped") {
             hold_point("before-swap").await;
-            // What is left to replay runs under the swap's lock: keep it short.
-            self.catch_up(false).await?;
-            self.ctx.progress.step("swap", &self.plan.source());
-            let sql = self.plan.swap_sql();
-            self.in_swap_tx(&sql, "swapped").await?;
+            self.swap().await?;
             hold_point("after-swap").await;
         }
         if !self.done("validated") {
@@ -711,22 +707,48 @@ impl Runner<'_, '_> {
         vec![self.plan.source(), self.plan.shadow(), self.plan.old()]
     }
 
-    /// The swap (or swap back): one transaction with the retry policy, checkpointing `step`.
-    async fn in_swap_tx(&mut self, sql: &[String], step: &str) -> Result<(), EngineError> {
+    /// The swap: one transaction with the retry policy. What is left in the log is replayed
+    /// under its lock, so the runner catches up right before every attempt: a backlog grown
+    /// during a backoff would otherwise hold the application up for its whole replay.
+    async fn swap(&mut self) -> Result<(), EngineError> {
+        let mut sql = self.plan.swap_sql();
+        sql.push(format!(
+            "UPDATE lockstep.runs SET step = 'swapped', status = 'running', updated_at = now() WHERE id = {}",
+            lit(&self.run.id)
+        ));
+        let mut retry = Retry::new(&self.pb.swap);
+        loop {
+            self.catch_up(false).await?;
+            self.ctx.progress.step("swap", &self.plan.source());
+            match try_tx(self.client(), &sql, self.pb.swap.lock_timeout_ms).await {
+                Ok(()) => break,
+                Err(e) => {
+                    let tables = self.tables();
+                    let policy = Policy {
+                        swap: &self.pb.swap,
+                        run_id: &self.run.id,
+                        tables: &tables,
+                    };
+                    retry
+                        .failed(e, self.ctx.client, &mut *self.ctx.progress, &policy, "swap")
+                        .await?;
+                }
+            }
+        }
+        self.run.step = "swapped".to_string();
+        Ok(())
+    }
+
+    /// The swap back: one transaction with the retry policy that also records the run as
+    /// rolled back.
+    async fn swap_back(&mut self, sql: &[String]) -> Result<(), EngineError> {
         let mut all = sql.to_vec();
-        let status = if step == "rolled_back" {
-            "rolled_back"
-        } else {
-            "running"
-        };
         all.push(format!(
-            "UPDATE lockstep.runs SET step = {}, status = {}, updated_at = now() WHERE id = {}",
-            lit(step),
-            lit(status),
+            "UPDATE lockstep.runs SET step = 'rolled_back', status = 'rolled_back', updated_at = now() WHERE id = {}",
             lit(&self.run.id)
         ));
         self.with_retry(&all, "swap").await?;
-        self.run.step = step.to_string();
+        self.run.step = "rolled_back".to_string();
         Ok(())
     }
 
@@ -967,7 +989,9 @@ impl Runner<'_, '_> {
                         .await?;
                 }
                 if valid != Some(true) {
+                    let t0 = Instant::now();
                     self.with_retry(&child.build, "indexes").await?;
+                    rest(self.ctx.client, &self.pb.backfill, t0.elapsed()).await;
                 }
                 if let Some(attach) = &child.attach {
                     let attached: bool = self
@@ -1210,6 +1234,7 @@ impl Runner<'_, '_> {
                 .map_err(dberr("verify"))?
                 .map(|r| r.get(0));
             let upper = end.unwrap_or_else(|| bound.clone());
+            let t0 = Instant::now();
             let mut attempt = 0;
             loop {
                 let same = match self
@@ -1241,6 +1266,7 @@ impl Runner<'_, '_> {
                 self.ctx.progress.note("a range differs: copying it again");
                 self.recopy(lower.as_deref(), &upper).await?;
             }
+            rest(self.ctx.client, &self.pb.backfill, t0.elapsed()).await;
             ranges += 1;
             checked += i64::from(CHUNK);
             self.ctx.progress.copy(
@@ -1342,42 +1368,73 @@ pub(crate) async fn with_retry(
     sql: &[String],
     step: &str,
 ) -> Result<(), EngineError> {
-    let swap = policy.swap;
-    let mut backoff = swap.backoff_ms;
-    for attempt in 1..=swap.attempts {
-        match try_tx(client, sql, swap.lock_timeout_ms).await {
+    let mut retry = Retry::new(policy.swap);
+    loop {
+        match try_tx(client, sql, policy.swap.lock_timeout_ms).await {
             Ok(()) => return Ok(()),
-            Err(e) if is_lock_timeout(&e) && attempt < swap.attempts => {
-                // PostgreSQL cancels an autovacuum that blocks a lock request only after
-                // deadlock_timeout (1 s by default), longer than our lock_timeout: do it
-                // ourselves, except for a wraparound vacuum, which must finish.
-                let cancelled = cancel_autovacuum(client, policy.tables).await;
-                if cancelled > 0 {
-                    progress.note(&format!(
-                        "{step}: cancelled {cancelled} autovacuum worker(s) holding a lock on the tables (they restart later)"
-                    ));
-                }
-                let who = blockers(client, policy.tables).await;
-                progress.note(&format!(
-                    "{step}: lock not granted within {} ms (attempt {attempt}/{}; {who}); retrying",
-                    swap.lock_timeout_ms, swap.attempts
-                ));
-                tokio::time::sleep(jitter(backoff)).await;
-                backoff = (backoff * 2).min(swap.max_backoff_ms);
-            }
-            Err(e) if is_lock_timeout(&e) => {
-                return Err(EngineError::SwapGaveUp {
-                    step: step.to_string(),
-                    run: policy.run_id.to_string(),
-                    attempts: swap.attempts,
-                    lock_timeout_ms: swap.lock_timeout_ms,
-                    blockers: blockers(client, policy.tables).await,
-                })
-            }
-            Err(e) => return Err(dberr(step)(e)),
+            Err(e) => retry.failed(e, client, progress, policy, step).await?,
         }
     }
-    Ok(())
+}
+
+/// The retry policy of a transaction that needs a lock: after each failure to get it within
+/// lock_timeout, cancels blocking autovacuum workers, says who blocks, and waits with
+/// exponential backoff and jitter; after the last attempt, gives up naming the blockers.
+pub(crate) struct Retry {
+    attempt: u32,
+    backoff: u64,
+}
+
+impl Retry {
+    pub(crate) fn new(swap: &spec::Swap) -> Retry {
+        Retry {
+            attempt: 0,
+            backoff: swap.backoff_ms,
+        }
+    }
+
+    /// After attempt `n` failed with `e`: `Ok(())` to try again (after the backoff), or the
+    /// error to give up with.
+    pub(crate) async fn failed(
+        &mut self,
+        e: tokio_postgres::Error,
+        client: &Client,
+        progress: &mut dyn Progress,
+        policy: &Policy<'_>,
+        step: &str,
+    ) -> Result<(), EngineError> {
+        let swap = policy.swap;
+        self.attempt += 1;
+        if !is_lock_timeout(&e) {
+            return Err(dberr(step)(e));
+        }
+        if self.attempt >= swap.attempts {
+            return Err(EngineError::SwapGaveUp {
+                step: step.to_string(),
+                run: policy.run_id.to_string(),
+                attempts: swap.attempts,
+                lock_timeout_ms: swap.lock_timeout_ms,
+                blockers: blockers(client, policy.tables).await,
+            });
+        }
+        // PostgreSQL cancels an autovacuum that blocks a lock request only after
+        // deadlock_timeout (1 s by default), longer than our lock_timeout: do it ourselves,
+        // except for a wraparound vacuum, which must finish.
+        let cancelled = cancel_autovacuum(client, policy.tables).await;
+        if cancelled > 0 {
+            progress.note(&format!(
+                "{step}: cancelled {cancelled} autovacuum worker(s) holding a lock on the tables (they restart later)"
+            ));
+        }
+        let who = blockers(client, policy.tables).await;
+        progress.note(&format!(
+            "{step}: lock not granted within {} ms (attempt {}/{}; {who}); retrying",
+            swap.lock_timeout_ms, self.attempt, swap.attempts
+        ));
+        tokio::time::sleep(jitter(self.backoff)).await;
+        self.backoff = (self.backoff * 2).min(swap.max_backoff_ms);
+        Ok(())
+    }
 }
 
 /// Runs `sql` in one transaction after `SET LOCAL lock_timeout`; a single statement that
@@ -1601,8 +1658,8 @@ pub(crate) fn next_batch_size(batch: u32, elapsed: Duration, target_ms: u64) -> 
     (ideal.clamp(f64::from(batch) / 2.0, f64::from(batch) * 2.0) as u32).clamp(100, 200_000)
 }
 
-/// After a batch of `rows` that took `elapsed`: waits as `max_rows_per_second` and
-/// `max_replica_lag` ask (the triggers keep capturing meanwhile).
+/// After a batch of `rows` that took `elapsed`: rests as `duty_cycle` asks, then waits as
+/// `max_rows_per_second` and `max_replica_lag` ask (the triggers keep capturing meanwhile).
 pub(crate) async fn pace(
     client: &Client,
     progress: &mut dyn Progress,
@@ -1610,6 +1667,8 @@ pub(crate) async fn pace(
     settings: &spec::Backfill,
     (rows, elapsed): (i64, Duration),
 ) -> Result<(), EngineError> {
+    rest(client, settings, elapsed).await;
+    stopped(stop, run_id)?;
     if settings.max_rows_per_second > 0 {
         let should_take =
             Duration::from_secs_f64(rows.max(0) as f64 / settings.max_rows_per_second as f64);
@@ -1643,6 +1702,29 @@ pub(crate) async fn pace(
         }
     }
     Ok(())
+}
+
+/// After work that took `elapsed`, rests as `duty_cycle` asks, but only while the
+/// application is busy: some other client backend is running a statement or ran one in the
+/// last second. On an idle database the runner works flat out.
+pub(crate) async fn rest(client: &Client, settings: &spec::Backfill, elapsed: Duration) {
+    if settings.duty_cycle >= 1.0 {
+        return;
+    }
+    let busy = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+                 WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
+                   AND datname = current_database()
+                   AND (state <> 'idle' OR state_change > now() - interval '1 second'))",
+            &[],
+        )
+        .await
+        .map_or(true, |r| r.get::<_, bool>(0));
+    if busy {
+        let rest = elapsed.as_secs_f64() * (1.0 - settings.duty_cycle) / settings.duty_cycle;
+        tokio::time::sleep(Duration::from_secs_f64(rest.min(60.0))).await;
+    }
 }
 
 /// Records why the copy is slowed and sleeps `pause` (Ctrl-C is honoured after it).
