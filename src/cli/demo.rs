@@ -485,7 +485,7 @@ async fn demo(
             conv.as_secs_f64() / n.as_secs_f64().max(0.001),
             if args.writers > 0 {
                 format!(
-                    "   workload throughput during / before: {:.2}x   trigger overhead: {:.0}%",
+                    "   workload throughput during / before: {:.2}x   reverse trigger overhead after the swap: {:.0}%",
                     tp_during / tp_before.max(1.0),
                     (1.0 - tp_after / tp_before.max(1.0)) * 100.0
                 )

@@ -703,6 +703,24 @@ impl Runner<'_, '_> {
         with_retry(self.ctx.client, &mut *self.ctx.progress, &policy, sql, step).await
     }
 
+    /// After an attempt failed with `e`: [`Retry::failed`] with this run's policy.
+    async fn retry_failed(
+        &mut self,
+        retry: &mut Retry,
+        e: tokio_postgres::Error,
+        step: &str,
+    ) -> Result<(), EngineError> {
+        let tables = self.tables();
+        let policy = Policy {
+            swap: &self.pb.swap,
+            run_id: &self.run.id,
+            tables: &tables,
+        };
+        retry
+            .failed(e, self.ctx.client, &mut *self.ctx.progress, &policy, step)
+            .await
+    }
+
     fn tables(&self) -> Vec<String> {
         vec![self.plan.source(), self.plan.shadow(), self.plan.old()]
     }
@@ -722,17 +740,7 @@ impl Runner<'_, '_> {
             self.ctx.progress.step("swap", &self.plan.source());
             match try_tx(self.client(), &sql, self.pb.swap.lock_timeout_ms).await {
                 Ok(()) => break,
-                Err(e) => {
-                    let tables = self.tables();
-                    let policy = Policy {
-                        swap: &self.pb.swap,
-                        run_id: &self.run.id,
-                        tables: &tables,
-                    };
-                    retry
-                        .failed(e, self.ctx.client, &mut *self.ctx.progress, &policy, "swap")
-                        .await?;
-                }
+                Err(e) => self.retry_failed(&mut retry, e, "swap").await?,
             }
         }
         self.run.step = "swapped".to_string();
@@ -757,7 +765,7 @@ impl Runner<'_, '_> {
             "backfill",
             &format!("{} → {}", self.plan.source(), self.plan.shadow()),
         );
-        // The upper bound, read after the trigger is active: later rows come through it.
+        // The upper bound, read after the trigger is active: later rows come through the log.
         let max_key = match self.run.max_key.clone() {
             Some(k) => Some(k),
             None => {
@@ -793,7 +801,7 @@ impl Runner<'_, '_> {
         let started = Instant::now();
         let copied_at_start = copied;
         let mut batches = 0u64;
-        let mut give_way = GiveWay::new(&self.pb.swap);
+        let mut retry = Retry::batches(&self.pb.swap);
         let mut rate = self.run.rows_per_sec.unwrap_or(0.0);
         // Whether `lockstep pause` may be in force: checked before the first batch, then
         // reported by each batch's checkpoint.
@@ -825,26 +833,12 @@ impl Runner<'_, '_> {
                 .await
             {
                 Ok(r) => {
-                    give_way.reset();
+                    retry.reset();
                     paused = r.paused;
                     (r.rows, r.last)
                 }
                 Err(e) => {
-                    let tables = self.tables();
-                    let policy = Policy {
-                        swap: &self.pb.swap,
-                        run_id: &self.run.id,
-                        tables: &tables,
-                    };
-                    give_way
-                        .after(
-                            e,
-                            self.ctx.client,
-                            &mut *self.ctx.progress,
-                            &policy,
-                            "backfill",
-                        )
-                        .await?;
+                    self.retry_failed(&mut retry, e, "backfill").await?;
                     continue;
                 }
             };
@@ -1041,7 +1035,7 @@ impl Runner<'_, '_> {
         const MIN_BATCH: u32 = 1_000;
         let settings = self.pb.backfill.clone();
         let mut batch = settings.batch_size.max(MIN_BATCH);
-        let mut give_way = GiveWay::new(&self.pb.swap);
+        let mut retry = Retry::batches(&self.pb.swap);
         let mut replayed = 0u64;
         let mut first = true;
         loop {
@@ -1058,25 +1052,11 @@ impl Runner<'_, '_> {
             };
             let (n, all) = match result {
                 Ok(r) => {
-                    give_way.reset();
+                    retry.reset();
                     r
                 }
                 Err(e) => {
-                    let tables = self.tables();
-                    let policy = Policy {
-                        swap: &self.pb.swap,
-                        run_id: &self.run.id,
-                        tables: &tables,
-                    };
-                    give_way
-                        .after(
-                            e,
-                            self.ctx.client,
-                            &mut *self.ctx.progress,
-                            &policy,
-                            "replay",
-                        )
-                        .await?;
+                    self.retry_failed(&mut retry, e, "replay").await?;
                     continue;
                 }
             };
@@ -1125,27 +1105,13 @@ impl Runner<'_, '_> {
 
     /// Replays every logged change in one batch (retried on lock timeouts).
     async fn drain(&mut self) -> Result<(), EngineError> {
-        let mut give_way = GiveWay::new(&self.pb.swap);
+        let mut retry = Retry::batches(&self.pb.swap);
         loop {
             self.check_stop()?;
             match self.replay_batch(None).await {
                 Ok(_) => return Ok(()),
                 Err(e) => {
-                    let tables = self.tables();
-                    let policy = Policy {
-                        swap: &self.pb.swap,
-                        run_id: &self.run.id,
-                        tables: &tables,
-                    };
-                    give_way
-                        .after(
-                            e,
-                            self.ctx.client,
-                            &mut *self.ctx.progress,
-                            &policy,
-                            "replay",
-                        )
-                        .await?;
+                    self.retry_failed(&mut retry, e, "replay").await?;
                 }
             }
         }
@@ -1383,17 +1349,38 @@ pub(crate) async fn with_retry(
 pub(crate) struct Retry {
     attempt: u32,
     backoff: u64,
+    first_backoff: u64,
+    /// Batches: a row-lock wait over lock_timeout or a deadlock is retried too, and the count
+    /// starts again after each batch that goes through ([`Retry::reset`]).
+    batches: bool,
 }
 
 impl Retry {
+    /// For a transaction that takes locks on the tables (DDL, the swap).
     pub(crate) fn new(swap: &spec::Swap) -> Retry {
         Retry {
             attempt: 0,
             backoff: swap.backoff_ms,
+            first_backoff: swap.backoff_ms,
+            batches: false,
         }
     }
 
-    /// After attempt `n` failed with `e`: `Ok(())` to try again (after the backoff), or the
+    /// For the batches of a copy or an update, which meet the application's row locks.
+    pub(crate) fn batches(swap: &spec::Swap) -> Retry {
+        Retry {
+            batches: true,
+            ..Retry::new(swap)
+        }
+    }
+
+    /// After a batch that went through.
+    pub(crate) fn reset(&mut self) {
+        self.attempt = 0;
+        self.backoff = self.first_backoff;
+    }
+
+    /// After an attempt failed with `e`: `Ok(())` to try again (after the backoff), or the
     /// error to give up with.
     pub(crate) async fn failed(
         &mut self,
@@ -1405,7 +1392,12 @@ impl Retry {
     ) -> Result<(), EngineError> {
         let swap = policy.swap;
         self.attempt += 1;
-        if !is_lock_timeout(&e) {
+        let retried = if self.batches {
+            is_lock_conflict(&e)
+        } else {
+            is_lock_timeout(&e)
+        };
+        if !retried {
             return Err(dberr(step)(e));
         }
         if self.attempt >= swap.attempts {
@@ -1417,20 +1409,28 @@ impl Retry {
                 blockers: blockers(client, policy.tables).await,
             });
         }
-        // PostgreSQL cancels an autovacuum that blocks a lock request only after
-        // deadlock_timeout (1 s by default), longer than our lock_timeout: do it ourselves,
-        // except for a wraparound vacuum, which must finish.
-        let cancelled = cancel_autovacuum(client, policy.tables).await;
-        if cancelled > 0 {
+        if self.batches {
+            let who = blockers(client, policy.tables).await;
             progress.note(&format!(
-                "{step}: cancelled {cancelled} autovacuum worker(s) holding a lock on the tables (they restart later)"
+                "{step}: a batch waited more than {} ms for row locks (attempt {}/{}; {who}); retrying",
+                swap.lock_timeout_ms, self.attempt, swap.attempts
+            ));
+        } else {
+            // PostgreSQL cancels an autovacuum that blocks a lock request only after
+            // deadlock_timeout (1 s by default), longer than our lock_timeout: do it
+            // ourselves, except for a wraparound vacuum, which must finish.
+            let cancelled = cancel_autovacuum(client, policy.tables).await;
+            if cancelled > 0 {
+                progress.note(&format!(
+                    "{step}: cancelled {cancelled} autovacuum worker(s) holding a lock on the tables (they restart later)"
+                ));
+            }
+            let who = blockers(client, policy.tables).await;
+            progress.note(&format!(
+                "{step}: lock not granted within {} ms (attempt {}/{}; {who}); retrying",
+                swap.lock_timeout_ms, self.attempt, swap.attempts
             ));
         }
-        let who = blockers(client, policy.tables).await;
-        progress.note(&format!(
-            "{step}: lock not granted within {} ms (attempt {}/{}; {who}); retrying",
-            swap.lock_timeout_ms, self.attempt, swap.attempts
-        ));
         tokio::time::sleep(jitter(self.backoff)).await;
         self.backoff = (self.backoff * 2).min(swap.max_backoff_ms);
         Ok(())
@@ -1585,65 +1585,6 @@ pub(crate) async fn wait_for_older_transactions(
         if stop.load(Ordering::SeqCst) {
             return Err(EngineError::Stopped(run_id.to_string()));
         }
-    }
-}
-
-/// A batch that met the application's row locks (a lock timeout or a deadlock) gives way and
-/// runs again, with backoff, up to the playbook's attempts; then the run gives up naming the
-/// blockers.
-pub(crate) struct GiveWay {
-    failures: u32,
-    backoff_ms: u64,
-    first_backoff_ms: u64,
-}
-
-impl GiveWay {
-    pub(crate) fn new(swap: &spec::Swap) -> GiveWay {
-        GiveWay {
-            failures: 0,
-            backoff_ms: swap.backoff_ms,
-            first_backoff_ms: swap.backoff_ms,
-        }
-    }
-
-    /// After a batch that went through.
-    pub(crate) fn reset(&mut self) {
-        self.failures = 0;
-        self.backoff_ms = self.first_backoff_ms;
-    }
-
-    /// After a failed batch: waits and returns `Ok` when the batch should run again, the
-    /// error to stop with otherwise.
-    pub(crate) async fn after(
-        &mut self,
-        e: tokio_postgres::Error,
-        client: &Client,
-        progress: &mut dyn Progress,
-        policy: &Policy<'_>,
-        label: &str,
-    ) -> Result<(), EngineError> {
-        let swap = policy.swap;
-        if !is_lock_conflict(&e) {
-            return Err(dberr(label)(e));
-        }
-        if self.failures + 1 >= swap.attempts {
-            return Err(EngineError::SwapGaveUp {
-                step: label.to_string(),
-                run: policy.run_id.to_string(),
-                attempts: swap.attempts,
-                lock_timeout_ms: swap.lock_timeout_ms,
-                blockers: blockers(client, policy.tables).await,
-            });
-        }
-        self.failures += 1;
-        let who = blockers(client, policy.tables).await;
-        progress.note(&format!(
-            "{label}: a batch waited more than {} ms for row locks (attempt {}/{}; {who}); retrying",
-            swap.lock_timeout_ms, self.failures, swap.attempts
-        ));
-        tokio::time::sleep(jitter(self.backoff_ms)).await;
-        self.backoff_ms = (self.backoff_ms * 2).min(swap.max_backoff_ms);
-        Ok(())
     }
 }
 

@@ -270,7 +270,7 @@ pub struct Swap {
 /// The default share of the time the runner works while the application is busy. On a
 /// machine whose cores the application keeps busy, the runner's one backend takes a core's
 /// worth from it: working flat out left the writers of `lockstep demo --bench` 0.66x of
-/// their throughput, 0.75 left them 0.69x to 0.73x, 0.6 left them 0.74x to 0.75x.
+/// their throughput, 0.75 left them 0.69x to 0.73x, 0.6 left them 0.74x to 0.77x.
 pub const DEFAULT_DUTY_CYCLE: f64 = 0.6;
 
 impl Default for Backfill {

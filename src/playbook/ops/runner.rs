@@ -705,7 +705,7 @@ impl Runner<'_, '_> {
     /// in its own transaction under lock_timeout, retrying on lock conflicts.
     async fn drain(&mut self, sql: &str, step: &str) -> Result<(), EngineError> {
         let (mut handled, mut changed) = (0i64, 0i64);
-        let mut give_way = engine::GiveWay::new(&self.pb.swap);
+        let mut give_way = engine::Retry::batches(&self.pb.swap);
         loop {
             self.check_stop()?;
             let c = self.client();
@@ -738,7 +738,7 @@ impl Runner<'_, '_> {
                         tables: &self.plan.tables,
                     };
                     give_way
-                        .after(e, self.ctx.client, &mut *self.ctx.progress, &policy, step)
+                        .failed(e, self.ctx.client, &mut *self.ctx.progress, &policy, step)
                         .await?;
                 }
             }
@@ -789,7 +789,7 @@ impl Runner<'_, '_> {
         let total = self.run.rows_estimate.max(changed);
         let started = Instant::now();
         let at_start = changed;
-        let mut give_way = engine::GiveWay::new(&self.pb.swap);
+        let mut give_way = engine::Retry::batches(&self.pb.swap);
         let mut batches = 0u64;
         let mut paused = true;
         let mut walked = 0i64;
@@ -831,7 +831,7 @@ impl Runner<'_, '_> {
                         tables: &self.plan.tables,
                     };
                     give_way
-                        .after(
+                        .failed(
                             e,
                             self.ctx.client,
                             &mut *self.ctx.progress,
