@@ -1251,6 +1251,10 @@ fn unsupported_tables_are_refused_in_preflight_and_nothing_changes() {
          CREATE TABLE loose (id bigint PRIMARY KEY, at timestamptz);
          CREATE TABLE taken (id bigint PRIMARY KEY, at timestamptz NOT NULL);
          CREATE TABLE taken_old (id bigint);
+         CREATE TABLE crowded (id bigint PRIMARY KEY, at timestamptz NOT NULL);
+         INSERT INTO crowded VALUES (1, '2024-01-05');
+         CREATE TABLE bystander (x integer);
+         CREATE INDEX crowded_p202401_pkey ON bystander (x);
          INSERT INTO audited SELECT i, '2024-01-01'::timestamptz + i * interval '1 day' FROM generate_series(1, 100) i;
          INSERT INTO skus SELECT i, 's' || i, '2024-01-01'::timestamptz + i * interval '1 day' FROM generate_series(1, 100) i;
          INSERT INTO loose SELECT i, '2024-01-01'::timestamptz + i * interval '1 day' FROM generate_series(1, 100) i;",
@@ -1268,6 +1272,8 @@ fn unsupported_tables_are_refused_in_preflight_and_nothing_changes() {
         ),
         ("loose", "partition column at allows NULL"),
         ("taken", "public.taken_old already exists"),
+        // The name the primary key of the copy's first partition would get.
+        ("crowded", "public.crowded_p202401_pkey already exists"),
     ] {
         let pb = db.playbook(
             &format!("{table}.toml"),

@@ -154,9 +154,19 @@ async fn prepare_from(
         partitions(client, pb, &facts).await?
     };
     let names = Names::new(&facts, run_id, partitions);
-    // Names that must be free.
-    let mut wanted = vec![names.shadow.clone(), names.old.clone()];
+    // Names that must be free: the tables and the indexes the run creates.
+    let mut wanted = vec![
+        names.shadow.clone(),
+        names.old.clone(),
+        names.shadow_pk.clone(),
+    ];
     wanted.extend(names.partitions.iter().map(|p| p.name.clone()));
+    wanted.extend(names.indexes.iter().map(|(parent, _)| parent.clone()));
+    let plan = Plan::new(pb, facts, names);
+    for job in plan.index_sql() {
+        wanted.extend(job.children.into_iter().map(|c| c.name));
+    }
+    let facts = &plan.facts;
     for n in wanted {
         let exists: bool = client
             .query_one(
@@ -178,7 +188,7 @@ async fn prepare_from(
             ));
         }
     }
-    Ok((Plan::new(pb, facts, names), refusals))
+    Ok((plan, refusals))
 }
 
 fn trunc_unit(interval: &str) -> (&'static str, &'static str) {

@@ -566,8 +566,8 @@ $lockstep$",
     /// Then the plan settings of the transaction: a replay looks keys up one by one in the
     /// copy's and the source's primary keys. The log's statistics say little about its size
     /// now (it grows during the copy, then shrinks to a few rows), and a plan made for a
-    /// large log (a hash join over every row of the copy) took a hundred times longer on a
-    /// small one.
+    /// large log (a hash join reading every row of the copy) would read the whole table for
+    /// a batch of a few keys.
     pub fn replay_lock_sql(&self) -> String {
         format!(
             "LOCK TABLE {} IN ACCESS SHARE MODE; SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off",
