@@ -960,7 +960,8 @@ impl Runner<'_, '_> {
                     "replay",
                     "every logged change, so that the copy matches the table at one moment before a unique index is built",
                 );
-                self.drain().await?;
+                // The last batch of a catch-up takes every entry its snapshot sees.
+                self.catch_up(false).await?;
             }
             if let Some(first) = &job.first {
                 self.with_retry(std::slice::from_ref(first), "indexes")
@@ -1035,8 +1036,9 @@ impl Runner<'_, '_> {
             .get(0))
     }
 
-    /// Replays the log in batches until a batch finds fewer entries than it may take (the
-    /// copy is then a few milliseconds of changes behind the table). Batches adapt to the
+    /// Replays the log in batches until a batch finds fewer entries than it may take; that
+    /// batch takes all it sees, so the copy then matches the table as of its snapshot (a few
+    /// milliseconds behind). Batches adapt to the
     /// target batch time and follow the backfill's throttling and `lockstep pause`. With
     /// `hold`, the test hook `replay` holds after the first batch.
     async fn catch_up(&mut self, hold: bool) -> Result<(), EngineError> {
@@ -1111,20 +1113,6 @@ impl Runner<'_, '_> {
             self.unvacuumed = 0;
         }
         Ok(())
-    }
-
-    /// Replays every logged change in one batch (retried on lock timeouts).
-    async fn drain(&mut self) -> Result<(), EngineError> {
-        let mut retry = Retry::batches(&self.pb.swap);
-        loop {
-            self.check_stop()?;
-            match self.replay_batch(None).await {
-                Ok(_) => return Ok(()),
-                Err(e) => {
-                    self.retry_failed(&mut retry, e, "replay").await?;
-                }
-            }
-        }
     }
 
     /// One replay batch of at most `limit` log entries (all of them with `None`), in one
