@@ -42,3 +42,60 @@ fn demo_converts_a_busy_table_and_checks_it_row_for_row() {
         assert!(stderr.contains(step), "{step} missing in:\n{stderr}");
     }
 }
+
+#[test]
+fn a_terminated_demo_removes_its_throwaway_cluster() {
+    let tmp = tempfile::Builder::new()
+        .prefix("lockstep-demo-test-")
+        .tempdir()
+        .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lockstep"))
+        .args(["demo", "--rows", "2000000", "--writers", "1"])
+        .env("NO_COLOR", "1")
+        .env("TMPDIR", tmp.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the cluster exists and the table is being loaded.
+    let cluster_dirs = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(tmp.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("lockstep-pg-"))
+            })
+            .collect()
+    };
+    let start = std::time::Instant::now();
+    while cluster_dirs().is_empty() || start.elapsed() < std::time::Duration::from_secs(3) {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the demo ended before it was stopped"
+        );
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "no throwaway cluster appeared"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("terminated: stopped; the throwaway PostgreSQL is removed"),
+        "{stderr}"
+    );
+    assert!(
+        cluster_dirs().is_empty(),
+        "left behind: {:?}",
+        cluster_dirs()
+    );
+}

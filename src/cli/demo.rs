@@ -278,7 +278,13 @@ pub fn run(args: DemoArgs) -> anyhow::Result<u8> {
     let conn = cluster
         .connect_options("postgres")
         .map_err(|e| anyhow!("{e}"))?;
-    let result = online::block_on(demo(conn, args, tty, say))?;
+    // Ctrl-C or SIGTERM end the demo here, so that the throwaway cluster is removed.
+    let result = online::block_on(async {
+        tokio::select! {
+            r = demo(conn, args, tty, say) => r,
+            signal = interrupted() => Err(anyhow!("{signal}: stopped; the throwaway PostgreSQL is removed")),
+        }
+    })?;
     drop(cluster);
     match result {
         Ok(()) => Ok(EXIT_OK),
@@ -287,6 +293,22 @@ pub fn run(args: DemoArgs) -> anyhow::Result<u8> {
             Ok(EXIT_ERROR)
         }
     }
+}
+
+/// Waits for Ctrl-C or (on Unix) SIGTERM and names it.
+async fn interrupted() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            return tokio::select! {
+                _ = tokio::signal::ctrl_c() => "interrupted",
+                _ = term.recv() => "terminated",
+            };
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    "interrupted"
 }
 
 async fn demo(
