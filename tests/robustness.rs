@@ -64,8 +64,11 @@ proptest! {
         src.insert_str(at, &insert);
         let r = lint_source(&src, &LintOptions::default());
         // Whatever the damage, findings point inside the file and the seed's statements are
-        // still seen.
-        prop_assert!(r.statements >= 1);
+        // still seen, unless the insert made a psql meta-command of a line (`\.CREATE …` is a
+        // backslash command up to the end of the line, as psql reads it, not SQL).
+        if !insert.contains('\\') {
+            prop_assert!(r.statements >= 1);
+        }
         for d in &r.diagnostics {
             prop_assert!(d.span.start <= d.span.end && d.span.end <= src.len(), "{:?}", d.span);
             prop_assert!(d.line >= 1 && d.column >= 1 && d.end_line >= d.line);
