@@ -125,7 +125,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
         (
             "replay",
             "apply the logged changes in batches, each one REPEATABLE READ transaction (no locks beyond reads and the copy's rows); again between verified ranges and before the swap".into(),
-            [plan.replay_lock_sql(), plan.replay_batch_sql(pb.backfill.batch_size)].into_iter()
+            [plan.replay_begin_sql(), plan.replay_batch_sql(pb.backfill.batch_size)].into_iter()
                 .chain(plan.replay_sql(true))
                 .collect(),
         ),

@@ -166,27 +166,14 @@ async fn prepare_from(
     for job in plan.index_sql() {
         wanted.extend(job.children.into_iter().map(|c| c.name));
     }
-    let facts = &plan.facts;
-    for n in wanted {
-        let exists: bool = client
-            .query_one(
-                "SELECT to_regclass($1) IS NOT NULL",
-                &[&format!(
-                    "{}.{}",
-                    quote_ident(&facts.schema),
-                    quote_ident(&n)
-                )],
-            )
-            .await
-            .map_err(dberr("preflight"))?
-            .get(0);
-        if exists {
-            refusals.push(format!(
-                "{}.{} already exists (a leftover of an earlier run? `lockstep status` lists runs; drop it or roll that run back)",
-                quote_ident(&facts.schema),
-                quote_ident(&n)
-            ));
-        }
+    let taken = facts::taken(client, &plan.facts, &wanted)
+        .await
+        .map_err(dberr("preflight"))?;
+    for n in taken {
+        refusals.push(format!(
+            "{} already exists (a leftover of an earlier run? `lockstep status` lists runs; drop it or roll that run back)",
+            plan.rel(&n)
+        ));
     }
     Ok((plan, refusals))
 }
@@ -745,9 +732,9 @@ impl Runner<'_, '_> {
             lit(&self.run.id)
         ));
         let mut retry = Retry::new(&self.pb.swap);
+        self.ctx.progress.step("swap", &self.plan.source());
         loop {
             self.catch_up(false).await?;
-            self.ctx.progress.step("swap", &self.plan.source());
             match try_tx(self.client(), &sql, self.pb.swap.lock_timeout_ms).await {
                 Ok(()) => break,
                 Err(e) => self.retry_failed(&mut retry, e, "swap").await?,
@@ -1102,15 +1089,28 @@ impl Runner<'_, '_> {
 
     /// Vacuums the log after every 10,000 replayed entries. Batches delete from the head of
     /// the log and read it from there, and autovacuum comes by once a minute at best: the
-    /// dead entries it leaves would make every batch slower than the last.
+    /// dead entries it leaves would make every batch slower than the last. Under the
+    /// playbook's lock_timeout: when an autovacuum of the log holds it, this one is skipped.
     async fn vacuum_log(&mut self, replayed: u64) -> Result<(), EngineError> {
         self.unvacuumed += replayed;
         if self.unvacuumed >= 10_000 {
-            self.client()
-                .batch_execute(&format!("VACUUM {}", self.plan.log()))
-                .await
-                .map_err(dberr("replay"))?;
-            self.unvacuumed = 0;
+            let c = self.client();
+            let vacuum = async {
+                c.batch_execute(&format!(
+                    "SET lock_timeout = '{}ms'",
+                    self.pb.swap.lock_timeout_ms
+                ))
+                .await?;
+                let r = c
+                    .batch_execute(&format!("VACUUM {}", self.plan.log()))
+                    .await;
+                c.batch_execute("RESET lock_timeout").await?;
+                r
+            };
+            match vacuum.await {
+                Err(e) if !is_lock_timeout(&e) => return Err(dberr("replay")(e)),
+                _ => self.unvacuumed = 0,
+            }
         }
         Ok(())
     }
@@ -1126,7 +1126,7 @@ impl Runner<'_, '_> {
         ))
         .await?;
         let result = async {
-            c.batch_execute(&self.plan.replay_lock_sql()).await?;
+            c.batch_execute(&self.plan.replay_begin_sql()).await?;
             // The batch: up to `limit` entries, fixed for the transaction's statements.
             let batch: Option<String> = match limit {
                 Some(n) => {

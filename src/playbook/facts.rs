@@ -163,6 +163,24 @@ fn db(e: tokio_postgres::Error) -> FactsError {
     })
 }
 
+/// Which of `names` (relations of the table's schema) exist already, in one query.
+pub(crate) async fn taken(
+    client: &Client,
+    facts: &Facts,
+    names: &[String],
+) -> Result<Vec<String>, tokio_postgres::Error> {
+    Ok(client
+        .query(
+            "SELECT n FROM unnest($2::text[]) WITH ORDINALITY u(n, i)
+             WHERE to_regclass(format('%I.%I', $1::text, n)) IS NOT NULL ORDER BY i",
+            &[&facts.schema, &names],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
 /// Reads the facts about `table` (resolved on the search_path when unqualified).
 pub async fn read(client: &Client, table: &ObjName) -> Result<Facts, FactsError> {
     read_table(client, table, false).await

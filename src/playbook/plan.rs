@@ -513,7 +513,7 @@ $lockstep$",
 
     /// Replaying the log: the statements of one batch, to run in one `REPEATABLE READ`
     /// transaction (or under the swap's lock), which sees the log and the source at the same
-    /// moment, after [`Plan::replay_lock_sql`]. Every logged key's row is deleted from the copy and copied again as
+    /// moment, after [`Plan::replay_begin_sql`]. Every logged key's row is deleted from the copy and copied again as
     /// the source has it now (or not, if it is gone); the log entries go. Entries logged
     /// later stay for the next batch, and replaying a key twice does no harm.
     ///
@@ -559,7 +559,7 @@ $lockstep$",
         ]
     }
 
-    /// The first statement of a replay transaction: the source locked (ACCESS SHARE) before
+    /// The first statements of a replay transaction: the source locked (ACCESS SHARE) before
     /// the log and the copy, in the order a `TRUNCATE` of the source takes its locks (its
     /// trigger truncates the log and the copy), so the two cannot deadlock.
     ///
@@ -568,7 +568,7 @@ $lockstep$",
     /// now (it grows during the copy, then shrinks to a few rows), and a plan made for a
     /// large log (a hash join reading every row of the copy) would read the whole table for
     /// a batch of a few keys.
-    pub fn replay_lock_sql(&self) -> String {
+    pub fn replay_begin_sql(&self) -> String {
         format!(
             "LOCK TABLE {} IN ACCESS SHARE MODE; SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off",
             self.source()
@@ -914,7 +914,7 @@ $lockstep$",
             format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", self.shadow()),
         ];
         // The last changes: with the table locked, nothing is logged meanwhile (key lookups,
-        // as in [`Plan::replay_lock_sql`]).
+        // as in [`Plan::replay_begin_sql`]).
         out.push("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off".into());
         out.extend(self.replay_sql(false));
         out.push("RESET enable_hashjoin; RESET enable_mergejoin".into());
@@ -1251,7 +1251,7 @@ pub(crate) mod tests {
         );
         let replay = plan.replay_sql(true).join(";\n");
         assert_eq!(
-            plan.replay_lock_sql(),
+            plan.replay_begin_sql(),
             "LOCK TABLE \"Sales Data\".\"Order\" IN ACCESS SHARE MODE; SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off"
         );
         assert!(replay.contains("DELETE FROM \"Sales Data\".\"Order_lockstep_new\" t USING (SELECT DISTINCT id FROM lockstep.log_r1 WHERE ctid = ANY ($1::text::tid[])) l WHERE t.id = l.id"), "{replay}");

@@ -28,41 +28,30 @@ async fn read_extra(client: &Client, pb: &OpPlaybook, f: &Facts) -> Result<Extra
             .get(0),
         ..Extra::default()
     };
-    x.constraints = client
-        .query(
-            "SELECT conname::text FROM pg_constraint WHERE conrelid = $1",
-            &[&f.oid],
+    // The first column of `sql`'s rows, for the table's oid.
+    let texts = |sql: &'static str| async move {
+        Ok::<Vec<String>, tokio_postgres::Error>(
+            client
+                .query(sql, &[&f.oid])
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect(),
+        )
+    };
+    x.constraints = texts("SELECT conname::text FROM pg_constraint WHERE conrelid = $1")
+        .await
+        .map_err(&err)?;
+    if f.partitioned {
+        x.partitions = texts(
+            "SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = $1 ORDER BY 1",
         )
         .await
-        .map_err(&err)?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    if f.partitioned {
-        x.partitions = client
-            .query(
-                "SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = $1 ORDER BY 1",
-                &[&f.oid],
-            )
-            .await
-            .map_err(&err)?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+        .map_err(&err)?;
     }
-    for name in super::wanted_names(pb, f) {
-        let exists: bool = client
-            .query_one(
-                "SELECT to_regclass($1) IS NOT NULL",
-                &[&super::rel(f, &name)],
-            )
-            .await
-            .map_err(&err)?
-            .get(0);
-        if exists {
-            x.taken.push(name);
-        }
-    }
+    x.taken = facts::taken(client, f, &super::wanted_names(pb, f))
+        .await
+        .map_err(&err)?;
     match &pb.op {
         Op::ForeignKey { references, .. } => {
             if let Some(r) = client
