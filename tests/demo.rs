@@ -29,7 +29,16 @@ fn demo_converts_a_busy_table_and_checks_it_row_for_row() {
         "{stdout}"
     );
     assert!(stdout.contains("workload errors: 0"), "{stdout}");
-    assert!(stdout.contains("lockstep conversion / naive:"), "{stdout}");
+    // The bench converts once with no workload (then swaps back) and once under it.
+    assert!(
+        stdout.contains("lockstep, no workload:") && stdout.contains("conversion / naive:"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("lockstep, 1 writer, duty cycle 0.6:")
+            && stdout.contains("workload throughput during / before:"),
+        "{stdout}"
+    );
     // Progress went to stderr, one step per line when not on a terminal.
     for step in [
         "shadow:",

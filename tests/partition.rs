@@ -862,6 +862,11 @@ const HOLD_POINTS: [&str; 6] = [
 
 /// Starts a run on a fresh `events` with a workload, holds it at `point`, kills it with
 /// SIGKILL while the workload goes on, then resumes or rolls back (the workload still going).
+/// The lanes that have copied something (a lane starts at the end of the one before).
+const LANES_STARTED: &str = "SELECT count(*) FROM lockstep.lanes h
+     LEFT JOIN lockstep.lanes p ON p.run_id = h.run_id AND p.lane = h.lane - 1
+     WHERE h.high_water IS DISTINCT FROM p.upper_key";
+
 fn kill_at(cluster: &TempCluster, point: &str, rollback: bool) {
     const ROWS: i64 = 20_000;
     let db = Db::create(
@@ -882,6 +887,19 @@ fn kill_at(cluster: &TempCluster, point: &str, rollback: bool) {
     let wl = Workload::start(&db, 2);
     let mut run = db.spawn(&["run", pb.to_str().unwrap()], Some(point));
     db.wait_held(&mut run, point);
+    if point == "backfill" {
+        // Eight lanes (four per connection, the default `workers = 2`), each a key range
+        // with its own high-water mark. While the workload writes, the helper connection
+        // waits: under load the main connection alone keeps to the duty cycle.
+        let lanes: i64 = db.one("SELECT count(*) FROM lockstep.lanes");
+        assert_eq!(lanes, 8);
+        std::thread::sleep(Duration::from_secs(1));
+        assert_eq!(
+            db.one::<i64>(LANES_STARTED),
+            1,
+            "only the main connection's lane"
+        );
+    }
     run.kill9();
     db.wait_runner_gone();
     if point == "indexes" {
@@ -926,6 +944,9 @@ fn kill_at(cluster: &TempCluster, point: &str, rollback: bool) {
         if rollback { "rollback" } else { "resume" },
         stats.report("workload")
     );
+    // The lanes are forgotten once the copy is done, or undone.
+    let lanes: i64 = db.one("SELECT count(*) FROM lockstep.lanes");
+    assert_eq!(lanes, 0);
     if rollback {
         assert_restored(&db, &relations_before, &indexes_before);
         let (step, _, _, _) = db.run_state().unwrap();
@@ -2047,4 +2068,83 @@ fn values_moving_between_rows_under_a_unique_index_are_carried_over() {
          WHERE c.relname = 'slots_seat'",
     );
     assert!(unique);
+}
+
+#[test]
+fn verification_repairs_a_damaged_copy_and_refuses_one_it_cannot_repair() {
+    let cluster = cluster();
+    let db = Db::create(&cluster, "damaged");
+    setup_events(&db, 20_000);
+    let pb = db.playbook("pb.toml", &events_playbook(""));
+    let mut run = db.spawn(&["run", pb.to_str().unwrap()], Some("replay"));
+    db.wait_held(&mut run, "replay");
+    run.kill9();
+    db.wait_runner_gone();
+    // Damage the copy behind the log's back, in both halves of the key range (so in both
+    // verification lanes): a changed row and a missing one. And a trigger that damages a
+    // row again whenever it is copied, so that copying its range again cannot repair it.
+    db.exec(
+        "UPDATE events_lockstep_new SET payload = 'damaged' WHERE id = 15000;
+         DELETE FROM events_lockstep_new WHERE id = 3;
+         CREATE FUNCTION damage() RETURNS trigger LANGUAGE plpgsql
+             AS $$ BEGIN NEW.payload := 'damaged'; RETURN NEW; END $$;
+         CREATE TRIGGER damage BEFORE INSERT ON events_lockstep_new
+             FOR EACH ROW WHEN (NEW.id = 10) EXECUTE FUNCTION damage();
+         UPDATE events_lockstep_new SET payload = 'damaged' WHERE id = 10;",
+    );
+    let out = db.lockstep(&["resume"]);
+    assert_exit(&out, 1);
+    let said = text(&out);
+    assert!(
+        said.contains("verification found rows that differ between public.events and the copy in the key range after the start"),
+        "{said}"
+    );
+    assert!(said.contains("a range differs: copying it again"), "{said}");
+    let kind: String = db.one("SELECT relkind::text FROM pg_class WHERE oid = 'events'::regclass");
+    assert_eq!(kind, "r", "the swap must be refused");
+    // Without the trigger, copying the ranges again repairs the copy, and the run swaps.
+    db.exec("DROP TRIGGER damage ON events_lockstep_new");
+    let out = db.lockstep(&["resume"]);
+    assert_exit(&out, 0);
+    assert!(text(&out).contains("a range differs: copying it again"));
+    assert_swapped(&db);
+}
+
+#[test]
+fn on_a_quiet_database_the_lanes_copy_at_once_and_a_killed_run_resumes_each() {
+    let cluster = cluster();
+    let db = Db::create(&cluster, "lanes");
+    setup_events(&db, 20_000);
+    let pb = db.playbook("pb.toml", &events_playbook("workers = 3"));
+    let mut run = db.spawn(&["run", pb.to_str().unwrap()], Some("backfill"));
+    db.wait_held(&mut run, "backfill");
+    // The main connection holds after its first batch; the two helpers copy the other
+    // lanes meanwhile.
+    let lanes: i64 = db.one("SELECT count(*) FROM lockstep.lanes");
+    assert_eq!(lanes, 12);
+    // (Looking only every 2 s: a statement in the last second makes the database busy,
+    // and the helpers wait.)
+    let start = Instant::now();
+    while db.one::<i64>(LANES_STARTED) < lanes {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{} of {lanes} lanes copied while the main connection held",
+            db.one::<i64>(LANES_STARTED)
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    let helpers: i64 = db.one(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+           AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
+    );
+    assert!(helpers >= 3, "{helpers} runner connections");
+    run.kill9();
+    db.wait_runner_gone();
+    // Every lane goes on from its own high-water mark; nothing is copied twice (the
+    // primary key would refuse it) or left out.
+    let out = db.lockstep(&["resume"]);
+    assert_exit(&out, 0);
+    assert_exact_copy(&text(&out));
+    assert_swapped(&db);
+    assert_eq!(db.one::<i64>("SELECT count(*) FROM lockstep.lanes"), 0);
 }

@@ -23,7 +23,8 @@ telemetry table, runs a write workload against it, converts the table to monthly
 partitions with lockstep's online engine while the workload keeps writing, checks the\n\
 result row for row, and prints before/after and what the workload saw.\n\n\
 --bench also times the naive way (one INSERT … SELECT into a partitioned copy that already\n\
-has all its indexes) on the same data, and prints the ratios.\n\n\
+has all its indexes, with no workload) on the same data, converts once with no workload as\n\
+well (then swaps back) for a like-for-like time, and prints the ratios.\n\n\
 Examples:\n  lockstep demo\n  lockstep demo --rows 5000000 --bench"
 )]
 pub struct DemoArgs {
@@ -335,6 +336,18 @@ async fn demo(
     } else {
         None
     };
+    let text = match args.duty_cycle {
+        Some(d) => format!("{PLAYBOOK}[backfill]\nduty_cycle = {d:?}\n"),
+        None => PLAYBOOK.to_string(),
+    };
+    let pb = spec::parse(&text, "demo playbook").map_err(|e| anyhow!("{e}"))?;
+    // Like the naive conversion, once with no workload (then swapped back), for the time.
+    let idle = if args.bench && args.writers > 0 {
+        say("bench: converting with no workload, as the naive conversion ran, then rolling back …");
+        Some(idle_conversion(&c, &conn, &pb, &text).await?)
+    } else {
+        None
+    };
 
     // The foreground workload.
     let max_id: i64 = c
@@ -362,11 +375,6 @@ async fn demo(
     let before_to = Instant::now();
 
     say("demo: converting telemetry to monthly partitions while the workload writes …");
-    let text = match args.duty_cycle {
-        Some(d) => format!("{PLAYBOOK}[backfill]\nduty_cycle = {d:?}\n"),
-        None => PLAYBOOK.to_string(),
-    };
-    let pb = spec::parse(&text, "demo playbook").map_err(|e| anyhow!("{e}"))?;
     let stop = AtomicBool::new(false);
     let mut drawer = Drawer::new();
     let mut rec = Recorder {
@@ -382,8 +390,9 @@ async fn demo(
             progress: &mut rec,
             stop: &stop,
             monitor: None,
+            connect: Some(&conn),
         };
-        engine::start(&mut ctx, pb, &text).await
+        engine::start(&mut ctx, pb.clone(), &text).await
     };
     let conv_to = Instant::now();
     let (swap_from, swap_to) = (rec.swap, rec.swap_end.unwrap_or(conv_to));
@@ -500,21 +509,40 @@ async fn demo(
         )?;
     }
     if let Some(n) = naive_time {
+        let naive = n.as_secs_f64().max(0.001);
         writeln!(
             out,
-            "\nbench: naive INSERT … SELECT into an indexed partitioned copy: {:.1} s (no workload, table locked against writes in practice)\n       lockstep conversion / naive: {:.2}x{}",
+            "\nbench: naive INSERT … SELECT into an indexed partitioned copy: {:.1} s (no workload, table locked against writes in practice)",
             n.as_secs_f64(),
-            conv.as_secs_f64() / n.as_secs_f64().max(0.001),
-            if args.writers > 0 {
-                format!(
-                    "   workload throughput during / before: {:.2}x   reverse trigger overhead after the swap: {:.0}%",
-                    tp_during / tp_before.max(1.0),
-                    (1.0 - tp_after / tp_before.max(1.0)) * 100.0
-                )
-            } else {
-                String::new()
-            }
         )?;
+        let (idle_secs, idle_steps) = match &idle {
+            Some((t, steps)) => (t.as_secs_f64(), steps.clone()),
+            None => (conv.as_secs_f64(), step_times.clone()),
+        };
+        writeln!(
+            out,
+            "       lockstep, no workload: {idle_secs:.1} s ({}); conversion / naive: {:.2}x",
+            idle_steps
+                .iter()
+                .filter(|(_, s, _)| *s >= 0.05)
+                .map(|(n, s, _)| format!("{n} {s:.1} s"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            idle_secs / naive
+        )?;
+        if args.writers > 0 {
+            writeln!(
+                out,
+                "       lockstep, {} writer{}, duty cycle {}: {:.1} s ({:.2}x naive); workload throughput during / before: {:.2}x; reverse trigger overhead after the swap: {:.0}%",
+                args.writers,
+                if args.writers == 1 { "" } else { "s" },
+                pb.backfill.duty_cycle,
+                conv.as_secs_f64(),
+                conv.as_secs_f64() / naive,
+                tp_during / tp_before.max(1.0),
+                (1.0 - tp_after / tp_before.max(1.0)) * 100.0
+            )?;
+        }
     }
     if diff != 0 {
         return Err(anyhow!("the conversion lost or changed rows"));
@@ -525,6 +553,53 @@ async fn demo(
         ));
     }
     Ok(())
+}
+
+/// Per step: its name, seconds, and the workload's operations meanwhile.
+type StepTimes = Vec<(String, f64, f64)>;
+
+/// Converts the table with no workload and swaps it back: the conversion's time under the
+/// naive conversion's conditions, and its steps' times.
+async fn idle_conversion(
+    c: &Client,
+    conn: &ConnectOptions,
+    pb: &spec::Playbook,
+    text: &str,
+) -> anyhow::Result<(Duration, StepTimes)> {
+    let stop = AtomicBool::new(false);
+    let mut drawer = Drawer::new();
+    let mut rec = Recorder {
+        inner: &mut drawer,
+        swap: None,
+        swap_end: None,
+        steps: Vec::new(),
+    };
+    let from = Instant::now();
+    let run = {
+        let mut ctx = Ctx {
+            client: c,
+            progress: &mut rec,
+            stop: &stop,
+            monitor: None,
+            connect: Some(conn),
+        };
+        engine::start(&mut ctx, pb.clone(), text)
+            .await
+            .map_err(|e| anyhow!("{e}"))?
+    };
+    let to = Instant::now();
+    let steps = rec.step_times(to, |_, _| 0.0);
+    let mut ctx = Ctx {
+        client: c,
+        progress: &mut rec,
+        stop: &stop,
+        monitor: None,
+        connect: Some(conn),
+    };
+    engine::rollback(&mut ctx, Some(&run.id))
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    Ok((to.duration_since(from), steps))
 }
 
 fn ms(d: Duration) -> f64 {

@@ -21,6 +21,7 @@ pub fn run(args: FinalizeArgs) -> anyhow::Result<u8> {
             progress: &mut drawer,
             stop: &stop,
             monitor: None,
+            connect: None,
         };
         let r = engine::finalize(&mut ctx, t.run.as_deref()).await;
         drop(drawer);

@@ -57,14 +57,15 @@ where
     F: FnOnce(tokio_postgres::Client) -> Fut,
     Fut: Future<Output = u8>,
 {
-    connect_then(db, color, false, |c, _| f(c))
+    connect_then(db, color, false, |c, _, _| f(c))
 }
 
 /// Connects twice (the second connection watches long statements; without it there is
-/// simply less progress) and runs `f` with both.
+/// simply less progress) and runs `f` with both, and the options to connect again (for the
+/// lanes of a partition run).
 pub fn with_clients<F, Fut>(db: &DbArgs, color: bool, f: F) -> anyhow::Result<u8>
 where
-    F: FnOnce(tokio_postgres::Client, Option<tokio_postgres::Client>) -> Fut,
+    F: FnOnce(tokio_postgres::Client, Option<tokio_postgres::Client>, ConnectOptions) -> Fut,
     Fut: Future<Output = u8>,
 {
     connect_then(db, color, true, f)
@@ -72,7 +73,7 @@ where
 
 fn connect_then<F, Fut>(db: &DbArgs, color: bool, monitor: bool, f: F) -> anyhow::Result<u8>
 where
-    F: FnOnce(tokio_postgres::Client, Option<tokio_postgres::Client>) -> Fut,
+    F: FnOnce(tokio_postgres::Client, Option<tokio_postgres::Client>, ConnectOptions) -> Fut,
     Fut: Future<Output = u8>,
 {
     let conn = match db.options() {
@@ -90,7 +91,7 @@ where
                 } else {
                     None
                 };
-                f(client, monitor).await
+                f(client, monitor, conn.clone()).await
             }
             Err(e) => {
                 eprint_error(color, &e.to_string());

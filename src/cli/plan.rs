@@ -99,8 +99,9 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
         (
             "backfill",
             format!(
-                "copy in primary-key order into the unindexed copy, {} rows per batch at first, each batch its own transaction (no row locks); about {:.0} s",
+                "copy in primary-key order into the unindexed copy, {} rows per batch at first, each batch its own transaction (no row locks), in {} key range(s) at once over as many connections; about {:.0} s",
                 pb.backfill.batch_size,
+                pb.backfill.workers,
                 secs.max(1.0)
             ),
             vec![
@@ -110,7 +111,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
         ),
         (
             "indexes",
-            "the primary key, then each index, built per partition of the copy and attached (SHARE on the copy's partition only: nothing else writes to it); unique indexes after replaying the log".into(),
+            format!("the primary key, then each index, built per partition of the copy ({} at once) and attached (SHARE on the copy's partition only: nothing else writes to it); unique indexes after replaying the log", pb.backfill.workers),
             plan.index_sql()
                 .into_iter()
                 .flat_map(|job| {
@@ -131,7 +132,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
         ),
         (
             "verify",
-            "compare row counts and row hashes range by range, in one snapshot per range, leaving out keys still in the log (no locks beyond reads); re-copy differing ranges".into(),
+            format!("compare row counts and row hashes range by range ({} at once), in one snapshot per range, leaving out keys still in the log (no locks beyond reads); re-copy differing ranges", pb.backfill.workers),
             vec![plan.verify_sql(false, true)],
         ),
         (

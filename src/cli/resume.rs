@@ -14,7 +14,7 @@ pub struct ResumeArgs {
 pub fn run(args: ResumeArgs) -> anyhow::Result<u8> {
     let t = args.target;
     let color = t.color.enabled();
-    online::with_clients(&t.db, color, |client, monitor| async move {
+    online::with_clients(&t.db, color, |client, monitor, conn| async move {
         // A live runner with a paused copy: just un-pause it.
         if let Ok(st) = engine::status(&client, t.run.as_deref()).await {
             if st.runner_pid.is_some() && st.run.paused {
@@ -29,6 +29,7 @@ pub fn run(args: ResumeArgs) -> anyhow::Result<u8> {
             progress: &mut drawer,
             stop: &stop,
             monitor: monitor.as_ref(),
+            connect: Some(&conn),
         };
         let r = engine::resume(&mut ctx, t.run.as_deref()).await;
         drop(drawer);

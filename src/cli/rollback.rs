@@ -14,7 +14,7 @@ pub struct RollbackArgs {
 pub fn run(args: RollbackArgs) -> anyhow::Result<u8> {
     let t = args.target;
     let color = t.color.enabled();
-    online::with_clients(&t.db, color, |client, monitor| async move {
+    online::with_clients(&t.db, color, |client, monitor, conn| async move {
         let stop = std::sync::atomic::AtomicBool::new(false);
         let mut drawer = Drawer::new();
         let mut ctx = Ctx {
@@ -22,6 +22,7 @@ pub fn run(args: RollbackArgs) -> anyhow::Result<u8> {
             progress: &mut drawer,
             stop: &stop,
             monitor: monitor.as_ref(),
+            connect: Some(&conn),
         };
         let r = engine::rollback(&mut ctx, t.run.as_deref()).await;
         drop(drawer);

@@ -12,9 +12,10 @@ use crate::playbook::spec;
 #[command(
     after_help = "Kinds (the playbook's `kind`): partition, column-type, not-null, foreign-key, check,\n\
 unique, primary-key, index, reindex, drop-index, backfill; playbooks/ has an example of each.\n\n\
-partition: preflight, shadow (the partitioned copy), capture (a trigger copies every write),\n\
-backfill (batched copy, checkpointed), indexes (built concurrently per partition), verify\n\
-(range by range), swap (one short transaction, lock_timeout and retries), validate. After the\n\
+partition: preflight, shadow (the partitioned copy), capture (a trigger logs the key of every\n\
+changed row), backfill (batched copy, checkpointed, in `workers` key ranges at once), indexes\n\
+(built per partition, several at once), replay (the logged changes), verify (range by range,\n\
+in parallel), swap (one short transaction, lock_timeout and retries), validate. After the\n\
 swap the old table stays current (a reverse trigger) until `lockstep finalize`; `lockstep\n\
 rollback` swaps back. The in-place kinds run their own steps (`lockstep plan` lists them)\n\
 with the same guarantees; column-type also swaps, and keeps the old column until finalize.\n\n\
@@ -56,7 +57,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             return Ok(EXIT_ERROR);
         }
     };
-    online::with_clients(&args.db, color, |client, monitor| async move {
+    online::with_clients(&args.db, color, |client, monitor, conn| async move {
         let stop = online::stop_on_ctrl_c();
         let mut drawer = Drawer::new();
         let mut ctx = Ctx {
@@ -64,6 +65,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             progress: &mut drawer,
             stop: &stop,
             monitor: monitor.as_ref(),
+            connect: Some(&conn),
         };
         let r = engine::start_any(&mut ctx, pb, &text).await;
         drop(drawer);

@@ -8,16 +8,20 @@
 //! wait for older transactions visibly, batch sizing and pacing, the pause gate, and the
 //! entry points that send a stored run to the engine of its kind.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio_postgres::Client;
 
 use super::facts::{self, Facts};
+use super::lanes::{self, CopyTally, Job, Tallies, VerifyTally, Worker};
 use super::ops;
 use super::plan::{self, lit, Names, Partition, Plan};
 use super::spec::{self, Playbook, Strategy};
 use super::state::{self, step_index, Run};
+use crate::db::connect::ConnectOptions;
 use crate::sql::ir::quote_ident;
 
 /// What the engine reports while it works (the CLI draws bars or prints status lines).
@@ -81,7 +85,7 @@ pub(crate) fn dberr(step: &str) -> impl Fn(tokio_postgres::Error) -> EngineError
     }
 }
 
-fn is_lock_timeout(e: &tokio_postgres::Error) -> bool {
+pub(crate) fn is_lock_timeout(e: &tokio_postgres::Error) -> bool {
     e.as_db_error().is_some_and(|d| d.code().code() == "55P03")
 }
 
@@ -98,6 +102,28 @@ pub struct Ctx<'a> {
     pub stop: &'a AtomicBool,
     /// A second connection for watching long statements (index build progress), if any.
     pub monitor: Option<&'a Client>,
+    /// How to open more connections, for the lanes of a partition run (`[backfill] workers`);
+    /// without it, one connection does all the work.
+    pub connect: Option<&'a ConnectOptions>,
+}
+
+/// A [`Worker`] on `client` for the runner `$r` (a macro: the worker borrows the runner's
+/// fields while the progress sink, borrowed mutably, sits in `$progress`).
+macro_rules! worker {
+    ($r:ident, $client:expr, $abort:expr, $progress:expr, $share:expr, $tables:expr) => {
+        Worker {
+            client: $client,
+            pb: &$r.pb,
+            plan: &$r.plan,
+            run_id: &$r.run.id,
+            stop: $r.ctx.stop,
+            abort: $abort,
+            progress: $progress,
+            share: $share,
+            tables: $tables,
+            unvacuumed: &$r.unvacuumed,
+        }
+    };
 }
 
 /// What a command achieved: the run and a sentence for the user.
@@ -126,7 +152,28 @@ struct Runner<'a, 'b> {
     plan: Plan,
     run: Run,
     /// Log entries replayed since the log was last vacuumed.
-    unvacuumed: u64,
+    unvacuumed: Cell<u64>,
+    /// The connections besides `ctx.client` that work lanes (opened by [`Runner::crew`]).
+    helpers: Vec<Client>,
+    /// The backends of `ctx.client` and the helpers: not the application.
+    pids: Vec<i32>,
+    /// Whether [`Runner::crew`] ran.
+    crewed: bool,
+}
+
+impl<'a, 'b> Runner<'a, 'b> {
+    fn new(ctx: &'b mut Ctx<'a>, pb: Playbook, plan: Plan, run: Run) -> Self {
+        Runner {
+            ctx,
+            pb,
+            plan,
+            run,
+            unvacuumed: Cell::new(0),
+            helpers: Vec::new(),
+            pids: Vec::new(),
+            crewed: false,
+        }
+    }
 }
 
 /// Reads the table, checks it, and returns the plan (no writes). `run_id` names the
@@ -378,13 +425,7 @@ pub async fn start(
         .await
         .map_err(dberr("reading the run"))?
         .ok_or_else(|| EngineError::NoRun(run_id.clone()))?;
-    let mut r = Runner {
-        ctx,
-        pb,
-        plan,
-        run,
-        unvacuumed: 0,
-    };
+    let mut r = Runner::new(ctx, pb, plan, run);
     r.forward().await?;
     Ok(swapped(run_id))
 }
@@ -439,10 +480,12 @@ async fn load_locked(client: &Client, id: Option<&str>) -> Result<Run, EngineErr
 
 /// The runner's session settings. No JIT: a batch's plan often costs more than
 /// `jit_above_cost`, and compiling it took longer than running it (half a second per
-/// verified range, measured with `lockstep demo --bench`).
+/// verified range, measured with `lockstep demo --bench`). No parallel workers for index
+/// builds: the lanes already build one index per connection, and workers would take cores
+/// the duty cycle does not count.
 async fn runner_session(client: &Client) -> Result<(), EngineError> {
     client
-        .batch_execute("SET jit = off")
+        .batch_execute("SET jit = off; SET max_parallel_maintenance_workers = 0")
         .await
         .map_err(dberr("session settings"))
 }
@@ -456,13 +499,7 @@ fn open<'a, 'b>(ctx: &'b mut Ctx<'a>, run: Run) -> Result<Runner<'a, 'b>, Engine
             run.id
         ))
     })?;
-    Ok(Runner {
-        ctx,
-        pb,
-        plan,
-        run,
-        unvacuumed: 0,
-    })
+    Ok(Runner::new(ctx, pb, plan, run))
 }
 
 /// Continues a run from its last checkpoint.
@@ -532,6 +569,9 @@ pub async fn rollback(ctx: &mut Ctx<'_>, id: Option<&str>) -> Result<Finished, E
             r.with_retry(std::slice::from_ref(&s), "rollback").await?;
         }
         state::set_step(r.ctx.client, &r.run.id, "rolled_back", "rolled_back", None)
+            .await
+            .map_err(dberr("state"))?;
+        state::drop_lanes(r.ctx.client, &r.run.id)
             .await
             .map_err(dberr("state"))?;
     }
@@ -632,6 +672,9 @@ impl Runner<'_, '_> {
         if !self.done("backfill") {
             self.backfill().await?;
             self.checkpoint("backfill").await?;
+            state::drop_lanes(self.client(), &self.run.id)
+                .await
+                .map_err(dberr("backfill"))?;
         }
         self.check_stop()?;
         if !self.done("indexes") {
@@ -757,6 +800,90 @@ impl Runner<'_, '_> {
         Ok(())
     }
 
+    /// Opens the helper connections the playbook's `workers` asks for (once per process):
+    /// fewer when the server refuses more, or when there is no way to connect again.
+    async fn crew(&mut self) {
+        if self.crewed {
+            return;
+        }
+        self.crewed = true;
+        if let Ok(r) = self
+            .client()
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await
+        {
+            self.pids.push(r.get(0));
+        }
+        let Some(connect) = self.ctx.connect else {
+            return;
+        };
+        for _ in 1..self.pb.backfill.workers {
+            let helper = async {
+                let c = connect.connect().await.map_err(|e| e.to_string())?;
+                runner_session(&c).await.map_err(|e| e.to_string())?;
+                let pid: i32 = c
+                    .query_one("SELECT pg_backend_pid()", &[])
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .get(0);
+                Ok::<_, String>((c, pid))
+            };
+            match helper.await {
+                Ok((c, pid)) => {
+                    self.helpers.push(c);
+                    self.pids.push(pid);
+                }
+                Err(e) => {
+                    self.ctx.progress.note(&format!(
+                        "could not open another connection ({e}): working with {}",
+                        1 + self.helpers.len()
+                    ));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The upper keys of up to `parts` key ranges of about equal size that together cover
+    /// the keys up to `upper` (the last is `upper`), from a sample of the table's pages.
+    async fn bounds(
+        &self,
+        upper: &[String],
+        parts: usize,
+    ) -> Result<Vec<Vec<String>>, EngineError> {
+        // Pages sampled: a few thousand keys place the bounds within a percent or so.
+        const SAMPLE_PAGES: f64 = 100.0;
+        let mut bounds = Vec::new();
+        if parts > 1 {
+            let pages: f64 = self
+                .client()
+                .query_one(&self.plan.pages_sql(), &[])
+                .await
+                .map_err(dberr("sampling keys"))?
+                .get(0);
+            let percent = (100.0 * SAMPLE_PAGES / pages.max(1.0)).clamp(0.0001, 100.0);
+            let sample: Vec<Vec<String>> = self
+                .client()
+                .query(
+                    &self.plan.sample_keys_sql(percent),
+                    &lanes::range_params(None, upper),
+                )
+                .await
+                .map_err(dberr("sampling keys"))?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            bounds = lanes::split(&sample, parts);
+        }
+        bounds.push(upper.to_vec());
+        Ok(bounds)
+    }
+
+    /// How many connections the lanes can have now.
+    fn crew_size(&self) -> usize {
+        1 + self.helpers.len()
+    }
+
     async fn backfill(&mut self) -> Result<(), EngineError> {
         self.ctx.progress.step(
             "backfill",
@@ -787,161 +914,120 @@ impl Runner<'_, '_> {
         let Some(max_key) = max_key else {
             return Ok(()); // empty table
         };
-        let settings = self.pb.backfill.clone();
-        let mut batch = self
+        // The lanes table, also for a state table made by an earlier version.
+        ensure_state(self.client()).await?;
+        let mut lanes = state::lanes(self.client(), &self.run.id)
+            .await
+            .map_err(dberr("backfill"))?;
+        if lanes.is_empty() {
+            // More lanes than connections: a connection that is done (or a helper that waited
+            // while the application was busy) takes the next. A copy begun by a version
+            // without lanes (its high-water mark in lockstep.runs) goes on as one lane.
+            let parts = match (self.pb.backfill.workers as usize, &self.run.high_water) {
+                (1, _) | (_, Some(_)) => 1,
+                (n, None) => 4 * n,
+            };
+            let bounds = self.bounds(&max_key, parts).await?;
+            lanes = state::create_lanes(
+                self.client(),
+                &self.run.id,
+                self.run.high_water.as_deref(),
+                &bounds,
+            )
+            .await
+            .map_err(dberr("backfill"))?;
+        }
+        if lanes.len() > 1 {
+            self.crew().await;
+        }
+        let tally = CopyTally {
+            copied: Cell::new(self.run.rows_copied),
+            total: self.run.rows_estimate.max(self.run.rows_copied),
+            started: Instant::now(),
+            at_start: self.run.rows_copied,
+            batches: Cell::new(0),
+        };
+        let first_batch = self
             .run
             .batch_size
-            .map_or(settings.batch_size, |b| b.max(1) as u32);
-        let mut high = self.run.high_water.clone();
-        let mut copied = self.run.rows_copied;
-        let total = self.run.rows_estimate.max(copied);
-        let started = Instant::now();
-        let copied_at_start = copied;
-        let mut batches = 0u64;
-        let mut retry = Retry::batches(&self.pb.swap);
-        let mut rate = self.run.rows_per_sec.unwrap_or(0.0);
-        // Whether `lockstep pause` may be in force: checked before the first batch, then
-        // reported by each batch's checkpoint.
-        let mut paused = true;
-        loop {
-            self.check_stop()?;
-            if paused {
-                self.wait_while_paused().await?;
-            }
-            let t0 = Instant::now();
-            let end = self.plan.batch_end_sql(high.is_none(), batch);
-            let copy = self.plan.batch_sql(high.is_none());
-            let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = Vec::new();
-            for k in &max_key {
-                params.push(k);
-            }
-            if let Some(h) = &high {
-                for k in h {
-                    params.push(k);
-                }
-            }
-            let (n, last) = match self
-                .run_batch(
-                    &end,
-                    &copy,
-                    (&params, high.as_deref()),
-                    (batch as i32, rate),
-                )
-                .await
-            {
-                Ok(r) => {
-                    retry.reset();
-                    paused = r.paused;
-                    (r.rows, r.last)
-                }
-                Err(e) => {
-                    self.retry_failed(&mut retry, e, "backfill").await?;
-                    continue;
-                }
-            };
-            batches += 1;
-            let elapsed = t0.elapsed();
-            // The end of the range, not the rows copied, says when the copy is done: every
-            // row of a range may have been deleted meanwhile.
-            if last.is_none() {
-                break;
-            }
-            copied += n;
-            high = last;
-            batch = next_batch_size(batch, elapsed, settings.target_batch_ms);
-            rate = (copied - copied_at_start) as f64 / started.elapsed().as_secs_f64().max(0.001);
-            self.ctx.progress.copy(copied, total.max(copied), rate);
-            if batches == 1 {
-                hold_point("backfill").await;
-            }
-            pace(
-                self.ctx.client,
-                &mut *self.ctx.progress,
-                (&self.run.id, self.ctx.stop),
-                &settings,
-                (n, elapsed),
-            )
-            .await?;
-        }
-        self.run.rows_copied = copied;
+            .map_or(self.pb.backfill.batch_size, |b| b.max(1) as u32);
+        let queue = lanes.into_iter().map(Job::Copy).collect();
+        let tallies = Tallies {
+            copy: Some(&tally),
+            first_batch,
+            verify: None,
+        };
+        self.in_lanes(queue, &tallies).await?;
+        self.run.rows_copied = tally.copied.get();
         Ok(())
     }
 
-    /// One batch and its checkpoint (high-water mark, rows copied, batch size and rate), in
-    /// one transaction: the batch's end from `end` (parameters: the upper bound, then the
-    /// high-water key), then the copy (parameters: the batch's end, then the high-water key).
-    async fn run_batch(
-        &self,
-        end: &str,
-        copy_sql: &str,
-        (params, high): (
-            &[&(dyn tokio_postgres::types::ToSql + Sync)],
-            Option<&[String]>,
-        ),
-        (batch_size, rows_per_sec): (i32, f64),
-    ) -> Result<BatchResult, tokio_postgres::Error> {
-        let c = self.client();
-        c.batch_execute(&format!(
-            "BEGIN; SET LOCAL lock_timeout = '{}ms'",
-            self.pb.swap.lock_timeout_ms
-        ))
-        .await?;
-        let result: Result<BatchResult, tokio_postgres::Error> = async {
-            let last: Option<Vec<String>> = c.query_opt(end, params).await?.map(|r| r.get(0));
-            let Some(l) = last else {
-                c.batch_execute("COMMIT").await?;
-                return Ok(BatchResult {
-                    rows: 0,
-                    last: None,
-                    paused: false,
-                });
-            };
-            let mut copy: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = Vec::new();
-            for k in &l {
-                copy.push(k);
-            }
-            for k in high.unwrap_or_default() {
-                copy.push(k);
-            }
-            let rows = c.execute(copy_sql, &copy).await? as i64;
-            let paused: bool = c
-                .query_one(
-                    "UPDATE lockstep.runs SET high_water = $2, rows_copied = rows_copied + $3,
-                         batch_size = $4, rows_per_sec = $5, throttle = NULL, updated_at = now()
-                     WHERE id = $1 RETURNING paused",
-                    &[&self.run.id, &l, &rows, &batch_size, &rows_per_sec],
-                )
-                .await?
-                .get(0);
-            c.batch_execute("COMMIT").await?;
-            Ok(BatchResult {
-                rows,
-                last: Some(l),
-                paused,
+    /// Works off `queue` with every connection of the crew at once (as many as there are
+    /// jobs): each takes the next job when done with one. The main connection always works;
+    /// a helper takes a job only while the application leaves the machine alone (with a
+    /// duty cycle below 1): under load the duty cycle is the runner's as a whole, and the
+    /// main connection alone keeps to it, replaying the log as it goes. The first failure
+    /// stops the others at their next safe point and is returned.
+    async fn in_lanes(
+        &mut self,
+        queue: VecDeque<Job<'_>>,
+        tallies: &Tallies<'_>,
+    ) -> Result<(), EngineError> {
+        let n = self.crew_size().min(queue.len()).max(1);
+        let queue = RefCell::new(queue);
+        let clients: Vec<&Client> = std::iter::once(self.ctx.client)
+            .chain(self.helpers.iter())
+            .take(n)
+            .collect();
+        let tables = self.tables();
+        let abort = AtomicBool::new(false);
+        let sink: &mut dyn Progress = &mut *self.ctx.progress;
+        let progress = RefCell::new(sink);
+        let working = AtomicUsize::new(n);
+        let share = Share {
+            pids: &self.pids,
+            working: &working,
+        };
+        let workers: Vec<Worker> = clients
+            .into_iter()
+            .map(|client| worker!(self, client, &abort, &progress, share, &tables))
+            .collect();
+        let futures: Vec<lanes::LaneFuture<'_, Result<(), EngineError>>> = workers
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let (queue, abort, working) = (&queue, &abort, &working);
+                Box::pin(async move {
+                    loop {
+                        if i > 0 {
+                            if let Err(e) = w.wait_for_a_quiet_moment(queue, working).await {
+                                abort.store(true, Ordering::SeqCst);
+                                return Err(e);
+                            }
+                        }
+                        let Some(job) = queue.borrow_mut().pop_front() else {
+                            working.fetch_sub(1, Ordering::SeqCst);
+                            return Ok(());
+                        };
+                        if let Err(e) = w.work(i, job, tallies).await {
+                            abort.store(true, Ordering::SeqCst);
+                            return Err(e);
+                        }
+                    }
+                }) as lanes::LaneFuture<'_, _>
             })
-        }
-        .await;
-        if result.is_err() {
-            let _ = c.batch_execute("ROLLBACK").await;
-        }
-        result
-    }
-
-    async fn wait_while_paused(&mut self) -> Result<(), EngineError> {
-        wait_while_paused(
-            self.ctx.client,
-            &mut *self.ctx.progress,
-            &self.run.id,
-            self.ctx.stop,
-        )
-        .await
+            .collect();
+        lanes::first_error(lanes::join_all(futures).await)
     }
 
     async fn indexes(&mut self) -> Result<(), EngineError> {
         let jobs = self.plan.index_sql();
         let total: usize = jobs.iter().map(|j| j.children.len()).sum();
-        let mut done = 0;
-        for job in jobs {
+        if jobs.iter().any(|j| j.children.len() > 1) {
+            self.crew().await;
+        }
+        let mut started = 0;
+        for job in &jobs {
             if job.unique {
                 self.ctx.progress.step(
                     "replay",
@@ -954,54 +1040,34 @@ impl Runner<'_, '_> {
                 self.with_retry(std::slice::from_ref(first), "indexes")
                     .await?;
             }
+            // The partitions' builds, in lanes.
+            let queue = job
+                .children
+                .iter()
+                .map(|child| {
+                    started += 1;
+                    Job::Build(started, total, child)
+                })
+                .collect();
+            let tallies = Tallies::default();
+            self.in_lanes(queue, &tallies).await?;
+            // Then each attaches to the parent's index, one at a time: each takes a lock on it.
             for child in &job.children {
-                self.check_stop()?;
-                done += 1;
-                self.ctx
-                    .progress
-                    .step("indexes", &format!("{done}/{total}: {}", child.name));
-                // A build and what goes with it are one transaction: if the index exists,
-                // all of it ran. An INVALID one (a concurrent build interrupted by hand) is
-                // built again.
-                let rel = self.plan.rel(&child.name);
-                let valid: Option<bool> = self
+                let Some(attach) = &child.attach else {
+                    continue;
+                };
+                let attached: bool = self
                     .client()
-                    .query_opt(
-                        "SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass($1)",
-                        &[&rel],
+                    .query_one(
+                        "SELECT EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = to_regclass($1))",
+                        &[&self.plan.rel(&child.name)],
                     )
                     .await
                     .map_err(dberr("indexes"))?
-                    .map(|r| r.get(0));
-                if valid == Some(false) {
-                    self.ctx.progress.note(&format!(
-                        "{rel} is INVALID (an interrupted build): dropping and building it again"
-                    ));
-                    self.with_retry(&[format!("DROP INDEX IF EXISTS {rel}")], "indexes")
+                    .get(0);
+                if !attached {
+                    self.with_retry(std::slice::from_ref(attach), "indexes")
                         .await?;
-                }
-                if valid != Some(true) {
-                    let t0 = Instant::now();
-                    self.with_retry(&child.build, "indexes").await?;
-                    rest(self.ctx.client, &self.pb.backfill, t0.elapsed()).await;
-                }
-                if let Some(attach) = &child.attach {
-                    let attached: bool = self
-                        .client()
-                        .query_one(
-                            "SELECT EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = to_regclass($1))",
-                            &[&rel],
-                        )
-                        .await
-                        .map_err(dberr("indexes"))?
-                        .get(0);
-                    if !attached {
-                        self.with_retry(std::slice::from_ref(attach), "indexes")
-                            .await?;
-                    }
-                }
-                if done == 1 {
-                    hold_point("indexes").await;
                 }
             }
             if let Some((sql, rel)) = &job.last {
@@ -1023,62 +1089,20 @@ impl Runner<'_, '_> {
             .get(0))
     }
 
-    /// Replays the log in batches until a batch finds fewer entries than it may take; that
-    /// batch takes all it sees, so the copy then matches the table as of its snapshot (a few
-    /// milliseconds behind). Batches adapt to the
-    /// target batch time and follow the backfill's throttling and `lockstep pause`. With
-    /// `hold`, the test hook `replay` holds after the first batch.
+    /// [`Worker::catch_up`] on the main connection; with `hold`, reports what it replayed.
     async fn catch_up(&mut self, hold: bool) -> Result<(), EngineError> {
-        // Fewer than this many entries per batch could fall behind the application: a batch
-        // has a fixed cost of a few statements.
-        const MIN_BATCH: u32 = 1_000;
-        let settings = self.pb.backfill.clone();
-        let mut batch = settings.batch_size.max(MIN_BATCH);
-        let mut retry = Retry::batches(&self.pb.swap);
-        let mut replayed = 0u64;
-        let mut first = true;
-        loop {
-            self.check_stop()?;
-            self.wait_while_paused().await?;
-            let t0 = Instant::now();
-            let result = match self.replay_batch(Some(batch)).await {
-                // Rows caught up piecemeal may briefly share a unique value: a batch of every
-                // logged change matches the table at one moment.
-                Err(e) if e.as_db_error().is_some_and(|d| d.code().code() == "23505") => {
-                    self.replay_batch(None).await
-                }
-                r => r,
+        let replayed = {
+            let tables = self.tables();
+            let abort = AtomicBool::new(false);
+            let sink: &mut dyn Progress = &mut *self.ctx.progress;
+            let progress = RefCell::new(sink);
+            let share = Share {
+                pids: &self.pids,
+                working: &ONE,
             };
-            let (n, all) = match result {
-                Ok(r) => {
-                    retry.reset();
-                    r
-                }
-                Err(e) => {
-                    self.retry_failed(&mut retry, e, "replay").await?;
-                    continue;
-                }
-            };
-            replayed += n;
-            self.vacuum_log(n).await?;
-            if hold && first {
-                hold_point("replay").await;
-            }
-            first = false;
-            if all {
-                break;
-            }
-            let elapsed = t0.elapsed();
-            batch = next_batch_size(batch, elapsed, settings.target_batch_ms).max(MIN_BATCH);
-            pace(
-                self.ctx.client,
-                &mut *self.ctx.progress,
-                (&self.run.id, self.ctx.stop),
-                &settings,
-                (n as i64, elapsed),
-            )
-            .await?;
-        }
+            let w = worker!(self, self.ctx.client, &abort, &progress, share, &tables);
+            w.catch_up(hold).await?
+        };
         if replayed > 0 && hold {
             self.ctx
                 .progress
@@ -1087,84 +1111,17 @@ impl Runner<'_, '_> {
         Ok(())
     }
 
-    /// Vacuums the log after every 10,000 replayed entries. Batches delete from the head of
-    /// the log and read it from there, and autovacuum comes by once a minute at best: the
-    /// dead entries it leaves would make every batch slower than the last. Under the
-    /// playbook's lock_timeout: when an autovacuum of the log holds it, this one is skipped.
-    async fn vacuum_log(&mut self, replayed: u64) -> Result<(), EngineError> {
-        self.unvacuumed += replayed;
-        if self.unvacuumed >= 10_000 {
-            let c = self.client();
-            let vacuum = async {
-                c.batch_execute(&format!(
-                    "SET lock_timeout = '{}ms'",
-                    self.pb.swap.lock_timeout_ms
-                ))
-                .await?;
-                let r = c
-                    .batch_execute(&format!("VACUUM {}", self.plan.log()))
-                    .await;
-                c.batch_execute("RESET lock_timeout").await?;
-                r
-            };
-            match vacuum.await {
-                Err(e) if !is_lock_timeout(&e) => return Err(dberr("replay")(e)),
-                _ => self.unvacuumed = 0,
-            }
-        }
-        Ok(())
-    }
-
-    /// One replay batch of at most `limit` log entries (all of them with `None`), in one
-    /// `REPEATABLE READ` transaction. Returns the entries replayed and whether the batch took
-    /// every entry it saw.
-    async fn replay_batch(&self, limit: Option<u32>) -> Result<(u64, bool), tokio_postgres::Error> {
-        let c = self.client();
-        c.batch_execute(&format!(
-            "BEGIN ISOLATION LEVEL REPEATABLE READ; SET LOCAL lock_timeout = '{}ms'",
-            self.pb.swap.lock_timeout_ms
-        ))
-        .await?;
-        let result = async {
-            c.batch_execute(&self.plan.replay_begin_sql()).await?;
-            // The batch: up to `limit` entries, fixed for the transaction's statements.
-            let batch: Option<String> = match limit {
-                Some(n) => {
-                    let row = c.query_one(&self.plan.replay_batch_sql(n), &[]).await?;
-                    let count: i64 = row.get(1);
-                    (count >= i64::from(n)).then(|| row.get(0))
-                }
-                None => None,
-            };
-            let mut replayed = 0;
-            for sql in self.plan.replay_sql(batch.is_some()) {
-                replayed = match &batch {
-                    Some(b) => c.execute(sql.as_str(), &[b]).await?,
-                    None => c.execute(sql.as_str(), &[]).await?,
-                };
-            }
-            c.batch_execute("COMMIT").await?;
-            // The last statement deletes the replayed entries.
-            Ok((replayed, batch.is_none()))
-        }
-        .await;
-        if result.is_err() {
-            let _ = c.batch_execute("ROLLBACK").await;
-        }
-        result
-    }
-
+    /// Compares the copy with the table, in key ranges spread over the crew. The comparison
+    /// ends at the highest key when it starts: rows inserted later came only through the
+    /// log, and a comparison chasing the end of a table that grows would not end. A range
+    /// that differs is copied again and compared again, up to three times.
     async fn verify(&mut self) -> Result<(), EngineError> {
-        const CHUNK: u32 = 50_000;
         self.ctx.progress.step(
             "verify",
             "comparing the copy with the table, range by range",
         );
-        let mut lower: Option<Vec<String>> = None;
-        let mut checked = 0i64;
-        let mut ranges = 0;
         // The fast row hash needs PostgreSQL 14 and hashable column types.
-        let mut hash_record = self
+        let hash_record = self
             .client()
             .query_one(
                 "SELECT current_setting('server_version_num')::int >= 140000",
@@ -1173,8 +1130,6 @@ impl Runner<'_, '_> {
             .await
             .map_err(dberr("verify"))?
             .get::<_, bool>(0);
-        // The range ends at the highest key now: rows inserted later came only through the
-        // log, and a comparison chasing the end of a table that grows would not end.
         let bound: Option<Vec<String>> = self
             .client()
             .query_opt(&self.plan.max_key_sql(), &[])
@@ -1184,40 +1139,43 @@ impl Runner<'_, '_> {
         let Some(bound) = bound else {
             return Ok(()); // empty table
         };
-        loop {
-            self.check_stop()?;
-            // A short log keeps the comparison's exclusion of logged keys cheap.
-            self.catch_up(false).await?;
-            let end: Option<Vec<String>> = self
-                .client()
-                .query_opt(
-                    &self.plan.chunk_end_sql(lower.is_none(), CHUNK),
-                    &Self::range_params(lower.as_deref(), &bound),
-                )
-                .await
-                .map_err(dberr("verify"))?
-                .map(|r| r.get(0));
-            let upper = end.unwrap_or_else(|| bound.clone());
-            let t0 = Instant::now();
+        self.crew().await;
+        // More ranges than connections: the main one, which also replays the log, takes
+        // fewer, and helpers only work while the application is quiet.
+        let parts = if self.crew_size() > 1 {
+            8 * self.crew_size()
+        } else {
+            1
+        };
+        let bounds = self.bounds(&bound, parts).await?;
+        let mut lower = None;
+        let mut queue = VecDeque::new();
+        for upper in bounds {
+            queue.push_back(Job::Verify((lower.take(), upper.clone())));
+            lower = Some(upper);
+        }
+        let tally = VerifyTally::new(self.run.rows_copied, hash_record);
+        let tallies = Tallies {
+            verify: Some(&tally),
+            ..Tallies::default()
+        };
+        self.in_lanes(queue, &tallies).await?;
+        let differing = tally.differing.take();
+        if differing.is_empty() {
+            return Ok(());
+        }
+        let tables = self.tables();
+        let abort = AtomicBool::new(false);
+        let sink: &mut dyn Progress = &mut *self.ctx.progress;
+        let progress = RefCell::new(sink);
+        let share = Share {
+            pids: &self.pids,
+            working: &ONE,
+        };
+        let w = worker!(self, self.ctx.client, &abort, &progress, share, &tables);
+        for (lower, upper) in differing {
             let mut attempt = 0;
             loop {
-                let same = match self
-                    .compare_range(lower.as_deref(), &upper, hash_record)
-                    .await
-                {
-                    Ok(same) => same,
-                    Err(e)
-                        if hash_record
-                            && e.as_db_error().is_some_and(|d| d.code().code() == "42883") =>
-                    {
-                        hash_record = false;
-                        continue;
-                    }
-                    Err(e) => return Err(dberr("verify")(e)),
-                };
-                if same {
-                    break;
-                }
                 attempt += 1;
                 if attempt > 3 {
                     return Err(EngineError::Mismatch {
@@ -1227,91 +1185,14 @@ impl Runner<'_, '_> {
                             .map_or("the start".into(), |l| format!("({})", l.join(", "))),
                     });
                 }
-                self.ctx.progress.note("a range differs: copying it again");
-                self.recopy(lower.as_deref(), &upper).await?;
+                w.note("a range differs: copying it again");
+                w.recopy(lower.as_deref(), &upper).await?;
+                if w.compare(lower.as_deref(), &upper, &tally).await?.0 {
+                    break;
+                }
             }
-            rest(self.ctx.client, &self.pb.backfill, t0.elapsed()).await;
-            ranges += 1;
-            checked += i64::from(CHUNK);
-            self.ctx.progress.copy(
-                checked.min(self.run.rows_copied.max(checked)),
-                self.run.rows_copied.max(checked),
-                0.0,
-            );
-            if ranges == 1 {
-                hold_point("verify").await;
-            }
-            if upper == bound {
-                break;
-            }
-            lower = Some(upper);
         }
         Ok(())
-    }
-
-    fn range_params<'p>(
-        lower: Option<&'p [String]>,
-        upper: &'p [String],
-    ) -> Vec<&'p (dyn tokio_postgres::types::ToSql + Sync)> {
-        let mut p: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = Vec::new();
-        for k in upper {
-            p.push(k);
-        }
-        if let Some(l) = lower {
-            for k in l {
-                p.push(k);
-            }
-        }
-        p
-    }
-
-    async fn compare_range(
-        &self,
-        lower: Option<&[String]>,
-        upper: &[String],
-        hash_record: bool,
-    ) -> Result<bool, tokio_postgres::Error> {
-        let c = self.client();
-        // One snapshot for both tables and the log: the copy differs from the table exactly
-        // in the logged keys, which the comparison leaves out.
-        // The logged keys are left out with a hash anti-join: a nested loop over the log for
-        // every row would be quadratic if the log's statistics made it look tiny. The range
-        // is read through the primary keys: a partition holding a range was read whole
-        // (measured with `lockstep demo --bench`: verification took a fifth longer).
-        c.batch_execute(
-            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL enable_nestloop = off; SET LOCAL enable_seqscan = off",
-        )
-        .await?;
-        let r = c
-            .query_one(
-                &self.plan.verify_sql(lower.is_none(), hash_record),
-                &Self::range_params(lower, upper),
-            )
-            .await;
-        let _ = c.batch_execute("COMMIT").await;
-        let r = r?;
-        Ok(r.get::<_, i64>(0) == r.get::<_, i64>(2)
-            && r.get::<_, String>(1) == r.get::<_, String>(3))
-    }
-
-    async fn recopy(&self, lower: Option<&[String]>, upper: &[String]) -> Result<(), EngineError> {
-        let c = self.client();
-        let params = Self::range_params(lower, upper);
-        let sqls = self.plan.recopy_sql(lower.is_none());
-        c.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
-            .await
-            .map_err(dberr("verify"))?;
-        let r: Result<(), tokio_postgres::Error> = async {
-            for s in &sqls {
-                c.execute(s.as_str(), &params).await?;
-            }
-            c.batch_execute("COMMIT").await
-        }
-        .await;
-        if r.is_err() {
-            let _ = c.batch_execute("ROLLBACK").await;
-        }
-        r.map_err(dberr("verify"))
     }
 }
 
@@ -1597,20 +1478,45 @@ pub(crate) fn next_batch_size(batch: u32, elapsed: Duration, target_ms: u64) -> 
     (ideal.clamp(f64::from(batch) / 2.0, f64::from(batch) * 2.0) as u32).clamp(100, 200_000)
 }
 
+/// The runner's backends, which are not the application, and how many of them work at
+/// once: together they keep to the duty cycle.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Share<'a> {
+    pub pids: &'a [i32],
+    /// How many lanes are at work now (a lane that has run out of work stops counting).
+    pub working: &'a AtomicUsize,
+}
+
+/// One lane at work.
+static ONE: AtomicUsize = AtomicUsize::new(1);
+
+impl Share<'_> {
+    /// A runner with one connection.
+    pub(crate) const ALONE: Share<'static> = Share {
+        pids: &[],
+        working: &ONE,
+    };
+
+    fn lanes(&self) -> f64 {
+        self.working.load(Ordering::SeqCst).max(1) as f64
+    }
+}
+
 /// After a batch of `rows` that took `elapsed`: rests as `duty_cycle` asks, then waits as
 /// `max_rows_per_second` and `max_replica_lag` ask (the triggers keep capturing meanwhile).
+/// With several lanes, `max_rows_per_second` is shared among them.
 pub(crate) async fn pace(
     client: &Client,
     progress: &mut dyn Progress,
-    (run_id, stop): (&str, &AtomicBool),
+    (run_id, stop, share): (&str, &AtomicBool, Share<'_>),
     settings: &spec::Backfill,
     (rows, elapsed): (i64, Duration),
 ) -> Result<(), EngineError> {
-    rest(client, settings, elapsed).await;
+    rest(client, settings, elapsed, share).await;
     stopped(stop, run_id)?;
     if settings.max_rows_per_second > 0 {
-        let should_take =
-            Duration::from_secs_f64(rows.max(0) as f64 / settings.max_rows_per_second as f64);
+        let per_lane = settings.max_rows_per_second as f64 / share.lanes();
+        let should_take = Duration::from_secs_f64(rows.max(0) as f64 / per_lane);
         if should_take > elapsed {
             throttle(
                 client,
@@ -1644,26 +1550,39 @@ pub(crate) async fn pace(
 }
 
 /// After work that took `elapsed`, rests as `duty_cycle` asks, but only while the
-/// application is busy: some other client backend is running a statement or ran one in the
-/// last second. On an idle database the runner works flat out.
-pub(crate) async fn rest(client: &Client, settings: &spec::Backfill, elapsed: Duration) {
+/// application is busy: some client backend other than the runner's is running a statement
+/// or ran one in the last second. On an idle database the runner works flat out. With
+/// several lanes at work, each takes its share: together they work `duty_cycle` of the time
+/// one connection would. `duty_cycle = 1` never rests, with any number of lanes.
+pub(crate) async fn rest(
+    client: &Client,
+    settings: &spec::Backfill,
+    elapsed: Duration,
+    share: Share<'_>,
+) {
     if settings.duty_cycle >= 1.0 {
         return;
     }
-    let busy = client
+    let duty = settings.duty_cycle / share.lanes();
+    if busy(client, share.pids).await {
+        let rest = elapsed.as_secs_f64() * (1.0 - duty) / duty;
+        tokio::time::sleep(Duration::from_secs_f64(rest.min(60.0))).await;
+    }
+}
+
+/// Whether the application is busy: some client backend of the database other than the
+/// runner's (`pids`) is running a statement or ran one in the last second.
+pub(crate) async fn busy(client: &Client, pids: &[i32]) -> bool {
+    client
         .query_one(
             "SELECT EXISTS (SELECT 1 FROM pg_stat_activity
                  WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
-                   AND datname = current_database()
+                   AND pid <> ALL($1::int[]) AND datname = current_database()
                    AND (state <> 'idle' OR state_change > now() - interval '1 second'))",
-            &[],
+            &[&pids],
         )
         .await
-        .map_or(true, |r| r.get::<_, bool>(0));
-    if busy {
-        let rest = elapsed.as_secs_f64() * (1.0 - settings.duty_cycle) / settings.duty_cycle;
-        tokio::time::sleep(Duration::from_secs_f64(rest.min(60.0))).await;
-    }
+        .map_or(true, |r| r.get::<_, bool>(0))
 }
 
 /// Records why the copy is slowed and sleeps `pause` (Ctrl-C is honoured after it).
@@ -1738,15 +1657,6 @@ pub(crate) async fn wait_while_paused(
         tokio::time::sleep(Duration::from_millis(500)).await;
         stopped(stop, run_id)?;
     }
-}
-
-/// What one backfill batch did.
-struct BatchResult {
-    rows: i64,
-    /// The last key of the batch's range; `None` when no range was left.
-    last: Option<Vec<String>>,
-    /// `lockstep pause` is in force.
-    paused: bool,
 }
 
 /// `ms` with ±25 % jitter.

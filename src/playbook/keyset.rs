@@ -120,6 +120,19 @@ impl Keyset {
         )
     }
 
+    /// About `percent` % of the pages of `table` (`TABLESAMPLE SYSTEM`): their keys up to
+    /// the upper bound (`$1..$k`), in key order, as `text[]`. Where to split a key range
+    /// into parts of about equal size.
+    pub fn sample_sql(&self, table: &str, percent: f64) -> String {
+        format!(
+            "SELECT {} FROM {table} TABLESAMPLE SYSTEM ({percent}) WHERE {} <= {} ORDER BY {}",
+            self.text_array(""),
+            self.row(""),
+            self.params(1),
+            self.order(false)
+        )
+    }
+
     /// `key > lower AND ` with the lower bound in the parameters after the upper bound's
     /// (empty from the start).
     pub fn lower_cond(&self, from_start: bool) -> String {
@@ -194,5 +207,9 @@ mod tests {
         assert_eq!(k.lower_cond(true), "");
         assert!(k.lower_cond(false).contains("$3::text::bigint"));
         assert!(k.batch_ctes("s.t", false).contains("LIMIT {limit}"));
+        assert_eq!(
+            k.sample_sql("s.t", 0.5),
+            "SELECT ARRAY[\"Id\"::text, \"select\"::text] FROM s.t TABLESAMPLE SYSTEM (0.5) WHERE (\"Id\", \"select\") <= ($1::text::bigint, $2::text::text) ORDER BY \"Id\", \"select\""
+        );
     }
 }

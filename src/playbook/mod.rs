@@ -5,6 +5,7 @@
 pub mod engine;
 pub mod facts;
 pub mod keyset;
+mod lanes;
 pub mod ops;
 pub mod plan;
 pub mod spec;

@@ -599,6 +599,20 @@ $lockstep$",
         self.keys().max_key_sql(&self.source())
     }
 
+    /// The number of pages of the source (for [`Plan::sample_keys_sql`]).
+    pub fn pages_sql(&self) -> String {
+        format!(
+            "SELECT (pg_relation_size({}::regclass) / current_setting('block_size')::int)::float8",
+            lit(&self.source())
+        )
+    }
+
+    /// A sample of the source's keys up to the upper bound (`$1..$k`), in key order: about
+    /// `percent` % of its pages. Where to split the copy and the verification into lanes.
+    pub fn sample_keys_sql(&self, percent: f64) -> String {
+        self.keys().sample_sql(&self.source(), percent)
+    }
+
     /// The end of the next backfill batch: the last of the next `limit` keys up to the upper
     /// bound, as `text[]` (no row when none is left). Parameters: the upper bound ($1..$k),
     /// then, when `from_start` is false, the high-water key ($k+1..$2k).
@@ -664,7 +678,9 @@ $lockstep$",
         } else {
             format!("hashtextextended(ROW({cols})::text, 0)")
         };
-        let agg = format!("count(*)::bigint, coalesce(sum({hash}::numeric), 0)::text");
+        // The sum of bigints is exact (a numeric, added up in 128 bits), and a fifth faster
+        // than adding up numerics.
+        let agg = format!("count(*)::bigint, coalesce(sum({hash}), 0)::text");
         let pending = self.not_logged();
         format!(
             "SELECT * FROM (SELECT {agg} FROM {src} t WHERE {cond} AND {pending}) s, (SELECT {agg} FROM {shadow} t WHERE {cond} AND {pending}) n",

@@ -26,6 +26,8 @@
 //!                                    # application is busy: after a batch that took t it
 //!                                    # rests t × (1 − d) / d (1: never rest)
 //! max_replica_lag = "30s"            # pause the copy while a replica lags more
+//! workers = 2                        # partition: connections that copy, build indexes
+//!                                    # and verify at once (1 to 16)
 //!
 //! [swap]
 //! lock_timeout = "200ms"
@@ -191,6 +193,7 @@ struct RawBackfill {
     max_rows_per_second: Option<u64>,
     max_replica_lag: Option<String>,
     duty_cycle: Option<f64>,
+    workers: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -257,7 +260,14 @@ pub struct Backfill {
     /// the application is busy; it rests the rest, leaving the CPU and the disks to the
     /// application.
     pub duty_cycle: f64,
+    /// How many connections copy, build indexes and verify at once (partition only). While
+    /// the application is busy they share the duty cycle: together they work no more than
+    /// one connection would.
+    pub workers: u32,
 }
+
+/// The most connections a partition run works with.
+pub const MAX_WORKERS: u32 = 16;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Swap {
@@ -281,6 +291,7 @@ impl Default for Backfill {
             max_rows_per_second: 0,
             max_replica_lag_ms: None,
             duty_cycle: DEFAULT_DUTY_CYCLE,
+            workers: 2,
         }
     }
 }
@@ -541,6 +552,12 @@ pub fn parse_any(text: &str, path: &str) -> Result<AnyPlaybook, SpecError> {
     }
     if raw.dependents.views.is_some() || raw.dependents.foreign_keys.is_some() {
         return Err(bad("dependents", "only for kind = \"partition\"".into()));
+    }
+    if raw.backfill.workers.is_some() {
+        return Err(bad(
+            "backfill.workers",
+            "only for kind = \"partition\": the in-place kinds work with one connection".into(),
+        ));
     }
     let nonempty = |key: &str, v: &str| -> Result<String, SpecError> {
         let t = v.trim();
@@ -807,6 +824,16 @@ fn settings(raw: &Raw, path: &str) -> Result<(Backfill, Swap), SpecError> {
                 ))
             }
         },
+        workers: match raw.backfill.workers {
+            None => d.workers,
+            Some(n) if (1..=MAX_WORKERS).contains(&n) => n,
+            Some(n) => {
+                return Err(bad(
+                    "backfill.workers",
+                    format!("must be from 1 to {MAX_WORKERS}, found {n}"),
+                ))
+            }
+        },
     };
     let sd = Swap::default();
     let swap = Swap {
@@ -1007,6 +1034,13 @@ lock_timeout = "150ms"
         )
         .unwrap();
         assert_eq!(flat_out.backfill.duty_cycle, 1.0);
+        assert_eq!(p.backfill.workers, 2);
+        let one = parse(
+            &GOOD.replace("batch_size = 1000", "batch_size = 1000\nworkers = 1"),
+            "p.toml",
+        )
+        .unwrap();
+        assert_eq!(one.backfill.workers, 1);
     }
 
     #[test]
@@ -1038,6 +1072,14 @@ lock_timeout = "150ms"
             (
                 GOOD.replace("batch_size = 1000", "duty_cycle = 0"),
                 "`backfill.duty_cycle`",
+            ),
+            (
+                GOOD.replace("batch_size = 1000", "workers = 0"),
+                "`backfill.workers`",
+            ),
+            (
+                GOOD.replace("batch_size = 1000", "workers = 17"),
+                "`backfill.workers`",
             ),
             (
                 GOOD.replace("batch_size = 1000", "duty_cycle = 1.5"),
@@ -1183,6 +1225,7 @@ values = ["de", "f'r"]
             ("kind = \"foreign-key\"\ntable = \"t\"\n[foreign_key]\ncolumns = [\"a\"]\nreferences = \"u\"\nreferenced_columns = [\"x\", \"y\"]\n", "`foreign_key.referenced_columns`"),
             ("kind = \"check\"\ntable = \"t\"\n[check]\nexpression = \"a\"\n[not_null]\ncolumn = \"a\"\n", "`not_null`"),
             ("kind = \"check\"\ntable = \"t\"\n[check]\nexpression = \"a\"\n[dependents]\nviews = \"refuse\"\n", "`dependents`"),
+            ("kind = \"check\"\ntable = \"t\"\n[check]\nexpression = \"a\"\n[backfill]\nworkers = 2\n", "`backfill.workers`"),
             ("kind = \"reindex\"\ntable = \"t\"\n[reindex]\nname = \"i\"\n[swap]\nattempts = 0\n", "`swap.attempts`"),
             ("kind = \"upgrade\"\ntable = \"t\"\n", "column-type"),
         ];

@@ -1,6 +1,7 @@
 //! The state table (`lockstep.runs`): one row per run, checkpointed after every step and
-//! every copy batch, in the same transaction as the work it records. An advisory lock per
-//! table keeps two runners apart.
+//! every copy batch, in the same transaction as the work it records. A partition run's copy
+//! works in key ranges (`lockstep.lanes`), each with its own high-water mark, so that
+//! several connections can copy at once. An advisory lock per table keeps two runners apart.
 
 use tokio_postgres::{Client, GenericClient};
 
@@ -26,6 +27,13 @@ CREATE TABLE IF NOT EXISTS lockstep.runs (
     message       text,
     started_at    timestamptz NOT NULL DEFAULT now(),
     updated_at    timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS lockstep.lanes (
+    run_id        text NOT NULL,
+    lane          integer NOT NULL,
+    upper_key     text[] NOT NULL,
+    high_water    text[],
+    PRIMARY KEY (run_id, lane)
 )";
 
 /// The steps, in order; a run's `step` is the last one completed.
@@ -209,4 +217,82 @@ pub async fn lock_held(c: &Client, table_name: &str) -> Result<Option<i32>, toki
         )
         .await?;
     Ok(row.map(|r| r.get(0)))
+}
+
+/// One key range of a partition run's copy: `(previous lane's upper key, upper_key]`, copied
+/// up to `high_water`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lane {
+    pub lane: i32,
+    pub upper: Vec<String>,
+    /// The last key copied (the lower bound until the first batch; `None` from the start).
+    pub high_water: Option<Vec<String>>,
+}
+
+/// The lanes of a run, in key order (none before its copy starts).
+pub async fn lanes(c: &impl GenericClient, id: &str) -> Result<Vec<Lane>, tokio_postgres::Error> {
+    Ok(c.query(
+        "SELECT lane, upper_key, high_water FROM lockstep.lanes WHERE run_id = $1 ORDER BY lane",
+        &[&id],
+    )
+    .await?
+    .iter()
+    .map(|r| Lane {
+        lane: r.get(0),
+        upper: r.get(1),
+        high_water: r.get(2),
+    })
+    .collect())
+}
+
+/// Records the lanes of a run, all at once: `bounds` are the upper keys in order, each lane
+/// starting after the one before, the first after `start` (from the start with `None`).
+pub async fn create_lanes(
+    c: &Client,
+    id: &str,
+    start: Option<&[String]>,
+    bounds: &[Vec<String>],
+) -> Result<Vec<Lane>, tokio_postgres::Error> {
+    let lanes: Vec<Lane> = bounds
+        .iter()
+        .enumerate()
+        .map(|(i, upper)| Lane {
+            lane: i as i32,
+            upper: upper.clone(),
+            high_water: match i.checked_sub(1) {
+                Some(p) => Some(bounds[p].clone()),
+                None => start.map(<[String]>::to_vec),
+            },
+        })
+        .collect();
+    c.batch_execute("BEGIN").await?;
+    let r = async {
+        for l in &lanes {
+            c.execute(
+                "INSERT INTO lockstep.lanes (run_id, lane, upper_key, high_water) VALUES ($1, $2, $3, $4)",
+                &[&id, &l.lane, &l.upper, &l.high_water],
+            )
+            .await?;
+        }
+        c.batch_execute("COMMIT").await
+    }
+    .await;
+    if r.is_err() {
+        let _ = c.batch_execute("ROLLBACK").await;
+    }
+    r.map(|()| lanes)
+}
+
+/// Forgets the lanes of a run (after its copy, or when it is rolled back). A state table
+/// from before lanes existed has nothing to forget.
+pub async fn drop_lanes(c: &Client, id: &str) -> Result<(), tokio_postgres::Error> {
+    let exists: bool = c
+        .query_one("SELECT to_regclass('lockstep.lanes') IS NOT NULL", &[])
+        .await?
+        .get(0);
+    if exists {
+        c.execute("DELETE FROM lockstep.lanes WHERE run_id = $1", &[&id])
+            .await?;
+    }
+    Ok(())
 }

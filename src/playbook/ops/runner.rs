@@ -845,7 +845,7 @@ impl Runner<'_, '_> {
             engine::pace(
                 self.ctx.client,
                 &mut *self.ctx.progress,
-                (&self.run.id, self.ctx.stop),
+                (&self.run.id, self.ctx.stop, engine::Share::ALONE),
                 &settings,
                 (done, elapsed),
             )
