@@ -5,6 +5,7 @@
 #   ROWS=1000000 sh bench/partition_speed.sh
 #   WRITERS=0 sh bench/partition_speed.sh  # no workload
 #   DUTY=1 sh bench/partition_speed.sh     # the playbook's [backfill] duty_cycle (default 0.6)
+#   WORKERS=1 sh bench/partition_speed.sh  # the playbook's [backfill] workers (default 2)
 #
 # Starts a throwaway PostgreSQL, fills a telemetry table (bigint id, device id, timestamp,
 # text, jsonb; primary key and one secondary index), times the naive conversion (one
@@ -17,4 +18,4 @@
 set -eu
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
-exec target/release/lockstep demo --bench --rows "${ROWS:-5000000}" --writers "${WRITERS:-2}" ${DUTY:+--duty-cycle "$DUTY"}
+exec target/release/lockstep demo --bench --rows "${ROWS:-5000000}" --writers "${WRITERS:-2}" ${DUTY:+--duty-cycle "$DUTY"} ${WORKERS:+--workers "$WORKERS"}

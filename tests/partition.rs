@@ -711,6 +711,19 @@ fn assert_swapped(db: &Db) {
     let partitions: i64 =
         db.one("SELECT count(*) FROM pg_inherits WHERE inhparent = 'events'::regclass");
     assert!(partitions >= 6, "{partitions} partitions");
+    // Statistics were gathered before the swap, for every partition.
+    let unanalyzed: i64 = db.one(
+        "SELECT count(*) FROM pg_inherits i JOIN pg_stat_user_tables s ON s.relid = i.inhrelid
+         WHERE i.inhparent = 'events'::regclass AND s.last_analyze IS NULL",
+    );
+    assert_eq!(unanalyzed, 0, "partitions without statistics");
+    // Autovacuum, off while the copy was filled, is on again.
+    let no_autovacuum: i64 = db.one(
+        "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+         WHERE i.inhparent = 'events'::regclass
+           AND 'autovacuum_enabled=off' = ANY (coalesce(c.reloptions, '{}'))",
+    );
+    assert_eq!(no_autovacuum, 0, "partitions with autovacuum off");
     // The secondary index is on the new table, attached in every partition (so valid), and
     // no INVALID index is left anywhere.
     let index: String = db.one(
@@ -1917,9 +1930,15 @@ fn truncate_is_captured_before_and_after_the_swap() {
 }
 
 #[test]
-fn ctrl_c_stops_at_a_safe_point_and_resume_finishes() {
+fn ctrl_c_or_sigterm_stops_at_a_safe_point_and_resume_finishes() {
     let cluster = cluster();
-    let db = Db::create(&cluster, "sigint");
+    for signal in ["INT", "TERM"] {
+        stop_with(&cluster, signal);
+    }
+}
+
+fn stop_with(cluster: &TempCluster, signal: &str) {
+    let db = Db::create(cluster, &format!("sig{}", signal.to_lowercase()));
     setup_events(&db, 6_000);
     // A slow copy: 2,000 rows per second in batches of 500.
     let pb = db.playbook("p.toml", &events_playbook("max_rows_per_second = 2000"));
@@ -1931,7 +1950,7 @@ fn ctrl_c_stops_at_a_safe_point_and_resume_finishes() {
     });
     let pid = run.child.as_ref().unwrap().id();
     let sent = Command::new("kill")
-        .args(["-INT", &pid.to_string()])
+        .args([format!("-{signal}"), pid.to_string()])
         .status()
         .unwrap();
     assert!(sent.success());
@@ -1940,7 +1959,12 @@ fn ctrl_c_stops_at_a_safe_point_and_resume_finishes() {
         status = run.try_wait();
         status.is_some()
     });
-    assert_eq!(status.unwrap().code(), Some(130), "{}", run.output());
+    assert_eq!(
+        status.unwrap().code(),
+        Some(130),
+        "SIG{signal}: {}",
+        run.output()
+    );
     assert!(
         run.output().contains("stopped at a safe point"),
         "{}",
@@ -2147,4 +2171,47 @@ fn on_a_quiet_database_the_lanes_copy_at_once_and_a_killed_run_resumes_each() {
     assert_exact_copy(&text(&out));
     assert_swapped(&db);
     assert_eq!(db.one::<i64>("SELECT count(*) FROM lockstep.lanes"), 0);
+}
+
+#[test]
+fn a_swap_that_waits_for_a_lock_retries_until_it_gets_it_while_the_workload_writes() {
+    let cluster = cluster();
+    let db = Db::create(&cluster, "retried");
+    setup_events(&db, 20_000);
+    let pb = db.playbook(
+        "pb.toml",
+        &events_playbook("\n[swap]\nlock_timeout = \"100ms\"\nattempts = 60\nbackoff = \"50ms\"\nmax_backoff = \"200ms\""),
+    );
+    // A transaction that holds ACCESS SHARE on the table until the test ends it.
+    let blocker = db.rt.block_on(connect(&db.test_url()));
+    db.rt
+        .block_on(blocker.batch_execute("BEGIN; LOCK TABLE events IN ACCESS SHARE MODE"))
+        .unwrap();
+    let wl = Workload::start(&db, 2);
+    let mut run = db.spawn(&["run", pb.to_str().unwrap()], None);
+    wait_for("a swap attempt to fail", Duration::from_secs(90), || {
+        run.output()
+            .contains("swap: lock not granted within 100 ms")
+    });
+    // A few more attempts while the workload's changes pile up in the log, then the
+    // blocking transaction ends and an attempt goes through.
+    std::thread::sleep(Duration::from_secs(1));
+    db.rt.block_on(blocker.batch_execute("COMMIT")).unwrap();
+    let mut status = None;
+    wait_for("the run to finish", Duration::from_secs(60), || {
+        status = run.try_wait();
+        status.is_some()
+    });
+    assert_eq!(status.unwrap().code(), Some(0), "{}", run.output());
+    assert_exact_copy(&run.output());
+    wl.wait_ops(200);
+    let stats = wl.finish();
+    stats.assert_clean();
+    // Each attempt may hold the workload up to lock_timeout (100 ms), never longer.
+    assert!(
+        stats.worst() < Duration::from_secs(1),
+        "{}",
+        stats.report("the workload was blocked too long")
+    );
+    assert_swapped(&db);
 }

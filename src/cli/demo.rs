@@ -38,6 +38,10 @@ pub struct DemoArgs {
     /// (default: the playbook default)
     #[arg(long, value_name = "SHARE")]
     pub duty_cycle: Option<f64>,
+    /// The playbook's `[backfill] workers`: connections that copy, build indexes and verify
+    /// at once (default: the playbook default)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub workers: Option<u32>,
     /// Also measure the naive conversion and print the ratios
     #[arg(long)]
     pub bench: bool,
@@ -336,10 +340,13 @@ async fn demo(
     } else {
         None
     };
-    let text = match args.duty_cycle {
-        Some(d) => format!("{PLAYBOOK}[backfill]\nduty_cycle = {d:?}\n"),
-        None => PLAYBOOK.to_string(),
-    };
+    let mut text = format!("{PLAYBOOK}[backfill]\n");
+    if let Some(d) = args.duty_cycle {
+        text.push_str(&format!("duty_cycle = {d:?}\n"));
+    }
+    if let Some(w) = args.workers {
+        text.push_str(&format!("workers = {w}\n"));
+    }
     let pb = spec::parse(&text, "demo playbook").map_err(|e| anyhow!("{e}"))?;
     // Like the naive conversion, once with no workload (then swapped back), for the time.
     let idle = if args.bench && args.writers > 0 {

@@ -138,20 +138,39 @@ pub fn stop_on_ctrl_c() -> Arc<AtomicBool> {
     let f = flag.clone();
     tokio::spawn(async move {
         while tokio::signal::ctrl_c().await.is_ok() {
-            if f.swap(true, Ordering::SeqCst) {
-                let _ = writeln!(
-                    io::stderr(),
-                    "\nsecond Ctrl-C: exiting now (the run can be resumed)"
-                );
-                std::process::exit(130);
-            }
-            let _ = writeln!(
-                io::stderr(),
-                "\nstopping at the next safe point (Ctrl-C again to exit at once)…"
-            );
+            ask_to_stop(&f, "Ctrl-C", 130);
         }
     });
+    // SIGTERM (systemd, CI runners, `kill`) stops at a safe point the same way.
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            let f = flag.clone();
+            tokio::spawn(async move {
+                while term.recv().await.is_some() {
+                    ask_to_stop(&f, "SIGTERM", 143);
+                }
+            });
+        }
+    }
     flag
+}
+
+/// The first signal asks the run to stop at its next safe point; a second one exits at once
+/// with `code` (nothing is lost: the run resumes from its last checkpoint).
+fn ask_to_stop(flag: &AtomicBool, what: &str, code: i32) {
+    if flag.swap(true, Ordering::SeqCst) {
+        let _ = writeln!(
+            io::stderr(),
+            "\nsecond {what}: exiting now (the run can be resumed)"
+        );
+        std::process::exit(code);
+    }
+    let _ = writeln!(
+        io::stderr(),
+        "\n{what}: stopping at the next safe point ({what} again to exit at once)…"
+    );
 }
 
 /// Prints an engine error and returns the exit code for it.

@@ -120,7 +120,6 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
                         .chain(job.children.into_iter().flat_map(|c| c.build.into_iter().chain(c.attach)))
                         .chain(job.last.map(|(sql, _)| sql))
                 })
-                .chain(plan.after_copy_sql())
                 .collect(),
         ),
         (
@@ -132,8 +131,8 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
         ),
         (
             "verify",
-            format!("compare row counts and row hashes range by range ({} at once), in one snapshot per range, leaving out keys still in the log (no locks beyond reads); re-copy differing ranges", pb.backfill.workers),
-            vec![plan.verify_sql(false, true)],
+            format!("statistics for the new table, meanwhile compare row counts and row hashes range by range ({} at once), in one snapshot per range, leaving out keys still in the log (no locks beyond reads); re-copy differing ranges", pb.backfill.workers),
+            vec![plan.analyze_sql(), plan.verify_sql(false, true)],
         ),
         (
             "swap",

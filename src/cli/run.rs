@@ -19,7 +19,7 @@ in parallel), swap (one short transaction, lock_timeout and retries), validate. 
 swap the old table stays current (a reverse trigger) until `lockstep finalize`; `lockstep\n\
 rollback` swaps back. The in-place kinds run their own steps (`lockstep plan` lists them)\n\
 with the same guarantees; column-type also swaps, and keeps the old column until finalize.\n\n\
-Every step is recorded in lockstep.runs; Ctrl-C stops at the next safe point, and\n\
+Every step is recorded in lockstep.runs; Ctrl-C or SIGTERM stops at the next safe point, and\n\
 `lockstep resume` continues a stopped, failed or killed run.\n\n\
 Examples:\n  lockstep run playbooks/partition-events-monthly.toml\n  lockstep run playbooks/column-type-orders-id-bigint.toml"
 )]

@@ -679,9 +679,6 @@ impl Runner<'_, '_> {
         self.check_stop()?;
         if !self.done("indexes") {
             self.indexes().await?;
-            for s in self.plan.after_copy_sql() {
-                self.with_retry(std::slice::from_ref(&s), "indexes").await?;
-            }
             self.checkpoint("indexes").await?;
         }
         self.check_stop()?;
@@ -1111,7 +1108,8 @@ impl Runner<'_, '_> {
         Ok(())
     }
 
-    /// Compares the copy with the table, in key ranges spread over the crew. The comparison
+    /// Gathers the new table's statistics and compares the copy with the table, in key
+    /// ranges, spread over the crew. The comparison
     /// ends at the highest key when it starts: rows inserted later came only through the
     /// log, and a comparison chasing the end of a table that grows would not end. A range
     /// that differs is copied again and compared again, up to three times.
@@ -1137,7 +1135,8 @@ impl Runner<'_, '_> {
             .map_err(dberr("verify"))?
             .map(|r| r.get(0));
         let Some(bound) = bound else {
-            return Ok(()); // empty table
+            // An empty table: only the statistics.
+            return self.with_retry(&[self.plan.analyze_sql()], "verify").await;
         };
         self.crew().await;
         // More ranges than connections: the main one, which also replays the log, takes
@@ -1149,7 +1148,8 @@ impl Runner<'_, '_> {
         };
         let bounds = self.bounds(&bound, parts).await?;
         let mut lower = None;
-        let mut queue = VecDeque::new();
+        // The statistics too, on one connection while the others verify.
+        let mut queue = VecDeque::from([Job::Sql(self.plan.analyze_sql(), "verify")]);
         for upper in bounds {
             queue.push_back(Job::Verify((lower.take(), upper.clone())));
             lower = Some(upper);

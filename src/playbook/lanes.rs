@@ -144,6 +144,8 @@ pub(crate) enum Job<'j> {
     Build(usize, usize, &'j ChildIndex),
     /// Verify the key range `(lower, upper]`.
     Verify(KeyRange),
+    /// Run one statement (with the lock_timeout and retries), for `step`.
+    Sql(String, &'static str),
 }
 
 /// What the lanes of a step share.
@@ -187,6 +189,10 @@ impl Worker<'_, '_> {
             (Job::Copy(lane), Some(tally), _) => self.copy(&lane, tallies.first_batch, tally).await,
             (Job::Build(n, total, child), _, _) => self.build(child, (n, total)).await,
             (Job::Verify(range), _, Some(tally)) => self.verify(range, index == 0, tally).await,
+            (Job::Sql(sql, step), _, _) => {
+                self.check()?;
+                self.with_retry(std::slice::from_ref(&sql), step).await
+            }
             _ => Err(EngineError::State(
                 "a lane was given a job without its tally".into(),
             )),
