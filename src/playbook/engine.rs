@@ -109,6 +109,21 @@ pub struct Ctx<'a> {
 
 /// A [`Worker`] on `client` for the runner `$r` (a macro: the worker borrows the runner's
 /// fields while the progress sink, borrowed mutably, sits in `$progress`).
+/// Binds `$w` to a [`Worker`] on the runner `$r`'s main connection, working alone.
+macro_rules! alone {
+    ($r:ident, $w:ident) => {
+        let tables = $r.tables();
+        let abort = AtomicBool::new(false);
+        let sink: &mut dyn Progress = &mut *$r.ctx.progress;
+        let progress = RefCell::new(sink);
+        let share = Share {
+            pids: &$r.pids,
+            working: &ONE,
+        };
+        let $w = worker!($r, $r.ctx.client, &abort, &progress, share, &tables);
+    };
+}
+
 macro_rules! worker {
     ($r:ident, $client:expr, $abort:expr, $progress:expr, $share:expr, $tables:expr) => {
         Worker {
@@ -1089,15 +1104,7 @@ impl Runner<'_, '_> {
     /// [`Worker::catch_up`] on the main connection; with `hold`, reports what it replayed.
     async fn catch_up(&mut self, hold: bool) -> Result<(), EngineError> {
         let replayed = {
-            let tables = self.tables();
-            let abort = AtomicBool::new(false);
-            let sink: &mut dyn Progress = &mut *self.ctx.progress;
-            let progress = RefCell::new(sink);
-            let share = Share {
-                pids: &self.pids,
-                working: &ONE,
-            };
-            let w = worker!(self, self.ctx.client, &abort, &progress, share, &tables);
+            alone!(self, w);
             w.catch_up(hold).await?
         };
         if replayed > 0 && hold {
@@ -1164,15 +1171,7 @@ impl Runner<'_, '_> {
         if differing.is_empty() {
             return Ok(());
         }
-        let tables = self.tables();
-        let abort = AtomicBool::new(false);
-        let sink: &mut dyn Progress = &mut *self.ctx.progress;
-        let progress = RefCell::new(sink);
-        let share = Share {
-            pids: &self.pids,
-            working: &ONE,
-        };
-        let w = worker!(self, self.ctx.client, &abort, &progress, share, &tables);
+        alone!(self, w);
         for (lower, upper) in differing {
             let mut attempt = 0;
             loop {
