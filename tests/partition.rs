@@ -1534,6 +1534,16 @@ fn a_second_runner_is_refused_and_status_pause_and_resume_work() {
     });
     assert!(runner.try_wait().unwrap().success(), "{}", runner.output());
     assert_exact_copy(&runner.output());
+    // Said once, however many connections copy.
+    assert_eq!(
+        runner
+            .output()
+            .matches("copy paused (triggers keep capturing")
+            .count(),
+        1,
+        "{}",
+        runner.output()
+    );
     assert_swapped(&db);
     // Nothing to pause after the copy.
     let out = db.lockstep(&["pause"]);
@@ -2213,5 +2223,31 @@ fn a_swap_that_waits_for_a_lock_retries_until_it_gets_it_while_the_workload_writ
         "{}",
         stats.report("the workload was blocked too long")
     );
+    assert_swapped(&db);
+}
+
+#[test]
+fn a_copy_begun_before_lanes_existed_goes_on_as_one_lane() {
+    let cluster = cluster();
+    let db = Db::create(&cluster, "no_lanes");
+    setup_events(&db, 20_000);
+    let pb = db.playbook("pb.toml", &events_playbook(""));
+    let wl = Workload::start(&db, 1);
+    let mut run = db.spawn(&["run", pb.to_str().unwrap()], Some("backfill"));
+    db.wait_held(&mut run, "backfill");
+    run.kill9();
+    db.wait_runner_gone();
+    // What a version without lanes left: its high-water mark in lockstep.runs. (Under the
+    // workload only the main connection's lane, the first, has copied anything.)
+    assert_eq!(db.one::<i64>(LANES_STARTED), 1);
+    db.exec(
+        "UPDATE lockstep.runs SET high_water = (SELECT high_water FROM lockstep.lanes WHERE lane = 0);
+         DELETE FROM lockstep.lanes;",
+    );
+    let out = db.lockstep(&["resume"]);
+    assert_exit(&out, 0);
+    assert_exact_copy(&text(&out));
+    wl.wait_ops(100);
+    wl.finish().assert_clean();
     assert_swapped(&db);
 }

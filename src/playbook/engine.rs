@@ -137,6 +137,7 @@ macro_rules! worker {
             share: $share,
             tables: $tables,
             unvacuumed: &$r.unvacuumed,
+            main: std::ptr::eq($client, $r.ctx.client),
         }
     };
 }

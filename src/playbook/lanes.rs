@@ -20,7 +20,7 @@ use tokio_postgres::Client;
 
 use super::engine::{
     busy, dberr, hold_point, next_batch_size, pace, rest, stopped, wait_while_paused, with_retry,
-    EngineError, Policy, Progress, Retry, Share,
+    EngineError, Policy, Progress, Retry, Share, Silent,
 };
 use super::plan::{ChildIndex, Plan};
 use super::spec::Playbook;
@@ -174,6 +174,8 @@ pub(crate) struct Worker<'w, 'p> {
     pub tables: &'w [String],
     /// Log entries replayed since the log's last `VACUUM`.
     pub unvacuumed: &'w Cell<u64>,
+    /// The runner's main connection (the others keep quiet about a pause).
+    pub main: bool,
 }
 
 impl Worker<'_, '_> {
@@ -277,7 +279,9 @@ impl Worker<'_, '_> {
 
     async fn wait_while_paused(&self) -> Result<(), EngineError> {
         let mut progress = SharedProgress(self.progress);
-        wait_while_paused(self.client, &mut progress, self.run_id, self.stop).await?;
+        let mut quiet = Silent;
+        let sink: &mut dyn Progress = if self.main { &mut progress } else { &mut quiet };
+        wait_while_paused(self.client, sink, self.run_id, self.stop).await?;
         self.check()
     }
 
