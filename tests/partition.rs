@@ -940,6 +940,14 @@ fn kill_at(cluster: &TempCluster, point: &str, rollback: bool) {
         "{}",
         text(&status_out)
     );
+    if point == "backfill" {
+        assert!(
+            String::from_utf8_lossy(&status_out.stdout)
+                .contains("lanes      8: 0 copied, 1 under way, 7 waiting"),
+            "{}",
+            text(&status_out)
+        );
+    }
     // Writes while no runner is alive: the triggers keep both tables current.
     wl.wait_ops(200);
     let out = if rollback {
@@ -1160,7 +1168,7 @@ fn dependents_are_carried_over() {
     let old_oid: u32 = db.one("SELECT 'items'::regclass::oid");
     let pb = db.playbook(
         "items.toml",
-        "kind = \"partition\"\ntable = \"items\"\n[partition]\ncolumn = \"id\"\nstrategy = \"hash\"\nmodulus = 4\n[backfill]\nbatch_size = 500\ntarget_batch_ms = 50\n",
+        "kind = \"partition\"\ntable = \"items\"\n[partition]\ncolumn = \"id\"\nstrategy = \"hash\"\nmodulus = 4\n[backfill]\nbatch_size = 500\ntarget_batch_ms = 50\nworkers = 1\n",
     );
     let out = db.lockstep(&["run", pb.to_str().unwrap()]);
     assert_exit(&out, 0);
@@ -2158,15 +2166,24 @@ fn on_a_quiet_database_the_lanes_copy_at_once_and_a_killed_run_resumes_each() {
     assert_eq!(lanes, 12);
     // (Looking only every 2 s: a statement in the last second makes the database busy,
     // and the helpers wait.)
+    let copied = "SELECT count(*) FROM lockstep.lanes WHERE high_water = upper_key";
     let start = Instant::now();
-    while db.one::<i64>(LANES_STARTED) < lanes {
+    while db.one::<i64>(copied) < lanes - 1 {
         assert!(
             start.elapsed() < Duration::from_secs(60),
             "{} of {lanes} lanes copied while the main connection held",
-            db.one::<i64>(LANES_STARTED)
+            db.one::<i64>(copied)
         );
         std::thread::sleep(Duration::from_secs(2));
     }
+    assert_eq!(db.one::<i64>(LANES_STARTED), lanes);
+    let status = db.lockstep(&["status"]);
+    assert!(
+        String::from_utf8_lossy(&status.stdout)
+            .contains("lanes      12: 11 copied, 1 under way, 0 waiting"),
+        "{}",
+        text(&status)
+    );
     let helpers: i64 = db.one(
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
            AND backend_type = 'client backend' AND pid <> pg_backend_pid()",

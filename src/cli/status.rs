@@ -74,6 +74,16 @@ fn print(st: &engine::Status) -> io::Result<()> {
             r.batch_size.unwrap_or(0)
         )?;
     }
+    if let Some(l) = st.lanes {
+        writeln!(
+            out,
+            "lanes      {}: {} copied, {} under way, {} waiting",
+            l.total,
+            l.copied,
+            l.under_way,
+            l.total - l.copied - l.under_way
+        )?;
+    }
     if let Some(n) = st.logged {
         writeln!(out, "logged     {n} changes not replayed yet")?;
     }

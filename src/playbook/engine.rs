@@ -1675,6 +1675,16 @@ pub struct Status {
     pub replica_lag_ms: Option<i64>,
     /// Changes logged and not replayed yet (a partition run before its swap).
     pub logged: Option<i64>,
+    /// During a partition run's copy: its lanes, how many are copied and how many under way.
+    pub lanes: Option<LaneCounts>,
+}
+
+/// How far the lanes of a copy are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LaneCounts {
+    pub total: i64,
+    pub copied: i64,
+    pub under_way: i64,
 }
 
 /// Reads a run's status (any run, from any connection).
@@ -1712,11 +1722,37 @@ pub async fn status(client: &Client, id: Option<&str>) -> Result<Status, EngineE
             .map(|r| r.get::<_, i64>(0)),
         _ => None,
     };
+    let lanes = match client
+        .query_one("SELECT to_regclass('lockstep.lanes') IS NOT NULL", &[])
+        .await
+    {
+        Ok(r) if r.get::<_, bool>(0) => client
+            .query_one(
+                "SELECT count(*),
+                        count(*) FILTER (WHERE h.high_water = h.upper_key),
+                        count(*) FILTER (WHERE h.high_water IS DISTINCT FROM p.upper_key
+                                           AND h.high_water IS DISTINCT FROM h.upper_key)
+                 FROM lockstep.lanes h
+                 LEFT JOIN lockstep.lanes p ON p.run_id = h.run_id AND p.lane = h.lane - 1
+                 WHERE h.run_id = $1",
+                &[&run.id],
+            )
+            .await
+            .ok()
+            .map(|r| LaneCounts {
+                total: r.get(0),
+                copied: r.get(1),
+                under_way: r.get(2),
+            })
+            .filter(|l| l.total > 0),
+        _ => None,
+    };
     Ok(Status {
         run,
         runner_pid,
         replica_lag_ms,
         logged,
+        lanes,
     })
 }
 

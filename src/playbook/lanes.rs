@@ -340,8 +340,16 @@ impl Worker<'_, '_> {
             tally.batches.set(tally.batches.get() + 1);
             let elapsed = t0.elapsed();
             // The end of the range, not the rows copied, says when the lane is done: every
-            // row of a range may have been deleted meanwhile.
+            // row of a range may have been deleted meanwhile. Its high-water mark becomes its
+            // upper key, which says so to `lockstep status`.
             if last.is_none() {
+                self.client
+                    .execute(
+                        "UPDATE lockstep.lanes SET high_water = upper_key WHERE run_id = $1 AND lane = $2",
+                        &[&self.run_id, &lane.lane],
+                    )
+                    .await
+                    .map_err(dberr("backfill"))?;
                 return Ok(());
             }
             tally.copied.set(tally.copied.get() + n);
