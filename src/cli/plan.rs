@@ -40,9 +40,16 @@ fn human_bytes(b: i64) -> String {
     format!("{v:.1} {}", units[u])
 }
 
-/// Rows per second the copy is assumed to reach while it works, for estimates (measured on
-/// 2 cores under a workload: 5 million rows in about 6 s, `lockstep demo --bench`).
-const ASSUMED_ROWS_PER_SEC: f64 = 800_000.0;
+/// Rows per second one connection copies while it works, for estimates (measured on 2
+/// cores with `sh bench/partition_speed.sh`, 5 million rows): on a quiet database, 5.6 s;
+/// under a workload that keeps both cores busy, 13.5 s at a duty cycle of 0.6, that is about
+/// 620,000 rows per second of work, the rest of the time resting.
+const QUIET_ROWS_PER_SEC: f64 = 900_000.0;
+const BUSY_ROWS_PER_SEC: f64 = 620_000.0;
+
+/// How much faster two or more connections copy on a quiet database (the same benchmark:
+/// 4.0 s to 4.3 s instead of 5.6 s; the copies share the WAL and the disk).
+const LANES_SPEEDUP: f64 = 1.3;
 
 pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
     let color = args.color.enabled();
@@ -63,10 +70,17 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
     };
     let f = &plan.facts;
     let mut out = io::BufWriter::new(io::stdout().lock());
-    let secs = f.rows_estimate as f64 / ASSUMED_ROWS_PER_SEC / pb.backfill.duty_cycle;
+    let secs = f.rows_estimate as f64 / BUSY_ROWS_PER_SEC / pb.backfill.duty_cycle;
+    let quiet = f.rows_estimate as f64
+        / QUIET_ROWS_PER_SEC
+        / if pb.backfill.workers > 1 {
+            LANES_SPEEDUP
+        } else {
+            1.0
+        };
     writeln!(
         out,
-        "plan: {} → partitioned by {} into {} partitions\n  about {} rows, {} on disk; the copy needs about {} more and takes about {:.0} s (at {:.0}k rows/s)\n",
+        "plan: {} → partitioned by {} into {} partitions\n  about {} rows, {} on disk; the copy needs about {} more and takes about {:.0} s while the application keeps the server busy (one connection at {:.0}k rows/s, working {:.0}% of the time), {:.0} s on a quiet database ({} connection{})\n",
         plan.source(),
         plan.partition_by,
         plan.names.partitions.len(),
@@ -74,7 +88,11 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
         human_bytes(f.total_bytes),
         human_bytes(f.total_bytes),
         secs.max(1.0),
-        ASSUMED_ROWS_PER_SEC / 1000.0
+        BUSY_ROWS_PER_SEC / 1000.0,
+        pb.backfill.duty_cycle * 100.0,
+        quiet.max(1.0),
+        pb.backfill.workers,
+        if pb.backfill.workers == 1 { "" } else { "s" },
     )?;
     write_preflight(&mut out, &refusals)?;
     if plan.key != f.pk_columns {
