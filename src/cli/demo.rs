@@ -146,14 +146,19 @@ struct Recorder<'a> {
     steps: Vec<(String, Instant)>,
 }
 
-impl Recorder<'_> {
+impl<'a> Recorder<'a> {
+    fn new(inner: &'a mut Drawer) -> Recorder<'a> {
+        Recorder {
+            inner,
+            swap: None,
+            swap_end: None,
+            steps: Vec::new(),
+        }
+    }
+
     /// Per step, in the order they first ran: its seconds and the workload's operations
     /// meanwhile (`ops(from, to)`).
-    fn step_times(
-        &self,
-        end: Instant,
-        ops: impl Fn(Instant, Instant) -> f64,
-    ) -> Vec<(String, f64, f64)> {
+    fn step_times(&self, end: Instant, ops: impl Fn(Instant, Instant) -> f64) -> StepTimes {
         let mut out: Vec<(String, f64, f64)> = Vec::new();
         for (i, (name, at)) in self.steps.iter().enumerate() {
             let next = self.steps.get(i + 1).map_or(end, |(_, t)| *t);
@@ -382,25 +387,10 @@ async fn demo(
     let before_to = Instant::now();
 
     say("demo: converting telemetry to monthly partitions while the workload writes …");
-    let stop = AtomicBool::new(false);
     let mut drawer = Drawer::new();
-    let mut rec = Recorder {
-        inner: &mut drawer,
-        swap: None,
-        swap_end: None,
-        steps: Vec::new(),
-    };
+    let mut rec = Recorder::new(&mut drawer);
     let conv_from = Instant::now();
-    let outcome = {
-        let mut ctx = Ctx {
-            client: &c,
-            progress: &mut rec,
-            stop: &stop,
-            monitor: None,
-            connect: Some(&conn),
-        };
-        engine::start(&mut ctx, pb.clone(), &text).await
-    };
+    let outcome = convert(&c, &conn, &mut rec, Command::Start(&pb, &text)).await;
     let conv_to = Instant::now();
     let (swap_from, swap_to) = (rec.swap, rec.swap_end.unwrap_or(conv_to));
     let step_times = rec.step_times(conv_to, |from, to| {
@@ -573,40 +563,45 @@ async fn idle_conversion(
     pb: &spec::Playbook,
     text: &str,
 ) -> anyhow::Result<(Duration, StepTimes)> {
-    let stop = AtomicBool::new(false);
     let mut drawer = Drawer::new();
-    let mut rec = Recorder {
-        inner: &mut drawer,
-        swap: None,
-        swap_end: None,
-        steps: Vec::new(),
-    };
+    let mut rec = Recorder::new(&mut drawer);
     let from = Instant::now();
-    let run = {
-        let mut ctx = Ctx {
-            client: c,
-            progress: &mut rec,
-            stop: &stop,
-            monitor: None,
-            connect: Some(conn),
-        };
-        engine::start(&mut ctx, pb.clone(), text)
-            .await
-            .map_err(|e| anyhow!("{e}"))?
-    };
+    let run = convert(c, conn, &mut rec, Command::Start(pb, text))
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
     let to = Instant::now();
     let steps = rec.step_times(to, |_, _| 0.0);
+    convert(c, conn, &mut rec, Command::Rollback(&run.id))
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    Ok((to.duration_since(from), steps))
+}
+
+/// What the demo asks of the engine.
+enum Command<'a> {
+    Start(&'a spec::Playbook, &'a str),
+    Rollback(&'a str),
+}
+
+/// Runs an engine command on the throwaway cluster, reporting to `rec`.
+async fn convert(
+    c: &Client,
+    conn: &ConnectOptions,
+    rec: &mut Recorder<'_>,
+    command: Command<'_>,
+) -> Result<engine::Finished, engine::EngineError> {
+    let stop = AtomicBool::new(false);
     let mut ctx = Ctx {
         client: c,
-        progress: &mut rec,
+        progress: rec,
         stop: &stop,
         monitor: None,
         connect: Some(conn),
     };
-    engine::rollback(&mut ctx, Some(&run.id))
-        .await
-        .map_err(|e| anyhow!("{e}"))?;
-    Ok((to.duration_since(from), steps))
+    match command {
+        Command::Start(pb, text) => engine::start(&mut ctx, pb.clone(), text).await,
+        Command::Rollback(id) => engine::rollback(&mut ctx, Some(id)).await,
+    }
 }
 
 fn ms(d: Duration) -> f64 {

@@ -107,8 +107,6 @@ pub struct Ctx<'a> {
     pub connect: Option<&'a ConnectOptions>,
 }
 
-/// A [`Worker`] on `client` for the runner `$r` (a macro: the worker borrows the runner's
-/// fields while the progress sink, borrowed mutably, sits in `$progress`).
 /// Binds `$w` to a [`Worker`] on the runner `$r`'s main connection, working alone.
 macro_rules! alone {
     ($r:ident, $w:ident) => {
@@ -120,12 +118,22 @@ macro_rules! alone {
             pids: &$r.pids,
             working: &ONE,
         };
-        let $w = worker!($r, $r.ctx.client, &abort, &progress, share, &tables);
+        let pause = PauseGate::default();
+        let $w = worker!(
+            $r,
+            $r.ctx.client,
+            (&abort, &pause),
+            &progress,
+            share,
+            &tables
+        );
     };
 }
 
+/// A [`Worker`] on `client` for the runner `$r` (a macro: the worker borrows the runner's
+/// fields while the progress sink, borrowed mutably, sits in `$progress`).
 macro_rules! worker {
-    ($r:ident, $client:expr, $abort:expr, $progress:expr, $share:expr, $tables:expr) => {
+    ($r:ident, $client:expr, ($abort:expr, $pause:expr), $progress:expr, $share:expr, $tables:expr) => {
         Worker {
             client: $client,
             pb: &$r.pb,
@@ -137,7 +145,7 @@ macro_rules! worker {
             share: $share,
             tables: $tables,
             unvacuumed: &$r.unvacuumed,
-            main: std::ptr::eq($client, $r.ctx.client),
+            pause: $pause,
         }
     };
 }
@@ -747,13 +755,8 @@ impl Runner<'_, '_> {
     /// Runs `sql` in one transaction with the playbook's lock_timeout, retried with backoff
     /// when a lock is not granted in time.
     async fn with_retry(&mut self, sql: &[String], step: &str) -> Result<(), EngineError> {
-        let tables = self.tables();
-        let policy = Policy {
-            swap: &self.pb.swap,
-            run_id: &self.run.id,
-            tables: &tables,
-        };
-        with_retry(self.ctx.client, &mut *self.ctx.progress, &policy, sql, step).await
+        alone!(self, w);
+        w.with_retry(sql, step).await
     }
 
     /// After an attempt failed with `e`: [`Retry::failed`] with this run's policy.
@@ -763,15 +766,8 @@ impl Runner<'_, '_> {
         e: tokio_postgres::Error,
         step: &str,
     ) -> Result<(), EngineError> {
-        let tables = self.tables();
-        let policy = Policy {
-            swap: &self.pb.swap,
-            run_id: &self.run.id,
-            tables: &tables,
-        };
-        retry
-            .failed(e, self.ctx.client, &mut *self.ctx.progress, &policy, step)
-            .await
+        alone!(self, w);
+        w.retry_failed(retry, e, step).await
     }
 
     fn tables(&self) -> Vec<String> {
@@ -997,13 +993,14 @@ impl Runner<'_, '_> {
         let sink: &mut dyn Progress = &mut *self.ctx.progress;
         let progress = RefCell::new(sink);
         let working = AtomicUsize::new(n);
+        let pause = PauseGate::default();
         let share = Share {
             pids: &self.pids,
             working: &working,
         };
         let workers: Vec<Worker> = clients
             .into_iter()
-            .map(|client| worker!(self, client, &abort, &progress, share, &tables))
+            .map(|client| worker!(self, client, (&abort, &pause), &progress, share, &tables))
             .collect();
         let futures: Vec<lanes::LaneFuture<'_, Result<(), EngineError>>> = workers
             .iter()
@@ -1316,6 +1313,28 @@ impl Retry {
     }
 }
 
+/// Runs `body` in a transaction opened with `begin` (`BEGIN …`, and any `SET LOCAL`): commits
+/// when it succeeds, rolls back when it fails.
+pub(crate) async fn in_transaction<T>(
+    client: &Client,
+    begin: &str,
+    body: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, tokio_postgres::Error> {
+    client.batch_execute(begin).await?;
+    match body.await {
+        Ok(v) => client.batch_execute("COMMIT").await.map(|()| v),
+        Err(e) => {
+            let _ = client.batch_execute("ROLLBACK").await;
+            Err(e)
+        }
+    }
+}
+
+/// `BEGIN` with the playbook's lock_timeout.
+pub(crate) fn begin_with_lock_timeout(lock_timeout_ms: u64) -> String {
+    format!("BEGIN; SET LOCAL lock_timeout = '{lock_timeout_ms}ms'")
+}
+
 /// Runs `sql` in one transaction after `SET LOCAL lock_timeout`; a single statement that
 /// cannot run in a transaction block (`… CONCURRENTLY …`) runs alone under the timeout.
 pub(crate) async fn try_tx(
@@ -1626,37 +1645,62 @@ pub(crate) async fn replica_lag_ms(client: &Client) -> u64 {
         .map_or(0, |r| r.get::<_, i64>(0).max(0) as u64)
 }
 
+/// How the lanes of a copy say a pause once: the run shows `paused` when every lane at
+/// work waits (not when the first one does, while another still finishes its batch), and
+/// `running` again when the first goes on.
+#[derive(Debug, Default)]
+pub(crate) struct PauseGate {
+    waiting: AtomicUsize,
+    announced: AtomicBool,
+}
+
 /// Waits while `lockstep pause` is in force for the run (the triggers keep capturing).
+/// With `lanes` (the gate the lanes share, and how many are at work), the wait is announced
+/// once for all of them; without, this connection is the only one.
 pub(crate) async fn wait_while_paused(
     client: &Client,
     progress: &mut dyn Progress,
-    run_id: &str,
-    stop: &AtomicBool,
+    (run_id, stop): (&str, &AtomicBool),
+    lanes: Option<(&PauseGate, &AtomicUsize)>,
 ) -> Result<(), EngineError> {
-    let mut announced = false;
-    loop {
-        let paused: bool = client
-            .query_one("SELECT paused FROM lockstep.runs WHERE id = $1", &[&run_id])
-            .await
-            .map_err(dberr("state"))?
-            .get(0);
-        if !paused {
-            if announced {
-                progress.note("copy resumed");
-                let _ = state::set_status(client, run_id, "running", None).await;
+    let (alone, one) = (PauseGate::default(), AtomicUsize::new(1));
+    let (gate, working) = lanes.unwrap_or((&alone, &one));
+    let mut waiting = false;
+    let result = async {
+        loop {
+            let paused: bool = client
+                .query_one("SELECT paused FROM lockstep.runs WHERE id = $1", &[&run_id])
+                .await
+                .map_err(dberr("state"))?
+                .get(0);
+            if !paused {
+                return Ok(());
             }
-            return Ok(());
+            if !waiting {
+                waiting = true;
+                gate.waiting.fetch_add(1, Ordering::SeqCst);
+            }
+            if gate.waiting.load(Ordering::SeqCst) >= working.load(Ordering::SeqCst)
+                && !gate.announced.swap(true, Ordering::SeqCst)
+            {
+                progress.note(
+                    "copy paused (triggers keep capturing changes); `lockstep resume` continues it",
+                );
+                let _ = state::set_status(client, run_id, "paused", None).await;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            stopped(stop, run_id)?;
         }
-        if !announced {
-            progress.note(
-                "copy paused (triggers keep capturing changes); `lockstep resume` continues it",
-            );
-            let _ = state::set_status(client, run_id, "paused", None).await;
-            announced = true;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        stopped(stop, run_id)?;
     }
+    .await;
+    if waiting {
+        gate.waiting.fetch_sub(1, Ordering::SeqCst);
+        if result.is_ok() && gate.announced.swap(false, Ordering::SeqCst) {
+            progress.note("copy resumed");
+            let _ = state::set_status(client, run_id, "running", None).await;
+        }
+    }
+    result
 }
 
 /// `ms` with ±25 % jitter.

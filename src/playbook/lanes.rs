@@ -19,8 +19,8 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Client;
 
 use super::engine::{
-    busy, dberr, hold_point, next_batch_size, pace, rest, stopped, wait_while_paused, with_retry,
-    EngineError, Policy, Progress, Retry, Share, Silent,
+    begin_with_lock_timeout, busy, dberr, hold_point, in_transaction, next_batch_size, pace, rest,
+    stopped, wait_while_paused, with_retry, EngineError, PauseGate, Policy, Progress, Retry, Share,
 };
 use super::plan::{ChildIndex, Plan};
 use super::spec::Playbook;
@@ -174,8 +174,8 @@ pub(crate) struct Worker<'w, 'p> {
     pub tables: &'w [String],
     /// Log entries replayed since the log's last `VACUUM`.
     pub unvacuumed: &'w Cell<u64>,
-    /// The runner's main connection (the others keep quiet about a pause).
-    pub main: bool,
+    /// How the lanes say a pause once.
+    pub pause: &'w PauseGate,
 }
 
 impl Worker<'_, '_> {
@@ -279,9 +279,13 @@ impl Worker<'_, '_> {
 
     async fn wait_while_paused(&self) -> Result<(), EngineError> {
         let mut progress = SharedProgress(self.progress);
-        let mut quiet = Silent;
-        let sink: &mut dyn Progress = if self.main { &mut progress } else { &mut quiet };
-        wait_while_paused(self.client, sink, self.run_id, self.stop).await?;
+        wait_while_paused(
+            self.client,
+            &mut progress,
+            (self.run_id, self.stop),
+            Some((self.pause, self.share.working)),
+        )
+        .await?;
         self.check()
     }
 
@@ -340,16 +344,8 @@ impl Worker<'_, '_> {
             tally.batches.set(tally.batches.get() + 1);
             let elapsed = t0.elapsed();
             // The end of the range, not the rows copied, says when the lane is done: every
-            // row of a range may have been deleted meanwhile. Its high-water mark becomes its
-            // upper key, which says so to `lockstep status`.
+            // row of a range may have been deleted meanwhile.
             if last.is_none() {
-                self.client
-                    .execute(
-                        "UPDATE lockstep.lanes SET high_water = upper_key WHERE run_id = $1 AND lane = $2",
-                        &[&self.run_id, &lane.lane],
-                    )
-                    .await
-                    .map_err(dberr("backfill"))?;
                 return Ok(());
             }
             tally.copied.set(tally.copied.get() + n);
@@ -378,15 +374,17 @@ impl Worker<'_, '_> {
         (lane, batch_size, rows_per_sec): (i32, i32, f64),
     ) -> Result<BatchResult, tokio_postgres::Error> {
         let c = self.client;
-        c.batch_execute(&format!(
-            "BEGIN; SET LOCAL lock_timeout = '{}ms'",
-            self.pb.swap.lock_timeout_ms
-        ))
-        .await?;
-        let result: Result<BatchResult, tokio_postgres::Error> = async {
+        let begin = begin_with_lock_timeout(self.pb.swap.lock_timeout_ms);
+        in_transaction(c, &begin, async {
             let last: Option<Vec<String>> = c.query_opt(end, params).await?.map(|r| r.get(0));
             let Some(l) = last else {
-                c.batch_execute("COMMIT").await?;
+                // Done: the high-water mark becomes the upper key, which says so to
+                // `lockstep status`.
+                c.execute(
+                    "UPDATE lockstep.lanes SET high_water = upper_key WHERE run_id = $1 AND lane = $2",
+                    &[&self.run_id, &lane],
+                )
+                .await?;
                 return Ok(BatchResult {
                     rows: 0,
                     last: None,
@@ -415,18 +413,13 @@ impl Worker<'_, '_> {
                 )
                 .await?
                 .get(0);
-            c.batch_execute("COMMIT").await?;
             Ok(BatchResult {
                 rows,
                 last: Some(l),
                 paused,
             })
-        }
-        .await;
-        if result.is_err() {
-            let _ = c.batch_execute("ROLLBACK").await;
-        }
-        result
+        })
+        .await
     }
 
     /// Builds one index of one partition (the `started`-th of `total`), unless it exists: a
@@ -553,12 +546,11 @@ impl Worker<'_, '_> {
     /// every entry it saw.
     async fn replay_batch(&self, limit: Option<u32>) -> Result<(u64, bool), tokio_postgres::Error> {
         let c = self.client;
-        c.batch_execute(&format!(
+        let begin = format!(
             "BEGIN ISOLATION LEVEL REPEATABLE READ; SET LOCAL lock_timeout = '{}ms'",
             self.pb.swap.lock_timeout_ms
-        ))
-        .await?;
-        let result = async {
+        );
+        in_transaction(c, &begin, async {
             c.batch_execute(&self.plan.replay_begin_sql()).await?;
             // The batch: up to `limit` entries, fixed for the transaction's statements.
             let batch: Option<String> = match limit {
@@ -576,15 +568,10 @@ impl Worker<'_, '_> {
                     None => c.execute(sql.as_str(), &[]).await?,
                 };
             }
-            c.batch_execute("COMMIT").await?;
             // The last statement deletes the replayed entries.
             Ok((replayed, batch.is_none()))
-        }
-        .await;
-        if result.is_err() {
-            let _ = c.batch_execute("ROLLBACK").await;
-        }
-        result
+        })
+        .await
     }
 
     /// Verifies the key range `(lower, upper]` range by range. With `replays`, this worker
@@ -675,18 +662,15 @@ impl Worker<'_, '_> {
         // every row would be quadratic if the log's statistics made it look tiny. The range
         // is read through the primary keys: a partition holding a range was read whole
         // (measured with `lockstep demo --bench`: verification took a fifth longer).
-        c.batch_execute(
+        let r = in_transaction(
+            c,
             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL enable_nestloop = off; SET LOCAL enable_seqscan = off",
-        )
-        .await?;
-        let r = c
-            .query_one(
+            c.query_one(
                 &self.plan.verify_sql(lower.is_none(), hash_record),
                 &range_params(lower, upper),
-            )
-            .await;
-        let _ = c.batch_execute("COMMIT").await;
-        let r = r?;
+            ),
+        )
+        .await?;
         let rows: i64 = r.get(0);
         Ok((
             rows == r.get::<_, i64>(2) && r.get::<_, String>(1) == r.get::<_, String>(3),
@@ -704,20 +688,14 @@ impl Worker<'_, '_> {
         let c = self.client;
         let params = range_params(lower, upper);
         let sqls = self.plan.recopy_sql(lower.is_none());
-        c.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
-            .await
-            .map_err(dberr("verify"))?;
-        let r: Result<(), tokio_postgres::Error> = async {
+        in_transaction(c, "BEGIN ISOLATION LEVEL REPEATABLE READ", async {
             for s in &sqls {
                 c.execute(s.as_str(), &params).await?;
             }
-            c.batch_execute("COMMIT").await
-        }
-        .await;
-        if r.is_err() {
-            let _ = c.batch_execute("ROLLBACK").await;
-        }
-        r.map_err(dberr("verify"))
+            Ok(())
+        })
+        .await
+        .map_err(dberr("verify"))
     }
 }
 

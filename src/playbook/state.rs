@@ -265,8 +265,7 @@ pub async fn create_lanes(
             },
         })
         .collect();
-    c.batch_execute("BEGIN").await?;
-    let r = async {
+    super::engine::in_transaction(c, "BEGIN", async {
         for l in &lanes {
             c.execute(
                 "INSERT INTO lockstep.lanes (run_id, lane, upper_key, high_water) VALUES ($1, $2, $3, $4)",
@@ -274,13 +273,10 @@ pub async fn create_lanes(
             )
             .await?;
         }
-        c.batch_execute("COMMIT").await
-    }
-    .await;
-    if r.is_err() {
-        let _ = c.batch_execute("ROLLBACK").await;
-    }
-    r.map(|()| lanes)
+        Ok(())
+    })
+    .await?;
+    Ok(lanes)
 }
 
 /// Forgets the lanes of a run (after its copy, or when it is rolled back). A state table

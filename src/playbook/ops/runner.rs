@@ -698,18 +698,8 @@ impl Runner<'_, '_> {
         loop {
             self.check_stop()?;
             let c = self.client();
-            c.batch_execute(&format!(
-                "BEGIN; SET LOCAL lock_timeout = '{}ms'",
-                self.pb.swap.lock_timeout_ms
-            ))
-            .await
-            .map_err(dberr(step))?;
-            let r = c.query_one(sql, &[]).await;
-            let r = match r {
-                Ok(row) => c.batch_execute("COMMIT").await.map(|()| row),
-                Err(e) => Err(e),
-            };
-            match r {
+            let begin = engine::begin_with_lock_timeout(self.pb.swap.lock_timeout_ms);
+            match engine::in_transaction(c, &begin, c.query_one(sql, &[])).await {
                 Ok(row) => {
                     let (h, ch): (i64, i64) = (row.get(0), row.get(1));
                     if h == 0 {
@@ -720,7 +710,6 @@ impl Runner<'_, '_> {
                     give_way.reset();
                 }
                 Err(e) => {
-                    let _ = c.batch_execute("ROLLBACK").await;
                     let policy = Policy {
                         swap: &self.pb.swap,
                         run_id: &self.run.id,
@@ -864,12 +853,8 @@ impl Runner<'_, '_> {
         rate: f64,
     ) -> Result<(i64, Option<Vec<String>>, bool), tokio_postgres::Error> {
         let c = self.client();
-        c.batch_execute(&format!(
-            "BEGIN; SET LOCAL lock_timeout = '{}ms'",
-            self.pb.swap.lock_timeout_ms
-        ))
-        .await?;
-        let r: Result<_, tokio_postgres::Error> = async {
+        let begin = engine::begin_with_lock_timeout(self.pb.swap.lock_timeout_ms);
+        engine::in_transaction(c, &begin, async {
             let row = c.query_one(sql, params).await?;
             let n: i64 = row.get(0);
             let last: Option<Vec<String>> = row.get(1);
@@ -885,22 +870,17 @@ impl Runner<'_, '_> {
                     .await?
                     .get(0);
             }
-            c.batch_execute("COMMIT").await?;
             Ok((n, last, paused))
-        }
-        .await;
-        if r.is_err() {
-            let _ = c.batch_execute("ROLLBACK").await;
-        }
-        r
+        })
+        .await
     }
 
     async fn wait_while_paused(&mut self) -> Result<(), EngineError> {
         engine::wait_while_paused(
             self.ctx.client,
             &mut *self.ctx.progress,
-            &self.run.id,
-            self.ctx.stop,
+            (&self.run.id, self.ctx.stop),
+            None,
         )
         .await
     }
