@@ -2194,12 +2194,15 @@ fn on_a_quiet_database_the_lanes_copy_at_once_and_a_killed_run_resumes_each() {
         "{}",
         text(&status)
     );
-    // The runner's connections: the main one, its progress monitor and two helpers.
-    let runners: i64 = db.one(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
-           AND application_name = 'lockstep'",
+    // The runner's connections: the main one, its progress monitor and two helpers (the
+    // backend of the `status` just run may take a moment to go).
+    let runners = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+           AND application_name = 'lockstep'";
+    wait_for(
+        "the runner's four connections",
+        Duration::from_secs(30),
+        || db.one::<i64>(runners) == 4,
     );
-    assert_eq!(runners, 4, "the runner's connections");
     run.kill9();
     db.wait_runner_gone();
     // Every lane goes on from its own high-water mark; nothing is copied twice (the

@@ -533,7 +533,7 @@ async fn demo(
                 "       lockstep, {} writer{}, duty cycle {}: {:.1} s ({:.2}x naive); workload throughput during / before: {:.2}x; reverse trigger overhead after the swap: {:.0}%",
                 args.writers,
                 if args.writers == 1 { "" } else { "s" },
-                pb.backfill.duty_cycle,
+                pb.common.backfill.duty_cycle,
                 conv.as_secs_f64(),
                 conv.as_secs_f64() / naive,
                 tp_during / tp_before.max(1.0),

@@ -17,8 +17,8 @@ pub fn run(args: ResumeArgs) -> anyhow::Result<u8> {
     online::with_clients(&t.db, color, |client, monitor, conn| async move {
         // A live runner with a paused copy: just un-pause it.
         if let Ok(st) = engine::status(&client, t.run.as_deref()).await {
-            if st.runner_pid.is_some() && st.run.paused {
-                let r = engine::set_paused(&client, Some(&st.run.id), false).await;
+            if st.runner_pid.is_some() && st.run.row.paused {
+                let r = engine::set_paused(&client, Some(st.run.id()), false).await;
                 return online::report(color, r, |id| format!("run {id}: copy resumed"));
             }
         }

@@ -50,7 +50,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             return Ok(EXIT_ERROR);
         }
     };
-    let pb = match spec::parse_any(&text, &args.playbook.display().to_string()) {
+    let pb = match spec::parse(&text, &args.playbook.display().to_string()) {
         Ok(p) => p,
         Err(e) => {
             eprint_error(color, &e.to_string());
@@ -67,7 +67,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             monitor: monitor.as_ref(),
             connect: Some(&conn),
         };
-        let r = engine::start_any(&mut ctx, pb, &text).await;
+        let r = engine::start(&mut ctx, pb, &text).await;
         drop(drawer);
         online::finished(color, r)
     })

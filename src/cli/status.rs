@@ -31,9 +31,9 @@ pub fn run(args: StatusArgs) -> anyhow::Result<u8> {
     })
 }
 
-fn print(st: &engine::Status) -> io::Result<()> {
-    let r = &st.run;
-    let state = match (r.status.as_str(), st.runner_pid) {
+fn print(st: &engine::RunStatus) -> io::Result<()> {
+    let r = &st.run.row;
+    let state = match (st.run.status.as_str(), st.runner_pid) {
         ("running" | "paused", None) => {
             format!(
                 "interrupted (no runner is alive; `lockstep resume {}` continues it)",
@@ -45,7 +45,7 @@ fn print(st: &engine::Status) -> io::Result<()> {
     };
     let mut out = io::stdout().lock();
     writeln!(out, "run        {}", r.id)?;
-    writeln!(out, "kind       {}", r.kind)?;
+    writeln!(out, "kind       {}", st.run.kind)?;
     writeln!(out, "table      {}", r.table_name)?;
     writeln!(out, "step       {} (last completed)", r.step)?;
     writeln!(
@@ -53,10 +53,10 @@ fn print(st: &engine::Status) -> io::Result<()> {
         "state      {state}{}",
         if r.paused { ", copy paused" } else { "" }
     )?;
-    let pct = if r.rows_estimate > 0 {
+    let pct = if r.copy.rows_estimate > 0 {
         format!(
             " ({:.0}%)",
-            r.rows_copied as f64 * 100.0 / r.rows_estimate.max(r.rows_copied) as f64
+            r.copy.rows_copied as f64 * 100.0 / r.copy.rows_estimate.max(r.copy.rows_copied) as f64
         )
     } else {
         String::new()
@@ -64,14 +64,14 @@ fn print(st: &engine::Status) -> io::Result<()> {
     writeln!(
         out,
         "copied     {} of about {} rows{pct}",
-        r.rows_copied,
-        r.rows_estimate.max(r.rows_copied)
+        r.copy.rows_copied,
+        r.copy.rows_estimate.max(r.copy.rows_copied)
     )?;
     if let Some(rate) = r.rows_per_sec {
         writeln!(
             out,
             "rate       {rate:.0} rows/s, batch {}",
-            r.batch_size.unwrap_or(0)
+            r.copy.batch_size.unwrap_or(0)
         )?;
     }
     if let Some(l) = st.lanes {

@@ -1,9 +1,13 @@
 //! The state table (`lockstep.runs`): one row per run, checkpointed after every step and
-//! every copy batch, in the same transaction as the work it records. A partition run's copy
-//! works in key ranges (`lockstep.lanes`), each with its own high-water mark, so that
-//! several connections can copy at once. An advisory lock per table keeps two runners apart.
+//! every batch, in the same transaction as the work it records. A run's kind, step and status
+//! are stored as text and parsed on load ([`Status`] here; the kind and the step by the
+//! registry and the run's engine, which know their values). A shadow rebuild's copy works in
+//! key ranges (`lockstep.lanes`), each with its own high-water mark, so that several
+//! connections can copy at once. An advisory lock per table keeps two runners apart.
 
 use tokio_postgres::{Client, GenericClient};
+
+use crate::db::tx::in_transaction;
 
 /// Creates the `lockstep` schema and state table when missing.
 pub const SCHEMA_SQL: &str = "
@@ -36,29 +40,75 @@ CREATE TABLE IF NOT EXISTS lockstep.lanes (
     PRIMARY KEY (run_id, lane)
 )";
 
-/// The steps, in order; a run's `step` is the last one completed.
-pub const STEPS: [&str; 9] = [
-    "created",
-    "shadow",
-    "capture",
-    "backfill",
-    "indexes",
-    "verified",
-    "swapped",
-    "validated",
-    "finalized",
-];
+/// The `step` of a run that has not completed any step yet.
+pub const CREATED: &str = "created";
+/// The `step` of a run that was rolled back.
+pub const ROLLED_BACK: &str = "rolled_back";
+/// The `step` of a run that was finalized.
+pub const FINALIZED: &str = "finalized";
 
-/// Position of `step` in [`STEPS`] (`rolled_back` sorts last).
-pub fn step_index(step: &str) -> usize {
-    STEPS.iter().position(|s| *s == step).unwrap_or(STEPS.len())
+/// What a run is doing, or how it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// A runner works on it (or worked on it until it was killed).
+    Running,
+    /// `lockstep pause`: the copy waits, the capture goes on.
+    Paused,
+    /// Stopped at a safe point (Ctrl-C, SIGTERM).
+    Stopped,
+    Failed,
+    /// Every step ran (in-place kinds).
+    Done,
+    /// Swapped (shadow kinds): the old table is kept current until finalize.
+    Swapped,
+    RollingBack,
+    RolledBack,
+    Finalized,
 }
 
-/// One row of the state table.
+impl Status {
+    pub const ALL: [Status; 9] = [
+        Status::Running,
+        Status::Paused,
+        Status::Stopped,
+        Status::Failed,
+        Status::Done,
+        Status::Swapped,
+        Status::RollingBack,
+        Status::RolledBack,
+        Status::Finalized,
+    ];
+
+    /// As stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+            Status::Failed => "failed",
+            Status::Done => "done",
+            Status::Swapped => "swapped",
+            Status::RollingBack => "rolling_back",
+            Status::RolledBack => "rolled_back",
+            Status::Finalized => "finalized",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One row of the state table, as stored.
 #[derive(Debug, Clone)]
-pub struct Run {
+pub struct Row {
     pub id: String,
-    /// The playbook kind (`partition`, `not-null`, …).
     pub kind: String,
     pub table_name: String,
     pub playbook: String,
@@ -66,11 +116,7 @@ pub struct Run {
     pub step: String,
     pub status: String,
     pub paused: bool,
-    pub max_key: Option<Vec<String>>,
-    pub high_water: Option<Vec<String>>,
-    pub rows_copied: i64,
-    pub rows_estimate: i64,
-    pub batch_size: Option<i32>,
+    pub copy: CopyState,
     pub rows_per_sec: Option<f64>,
     pub throttle: Option<String>,
     pub message: Option<String>,
@@ -78,12 +124,25 @@ pub struct Run {
     pub updated_at: String,
 }
 
+/// How far a run's batches got (the current batched step's).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CopyState {
+    /// The highest key when the batches began: their upper bound.
+    pub max_key: Option<Vec<String>>,
+    /// The last key done (a run copied before lanes existed keeps it here).
+    pub high_water: Option<Vec<String>>,
+    pub rows_copied: i64,
+    pub rows_estimate: i64,
+    /// The last batch size.
+    pub batch_size: Option<i32>,
+}
+
 const COLUMNS: &str = "id, kind, table_name, playbook, plan, step, status, paused, max_key, high_water,
     rows_copied, rows_estimate, batch_size, rows_per_sec, throttle, message,
     to_char(started_at, 'YYYY-MM-DD HH24:MI:SS TZ'), to_char(updated_at, 'YYYY-MM-DD HH24:MI:SS TZ')";
 
-fn from_row(r: &tokio_postgres::Row) -> Run {
-    Run {
+fn from_row(r: &tokio_postgres::Row) -> Row {
+    Row {
         id: r.get(0),
         kind: r.get(1),
         table_name: r.get(2),
@@ -92,17 +151,24 @@ fn from_row(r: &tokio_postgres::Row) -> Run {
         step: r.get(5),
         status: r.get(6),
         paused: r.get(7),
-        max_key: r.get(8),
-        high_water: r.get(9),
-        rows_copied: r.get(10),
-        rows_estimate: r.get(11),
-        batch_size: r.get(12),
+        copy: CopyState {
+            max_key: r.get(8),
+            high_water: r.get(9),
+            rows_copied: r.get(10),
+            rows_estimate: r.get(11),
+            batch_size: r.get(12),
+        },
         rows_per_sec: r.get(13),
         throttle: r.get(14),
         message: r.get(15),
         started_at: r.get(16),
         updated_at: r.get(17),
     }
+}
+
+/// Creates the state table when missing.
+pub async fn ensure(c: &Client) -> Result<(), tokio_postgres::Error> {
+    c.batch_execute(SCHEMA_SQL).await
 }
 
 /// Whether the state table exists yet.
@@ -114,11 +180,41 @@ pub async fn exists(c: &Client) -> Result<bool, tokio_postgres::Error> {
     )
 }
 
+/// A new run, at step `created`, running.
+pub struct NewRun<'a> {
+    pub id: &'a str,
+    pub kind: &'a str,
+    pub table_name: &'a str,
+    pub playbook: &'a str,
+    pub plan: &'a serde_json::Value,
+    pub rows_estimate: i64,
+}
+
+/// Records a new run.
+pub async fn insert(c: &Client, run: &NewRun<'_>) -> Result<(), tokio_postgres::Error> {
+    c.execute(
+        "INSERT INTO lockstep.runs (id, kind, table_name, playbook, plan, step, status, rows_estimate)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        &[
+            &run.id,
+            &run.kind,
+            &run.table_name,
+            &run.playbook,
+            run.plan,
+            &CREATED,
+            &Status::Running.as_str(),
+            &run.rows_estimate,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
 /// A run by id, or (with `None`) the most recent one.
 pub async fn load(
     c: &impl GenericClient,
     id: Option<&str>,
-) -> Result<Option<Run>, tokio_postgres::Error> {
+) -> Result<Option<Row>, tokio_postgres::Error> {
     let row = match id {
         Some(id) => {
             c.query_opt(
@@ -158,27 +254,42 @@ pub async fn set_step(
     c: &impl GenericClient,
     id: &str,
     step: &str,
-    status: &str,
+    status: Status,
     message: Option<&str>,
 ) -> Result<(), tokio_postgres::Error> {
     c.execute(
         "UPDATE lockstep.runs SET step = $2, status = $3, message = $4, updated_at = now() WHERE id = $1",
-        &[&id, &step, &status, &message],
+        &[&id, &step, &status.as_str(), &message],
     )
     .await?;
     Ok(())
+}
+
+/// The statement that records `step` as completed (and the status), for the end of a step's
+/// own transaction.
+pub fn set_step_sql(id: &str, step: &str, status: Option<Status>) -> String {
+    let status = status.map_or(String::new(), |s| format!(", status = {}", lit(s.as_str())));
+    format!(
+        "UPDATE lockstep.runs SET step = {}{status}, updated_at = now() WHERE id = {}",
+        lit(step),
+        lit(id)
+    )
+}
+
+fn lit(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
 }
 
 /// Sets the status (and message) without changing the step.
 pub async fn set_status(
     c: &impl GenericClient,
     id: &str,
-    status: &str,
+    status: Status,
     message: Option<&str>,
 ) -> Result<(), tokio_postgres::Error> {
     c.execute(
         "UPDATE lockstep.runs SET status = $2, message = $3, updated_at = now() WHERE id = $1",
-        &[&id, &status, &message],
+        &[&id, &status.as_str(), &message],
     )
     .await?;
     Ok(())
@@ -191,6 +302,22 @@ pub async fn set_paused(c: &Client, id: &str, paused: bool) -> Result<u64, tokio
         &[&id, &paused],
     )
     .await
+}
+
+/// Records the upper bound of a run's batches.
+pub async fn set_max_key(
+    c: &Client,
+    id: &str,
+    key: &[String],
+    reset_count: bool,
+) -> Result<(), tokio_postgres::Error> {
+    let sql = if reset_count {
+        "UPDATE lockstep.runs SET max_key = $2, rows_copied = 0, updated_at = now() WHERE id = $1"
+    } else {
+        "UPDATE lockstep.runs SET max_key = $2, updated_at = now() WHERE id = $1"
+    };
+    c.execute(sql, &[&id, &key]).await?;
+    Ok(())
 }
 
 /// The advisory-lock key of a table.
@@ -219,8 +346,19 @@ pub async fn lock_held(c: &Client, table_name: &str) -> Result<Option<i32>, toki
     Ok(row.map(|r| r.get(0)))
 }
 
-/// One key range of a partition run's copy: `(previous lane's upper key, upper_key]`, copied
-/// up to `high_water`.
+/// The worst replay lag of the replicas in milliseconds (`None` without replicas).
+pub async fn replica_lag_ms(c: &Client) -> Option<i64> {
+    c.query_one(
+        "SELECT (max(extract(epoch FROM replay_lag) * 1000))::bigint FROM pg_stat_replication",
+        &[],
+    )
+    .await
+    .ok()
+    .and_then(|r| r.get::<_, Option<i64>>(0))
+}
+
+/// One key range of a shadow rebuild's copy: `(previous lane's upper key, upper_key]`,
+/// copied up to `high_water`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lane {
     pub lane: i32,
@@ -265,7 +403,7 @@ pub async fn create_lanes(
             },
         })
         .collect();
-    super::engine::in_transaction(c, "BEGIN", async {
+    in_transaction(c, "BEGIN", async {
         for l in &lanes {
             c.execute(
                 "INSERT INTO lockstep.lanes (run_id, lane, upper_key, high_water) VALUES ($1, $2, $3, $4)",
@@ -291,4 +429,55 @@ pub async fn drop_lanes(c: &Client, id: &str) -> Result<(), tokio_postgres::Erro
             .await?;
     }
     Ok(())
+}
+
+/// How far the lanes of a copy are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LaneCounts {
+    pub total: i64,
+    pub copied: i64,
+    pub under_way: i64,
+}
+
+/// The lanes of a run's copy: how many, copied, under way (`None` when it has none).
+pub async fn lane_counts(c: &Client, id: &str) -> Option<LaneCounts> {
+    let exists = c
+        .query_one("SELECT to_regclass('lockstep.lanes') IS NOT NULL", &[])
+        .await
+        .ok()?
+        .get::<_, bool>(0);
+    if !exists {
+        return None;
+    }
+    c.query_one(
+        "SELECT count(*),
+                count(*) FILTER (WHERE h.high_water = h.upper_key),
+                count(*) FILTER (WHERE h.high_water IS DISTINCT FROM p.upper_key
+                                   AND h.high_water IS DISTINCT FROM h.upper_key)
+         FROM lockstep.lanes h
+         LEFT JOIN lockstep.lanes p ON p.run_id = h.run_id AND p.lane = h.lane - 1
+         WHERE h.run_id = $1",
+        &[&id],
+    )
+    .await
+    .ok()
+    .map(|r| LaneCounts {
+        total: r.get(0),
+        copied: r.get(1),
+        under_way: r.get(2),
+    })
+    .filter(|l| l.total > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_read_back_as_written() {
+        for s in Status::ALL {
+            assert_eq!(Status::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(Status::parse("exploded"), None);
+    }
 }

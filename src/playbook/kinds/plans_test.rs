@@ -1,328 +1,45 @@
-//! The in-place conversions (every kind but `partition`): each kind turns a playbook and the
-//! table's facts into an ordered list of steps, each with its forward actions and the actions
-//! that undo it. Pure: no database here; `runner.rs` executes the steps with the engine's
-//! guarantees (lock_timeout + retry, checkpoints, throttled batches, progress, resume,
-//! rollback).
-
-pub mod backfill;
-pub mod check;
-pub mod column_type;
-pub mod foreign_key;
-pub mod index;
-pub mod key;
-pub mod not_null;
-pub mod runner;
-
-use serde::{Deserialize, Serialize};
-
-use super::facts::Facts;
-use super::plan::fit;
-use super::spec::{Op, OpPlaybook};
-use crate::sql::ir::quote_ident;
-
-/// One thing a step does.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Action {
-    /// Statements in one transaction under the playbook's lock_timeout, retried with backoff.
-    Tx(Vec<String>),
-    /// `CREATE [UNIQUE] INDEX CONCURRENTLY` of `index` (qualified): a valid index of that name
-    /// is kept, an INVALID leftover of an interrupted build is dropped and built again.
-    BuildIndex { index: String, sql: String },
-    /// One statement that cannot run in a transaction block (`DROP INDEX CONCURRENTLY`,
-    /// `REINDEX … CONCURRENTLY`), under lock_timeout, retried.
-    Concurrent(String),
-    /// Drops (concurrently) the INVALID indexes of `table` whose name starts with `prefix`:
-    /// the leftovers of an interrupted `REINDEX CONCURRENTLY`.
-    DropInvalid { table: String, prefix: String },
-    /// Keyset batches over the primary key, resumable from the run's high-water mark.
-    Batches(Batches),
-    /// A statement returning (rows handled, rows changed), run again until it handles none.
-    Drain(String),
-    /// A query returning one bigint; above zero the run stops with `message`.
-    Guard { sql: String, message: String },
-}
-
-/// A batched, throttled, resumable pass over a table in primary-key order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Batches {
-    /// What the progress line calls it.
-    pub label: String,
-    /// The highest key when the pass starts (`text[]`): its upper bound.
-    pub max_key_sql: String,
-    /// The first batch; `{limit}` is the batch size, `$1..$k` the upper bound. Returns
-    /// (rows changed, last key of the range or NULL when none is left).
-    pub first_sql: String,
-    /// Later batches: `$k+1..$2k` is the previous batch's last key.
-    pub next_sql: String,
-}
-
-/// One checkpointed step.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Step {
-    pub name: String,
-    /// What it does and which locks it takes, for `lockstep plan`.
-    pub what: String,
-    pub actions: Vec<Action>,
-    /// Undoes the step (run in reverse step order by `lockstep rollback`); idempotent.
-    pub undo: Vec<Action>,
-    /// The step after which the table's definition has changed for the application (the
-    /// swap of `column-type`): a rollback from here on is a swap back.
-    #[serde(default)]
-    pub swap: bool,
-    /// What a rollback cannot take back once this step ran (shown after the rollback).
-    #[serde(default)]
-    pub kept: Option<String>,
-}
-
-/// A frozen plan for an in-place kind.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OpPlan {
-    pub kind: String,
-    /// The table, quoted and qualified.
-    pub table: String,
-    pub steps: Vec<Step>,
-    /// Run by `lockstep finalize` (empty: nothing to finalize).
-    pub finalize: Vec<Action>,
-    /// Tables whose locks matter (for naming blockers).
-    pub tables: Vec<String>,
-    /// Things the user should know (shown by `lockstep plan`).
-    pub notes: Vec<String>,
-    /// The table's definition before and after, for the plan's diff.
-    pub before: String,
-    pub after: String,
-    pub rows_estimate: i64,
-    pub total_bytes: i64,
-}
-
-/// An existing index, for `reindex` and `drop-index`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IndexInfo {
-    pub name: String,
-    /// `pg_get_indexdef`.
-    pub definition: String,
-    /// The constraint the index backs, if any.
-    pub constraint: Option<String>,
-    pub partitioned: bool,
-}
-
-/// Catalog facts beyond the table's own, read by the runner for the kind at hand.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Extra {
-    /// `server_version_num`.
-    pub server_version: i32,
-    /// Names of the table's constraints.
-    pub constraints: Vec<String>,
-    /// Names of relations in the table's schema that a plan would create, found taken.
-    pub taken: Vec<String>,
-    /// `foreign-key`: the referenced table (quoted, qualified) and its primary key.
-    pub referenced: Option<(String, Vec<String>)>,
-    /// `reindex`, `drop-index`: the index.
-    pub index: Option<IndexInfo>,
-    /// `column-type`: views using the column.
-    pub column_views: Vec<String>,
-    /// `column-type`: CHECK constraints (name, definition) using the column.
-    pub column_checks: Vec<(String, String)>,
-    /// `column-type`: the column's default's sequence, if any (quoted, qualified), with its
-    /// data type.
-    pub column_sequence: Option<(String, String)>,
-    /// Partitions of a partitioned table (quoted, qualified).
-    pub partitions: Vec<String>,
-}
-
-/// Names a plan would create in the table's schema (the runner checks they are free).
-pub fn wanted_names(pb: &OpPlaybook, facts: &Facts) -> Vec<String> {
-    match &pb.op {
-        Op::Index { name, .. } => vec![index::index_name(name, facts, &pb.op)],
-        Op::Key { name, columns, .. } => vec![key::index_name(name, facts, columns)],
-        Op::ForeignKey {
-            columns,
-            create_index,
-            ..
-        } => {
-            if *create_index && !foreign_key::covered(facts, columns) {
-                vec![foreign_key::index_name(facts, columns)]
-            } else {
-                Vec::new()
-            }
-        }
-        Op::ColumnType { column, .. } => column_type::new_index_names(facts, column),
-        _ => Vec::new(),
-    }
-}
-
-/// The plan for `pb`, and the reasons to refuse it (empty: go).
-pub fn plan(pb: &OpPlaybook, facts: &Facts, extra: &Extra, run_id: &str) -> (OpPlan, Vec<String>) {
-    let mut p = OpPlan {
-        kind: pb.kind.clone(),
-        table: facts.qualified(),
-        steps: Vec::new(),
-        finalize: Vec::new(),
-        tables: vec![facts.qualified()],
-        notes: Vec::new(),
-        before: String::new(),
-        after: String::new(),
-        rows_estimate: facts.rows_estimate,
-        total_bytes: facts.total_bytes,
-    };
-    let mut refusals = Vec::new();
-    if facts.partitioned && !matches!(pb.op, Op::Index { .. }) {
-        refusals.push(format!(
-            "{} is a partitioned table; kind `{}` works on ordinary tables (run it on each partition)",
-            facts.qualified(),
-            pb.kind
-        ));
-    }
-    match &pb.op {
-        Op::ColumnType { .. } => column_type::plan(pb, facts, extra, run_id, &mut p, &mut refusals),
-        Op::NotNull { .. } => not_null::plan(pb, facts, extra, &mut p, &mut refusals),
-        Op::ForeignKey { .. } => foreign_key::plan(pb, facts, extra, &mut p, &mut refusals),
-        Op::Check { .. } => check::plan(pb, facts, extra, &mut p, &mut refusals),
-        Op::Key { .. } => key::plan(pb, facts, extra, &mut p, &mut refusals),
-        Op::Index { .. } | Op::Reindex { .. } | Op::DropIndex { .. } => {
-            index::plan(pb, facts, extra, &mut p, &mut refusals)
-        }
-        Op::Backfill { .. } => backfill::plan(pb, facts, run_id, &mut p, &mut refusals),
-    }
-    for t in &extra.taken {
-        refusals.push(format!(
-            "{}.{} already exists (a leftover of an earlier run? `lockstep status` lists runs; drop it or roll that run back)",
-            quote_ident(&facts.schema),
-            quote_ident(t)
-        ));
-    }
-    (p, refusals)
-}
-
-/// `schema.name` of a relation in the table's schema, quoted.
-pub(crate) fn rel(facts: &Facts, name: &str) -> String {
-    format!("{}.{}", quote_ident(&facts.schema), quote_ident(name))
-}
-
-/// `a, b` quoted.
-pub(crate) fn list(cols: &[String]) -> String {
-    cols.iter()
-        .map(|c| quote_ident(c))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// A default constraint or index name: `<table>_<cols>_<suffix>`, fitted to 63 bytes.
-pub(crate) fn default_name(facts: &Facts, cols: &[String], suffix: &str) -> String {
-    fit(&format!("{}_{}_{suffix}", facts.name, cols.join("_")))
-}
-
-/// Refusals for columns the table does not have.
-pub(crate) fn missing_columns(facts: &Facts, cols: &[String], refusals: &mut Vec<String>) {
-    for c in cols {
-        if facts.column(c).is_none() {
-            refusals.push(format!(
-                "{} has no column {}",
-                facts.qualified(),
-                quote_ident(c)
-            ));
-        }
-    }
-}
-
-/// A refusal when a constraint name is taken.
-pub(crate) fn constraint_free(extra: &Extra, name: &str, refusals: &mut Vec<String>) {
-    if extra.constraints.iter().any(|c| c == name) {
-        refusals.push(format!(
-            "the table already has a constraint named {} (choose another `name`, or drop it)",
-            quote_ident(name)
-        ));
-    }
-}
-
-/// `ALTER TABLE … ADD CONSTRAINT … NOT VALID` then `VALIDATE`, as two steps; the first
-/// step's undo drops the constraint.
-pub(crate) fn not_valid_then_validate(
-    table: &str,
-    name: &str,
-    definition: &str,
-    lock: &str,
-    steps: &mut Vec<Step>,
-) {
-    let c = quote_ident(name);
-    steps.push(Step {
-        name: format!("add {name}"),
-        what: format!("add the constraint NOT VALID: no scan; {lock} for milliseconds"),
-        actions: vec![Action::Tx(vec![format!(
-            "ALTER TABLE {table} ADD CONSTRAINT {c} {definition} NOT VALID"
-        )])],
-        undo: vec![Action::Tx(vec![format!(
-            "ALTER TABLE {table} DROP CONSTRAINT IF EXISTS {c}"
-        )])],
-        swap: false,
-        kept: None,
-    });
-    steps.push(Step {
-        name: format!("validate {name}"),
-        what: "validate: scans the table under SHARE UPDATE EXCLUSIVE, which lets reads and writes go on".into(),
-        actions: vec![Action::Tx(vec![format!(
-            "ALTER TABLE {table} VALIDATE CONSTRAINT {c}"
-        )])],
-        undo: Vec::new(),
-        swap: false,
-        kept: None,
-    });
-}
-
-/// A readable definition of the table (columns, key, constraints are not all shown: enough
-/// for the plan's diff).
-pub(crate) fn definition(facts: &Facts, extra_lines: &[String]) -> String {
-    let mut s = format!("CREATE TABLE {} (\n", facts.qualified());
-    let cols: Vec<String> = facts
-        .columns
-        .iter()
-        .map(|c| {
-            let mut d = format!("    {} {}", quote_ident(&c.name), c.type_sql);
-            if let Some(def) = &c.default_sql {
-                if c.identity.is_empty() && !c.generated {
-                    d.push_str(&format!(" DEFAULT {def}"));
-                }
-            }
-            if c.not_null {
-                d.push_str(" NOT NULL");
-            }
-            d
-        })
-        .collect();
-    s.push_str(&cols.join(",\n"));
-    s.push_str("\n);\n");
-    if !facts.pk_columns.is_empty() {
-        s.push_str(&format!(
-            "ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY ({});\n",
-            facts.qualified(),
-            quote_ident(&facts.pk_name),
-            list(&facts.pk_columns)
-        ));
-    }
-    for ix in &facts.indexes {
-        s.push_str(&format!(
-            "CREATE {}INDEX {} ON {}{};\n",
-            if ix.unique { "UNIQUE " } else { "" },
-            quote_ident(&ix.name),
-            facts.qualified(),
-            ix.tail
-        ));
-    }
-    for l in extra_lines {
-        s.push_str(l);
-        s.push('\n');
-    }
-    s
-}
+//! The plans of the in-place kinds, against a table whose names need quoting.
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::playbook::spec::{parse_any, AnyPlaybook};
+mod in_place {
+    use crate::playbook::facts::{example, Extra, Facts, IndexInfo};
+    use crate::playbook::registry::Spec;
+    use crate::playbook::spec::{parse, Playbook};
+    use crate::playbook::steps::{make, Action, InPlace, PlanCx, StepPlan};
 
-    fn op(text: &str) -> OpPlaybook {
-        match parse_any(text, "p").unwrap() {
-            AnyPlaybook::Op(o) => o,
-            AnyPlaybook::Partition(_) => panic!("not an in-place kind"),
+    fn op(text: &str) -> Playbook {
+        parse(text, "p").unwrap()
+    }
+
+    /// The plan of an in-place playbook on `facts`.
+    fn plan(pb: &Playbook, facts: &Facts, extra: &Extra, run_id: &str) -> (StepPlan, Vec<String>) {
+        let cx = PlanCx {
+            pb: &pb.common,
+            facts,
+            extra,
+            run_id,
+        };
+        let name = pb.kind_name().name();
+        match &pb.kind {
+            Spec::ColumnType(k) => make(k, name, &cx),
+            Spec::NotNull(k) => make(k, name, &cx),
+            Spec::ForeignKey(k) => make(k, name, &cx),
+            Spec::Check(k) => make(k, name, &cx),
+            Spec::Unique(k) => make(k, name, &cx),
+            Spec::PrimaryKey(k) => make(k, name, &cx),
+            Spec::Index(k) => make(k, name, &cx),
+            Spec::Reindex(k) => make(k, name, &cx),
+            Spec::DropIndex(k) => make(k, name, &cx),
+            Spec::Backfill(k) => make(k, name, &cx),
+            Spec::TestNoop(k) => make(k, name, &cx),
+            Spec::Partition(_) => panic!("not an in-place kind"),
+        }
+    }
+
+    fn wanted_names(pb: &Playbook, facts: &Facts) -> Vec<String> {
+        match &pb.kind {
+            Spec::ForeignKey(k) => k.wanted(facts),
+            other => panic!("{other:?}"),
         }
     }
 
@@ -334,7 +51,7 @@ mod tests {
     }
 
     /// Every statement of every step, forward and undo.
-    fn all_sql(p: &OpPlan) -> Vec<String> {
+    fn all_sql(p: &StepPlan) -> Vec<String> {
         let mut out = Vec::new();
         for a in p
             .steps
@@ -371,7 +88,7 @@ mod tests {
 
     #[test]
     fn not_null_steps_and_version_forms() {
-        let f = crate::playbook::plan::tests::facts();
+        let f = example();
         let mut f = f;
         f.columns[2].not_null = false;
         let pb = op(&format!(
@@ -413,7 +130,7 @@ mod tests {
             .any(|s| s.contains("NOT NULL note NOT VALID")));
         assert_eq!(p18.steps.len(), 3);
         // Already NOT NULL, or too old a server: refused.
-        let (_, r) = plan(&pb, &crate::playbook::plan::tests::facts(), &extra(), "r1");
+        let (_, r) = plan(&pb, &example(), &extra(), "r1");
         assert!(r.iter().any(|r| r.contains("already NOT NULL")));
         let (_, r) = plan(
             &pb,
@@ -429,7 +146,7 @@ mod tests {
 
     #[test]
     fn check_foreign_key_unique_primary_key() {
-        let f = crate::playbook::plan::tests::facts();
+        let f = example();
         let (p, r) = plan(
             &op(&format!(
                 "kind = \"check\"\n{TABLE}[check]\nexpression = \"id > 0\"\n"
@@ -516,7 +233,7 @@ mod tests {
 
     #[test]
     fn indexes_reindex_and_drop() {
-        let f = crate::playbook::plan::tests::facts();
+        let f = example();
         let (p, r) = plan(
             &op(&format!(
                 "kind = \"index\"\n{TABLE}[index]\ncolumns = [\"select\"]\n"
@@ -631,7 +348,7 @@ mod tests {
 
     #[test]
     fn backfill_keeps_undo_and_restores_only_unchanged_rows() {
-        let f = crate::playbook::plan::tests::facts();
+        let f = example();
         let (p, r) = plan(
             &op(&format!("kind = \"backfill\"\n{TABLE}[update]\nset = \"note = upper(note)\"\nwhere = \"note <> ''\"\n")),
             &f,
@@ -668,7 +385,7 @@ mod tests {
 
     #[test]
     fn column_type_swaps_and_swaps_back() {
-        let mut f = crate::playbook::plan::tests::facts();
+        let mut f = example();
         f.columns[0].type_sql = "integer".into();
         f.columns[0].default_sql =
             Some("nextval('\"Sales Data\".\"Order_id_seq\"'::regclass)".into());

@@ -1,0 +1,20 @@
+//! Transactions on a connection.
+
+use tokio_postgres::Client;
+
+/// Runs `body` in a transaction opened with `begin` (`BEGIN …`, and any `SET LOCAL`): commits
+/// when it succeeds, rolls back when it fails.
+pub(crate) async fn in_transaction<T>(
+    client: &Client,
+    begin: &str,
+    body: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, tokio_postgres::Error> {
+    client.batch_execute(begin).await?;
+    match body.await {
+        Ok(v) => client.batch_execute("COMMIT").await.map(|()| v),
+        Err(e) => {
+            let _ = client.batch_execute("ROLLBACK").await;
+            Err(e)
+        }
+    }
+}

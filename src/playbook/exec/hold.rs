@@ -1,0 +1,16 @@
+//! A test hook: with `LOCKSTEP_TEST_HOLD_AT=<point>` a run stops moving at that point (after
+//! checkpointing) and waits there until the process is killed, so tests can kill it at every
+//! checkpoint. Points: `backfill` (after the first batch), `indexes` (after the first index
+//! build), `replay` (after the first replay batch after the builds), `verify` (after the
+//! first verified range), `before-swap`, `after-swap`.
+
+use std::time::Duration;
+
+/// Holds at `point` when the environment asks for it.
+pub(crate) async fn hold_point(point: &str) {
+    if std::env::var("LOCKSTEP_TEST_HOLD_AT").is_ok_and(|v| v == point) {
+        loop {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+    }
+}

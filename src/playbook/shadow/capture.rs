@@ -1,0 +1,368 @@
+//! Change capture: how the changes the application makes while the copy runs reach the new
+//! table. [`TriggerLog`] is the one mechanism today: a row trigger on the table logs the key
+//! of every changed row to a bare table, and the runner replays the logged keys later (the
+//! row as the table has it then, or its absence). Another mechanism (logical decoding) would
+//! provide the same operations: install, replay in batches, replay the rest under the swap's
+//! lock, leave out what is pending from a comparison, remove.
+
+use std::cell::Cell;
+
+use tokio_postgres::Client;
+
+use super::ShadowPlan;
+use crate::playbook::exec::{
+    dberr, hold_point, in_transaction, is_lock_timeout, is_unique_violation, BatchError, Batching,
+    Conn, EngineError, Outcome, Pacing, Sizing,
+};
+use crate::playbook::names::{fit, list, quote_ident as q};
+
+/// The change log of shadow run `run_id` (qualified and quoted).
+pub fn log_table(run_id: &str) -> String {
+    format!("lockstep.{}", q(&fit(&format!("log_{run_id}"))))
+}
+
+/// Fewer than this many entries per replay batch could fall behind the application: a batch
+/// has a fixed cost of a few statements.
+const MIN_REPLAY_BATCH: u32 = 1_000;
+
+/// The key log of a run: a trigger on the table logs keys, the runner replays them.
+pub(crate) struct TriggerLog<'p> {
+    pub plan: &'p ShadowPlan,
+    /// Log entries replayed since the log was last vacuumed.
+    pub unvacuumed: Cell<u64>,
+}
+
+impl TriggerLog<'_> {
+    /// The change log: the key of every row the application changes, in the `lockstep` schema.
+    pub(crate) fn log(&self) -> String {
+        log_table(&self.plan.names.run_id)
+    }
+
+    /// Change capture: a trigger on the source logs the key of each changed row (the old and
+    /// the new key when an update changes it); the runner replays the log later
+    /// ([`TriggerLog::replay_sql`]). Logging a key costs the application's writes much less than
+    /// applying the change to the partitioned copy in the same transaction, and the copy
+    /// needs no index while it is filled. The log is a bare heap: no sequence and no index
+    /// to maintain on every write (`sh bench/trigger_overhead.sh`).
+    ///
+    /// The function runs with its owner's rights (the runner's), so that an application role
+    /// allowed to write the table needs no right on the log. It sets no `search_path` (that
+    /// cost the writers another 7 % to 19 % of their throughput in two runs of
+    /// `sh bench/trigger_overhead.sh`): instead every
+    /// name and operator in it is schema-qualified, so the caller's `search_path` cannot
+    /// change what it runs.
+    pub(crate) fn install_sql(&self) -> Vec<String> {
+        let ks = self.plan.keys();
+        let log = self.log();
+        let cols: Vec<String> = ks
+            .columns
+            .iter()
+            .map(|(c, t)| format!("{} {t} NOT NULL", q(c)))
+            .collect();
+        let vals = |row: &str| {
+            ks.columns
+                .iter()
+                .map(|(c, _)| format!("{row}.{}", q(c)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        // Key columns are NOT NULL. Compared as text: an operator found by search_path could
+        // be anyone's; a key that prints differently but compares equal is logged twice,
+        // which costs a replay and nothing else.
+        let same_key = ks
+            .columns
+            .iter()
+            .map(|(c, _)| {
+                format!(
+                    "NEW.{0}::pg_catalog.text OPERATOR(pg_catalog.=) OLD.{0}::pg_catalog.text",
+                    q(c)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let key_list = ks.list();
+        let fname = q(&self.plan.names.forward_fn);
+        vec![
+            format!(
+                "CREATE TABLE {log} ({}) WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 10000)",
+                cols.join(", ")
+            ),
+            format!(
+                "CREATE OR REPLACE FUNCTION lockstep.{fname}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $lockstep$
+BEGIN
+  IF TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' THEN
+    TRUNCATE {shadow}, {log};
+    RETURN NULL;
+  END IF;
+  IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
+    INSERT INTO {log} ({key_list}) VALUES ({new});
+    RETURN NULL;
+  END IF;
+  INSERT INTO {log} ({key_list}) VALUES ({old});
+  IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' AND NOT ({same_key}) THEN
+    INSERT INTO {log} ({key_list}) VALUES ({new});
+  END IF;
+  RETURN NULL;
+END
+$lockstep$",
+                shadow = self.plan.shadow(),
+                new = vals("NEW"),
+                old = vals("OLD"),
+            ),
+            format!(
+                "CREATE TRIGGER lockstep_capture AFTER INSERT OR UPDATE OR DELETE ON {} FOR EACH ROW EXECUTE FUNCTION lockstep.{fname}()",
+                self.plan.source(),
+            ),
+            format!(
+                "CREATE TRIGGER lockstep_capture_truncate AFTER TRUNCATE ON {} FOR EACH STATEMENT EXECUTE FUNCTION lockstep.{fname}()",
+                self.plan.source(),
+            ),
+        ]
+    }
+
+    /// Replaying the log: the statements of one batch, to run in one `REPEATABLE READ`
+    /// transaction (or under the swap's lock), which sees the log and the source at the same
+    /// moment, after [`TriggerLog::replay_begin_sql`]. Every logged key's row is deleted from the copy and copied again as
+    /// the source has it now (or not, if it is gone); the log entries go. Entries logged
+    /// later stay for the next batch, and replaying a key twice does no harm.
+    ///
+    /// With `bounded`, the batch is the log rows whose `ctid` is in `$1` (a `tid[]` as text,
+    /// from [`TriggerLog::replay_batch_sql`]); otherwise every entry the transaction sees.
+    pub(crate) fn replay_sql(&self, bounded: bool) -> Vec<String> {
+        let ks = self.plan.keys();
+        let log = self.log();
+        let (cond, and) = if bounded {
+            (
+                " WHERE ctid = ANY ($1::text::tid[])".to_string(),
+                " AND l.ctid = ANY ($1::text::tid[])".to_string(),
+            )
+        } else {
+            (String::new(), String::new())
+        };
+        let keys = ks.list();
+        let join = ks
+            .columns
+            .iter()
+            .map(|(c, _)| format!("t.{0} = l.{0}", q(c)))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let cols = list(&self.plan.cols());
+        vec![
+            format!(
+                "DELETE FROM {shadow} t USING (SELECT DISTINCT {keys} FROM {log}{cond}) l WHERE {join}",
+                shadow = self.plan.shadow()
+            ),
+            format!(
+                "INSERT INTO {shadow} ({cols}){ovr} SELECT {tcols} FROM {src} t WHERE EXISTS (SELECT 1 FROM {log} l WHERE {join}{and})",
+                shadow = self.plan.shadow(),
+                ovr = self.plan.overriding(),
+                tcols = self
+                    .plan
+                    .cols()
+                    .iter()
+                    .map(|c| format!("t.{}", q(c)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                src = self.plan.source(),
+            ),
+            format!("DELETE FROM {log}{cond}"),
+        ]
+    }
+
+    /// The first statements of a replay transaction: the source locked (ACCESS SHARE) before
+    /// the log and the copy, in the order a `TRUNCATE` of the source takes its locks (its
+    /// trigger truncates the log and the copy), so the two cannot deadlock.
+    ///
+    /// Then the plan settings of the transaction: a replay looks keys up one by one in the
+    /// copy's and the source's primary keys. The log's statistics say little about its size
+    /// now (it grows during the copy, then shrinks to a few rows), and a plan made for a
+    /// large log (a hash join reading every row of the copy) would read the whole table for
+    /// a batch of a few keys.
+    pub(crate) fn replay_begin_sql(&self) -> String {
+        format!(
+            "LOCK TABLE {} IN ACCESS SHARE MODE; SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off",
+            self.plan.source()
+        )
+    }
+
+    /// The next replay batch: the `ctid`s of up to `limit` log entries, as a `tid[]` in text
+    /// (NULL when the log is empty), and how many.
+    pub(crate) fn replay_batch_sql(&self, limit: u32) -> String {
+        format!(
+            "SELECT array_agg(ctid)::text, count(*) FROM (SELECT ctid FROM {} LIMIT {limit}) l",
+            self.log()
+        )
+    }
+
+    /// The rest of the log, replayed under the swap's lock: with the table locked nothing is
+    /// logged meanwhile (key lookups, as in [`TriggerLog::replay_begin_sql`]); then the
+    /// capture stops and the log goes.
+    pub(crate) fn finish_sql(&self) -> Vec<String> {
+        let mut out =
+            vec!["SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off".to_string()];
+        out.extend(self.replay_sql(false));
+        out.push("RESET enable_hashjoin; RESET enable_mergejoin".into());
+        out.push(self.drop_triggers_sql());
+        out.push(format!("DROP TABLE {}", self.log()));
+        out
+    }
+
+    /// Stops capturing (idempotent).
+    fn drop_triggers_sql(&self) -> String {
+        format!(
+            "DROP TRIGGER IF EXISTS lockstep_capture ON {0}; DROP TRIGGER IF EXISTS lockstep_capture_truncate ON {0}",
+            self.plan.source()
+        )
+    }
+
+    /// Everything the capture made, gone (a rollback before the swap; idempotent).
+    pub(crate) fn discard_sql(&self) -> Vec<String> {
+        vec![
+            self.drop_triggers_sql(),
+            format!("DROP TABLE IF EXISTS {}", self.log()),
+            format!(
+                "DROP FUNCTION IF EXISTS lockstep.{}()",
+                q(&self.plan.names.forward_fn)
+            ),
+        ]
+    }
+
+    /// `NOT EXISTS` a log entry for the row `t`.
+    pub(crate) fn not_logged(&self) -> String {
+        let join = self
+            .plan
+            .keys()
+            .columns
+            .iter()
+            .map(|(c, _)| format!("l.{0} = t.{0}", q(c)))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        format!("NOT EXISTS (SELECT 1 FROM {} l WHERE {join})", self.log())
+    }
+
+    /// How many changes wait to be replayed (`None` once the log is gone).
+    pub(crate) async fn backlog(&self, client: &Client) -> Option<i64> {
+        let log = self.log();
+        let exists: bool = client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&log])
+            .await
+            .ok()?
+            .get(0);
+        if !exists {
+            return None;
+        }
+        client
+            .query_one(&format!("SELECT count(*) FROM {log}"), &[])
+            .await
+            .ok()
+            .map(|r| r.get::<_, i64>(0))
+    }
+
+    /// Replays the log in batches until a batch finds fewer entries than it may take; that
+    /// batch takes all it sees, so the copy then matches the table as of its snapshot (a few
+    /// milliseconds behind). Batches adapt to the target batch time and follow the backfill's
+    /// throttling and `lockstep pause`. With `hold`, the test hook `replay` holds after the
+    /// first batch. Returns the entries replayed.
+    pub(crate) async fn catch_up(
+        &self,
+        conn: Conn<'_, '_>,
+        hold: bool,
+    ) -> Result<u64, EngineError> {
+        let mut replayed = 0u64;
+        let mut first = true;
+        let how = Batching {
+            step: "replay",
+            sizing: Sizing::Adaptive {
+                first: conn.exec.backfill.batch_size,
+                min: MIN_REPLAY_BATCH,
+            },
+            pause: true,
+            give_way: true,
+            pacing: Pacing::Full,
+        };
+        conn.drive(how, async |limit| {
+            let (n, all) = match self.replay_batch(conn, Some(limit)).await {
+                // Rows caught up piecemeal may briefly share a unique value: a batch of every
+                // logged change matches the table at one moment.
+                Err(e) if is_unique_violation(&e) => self.replay_batch(conn, None).await?,
+                r => r?,
+            };
+            replayed += n;
+            self.vacuum_log(conn, n).await?;
+            if hold && first {
+                hold_point("replay").await;
+            }
+            first = false;
+            Ok::<_, BatchError>(Outcome {
+                rows: n as i64,
+                more: !all,
+                paused: true,
+            })
+        })
+        .await?;
+        Ok(replayed)
+    }
+
+    /// Vacuums the log after every 10,000 replayed entries. Batches delete from the head of
+    /// the log and read it from there, and autovacuum comes by once a minute at best: the
+    /// dead entries it leaves would make every batch slower than the last. Under the
+    /// playbook's lock_timeout: when an autovacuum of the log holds it, this one is skipped.
+    async fn vacuum_log(&self, conn: Conn<'_, '_>, replayed: u64) -> Result<(), EngineError> {
+        self.unvacuumed.set(self.unvacuumed.get() + replayed);
+        if self.unvacuumed.get() >= 10_000 {
+            let c = conn.client;
+            let vacuum = async {
+                c.batch_execute(&format!(
+                    "SET lock_timeout = '{}ms'",
+                    conn.exec.swap.lock_timeout_ms
+                ))
+                .await?;
+                let r = c.batch_execute(&format!("VACUUM {}", self.log())).await;
+                c.batch_execute("RESET lock_timeout").await?;
+                r
+            };
+            match vacuum.await {
+                Err(e) if !is_lock_timeout(&e) => return Err(dberr("replay")(e)),
+                _ => self.unvacuumed.set(0),
+            }
+        }
+        Ok(())
+    }
+
+    /// One replay batch of at most `limit` log entries (all of them with `None`), in one
+    /// `REPEATABLE READ` transaction. Returns the entries replayed and whether the batch took
+    /// every entry it saw.
+    async fn replay_batch(
+        &self,
+        conn: Conn<'_, '_>,
+        limit: Option<u32>,
+    ) -> Result<(u64, bool), tokio_postgres::Error> {
+        let c = conn.client;
+        let begin = format!(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ; SET LOCAL lock_timeout = '{}ms'",
+            conn.exec.swap.lock_timeout_ms
+        );
+        in_transaction(c, &begin, async {
+            c.batch_execute(&self.replay_begin_sql()).await?;
+            // The batch: up to `limit` entries, fixed for the transaction's statements.
+            let batch: Option<String> = match limit {
+                Some(n) => {
+                    let row = c.query_one(&self.replay_batch_sql(n), &[]).await?;
+                    let count: i64 = row.get(1);
+                    (count >= i64::from(n)).then(|| row.get(0))
+                }
+                None => None,
+            };
+            let mut replayed = 0;
+            for sql in self.replay_sql(batch.is_some()) {
+                replayed = match &batch {
+                    Some(b) => c.execute(sql.as_str(), &[b]).await?,
+                    None => c.execute(sql.as_str(), &[]).await?,
+                };
+            }
+            // The last statement deletes the replayed entries.
+            Ok((replayed, batch.is_none()))
+        })
+        .await
+    }
+}

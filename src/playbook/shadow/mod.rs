@@ -1,0 +1,192 @@
+//! The shadow rebuild engine: a table is rebuilt into a *target definition* while the
+//! application keeps writing to it, and the rebuilt table takes its place in one short swap.
+//! Steps (see ONLINE.md): shadow (the new table, empty), capture (the changes made while the
+//! copy runs), backfill (the copy, in key ranges over several connections), indexes,
+//! replay (the captured changes), verify (range by range), swap (one transaction under
+//! lock_timeout), validate; after the swap a reverse sync keeps the old table current until
+//! `finalize` drops it, and `rollback` swaps back.
+//!
+//! - `target.rs`: what the new table is (today: partitioned), its DDL and index builds;
+//! - `capture.rs`: how changes are captured and replayed (today: a trigger writing a key log);
+//! - `ranges.rs`: the SQL of the copy and the verification, by key range;
+//! - `swap.rs`: the swap, the swap back, the reverse sync, finalize;
+//! - `runner.rs` with `copy.rs`, `indexes.rs`, `verify.rs`: running the steps;
+//! - `describe.rs`: the plan as `lockstep plan` shows it.
+
+mod capture;
+mod copy;
+mod describe;
+mod indexes;
+mod ranges;
+mod runner;
+mod swap;
+mod target;
+mod verify;
+
+use serde::{Deserialize, Serialize};
+
+pub use capture::log_table;
+pub(crate) use capture::TriggerLog;
+pub(crate) use runner::{finalize, forward, rollback, status, Step};
+pub use target::Target;
+
+use super::facts::Facts;
+use super::keyset::Keyset;
+use super::names::{fit, quote_ident as q};
+
+/// One partition of the new table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Partition {
+    pub name: String,
+    /// `FOR VALUES FROM ('…') TO ('…')`, `FOR VALUES IN (…)`, `DEFAULT`, …
+    pub bound: String,
+}
+
+/// Every name a run creates or renames to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Names {
+    pub run_id: String,
+    /// The new (partitioned) table, until the swap.
+    pub shadow: String,
+    /// The original table after the swap.
+    pub old: String,
+    pub shadow_pk: String,
+    pub old_pk: String,
+    /// Per secondary index: (name on the new parent until the swap, name of the original after).
+    pub indexes: Vec<(String, String)>,
+    pub forward_fn: String,
+    pub reverse_fn: String,
+    pub partitions: Vec<Partition>,
+}
+
+impl Names {
+    pub fn new(facts: &Facts, run_id: &str, partitions: Vec<Partition>) -> Names {
+        let shadow = fit(&format!("{}_lockstep_new", facts.name));
+        let old = fit(&format!("{}_old", facts.name));
+        Names {
+            run_id: run_id.to_string(),
+            shadow_pk: fit(&format!("{shadow}_pkey")),
+            old_pk: fit(&format!("{old}_pkey")),
+            indexes: facts
+                .indexes
+                .iter()
+                .enumerate()
+                .map(|(i, ix)| {
+                    (
+                        fit(&format!("{shadow}_{i}_idx")),
+                        fit(&format!("{}_old", ix.name)),
+                    )
+                })
+                .collect(),
+            forward_fn: fit(&format!("fwd_{run_id}")),
+            reverse_fn: fit(&format!("rev_{run_id}")),
+            shadow,
+            old,
+            partitions,
+        }
+    }
+}
+
+/// The three sets of names around the swap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    /// The table's own names (what the application uses).
+    Live,
+    /// `<table>_old` and its renamed indexes.
+    Old,
+    /// The partitioned copy's names before the swap.
+    Shadow,
+}
+
+/// One partition's index: its name, the statements that build it (one transaction) and the
+/// one that attaches it to the parent's index, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildIndex {
+    pub name: String,
+    pub build: Vec<String>,
+    pub attach: Option<String>,
+}
+
+/// One index of the new table: built on each partition, with a statement on the parent
+/// before the partitions' builds (`CREATE INDEX … ON ONLY`) or after them (the primary key,
+/// which adopts the partitions' keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexJob {
+    pub first: Option<String>,
+    pub children: Vec<ChildIndex>,
+    /// The parent's statement after the builds, and the relation it creates (when that exists,
+    /// the statement already ran).
+    pub last: Option<(String, String)>,
+    /// A unique index other than the primary key: built from a copy that matches the table at
+    /// one moment, since the rows of a copy caught up piecemeal may briefly share a value.
+    pub unique: bool,
+}
+
+/// A frozen plan: the table's facts, the target definition and the names a run works from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShadowPlan {
+    pub facts: Facts,
+    pub names: Names,
+    /// The new table's primary key.
+    pub key: Vec<String>,
+    /// What the new table is.
+    #[serde(flatten)]
+    pub target: Target,
+}
+
+impl ShadowPlan {
+    fn schema(&self) -> String {
+        q(&self.facts.schema)
+    }
+
+    /// `schema.name`, quoted.
+    pub fn rel(&self, name: &str) -> String {
+        format!("{}.{}", self.schema(), q(name))
+    }
+
+    pub fn source(&self) -> String {
+        self.facts.qualified()
+    }
+
+    pub fn shadow(&self) -> String {
+        self.rel(&self.names.shadow)
+    }
+
+    pub fn old(&self) -> String {
+        self.rel(&self.names.old)
+    }
+
+    fn cols(&self) -> Vec<String> {
+        self.facts
+            .insert_columns()
+            .iter()
+            .map(|c| c.name.clone())
+            .collect()
+    }
+
+    fn overriding(&self) -> &'static str {
+        if self.facts.columns.iter().any(|c| c.identity == "a") {
+            " OVERRIDING SYSTEM VALUE"
+        } else {
+            ""
+        }
+    }
+
+    /// The primary key, for keyset SQL.
+    fn keys(&self) -> Keyset {
+        Keyset::primary(&self.facts)
+    }
+
+    /// The tables whose locks matter while the run works.
+    pub fn tables(&self) -> Vec<String> {
+        vec![self.source(), self.shadow(), self.old()]
+    }
+
+    /// How the changes to the table are captured.
+    pub(crate) fn capture(&self) -> TriggerLog<'_> {
+        TriggerLog {
+            plan: self,
+            unvacuumed: std::cell::Cell::new(0),
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! The SQL of the copy and the verification: keyset ranges over the table's primary key.
+
+use super::ShadowPlan;
+use crate::playbook::names::{list, lit};
+
+impl ShadowPlan {
+    /// The highest key now in the source, as text (the copy's upper bound).
+    pub fn max_key_sql(&self) -> String {
+        self.keys().max_key_sql(&self.source())
+    }
+
+    /// The number of pages of the source (for [`ShadowPlan::sample_keys_sql`]).
+    pub fn pages_sql(&self) -> String {
+        format!(
+            "SELECT (pg_relation_size({}::regclass) / current_setting('block_size')::int)::float8",
+            lit(&self.source())
+        )
+    }
+
+    /// A sample of the source's keys up to the upper bound (`$1..$k`), in key order: about
+    /// `percent` % of its pages. Where to split the copy and the verification into lanes.
+    pub fn sample_keys_sql(&self, percent: f64) -> String {
+        self.keys().sample_sql(&self.source(), percent)
+    }
+
+    /// The end of the next backfill batch: the last of the next `limit` keys up to the upper
+    /// bound, as `text[]` (no row when none is left). Parameters: the upper bound ($1..$k),
+    /// then, when `from_start` is false, the high-water key ($k+1..$2k).
+    ///
+    /// The range is fixed first, from the keys in this statement's snapshot, and its rows are
+    /// then copied by [`ShadowPlan::batch_sql`]. Taking the last key from the copied rows instead
+    /// would be wrong: a row updated meanwhile could come back with a new key, and the
+    /// high-water mark would move past rows never copied.
+    pub fn batch_end_sql(&self, from_start: bool, limit: u32) -> String {
+        let ks = self.keys();
+        format!(
+            "SELECT {arr} FROM (SELECT {keys} FROM {src} WHERE {cond} ORDER BY {order} LIMIT {limit}) lockstep_bound ORDER BY {desc} LIMIT 1",
+            arr = ks.text_array(""),
+            keys = ks.list(),
+            src = self.source(),
+            cond = ks.range_cond(from_start),
+            order = ks.order(false),
+            desc = ks.order(true),
+        )
+    }
+
+    /// One backfill batch: copies the rows after the high-water key up to the batch's end,
+    /// as this statement's snapshot has them (a change committed later is in the log and
+    /// replayed). No row lock and no conflict handling: nothing else writes to the copy.
+    /// Parameters: the batch's end ($1..$k), then, when `from_start` is false, the
+    /// high-water key ($k+1..$2k). Two plain statements (end, then copy) instead of one with
+    /// CTEs: the CTE form materialised every row and was about a fifth slower.
+    pub fn batch_sql(&self, from_start: bool) -> String {
+        let ks = self.keys();
+        let cols = list(&self.cols());
+        format!(
+            "INSERT INTO {shadow} ({cols}){ovr} SELECT {cols} FROM {src} WHERE {cond}",
+            shadow = self.shadow(),
+            ovr = self.overriding(),
+            src = self.source(),
+            cond = ks.range_cond(from_start),
+        )
+    }
+
+    /// Verification of one key range: count and an order-independent hash of the rows, for
+    /// the source and the shadow. Parameters as in [`ShadowPlan::batch_sql`] ($1.. upper, then lower
+    /// when `from_start` is false).
+    ///
+    /// With `hash_record`, rows are hashed with `hash_record_extended` (PostgreSQL 14+),
+    /// about three times faster than hashing their text form; it fails for a column type
+    /// without a hash function (`json`, `point`, …), and the caller then uses the text form.
+    ///
+    /// Rows whose key is in the log are left out on both sides: in one snapshot, the copy
+    /// differs from the source exactly there, until the replay. Runs in a `REPEATABLE READ`
+    /// transaction.
+    pub fn verify_sql(&self, from_start: bool, hash_record: bool) -> String {
+        let cols = list(
+            &self
+                .facts
+                .columns
+                .iter()
+                .map(|c| c.name.clone())
+                .collect::<Vec<_>>(),
+        );
+        let cond = self.keys().range_cond(from_start);
+        let hash = if hash_record {
+            format!("hash_record_extended(ROW({cols}), 0)")
+        } else {
+            format!("hashtextextended(ROW({cols})::text, 0)")
+        };
+        // The sum of bigints is exact (a numeric, added up in 128 bits), and a fifth faster
+        // than adding up numerics.
+        let agg = format!("count(*)::bigint, coalesce(sum({hash}), 0)::text");
+        let pending = self.capture().not_logged();
+        format!(
+            "SELECT * FROM (SELECT {agg} FROM {src} t WHERE {cond} AND {pending}) s, (SELECT {agg} FROM {shadow} t WHERE {cond} AND {pending}) n",
+            src = self.source(),
+            shadow = self.shadow(),
+        )
+    }
+
+    /// Re-copies one key range (after a verification mismatch), in one `REPEATABLE READ`
+    /// transaction.
+    pub fn recopy_sql(&self, from_start: bool) -> Vec<String> {
+        let cond = self.keys().range_cond(from_start);
+        let cols = list(&self.cols());
+        vec![
+            format!("DELETE FROM {} WHERE {cond}", self.shadow()),
+            format!(
+                "INSERT INTO {} ({cols}){} SELECT {cols} FROM {} WHERE {cond}",
+                self.shadow(),
+                self.overriding(),
+                self.source()
+            ),
+        ]
+    }
+
+    /// The key `chunk` rows after the lower bound (or from the start), up to the upper bound:
+    /// the end of the next verified range (no row when fewer are left). Parameters as in
+    /// [`ShadowPlan::verify_sql`].
+    pub fn chunk_end_sql(&self, from_start: bool, chunk: u32) -> String {
+        let ks = self.keys();
+        format!(
+            "SELECT {} FROM {} WHERE {} ORDER BY {} OFFSET {} LIMIT 1",
+            ks.text_array(""),
+            self.source(),
+            ks.range_cond(from_start),
+            ks.order(false),
+            chunk.saturating_sub(1)
+        )
+    }
+
+    /// Statistics for the new table (its partitions and the parent), before the swap: the
+    /// application's first queries on it are planned with them.
+    pub fn analyze_sql(&self) -> String {
+        format!("ANALYZE {}", self.shadow())
+    }
+}

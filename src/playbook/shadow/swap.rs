@@ -1,0 +1,304 @@
+//! The swap and what follows it: the renames, sequences, grants, foreign keys and views
+//! carried over in one transaction; the reverse sync that keeps the old table current; the
+//! swap back (rollback after the swap); dropping the copy (rollback before it); finalize.
+
+use super::{ShadowPlan, Side};
+use crate::playbook::facts::{InboundFk, View};
+use crate::playbook::names::{list, lit, quote_ident as q};
+
+impl ShadowPlan {
+    fn key_match(&self, key: &[String], row: &str) -> String {
+        key.iter()
+            .map(|k| format!("{} = {row}.{}", q(k), q(k)))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    }
+
+    /// A trigger function that applies each change of the table it is on to `target`,
+    /// identifying rows by `key` (a `TRUNCATE` truncates `target`).
+    fn sync_function(&self, name: &str, target: &str, key: &[String]) -> String {
+        let cols = self.cols();
+        let col_list = list(&cols);
+        let new_vals = cols
+            .iter()
+            .map(|c| format!("NEW.{}", q(c)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let updates: Vec<String> = cols
+            .iter()
+            .filter(|c| !key.contains(c))
+            .map(|c| format!("{} = EXCLUDED.{}", q(c), q(c)))
+            .collect();
+        let conflict = if updates.is_empty() {
+            "DO NOTHING".to_string()
+        } else {
+            format!("DO UPDATE SET {}", updates.join(", "))
+        };
+        let same_key = key
+            .iter()
+            .map(|k| format!("NEW.{0} IS NOT DISTINCT FROM OLD.{0}", q(k)))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let set_new: Vec<String> = cols
+            .iter()
+            .filter(|c| !key.contains(c))
+            .map(|c| format!("{} = NEW.{}", q(c), q(c)))
+            .collect();
+        let old_match = self.key_match(key, "OLD");
+        let ovr = self.overriding();
+        let key_list = list(key);
+        // An update that keeps the key updates the copy in place (one statement instead of a
+        // delete and an insert: the common case, and a fifth less work for the writer).
+        // Not with a GENERATED ALWAYS identity column outside the key: UPDATE cannot set it.
+        let always = self
+            .facts
+            .columns
+            .iter()
+            .any(|c| c.identity == "a" && !key.contains(&c.name));
+        let in_place = if set_new.is_empty() || always {
+            String::new()
+        } else {
+            format!(
+                "  IF TG_OP = 'UPDATE' AND {same_key} THEN
+    UPDATE {target} SET {} WHERE {old_match};
+    IF FOUND THEN
+      RETURN NULL;
+    END IF;
+  END IF;
+",
+                set_new.join(", "),
+            )
+        };
+        format!(
+            "CREATE OR REPLACE FUNCTION lockstep.{fname}() RETURNS trigger LANGUAGE plpgsql AS $lockstep$
+BEGIN
+  IF TG_OP = 'TRUNCATE' THEN
+    TRUNCATE {target};
+    RETURN NULL;
+  END IF;
+{in_place}  IF TG_OP IN ('UPDATE', 'DELETE') THEN
+    DELETE FROM {target} WHERE {old_match};
+  END IF;
+  IF TG_OP IN ('INSERT', 'UPDATE') THEN
+    INSERT INTO {target} ({col_list}){ovr} VALUES ({new_vals})
+      ON CONFLICT ({key_list}) {conflict};
+  END IF;
+  RETURN NULL;
+END
+$lockstep$",
+            fname = q(name),
+        )
+    }
+
+    /// The reverse function (new table → old table), created before the swap.
+    pub fn reverse_function_sql(&self) -> String {
+        self.sync_function(&self.names.reverse_fn, &self.old(), &self.facts.pk_columns)
+    }
+
+    /// Sequence continuity for the table now under the original name (run after the renames).
+    /// A serial column's sequence changes owner. An identity sequence continues above every id
+    /// handed out so far: after the swap (`to_new`) the new table's own identity sequence is
+    /// moved past the original's; after a swap back the original's is moved past the ids the
+    /// new table issued meanwhile.
+    fn sequences_sql(&self, to_new: bool) -> Vec<String> {
+        let live = self.source();
+        self.facts
+            .sequences
+            .iter()
+            .map(|s| {
+                if s.identity {
+                    let target = if to_new {
+                        format!("pg_get_serial_sequence({}, {})", lit(&live), lit(&s.column))
+                    } else {
+                        lit(&s.sequence)
+                    };
+                    format!(
+                        "SELECT setval({target}, GREATEST((SELECT last_value FROM {}), (SELECT coalesce(max({}), 0) FROM {live}), 1))",
+                        s.sequence,
+                        q(&s.column)
+                    )
+                } else {
+                    format!(
+                        "ALTER SEQUENCE {} OWNED BY {live}.{}",
+                        s.sequence,
+                        q(&s.column)
+                    )
+                }
+            })
+            .collect()
+    }
+
+    /// The table, primary-key and index names of one side of the swap.
+    fn side(&self, side: Side) -> (String, String, Vec<String>) {
+        let f = &self.facts;
+        let n = &self.names;
+        match side {
+            Side::Live => (
+                f.name.clone(),
+                f.pk_name.clone(),
+                f.indexes.iter().map(|i| i.name.clone()).collect(),
+            ),
+            Side::Old => (
+                n.old.clone(),
+                n.old_pk.clone(),
+                n.indexes.iter().map(|(_, o)| o.clone()).collect(),
+            ),
+            Side::Shadow => (
+                n.shadow.clone(),
+                n.shadow_pk.clone(),
+                n.indexes.iter().map(|(p, _)| p.clone()).collect(),
+            ),
+        }
+    }
+
+    /// Renames the table, its primary key and its indexes from one side's names to another's.
+    fn renames(&self, from: Side, to: Side) -> Vec<String> {
+        let (ft, fpk, fix) = self.side(from);
+        let (tt, tpk, tix) = self.side(to);
+        let mut out = vec![format!(
+            "ALTER TABLE {} RENAME TO {}",
+            self.rel(&ft),
+            q(&tt)
+        )];
+        if !self.facts.pk_name.is_empty() {
+            out.push(format!(
+                "ALTER INDEX {} RENAME TO {}",
+                self.rel(&fpk),
+                q(&tpk)
+            ));
+        }
+        for (a, b) in fix.iter().zip(&tix) {
+            out.push(format!("ALTER INDEX {} RENAME TO {}", self.rel(a), q(b)));
+        }
+        out
+    }
+
+    /// The swap: the rest of the log, renames, sequences, grants, foreign keys, views and the
+    /// reverse trigger.
+    /// Runs in one transaction after `SET LOCAL lock_timeout`.
+    pub fn swap_sql(&self) -> Vec<String> {
+        let f = &self.facts;
+        let mut out = vec![
+            format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", self.source()),
+            format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", self.shadow()),
+        ];
+        out.extend(self.storage_sql());
+        // The last changes, replayed under the lock; the capture stops.
+        out.extend(self.capture().finish_sql());
+        out.extend(f.inbound_fks.iter().map(InboundFk::drop_sql));
+        out.extend(self.renames(Side::Live, Side::Old));
+        out.extend(self.renames(Side::Shadow, Side::Live));
+        let new = self.source();
+        out.extend(self.sequences_sql(true));
+        for g in &f.grants {
+            let (privilege, to) = g.split_once(" TO ").unwrap_or((g.as_str(), "PUBLIC"));
+            out.push(format!("GRANT {privilege} ON {new} TO {to}"));
+        }
+        for (privilege, to) in &f.column_grants {
+            out.push(format!("GRANT {privilege} ON {new} TO {to}"));
+        }
+        out.extend(f.inbound_fks.iter().map(|fk| fk.add_not_valid_sql(&new)));
+        for v in &f.views {
+            out.push(view_sql(v));
+        }
+        out.push(self.reverse_function_sql());
+        out.push(format!(
+            "CREATE TRIGGER lockstep_reverse AFTER INSERT OR UPDATE OR DELETE ON {new} FOR EACH ROW EXECUTE FUNCTION lockstep.{}()",
+            q(&self.names.reverse_fn)
+        ));
+        out.push(format!(
+            "CREATE TRIGGER lockstep_reverse_truncate AFTER TRUNCATE ON {new} FOR EACH STATEMENT EXECUTE FUNCTION lockstep.{}()",
+            q(&self.names.reverse_fn)
+        ));
+        out
+    }
+
+    /// After the swap: validate the re-pointed foreign keys (each in its own transaction).
+    pub fn validate_sql(&self) -> Vec<String> {
+        self.facts
+            .inbound_fks
+            .iter()
+            .map(InboundFk::validate_sql)
+            .collect()
+    }
+
+    /// Swapping back after the swap (rollback): the old table, kept current by the reverse
+    /// trigger, takes the name again.
+    pub fn swap_back_sql(&self) -> Vec<String> {
+        let f = &self.facts;
+        let current = self.source();
+        let mut out = vec![
+            format!("LOCK TABLE {current} IN ACCESS EXCLUSIVE MODE"),
+            format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", self.old()),
+        ];
+        out.extend(f.inbound_fks.iter().map(InboundFk::drop_sql));
+        out.push(format!(
+            "DROP TRIGGER IF EXISTS lockstep_reverse ON {current}; DROP TRIGGER IF EXISTS lockstep_reverse_truncate ON {current}"
+        ));
+        out.extend(self.renames(Side::Live, Side::Shadow));
+        out.extend(self.renames(Side::Old, Side::Live));
+        out.extend(self.sequences_sql(false));
+        out.extend(
+            f.inbound_fks
+                .iter()
+                .map(|fk| fk.add_not_valid_sql(&current)),
+        );
+        for v in &f.views {
+            out.push(view_sql(v));
+        }
+        out.push(format!("DROP TABLE {}", self.shadow()));
+        out.push(format!(
+            "DROP FUNCTION IF EXISTS lockstep.{}()",
+            q(&self.names.reverse_fn)
+        ));
+        out.push(format!(
+            "DROP FUNCTION IF EXISTS lockstep.{}()",
+            q(&self.names.forward_fn)
+        ));
+        out
+    }
+
+    /// Undoing everything before the swap.
+    pub fn drop_shadow_sql(&self) -> Vec<String> {
+        let mut out = self.capture().discard_sql();
+        out.insert(1, format!("DROP TABLE IF EXISTS {}", self.shadow()));
+        out.push(format!(
+            "DROP FUNCTION IF EXISTS lockstep.{}()",
+            q(&self.names.reverse_fn)
+        ));
+        out
+    }
+
+    /// Finalize: the reverse trigger and the old table go.
+    pub fn finalize_sql(&self) -> Vec<String> {
+        vec![
+            format!(
+                "DROP TRIGGER IF EXISTS lockstep_reverse ON {0}; DROP TRIGGER IF EXISTS lockstep_reverse_truncate ON {0}",
+                self.source()
+            ),
+            format!("DROP TABLE IF EXISTS {}", self.old()),
+            format!(
+                "DROP FUNCTION IF EXISTS lockstep.{}()",
+                q(&self.names.reverse_fn)
+            ),
+            format!(
+                "DROP FUNCTION IF EXISTS lockstep.{}()",
+                q(&self.names.forward_fn)
+            ),
+        ]
+    }
+}
+
+/// Re-creating a dependent view (on whatever table has the name now), options included.
+fn view_sql(v: &View) -> String {
+    let with = if v.options.is_empty() {
+        String::new()
+    } else {
+        format!(" WITH ({})", v.options.join(", "))
+    };
+    format!(
+        "CREATE OR REPLACE VIEW {}{with} AS {}",
+        v.name,
+        v.definition.trim_end().trim_end_matches(';')
+    )
+}
