@@ -1,5 +1,12 @@
 //! `lint --changed-since REF` against temporary git repositories, and the framework flags.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 use std::fs;
 use std::path::Path;
 use std::process::Command as Std;

@@ -2,6 +2,13 @@
 //! standard input, configuration, suppressions, `rules`/`explain`, hostile input and
 //! broken pipes.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};

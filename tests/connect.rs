@@ -3,6 +3,13 @@
 //! against a server with a certificate from a CA made here, and the error messages, none of
 //! which may show the password.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,13 @@
 //! Linting a directory of thousands of migration files: no panic, every file linted in
 //! migration order, and statements lockstep does not understand are notes only.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 use std::path::PathBuf;
 
 use lockstep::files::{discover, exclude_set, lint_all, Input};

@@ -1,5 +1,12 @@
 //! `lockstep demo`: the newcomer's first command works end to end on a small table.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 #[test]
 fn demo_converts_a_busy_table_and_checks_it_row_for_row() {
     let out = assert_cmd::Command::cargo_bin("lockstep")

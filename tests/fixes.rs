@@ -1,6 +1,13 @@
 //! Safe rewrites: applying every fix to every rule's bad fixture leaves SQL that still
 //! parses and on which the fixed findings no longer fire.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 use std::path::PathBuf;
 
 use lockstep::lint::fix::apply;

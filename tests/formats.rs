@@ -13,6 +13,13 @@
 //! copied unchanged from `src/schema.json` of the crates.io package `serde-sarif` 0.8.0
 //! (sha256 of the file: af47e7b67f24efe74076621fd3a5fbe7398add9e84fe820c971219a385895cea).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 use std::collections::HashSet;
 use std::fs;
 use std::path::Path;

@@ -2,6 +2,13 @@
 //! with an `expected.toml` listing, per file, the framework lockstep must recognise, how the
 //! tool runs each section (direction and transaction), and the transaction-related findings.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 use std::path::{Path, PathBuf};
 
 use lockstep::files::{discover, exclude_set, lint_all, FileReport};

@@ -3,6 +3,13 @@
 //! holds (`pg_locks`, modes above ACCESS SHARE), the tables it rewrites (`relfilenode`) and scans
 //! (`pg_stat_xact_user_tables`) must equal the lint report's prediction.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use lockstep::db::cluster::TempCluster;

@@ -1,6 +1,13 @@
 //! Integration points outside the linter itself: `lockstep completions`, `lockstep man`,
 //! the pre-commit hook manifest, the GitLab CI/CD component and the GitHub Actions example.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 

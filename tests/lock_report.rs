@@ -1,5 +1,12 @@
 //! The per-statement lock report in `--format json` and `--locks`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 use assert_cmd::Command;
 use serde_json::Value;
 

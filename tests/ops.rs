@@ -3,9 +3,16 @@
 //! `twin`, so after a run (or a kill, resume or rollback) the two must still hold the same
 //! rows; and no write may wait longer than the lock_timeout allows.
 
-#[path = "common/pg.rs"]
-mod pg;
-use pg::{connect, rt};
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
+#[path = "common/db.rs"]
+mod db;
+use db::{connect, rt};
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
@@ -15,9 +22,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use lockstep::db::cluster::TempCluster;
-use tokio_postgres::Client;
 
-const BIN: &str = env!("CARGO_BIN_EXE_lockstep");
 const ROWS: i64 = 20_000;
 /// The playbooks' lock_timeout.
 const LOCK_TIMEOUT_MS: u64 = 100;
@@ -26,27 +31,24 @@ const LOCK_TIMEOUT_MS: u64 = 100;
 const SLACK_MS: u64 = 400;
 
 struct Db {
-    url: String,
-    rt: tokio::runtime::Runtime,
-    client: Client,
-    dir: tempfile::TempDir,
+    db: db::Db,
     _cluster: TempCluster,
+}
+
+impl std::ops::Deref for Db {
+    type Target = db::Db;
+    fn deref(&self) -> &db::Db {
+        &self.db
+    }
 }
 
 impl Db {
     /// A fresh cluster and database with `items` (ROWS rows, every fourth `n` NULL), its
     /// `twin`, and `refs` pointing at `items`.
     fn new() -> Db {
-        let cluster =
-            TempCluster::start().expect("a throwaway PostgreSQL must start for this test");
-        let rt = rt();
-        let url = cluster.conn_string("postgres");
-        let client = rt.block_on(connect(&format!("{url} application_name=tests")));
+        let cluster = db::cluster();
         let db = Db {
-            url,
-            rt,
-            client,
-            dir: tempfile::tempdir().unwrap(),
+            db: db::Db::create(&cluster, "ops"),
             _cluster: cluster,
         };
         db.exec(&format!(
@@ -63,49 +65,23 @@ impl Db {
         db
     }
 
-    fn exec(&self, sql: &str) {
-        self.rt
-            .block_on(self.client.batch_execute(sql))
-            .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
-    }
-
-    fn one<T: for<'a> tokio_postgres::types::FromSql<'a>>(&self, sql: &str) -> T {
-        self.rt
-            .block_on(self.client.query_one(sql, &[]))
-            .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
-            .get(0)
-    }
-
+    /// A playbook with the tests' lock settings.
     fn playbook(&self, text: &str) -> PathBuf {
-        let p = self
-            .dir
-            .path()
-            .join(format!("pb{}.toml", fastrand::u32(..)));
-        std::fs::write(
-            &p,
-            format!("{text}\n[swap]\nlock_timeout = \"{LOCK_TIMEOUT_MS}ms\"\nbackoff = \"50ms\"\n"),
+        self.db.playbook(
+            &format!("pb{}.toml", fastrand::u32(..)),
+            &format!(
+                "{text}\n[swap]\nlock_timeout = \"{LOCK_TIMEOUT_MS}ms\"\nbackoff = \"50ms\"\n"
+            ),
         )
-        .unwrap();
-        p
     }
 
+    /// `lockstep ARGS`, holding at `hold` (if given).
     fn command(&self, args: &[&str], hold: Option<&str>) -> Command {
-        let mut c = Command::new(BIN);
-        c.args(args)
-            .arg("--database-url")
-            .arg(&self.url)
-            .env("NO_COLOR", "1")
-            .env_remove("DATABASE_URL")
-            .env_remove("LOCKSTEP_TEST_HOLD_AT")
-            .stdin(Stdio::null());
+        let mut c = self.db.command(args);
         if let Some(h) = hold {
             c.env("LOCKSTEP_TEST_HOLD_AT", h);
         }
         c
-    }
-
-    fn lockstep(&self, args: &[&str]) -> Output {
-        self.command(args, None).output().unwrap()
     }
 
     /// (step, status, rows done) of the latest run.

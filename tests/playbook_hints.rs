@@ -2,6 +2,13 @@
 //! (`lockstep plan`/`lockstep run`): in the help, in the rule's docs, and in `lint --diff`
 //! before each file's diff, where `patch` and `git apply` skip text.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command as Std;

@@ -1,5 +1,12 @@
 //! Random and mutated SQL never panics or hangs the splitter or the linter.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 use lockstep::lint::{lint_source, LintOptions};
 use lockstep::sql::split;
 use proptest::prelude::*;

@@ -3,6 +3,13 @@
 //! A fixture marks an expected finding with `-- expect: <rule>` on the line above the
 //! statement (or comment) the finding belongs to.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 

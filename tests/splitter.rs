@@ -1,5 +1,12 @@
 //! Statement splitter: each quoting form, exact spans and lines.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 use lockstep::sql::{split, LineIndex};
 
 /// The statements' texts.

@@ -2,6 +2,13 @@
 //! ground-truth table traced in one migration, a `CREATE INDEX CONCURRENTLY` file watched
 //! from a second connection, confirmed/mismatch marking, rollback mode, and the CLI.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 #[path = "common/ground_truth_cases.rs"]
 mod cases;
 

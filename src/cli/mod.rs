@@ -1,5 +1,9 @@
 //! Command-line interface: argument definitions and the only code that prints.
 
+// The command line is the one place that writes to the terminal (Cargo.toml denies it
+// elsewhere).
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 mod completions;
 mod demo;
 mod explain;

@@ -190,3 +190,35 @@ impl ShadowPlan {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::playbook::plan::AnyPlan;
+
+    /// A plan stored by a run keeps its shape, so a run started by an earlier build resumes:
+    /// the fields of the partition plan as they have always been stored, untagged.
+    #[test]
+    fn stored_plans_keep_their_shape() {
+        let facts = crate::playbook::facts::example();
+        let names = Names::new(&facts, "r1", Vec::new());
+        let plan = ShadowPlan {
+            key: vec!["id".into(), "select".into()],
+            target: Target::Partitioned {
+                partition_column: "select".into(),
+                partition_by: "RANGE (\"select\")".into(),
+            },
+            facts,
+            names,
+        };
+        let v = serde_json::to_value(AnyPlan::from(plan.clone())).unwrap();
+        let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            ["facts", "key", "names", "partition_by", "partition_column"]
+        );
+        let back: ShadowPlan = serde_json::from_value(v).unwrap();
+        assert_eq!(back, plan);
+    }
+}
