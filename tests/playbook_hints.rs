@@ -179,7 +179,7 @@ fn help_names_the_playbook_kind_of_the_online_alternative() {
         assert_eq!(f.len(), 1, "{rule} on {sql:?} (PG {v}): {f:#?}");
         let help = f[0].help.as_deref().unwrap_or("");
         assert!(names_kind(help, kind), "{rule} on {sql:?}: {help}");
-        for other in lockstep::playbook::registry::KindName::all()
+        for other in lockstep::playbook::kinds::KindName::all()
             .iter()
             .map(|k| k.name())
             .filter(|k| *k != kind)

@@ -7,8 +7,8 @@ use tokio_postgres::Client;
 
 use super::exec::{dberr, runner_session, Exec};
 pub use super::exec::{Ctx, EngineError, Finished, Progress, Silent};
+use super::kinds::KindName;
 use super::plan::AnyPlan;
-use super::registry::KindName;
 use super::shadow;
 use super::spec::{self, Playbook};
 use super::state::{self, LaneCounts, Status};

@@ -1,5 +1,5 @@
 //! The [`Kind`] trait every playbook kind implements; the kinds are registered in
-//! `registry.rs`.
+//! `kinds/mod.rs`.
 
 use serde::de::DeserializeOwned;
 use tokio_postgres::Client;

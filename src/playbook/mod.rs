@@ -2,7 +2,7 @@
 //! state table (ARCHITECTURE.md has the whole picture):
 //!
 //! 1. `spec/` parses the file: the kind, the table, the shared settings; the kind's own
-//!    table is parsed by its module in `kinds/`, registered in the one list in `registry.rs`
+//!    table is parsed by its module in `kinds/`, registered in the one list in `kinds/mod.rs`
 //!    (the `Kind` trait is in `kind.rs`, the settings every kind shares in `settings.rs`).
 //! 2. The kind prepares a plan (`Kind::prepare`): it reads the table's facts (`facts/`),
 //!    runs the preflight checks and makes a plan, pure SQL: a shadow rebuild (`shadow/`)
@@ -21,7 +21,6 @@ pub mod kind;
 pub mod kinds;
 pub mod names;
 pub mod plan;
-pub mod registry;
 pub mod settings;
 pub mod shadow;
 pub mod spec;

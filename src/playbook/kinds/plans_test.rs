@@ -3,7 +3,7 @@
 #[cfg(test)]
 mod in_place {
     use crate::playbook::facts::{example, Extra, Facts, IndexInfo};
-    use crate::playbook::registry::Spec;
+    use crate::playbook::kinds::Spec;
     use crate::playbook::spec::{parse, Playbook};
     use crate::playbook::steps::{make, Action, InPlace, PlanCx, StepPlan};
 

@@ -1,5 +1,5 @@
 //! A kind that exists only in unit tests: it shows what adding a kind takes (this module and
-//! its line in `kind.rs`'s list), and that the registry, the parser and the step engine's
+//! its line in the list in `kinds/mod.rs`), and that the list, the parser and the step engine's
 //! planning take any kind. It plans one step that changes nothing.
 
 use serde::Deserialize;
@@ -59,7 +59,7 @@ impl InPlace for TestNoop {
 
 #[cfg(test)]
 mod tests {
-    use crate::playbook::registry::KindName;
+    use crate::playbook::kinds::KindName;
     use crate::playbook::spec::parse;
     use crate::playbook::steps::{make, PlanCx};
 
@@ -72,7 +72,7 @@ mod tests {
         .unwrap();
         assert_eq!(pb.kind_name(), KindName::TestNoop);
         assert_eq!(KindName::parse("test-noop"), Some(KindName::TestNoop));
-        let crate::playbook::registry::Spec::TestNoop(k) = &pb.kind else {
+        let crate::playbook::kinds::Spec::TestNoop(k) = &pb.kind else {
             panic!("{:?}", pb.kind)
         };
         let facts = crate::playbook::facts::example();

@@ -46,7 +46,7 @@ pub use super::settings::{
     MAX_WORKERS,
 };
 
-use super::registry::{KindName, RawPlaybook, Spec};
+use super::kinds::{KindName, RawPlaybook, Spec};
 use super::settings;
 use crate::lint::did_you_mean;
 

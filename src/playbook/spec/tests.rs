@@ -1,6 +1,6 @@
 use super::*;
 use crate::playbook::kinds::partition::{ListPartition, Partition, Strategy};
-use crate::playbook::registry::{KindName, Spec};
+use crate::playbook::kinds::{KindName, Spec};
 
 fn partition(p: &Playbook) -> &Partition {
     match &p.kind {

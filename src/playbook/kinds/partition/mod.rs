@@ -365,7 +365,7 @@ fn parse(p: RawPartition, at: &Parse<'_>) -> Result<Partition, SpecError> {
 mod tests {
     use super::*;
     use crate::playbook::facts::example as facts;
-    use crate::playbook::registry::Spec;
+    use crate::playbook::kinds::Spec;
     use crate::playbook::shadow::Partition as Part;
     use crate::playbook::spec::Playbook;
 
