@@ -9,10 +9,12 @@ fn a_second_runner_is_refused_and_status_pause_and_resume_work() {
     let db = Db::create(&cluster, "two_runs");
     setup_events(&db, 20_000);
     // `duty_cycle = 1`: the helper connection copies too, though the test's queries make the
-    // database look busy, so that a pause meets two copying connections.
+    // database look busy, so that a pause meets two copying connections. The copy takes
+    // about 13 s, so a pause lands half way even when starting `lockstep pause` is slow on a
+    // busy machine.
     let pb = db.playbook(
         "pb.toml",
-        &events_playbook("max_rows_per_second = 4000\nduty_cycle = 1"),
+        &events_playbook("max_rows_per_second = 1500\nduty_cycle = 1"),
     );
     let pb = pb.to_str().unwrap();
     let mut first = db.spawn(&["run", pb], Some("backfill"));
