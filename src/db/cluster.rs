@@ -87,6 +87,7 @@ fn is_root() -> bool {
 pub struct TempClusterBuilder {
     password: Option<String>,
     ssl: Option<(String, String)>,
+    settings: Vec<(String, String)>,
 }
 
 impl fmt::Debug for TempClusterBuilder {
@@ -114,6 +115,12 @@ impl TempClusterBuilder {
         key_pem: impl Into<String>,
     ) -> TempClusterBuilder {
         self.ssl = Some((cert_pem.into(), key_pem.into()));
+        self
+    }
+
+    /// A server setting (`-c name=value`), e.g. `wal_level = logical`.
+    pub fn setting(mut self, name: &str, value: &str) -> TempClusterBuilder {
+        self.settings.push((name.to_string(), value.to_string()));
         self
     }
 
@@ -182,6 +189,9 @@ impl TempClusterBuilder {
             c.port,
             c.socket_dir().display()
         );
+        for (name, value) in &self.settings {
+            opts.push_str(&format!(" -c {name}={value}"));
+        }
         if let Some((cert, key)) = &self.ssl {
             let data = c.data_dir();
             c.write_private(&data.join("server.crt"), cert.as_bytes())?;

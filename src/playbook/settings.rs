@@ -36,6 +36,7 @@ pub struct Common {
 pub(crate) struct RawDependents {
     pub views: Option<String>,
     pub foreign_keys: Option<String>,
+    pub publications: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -65,6 +66,22 @@ pub struct Dependents {
     pub recreate_views: bool,
     /// Re-point inbound foreign keys to the new table (false: refuse in preflight).
     pub repoint_foreign_keys: bool,
+    pub publications: Publications,
+}
+
+/// What to do about logical replication of the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Publications {
+    /// Publications that name the table move to the new table at the swap; a publication of
+    /// all tables or of the table's schema, or a logical slot with an output plugin that
+    /// does not read publications, refuses the conversion (their consumers would receive
+    /// the copy, or the new table under other names).
+    Carry,
+    /// As `Carry`, and go ahead where the consumers would receive the copy: they are known
+    /// to filter by table name.
+    PublishCopy,
+    /// Any publication of the table refuses the conversion.
+    Refuse,
 }
 
 impl Default for Dependents {
@@ -72,6 +89,7 @@ impl Default for Dependents {
         Dependents {
             recreate_views: true,
             repoint_foreign_keys: true,
+            publications: Publications::Carry,
         }
     }
 }
@@ -338,8 +356,20 @@ pub(crate) fn dependents(raw: &RawDependents, p: &Parse<'_>) -> Result<Dependent
             )),
         }
     };
+    let publications = match raw.publications.as_deref() {
+        None | Some("carry") => Publications::Carry,
+        Some("publish-copy") => Publications::PublishCopy,
+        Some("refuse") => Publications::Refuse,
+        Some(x) => {
+            return Err(p.bad(
+                "dependents.publications",
+                format!("expected \"carry\", \"publish-copy\" or \"refuse\", found `{x}`"),
+            ))
+        }
+    };
     Ok(Dependents {
         recreate_views: choice("dependents.views", &raw.views, "recreate")?,
         repoint_foreign_keys: choice("dependents.foreign_keys", &raw.foreign_keys, "repoint")?,
+        publications,
     })
 }

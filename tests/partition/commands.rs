@@ -173,7 +173,7 @@ fn plan_shows_steps_sql_preflight_and_diff_and_changes_nothing() {
         "7. swap: ",
         "ALTER TABLE public.events RENAME TO events_old",
         "GRANT SELECT ON public.events TO reader",
-        "CREATE OR REPLACE VIEW recent_events AS",
+        "CREATE OR REPLACE VIEW public.recent_events AS",
         "8. validate: ",
         "9. finalize (separate command): ",
         "DROP TABLE IF EXISTS public.events_old",

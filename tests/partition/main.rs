@@ -23,6 +23,7 @@ mod db;
 mod commands;
 mod dependents;
 mod events;
+mod fidelity;
 mod kills;
 mod refusals;
 mod workload;

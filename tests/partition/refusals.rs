@@ -10,7 +10,7 @@ fn unsupported_tables_are_refused_in_preflight_and_nothing_changes() {
     db.exec(
         "CREATE TABLE audited (id bigint PRIMARY KEY, at timestamptz NOT NULL);
          CREATE FUNCTION audit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
-         CREATE TRIGGER audit_changes AFTER INSERT OR UPDATE ON audited FOR EACH ROW EXECUTE FUNCTION audit();
+         CREATE TRIGGER audit_changes AFTER INSERT ON audited REFERENCING NEW TABLE AS inserted FOR EACH ROW EXECUTE FUNCTION audit();
          CREATE TABLE skus (id bigint PRIMARY KEY, sku text NOT NULL, at timestamptz NOT NULL);
          CREATE UNIQUE INDEX skus_sku ON skus (sku);
          CREATE TABLE loose (id bigint PRIMARY KEY, at timestamptz);
@@ -22,20 +22,45 @@ fn unsupported_tables_are_refused_in_preflight_and_nothing_changes() {
          CREATE INDEX crowded_p202401_pkey ON bystander (x);
          INSERT INTO audited SELECT i, '2024-01-01'::timestamptz + i * interval '1 day' FROM generate_series(1, 100) i;
          INSERT INTO skus SELECT i, 's' || i, '2024-01-01'::timestamptz + i * interval '1 day' FROM generate_series(1, 100) i;
-         INSERT INTO loose SELECT i, '2024-01-01'::timestamptz + i * interval '1 day' FROM generate_series(1, 100) i;",
+         INSERT INTO loose SELECT i, '2024-01-01'::timestamptz + i * interval '1 day' FROM generate_series(1, 100) i;
+         CREATE EXTENSION btree_gist;
+         CREATE TABLE bookings (id bigint PRIMARY KEY, room int NOT NULL, at timestamptz NOT NULL,
+           EXCLUDE USING gist (room WITH =, at WITH =));
+         CREATE TABLE temporary_data (id bigint PRIMARY KEY, at timestamptz NOT NULL);
+         ALTER TABLE temporary_data SET UNLOGGED;
+         CREATE TABLE base (id bigint PRIMARY KEY, at timestamptz NOT NULL);
+         CREATE TABLE derived (extra int) INHERITS (base);
+         CREATE TABLE summarized (id bigint PRIMARY KEY, at timestamptz NOT NULL);
+         CREATE MATERIALIZED VIEW summary AS SELECT count(*) FROM summarized;
+         CREATE TABLE everything (id bigint PRIMARY KEY, at timestamptz NOT NULL);
+         CREATE PUBLICATION all_of_it FOR ALL TABLES;",
     );
     let relations = db.relations("public");
     let triggers: i64 = db.one("SELECT count(*) FROM pg_trigger");
     for (table, why) in [
         (
             "audited",
-            "trigger audit_changes on the table is not carried over",
+            "trigger audit_changes is a row trigger with transition tables",
         ),
         (
             "skus",
             "unique index skus_sku does not include the partition column at",
         ),
         ("loose", "partition column at allows NULL"),
+        (
+            "bookings",
+            "exclusion constraint bookings_room_at_excl cannot be carried over to a partitioned table",
+        ),
+        ("temporary_data", "public.temporary_data is UNLOGGED"),
+        ("base", "public.base is inherited by public.derived"),
+        (
+            "summarized",
+            "materialized view public.summary depends on the table",
+        ),
+        (
+            "everything",
+            "publication all_of_it publishes all tables: its subscribers would receive every row of the copy",
+        ),
         ("taken", "public.taken_old already exists"),
         // The name the primary key of the copy's first partition would get.
         ("crowded", "public.crowded_p202401_pkey already exists"),

@@ -16,14 +16,17 @@ use tokio_postgres::Client;
 use super::conn::{Conn, Exec};
 use super::error::{dberr, first_error, EngineError};
 
-/// The session settings of every connection of a run. No JIT: a batch's plan often costs
+/// The session settings of every connection of a run. No row-level security: a statement
+/// that it would affect fails instead of silently seeing (or changing) fewer rows. No JIT: a batch's plan often costs
 /// more than `jit_above_cost`, and compiling it took longer than running it (half a second
 /// per verified range, measured with `lockstep demo --bench`). No parallel workers for index
 /// builds: the connections already build one index each, and workers would take cores the
 /// duty cycle does not count.
 pub(crate) async fn runner_session(client: &Client) -> Result<(), EngineError> {
     client
-        .batch_execute("SET jit = off; SET max_parallel_maintenance_workers = 0")
+        .batch_execute(
+            "SET row_security = off; SET jit = off; SET max_parallel_maintenance_workers = 0",
+        )
         .await
         .map_err(dberr("session settings"))
 }

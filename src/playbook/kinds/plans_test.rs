@@ -190,6 +190,7 @@ mod in_place {
             unique: false,
             tail: " USING btree (\"select\", note)".into(),
             columns: vec!["select".into(), "note".into()],
+            ..Default::default()
         });
         assert!(wanted_names(&fk, &covered).is_empty());
         let (p, _) = plan(&fk, &covered, &with_ref, "r");
@@ -395,6 +396,7 @@ mod in_place {
             child_columns: vec!["order id".into()],
             parent_columns: vec!["id".into()],
             actions: "ON UPDATE NO ACTION ON DELETE CASCADE".into(),
+            validated: true,
         });
         let x = Extra {
             column_sequence: Some(("\"Sales Data\".\"Order_id_seq\"".into(), "integer".into())),

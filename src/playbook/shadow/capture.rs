@@ -109,6 +109,7 @@ $lockstep$",
                 new = vals("NEW"),
                 old = vals("OLD"),
             ),
+            format!("REVOKE ALL ON FUNCTION lockstep.{fname}() FROM PUBLIC"),
             format!(
                 "CREATE TRIGGER lockstep_capture AFTER INSERT OR UPDATE OR DELETE ON {} FOR EACH ROW EXECUTE FUNCTION lockstep.{fname}()",
                 self.plan.source(),

@@ -72,6 +72,11 @@ impl Runner<'_, '_> {
                 }
             }
         }
+        // Their comments (under the new table's names, which the swap renames).
+        let extras = self.plan.index_extras_sql();
+        if !extras.is_empty() {
+            self.exec.main().with_retry(&extras, "indexes").await?;
+        }
         Ok(())
     }
 

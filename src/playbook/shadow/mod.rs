@@ -14,6 +14,7 @@
 //! - `describe.rs`: the plan as `lockstep plan` shows it.
 
 mod capture;
+mod carry;
 mod copy;
 mod describe;
 mod indexes;

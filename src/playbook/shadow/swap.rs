@@ -7,15 +7,28 @@ use crate::playbook::facts::{InboundFk, View};
 use crate::playbook::names::{list, lit, quote_ident as q};
 
 impl ShadowPlan {
+    /// `=` for column `c`, qualified: the functions lockstep installs run with a pinned
+    /// search_path, so an extension type's operator is named with its schema.
+    fn eq(&self, c: &str) -> String {
+        let schema = self
+            .facts
+            .column(c)
+            .and_then(|c| c.eq_schema.as_deref())
+            .unwrap_or("pg_catalog");
+        format!("OPERATOR({schema}.=)")
+    }
+
     fn key_match(&self, key: &[String], row: &str) -> String {
         key.iter()
-            .map(|k| format!("{} = {row}.{}", q(k), q(k)))
+            .map(|k| format!("{} {} {row}.{}", q(k), self.eq(k), q(k)))
             .collect::<Vec<_>>()
             .join(" AND ")
     }
 
     /// A trigger function that applies each change of the table it is on to `target`,
-    /// identifying rows by `key` (a `TRUNCATE` truncates `target`).
+    /// identifying rows by `key` (a `TRUNCATE` truncates `target`). It runs with its owner's
+    /// rights (an application role allowed to write the table needs none on `target`) and a
+    /// pinned search_path, every name in it qualified.
     fn sync_function(&self, name: &str, target: &str, key: &[String]) -> String {
         let cols = self.cols();
         let col_list = list(&cols);
@@ -34,9 +47,10 @@ impl ShadowPlan {
         } else {
             format!("DO UPDATE SET {}", updates.join(", "))
         };
+        // Key columns are NOT NULL.
         let same_key = key
             .iter()
-            .map(|k| format!("NEW.{0} IS NOT DISTINCT FROM OLD.{0}", q(k)))
+            .map(|k| format!("NEW.{0} {1} OLD.{0}", q(k), self.eq(k)))
             .collect::<Vec<_>>()
             .join(" AND ");
         let set_new: Vec<String> = cols
@@ -70,7 +84,7 @@ impl ShadowPlan {
             )
         };
         format!(
-            "CREATE OR REPLACE FUNCTION lockstep.{fname}() RETURNS trigger LANGUAGE plpgsql AS $lockstep$
+            "CREATE OR REPLACE FUNCTION lockstep.{fname}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $lockstep$
 BEGIN
   IF TG_OP = 'TRUNCATE' THEN
     TRUNCATE {target};
@@ -201,7 +215,12 @@ $lockstep$",
         for v in &f.views {
             out.push(view_sql(v));
         }
+        out.extend(self.swap_extras_sql());
         out.push(self.reverse_function_sql());
+        out.push(format!(
+            "REVOKE ALL ON FUNCTION lockstep.{}() FROM PUBLIC",
+            q(&self.names.reverse_fn)
+        ));
         out.push(format!(
             "CREATE TRIGGER lockstep_reverse AFTER INSERT OR UPDATE OR DELETE ON {new} FOR EACH ROW EXECUTE FUNCTION lockstep.{}()",
             q(&self.names.reverse_fn)
@@ -213,11 +232,13 @@ $lockstep$",
         out
     }
 
-    /// After the swap: validate the re-pointed foreign keys (each in its own transaction).
+    /// After the swap: validate the re-pointed foreign keys that were valid before (each in
+    /// its own transaction); one that was NOT VALID stays so.
     pub fn validate_sql(&self) -> Vec<String> {
         self.facts
             .inbound_fks
             .iter()
+            .filter(|fk| fk.validated)
             .map(InboundFk::validate_sql)
             .collect()
     }
@@ -237,6 +258,7 @@ $lockstep$",
         ));
         out.extend(self.renames(Side::Live, Side::Shadow));
         out.extend(self.renames(Side::Old, Side::Live));
+        out.extend(self.swap_back_extras_sql());
         out.extend(self.sequences_sql(false));
         out.extend(
             f.inbound_fks

@@ -30,37 +30,55 @@ impl Target {
 }
 
 impl ShadowPlan {
-    /// Creating the partitioned table and its partitions (autovacuum off while copying). No
-    /// index yet: the copy is faster without them, and only lockstep writes to the table.
+    /// Creating the partitioned table and its partitions (autovacuum off while copying),
+    /// with what the empty table carries over from the table (its foreign keys, valid CHECK
+    /// constraints, comments, statistics targets, extended statistics). No index yet: the
+    /// copy is faster without them, and only lockstep writes to the table.
     pub fn shadow_sql(&self) -> Vec<String> {
+        let f = &self.facts;
+        // Not `INCLUDING CONSTRAINTS`: it would copy a NOT VALID check as a valid one, which
+        // the copy's rows may break (see carry.rs).
+        let compression = if f.server_version >= 140_000 {
+            " INCLUDING COMPRESSION"
+        } else {
+            ""
+        };
+        let tablespace = f
+            .tablespace
+            .as_ref()
+            .map_or(String::new(), |t| format!(" TABLESPACE {t}"));
         let mut out = vec![format!(
-            "CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING GENERATED INCLUDING STORAGE INCLUDING COMMENTS INCLUDING CONSTRAINTS) PARTITION BY {}",
+            "CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING GENERATED INCLUDING STORAGE INCLUDING COMMENTS{compression}) PARTITION BY {}{tablespace}",
             self.shadow(),
             self.source(),
             self.target.partition_by()
         )];
         for p in &self.names.partitions {
             out.push(format!(
-                "CREATE TABLE {} PARTITION OF {} {} WITH (autovacuum_enabled = off)",
+                "CREATE TABLE {} PARTITION OF {} {} WITH (autovacuum_enabled = off){tablespace}",
                 self.rel(&p.name),
                 self.shadow(),
                 p.bound
             ));
         }
-        for (name, def) in &self.facts.outbound_fks {
-            out.push(format!(
-                "ALTER TABLE {} ADD CONSTRAINT {} {def}",
-                self.shadow(),
-                q(&fit(&format!("{}_{name}", self.names.shadow)))
-            ));
+        // Under their own names: a constraint's name is the table's alone.
+        for (name, def) in &f.outbound_fks {
+            if !f.outbound_not_valid.contains(name) {
+                out.push(format!(
+                    "ALTER TABLE {} ADD CONSTRAINT {} {def}",
+                    self.shadow(),
+                    q(name)
+                ));
+            }
         }
-        if !self.facts.owner.is_empty() {
-            out.push(format!(
-                "ALTER TABLE {} OWNER TO {}",
-                self.shadow(),
-                q(&self.facts.owner)
-            ));
+        if !f.owner.is_empty() {
+            for t in std::iter::once(self.shadow())
+                .chain(self.names.partitions.iter().map(|p| self.rel(&p.name)))
+            {
+                out.push(format!("ALTER TABLE {t} OWNER TO {}", q(&f.owner)));
+            }
         }
+        out.extend(self.create_extras_sql());
         out
     }
 
@@ -112,6 +130,51 @@ impl ShadowPlan {
             .enumerate()
             .map(|(i, (ix, (parent, _)))| {
                 let unique = if ix.unique { "UNIQUE " } else { "" };
+                let child_name = |p: &super::Partition| fit(&format!("{}_{i}_idx", p.name));
+                // A unique constraint: each partition's index becomes a constraint of the
+                // partition, which the parent's constraint then adopts.
+                if let Some(c) = &ix.constraint {
+                    let deferral: String = ["DEFERRABLE", "INITIALLY DEFERRED"]
+                        .iter()
+                        .filter(|w| {
+                            c.definition.contains(*w) && !c.definition.contains("NOT DEFERRABLE")
+                        })
+                        .map(|w| format!(" {w}"))
+                        .collect();
+                    return IndexJob {
+                        first: None,
+                        children: self
+                            .names
+                            .partitions
+                            .iter()
+                            .map(|p| {
+                                let name = child_name(p);
+                                let part = self.rel(&p.name);
+                                ChildIndex {
+                                    build: vec![
+                                        format!("CREATE UNIQUE INDEX {} ON {part}{}", q(&name), ix.tail),
+                                        format!(
+                                            "ALTER TABLE {part} ADD CONSTRAINT {0} UNIQUE USING INDEX {0}{deferral}",
+                                            q(&name)
+                                        ),
+                                    ],
+                                    name,
+                                    attach: None,
+                                }
+                            })
+                            .collect(),
+                        last: Some((
+                            format!(
+                                "ALTER TABLE {} ADD CONSTRAINT {} {}",
+                                self.shadow(),
+                                q(parent),
+                                c.definition
+                            ),
+                            self.rel(parent),
+                        )),
+                        unique: true,
+                    };
+                }
                 IndexJob {
                     first: Some(format!(
                         "CREATE {unique}INDEX IF NOT EXISTS {} ON ONLY {}{}",
@@ -124,7 +187,7 @@ impl ShadowPlan {
                         .partitions
                         .iter()
                         .map(|p| {
-                            let name = fit(&format!("{}_{i}_idx", p.name));
+                            let name = child_name(p);
                             ChildIndex {
                                 build: vec![format!(
                                     "CREATE {unique}INDEX {} ON {}{}",

@@ -33,6 +33,8 @@
 //! views = "recreate"                 # recreate dependent views on the new table | "refuse"
 //! foreign_keys = "repoint"           # re-point inbound foreign keys (NOT VALID, then
 //!                                    # validated) | "refuse"
+//! publications = "carry"             # publications of the table follow it | "publish-copy"
+//!                                    # (also when the copy would be published) | "refuse"
 //! ```
 
 mod error;
@@ -118,7 +120,10 @@ pub fn parse(text: &str, path: &str) -> Result<Playbook, SpecError> {
     };
     let dependents = if kind.dependents() {
         settings::dependents(&raw.dependents, &p)?
-    } else if raw.dependents.views.is_some() || raw.dependents.foreign_keys.is_some() {
+    } else if raw.dependents.views.is_some()
+        || raw.dependents.foreign_keys.is_some()
+        || raw.dependents.publications.is_some()
+    {
         return Err(p.bad(
             "dependents",
             format!("only for {}", only_for(KindName::dependents)),

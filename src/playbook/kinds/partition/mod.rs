@@ -104,6 +104,7 @@ impl Kind for Partition {
         };
         let names = Names::new(&facts, run_id, partitions);
         let plan = self.plan(facts, names);
+        refusals.extend(plan.definition_refusals(&pb.dependents));
         // Names that must be free: the tables and the indexes the run creates.
         let mut wanted = vec![
             plan.names.shadow.clone(),
@@ -115,6 +116,7 @@ impl Kind for Partition {
         for job in plan.index_sql() {
             wanted.extend(job.children.into_iter().map(|c| c.name));
         }
+        wanted.extend(plan.carried_names());
         let taken = facts::taken(client, &plan.facts, &wanted)
             .await
             .map_err(dberr("preflight"))?;
@@ -518,10 +520,22 @@ mod tests {
         // The reverse trigger (new table → old) keeps the old table current.
         let rev = plan.reverse_function_sql();
         assert!(
-            rev.contains("IF TG_OP = 'UPDATE' AND NEW.id IS NOT DISTINCT FROM OLD.id THEN"),
+            rev.contains("IF TG_OP = 'UPDATE' AND NEW.id OPERATOR(pg_catalog.=) OLD.id THEN"),
             "{rev}"
         );
-        assert!(rev.contains("UPDATE \"Sales Data\".\"Order_old\" SET \"select\" = NEW.\"select\", note = NEW.note WHERE id = OLD.id"), "{rev}");
+        assert!(rev.contains("UPDATE \"Sales Data\".\"Order_old\" SET \"select\" = NEW.\"select\", note = NEW.note WHERE id OPERATOR(pg_catalog.=) OLD.id"), "{rev}");
+        // It runs with its owner's rights and a pinned search_path; an extension type's
+        // equality is named with its schema.
+        assert!(
+            rev.contains("SECURITY DEFINER SET search_path = pg_catalog, pg_temp"),
+            "{rev}"
+        );
+        let mut c = facts();
+        c.columns[0].eq_schema = Some("public".into());
+        let plan_c = part(&pb).plan(c.clone(), names(&c));
+        assert!(plan_c
+            .reverse_function_sql()
+            .contains("WHERE id OPERATOR(public.=) OLD.id"));
         assert!(
             rev.contains("ON CONFLICT (id) DO UPDATE SET \"select\" = EXCLUDED.\"select\", note = EXCLUDED.note"),
             "{rev}"
@@ -530,6 +544,6 @@ mod tests {
         let mut g = facts();
         g.columns[2].identity = "a".into();
         let plan = part(&pb).plan(g.clone(), names(&g));
-        assert!(!plan.reverse_function_sql().contains("IS NOT DISTINCT FROM"));
+        assert!(!plan.reverse_function_sql().contains("IF TG_OP = 'UPDATE' AND"));
     }
 }
