@@ -470,13 +470,13 @@ fn check_loaded(l: Loaded, opts: &LintOptions, mut catalog: Catalog) -> (FileRep
             });
         }
         let src = u.text.as_deref().unwrap_or(&l.source);
-        let result = if u.section.direction == Direction::Up {
-            let (r, next) = check(src, prepared, &o, catalog);
-            catalog = next;
-            r
-        } else {
-            check(src, prepared, &o, catalog.clone()).0
-        };
+        // A down section sees the schema so far and leaves it as it was.
+        let down = (u.section.direction != Direction::Up).then(|| catalog.savepoint());
+        let (result, next) = check(src, prepared, &o, catalog);
+        catalog = next;
+        if let Some(sp) = down {
+            catalog.rollback_to(sp);
+        }
         report.statements += result.statements;
         report.locks.extend(result.locks);
         let direction = u.section.direction;

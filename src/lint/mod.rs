@@ -277,7 +277,7 @@ pub fn check(
         diagnostics,
         locks,
     };
-    (result, ctx.catalog)
+    (result, ctx.into_catalog())
 }
 
 #[allow(clippy::too_many_arguments)]
