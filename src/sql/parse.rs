@@ -66,6 +66,17 @@ pub fn analyze(src: &str, span: Range<usize>) -> Statement {
         }
     };
     let toks = tokenized.toks;
+    if recognizer_decides(&toks) {
+        if let Some(kind) = recognize::recognize(&toks) {
+            return Statement {
+                span,
+                toks,
+                kind,
+                source: Source::Recognizer,
+                parse_error: None,
+            };
+        }
+    }
     let parsed = Parser::new(&PostgreSqlDialect {})
         .with_recursion_limit(RECURSION_LIMIT)
         .with_tokens_with_locations(tokenized.raw)
@@ -118,6 +129,51 @@ pub fn analyze(src: &str, span: Range<usize>) -> Statement {
         source,
         parse_error,
     }
+}
+
+/// Statements whose kind the recognizer decides whatever sqlparser makes of them: queries,
+/// `INSERT`, `COPY` and the statements the AST conversion does not model. sqlparser's AST
+/// would add nothing, so they are not parsed, which is most of the time spent on data
+/// migrations and test scripts.
+fn recognizer_decides(toks: &[Tok]) -> bool {
+    let Some(first) = toks.first() else {
+        return false;
+    };
+    let tokens::TokKind::Word { upper, .. } = &first.kind else {
+        return first.is_punct("(");
+    };
+    matches!(
+        upper.as_str(),
+        "SELECT"
+            | "WITH"
+            | "VALUES"
+            | "TABLE"
+            | "EXPLAIN"
+            | "SHOW"
+            | "INSERT"
+            | "COPY"
+            | "GRANT"
+            | "REVOKE"
+            | "SAVEPOINT"
+            | "RELEASE"
+            | "CALL"
+            | "NOTIFY"
+            | "LISTEN"
+            | "UNLISTEN"
+            | "DISCARD"
+            | "PREPARE"
+            | "EXECUTE"
+            | "DEALLOCATE"
+            | "CHECKPOINT"
+            | "SECURITY"
+            | "IMPORT"
+            | "REASSIGN"
+            | "LOAD"
+            | "DECLARE"
+            | "FETCH"
+            | "CLOSE"
+            | "MOVE"
+    )
 }
 
 fn clean_parser_error(e: &str) -> String {

@@ -77,6 +77,8 @@ pub fn tokenize(text: &str, base: usize) -> Result<Tokenized, String> {
                     },
                     value: if quoted {
                         w.value.clone()
+                    } else if w.value.is_ascii() {
+                        w.value.to_ascii_lowercase()
                     } else {
                         w.value.to_lowercase()
                     },
@@ -89,7 +91,7 @@ pub fn tokenize(text: &str, base: usize) -> Result<Tokenized, String> {
             | Token::NationalStringLiteral(s)
             | Token::UnicodeStringLiteral(s) => TokKind::Str(s.clone()),
             Token::DollarQuotedString(d) => TokKind::Str(d.value.clone()),
-            other => TokKind::Punct(other.to_string()),
+            other => TokKind::Punct(punct_text(other)),
         };
         let start = map.offset(t.span.start.line, t.span.start.column);
         let end = map.offset(t.span.end.line, t.span.end.column).max(start);
@@ -99,6 +101,35 @@ pub fn tokenize(text: &str, base: usize) -> Result<Tokenized, String> {
         });
     }
     Ok(Tokenized { toks, raw })
+}
+
+/// The text of a punctuation or operator token, as sqlparser writes it; the common ones
+/// without going through `Display`.
+fn punct_text(t: &Token) -> String {
+    let s = match t {
+        Token::Comma => ",",
+        Token::LParen => "(",
+        Token::RParen => ")",
+        Token::SemiColon => ";",
+        Token::Period => ".",
+        Token::Eq => "=",
+        Token::DoubleColon => "::",
+        Token::Mul => "*",
+        Token::LBracket => "[",
+        Token::RBracket => "]",
+        Token::Plus => "+",
+        Token::Minus => "-",
+        Token::Div => "/",
+        Token::Lt => "<",
+        Token::Gt => ">",
+        Token::LtEq => "<=",
+        Token::GtEq => ">=",
+        Token::Neq => "<>",
+        Token::Colon => ":",
+        Token::StringConcat => "||",
+        _ => return t.to_string(),
+    };
+    s.to_string()
 }
 
 /// Converts sqlparser's 1-based (line, column-in-characters) locations to byte offsets.
