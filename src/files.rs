@@ -360,9 +360,82 @@ struct Loaded {
     units: Vec<Unit>,
 }
 
+/// Human-readable size: `16 MiB`, `1.5 KiB`, `300 bytes`.
+pub fn format_size(bytes: u64) -> String {
+    const UNITS: [&str; 3] = ["KiB", "MiB", "GiB"];
+    if bytes < 1024 {
+        return format!("{bytes} bytes");
+    }
+    let mut v = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    let v = format!("{v:.1}");
+    format!("{} {}", v.strip_suffix(".0").unwrap_or(&v), UNITS[unit])
+}
+
+/// What kind of file `ft` is, for messages about files that are not regular.
+fn file_kind(ft: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_dir() {
+        "a directory"
+    } else if ft.is_fifo() {
+        "a named pipe (FIFO)"
+    } else if ft.is_char_device() {
+        "a character device"
+    } else if ft.is_block_device() {
+        "a block device"
+    } else if ft.is_socket() {
+        "a socket"
+    } else {
+        "a special file"
+    }
+}
+
+/// Reads a file to lint: only regular files (a FIFO or a device is refused before it is
+/// opened, so it can neither block nor stream without end), and at most `limit` bytes
+/// (a larger file is refused with its size). The message is lowercase, for
+/// `FileProblem`.
+pub fn read_file(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let refuse = |ft| format!("{}, not a regular file; not linted", file_kind(ft));
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {}", io_message(&e)))?;
+    if !meta.is_file() {
+        return Err(refuse(meta.file_type()));
+    }
+    let too_big = |size: u64| {
+        format!(
+            "{}, over the {} limit; not linted (raise it with --max-file-size or `max_file_size` in lockstep.toml)",
+            format_size(size),
+            format_size(limit)
+        )
+    };
+    if meta.len() > limit {
+        return Err(too_big(meta.len()));
+    }
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read: {}", io_message(&e)))?;
+    // The file may have been replaced between the two looks.
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot read: {}", io_message(&e)))?;
+    if !meta.is_file() {
+        return Err(refuse(meta.file_type()));
+    }
+    let mut bytes = Vec::with_capacity(meta.len().min(limit) as usize);
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read: {}", io_message(&e)))?;
+    if bytes.len() as u64 > limit {
+        return Err(too_big(bytes.len() as u64));
+    }
+    Ok(bytes)
+}
+
 fn load((input, dir): &(&Input, DirFacts), opts: &LintOptions) -> Loaded {
     let bytes = match input {
-        Input::File { path, .. } => std::fs::read(path).map_err(|e| io_message(&e)),
+        Input::File { path, .. } => read_file(path, opts.max_file_size),
         Input::Stdin { text, .. } => Ok(text.clone()),
     };
     let display = input.display().to_string();
@@ -372,7 +445,7 @@ fn load((input, dir): &(&Input, DirFacts), opts: &LintOptions) -> Loaded {
             None,
             Some(FileProblem {
                 fatal: true,
-                message: format!("cannot read: {message}"),
+                message,
             }),
         ),
     };

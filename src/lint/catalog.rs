@@ -46,11 +46,30 @@ pub struct Table {
     /// Created with `PARTITION BY`.
     pub partitioned: bool,
     pub partition_of: Option<ObjName>,
+    /// Column name → position of its first column in `columns`, so that a table with
+    /// thousands of columns costs the same per statement as a small one.
+    column_at: HashMap<String, usize>,
 }
 
 impl Table {
     pub fn column(&self, name: &str) -> Option<&Column> {
-        self.columns.iter().find(|c| c.name == name)
+        match self.column_at.get(name).and_then(|&i| self.columns.get(i)) {
+            Some(c) if c.name == name => Some(c),
+            _ => None,
+        }
+    }
+
+    fn column_mut(&mut self, name: &str) -> Option<&mut Column> {
+        let i = *self.column_at.get(name)?;
+        self.columns.get_mut(i).filter(|c| c.name == name)
+    }
+
+    /// Rebuilds `column_at` after columns were removed or renamed.
+    fn reindex(&mut self) {
+        self.column_at.clear();
+        for (i, c) in self.columns.iter().enumerate() {
+            self.column_at.entry(c.name.clone()).or_insert(i);
+        }
     }
 
     /// An index whose leading columns are exactly `cols` (in any order among themselves).
@@ -102,7 +121,7 @@ pub struct Catalog {
 /// One change to undo: the previous value of an entry (`None`: it did not exist).
 #[derive(Debug, Clone)]
 enum Undo {
-    Table(String, Option<Table>),
+    Table(String, Option<Box<Table>>),
     Index(String, Option<String>),
     Matview(String, Option<Vec<ObjName>>),
 }
@@ -171,7 +190,7 @@ impl Catalog {
             };
             match undo {
                 Undo::Table(k, Some(t)) => {
-                    self.tables.insert(k, t);
+                    self.tables.insert(k, *t);
                 }
                 Undo::Table(k, None) => {
                     self.tables.remove(&k);
@@ -204,7 +223,7 @@ impl Catalog {
     /// The table `key` for changing, its current value journaled first.
     fn touch(&mut self, key: &str) -> Option<&mut Table> {
         if self.open > 0 {
-            let old = self.tables.get(key).cloned();
+            let old = self.tables.get(key).cloned().map(Box::new);
             self.journal.push(Undo::Table(key.to_string(), old));
         }
         self.tables.get_mut(key)
@@ -213,7 +232,7 @@ impl Catalog {
     /// The table `name`, created empty if unknown, for changing.
     fn entry(&mut self, name: &ObjName) -> &mut Table {
         if self.open > 0 {
-            let old = self.tables.get(&name.name).cloned();
+            let old = self.tables.get(&name.name).cloned().map(Box::new);
             self.journal.push(Undo::Table(name.name.clone(), old));
         }
         self.tables
@@ -226,7 +245,7 @@ impl Catalog {
 
     fn insert_table(&mut self, key: String, t: Table) {
         if self.open > 0 {
-            let old = self.tables.get(&key).cloned();
+            let old = self.tables.get(&key).cloned().map(Box::new);
             self.journal.push(Undo::Table(key.clone(), old));
         }
         self.tables.insert(key, t);
@@ -235,7 +254,8 @@ impl Catalog {
     fn remove_table(&mut self, key: &str) -> Option<Table> {
         let old = self.tables.remove(key);
         if self.open > 0 {
-            self.journal.push(Undo::Table(key.to_string(), old.clone()));
+            self.journal
+                .push(Undo::Table(key.to_string(), old.clone().map(Box::new)));
         }
         old
     }
@@ -409,19 +429,23 @@ impl Catalog {
         let t = self.entry(table);
         match a {
             ActionKind::AddColumn { column, .. } => add_column(t, column),
-            ActionKind::DropColumn { names } => t.columns.retain(|c| !names.contains(&c.name)),
+            ActionKind::DropColumn { names } => {
+                t.columns.retain(|c| !names.contains(&c.name));
+                t.reindex();
+            }
             ActionKind::AlterColumnType {
                 column, new_type, ..
             } => {
-                if let Some(c) = t.columns.iter_mut().find(|c| c.name == *column) {
+                if let Some(c) = t.column_mut(column) {
                     c.data_type.clone_from(new_type);
                 }
             }
             ActionKind::SetNotNull { column } => set_not_null(t, column, true),
             ActionKind::DropNotNull { column } => set_not_null(t, column, false),
             ActionKind::RenameColumn { from, to } => {
-                if let Some(c) = t.columns.iter_mut().find(|c| c.name == *from) {
+                if let Some(c) = t.column_mut(from) {
                     c.name.clone_from(to);
+                    t.reindex();
                 }
             }
             ActionKind::AddConstraint {
@@ -456,13 +480,17 @@ impl Catalog {
 }
 
 fn set_not_null(t: &mut Table, column: &str, v: bool) {
-    if let Some(c) = t.columns.iter_mut().find(|c| c.name == column) {
+    if let Some(c) = t.column_mut(column) {
         c.not_null = v;
     }
 }
 
 fn add_column(t: &mut Table, c: &ColumnDef) {
-    t.columns.retain(|x| x.name != c.name);
+    if t.column_at.contains_key(&c.name) {
+        t.columns.retain(|x| x.name != c.name);
+        t.reindex();
+    }
+    t.column_at.insert(c.name.clone(), t.columns.len());
     t.columns.push(Column {
         name: c.name.clone(),
         data_type: c.data_type.clone(),
