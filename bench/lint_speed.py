@@ -12,6 +12,9 @@ list with both tools:
   migrations  the application migration histories only, in one invocation
   projects    each SOURCES.tsv row (a project's migrations, extension scripts or test suite)
               in its own invocation
+  hostile     lockstep alone on generated hostile inputs (a 100 MB file, a 10 MB INSERT,
+              a 10 MB one-line SELECT, a megabyte of `;`, /dev/zero, a FIFO): time, peak
+              memory and how each run ended (not part of the default sets)
 
 Both tools get the same files as arguments (files that are not valid UTF-8 are left out:
 squawk stops at the first one). Runs alternate (lockstep, squawk, lockstep, ...) so that a
@@ -106,6 +109,56 @@ def compare(tools, files, runs, cwd):
             for name, runs_ in samples.items()}
 
 
+def hostile_inputs(dir: Path):
+    """Generated inputs that must end quickly with findings or a clear message."""
+    migration = ("CREATE TABLE orders (id bigint PRIMARY KEY, total numeric);\n"
+                 "CREATE INDEX orders_total_idx ON orders (total);\n"
+                 "ALTER TABLE orders ADD COLUMN note text;\n"
+                 "INSERT INTO orders (id, total) VALUES (1, 2.5), (2, 3.5);\n"
+                 "SELECT * FROM orders WHERE id = 42;\n"
+                 "DROP TABLE orders;\n")
+
+    def repeated(path, size):
+        chunk = migration * 1000
+        with open(path, "w") as f:
+            for _ in range(size // len(chunk) + 1):
+                f.write(chunk)
+        return path
+
+    files = [("100 MB of repeated statements", repeated(dir / "big100.sql", 100 * MB)),
+             ("10 MB of repeated statements", repeated(dir / "big10.sql", 10 * MB))]
+    rows = ",\n".join(f"({i}, 'customer {i:07d}', 'a note about order {i}')" for i in range(250_000))
+    insert = dir / "insert.sql"
+    insert.write_text(f"INSERT INTO orders (id, customer, note) VALUES\n{rows};\n")
+    files.append((f"{insert.stat().st_size / MB:.0f} MB INSERT ... VALUES, 250k rows", insert))
+    select = dir / "select.sql"
+    select.write_text("SELECT " + "1," * (5 * MB - 4) + "1;\n")
+    files.append(("10 MB single-line SELECT 1,1,...", select))
+    semis = dir / "semicolons.sql"
+    semis.write_text(";" * MB)
+    files.append(("1 MB of ';' on one line", semis))
+    files.append(("/dev/zero", Path("/dev/zero")))
+    fifo = dir / "fifo.sql"
+    os.mkfifo(fifo)
+    files.append(("a FIFO nobody writes to", fifo))
+    return files
+
+
+def run_hostile(lockstep: Path):
+    print("| hostile input | CPU s | wall s | peak MiB | exit | outcome |")
+    print("|---|---:|---:|---:|---:|---|")
+    with tempfile.TemporaryDirectory(prefix="lockstep-hostile-") as tmp:
+        for name, path in hostile_inputs(Path(tmp)):
+            cmd = [str(lockstep), "lint", "--no-config", str(path)]
+            cpu, wall, peak = measure(cmd, tmp)
+            out = subprocess.run(cmd, cwd=tmp, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                 errors="replace")
+            lines = [l for l in out.stdout.splitlines() if l.startswith(("error:", "checked"))]
+            outcome = "; ".join(l.replace(tmp + "/", "")[:120] for l in lines[:2])
+            print(f"| {name} | {cpu:.2f} | {wall:.2f} | {peak:.0f} | {out.returncode} | {outcome} |",
+                  flush=True)
+
+
 def squawk_binary(version: str) -> Path:
     venv = ROOT / "target" / "bench" / f"squawk-{version}"
     exe = venv / "bin" / "squawk"
@@ -123,14 +176,13 @@ def main():
                     help="the corpus of real histories (default ../shared/corpus)")
     ap.add_argument("--runs", type=int, default=5, help="runs per tool and input; medians count (default 5)")
     ap.add_argument("--sets", default="whole,migrations,projects",
-                    help="which inputs: any of whole, migrations, projects (default all)")
+                    help="which inputs: any of whole, migrations, projects, hostile "
+                         "(default: whole,migrations,projects)")
     ap.add_argument("--squawk-version", default="2.70.0", help="squawk-cli version from PyPI (default 2.70.0)")
     ap.add_argument("--lockstep", type=Path, help="lockstep binary to measure (default: build target/release)")
     args = ap.parse_args()
     sets = set(args.sets.split(","))
 
-    corpus = args.corpus.resolve()
-    rows, skipped = load_sets(corpus)
     if args.lockstep:
         lockstep = args.lockstep.resolve()
     else:
@@ -138,6 +190,14 @@ def main():
         lockstep = ROOT / "target" / "release" / "lockstep"
     global LAUNCHER
     LAUNCHER = launcher()
+    if "hostile" in sets:
+        run_hostile(lockstep)
+        sets.discard("hostile")
+        if not sets:
+            return
+        print()
+    corpus = args.corpus.resolve()
+    rows, skipped = load_sets(corpus)
     squawk = squawk_binary(args.squawk_version)
     version = subprocess.run([str(squawk), "--version"], capture_output=True, text=True).stdout.strip()
     tools = [("lockstep", [str(lockstep), "lint", "--no-config"]), ("squawk", [str(squawk)])]

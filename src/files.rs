@@ -582,33 +582,42 @@ fn check_loaded(l: Loaded, opts: &LintOptions, mut catalog: Catalog) -> (FileRep
     (report, catalog)
 }
 
-/// Maps `f` over `items` on all cores; results come back in input order.
+/// The number of cores to use (looked up once: it reads the cgroup files).
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Below this many bytes a window of files is read and parsed on the calling thread:
+/// starting threads would cost more than it saves.
+const PARALLEL_BYTES: u64 = 256 * 1024;
+
+/// Maps `f` over `items` on all cores (the calling thread is one of them); results come
+/// back in input order.
 fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(items.len());
+    let workers = cores().min(items.len());
     if workers <= 1 {
         return items.iter().map(f).collect();
     }
     let next = AtomicUsize::new(0);
+    let work = || {
+        let mut mine = Vec::new();
+        loop {
+            let i = next.fetch_add(1, AtomicOrdering::Relaxed);
+            let Some(item) = items.get(i) else { break };
+            mine.push((i, f(item)));
+        }
+        mine
+    };
     let parts: Vec<Vec<(usize, R)>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut mine = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, AtomicOrdering::Relaxed);
-                        let Some(item) = items.get(i) else { break };
-                        mine.push((i, f(item)));
-                    }
-                    mine
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
+        let handles: Vec<_> = (1..workers).map(|_| s.spawn(work)).collect();
+        let mut parts = vec![work()];
+        parts.extend(
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))),
+        );
+        parts
     });
     let mut all: Vec<(usize, R)> = parts.into_iter().flatten().collect();
     all.sort_by_key(|(i, _)| *i);
@@ -631,7 +640,7 @@ pub fn lint_all(inputs: &[Input], opts: &LintOptions) -> Vec<FileReport> {
 }
 
 /// Lints every input like [`lint_all`], handing each file's report to `on_file` as soon as
-/// it is checked, in input order. Only one window of files (16 per core) is held in memory
+/// it is checked, in input order. Only one window of files (8 per core) is held in memory
 /// at a time, so reports can be written out while later files are still being read. The
 /// first error from `on_file` stops the run and is returned.
 pub fn lint_each<E>(
@@ -639,7 +648,7 @@ pub fn lint_each<E>(
     opts: &LintOptions,
     mut on_file: impl FnMut(FileReport) -> Result<(), E>,
 ) -> Result<(), E> {
-    let window = 16 * std::thread::available_parallelism().map_or(1, |n| n.get());
+    let window = 8 * cores();
     let mut catalog = Catalog::default();
     let mut dirs = DirCache::default();
     for chunk in inputs.chunks(window) {
@@ -650,7 +659,19 @@ pub fn lint_each<E>(
                 Input::Stdin { .. } => (i, DirFacts::default()),
             })
             .collect();
-        for l in parallel_map(&items, |item| load(item, opts)) {
+        let bytes: u64 = chunk
+            .iter()
+            .map(|i| match i {
+                Input::File { path, .. } => std::fs::metadata(path).map_or(0, |m| m.len()),
+                Input::Stdin { text, .. } => text.len() as u64,
+            })
+            .sum();
+        let loaded = if bytes < PARALLEL_BYTES {
+            items.iter().map(|item| load(item, opts)).collect()
+        } else {
+            parallel_map(&items, |item| load(item, opts))
+        };
+        for l in loaded {
             let (report, next) = check_loaded(l, opts, catalog);
             catalog = next;
             on_file(report)?;

@@ -353,10 +353,16 @@ fn find(hay: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
     if needle.is_empty() || from > hay.len() {
         return None;
     }
-    hay[from..]
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|p| from + p)
+    let (first, rest) = needle.split_first()?;
+    let mut at = from;
+    while let Some(p) = hay.get(at..)?.iter().position(|b| b == first) {
+        let i = at + p;
+        if hay.get(i + 1..i + needle.len()) == Some(rest) {
+            return Some(i);
+        }
+        at = i + 1;
+    }
+    None
 }
 
 /// Skips the data lines after `COPY … FROM stdin;` up to and including the `\.` line.
