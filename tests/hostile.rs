@@ -2,6 +2,13 @@
 //! over the size limit, megabytes of `;`, very long lines, huge data statements. Sizes
 //! here are small; bench/lint_speed.py --sets hostile measures the large ones.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

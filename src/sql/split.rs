@@ -129,21 +129,10 @@ pub fn split(src: &str) -> Split {
             }
             b'/' if b.get(i + 1) == Some(&b'*') => {
                 let begin = i;
-                let mut depth = 1u32;
-                i += 2;
-                while i < n && depth > 0 {
-                    if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
-                        depth += 1;
-                        i += 2;
-                    } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
-                        depth -= 1;
-                        i += 2;
-                    } else {
-                        i += 1;
-                    }
-                }
+                let (end, closed) = skip_block_comment(b, i);
+                i = end;
                 out.comments.push(Comment { span: begin..i });
-                if depth > 0 {
+                if !closed {
                     let s = start.unwrap_or(begin);
                     start = Some(s);
                     finish!(
@@ -263,21 +252,7 @@ pub(crate) fn comma_cut(text: &str, min: usize) -> usize {
         match b[i] {
             b',' if i >= min => return i + 1,
             b'-' if b.get(i + 1) == Some(&b'-') => i = memchr_nl(b, i),
-            b'/' if b.get(i + 1) == Some(&b'*') => {
-                let mut depth = 1u32;
-                i += 2;
-                while i < n && depth > 0 {
-                    if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
-                        depth += 1;
-                        i += 2;
-                    } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
-                        depth -= 1;
-                        i += 2;
-                    } else {
-                        i += 1;
-                    }
-                }
-            }
+            b'/' if b.get(i + 1) == Some(&b'*') => i = skip_block_comment(b, i).0,
             q @ (b'\'' | b'"') => {
                 let escapes = q == b'\''
                     && i > 0
@@ -296,6 +271,25 @@ pub(crate) fn comma_cut(text: &str, min: usize) -> usize {
         }
     }
     n
+}
+
+/// Skips the (nested) block comment opening at `open`: the index past it, and whether it
+/// was closed before the end of `b`.
+fn skip_block_comment(b: &[u8], open: usize) -> (usize, bool) {
+    let mut depth = 1u32;
+    let mut i = open + 2;
+    while i < b.len() && depth > 0 {
+        if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
+            depth += 1;
+            i += 2;
+        } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
+            depth -= 1;
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    (i, depth == 0)
 }
 
 fn memchr_nl(b: &[u8], from: usize) -> usize {
