@@ -1,114 +1,247 @@
 #!/usr/bin/env python3
-"""Lint-speed benchmark: lockstep against squawk on the same corpus, in the same run.
+"""Lint-speed benchmark: lockstep against squawk on real migration histories, in the same run.
 
-Usage:  python3 bench/lint_speed.py [--mb 12] [--runs 3]
+Usage:  python3 bench/lint_speed.py [--corpus ../shared/corpus] [--runs 5] [--sets ...]
 
-Builds lockstep in release mode, generates a corpus of realistic migration files (at
-least --mb megabytes, assembled from the repository's own fixtures and example
-migrations, with table names varied), then lints it with lockstep and, when installed
-(`pip install squawk-cli`), with squawk. Each tool runs --runs times; the best wall time
-and the peak resident memory are reported, with throughput in MB/s and the ratios.
-Exit codes of the linters are ignored (the corpus is full of findings on purpose).
+Needs the corpus of real histories (see ../shared/corpus/README.md: SOURCES.tsv lists each
+project's files) and Python 3.9+. It builds lockstep in release mode, installs squawk-cli
+from PyPI into a virtual environment under target/bench/ (once), and lints the same file
+list with both tools:
+
+  whole       the whole corpus in one invocation
+  migrations  the application migration histories only, in one invocation
+  projects    each SOURCES.tsv row (a project's migrations, extension scripts or test suite)
+              in its own invocation
+  hostile     lockstep alone on generated hostile inputs (a 100 MB file, a 10 MB INSERT,
+              a 10 MB one-line SELECT, a megabyte of `;`, /dev/zero, a FIFO): time, peak
+              memory and how each run ended (not part of the default sets)
+
+Both tools get the same files as arguments (files that are not valid UTF-8 are left out:
+squawk stops at the first one). Runs alternate (lockstep, squawk, lockstep, ...) so that a
+change in the machine's speed affects both; each figure is the median of --runs runs.
+CPU is user + system time of the process; peak memory is its maximum resident set. The
+throughput ratio is squawk's CPU time over lockstep's on the same input; the memory ratio
+is lockstep's peak over squawk's. Linearity compares lockstep's CPU time per MB on the whole
+corpus in one invocation with the same on the projects run one at a time.
+Exit codes of the linters are ignored (the corpus is full of findings).
 """
 
 import argparse
 import os
-import random
 import re
-import resource
-import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+MB = 1_000_000
+LAUNCHER = None
 
 
-def statements():
-    """Statements from every fixture and example migration (split on ';' at line ends)."""
-    out = []
-    for p in sorted((ROOT / "tests/fixtures/rules").rglob("*.sql")) + sorted((ROOT / "migrations").glob("*.sql")):
-        text = p.read_text(encoding="utf-8", errors="replace")
-        for chunk in re.split(r";[ \t]*\n", text):
-            chunk = chunk.strip()
-            # Keep plain statements; transaction control and function bodies stay out so
-            # that files are independent.
-            if chunk and "$$" not in chunk and not re.match(r"(?i)^(begin|commit|rollback)\b", chunk):
-                out.append(chunk + ";")
-    return out
+def natural_key(path):
+    """Migration order: digit runs compare by value (as lockstep sorts a directory)."""
+    return [(0, int(t), t) if t.isdigit() else (1, 0, t.lower()) for t in re.split(r"(\d+)", path)]
 
 
-def make_corpus(dest: Path, megabytes: float) -> int:
-    rng = random.Random(42)
-    pool = statements()
-    names = ["orders", "customers", "events", "payments", "invoices", "users", "accounts"]
-    total = 0
-    i = 0
-    while total < megabytes * 1_000_000:
-        i += 1
-        parts = ["-- generated migration %d" % i, "SET lock_timeout = '2s';"]
-        for _ in range(rng.randint(5, 25)):
-            s = rng.choice(pool)
-            s = re.sub(r"\borders\b", rng.choice(names) + str(rng.randint(1, 50)), s)
-            parts.append(s)
-        text = "\n\n".join(parts) + "\n"
-        (dest / ("V%d__generated.sql" % i)).write_text(text)
-        total += len(text.encode())
-    return total
+def load_sets(corpus: Path):
+    """Reads SOURCES.tsv: one (name, kind, files) per row, with files that are valid UTF-8."""
+    sources = corpus / "SOURCES.tsv"
+    if not sources.is_file():
+        sys.exit(f"{sources} not found: the benchmark needs the corpus of real histories (--corpus)")
+    rows = []
+    skipped = []
+    for line in sources.read_text().splitlines():
+        if not line.strip():
+            continue
+        repo, kind, pattern = line.split("\t")[:3]
+        base = corpus / repo.replace("/", "__")
+        rx = re.compile(pattern)
+        files = []
+        for p in base.rglob("*"):
+            rel = p.relative_to(base).as_posix()
+            if not p.is_file() or not rx.search(rel):
+                continue
+            try:
+                p.read_bytes().decode("utf-8")
+            except UnicodeDecodeError:
+                skipped.append(str(p))
+                continue
+            files.append(str(p))
+        files.sort(key=natural_key)
+        rows.append((repo, kind, files))
+    return rows, skipped
+
+
+def size_of(files):
+    return sum(os.path.getsize(f) for f in files)
+
+
+def launcher() -> Path:
+    """Builds bench/peak_rss.rs: measuring from Python would count Python's own memory."""
+    src = ROOT / "bench" / "peak_rss.rs"
+    exe = ROOT / "target" / "bench" / "peak_rss"
+    if not exe.exists() or exe.stat().st_mtime < src.stat().st_mtime:
+        exe.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["rustc", "-O", "--edition", "2021", str(src), "-o", str(exe)], check=True)
+    return exe
 
 
 def measure(cmd, cwd):
-    """Runs cmd; returns (seconds, peak RSS in MB) of that child alone."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, _, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - start
-    return elapsed, usage.ru_maxrss / 1024.0
+    """Runs cmd once; returns (cpu seconds, wall seconds, peak RSS in MiB) of that command."""
+    out = subprocess.run([str(LAUNCHER)] + cmd, cwd=cwd, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    fields = out.stderr.split()
+    if out.returncode != 0 or len(fields) != 3:
+        sys.exit(f"cannot measure {cmd[0]}: {out.stderr.strip()}")
+    cpu, wall, kib = fields
+    return float(cpu), float(wall), int(kib) / 1024.0
+
+
+def compare(tools, files, runs, cwd):
+    """Alternating runs of each tool on files; the median of each figure per tool."""
+    samples = {name: [] for name, _ in tools}
+    for _ in range(runs):
+        for name, argv in tools:
+            samples[name].append(measure(argv + files, cwd))
+    return {name: tuple(statistics.median(s[i] for s in runs_) for i in range(3))
+            for name, runs_ in samples.items()}
+
+
+def hostile_inputs(dir: Path):
+    """Generated inputs that must end quickly with findings or a clear message."""
+    migration = ("CREATE TABLE orders (id bigint PRIMARY KEY, total numeric);\n"
+                 "CREATE INDEX orders_total_idx ON orders (total);\n"
+                 "ALTER TABLE orders ADD COLUMN note text;\n"
+                 "INSERT INTO orders (id, total) VALUES (1, 2.5), (2, 3.5);\n"
+                 "SELECT * FROM orders WHERE id = 42;\n"
+                 "DROP TABLE orders;\n")
+
+    def repeated(path, size):
+        chunk = migration * 1000
+        with open(path, "w") as f:
+            for _ in range(size // len(chunk) + 1):
+                f.write(chunk)
+        return path
+
+    files = [("100 MB of repeated statements", repeated(dir / "big100.sql", 100 * MB)),
+             ("10 MB of repeated statements", repeated(dir / "big10.sql", 10 * MB))]
+    rows = ",\n".join(f"({i}, 'customer {i:07d}', 'a note about order {i}')" for i in range(250_000))
+    insert = dir / "insert.sql"
+    insert.write_text(f"INSERT INTO orders (id, customer, note) VALUES\n{rows};\n")
+    files.append((f"{insert.stat().st_size / MB:.0f} MB INSERT ... VALUES, 250k rows", insert))
+    select = dir / "select.sql"
+    select.write_text("SELECT " + "1," * (5 * MB - 4) + "1;\n")
+    files.append(("10 MB single-line SELECT 1,1,...", select))
+    semis = dir / "semicolons.sql"
+    semis.write_text(";" * MB)
+    files.append(("1 MB of ';' on one line", semis))
+    files.append(("/dev/zero", Path("/dev/zero")))
+    fifo = dir / "fifo.sql"
+    os.mkfifo(fifo)
+    files.append(("a FIFO nobody writes to", fifo))
+    return files
+
+
+def run_hostile(lockstep: Path):
+    print("| hostile input | CPU s | wall s | peak MiB | exit | outcome |")
+    print("|---|---:|---:|---:|---:|---|")
+    with tempfile.TemporaryDirectory(prefix="lockstep-hostile-") as tmp:
+        for name, path in hostile_inputs(Path(tmp)):
+            cmd = [str(lockstep), "lint", "--no-config", str(path)]
+            cpu, wall, peak = measure(cmd, tmp)
+            out = subprocess.run(cmd, cwd=tmp, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                 errors="replace")
+            lines = [l for l in out.stdout.splitlines() if l.startswith(("error:", "checked"))]
+            outcome = "; ".join(l.replace(tmp + "/", "")[:120] for l in lines[:2])
+            print(f"| {name} | {cpu:.2f} | {wall:.2f} | {peak:.0f} | {out.returncode} | {outcome} |",
+                  flush=True)
+
+
+def squawk_binary(version: str) -> Path:
+    venv = ROOT / "target" / "bench" / f"squawk-{version}"
+    exe = venv / "bin" / "squawk"
+    if not exe.exists():
+        print(f"installing squawk-cli {version} into {venv} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", f"squawk-cli=={version}"],
+                       check=True)
+    return exe
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--mb", type=float, default=12.0, help="corpus size in megabytes (default 12)")
-    ap.add_argument("--runs", type=int, default=3, help="runs per tool; the best time counts (default 3)")
+    ap.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "corpus",
+                    help="the corpus of real histories (default ../shared/corpus)")
+    ap.add_argument("--runs", type=int, default=5, help="runs per tool and input; medians count (default 5)")
+    ap.add_argument("--sets", default="whole,migrations,projects",
+                    help="which inputs: any of whole, migrations, projects, hostile "
+                         "(default: whole,migrations,projects)")
+    ap.add_argument("--squawk-version", default="2.70.0", help="squawk-cli version from PyPI (default 2.70.0)")
+    ap.add_argument("--lockstep", type=Path, help="lockstep binary to measure (default: build target/release)")
     args = ap.parse_args()
+    sets = set(args.sets.split(","))
 
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
-    lockstep = ROOT / "target/release/lockstep"
-    squawk = shutil.which("squawk")
-
-    with tempfile.TemporaryDirectory(prefix="lockstep-bench-") as tmp:
-        corpus = Path(tmp) / "migrations"
-        corpus.mkdir()
-        size = make_corpus(corpus, args.mb)
-        mb = size / 1_000_000
-        files = len(list(corpus.glob("*.sql")))
-        print(f"corpus: {files} files, {mb:.1f} MB, {os.cpu_count()} cores")
-
-        tools = [("lockstep", [str(lockstep), "lint", "--no-config", "migrations"])]
-        if squawk:
-            version = subprocess.run([squawk, "--version"], capture_output=True, text=True).stdout.strip()
-            tools.append((version or "squawk", [squawk, "migrations/*.sql"]))
-        else:
-            print("squawk not installed (pip install squawk-cli): measuring lockstep alone")
-
-        results = {}
-        for name, cmd in tools:
-            runs = [measure(cmd, tmp) for _ in range(args.runs)]
-            best = min(t for t, _ in runs)
-            peak = max(m for _, m in runs)
-            results[name] = (best, peak)
-
+    if args.lockstep:
+        lockstep = args.lockstep.resolve()
+    else:
+        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+        lockstep = ROOT / "target" / "release" / "lockstep"
+    global LAUNCHER
+    LAUNCHER = launcher()
+    if "hostile" in sets:
+        run_hostile(lockstep)
+        sets.discard("hostile")
+        if not sets:
+            return
         print()
-        print(f"{'tool':<16} {'best s':>8} {'MB/s':>8} {'peak MB':>9}")
-        for name, (best, peak) in results.items():
-            print(f"{name:<16} {best:>8.2f} {mb / best:>8.1f} {peak:>9.1f}")
-        if len(results) == 2:
-            (_, (lt, lm)), (sname, (st, sm)) = list(results.items())
-            print()
-            print(f"throughput lockstep / {sname}: {st / lt:.2f}x")
-            print(f"peak memory lockstep / {sname}: {lm / sm:.2f}x")
+    corpus = args.corpus.resolve()
+    rows, skipped = load_sets(corpus)
+    squawk = squawk_binary(args.squawk_version)
+    version = subprocess.run([str(squawk), "--version"], capture_output=True, text=True).stdout.strip()
+    tools = [("lockstep", [str(lockstep), "lint", "--no-config"]), ("squawk", [str(squawk)])]
+
+    inputs = []
+    if "whole" in sets:
+        inputs.append(("whole corpus, one invocation", [f for _, _, fs in rows for f in fs]))
+    if "migrations" in sets:
+        inputs.append(("application migrations, one invocation",
+                       [f for _, kind, fs in rows if kind.startswith("migrations") for f in fs]))
+    if "projects" in sets:
+        for repo, kind, fs in rows:
+            inputs.append((f"{repo} ({kind.split(' (')[0]})", fs))
+
+    print(f"lockstep {lockstep}; {version}; {os.cpu_count()} cores; median of {args.runs} alternating runs")
+    if skipped:
+        print(f"left out (not valid UTF-8): {', '.join(os.path.relpath(s, corpus) for s in skipped)}")
+    print()
+    print("| input | files | MB | CPU s lockstep / squawk | throughput | wall s lockstep / squawk "
+          "| MB/s (CPU) lockstep / squawk | peak MiB lockstep / squawk | memory |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    per_project = []
+    with tempfile.TemporaryDirectory(prefix="lockstep-bench-") as cwd:
+        for name, files in inputs:
+            if not files:
+                continue
+            mb = size_of(files) / MB
+            r = compare(tools, files, args.runs, cwd)
+            (lc, lw, lm), (sc, sw, sm) = r["lockstep"], r["squawk"]
+            if name.endswith(")"):
+                per_project.append((name, mb, lc))
+            print(f"| {name} | {len(files)} | {mb:.2f} | {lc:.2f} / {sc:.2f} | **{sc / max(lc, 1e-3):.2f}×** "
+                  f"| {lw:.2f} / {sw:.2f} | {mb / max(lc, 1e-3):.1f} / {mb / max(sc, 1e-3):.1f} "
+                  f"| {lm:.1f} / {sm:.1f} | {lm / sm:.2f}× |", flush=True)
+            if name.startswith("whole"):
+                whole = (mb, lc)
+    if per_project and "whole" in sets:
+        total_mb = sum(mb for _, mb, _ in per_project)
+        total_cpu = sum(c for _, _, c in per_project)
+        print()
+        print(f"lockstep CPU per MB: whole corpus in one invocation {whole[1] / whole[0]:.3f} s/MB, "
+              f"projects one at a time {total_cpu / total_mb:.3f} s/MB "
+              f"(sum {total_cpu:.2f} s over {total_mb:.2f} MB): "
+              f"linearity {whole[1] / whole[0] / (total_cpu / total_mb):.2f}×")
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ enum VersionValue {
 
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
-enum DurationValue {
+enum IntOrText {
     Int(i64),
     Str(String),
 }
@@ -56,10 +56,11 @@ struct RawConfig {
     ignore: Option<Vec<String>>,
     severity: Option<BTreeMap<String, String>>,
     exclude: Option<Vec<String>>,
-    lock_timeout_max: Option<DurationValue>,
+    lock_timeout_max: Option<IntOrText>,
     fail_on: Option<String>,
     framework: Option<String>,
     lint_down: Option<bool>,
+    max_file_size: Option<IntOrText>,
 }
 
 /// A rule's configured level: a severity, or off.
@@ -79,6 +80,8 @@ pub struct Settings {
     /// `Some(None)`: detect per file (`"auto"`); `Some(Some(f))`: every file is `f`.
     pub framework: Option<Option<Framework>>,
     pub lint_down: Option<bool>,
+    /// Largest file read, in bytes.
+    pub max_file_size: Option<u64>,
 }
 
 /// A loaded config file.
@@ -182,9 +185,9 @@ pub fn parse(text: &str, path: &Path) -> Result<Settings, ConfigError> {
     }
     if let Some(d) = raw.lock_timeout_max {
         let ms = match d {
-            DurationValue::Int(i) if i >= 0 => Some(i as u64),
-            DurationValue::Int(_) => None,
-            DurationValue::Str(s) => parse_duration_ms(&s),
+            IntOrText::Int(i) if i >= 0 => Some(i as u64),
+            IntOrText::Int(_) => None,
+            IntOrText::Str(s) => parse_duration_ms(&s),
         };
         s.lock_timeout_max_ms = Some(ms.ok_or_else(|| {
             invalid(
@@ -192,6 +195,14 @@ pub fn parse(text: &str, path: &Path) -> Result<Settings, ConfigError> {
                 "expected a duration such as \"5s\", \"500ms\" or a number of milliseconds".into(),
             )
         })?);
+    }
+    if let Some(v) = raw.max_file_size {
+        let size = match v {
+            IntOrText::Int(i) if i > 0 => Ok(i as u64),
+            IntOrText::Int(i) => Err(format!("expected a size such as \"16MiB\", found `{i}`")),
+            IntOrText::Str(s) => parse_size(&s),
+        };
+        s.max_file_size = Some(size.map_err(|m| invalid("max_file_size", m))?);
     }
     if let Some(f) = raw.fail_on {
         s.fail_on = Some(Severity::parse(&f).ok_or_else(|| {
@@ -219,6 +230,32 @@ pub fn parse_pg_version(text: &str) -> Result<u32, String> {
         ));
     }
     Ok(v)
+}
+
+/// A size in bytes: `1000000`, `500KB`, `16MiB`, `1GB` (KB, MB, GB are powers of 1000;
+/// KiB, MiB, GiB powers of 1024).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        _ => 0,
+    };
+    match num.parse::<u64>() {
+        Ok(n) if n > 0 && factor > 0 => n
+            .checked_mul(factor)
+            .ok_or_else(|| format!("size `{t}` is too large")),
+        _ => Err(format!(
+            "expected a size such as 16MiB, 500KB or a number of bytes, found `{t}`"
+        )),
+    }
 }
 
 /// `auto` (detect per file) or a framework name.
@@ -285,6 +322,9 @@ impl Settings {
         if flags.lint_down.is_some() {
             self.lint_down = flags.lint_down;
         }
+        if flags.max_file_size.is_some() {
+            self.max_file_size = flags.max_file_size;
+        }
         self
     }
 
@@ -312,6 +352,9 @@ impl Settings {
             framework: self.framework.flatten(),
             lint_down: self.lint_down.unwrap_or(true),
             tx_note: None,
+            max_file_size: self
+                .max_file_size
+                .unwrap_or(crate::lint::DEFAULT_MAX_FILE_SIZE),
         }
     }
 }

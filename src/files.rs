@@ -360,9 +360,82 @@ struct Loaded {
     units: Vec<Unit>,
 }
 
+/// Human-readable size: `16 MiB`, `1.5 KiB`, `300 bytes`.
+pub fn format_size(bytes: u64) -> String {
+    const UNITS: [&str; 3] = ["KiB", "MiB", "GiB"];
+    if bytes < 1024 {
+        return format!("{bytes} bytes");
+    }
+    let mut v = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    let v = format!("{v:.1}");
+    format!("{} {}", v.strip_suffix(".0").unwrap_or(&v), UNITS[unit])
+}
+
+/// What kind of file `ft` is, for messages about files that are not regular.
+fn file_kind(ft: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_dir() {
+        "a directory"
+    } else if ft.is_fifo() {
+        "a named pipe (FIFO)"
+    } else if ft.is_char_device() {
+        "a character device"
+    } else if ft.is_block_device() {
+        "a block device"
+    } else if ft.is_socket() {
+        "a socket"
+    } else {
+        "a special file"
+    }
+}
+
+/// Reads a file to lint: only regular files (a FIFO or a device is refused before it is
+/// opened, so it can neither block nor stream without end), and at most `limit` bytes
+/// (a larger file is refused with its size). The message is lowercase, for
+/// `FileProblem`.
+pub fn read_file(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let refuse = |ft| format!("{}, not a regular file; not linted", file_kind(ft));
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {}", io_message(&e)))?;
+    if !meta.is_file() {
+        return Err(refuse(meta.file_type()));
+    }
+    let too_big = |size: u64| {
+        format!(
+            "{}, over the {} limit; not linted (raise it with --max-file-size or `max_file_size` in lockstep.toml)",
+            format_size(size),
+            format_size(limit)
+        )
+    };
+    if meta.len() > limit {
+        return Err(too_big(meta.len()));
+    }
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read: {}", io_message(&e)))?;
+    // The file may have been replaced between the two looks.
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot read: {}", io_message(&e)))?;
+    if !meta.is_file() {
+        return Err(refuse(meta.file_type()));
+    }
+    let mut bytes = Vec::with_capacity(meta.len().min(limit) as usize);
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read: {}", io_message(&e)))?;
+    if bytes.len() as u64 > limit {
+        return Err(too_big(bytes.len() as u64));
+    }
+    Ok(bytes)
+}
+
 fn load((input, dir): &(&Input, DirFacts), opts: &LintOptions) -> Loaded {
     let bytes = match input {
-        Input::File { path, .. } => std::fs::read(path).map_err(|e| io_message(&e)),
+        Input::File { path, .. } => read_file(path, opts.max_file_size),
         Input::Stdin { text, .. } => Ok(text.clone()),
     };
     let display = input.display().to_string();
@@ -372,7 +445,7 @@ fn load((input, dir): &(&Input, DirFacts), opts: &LintOptions) -> Loaded {
             None,
             Some(FileProblem {
                 fatal: true,
-                message: format!("cannot read: {message}"),
+                message,
             }),
         ),
     };
@@ -470,13 +543,13 @@ fn check_loaded(l: Loaded, opts: &LintOptions, mut catalog: Catalog) -> (FileRep
             });
         }
         let src = u.text.as_deref().unwrap_or(&l.source);
-        let result = if u.section.direction == Direction::Up {
-            let (r, next) = check(src, prepared, &o, catalog);
-            catalog = next;
-            r
-        } else {
-            check(src, prepared, &o, catalog.clone()).0
-        };
+        // A down section sees the schema so far and leaves it as it was.
+        let down = (u.section.direction != Direction::Up).then(|| catalog.savepoint());
+        let (result, next) = check(src, prepared, &o, catalog);
+        catalog = next;
+        if let Some(sp) = down {
+            catalog.rollback_to(sp);
+        }
         report.statements += result.statements;
         report.locks.extend(result.locks);
         let direction = u.section.direction;
@@ -509,33 +582,42 @@ fn check_loaded(l: Loaded, opts: &LintOptions, mut catalog: Catalog) -> (FileRep
     (report, catalog)
 }
 
-/// Maps `f` over `items` on all cores; results come back in input order.
+/// The number of cores to use (looked up once: it reads the cgroup files).
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Below this many bytes a window of files is read and parsed on the calling thread:
+/// starting threads would cost more than it saves.
+const PARALLEL_BYTES: u64 = 256 * 1024;
+
+/// Maps `f` over `items` on all cores (the calling thread is one of them); results come
+/// back in input order.
 fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(items.len());
+    let workers = cores().min(items.len());
     if workers <= 1 {
         return items.iter().map(f).collect();
     }
     let next = AtomicUsize::new(0);
+    let work = || {
+        let mut mine = Vec::new();
+        loop {
+            let i = next.fetch_add(1, AtomicOrdering::Relaxed);
+            let Some(item) = items.get(i) else { break };
+            mine.push((i, f(item)));
+        }
+        mine
+    };
     let parts: Vec<Vec<(usize, R)>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut mine = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, AtomicOrdering::Relaxed);
-                        let Some(item) = items.get(i) else { break };
-                        mine.push((i, f(item)));
-                    }
-                    mine
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
+        let handles: Vec<_> = (1..workers).map(|_| s.spawn(work)).collect();
+        let mut parts = vec![work()];
+        parts.extend(
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))),
+        );
+        parts
     });
     let mut all: Vec<(usize, R)> = parts.into_iter().flatten().collect();
     all.sort_by_key(|(i, _)| *i);
@@ -558,7 +640,7 @@ pub fn lint_all(inputs: &[Input], opts: &LintOptions) -> Vec<FileReport> {
 }
 
 /// Lints every input like [`lint_all`], handing each file's report to `on_file` as soon as
-/// it is checked, in input order. Only one window of files (16 per core) is held in memory
+/// it is checked, in input order. Only one window of files (8 per core) is held in memory
 /// at a time, so reports can be written out while later files are still being read. The
 /// first error from `on_file` stops the run and is returned.
 pub fn lint_each<E>(
@@ -566,7 +648,7 @@ pub fn lint_each<E>(
     opts: &LintOptions,
     mut on_file: impl FnMut(FileReport) -> Result<(), E>,
 ) -> Result<(), E> {
-    let window = 16 * std::thread::available_parallelism().map_or(1, |n| n.get());
+    let window = 8 * cores();
     let mut catalog = Catalog::default();
     let mut dirs = DirCache::default();
     for chunk in inputs.chunks(window) {
@@ -577,7 +659,19 @@ pub fn lint_each<E>(
                 Input::Stdin { .. } => (i, DirFacts::default()),
             })
             .collect();
-        for l in parallel_map(&items, |item| load(item, opts)) {
+        let bytes: u64 = chunk
+            .iter()
+            .map(|i| match i {
+                Input::File { path, .. } => std::fs::metadata(path).map_or(0, |m| m.len()),
+                Input::Stdin { text, .. } => text.len() as u64,
+            })
+            .sum();
+        let loaded = if bytes < PARALLEL_BYTES {
+            items.iter().map(|item| load(item, opts)).collect()
+        } else {
+            parallel_map(&items, |item| load(item, opts))
+        };
+        for l in loaded {
             let (report, next) = check_loaded(l, opts, catalog);
             catalog = next;
             on_file(report)?;

@@ -149,3 +149,29 @@ fn crlf_line_endings() {
     assert_eq!(idx.line_col(src, s.statements[1].span.start), (2, 1));
     assert_eq!(&src[idx.line_range(src, 1)], "SELECT 1;");
 }
+
+#[test]
+fn columns_count_characters_on_long_lines_of_any_text() {
+    // Lines of megabytes, with multi-byte characters, and short ones.
+    let mut src = String::new();
+    for i in 0..3 {
+        src.push_str(&"aé€𝄞 ;".repeat(3000 + i * 777));
+        src.push('\n');
+        src.push_str("short line\n");
+    }
+    let index = LineIndex::new(&src);
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..2000 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let mut at = (seed % src.len() as u64) as usize;
+        while !src.is_char_boundary(at) {
+            at -= 1;
+        }
+        let line = 1 + src[..at].matches('\n').count();
+        let start = src[..at].rfind('\n').map_or(0, |i| i + 1);
+        let col = 1 + src[start..at].chars().count();
+        assert_eq!(index.line_col(&src, at), (line, col), "offset {at}");
+    }
+}

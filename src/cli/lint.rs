@@ -104,6 +104,10 @@ pub struct LintArgs {
     #[arg(long, value_name = "DURATION")]
     pub lock_timeout_max: Option<String>,
 
+    /// Refuse files larger than this (e.g. 64MiB, 500KB, or bytes) [default: 16MiB]
+    #[arg(long, value_name = "SIZE", value_parser = config::parse_size)]
+    pub max_file_size: Option<u64>,
+
     /// Lowest severity that makes the run fail (exit 1)
     #[arg(long, value_name = "LEVEL", value_parser = ["error", "warning", "note"])]
     pub fail_on: Option<String>,
@@ -201,6 +205,7 @@ impl LintArgs {
             ignore: self.ignore.clone(),
             exclude: self.exclude.clone(),
             lock_timeout_max_ms,
+            max_file_size: self.max_file_size,
             fail_on: self.fail_on.as_deref().and_then(Severity::parse),
             ..Settings::default()
         })
@@ -287,15 +292,25 @@ pub fn run(args: LintArgs) -> anyhow::Result<u8> {
             stdin_used = true;
             let mut text = Vec::new();
             io::stdin()
+                .take(opts.max_file_size.saturating_add(1))
                 .read_to_end(&mut text)
                 .context("cannot read standard input")?;
-            inputs.push(Input::Stdin {
-                display: args
-                    .stdin_filename
-                    .clone()
-                    .unwrap_or_else(|| "<stdin>".into()),
-                text,
-            });
+            let display = args
+                .stdin_filename
+                .clone()
+                .unwrap_or_else(|| "<stdin>".into());
+            if text.len() as u64 > opts.max_file_size {
+                eprint_error(
+                    color,
+                    &format!(
+                        "{display}: standard input is over the {} limit; not linted (raise it with --max-file-size or `max_file_size` in lockstep.toml)",
+                        files::format_size(opts.max_file_size)
+                    ),
+                );
+                had_error = true;
+                continue;
+            }
+            inputs.push(Input::Stdin { display, text });
         } else {
             let (found, errors) =
                 files::discover(std::slice::from_ref(p), &cfg.root, &cwd, &excludes);

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use super::catalog::Catalog;
+use super::catalog::{Catalog, Savepoint};
 use super::locks;
 use super::LintOptions;
 use crate::sql::ir::{ActionKind, ObjName, StmtKind};
@@ -37,9 +37,9 @@ pub struct FileContext {
     pub unguarded_lock_seen: bool,
     /// Schema known from earlier files and earlier statements of this file.
     pub catalog: Catalog,
-    /// The schema and created tables as they were at the explicit `BEGIN`, restored by a
-    /// `ROLLBACK`.
-    rollback_point: Option<(Catalog, HashSet<String>)>,
+    /// The schema (a savepoint) and created tables as they were at the explicit `BEGIN`,
+    /// restored by a `ROLLBACK`.
+    rollback_point: Option<(Savepoint, HashSet<String>)>,
     /// The current transaction: explicit `BEGIN … COMMIT`, the whole file when the tool
     /// wraps it, or else the single statement.
     pub tx: TxState,
@@ -154,6 +154,14 @@ impl FileContext {
             .is_some_and(|t| t.has_valid_not_null_check(column))
     }
 
+    /// The schema after the file: a transaction still open at its end keeps its changes.
+    pub fn into_catalog(mut self) -> Catalog {
+        if let Some((sp, _)) = self.rollback_point.take() {
+            self.catalog.release(sp);
+        }
+        self.catalog
+    }
+
     /// Updates the context with the effects of `st` (called after the rules ran on it);
     /// `line` is the statement's first line.
     pub fn apply(&mut self, st: &Statement, report: &locks::LockReport, line: usize) {
@@ -172,16 +180,19 @@ impl FileContext {
             StmtKind::Begin => {
                 if !self.explicit_transaction {
                     self.explicit_begin_line = Some(line);
-                    self.rollback_point = Some((self.catalog.clone(), self.created.clone()));
+                    let sp = self.catalog.savepoint();
+                    self.rollback_point = Some((sp, self.created.clone()));
                 }
                 self.explicit_transaction = true;
             }
             StmtKind::Commit | StmtKind::Rollback => {
                 // A ROLLBACK undoes the transaction's schema changes.
-                if let Some((catalog, created)) = self.rollback_point.take() {
+                if let Some((sp, created)) = self.rollback_point.take() {
                     if matches!(st.kind, StmtKind::Rollback) && self.explicit_transaction {
-                        self.catalog = catalog;
+                        self.catalog.rollback_to(sp);
                         self.created = created;
+                    } else {
+                        self.catalog.release(sp);
                     }
                 }
                 self.explicit_transaction = false;

@@ -93,7 +93,13 @@ pub struct LintOptions {
     /// Why the file runs in a transaction and how to change that, when a migration
     /// framework decided it (set per file section).
     pub tx_note: Option<TxNote>,
+    /// Files larger than this many bytes are not read (`max_file_size`).
+    pub max_file_size: u64,
 }
+
+/// The default `max_file_size`: 16 MiB, far above any migration file, far below what would
+/// exhaust a CI runner's memory.
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 16 * 1024 * 1024;
 
 /// Why a file runs in a transaction, and how to make it not, for messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +120,7 @@ impl Default for LintOptions {
             framework: None,
             lint_down: true,
             tx_note: None,
+            max_file_size: DEFAULT_MAX_FILE_SIZE,
         }
     }
 }
@@ -277,7 +284,7 @@ pub fn check(
         diagnostics,
         locks,
     };
-    (result, ctx.catalog)
+    (result, ctx.into_catalog())
 }
 
 #[allow(clippy::too_many_arguments)]

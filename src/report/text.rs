@@ -9,6 +9,10 @@ use crate::sql::LineIndex;
 
 /// At most this many source lines are shown for one finding.
 const MAX_LINES: usize = 8;
+/// Longer source lines are shown as a window of about this many bytes around the finding.
+const MAX_WIDTH: usize = 200;
+/// How much of a long line the window shows before the finding.
+const LEAD: usize = 60;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Style {
@@ -92,18 +96,14 @@ fn write_diagnostic(
         d.column
     )?;
     writeln!(out, "{pad} {}", style.paint("1;34", "|"))?;
-    let lines: Vec<usize> = (first..=last).collect();
-    let shown: Vec<usize> = if lines.len() > MAX_LINES {
+    let shown: Vec<usize> = if last - first >= MAX_LINES {
         // Keep the lines of the finding plus the statement's first line.
-        let mut keep: Vec<usize> = lines
-            .iter()
-            .copied()
+        (first..=last)
             .filter(|&l| l == first || (l >= d.line && l <= d.end_line))
-            .collect();
-        keep.truncate(MAX_LINES);
-        keep
+            .take(MAX_LINES)
+            .collect()
     } else {
-        lines
+        (first..=last).collect()
     };
     let mut prev = None;
     for l in shown {
@@ -112,7 +112,13 @@ fn write_diagnostic(
         }
         prev = Some(l);
         let range = index.line_range(&r.source, l);
-        let text = r.source[range.clone()].replace('\t', " ");
+        let anchor = if l == d.line {
+            d.span.start
+        } else {
+            range.start
+        };
+        let shown = Window::of(&r.source, range, anchor);
+        let text = shown.text.replace('\t', " ");
         writeln!(
             out,
             "{:>width$} {} {}",
@@ -122,13 +128,13 @@ fn write_diagnostic(
         )?;
         if l >= d.line && l <= d.end_line {
             let start_col = if l == d.line {
-                d.column
+                shown.column(&r.source, d.span.start)
             } else {
                 1 + leading_ws(&text)
             };
             let text_cols = text.chars().count();
             let end_col = if l == d.end_line {
-                d.end_column
+                shown.column(&r.source, d.span.end.max(d.span.start))
             } else {
                 text_cols + 1
             };
@@ -153,6 +159,65 @@ fn write_diagnostic(
         )?;
     }
     writeln!(out)
+}
+
+/// The part of a source line that is printed: the whole line, or for a long line a window
+/// around the finding with `…` where it was cut, so that a finding on a line of megabytes
+/// prints a few hundred bytes.
+struct Window {
+    text: String,
+    /// Byte range of the line shown.
+    shown: std::ops::Range<usize>,
+    /// Characters printed before `shown.start` (the `…`).
+    lead: usize,
+}
+
+impl Window {
+    fn of(src: &str, line: std::ops::Range<usize>, anchor: usize) -> Window {
+        if line.len() <= MAX_WIDTH {
+            return Window {
+                text: src[line.clone()].to_string(),
+                shown: line,
+                lead: 0,
+            };
+        }
+        let start = floor_char_boundary(src, anchor.saturating_sub(LEAD).max(line.start));
+        let end = ceil_char_boundary(src, (start + MAX_WIDTH).min(line.end));
+        let mut text = String::with_capacity(end - start + 8);
+        if start > line.start {
+            text.push('…');
+        }
+        text.push_str(&src[start..end]);
+        if end < line.end {
+            text.push('…');
+        }
+        Window {
+            text,
+            shown: start..end,
+            lead: usize::from(start > line.start),
+        }
+    }
+
+    /// The 1-based printed column of byte `offset` (clamped to the window).
+    fn column(&self, src: &str, offset: usize) -> usize {
+        let at = floor_char_boundary(src, offset.clamp(self.shown.start, self.shown.end));
+        1 + self.lead + src[self.shown.start..at].chars().count()
+    }
+}
+
+fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    i = i.min(s.len());
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+fn ceil_char_boundary(s: &str, mut i: usize) -> usize {
+    while i < s.len() && !s.is_char_boundary(i) {
+        i += 1;
+    }
+    i.min(s.len())
 }
 
 fn leading_ws(s: &str) -> usize {

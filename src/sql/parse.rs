@@ -48,9 +48,20 @@ impl Statement {
     }
 }
 
+/// Statements longer than this whose kind the recognizer decides from their first words
+/// keep only their first [`HEAD_TOKENS`] tokens and their string literals.
+pub const LARGE_STATEMENT: usize = 1 << 20;
+/// Tokens kept from the start of a large statement.
+pub const HEAD_TOKENS: usize = 1000;
+
 /// Understands the statement `src[span]`.
 pub fn analyze(src: &str, span: Range<usize>) -> Statement {
     let text = &src[span.clone()];
+    if text.len() > LARGE_STATEMENT {
+        if let Some(st) = analyze_large(text, span.clone()) {
+            return st;
+        }
+    }
     let tokenized = match tokens::tokenize(text, span.start) {
         Ok(t) => t,
         Err(e) => {
@@ -66,6 +77,17 @@ pub fn analyze(src: &str, span: Range<usize>) -> Statement {
         }
     };
     let toks = tokenized.toks;
+    if recognizer_decides(&toks) {
+        if let Some(kind) = recognize::recognize(&toks) {
+            return Statement {
+                span,
+                toks,
+                kind,
+                source: Source::Recognizer,
+                parse_error: None,
+            };
+        }
+    }
     let parsed = Parser::new(&PostgreSqlDialect {})
         .with_recursion_limit(RECURSION_LIMIT)
         .with_tokens_with_locations(tokenized.raw)
@@ -118,6 +140,108 @@ pub fn analyze(src: &str, span: Range<usize>) -> Statement {
         source,
         parse_error,
     }
+}
+
+/// A data statement of megabytes (`INSERT … VALUES`, `COPY`, a query), tokenized a piece
+/// at a time and recognized from its first words, never parsed: its memory stays a small
+/// fraction of its length. `None` for other statements.
+fn analyze_large(text: &str, span: Range<usize>) -> Option<Statement> {
+    if !first_word(text).is_some_and(|w| recognizer_decides_word(&w)) {
+        return None;
+    }
+    let (toks, kind, parse_error) = match tokens::tokenize_head(text, span.start, HEAD_TOKENS) {
+        Ok(toks) => {
+            let kind = recognize::recognize(&toks)?;
+            (toks, kind, None)
+        }
+        Err(e) => (
+            Vec::new(),
+            StmtKind::Unparsed {
+                reason: format!("cannot tokenize: {e}"),
+            },
+            Some(e),
+        ),
+    };
+    Some(Statement {
+        span,
+        toks,
+        kind,
+        source: Source::Recognizer,
+        parse_error,
+    })
+}
+
+/// Statements whose kind the recognizer decides whatever sqlparser makes of them: queries,
+/// `INSERT`, `COPY` and the statements the AST conversion does not model. sqlparser's AST
+/// would add nothing, so they are not parsed, which is most of the time spent on data
+/// migrations and test scripts.
+fn recognizer_decides(toks: &[Tok]) -> bool {
+    let Some(first) = toks.first() else {
+        return false;
+    };
+    match &first.kind {
+        tokens::TokKind::Word { upper, .. } => recognizer_decides_word(upper),
+        _ => first.is_punct("("),
+    }
+}
+
+/// The first word of a statement's text, upper-cased (`(` for a parenthesized query), after
+/// blanks and comments.
+fn first_word(text: &str) -> Option<String> {
+    let mut rest = text;
+    loop {
+        rest = rest.trim_start();
+        if let Some(r) = rest.strip_prefix("--") {
+            rest = r.find('\n').map_or("", |i| &r[i..]);
+        } else if let Some(r) = rest.strip_prefix("/*") {
+            rest = r.find("*/").map_or("", |i| &r[i + 2..]);
+        } else {
+            break;
+        }
+    }
+    if rest.starts_with('(') {
+        return Some("(".into());
+    }
+    let word: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    (!word.is_empty()).then(|| word.to_ascii_uppercase())
+}
+
+fn recognizer_decides_word(upper: &str) -> bool {
+    matches!(
+        upper,
+        "(" | "SELECT"
+            | "WITH"
+            | "VALUES"
+            | "TABLE"
+            | "EXPLAIN"
+            | "SHOW"
+            | "INSERT"
+            | "COPY"
+            | "GRANT"
+            | "REVOKE"
+            | "SAVEPOINT"
+            | "RELEASE"
+            | "CALL"
+            | "NOTIFY"
+            | "LISTEN"
+            | "UNLISTEN"
+            | "DISCARD"
+            | "PREPARE"
+            | "EXECUTE"
+            | "DEALLOCATE"
+            | "CHECKPOINT"
+            | "SECURITY"
+            | "IMPORT"
+            | "REASSIGN"
+            | "LOAD"
+            | "DECLARE"
+            | "FETCH"
+            | "CLOSE"
+            | "MOVE"
+    )
 }
 
 fn clean_parser_error(e: &str) -> String {

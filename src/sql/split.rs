@@ -129,21 +129,10 @@ pub fn split(src: &str) -> Split {
             }
             b'/' if b.get(i + 1) == Some(&b'*') => {
                 let begin = i;
-                let mut depth = 1u32;
-                i += 2;
-                while i < n && depth > 0 {
-                    if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
-                        depth += 1;
-                        i += 2;
-                    } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
-                        depth -= 1;
-                        i += 2;
-                    } else {
-                        i += 1;
-                    }
-                }
+                let (end, closed) = skip_block_comment(b, i);
+                i = end;
                 out.comments.push(Comment { span: begin..i });
-                if depth > 0 {
+                if !closed {
                     let s = start.unwrap_or(begin);
                     start = Some(s);
                     finish!(
@@ -165,7 +154,7 @@ pub fn split(src: &str) -> Split {
                 i = end;
             }
             b';' => {
-                start.get_or_insert(i);
+                // A `;` with nothing before it ends an empty statement: nothing to lint.
                 i += 1;
                 if words.atomic_depth == 0 {
                     let ws: Vec<&str> = stmt_words.iter().map(|r| &src[r.clone()]).collect();
@@ -252,6 +241,57 @@ pub fn split(src: &str) -> Split {
     out
 }
 
+/// The end of the first top-level `,` (outside quotes, dollar quotes and comments) at or
+/// after byte `min` of `text`, or the end of `text`. Cutting a statement there splits it
+/// between two tokens, so its pieces can be tokenized one at a time.
+pub(crate) fn comma_cut(text: &str, min: usize) -> usize {
+    let b = text.as_bytes();
+    let n = b.len();
+    let mut i = 0;
+    while i < n {
+        match b[i] {
+            b',' if i >= min => return i + 1,
+            b'-' if b.get(i + 1) == Some(&b'-') => i = memchr_nl(b, i),
+            b'/' if b.get(i + 1) == Some(&b'*') => i = skip_block_comment(b, i).0,
+            q @ (b'\'' | b'"') => {
+                let escapes = q == b'\''
+                    && i > 0
+                    && (b[i - 1] == b'E' || b[i - 1] == b'e')
+                    && (i < 2 || !is_ident_char(b[i - 2]));
+                i = skip_quoted(b, i, q, escapes).unwrap_or(n);
+            }
+            b'$' if i == 0 || !is_ident_char(b[i - 1]) => match dollar_tag(b, i) {
+                Some(tag_end) => {
+                    let tag = &b[i..tag_end];
+                    i = find(b, tag_end, tag).map_or(n, |close| close + tag.len());
+                }
+                None => i += 1,
+            },
+            _ => i += 1,
+        }
+    }
+    n
+}
+
+/// Skips the (nested) block comment opening at `open`: the index past it, and whether it
+/// was closed before the end of `b`.
+fn skip_block_comment(b: &[u8], open: usize) -> (usize, bool) {
+    let mut depth = 1u32;
+    let mut i = open + 2;
+    while i < b.len() && depth > 0 {
+        if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
+            depth += 1;
+            i += 2;
+        } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
+            depth -= 1;
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    (i, depth == 0)
+}
+
 fn memchr_nl(b: &[u8], from: usize) -> usize {
     b[from..]
         .iter()
@@ -307,10 +347,16 @@ fn find(hay: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
     if needle.is_empty() || from > hay.len() {
         return None;
     }
-    hay[from..]
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|p| from + p)
+    let (first, rest) = needle.split_first()?;
+    let mut at = from;
+    while let Some(p) = hay.get(at..)?.iter().position(|b| b == first) {
+        let i = at + p;
+        if hay.get(i + 1..i + needle.len()) == Some(rest) {
+            return Some(i);
+        }
+        at = i + 1;
+    }
+    None
 }
 
 /// Skips the data lines after `COPY … FROM stdin;` up to and including the `\.` line.
@@ -340,18 +386,46 @@ fn skip_copy_data(b: &[u8], after_semicolon: usize, data: &mut Vec<Range<usize>>
 #[derive(Debug, Clone)]
 pub struct LineIndex {
     starts: Vec<usize>,
+    /// For text that is not all ASCII: the number of characters before every
+    /// `CHECKPOINT`-th byte (rounded down to a character boundary), so that a column on a
+    /// line of megabytes costs a bounded count, not the whole line.
+    chars: Option<Vec<(usize, usize)>>,
 }
+
+const CHECKPOINT: usize = 4096;
 
 impl LineIndex {
     pub fn new(src: &str) -> Self {
         let mut starts = vec![0];
-        starts.extend(
-            src.bytes()
-                .enumerate()
-                .filter(|&(_, c)| c == b'\n')
-                .map(|(i, _)| i + 1),
-        );
-        LineIndex { starts }
+        starts.extend(newlines(src.as_bytes()).map(|i| i + 1));
+        let chars = (!src.is_ascii()).then(|| {
+            let mut points = vec![(0, 0)];
+            let mut at = 0;
+            let mut count = 0;
+            while at + CHECKPOINT < src.len() {
+                let next = ceil_boundary(src, at + CHECKPOINT);
+                count += src[at..next].chars().count();
+                at = next;
+                points.push((at, count));
+            }
+            points
+        });
+        LineIndex { starts, chars }
+    }
+
+    /// Number of characters in `src[..offset]` (`offset` on a character boundary).
+    fn chars_before(&self, src: &str, offset: usize) -> usize {
+        match &self.chars {
+            None => offset,
+            Some(points) => {
+                let i = match points.binary_search_by_key(&offset, |p| p.0) {
+                    Ok(i) => i,
+                    Err(i) => i.saturating_sub(1),
+                };
+                let (at, count) = points[i];
+                count + src.get(at..offset).map_or(0, |s| s.chars().count())
+            }
+        }
     }
 
     /// 1-based line of a byte offset.
@@ -367,7 +441,8 @@ impl LineIndex {
         let line = self.line(offset);
         let start = self.starts[line - 1];
         let offset = floor_char_boundary(src, offset.min(src.len()));
-        let col = src.get(start..offset).map_or(0, |s| s.chars().count()) + 1;
+        let start = start.min(offset);
+        let col = self.chars_before(src, offset) - self.chars_before(src, start) + 1;
         (line, col)
     }
 
@@ -394,6 +469,21 @@ impl LineIndex {
     pub fn line_count(&self) -> usize {
         self.starts.len()
     }
+}
+
+fn ceil_boundary(s: &str, mut i: usize) -> usize {
+    while i < s.len() && !s.is_char_boundary(i) {
+        i += 1;
+    }
+    i.min(s.len())
+}
+
+/// Offsets of every `\n` in `b`.
+fn newlines(b: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    b.iter()
+        .enumerate()
+        .filter(|&(_, &c)| c == b'\n')
+        .map(|(i, _)| i)
 }
 
 pub(crate) fn floor_char_boundary(s: &str, mut i: usize) -> usize {

@@ -57,14 +57,51 @@ pub struct Tokenized {
 
 /// Tokenizes the statement `text`, which starts at byte `base` of the file.
 pub fn tokenize(text: &str, base: usize) -> Result<Tokenized, String> {
-    let dialect = PostgreSqlDialect {};
-    let raw = Tokenizer::new(&dialect, text)
+    let raw = raw_tokens(text)?;
+    let significant = raw
+        .iter()
+        .filter(|t| !matches!(t.token, Token::Whitespace(_) | Token::EOF))
+        .count();
+    let mut toks = Vec::with_capacity(significant);
+    convert(text, base, &raw, |t| toks.push(t));
+    Ok(Tokenized { toks, raw })
+}
+
+fn raw_tokens(text: &str) -> Result<Vec<TokenWithSpan>, String> {
+    Tokenizer::new(&PostgreSqlDialect {}, text)
         .with_unescape(true)
         .tokenize_with_location()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())
+}
+
+/// Bytes tokenized at a time by [`tokenize_head`].
+const PIECE: usize = 64 * 1024;
+
+/// Tokenizes a very large statement a piece at a time, keeping the first `head` tokens and,
+/// after them, only string literals: what the recognizer and the rules read of a data
+/// statement (`INSERT … VALUES` of a million rows, a `SELECT` of megabytes), in memory
+/// that does not grow with its length. Pieces end at top-level commas, between tokens.
+pub fn tokenize_head(text: &str, base: usize, head: usize) -> Result<Vec<Tok>, String> {
+    let mut toks = Vec::with_capacity(head);
+    let mut at = 0;
+    while at < text.len() {
+        let end = at + super::split::comma_cut(&text[at..], PIECE);
+        let piece = &text[at..end];
+        let raw = raw_tokens(piece)?;
+        convert(piece, base + at, &raw, |t| {
+            if toks.len() < head || matches!(t.kind, TokKind::Str(_)) {
+                toks.push(t);
+            }
+        });
+        at = end;
+    }
+    Ok(toks)
+}
+
+/// Converts sqlparser's tokens of `text` (at byte `base` of the file) to [`Tok`]s.
+fn convert(text: &str, base: usize, raw: &[TokenWithSpan], mut emit: impl FnMut(Tok)) {
     let map = OffsetMap::new(text);
-    let mut toks = Vec::with_capacity(raw.len());
-    for t in &raw {
+    for t in raw {
         let kind = match &t.token {
             Token::Whitespace(_) | Token::EOF => continue,
             Token::Word(w) => {
@@ -77,6 +114,8 @@ pub fn tokenize(text: &str, base: usize) -> Result<Tokenized, String> {
                     },
                     value: if quoted {
                         w.value.clone()
+                    } else if w.value.is_ascii() {
+                        w.value.to_ascii_lowercase()
                     } else {
                         w.value.to_lowercase()
                     },
@@ -89,16 +128,44 @@ pub fn tokenize(text: &str, base: usize) -> Result<Tokenized, String> {
             | Token::NationalStringLiteral(s)
             | Token::UnicodeStringLiteral(s) => TokKind::Str(s.clone()),
             Token::DollarQuotedString(d) => TokKind::Str(d.value.clone()),
-            other => TokKind::Punct(other.to_string()),
+            other => TokKind::Punct(punct_text(other)),
         };
         let start = map.offset(t.span.start.line, t.span.start.column);
         let end = map.offset(t.span.end.line, t.span.end.column).max(start);
-        toks.push(Tok {
+        emit(Tok {
             span: base + start..base + end,
             kind,
         });
     }
-    Ok(Tokenized { toks, raw })
+}
+
+/// The text of a punctuation or operator token, as sqlparser writes it; the common ones
+/// without going through `Display`.
+fn punct_text(t: &Token) -> String {
+    let s = match t {
+        Token::Comma => ",",
+        Token::LParen => "(",
+        Token::RParen => ")",
+        Token::SemiColon => ";",
+        Token::Period => ".",
+        Token::Eq => "=",
+        Token::DoubleColon => "::",
+        Token::Mul => "*",
+        Token::LBracket => "[",
+        Token::RBracket => "]",
+        Token::Plus => "+",
+        Token::Minus => "-",
+        Token::Div => "/",
+        Token::Lt => "<",
+        Token::Gt => ">",
+        Token::LtEq => "<=",
+        Token::GtEq => ">=",
+        Token::Neq => "<>",
+        Token::Colon => ":",
+        Token::StringConcat => "||",
+        _ => return t.to_string(),
+    };
+    s.to_string()
 }
 
 /// Converts sqlparser's 1-based (line, column-in-characters) locations to byte offsets.
