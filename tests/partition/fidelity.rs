@@ -368,11 +368,14 @@ fn writer(db: &Db, stop: Arc<AtomicBool>) -> JoinHandle<Written> {
     })
 }
 
-/// Changes a logical slot saw, from its pgoutput messages: per operation, the relation's
-/// name and the `code` of the row.
+/// Changes a logical slot has (left there), from its pgoutput messages: per operation, the
+/// relation's name and the `code` of the row.
 fn decoded(db: &Db, slot: &str) -> Vec<(char, String, String)> {
+    // Decoding reads up to the flushed end of the WAL, and the test cluster commits without
+    // waiting for the flush: one commit that waits flushes every one before it.
+    db.exec("BEGIN; SET LOCAL synchronous_commit = on; SELECT txid_current(); COMMIT");
     let rows = db.query(
-        "SELECT data FROM pg_logical_slot_get_binary_changes($1, NULL, NULL,
+        "SELECT data FROM pg_logical_slot_peek_binary_changes($1, NULL, NULL,
              'proto_version', '1', 'publication_names', 'kitchen_pub')",
         &[&slot],
     );
@@ -518,8 +521,20 @@ fn a_swap_carries_over_everything_a_table_is_for_a_role_that_owns_nothing_and_fo
     );
     assert_eq!(without, 0, "partitions without the table's fillfactor");
     assert_same(&before, &describe(&db));
-    // Every change of the writer reached the slot exactly once, under the table's name.
-    let changes = decoded(&db, "kitchen_slot");
+    // Every change of the writer reached the slot exactly once, under the table's name (the
+    // writer's last commits may reach the WAL a moment after it stopped).
+    let mut changes = Vec::new();
+    wait_for(
+        "the writer's changes in the slot",
+        Duration::from_secs(30),
+        || {
+            changes = decoded(&db, "kitchen_slot");
+            written
+                .inserted
+                .iter()
+                .all(|w| changes.iter().any(|c| c.0 == 'I' && c.2 == *w))
+        },
+    );
     let names: std::collections::BTreeSet<&str> = changes.iter().map(|c| c.1.as_str()).collect();
     assert_eq!(
         names.into_iter().collect::<Vec<_>>(),
