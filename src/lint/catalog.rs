@@ -63,6 +63,31 @@ impl Table {
         })
     }
 
+    /// What `CREATE TABLE … (LIKE this …)` copies: the columns with their NOT NULL, the
+    /// indexes (unnamed: PostgreSQL names the copies) and the CHECK constraints when asked.
+    fn copied_by(&self, like: &crate::sql::ir::LikeSource) -> Table {
+        Table {
+            columns: self.columns.clone(),
+            indexes: if like.indexes {
+                self.indexes
+                    .iter()
+                    .map(|i| Index {
+                        name: None,
+                        ..i.clone()
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            checks: if like.constraints {
+                self.checks.clone()
+            } else {
+                Vec::new()
+            },
+            ..Table::default()
+        }
+    }
+
     /// Whether a validated `CHECK (col IS NOT NULL)` exists.
     pub fn has_valid_not_null_check(&self, column: &str) -> bool {
         self.checks.iter().any(|c| {
@@ -137,12 +162,17 @@ impl Catalog {
                 partition_of,
                 columns,
                 constraints,
+                like,
                 temporary: false,
             } => {
                 let partitioned = st
                     .toks
                     .windows(2)
                     .any(|w| w[0].is("PARTITION") && w[1].is("BY"));
+                let copied: Vec<Table> = like
+                    .iter()
+                    .filter_map(|l| self.table(&l.table).map(|src| src.copied_by(l)))
+                    .collect();
                 let t = self.entry(name);
                 *t = Table {
                     name: Some(name.clone()),
@@ -150,6 +180,11 @@ impl Catalog {
                     partition_of: partition_of.clone(),
                     ..Table::default()
                 };
+                for c in copied {
+                    t.columns.extend(c.columns);
+                    t.indexes.extend(c.indexes);
+                    t.checks.extend(c.checks);
+                }
                 for c in columns {
                     add_column(t, c);
                 }
