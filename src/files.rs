@@ -176,7 +176,8 @@ fn is_excluded(path: &Path, root: &Path, cwd: &Path, excludes: &GlobSet) -> bool
     }
 }
 
-/// Expands `paths` into files in migration order. Directories yield every `*.sql` below
+/// Expands `paths` into files in migration order ([`crate::order`]; `framework` is the one
+/// set by the user, `None` to recognize it per file). Directories yield every `*.sql` below
 /// them (hidden directories skipped; excludes applied); named files are always included.
 /// Problems with individual paths are returned alongside the files found.
 pub fn discover(
@@ -184,6 +185,7 @@ pub fn discover(
     root: &Path,
     cwd: &Path,
     excludes: &GlobSet,
+    framework: Option<Framework>,
 ) -> (Vec<Input>, Vec<DiscoverError>) {
     let mut inputs = Vec::new();
     let mut errors = Vec::new();
@@ -198,7 +200,7 @@ pub fn discover(
                 let mut found = Vec::new();
                 walk(p, &mut found, &mut errors);
                 found.retain(|f| !is_excluded(f, root, cwd, excludes));
-                found.sort_by(|a, b| natural_cmp(&a.to_string_lossy(), &b.to_string_lossy()));
+                crate::order::sort(&mut found, framework);
                 inputs.extend(found.into_iter().map(|path| Input::File {
                     display: path.display().to_string(),
                     path,

@@ -297,7 +297,7 @@ fn file_name(path: Option<&Path>) -> &str {
 }
 
 /// `V1__x.sql`, `V1.2_3__x.sql`, `U1__x.sql`, `R__x.sql` (case as Flyway's defaults).
-fn flyway_kind(name: &str) -> Option<Direction> {
+pub(crate) fn flyway_kind(name: &str) -> Option<Direction> {
     let stem = name.strip_suffix(".sql")?;
     let (head, desc) = stem.split_once("__")?;
     if desc.is_empty() {
@@ -320,7 +320,7 @@ fn flyway_kind(name: &str) -> Option<Direction> {
 }
 
 /// `<digits>_<name>[.up|.down].sql`: the direction (None when no `.up`/`.down`).
-fn numbered(name: &str) -> Option<Option<Direction>> {
+pub(crate) fn numbered(name: &str) -> Option<Option<Direction>> {
     let stem = name.strip_suffix(".sql")?;
     let (num, rest) = stem.split_once('_')?;
     if num.is_empty() || !num.chars().all(|c| c.is_ascii_digit()) || rest.is_empty() {

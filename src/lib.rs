@@ -7,6 +7,7 @@ pub mod files;
 pub mod framework;
 pub mod git;
 pub mod lint;
+pub mod order;
 pub mod playbook;
 pub mod report;
 pub mod sql;

@@ -297,8 +297,13 @@ pub fn run(args: LintArgs) -> anyhow::Result<u8> {
                 text,
             });
         } else {
-            let (found, errors) =
-                files::discover(std::slice::from_ref(p), &cfg.root, &cwd, &excludes);
+            let (found, errors) = files::discover(
+                std::slice::from_ref(p),
+                &cfg.root,
+                &cwd,
+                &excludes,
+                opts.framework,
+            );
             for e in errors {
                 eprint_error(color, &e.to_string());
                 had_error = true;
