@@ -312,6 +312,7 @@ impl Settings {
             framework: self.framework.flatten(),
             lint_down: self.lint_down.unwrap_or(true),
             tx_note: None,
+            up_created: None,
         }
     }
 }

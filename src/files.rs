@@ -9,6 +9,7 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use crate::framework::{self, DirCache, DirFacts, Direction, Framework, Section, TxMode};
 use crate::lint::catalog::Catalog;
+use crate::lint::undo::{Created, UpIndex};
 use crate::lint::{check, prepare, Diagnostic, LintOptions, Prepared, StatementLocks, TxNote};
 use crate::sql::ir::StmtKind;
 use crate::sql::placeholders;
@@ -437,8 +438,18 @@ pub fn transaction_of(
 }
 
 /// Checks one loaded file section by section: up sections continue the schema replay,
-/// down sections are linted against a copy of it.
-fn check_loaded(l: Loaded, opts: &LintOptions, mut catalog: Catalog) -> (FileReport, Catalog) {
+/// down sections are linted against a copy of it, knowing what their up part created (the
+/// up section before them in the file, or the migration's up file, via `ups`).
+fn check_loaded(
+    l: Loaded,
+    opts: &LintOptions,
+    mut catalog: Catalog,
+    ups: &mut UpIndex,
+) -> (FileReport, Catalog) {
+    let migration = framework::migration_key(Path::new(&l.path), l.framework);
+    let mut up_file = migration.as_ref().and_then(|m| ups.take(m));
+    let mut up_here: Option<Created> = None;
+    let mut created_here = Created::default();
     let mut report = FileReport {
         path: l.path,
         source: String::new(),
@@ -465,6 +476,15 @@ fn check_loaded(l: Loaded, opts: &LintOptions, mut catalog: Catalog) -> (FileRep
         let Some(prepared) = u.prepared else { continue };
         let mut o = opts.clone();
         o.assume_in_transaction = transaction;
+        if u.section.direction == Direction::Up {
+            let created = Created::of(prepared.statements());
+            created_here.merge(created.clone());
+            up_here = Some(created);
+        } else {
+            let mut up = up_here.clone().unwrap_or_default();
+            up.merge(up_file.take().unwrap_or_default());
+            o.up_created = Some(up);
+        }
         if u.section.tx != TxMode::Default {
             o.tx_note = Some(TxNote {
                 reason,
@@ -506,6 +526,9 @@ fn check_loaded(l: Loaded, opts: &LintOptions, mut catalog: Catalog) -> (FileRep
             .diagnostics
             .sort_by_key(|d| (d.span.start, d.span.end));
         report.locks.sort_by_key(|s| s.line);
+    }
+    if let Some(m) = migration {
+        ups.record(m, created_here);
     }
     report.source = l.source;
     (report, catalog)
@@ -570,6 +593,7 @@ pub fn lint_each<E>(
 ) -> Result<(), E> {
     let window = 16 * std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut catalog = Catalog::default();
+    let mut ups = UpIndex::default();
     let mut dirs = DirCache::default();
     for chunk in inputs.chunks(window) {
         let items: Vec<(&Input, DirFacts)> = chunk
@@ -580,7 +604,7 @@ pub fn lint_each<E>(
             })
             .collect();
         for l in parallel_map(&items, |item| load(item, opts)) {
-            let (report, next) = check_loaded(l, opts, catalog);
+            let (report, next) = check_loaded(l, opts, catalog, &mut ups);
             catalog = next;
             on_file(report)?;
         }

@@ -335,6 +335,32 @@ pub(crate) fn numbered(name: &str) -> Option<Option<Direction>> {
     })
 }
 
+/// The name shared by the up and the down file of one migration, for frameworks that keep
+/// them in separate files (diesel's folder, golang-migrate's and sqlx's `N_x` of
+/// `N_x.up.sql`/`N_x.down.sql`, Flyway's version of `V1__x.sql`/`U1__x.sql`, sqitch's
+/// `deploy/x.sql`/`revert/x.sql`); `None` for the others.
+pub fn migration_key(path: &Path, framework: Framework) -> Option<String> {
+    let name = file_name(Some(path));
+    let dir = path.parent().unwrap_or(Path::new(""));
+    let key = match framework {
+        Framework::Diesel => dir.to_string_lossy().into_owned(),
+        Framework::GolangMigrate | Framework::Sqlx => {
+            let stem = name
+                .strip_suffix(".up.sql")
+                .or_else(|| name.strip_suffix(".down.sql"))?;
+            dir.join(stem).to_string_lossy().into_owned()
+        }
+        Framework::Flyway => {
+            let (head, _) = name.split_once("__")?;
+            let version = head.get(1..).filter(|v| !v.is_empty())?;
+            format!("{}\0{version}", dir.to_string_lossy())
+        }
+        Framework::Sqitch => dir.parent()?.join(name).to_string_lossy().into_owned(),
+        _ => return None,
+    };
+    Some(key)
+}
+
 /// Recognises the framework of one file. `path` is None for standard input.
 pub fn detect(path: Option<&Path>, src: &str, dir: DirFacts) -> Framework {
     let first = first_line(src);

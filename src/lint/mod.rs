@@ -7,6 +7,7 @@ pub mod locks;
 pub mod rules;
 pub mod suppress;
 pub mod types;
+pub mod undo;
 
 use std::fmt;
 use std::ops::Range;
@@ -93,6 +94,9 @@ pub struct LintOptions {
     /// Why the file runs in a transaction and how to change that, when a migration
     /// framework decided it (set per file section).
     pub tx_note: Option<TxNote>,
+    /// In a down section: what the migration's up part created (set per file section), so
+    /// dropping it is known to undo the migration.
+    pub up_created: Option<undo::Created>,
 }
 
 /// Why a file runs in a transaction, and how to make it not, for messages.
@@ -114,6 +118,7 @@ impl Default for LintOptions {
             framework: None,
             lint_down: true,
             tx_note: None,
+            up_created: None,
         }
     }
 }
