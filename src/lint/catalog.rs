@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::sql::ir::{ActionKind, ColumnDef, Constraint, ObjName, StmtKind};
+use crate::sql::ir::{ActionKind, ColumnDef, Constraint, FunctionVolatility, ObjName, StmtKind};
 use crate::sql::parse::Statement;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -105,6 +105,8 @@ pub struct Catalog {
     index_tables: HashMap<String, String>,
     /// Materialized view name → the tables its query reads.
     matviews: HashMap<String, Vec<ObjName>>,
+    /// Function name → its declared volatility (the last definition of that name).
+    functions: HashMap<String, FunctionVolatility>,
 }
 
 impl Catalog {
@@ -126,6 +128,11 @@ impl Catalog {
     /// The tables a materialized view's query reads, when its definition is known.
     pub fn matview_sources(&self, view: &ObjName) -> Option<&[ObjName]> {
         self.matviews.get(&view.name).map(Vec::as_slice)
+    }
+
+    /// The declared volatility of a function created in the migration set.
+    pub fn function_volatility(&self, name: &str) -> Option<FunctionVolatility> {
+        self.functions.get(name).copied()
     }
 
     /// Foreign keys in other tables that reference `table`: `(referencing table, fk)`.
@@ -195,6 +202,9 @@ impl Catalog {
                 for i in idx {
                     self.index_tables.insert(i, name.name.clone());
                 }
+            }
+            StmtKind::CreateFunction { name, volatility } => {
+                self.functions.insert(name.name.clone(), *volatility);
             }
             StmtKind::CreateMaterializedView { name, sources } => {
                 self.matviews.insert(name.name.clone(), sources.clone());

@@ -407,6 +407,14 @@ pub enum ActionKind {
     Other(String),
 }
 
+/// A function's declared volatility (`VOLATILE` when its definition names none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FunctionVolatility {
+    Immutable,
+    Stable,
+    Volatile,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReindexTarget {
     Index,
@@ -542,7 +550,12 @@ pub enum StmtKind {
         table: Option<ObjName>,
     },
     Do,
-    /// Understood, and irrelevant to locking on user tables (CREATE FUNCTION, GRANT, …).
+    /// `CREATE [OR REPLACE] FUNCTION name(…) … [IMMUTABLE|STABLE|VOLATILE]`.
+    CreateFunction {
+        name: ObjName,
+        volatility: FunctionVolatility,
+    },
+    /// Understood, and irrelevant to locking on user tables (CREATE PROCEDURE, GRANT, …).
     Other {
         what: String,
     },

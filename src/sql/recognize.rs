@@ -444,6 +444,9 @@ fn create(c: &mut Cur) -> Option<StmtKind> {
             sources: query_sources(c.rest()),
         });
     }
+    if c.eat("FUNCTION") {
+        return create_function(c);
+    }
     // CREATE [CONSTRAINT] TRIGGER name … ON table
     c.eat("CONSTRAINT");
     if c.eat("TRIGGER") {
@@ -651,6 +654,29 @@ fn table_element(
     }
     columns.push(column_def(&mut e)?);
     Some(())
+}
+
+/// After `CREATE [OR REPLACE] FUNCTION`: the name and the declared volatility, read from the
+/// options outside the body (a quoted body is one token; a `BEGIN ATOMIC` or `RETURN` body
+/// ends the options).
+fn create_function(c: &mut Cur) -> Option<StmtKind> {
+    let name = c.name()?;
+    c.parens();
+    let mut volatility = FunctionVolatility::Volatile;
+    while let Some(t) = c.peek() {
+        if t.is("RETURN") || (t.is("BEGIN") && c.t.get(c.i + 1).is_some_and(|n| n.is("ATOMIC"))) {
+            break;
+        }
+        if t.is("IMMUTABLE") {
+            volatility = FunctionVolatility::Immutable;
+        } else if t.is("STABLE") {
+            volatility = FunctionVolatility::Stable;
+        } else if t.is("VOLATILE") {
+            volatility = FunctionVolatility::Volatile;
+        }
+        c.i += 1;
+    }
+    Some(StmtKind::CreateFunction { name, volatility })
 }
 
 /// Tables a query reads: the names after `FROM` and `JOIN` (and after commas in a `FROM`
