@@ -222,7 +222,14 @@ pub fn check(
             let Some(severity) = opts.severities.get(ri).copied().flatten() else {
                 continue;
             };
-            let mut checker = Checker::new(&ctx, st, src, &report, &statements[i + 1..]);
+            let mut checker = Checker::new(
+                &ctx,
+                st,
+                src,
+                &report,
+                &statements[..i],
+                &statements[i + 1..],
+            );
             (rule.check)(&mut checker);
             for f in checker.into_findings() {
                 raw_findings.push((i, rule, severity, f));

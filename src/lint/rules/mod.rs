@@ -96,6 +96,8 @@ pub struct Checker<'a> {
     pub src: &'a str,
     /// The lock model's prediction for this statement.
     pub locks: &'a LockReport,
+    /// The statements before this one in the same file (section).
+    pub preceding: &'a [Statement],
     /// The statements after this one in the same file.
     pub following: &'a [Statement],
     findings: Vec<Finding>,
@@ -107,6 +109,7 @@ impl<'a> Checker<'a> {
         stmt: &'a Statement,
         src: &'a str,
         locks: &'a LockReport,
+        preceding: &'a [Statement],
         following: &'a [Statement],
     ) -> Self {
         Checker {
@@ -114,6 +117,7 @@ impl<'a> Checker<'a> {
             stmt,
             src,
             locks,
+            preceding,
             following,
             findings: Vec::new(),
         }
