@@ -2,6 +2,7 @@
 
 pub mod add_check_validating;
 pub mod add_column_generated_stored;
+pub mod add_column_not_null_without_default;
 pub mod add_column_serial;
 pub mod add_column_volatile_default;
 pub mod add_enum_value_in_transaction;
