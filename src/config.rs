@@ -60,6 +60,7 @@ struct RawConfig {
     fail_on: Option<String>,
     framework: Option<String>,
     lint_down: Option<bool>,
+    baseline: Option<String>,
 }
 
 /// A rule's configured level: a severity, or off.
@@ -79,6 +80,8 @@ pub struct Settings {
     /// `Some(None)`: detect per file (`"auto"`); `Some(Some(f))`: every file is `f`.
     pub framework: Option<Option<Framework>>,
     pub lint_down: Option<bool>,
+    /// The baseline of accepted findings (from the config: relative to its directory).
+    pub baseline: Option<PathBuf>,
 }
 
 /// A loaded config file.
@@ -152,6 +155,13 @@ pub fn parse(text: &str, path: &Path) -> Result<Settings, ConfigError> {
     };
     if let Some(f) = raw.framework {
         s.framework = Some(parse_framework(&f).map_err(|m| invalid("framework", m))?);
+    }
+    if let Some(b) = raw.baseline {
+        if b.trim().is_empty() {
+            return Err(invalid("baseline", "expected a file name".into()));
+        }
+        let dir = path.parent().unwrap_or(Path::new(""));
+        s.baseline = Some(dir.join(b));
     }
     if let Some(v) = raw.pg_version {
         let text = match v {
@@ -284,6 +294,9 @@ impl Settings {
         }
         if flags.lint_down.is_some() {
             self.lint_down = flags.lint_down;
+        }
+        if flags.baseline.is_some() {
+            self.baseline = flags.baseline;
         }
         self
     }

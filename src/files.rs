@@ -44,6 +44,9 @@ pub struct FileReport {
     pub source: String,
     pub statements: usize,
     pub diagnostics: Vec<Diagnostic>,
+    /// Findings accepted by a baseline: not reported, but kept so that the fingerprints of
+    /// the others stay what they were (see [`crate::report::fingerprint`]).
+    pub baselined: Vec<Diagnostic>,
     /// Lock prediction per statement.
     pub locks: Vec<StatementLocks>,
     pub problem: Option<FileProblem>,
@@ -455,6 +458,7 @@ fn check_loaded(
         source: String::new(),
         statements: 0,
         diagnostics: Vec::new(),
+        baselined: Vec::new(),
         locks: Vec::new(),
         problem: l.problem,
         framework: l.framework,

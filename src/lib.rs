@@ -1,5 +1,6 @@
 //! lockstep: lint PostgreSQL migrations for locks and rewrites, and change schemas online.
 
+pub mod baseline;
 pub mod cli;
 pub mod config;
 pub mod db;

@@ -5,6 +5,7 @@ use anyhow::Context;
 use clap::Args;
 
 use super::{eprint_error, ColorChoice, EXIT_ERROR, EXIT_FINDINGS, EXIT_OK};
+use crate::baseline::{Baseline, Recorder};
 use crate::config::{self, parse_pg_version, Settings};
 use crate::files::{self, FileReport, Input};
 use crate::git;
@@ -27,6 +28,9 @@ lockstep lint migrations/ --output gitlab=gl-code-quality-report.json \\\n      
 lockstep lint --format sarif --output lockstep.sarif migrations/\n  \
 lockstep lint --format github migrations/    # annotations in GitHub Actions\n  \
 lockstep lint --changed-since origin/main migrations/   # only what this branch changed\n\n\
+Adopting lockstep on an existing history:\n  \
+lockstep lint --write-baseline lockstep-baseline.json migrations/   # accept what is there\n  \
+lockstep lint --baseline lockstep-baseline.json migrations/         # then only new findings\n\n\
 Frameworks (Flyway, golang-migrate, goose, dbmate, sqlx, diesel, Prisma, Liquibase, Atlas,\n\
 sqitch) are detected per file; each file is linted the way its tool runs it (in a\n\
 transaction or not, up and down sections apart). `--framework none` turns that off."
@@ -141,6 +145,24 @@ pub struct LintArgs {
     /// rewritten SQL instead)
     #[arg(long)]
     pub fix: bool,
+
+    /// Leave out the findings recorded in this baseline (see --write-baseline): only new
+    /// findings are reported, counted and fixed. Overrides `baseline` in lockstep.toml
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+
+    /// Ignore the `baseline` of lockstep.toml
+    #[arg(long, conflicts_with = "baseline")]
+    pub no_baseline: bool,
+
+    /// Record every finding of this run in FILE (JSON) and exit: later runs with `--baseline
+    /// FILE` report only findings that are not in it
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = ["baseline", "fix", "diff", "output", "format", "changed_since"]
+    )]
+    pub write_baseline: Option<PathBuf>,
 }
 
 /// Report formats.
@@ -202,6 +224,7 @@ impl LintArgs {
             exclude: self.exclude.clone(),
             lock_timeout_max_ms,
             fail_on: self.fail_on.as_deref().and_then(Severity::parse),
+            baseline: self.baseline.clone(),
             ..Settings::default()
         })
     }
@@ -356,13 +379,24 @@ pub fn run(args: LintArgs) -> anyhow::Result<u8> {
         },
     };
     let wanted = wanted.as_deref();
+    let paths = RepoPaths::discover(&cwd);
 
+    if let Some(file) = &args.write_baseline {
+        return write_baseline(&inputs, &opts, &paths, file, color, had_error);
+    }
+    let baseline_file = settings.baseline.as_ref().filter(|_| !args.no_baseline);
+    let mut baseline = match baseline_file.map(|f| Baseline::read(f)).transpose() {
+        Ok(b) => b,
+        Err(e) => {
+            eprint_error(color, &e.to_string());
+            return Ok(EXIT_ERROR);
+        }
+    };
     if args.diff {
-        return print_diffs(&inputs, wanted, &opts);
+        return print_diffs(&inputs, wanted, &opts, baseline.as_ref(), &paths);
     }
     // Open every report destination before anything is changed or linted, so a report file
     // that cannot be created stops the run at once (exit 2).
-    let paths = RepoPaths::discover(&cwd);
     let make = |f: Format, to_stdout: bool| {
         let style = Style {
             color: color && to_stdout,
@@ -385,13 +419,13 @@ pub fn run(args: LintArgs) -> anyhow::Result<u8> {
     if args.fix {
         let stdin = inputs.iter().find(|i| matches!(i, Input::Stdin { .. }));
         if let Some(code) = stdin
-            .map(|i| print_fixed_stdin(i, &opts))
+            .map(|i| print_fixed_stdin(i, &opts, baseline.as_ref(), &paths))
             .transpose()?
             .flatten()
         {
             return Ok(code);
         }
-        let (count, changed) = fix_files(&inputs, wanted, &opts)?;
+        let (count, changed) = fix_files(&inputs, wanted, &opts, baseline.as_ref(), &paths)?;
         if count > 0 {
             let _ = writeln!(
                 io::stderr(),
@@ -409,7 +443,10 @@ pub fn run(args: LintArgs) -> anyhow::Result<u8> {
         let _stopped: Result<(), output::NothingLeft> = files::lint_each(
             &inputs,
             &opts,
-            only(wanted, |r| {
+            only(wanted, |mut r| {
+                if let Some(b) = baseline.as_mut() {
+                    b.apply(&mut r, &paths);
+                }
                 summary.add(&r);
                 sinks.file(&r)
             }),
@@ -418,6 +455,20 @@ pub fn run(args: LintArgs) -> anyhow::Result<u8> {
     let done = sinks.finish(&summary);
     for m in &done.file_errors {
         eprint_error(color, m);
+    }
+    if let Some(b) = &baseline {
+        let stale = b.stale(&crate::report::paths::repo_root(&cwd));
+        if !stale.is_empty() {
+            let _ = writeln!(
+                io::stderr(),
+                "note: {} of {} match{} no finding any more (fixed, or the statement changed); `lockstep lint --write-baseline {}` drops {}",
+                plural(stale.len(), "entry", "entries"),
+                b.path().display(),
+                if stale.len() == 1 { "es" } else { "" },
+                b.path().display(),
+                if stale.len() == 1 { "it" } else { "them" },
+            );
+        }
     }
     had_error |= summary.skipped > 0 || !done.file_errors.is_empty();
     let code = if had_error {
@@ -432,6 +483,44 @@ pub fn run(args: LintArgs) -> anyhow::Result<u8> {
         Some(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(code),
         Some(e) => Err(e).context("cannot write the report"),
     }
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// `--write-baseline FILE`: records every finding of the run. Exit 0 once written; 2 when
+/// the file cannot be written or a file could not be linted (its findings are unknown).
+fn write_baseline(
+    inputs: &[Input],
+    opts: &LintOptions,
+    paths: &RepoPaths,
+    file: &std::path::Path,
+    color: bool,
+    mut had_error: bool,
+) -> anyhow::Result<u8> {
+    let mut recorder = Recorder::default();
+    let _ = files::lint_each(inputs, opts, |r| {
+        if let Some(p) = r.problem.as_ref().filter(|p| p.fatal) {
+            eprint_error(color, &format!("{}: {}", r.path, p.message));
+            had_error = true;
+        }
+        recorder.add(&r, paths);
+        Ok::<(), std::convert::Infallible>(())
+    });
+    let (findings, in_files) = recorder.counts();
+    if let Err(e) = recorder.write(file) {
+        eprint_error(color, &e.to_string());
+        return Ok(EXIT_ERROR);
+    }
+    let _ = writeln!(
+        io::stderr(),
+        "wrote {} in {} to {}",
+        plural(findings, "finding", "findings"),
+        plural(in_files, "file", "files"),
+        file.display()
+    );
+    Ok(if had_error { EXIT_ERROR } else { EXIT_OK })
 }
 
 /// Wraps a per-file callback so that it only sees the inputs marked in `wanted` (all when
@@ -457,13 +546,19 @@ fn print_diffs(
     inputs: &[Input],
     wanted: Option<&[bool]>,
     opts: &LintOptions,
+    baseline: Option<&Baseline>,
+    paths: &RepoPaths,
 ) -> anyhow::Result<u8> {
     let mut out = io::BufWriter::new(io::stdout().lock());
     let mut any = false;
+    let mut baseline = baseline.cloned();
     let written = files::lint_each(
         inputs,
         opts,
-        only(wanted, |r| {
+        only(wanted, |mut r| {
+            if let Some(b) = baseline.as_mut() {
+                b.apply(&mut r, paths);
+            }
             if let Some((new, applied)) = fixed_source(&r) {
                 any = true;
                 write!(
@@ -486,9 +581,18 @@ fn print_diffs(
 /// `--fix` on standard input: print the fixed SQL (unchanged when there is nothing to fix).
 /// Input that could not be read as text gets the normal report instead (`None`), so nothing
 /// is silently replaced by an empty output.
-fn print_fixed_stdin(stdin: &Input, opts: &LintOptions) -> anyhow::Result<Option<u8>> {
+fn print_fixed_stdin(
+    stdin: &Input,
+    opts: &LintOptions,
+    baseline: Option<&Baseline>,
+    paths: &RepoPaths,
+) -> anyhow::Result<Option<u8>> {
     let mut fixed = None;
-    let _ = files::lint_each(std::slice::from_ref(stdin), opts, |r| {
+    let mut baseline = baseline.cloned();
+    let _ = files::lint_each(std::slice::from_ref(stdin), opts, |mut r| {
+        if let Some(b) = baseline.as_mut() {
+            b.apply(&mut r, paths);
+        }
         if r.problem.is_none() {
             let new = fixed_source(&r).map(|(new, _)| new);
             fixed = Some(new.unwrap_or(r.source));
@@ -513,12 +617,18 @@ fn fix_files(
     inputs: &[Input],
     wanted: Option<&[bool]>,
     opts: &LintOptions,
+    baseline: Option<&Baseline>,
+    paths: &RepoPaths,
 ) -> anyhow::Result<(usize, usize)> {
     let (mut count, mut changed) = (0, 0);
+    let mut baseline = baseline.cloned();
     files::lint_each(
         inputs,
         opts,
-        only(wanted, |r| {
+        only(wanted, |mut r| {
+            if let Some(b) = baseline.as_mut() {
+                b.apply(&mut r, paths);
+            }
             if let Some((new, applied)) = fixed_source(&r) {
                 files::write_atomically(std::path::Path::new(&r.path), new.as_bytes())
                     .with_context(|| format!("cannot write {}", r.path))?;
