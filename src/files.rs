@@ -493,6 +493,7 @@ fn check_loaded(
             o.tx_note = Some(TxNote {
                 reason,
                 hint: l.framework.no_transaction_hint(),
+                alone: l.framework.alone_reason(u.section.tx),
             });
         }
         let src = u.text.as_deref().unwrap_or(&l.source);
@@ -614,4 +615,23 @@ pub fn lint_each<E>(
         }
     }
     Ok(())
+}
+
+/// Lints `text` as the file at `path` would be linted (its framework and directory facts as
+/// for a file on disk), on its own, without the schema of other files: for checking what a
+/// rewrite of the file would do.
+pub fn lint_text(path: &Path, text: &str, opts: &LintOptions) -> FileReport {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let (framework, units) = plan_units(path, text, DirFacts::of(dir), opts);
+    let loaded = Loaded {
+        path: path.display().to_string(),
+        source: text.to_string(),
+        problem: None,
+        framework,
+        units,
+    };
+    check_loaded(loaded, opts, Catalog::default(), &mut UpIndex::default()).0
 }

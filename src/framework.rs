@@ -83,6 +83,23 @@ impl Framework {
         ALL.into_iter().find(|f| f.name() == s)
     }
 
+    /// Why this framework fails a statement that cannot run in a transaction block unless
+    /// it is the only statement of its file (section `tx`), if it does.
+    pub fn alone_reason(self, tx: TxMode) -> Option<&'static str> {
+        match (self, tx) {
+            (Framework::GolangMigrate, TxMode::Implicit) => Some(
+                "golang-migrate sends a file as one multi-statement query, which PostgreSQL runs in one implicit transaction when it holds more than one statement",
+            ),
+            (Framework::Prisma, TxMode::Implicit) => Some(
+                "Prisma sends a file as one multi-statement script, which PostgreSQL runs in one implicit transaction when it holds more than one statement",
+            ),
+            (Framework::Flyway, _) => Some(
+                "Flyway refuses a script that mixes statements that cannot run in a transaction with other statements, unless `mixed` is turned on in its configuration",
+            ),
+            _ => None,
+        }
+    }
+
     /// How to make a file of this framework run outside a transaction.
     pub fn no_transaction_hint(self) -> &'static str {
         match self {

@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod files;
+pub mod fixing;
 pub mod framework;
 pub mod git;
 pub mod lint;

@@ -8,6 +8,7 @@ use super::{eprint_error, ColorChoice, EXIT_ERROR, EXIT_FINDINGS, EXIT_OK};
 use crate::baseline::{Baseline, Recorder};
 use crate::config::{self, parse_pg_version, Settings};
 use crate::files::{self, FileReport, Input};
+use crate::fixing::{self, FileFix};
 use crate::git;
 use crate::lint::context::parse_duration_ms;
 use crate::lint::fix;
@@ -230,20 +231,25 @@ impl LintArgs {
     }
 }
 
-/// A file's text with its fixes applied and the findings whose fixes were applied, when any
-/// applies. Files that were not valid UTF-8 are left alone (rewriting them would change
-/// bytes the fixes do not touch).
-fn fixed_source(r: &FileReport) -> Option<(String, Vec<&Diagnostic>)> {
-    if r.problem.is_some() {
-        return None;
-    }
-    let fixable: Vec<&Diagnostic> = r.diagnostics.iter().filter(|d| d.fix.is_some()).collect();
-    let (new, applied) = fix::apply_each(&r.source, fixable.iter().filter_map(|d| d.fix.as_ref()));
-    let applied: Vec<&Diagnostic> = applied
+/// A file's text with its fixes applied, when any applies, and the fixes that were refused
+/// because the file would no longer run the way its migration tool runs it (see
+/// [`crate::fixing`]). Files that were not valid UTF-8 are left alone (rewriting them would
+/// change bytes the fixes do not touch).
+fn fixed_source<'a>(r: &'a FileReport, opts: &LintOptions) -> Option<FileFix<'a>> {
+    fixing::fix_file(r, opts)
+}
+
+/// One line per refused fix: `path:line:column: not fixed (rule): why`.
+fn refusals(r: &FileReport, f: &FileFix) -> Vec<String> {
+    f.refused
         .iter()
-        .filter_map(|&i| fixable.get(i).copied())
-        .collect();
-    (!applied.is_empty() && new != r.source).then_some((new, applied))
+        .map(|x| {
+            format!(
+                "{}:{}:{}: not fixed ({}): {}",
+                r.path, x.finding.line, x.finding.column, x.finding.rule, x.reason
+            )
+        })
+        .collect()
 }
 
 /// The lines `--diff` prints before a file's diff, one per distinct online playbook kind
@@ -559,14 +565,19 @@ fn print_diffs(
             if let Some(b) = baseline.as_mut() {
                 b.apply(&mut r, paths);
             }
-            if let Some((new, applied)) = fixed_source(&r) {
-                any = true;
-                write!(
-                    out,
-                    "{}{}",
-                    online_alternatives(&applied),
-                    fix::unified_diff(&r.path, &r.source, &new)
-                )?;
+            if let Some(f) = fixed_source(&r, opts) {
+                for line in refusals(&r, &f) {
+                    writeln!(out, "# {line}")?;
+                }
+                if f.changed(&r.source) {
+                    any = true;
+                    write!(
+                        out,
+                        "{}{}",
+                        online_alternatives(&f.applied),
+                        fix::unified_diff(&r.path, &r.source, &f.text)
+                    )?;
+                }
             }
             Ok(())
         }),
@@ -594,7 +605,12 @@ fn print_fixed_stdin(
             b.apply(&mut r, paths);
         }
         if r.problem.is_none() {
-            let new = fixed_source(&r).map(|(new, _)| new);
+            let new = fixed_source(&r, opts).map(|f| {
+                for line in refusals(&r, &f) {
+                    let _ = writeln!(io::stderr(), "{line}");
+                }
+                f.text
+            });
             fixed = Some(new.unwrap_or(r.source));
         }
         Ok::<(), std::convert::Infallible>(())
@@ -629,11 +645,16 @@ fn fix_files(
             if let Some(b) = baseline.as_mut() {
                 b.apply(&mut r, paths);
             }
-            if let Some((new, applied)) = fixed_source(&r) {
-                files::write_atomically(std::path::Path::new(&r.path), new.as_bytes())
-                    .with_context(|| format!("cannot write {}", r.path))?;
-                count += applied.len();
-                changed += 1;
+            if let Some(f) = fixed_source(&r, opts) {
+                for line in refusals(&r, &f) {
+                    let _ = writeln!(io::stderr(), "{line}");
+                }
+                if f.changed(&r.source) {
+                    files::write_atomically(std::path::Path::new(&r.path), f.text.as_bytes())
+                        .with_context(|| format!("cannot write {}", r.path))?;
+                    count += f.applied.len();
+                    changed += 1;
+                }
             }
             Ok::<(), anyhow::Error>(())
         }),

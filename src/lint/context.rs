@@ -123,6 +123,12 @@ impl FileContext {
             .map_or("`assume_in_transaction`", |n| n.reason.as_str())
     }
 
+    /// Why a statement that cannot run in a transaction must be alone in this file, when
+    /// the migration tool requires that (golang-migrate, Prisma, Flyway).
+    pub fn alone_reason(&self) -> Option<&'static str> {
+        self.tx_note.as_ref().and_then(|n| n.alone)
+    }
+
     /// How to take a statement out of the file's transaction.
     pub fn no_transaction_hint(&self) -> &'static str {
         self.tx_note.as_ref().map_or(

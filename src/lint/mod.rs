@@ -106,6 +106,9 @@ pub struct TxNote {
     pub reason: String,
     /// e.g. "move it to its own migration and add `-- +goose NO TRANSACTION` …".
     pub hint: &'static str,
+    /// Set when the tool fails a statement that cannot run in a transaction (`CREATE INDEX
+    /// CONCURRENTLY` …) unless it is the only statement of its file, and why.
+    pub alone: Option<&'static str>,
 }
 
 impl Default for LintOptions {
