@@ -1,4 +1,4 @@
-use super::{playbook_ref, Checker, Rule};
+use super::{Checker, Rule};
 use crate::lint::Severity;
 use crate::sql::ir::{quote_ident, ActionKind, StmtKind};
 
@@ -34,9 +34,13 @@ rows must always set the column:
 ALTER TABLE orders ADD COLUMN currency char(3) NOT NULL DEFAULT 'EUR';
 ALTER TABLE orders ALTER COLUMN currency DROP DEFAULT;
 ```
-When existing rows need computed values, add the column nullable, backfill it in batches
-(the `backfill` playbook), then make it `NOT NULL` without a long lock (the `not-null`
-playbook, or a validated `CHECK (currency IS NOT NULL)` before `SET NOT NULL`).
+When existing rows need computed values, add the column nullable, fill it in batches, then
+make it `NOT NULL` without a long lock (a validated `CHECK (currency IS NOT NULL)` before
+`SET NOT NULL`).
+
+Online: a playbook of kind `not-null` with a `backfill` expression fills the existing rows in
+batches and then makes the column `NOT NULL` without scanning under ACCESS EXCLUSIVE
+(`lockstep plan FILE`, then `lockstep run FILE`; example: `playbooks/not-null-*.toml`).
 "#,
     check,
 };
@@ -77,11 +81,13 @@ fn check(cx: &mut Checker) {
                 "adding `{col}` as {what} without a default fails if `{table}` has any row: existing rows get NULL"
             ),
             format!(
-                "give it a constant default (`ADD COLUMN {col} {} NOT NULL DEFAULT …`, {instant}) and drop the default afterwards if new rows must set it; or add it nullable, fill it in batches with {} and then make it `NOT NULL` with {}",
+                "give it a constant default (`ADD COLUMN {col} {} NOT NULL DEFAULT …`, {instant}) and drop the default afterwards if new rows must set it",
                 column.data_type,
-                playbook_ref("backfill"),
-                playbook_ref("not-null"),
             ),
+        );
+        cx.online(
+            "not-null",
+            "add it nullable, then fill it in batches and make it `NOT NULL`",
         );
     }
 }
