@@ -11,23 +11,14 @@
 //! It skips with a message when the corpus is absent.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use assert_cmd::Command;
 use serde_json::Value;
 
-fn corpus() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skipped: {} is absent (the corpus of real migration histories)",
-            dir.display()
-        );
-        None
-    }
-}
+#[path = "common/corpus.rs"]
+mod common_corpus;
+use common_corpus::corpus;
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");

@@ -2,11 +2,15 @@
 //! the schema the database will have: diesel by version (dashes removed), Prisma by folder
 //! name, numbered files by parsed version, Flyway by version with repeatables last.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use lockstep::files::{discover, exclude_set, lint_all, Input};
 use lockstep::framework::Framework;
 use lockstep::lint::LintOptions;
+
+#[path = "common/corpus.rs"]
+mod common_corpus;
+use common_corpus::corpus;
 
 fn write(dir: &Path, rel: &str, text: &str) {
     let p = dir.join(rel);
@@ -167,19 +171,6 @@ fn flyway_repeatables_run_last() {
             "sql/R__views.sql"
         ]
     );
-}
-
-fn corpus() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skipped: {} is absent (the corpus of real migration histories)",
-            dir.display()
-        );
-        None
-    }
 }
 
 /// The apply order of three real diesel histories, recorded by running them with diesel
