@@ -481,9 +481,12 @@ fn check_loaded(
         let mut o = opts.clone();
         o.assume_in_transaction = transaction;
         if u.section.direction == Direction::Up {
-            let created = Created::of(prepared.statements());
-            created_here.merge(created.clone());
-            up_here = Some(created);
+            // Only a down part (later in this file, or the migration's down file) asks.
+            if several || migration.is_some() {
+                let created = Created::of(prepared.statements());
+                created_here.merge(created.clone());
+                up_here = Some(created);
+            }
         } else {
             let mut up = up_here.clone().unwrap_or_default();
             up.merge(up_file.take().unwrap_or_default());

@@ -46,7 +46,7 @@ enum Key {
     Diesel {
         version: String,
         folder: String,
-        /// `up.sql` 0, `down.sql` 1, others 2.
+        /// `up.sql` 0, `down.sql` 1.
         file: u8,
     },
     Prisma {

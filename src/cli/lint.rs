@@ -231,14 +231,6 @@ impl LintArgs {
     }
 }
 
-/// A file's text with its fixes applied, when any applies, and the fixes that were refused
-/// because the file would no longer run the way its migration tool runs it (see
-/// [`crate::fixing`]). Files that were not valid UTF-8 are left alone (rewriting them would
-/// change bytes the fixes do not touch).
-fn fixed_source<'a>(r: &'a FileReport, opts: &LintOptions) -> Option<FileFix<'a>> {
-    fixing::fix_file(r, opts)
-}
-
 /// One line per refused fix: `path:line:column: not fixed (rule): why`.
 fn refusals(r: &FileReport, f: &FileFix) -> Vec<String> {
     f.refused
@@ -565,7 +557,7 @@ fn print_diffs(
             if let Some(b) = baseline.as_mut() {
                 b.apply(&mut r, paths);
             }
-            if let Some(f) = fixed_source(&r, opts) {
+            if let Some(f) = fixing::fix_file(&r, opts) {
                 for line in refusals(&r, &f) {
                     writeln!(out, "# {line}")?;
                 }
@@ -605,7 +597,7 @@ fn print_fixed_stdin(
             b.apply(&mut r, paths);
         }
         if r.problem.is_none() {
-            let new = fixed_source(&r, opts).map(|f| {
+            let new = fixing::fix_file(&r, opts).map(|f| {
                 for line in refusals(&r, &f) {
                     let _ = writeln!(io::stderr(), "{line}");
                 }
@@ -645,7 +637,7 @@ fn fix_files(
             if let Some(b) = baseline.as_mut() {
                 b.apply(&mut r, paths);
             }
-            if let Some(f) = fixed_source(&r, opts) {
+            if let Some(f) = fixing::fix_file(&r, opts) {
                 for line in refusals(&r, &f) {
                     let _ = writeln!(io::stderr(), "{line}");
                 }
