@@ -61,6 +61,7 @@ struct RawConfig {
     framework: Option<String>,
     lint_down: Option<bool>,
     max_file_size: Option<IntOrText>,
+    baseline: Option<String>,
 }
 
 /// A rule's configured level: a severity, or off.
@@ -82,6 +83,8 @@ pub struct Settings {
     pub lint_down: Option<bool>,
     /// Largest file read, in bytes.
     pub max_file_size: Option<u64>,
+    /// The baseline of accepted findings (from the config: relative to its directory).
+    pub baseline: Option<PathBuf>,
 }
 
 /// A loaded config file.
@@ -155,6 +158,13 @@ pub fn parse(text: &str, path: &Path) -> Result<Settings, ConfigError> {
     };
     if let Some(f) = raw.framework {
         s.framework = Some(parse_framework(&f).map_err(|m| invalid("framework", m))?);
+    }
+    if let Some(b) = raw.baseline {
+        if b.trim().is_empty() {
+            return Err(invalid("baseline", "expected a file name".into()));
+        }
+        let dir = path.parent().unwrap_or(Path::new(""));
+        s.baseline = Some(dir.join(b));
     }
     if let Some(v) = raw.pg_version {
         let text = match v {
@@ -325,6 +335,9 @@ impl Settings {
         if flags.max_file_size.is_some() {
             self.max_file_size = flags.max_file_size;
         }
+        if flags.baseline.is_some() {
+            self.baseline = flags.baseline;
+        }
         self
     }
 
@@ -355,6 +368,7 @@ impl Settings {
             max_file_size: self
                 .max_file_size
                 .unwrap_or(crate::lint::DEFAULT_MAX_FILE_SIZE),
+            up_created: None,
         }
     }
 }

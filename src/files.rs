@@ -9,6 +9,7 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use crate::framework::{self, DirCache, DirFacts, Direction, Framework, Section, TxMode};
 use crate::lint::catalog::Catalog;
+use crate::lint::undo::{Created, UpIndex};
 use crate::lint::{check, prepare, Diagnostic, LintOptions, Prepared, StatementLocks, TxNote};
 use crate::sql::ir::StmtKind;
 use crate::sql::placeholders;
@@ -43,6 +44,9 @@ pub struct FileReport {
     pub source: String,
     pub statements: usize,
     pub diagnostics: Vec<Diagnostic>,
+    /// Findings accepted by a baseline: not reported, but kept so that the fingerprints of
+    /// the others stay what they were (see [`crate::report::fingerprint`]).
+    pub baselined: Vec<Diagnostic>,
     /// Lock prediction per statement.
     pub locks: Vec<StatementLocks>,
     pub problem: Option<FileProblem>,
@@ -176,7 +180,8 @@ fn is_excluded(path: &Path, root: &Path, cwd: &Path, excludes: &GlobSet) -> bool
     }
 }
 
-/// Expands `paths` into files in migration order. Directories yield every `*.sql` below
+/// Expands `paths` into files in migration order ([`crate::order`]; `framework` is the one
+/// set by the user, `None` to recognize it per file). Directories yield every `*.sql` below
 /// them (hidden directories skipped; excludes applied); named files are always included.
 /// Problems with individual paths are returned alongside the files found.
 pub fn discover(
@@ -184,6 +189,7 @@ pub fn discover(
     root: &Path,
     cwd: &Path,
     excludes: &GlobSet,
+    framework: Option<Framework>,
 ) -> (Vec<Input>, Vec<DiscoverError>) {
     let mut inputs = Vec::new();
     let mut errors = Vec::new();
@@ -198,7 +204,7 @@ pub fn discover(
                 let mut found = Vec::new();
                 walk(p, &mut found, &mut errors);
                 found.retain(|f| !is_excluded(f, root, cwd, excludes));
-                found.sort_by(|a, b| natural_cmp(&a.to_string_lossy(), &b.to_string_lossy()));
+                crate::order::sort(&mut found, framework);
                 inputs.extend(found.into_iter().map(|path| Input::File {
                     display: path.display().to_string(),
                     path,
@@ -508,13 +514,24 @@ pub fn transaction_of(
 }
 
 /// Checks one loaded file section by section: up sections continue the schema replay,
-/// down sections are linted against a copy of it.
-fn check_loaded(l: Loaded, opts: &LintOptions, mut catalog: Catalog) -> (FileReport, Catalog) {
+/// down sections are linted against a copy of it, knowing what their up part created (the
+/// up section before them in the file, or the migration's up file, via `ups`).
+fn check_loaded(
+    l: Loaded,
+    opts: &LintOptions,
+    mut catalog: Catalog,
+    ups: &mut UpIndex,
+) -> (FileReport, Catalog) {
+    let migration = framework::migration_key(Path::new(&l.path), l.framework);
+    let mut up_file = migration.as_ref().and_then(|m| ups.take(m));
+    let mut up_here: Option<Created> = None;
+    let mut created_here = Created::default();
     let mut report = FileReport {
         path: l.path,
         source: String::new(),
         statements: 0,
         diagnostics: Vec::new(),
+        baselined: Vec::new(),
         locks: Vec::new(),
         problem: l.problem,
         framework: l.framework,
@@ -536,10 +553,23 @@ fn check_loaded(l: Loaded, opts: &LintOptions, mut catalog: Catalog) -> (FileRep
         let Some(prepared) = u.prepared else { continue };
         let mut o = opts.clone();
         o.assume_in_transaction = transaction;
+        if u.section.direction == Direction::Up {
+            // Only a down part (later in this file, or the migration's down file) asks.
+            if several || migration.is_some() {
+                let created = Created::of(prepared.statements());
+                created_here.merge(created.clone());
+                up_here = Some(created);
+            }
+        } else {
+            let mut up = up_here.clone().unwrap_or_default();
+            up.merge(up_file.take().unwrap_or_default());
+            o.up_created = Some(up);
+        }
         if u.section.tx != TxMode::Default {
             o.tx_note = Some(TxNote {
                 reason,
                 hint: l.framework.no_transaction_hint(),
+                alone: l.framework.alone_reason(u.section.tx),
             });
         }
         let src = u.text.as_deref().unwrap_or(&l.source);
@@ -577,6 +607,9 @@ fn check_loaded(l: Loaded, opts: &LintOptions, mut catalog: Catalog) -> (FileRep
             .diagnostics
             .sort_by_key(|d| (d.span.start, d.span.end));
         report.locks.sort_by_key(|s| s.line);
+    }
+    if let Some(m) = migration {
+        ups.record(m, created_here);
     }
     report.source = l.source;
     (report, catalog)
@@ -650,6 +683,7 @@ pub fn lint_each<E>(
 ) -> Result<(), E> {
     let window = 8 * cores();
     let mut catalog = Catalog::default();
+    let mut ups = UpIndex::default();
     let mut dirs = DirCache::default();
     for chunk in inputs.chunks(window) {
         let items: Vec<(&Input, DirFacts)> = chunk
@@ -672,10 +706,29 @@ pub fn lint_each<E>(
             parallel_map(&items, |item| load(item, opts))
         };
         for l in loaded {
-            let (report, next) = check_loaded(l, opts, catalog);
+            let (report, next) = check_loaded(l, opts, catalog, &mut ups);
             catalog = next;
             on_file(report)?;
         }
     }
     Ok(())
+}
+
+/// Lints `text` as the file at `path` would be linted (its framework and directory facts as
+/// for a file on disk), on its own, without the schema of other files: for checking what a
+/// rewrite of the file would do.
+pub fn lint_text(path: &Path, text: &str, opts: &LintOptions) -> FileReport {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let (framework, units) = plan_units(path, text, DirFacts::of(dir), opts);
+    let loaded = Loaded {
+        path: path.display().to_string(),
+        source: text.to_string(),
+        problem: None,
+        framework,
+        units,
+    };
+    check_loaded(loaded, opts, Catalog::default(), &mut UpIndex::default()).0
 }

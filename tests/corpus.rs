@@ -79,6 +79,7 @@ fn thousands_of_files_lint_without_panics_in_migration_order() {
         dir.path(),
         dir.path(),
         &excludes,
+        None,
     );
     assert!(errors.is_empty());
     assert_eq!(inputs.len(), n);

@@ -227,3 +227,43 @@ mod cli {
         );
     }
 }
+
+#[test]
+fn a_column_added_in_the_same_migration_gets_not_null_default_not_the_four_steps() {
+    let help_and_fix = |src: &str, in_tx: bool| {
+        let opts = LintOptions {
+            assume_in_transaction: in_tx,
+            ..LintOptions::default()
+        };
+        let r = lint_source(src, &opts);
+        let d = r
+            .diagnostics
+            .iter()
+            .find(|d| d.rule == "set-not-null-scan")
+            .expect("a set-not-null-scan finding")
+            .clone();
+        let fixed = d.fix.as_ref().map(|f| apply(src, [f]).0);
+        (d.help.unwrap_or_default(), fixed)
+    };
+    // Added with a default, then made NOT NULL: one statement does both, instantly.
+    let src = "SET lock_timeout = '2s';\nALTER TABLE orders ADD COLUMN priority int DEFAULT 0;\nALTER TABLE orders ALTER COLUMN priority SET NOT NULL;\n";
+    for in_tx in [false, true] {
+        let (help, fixed) = help_and_fix(src, in_tx);
+        assert!(help.contains("NOT NULL DEFAULT"), "{help}");
+        assert!(!help.contains("VALIDATE"), "{help}");
+        assert_eq!(
+            fixed.as_deref(),
+            Some("SET lock_timeout = '2s';\nALTER TABLE orders ADD COLUMN priority int DEFAULT 0 NOT NULL;\n")
+        );
+    }
+    // Filled by an UPDATE instead: the same advice, and no mechanical rewrite.
+    let src = "SET lock_timeout = '2s';\nALTER TABLE orders ADD COLUMN priority int;\nUPDATE orders SET priority = 0;\nALTER TABLE orders ALTER COLUMN priority SET NOT NULL;\n";
+    let (help, fixed) = help_and_fix(src, false);
+    assert!(help.contains("NOT NULL DEFAULT"), "{help}");
+    assert_eq!(fixed, None);
+    // A column that existed before this migration keeps the four steps.
+    let src = "SET lock_timeout = '2s';\nALTER TABLE orders ALTER COLUMN priority SET NOT NULL;\n";
+    let (help, fixed) = help_and_fix(src, false);
+    assert!(help.contains("VALIDATE"), "{help}");
+    assert!(fixed.is_some_and(|f| f.contains("CHECK (priority IS NOT NULL) NOT VALID")));
+}

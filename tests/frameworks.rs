@@ -42,7 +42,13 @@ fn options() -> LintOptions {
 }
 
 fn lint_dir(dir: &Path, opts: &LintOptions) -> Vec<FileReport> {
-    let (inputs, errors) = discover(&[dir.to_path_buf()], dir, dir, &exclude_set(&[]).unwrap());
+    let (inputs, errors) = discover(
+        &[dir.to_path_buf()],
+        dir,
+        dir,
+        &exclude_set(&[]).unwrap(),
+        None,
+    );
     assert!(errors.is_empty(), "{errors:?}");
     lint_all(&inputs, opts)
 }

@@ -161,6 +161,12 @@ const NAMED: &[(&str, &str, u32, &str)] = &[
         "backfill",
     ),
     (
+        "add-column-not-null-without-default",
+        "ALTER TABLE orders ADD COLUMN currency char(3) NOT NULL;",
+        15,
+        "not-null",
+    ),
+    (
         "prefer-bigint-id",
         "ALTER TABLE tags ADD COLUMN id int NOT NULL;\nALTER TABLE tags ADD PRIMARY KEY (id);",
         15,

@@ -5,8 +5,10 @@ use anyhow::Context;
 use clap::Args;
 
 use super::{eprint_error, ColorChoice, EXIT_ERROR, EXIT_FINDINGS, EXIT_OK};
+use crate::baseline::{Baseline, Recorder};
 use crate::config::{self, parse_pg_version, Settings};
 use crate::files::{self, FileReport, Input};
+use crate::fixing::{self, FileFix};
 use crate::git;
 use crate::lint::context::parse_duration_ms;
 use crate::lint::fix;
@@ -27,6 +29,9 @@ lockstep lint migrations/ --output gitlab=gl-code-quality-report.json \\\n      
 lockstep lint --format sarif --output lockstep.sarif migrations/\n  \
 lockstep lint --format github migrations/    # annotations in GitHub Actions\n  \
 lockstep lint --changed-since origin/main migrations/   # only what this branch changed\n\n\
+Adopting lockstep on an existing history:\n  \
+lockstep lint --write-baseline lockstep-baseline.json migrations/   # accept what is there\n  \
+lockstep lint --baseline lockstep-baseline.json migrations/         # then only new findings\n\n\
 Frameworks (Flyway, golang-migrate, goose, dbmate, sqlx, diesel, Prisma, Liquibase, Atlas,\n\
 sqitch) are detected per file; each file is linted the way its tool runs it (in a\n\
 transaction or not, up and down sections apart). `--framework none` turns that off."
@@ -145,6 +150,24 @@ pub struct LintArgs {
     /// rewritten SQL instead)
     #[arg(long)]
     pub fix: bool,
+
+    /// Leave out the findings recorded in this baseline (see --write-baseline): only new
+    /// findings are reported, counted and fixed. Overrides `baseline` in lockstep.toml
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+
+    /// Ignore the `baseline` of lockstep.toml
+    #[arg(long, conflicts_with = "baseline")]
+    pub no_baseline: bool,
+
+    /// Record every finding of this run in FILE (JSON) and exit: later runs with `--baseline
+    /// FILE` report only findings that are not in it
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = ["baseline", "fix", "diff", "output", "format", "changed_since"]
+    )]
+    pub write_baseline: Option<PathBuf>,
 }
 
 /// Report formats.
@@ -207,25 +230,23 @@ impl LintArgs {
             lock_timeout_max_ms,
             max_file_size: self.max_file_size,
             fail_on: self.fail_on.as_deref().and_then(Severity::parse),
+            baseline: self.baseline.clone(),
             ..Settings::default()
         })
     }
 }
 
-/// A file's text with its fixes applied and the findings whose fixes were applied, when any
-/// applies. Files that were not valid UTF-8 are left alone (rewriting them would change
-/// bytes the fixes do not touch).
-fn fixed_source(r: &FileReport) -> Option<(String, Vec<&Diagnostic>)> {
-    if r.problem.is_some() {
-        return None;
-    }
-    let fixable: Vec<&Diagnostic> = r.diagnostics.iter().filter(|d| d.fix.is_some()).collect();
-    let (new, applied) = fix::apply_each(&r.source, fixable.iter().filter_map(|d| d.fix.as_ref()));
-    let applied: Vec<&Diagnostic> = applied
+/// One line per refused fix: `path:line:column: not fixed (rule): why`.
+fn refusals(r: &FileReport, f: &FileFix) -> Vec<String> {
+    f.refused
         .iter()
-        .filter_map(|&i| fixable.get(i).copied())
-        .collect();
-    (!applied.is_empty() && new != r.source).then_some((new, applied))
+        .map(|x| {
+            format!(
+                "{}:{}:{}: not fixed ({}): {}",
+                r.path, x.finding.line, x.finding.column, x.finding.rule, x.reason
+            )
+        })
+        .collect()
 }
 
 /// The lines `--diff` prints before a file's diff, one per distinct online playbook kind
@@ -312,8 +333,13 @@ pub fn run(args: LintArgs) -> anyhow::Result<u8> {
             }
             inputs.push(Input::Stdin { display, text });
         } else {
-            let (found, errors) =
-                files::discover(std::slice::from_ref(p), &cfg.root, &cwd, &excludes);
+            let (found, errors) = files::discover(
+                std::slice::from_ref(p),
+                &cfg.root,
+                &cwd,
+                &excludes,
+                opts.framework,
+            );
             for e in errors {
                 eprint_error(color, &e.to_string());
                 had_error = true;
@@ -366,13 +392,24 @@ pub fn run(args: LintArgs) -> anyhow::Result<u8> {
         },
     };
     let wanted = wanted.as_deref();
+    let paths = RepoPaths::discover(&cwd);
 
+    if let Some(file) = &args.write_baseline {
+        return write_baseline(&inputs, &opts, &paths, file, color, had_error);
+    }
+    let baseline_file = settings.baseline.as_ref().filter(|_| !args.no_baseline);
+    let mut baseline = match baseline_file.map(|f| Baseline::read(f)).transpose() {
+        Ok(b) => b,
+        Err(e) => {
+            eprint_error(color, &e.to_string());
+            return Ok(EXIT_ERROR);
+        }
+    };
     if args.diff {
-        return print_diffs(&inputs, wanted, &opts);
+        return print_diffs(&inputs, wanted, &opts, baseline.as_ref(), &paths);
     }
     // Open every report destination before anything is changed or linted, so a report file
     // that cannot be created stops the run at once (exit 2).
-    let paths = RepoPaths::discover(&cwd);
     let make = |f: Format, to_stdout: bool| {
         let style = Style {
             color: color && to_stdout,
@@ -395,13 +432,13 @@ pub fn run(args: LintArgs) -> anyhow::Result<u8> {
     if args.fix {
         let stdin = inputs.iter().find(|i| matches!(i, Input::Stdin { .. }));
         if let Some(code) = stdin
-            .map(|i| print_fixed_stdin(i, &opts))
+            .map(|i| print_fixed_stdin(i, &opts, baseline.as_ref(), &paths))
             .transpose()?
             .flatten()
         {
             return Ok(code);
         }
-        let (count, changed) = fix_files(&inputs, wanted, &opts)?;
+        let (count, changed) = fix_files(&inputs, wanted, &opts, baseline.as_ref(), &paths)?;
         if count > 0 {
             let _ = writeln!(
                 io::stderr(),
@@ -419,7 +456,10 @@ pub fn run(args: LintArgs) -> anyhow::Result<u8> {
         let _stopped: Result<(), output::NothingLeft> = files::lint_each(
             &inputs,
             &opts,
-            only(wanted, |r| {
+            only(wanted, |mut r| {
+                if let Some(b) = baseline.as_mut() {
+                    b.apply(&mut r, &paths);
+                }
                 summary.add(&r);
                 sinks.file(&r)
             }),
@@ -428,6 +468,20 @@ pub fn run(args: LintArgs) -> anyhow::Result<u8> {
     let done = sinks.finish(&summary);
     for m in &done.file_errors {
         eprint_error(color, m);
+    }
+    if let Some(b) = &baseline {
+        let stale = b.stale(&crate::report::paths::repo_root(&cwd));
+        if !stale.is_empty() {
+            let _ = writeln!(
+                io::stderr(),
+                "note: {} of {} match{} no finding any more (fixed, or the statement changed); `lockstep lint --write-baseline {}` drops {}",
+                plural(stale.len(), "entry", "entries"),
+                b.path().display(),
+                if stale.len() == 1 { "es" } else { "" },
+                b.path().display(),
+                if stale.len() == 1 { "it" } else { "them" },
+            );
+        }
     }
     had_error |= summary.skipped > 0 || !done.file_errors.is_empty();
     let code = if had_error {
@@ -442,6 +496,44 @@ pub fn run(args: LintArgs) -> anyhow::Result<u8> {
         Some(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(code),
         Some(e) => Err(e).context("cannot write the report"),
     }
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// `--write-baseline FILE`: records every finding of the run. Exit 0 once written; 2 when
+/// the file cannot be written or a file could not be linted (its findings are unknown).
+fn write_baseline(
+    inputs: &[Input],
+    opts: &LintOptions,
+    paths: &RepoPaths,
+    file: &std::path::Path,
+    color: bool,
+    mut had_error: bool,
+) -> anyhow::Result<u8> {
+    let mut recorder = Recorder::default();
+    let _ = files::lint_each(inputs, opts, |r| {
+        if let Some(p) = r.problem.as_ref().filter(|p| p.fatal) {
+            eprint_error(color, &format!("{}: {}", r.path, p.message));
+            had_error = true;
+        }
+        recorder.add(&r, paths);
+        Ok::<(), std::convert::Infallible>(())
+    });
+    let (findings, in_files) = recorder.counts();
+    if let Err(e) = recorder.write(file) {
+        eprint_error(color, &e.to_string());
+        return Ok(EXIT_ERROR);
+    }
+    let _ = writeln!(
+        io::stderr(),
+        "wrote {} in {} to {}",
+        plural(findings, "finding", "findings"),
+        plural(in_files, "file", "files"),
+        file.display()
+    );
+    Ok(if had_error { EXIT_ERROR } else { EXIT_OK })
 }
 
 /// Wraps a per-file callback so that it only sees the inputs marked in `wanted` (all when
@@ -467,21 +559,32 @@ fn print_diffs(
     inputs: &[Input],
     wanted: Option<&[bool]>,
     opts: &LintOptions,
+    baseline: Option<&Baseline>,
+    paths: &RepoPaths,
 ) -> anyhow::Result<u8> {
     let mut out = io::BufWriter::new(io::stdout().lock());
     let mut any = false;
+    let mut baseline = baseline.cloned();
     let written = files::lint_each(
         inputs,
         opts,
-        only(wanted, |r| {
-            if let Some((new, applied)) = fixed_source(&r) {
-                any = true;
-                write!(
-                    out,
-                    "{}{}",
-                    online_alternatives(&applied),
-                    fix::unified_diff(&r.path, &r.source, &new)
-                )?;
+        only(wanted, |mut r| {
+            if let Some(b) = baseline.as_mut() {
+                b.apply(&mut r, paths);
+            }
+            if let Some(f) = fixing::fix_file(&r, opts) {
+                for line in refusals(&r, &f) {
+                    writeln!(out, "# {line}")?;
+                }
+                if f.changed(&r.source) {
+                    any = true;
+                    write!(
+                        out,
+                        "{}{}",
+                        online_alternatives(&f.applied),
+                        fix::unified_diff(&r.path, &r.source, &f.text)
+                    )?;
+                }
             }
             Ok(())
         }),
@@ -496,11 +599,25 @@ fn print_diffs(
 /// `--fix` on standard input: print the fixed SQL (unchanged when there is nothing to fix).
 /// Input that could not be read as text gets the normal report instead (`None`), so nothing
 /// is silently replaced by an empty output.
-fn print_fixed_stdin(stdin: &Input, opts: &LintOptions) -> anyhow::Result<Option<u8>> {
+fn print_fixed_stdin(
+    stdin: &Input,
+    opts: &LintOptions,
+    baseline: Option<&Baseline>,
+    paths: &RepoPaths,
+) -> anyhow::Result<Option<u8>> {
     let mut fixed = None;
-    let _ = files::lint_each(std::slice::from_ref(stdin), opts, |r| {
+    let mut baseline = baseline.cloned();
+    let _ = files::lint_each(std::slice::from_ref(stdin), opts, |mut r| {
+        if let Some(b) = baseline.as_mut() {
+            b.apply(&mut r, paths);
+        }
         if r.problem.is_none() {
-            let new = fixed_source(&r).map(|(new, _)| new);
+            let new = fixing::fix_file(&r, opts).map(|f| {
+                for line in refusals(&r, &f) {
+                    let _ = writeln!(io::stderr(), "{line}");
+                }
+                f.text
+            });
             fixed = Some(new.unwrap_or(r.source));
         }
         Ok::<(), std::convert::Infallible>(())
@@ -523,17 +640,28 @@ fn fix_files(
     inputs: &[Input],
     wanted: Option<&[bool]>,
     opts: &LintOptions,
+    baseline: Option<&Baseline>,
+    paths: &RepoPaths,
 ) -> anyhow::Result<(usize, usize)> {
     let (mut count, mut changed) = (0, 0);
+    let mut baseline = baseline.cloned();
     files::lint_each(
         inputs,
         opts,
-        only(wanted, |r| {
-            if let Some((new, applied)) = fixed_source(&r) {
-                files::write_atomically(std::path::Path::new(&r.path), new.as_bytes())
-                    .with_context(|| format!("cannot write {}", r.path))?;
-                count += applied.len();
-                changed += 1;
+        only(wanted, |mut r| {
+            if let Some(b) = baseline.as_mut() {
+                b.apply(&mut r, paths);
+            }
+            if let Some(f) = fixing::fix_file(&r, opts) {
+                for line in refusals(&r, &f) {
+                    let _ = writeln!(io::stderr(), "{line}");
+                }
+                if f.changed(&r.source) {
+                    files::write_atomically(std::path::Path::new(&r.path), f.text.as_bytes())
+                        .with_context(|| format!("cannot write {}", r.path))?;
+                    count += f.applied.len();
+                    changed += 1;
+                }
             }
             Ok::<(), anyhow::Error>(())
         }),

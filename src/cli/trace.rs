@@ -123,7 +123,13 @@ pub fn run(args: TraceArgs) -> anyhow::Result<u8> {
             return Ok(EXIT_ERROR);
         }
     };
-    let (inputs, errors) = files::discover(&args.paths, &cfg.root, &cwd, &excludes);
+    let (inputs, errors) = files::discover(
+        &args.paths,
+        &cfg.root,
+        &cwd,
+        &excludes,
+        settings.framework.flatten(),
+    );
     if !errors.is_empty() {
         for e in errors {
             eprint_error(color, &e.to_string());

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::sql::ir::{ActionKind, ColumnDef, Constraint, ObjName, StmtKind};
+use crate::sql::ir::{ActionKind, ColumnDef, Constraint, FunctionVolatility, ObjName, StmtKind};
 use crate::sql::parse::Statement;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -82,6 +82,31 @@ impl Table {
         })
     }
 
+    /// What `CREATE TABLE … (LIKE this …)` copies: the columns with their NOT NULL, the
+    /// indexes (unnamed: PostgreSQL names the copies) and the CHECK constraints when asked.
+    fn copied_by(&self, like: &crate::sql::ir::LikeSource) -> Table {
+        Table {
+            columns: self.columns.clone(),
+            indexes: if like.indexes {
+                self.indexes
+                    .iter()
+                    .map(|i| Index {
+                        name: None,
+                        ..i.clone()
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            checks: if like.constraints {
+                self.checks.clone()
+            } else {
+                Vec::new()
+            },
+            ..Table::default()
+        }
+    }
+
     /// Whether a validated `CHECK (col IS NOT NULL)` exists.
     pub fn has_valid_not_null_check(&self, column: &str) -> bool {
         self.checks.iter().any(|c| {
@@ -116,6 +141,8 @@ pub struct Catalog {
     journal: Vec<Undo>,
     /// Savepoints open.
     open: usize,
+    /// Function name → its declared volatility (the last definition of that name).
+    functions: HashMap<String, FunctionVolatility>,
 }
 
 /// One change to undo: the previous value of an entry (`None`: it did not exist).
@@ -124,6 +151,7 @@ enum Undo {
     Table(String, Option<Box<Table>>),
     Index(String, Option<String>),
     Matview(String, Option<Vec<ObjName>>),
+    Function(String, Option<FunctionVolatility>),
 }
 
 /// A point the catalog can return to ([`Catalog::rollback_to`]) or keep everything since
@@ -151,6 +179,11 @@ impl Catalog {
     /// The tables a materialized view's query reads, when its definition is known.
     pub fn matview_sources(&self, view: &ObjName) -> Option<&[ObjName]> {
         self.matviews.get(&view.name).map(Vec::as_slice)
+    }
+
+    /// The declared volatility of a function created in the migration set.
+    pub fn function_volatility(&self, name: &str) -> Option<FunctionVolatility> {
+        self.functions.get(name).copied()
     }
 
     /// Foreign keys in other tables that reference `table`: `(referencing table, fk)`.
@@ -206,6 +239,12 @@ impl Catalog {
                 }
                 Undo::Matview(k, None) => {
                     self.matviews.remove(&k);
+                }
+                Undo::Function(k, Some(v)) => {
+                    self.functions.insert(k, v);
+                }
+                Undo::Function(k, None) => {
+                    self.functions.remove(&k);
                 }
             }
         }
@@ -322,12 +361,17 @@ impl Catalog {
                 partition_of,
                 columns,
                 constraints,
+                like,
                 temporary: false,
             } => {
                 let partitioned = st
                     .toks
                     .windows(2)
                     .any(|w| w[0].is("PARTITION") && w[1].is("BY"));
+                let copied: Vec<Table> = like
+                    .iter()
+                    .filter_map(|l| self.table(&l.table).map(|src| src.copied_by(l)))
+                    .collect();
                 let t = self.entry(name);
                 *t = Table {
                     name: Some(name.clone()),
@@ -335,6 +379,12 @@ impl Catalog {
                     partition_of: partition_of.clone(),
                     ..Table::default()
                 };
+                for c in copied {
+                    t.columns.extend(c.columns);
+                    t.indexes.extend(c.indexes);
+                    t.checks.extend(c.checks);
+                }
+                t.reindex();
                 for c in columns {
                     add_column(t, c);
                 }
@@ -346,6 +396,12 @@ impl Catalog {
                     self.set_index(&i, &name.name);
                 }
                 self.note_foreign_keys(&name.name);
+            }
+            StmtKind::CreateFunction { name, volatility } => {
+                let old = self.functions.insert(name.name.clone(), *volatility);
+                if self.open > 0 {
+                    self.journal.push(Undo::Function(name.name.clone(), old));
+                }
             }
             StmtKind::CreateMaterializedView { name, sources } => {
                 let old = self.matviews.insert(name.name.clone(), sources.clone());

@@ -43,6 +43,8 @@ pub struct FileContext {
     /// The current transaction: explicit `BEGIN … COMMIT`, the whole file when the tool
     /// wraps it, or else the single statement.
     pub tx: TxState,
+    /// In a down section: what the migration's up part created.
+    pub up_created: Option<super::undo::Created>,
 }
 
 /// Facts about the transaction the next statement runs in.
@@ -104,6 +106,7 @@ impl FileContext {
             catalog,
             rollback_point: None,
             tx: TxState::default(),
+            up_created: opts.up_created.clone(),
         }
     }
 
@@ -120,6 +123,12 @@ impl FileContext {
             .map_or("`assume_in_transaction`", |n| n.reason.as_str())
     }
 
+    /// Why a statement that cannot run in a transaction must be alone in this file, when
+    /// the migration tool requires that (golang-migrate, Prisma, Flyway).
+    pub fn alone_reason(&self) -> Option<&'static str> {
+        self.tx_note.as_ref().and_then(|n| n.alone)
+    }
+
     /// How to take a statement out of the file's transaction.
     pub fn no_transaction_hint(&self) -> &'static str {
         self.tx_note.as_ref().map_or(
@@ -132,6 +141,19 @@ impl FileContext {
     /// constraints on it costs nothing.
     pub fn is_new_table(&self, t: &ObjName) -> bool {
         self.created.contains(&key(t))
+    }
+
+    /// In a down section, whether dropping `table` undoes the migration's up part, which
+    /// created it.
+    pub fn undoes_table(&self, table: &ObjName) -> bool {
+        self.up_created.as_ref().is_some_and(|c| c.table(table))
+    }
+
+    /// In a down section, whether dropping `table.column` undoes the migration's up part.
+    pub fn undoes_column(&self, table: &ObjName, column: &str) -> bool {
+        self.up_created
+            .as_ref()
+            .is_some_and(|c| c.column(table, column))
     }
 
     /// The lock_timeout currently in force.

@@ -125,6 +125,33 @@ pub fn after_commit(cx: &Checker) -> Option<usize> {
     Some((end + 1).min(cx.src.len()))
 }
 
+/// True when the migration tool runs a statement that cannot run in a transaction only
+/// alone in its file (golang-migrate, Prisma, Flyway) and this file holds other statements:
+/// making this statement non-transactional (`CONCURRENTLY`) would break the file.
+pub fn must_be_alone_but_is_not(cx: &Checker) -> bool {
+    cx.ctx.alone_reason().is_some() && (!cx.preceding.is_empty() || !cx.following.is_empty())
+}
+
+/// Whether this statement can be made non-transactional (`CONCURRENTLY`) in place: not in a
+/// transaction the tool wraps around the file, unless the tool runs a file whose only
+/// statement is non-transactional without one (Flyway), and not where it must be alone in
+/// its file but is not.
+pub fn can_run_outside_transaction(cx: &Checker) -> bool {
+    let alone_in_file =
+        cx.ctx.alone_reason().is_some() && cx.preceding.is_empty() && cx.following.is_empty();
+    (!cx.ctx.implicit_transaction || alone_in_file) && !must_be_alone_but_is_not(cx)
+}
+
+/// Where the help sends a statement rewritten to run outside a transaction.
+pub fn outside_transaction(cx: &Checker) -> String {
+    match cx.ctx.alone_reason() {
+        Some(reason) if must_be_alone_but_is_not(cx) => {
+            format!("alone in its own migration file ({reason})")
+        }
+        _ => "in a migration that does not run in a transaction".to_string(),
+    }
+}
+
 /// Where a statement that must run in its own transaction after this one goes, and the
 /// text to insert there; `None` when the file runs as one transaction.
 pub fn place_after(cx: &Checker, statement: &str) -> Option<Edit> {

@@ -1,9 +1,11 @@
 //! The lock model: what a statement locks, rewrites and scans, as measured on PostgreSQL
 //! (see the ground-truth table in the rule catalogue).
 
+use super::catalog::Catalog;
 use super::context::FileContext;
 use crate::sql::ir::{
-    ActionKind, Constraint, Generated, LockMode, ObjName, ReindexTarget, StmtKind,
+    ActionKind, Constraint, FunctionVolatility, Generated, LockMode, ObjName, ReindexTarget,
+    StmtKind,
 };
 use crate::sql::parse::Statement;
 
@@ -154,14 +156,20 @@ const STABLE_OR_IMMUTABLE: &[&str] = &[
     "pg_current_xact_id",
 ];
 
-/// Classifies a default expression by the functions it calls.
-pub fn default_volatility(expr: &str) -> Volatility {
+/// Classifies a default expression by the functions it calls: built-in ones lockstep
+/// knows, then functions whose `CREATE FUNCTION` the migration set holds (`catalog`; one
+/// that declares no volatility is `VOLATILE`).
+pub fn default_volatility(expr: &str, catalog: &Catalog) -> Volatility {
     let mut unknown = None;
     for f in called_functions(expr) {
-        if VOLATILE.contains(&f.as_str()) {
+        let declared = catalog.function_volatility(&f);
+        if VOLATILE.contains(&f.as_str())
+            || (declared == Some(FunctionVolatility::Volatile)
+                && !STABLE_OR_IMMUTABLE.contains(&f.as_str()))
+        {
             return Volatility::Volatile(f);
         }
-        if !STABLE_OR_IMMUTABLE.contains(&f.as_str()) && unknown.is_none() {
+        if !STABLE_OR_IMMUTABLE.contains(&f.as_str()) && declared.is_none() && unknown.is_none() {
             unknown = Some(f);
         }
     }
@@ -226,7 +234,11 @@ fn called_functions(expr: &str) -> Vec<String> {
 }
 
 /// Whether adding this column rewrites the table (and why), for the target version.
-pub fn add_column_rewrites(col: &crate::sql::ir::ColumnDef, pg_version: u32) -> Option<String> {
+pub fn add_column_rewrites(
+    col: &crate::sql::ir::ColumnDef,
+    pg_version: u32,
+    catalog: &Catalog,
+) -> Option<String> {
     if col.is_serial() {
         return Some(format!(
             "a `{}` column fills every row from a sequence",
@@ -248,7 +260,7 @@ pub fn add_column_rewrites(col: &crate::sql::ir::ColumnDef, pg_version: u32) -> 
     if pg_version < 11 {
         return Some("before PostgreSQL 11 any non-null default rewrites the table".into());
     }
-    match default_volatility(default) {
+    match default_volatility(default, catalog) {
         Volatility::Safe => None,
         Volatility::Volatile(f) => {
             Some(format!("`{f}()` is volatile: every row gets its own value"))
@@ -431,7 +443,7 @@ fn alter_action(r: &mut LockReport, table: &ObjName, a: &ActionKind, ctx: &FileC
     match a {
         ActionKind::AddColumn { column, .. } => {
             r.lock(table, AccessExclusive);
-            if add_column_rewrites(column, ctx.pg_version).is_some() {
+            if add_column_rewrites(column, ctx.pg_version, &ctx.catalog).is_some() {
                 LockReport::add(&mut r.rewrites, table);
                 LockReport::add(&mut r.scans, table);
             }

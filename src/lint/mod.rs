@@ -7,6 +7,7 @@ pub mod locks;
 pub mod rules;
 pub mod suppress;
 pub mod types;
+pub mod undo;
 
 use std::fmt;
 use std::ops::Range;
@@ -95,6 +96,9 @@ pub struct LintOptions {
     pub tx_note: Option<TxNote>,
     /// Files larger than this many bytes are not read (`max_file_size`).
     pub max_file_size: u64,
+    /// In a down section: what the migration's up part created (set per file section), so
+    /// dropping it is known to undo the migration.
+    pub up_created: Option<undo::Created>,
 }
 
 /// The default `max_file_size`: 16 MiB, far above any migration file, far below what would
@@ -108,6 +112,9 @@ pub struct TxNote {
     pub reason: String,
     /// e.g. "move it to its own migration and add `-- +goose NO TRANSACTION` …".
     pub hint: &'static str,
+    /// Set when the tool fails a statement that cannot run in a transaction (`CREATE INDEX
+    /// CONCURRENTLY` …) unless it is the only statement of its file, and why.
+    pub alone: Option<&'static str>,
 }
 
 impl Default for LintOptions {
@@ -121,6 +128,7 @@ impl Default for LintOptions {
             lint_down: true,
             tx_note: None,
             max_file_size: DEFAULT_MAX_FILE_SIZE,
+            up_created: None,
         }
     }
 }
@@ -224,7 +232,14 @@ pub fn check(
             let Some(severity) = opts.severities.get(ri).copied().flatten() else {
                 continue;
             };
-            let mut checker = Checker::new(&ctx, st, src, &report, &statements[i + 1..]);
+            let mut checker = Checker::new(
+                &ctx,
+                st,
+                src,
+                &report,
+                &statements[..i],
+                &statements[i + 1..],
+            );
             (rule.check)(&mut checker);
             for f in checker.into_findings() {
                 raw_findings.push((i, rule, severity, f));

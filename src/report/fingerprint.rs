@@ -94,20 +94,31 @@ fn statement_text<'a>(r: &'a FileReport, index: &LineIndex, d: &Diagnostic) -> &
     }
 }
 
-/// The fingerprints of a file's findings, in the order of `r.diagnostics`.
+/// The fingerprints of a file's findings, in the order of `r.diagnostics`. Occurrences are
+/// counted over every finding of the file in file order, the ones a baseline accepted
+/// (`r.baselined`) included, so accepting a finding never changes another's fingerprint.
 pub fn file_fingerprints(r: &FileReport, path: &str) -> Vec<String> {
     let index = LineIndex::new(&r.source);
-    let mut seen: HashMap<(&str, String), usize> = HashMap::new();
-    r.diagnostics
+    let mut all: Vec<(&Diagnostic, Option<usize>)> = r
+        .diagnostics
         .iter()
-        .map(|d| {
-            let text = normalize_ws(statement_text(r, &index, d));
-            let n = seen.entry((d.rule, text.clone())).or_insert(0);
-            let fp = fingerprint(path, d.rule, &text, *n);
-            *n += 1;
-            fp
-        })
-        .collect()
+        .enumerate()
+        .map(|(i, d)| (d, Some(i)))
+        .chain(r.baselined.iter().map(|d| (d, None)))
+        .collect();
+    // Stable: findings at the same place keep the order they were reported in.
+    all.sort_by_key(|(d, _)| (d.span.start, d.span.end));
+    let mut seen: HashMap<(&str, String), usize> = HashMap::new();
+    let mut out = vec![String::new(); r.diagnostics.len()];
+    for (d, slot) in all {
+        let text = normalize_ws(statement_text(r, &index, d));
+        let n = seen.entry((d.rule, text.clone())).or_insert(0);
+        if let Some(i) = slot {
+            out[i] = fingerprint(path, d.rule, &text, *n);
+        }
+        *n += 1;
+    }
+    out
 }
 
 /// The fingerprint of a problem with a whole file (unreadable, binary, not UTF-8).

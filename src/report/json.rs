@@ -12,7 +12,8 @@
 //!                    "locks": [ { "table", "via_index", "mode", "blocks_reads",
 //!                                 "blocks_writes" } ],
 //!                    "rewrites": [table], "scans": [table] } ] } ],
-//!   "summary": { "files", "statements", "errors", "warnings", "notes", "skipped" } }
+//!   "summary": { "files", "statements", "errors", "warnings", "notes", "skipped",
+//!                "baselined" } }
 //! ```
 //! Lines and columns are 1-based; columns count characters; `end_column` is exclusive.
 
@@ -78,6 +79,7 @@ fn summary_value(s: &Summary) -> Value {
         "warnings": s.warnings,
         "notes": s.notes,
         "skipped": s.skipped,
+        "baselined": s.baselined,
     })
 }
 

@@ -37,6 +37,8 @@ pub struct Summary {
     pub notes: usize,
     /// Files that could not be linted at all.
     pub skipped: usize,
+    /// Findings a baseline accepted (not reported, not counted above).
+    pub baselined: usize,
 }
 
 impl Summary {
@@ -55,6 +57,7 @@ impl Summary {
         if r.problem.as_ref().is_some_and(|p| p.fatal) {
             self.skipped += 1;
         }
+        self.baselined += r.baselined.len();
         for d in &r.diagnostics {
             match d.severity {
                 Severity::Error => self.errors += 1,

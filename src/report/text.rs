@@ -247,9 +247,14 @@ pub fn write_summary(out: &mut dyn Write, s: &Summary, style: Style) -> io::Resu
     } else {
         String::new()
     };
+    let baselined = if s.baselined > 0 {
+        format!(" ({} in the baseline)", plural(s.baselined, "more finding"))
+    } else {
+        String::new()
+    };
     writeln!(
         out,
-        "checked {}, {}{skipped}: {findings}",
+        "checked {}, {}{skipped}: {findings}{baselined}",
         plural(s.files, "file"),
         plural(s.statements, "statement")
     )

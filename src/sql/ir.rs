@@ -275,6 +275,17 @@ pub enum Generated {
     Virtual,
 }
 
+/// `LIKE source [INCLUDING …]` in `CREATE TABLE`: the new table copies the source's columns
+/// (with their NOT NULL), and with the options below more.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LikeSource {
+    pub table: ObjName,
+    /// `INCLUDING INDEXES` (or `ALL`): its indexes, primary key and unique constraints.
+    pub indexes: bool,
+    /// `INCLUDING CONSTRAINTS` (or `ALL`): its CHECK constraints.
+    pub constraints: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ForeignKeyRef {
     pub table: ObjName,
@@ -360,6 +371,11 @@ pub enum ActionKind {
         name: String,
     },
     RenameConstraint,
+    /// `ALTER CONSTRAINT name [NOT] DEFERRABLE …` (and PostgreSQL 18's `[NOT] ENFORCED`,
+    /// `[NO] INHERIT`).
+    AlterConstraint {
+        name: String,
+    },
     RenameColumn {
         from: String,
         to: String,
@@ -391,6 +407,14 @@ pub enum ActionKind {
     Other(String),
 }
 
+/// A function's declared volatility (`VOLATILE` when its definition names none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FunctionVolatility {
+    Immutable,
+    Stable,
+    Volatile,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReindexTarget {
     Index,
@@ -420,6 +444,8 @@ pub enum StmtKind {
         partition_of: Option<ObjName>,
         columns: Vec<ColumnDef>,
         constraints: Vec<(Option<String>, Constraint)>,
+        /// `LIKE` clauses, in order.
+        like: Vec<LikeSource>,
         temporary: bool,
     },
     CreateIndex {
@@ -524,7 +550,12 @@ pub enum StmtKind {
         table: Option<ObjName>,
     },
     Do,
-    /// Understood, and irrelevant to locking on user tables (CREATE FUNCTION, GRANT, …).
+    /// `CREATE [OR REPLACE] FUNCTION name(…) … [IMMUTABLE|STABLE|VOLATILE]`.
+    CreateFunction {
+        name: ObjName,
+        volatility: FunctionVolatility,
+    },
+    /// Understood, and irrelevant to locking on user tables (CREATE PROCEDURE, GRANT, …).
     Other {
         what: String,
     },

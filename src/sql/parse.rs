@@ -445,11 +445,23 @@ fn from_ast(stmt: &ast::Statement, toks: &[Tok]) -> Option<StmtKind> {
                     constraints.push(c);
                 }
             }
+            // sqlparser reads only `(LIKE source [INCLUDING|EXCLUDING DEFAULTS])`; other
+            // `INCLUDING` options go through the recognizer.
+            let like = match &ct.like {
+                Some(ast::CreateTableLikeKind::Parenthesized(l))
+                | Some(ast::CreateTableLikeKind::Plain(l)) => vec![LikeSource {
+                    table: obj_name(&l.name),
+                    indexes: false,
+                    constraints: false,
+                }],
+                None => Vec::new(),
+            };
             StmtKind::CreateTable {
                 name: obj_name(&ct.name),
                 partition_of: ct.partition_of.as_ref().map(obj_name),
                 columns,
                 constraints,
+                like,
                 temporary: ct.temporary,
             }
         }

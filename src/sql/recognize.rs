@@ -422,6 +422,9 @@ fn create(c: &mut Cur) -> Option<StmtKind> {
     if unique {
         return None;
     }
+    if let Some(table) = create_table(c) {
+        return Some(table);
+    }
     if c.eat("DATABASE") {
         return Some(StmtKind::CreateDatabase);
     }
@@ -440,6 +443,9 @@ fn create(c: &mut Cur) -> Option<StmtKind> {
             name,
             sources: query_sources(c.rest()),
         });
+    }
+    if c.eat("FUNCTION") {
+        return create_function(c);
     }
     // CREATE [CONSTRAINT] TRIGGER name … ON table
     c.eat("CONSTRAINT");
@@ -492,6 +498,185 @@ fn create(c: &mut Cur) -> Option<StmtKind> {
     OTHER.contains(&what.as_str()).then(|| StmtKind::Other {
         what: format!("CREATE {what}"),
     })
+}
+
+/// `CREATE [GLOBAL|LOCAL] [TEMP|TEMPORARY|UNLOGGED] TABLE …` in the shapes sqlparser rejects
+/// (`USING heap`, `WITH (toast.…)`, `LIKE … INCLUDING …`, `COMPRESSION`, `OF type`,
+/// `ON DELETE SET NULL (col)`, PostgreSQL 18's `CONSTRAINT c NOT NULL col` and `VIRTUAL`).
+/// `None`, with the cursor where it was, when the statement creates something else.
+fn create_table(c: &mut Cur) -> Option<StmtKind> {
+    let start = c.i;
+    let _ = c.eat("GLOBAL") || c.eat("LOCAL");
+    let temporary = c.eat("TEMP") || c.eat("TEMPORARY");
+    c.eat("UNLOGGED");
+    if !c.eat("TABLE") {
+        c.i = start;
+        return None;
+    }
+    c.eat_seq(&["IF", "NOT", "EXISTS"]);
+    let name = c.name()?;
+    let mut partition_of = None;
+    let mut typed = false;
+    if c.eat_seq(&["PARTITION", "OF"]) {
+        partition_of = Some(c.name()?);
+        typed = true;
+    } else if c.eat("OF") {
+        // A typed table: its columns come from the composite type.
+        c.name()?;
+        typed = true;
+    }
+    let mut columns = Vec::new();
+    let mut constraints = Vec::new();
+    let mut like = Vec::new();
+    if let Some(body) = c.parens() {
+        // `CREATE TABLE t (a, b) AS query` names the columns of the query's result.
+        let names_only = c.peek_is("AS");
+        for part in split_top_level_commas(body) {
+            if part.is_empty() || names_only {
+                continue;
+            }
+            table_element(part, typed, &mut columns, &mut constraints, &mut like)?;
+        }
+    }
+    // What may follow (`INHERITS`, `PARTITION BY`, `FOR VALUES`, `USING`, `WITH (…)`,
+    // `ON COMMIT`, `TABLESPACE`, `AS query`) neither locks other tables nor changes columns.
+    Some(StmtKind::CreateTable {
+        name,
+        partition_of,
+        columns,
+        constraints,
+        like,
+        temporary,
+    })
+}
+
+/// One element of a `CREATE TABLE` list: a column, a table constraint or a `LIKE` clause.
+/// In a typed table or a partition (`typed`) a column element adds options only.
+fn table_element(
+    part: &[Tok],
+    typed: bool,
+    columns: &mut Vec<ColumnDef>,
+    constraints: &mut Vec<(Option<String>, Constraint)>,
+    like: &mut Vec<LikeSource>,
+) -> Option<()> {
+    let mut e = Cur::new(part);
+    if e.eat("LIKE") {
+        let table = e.name()?;
+        let (mut indexes, mut checks) = (false, false);
+        while !e.at_end() {
+            let including = if e.eat("INCLUDING") {
+                true
+            } else if e.eat("EXCLUDING") {
+                false
+            } else {
+                return None;
+            };
+            match e.word()?.as_str() {
+                "all" => (indexes, checks) = (including, including),
+                "indexes" => indexes = including,
+                "constraints" => checks = including,
+                _ => {}
+            }
+        }
+        like.push(LikeSource {
+            table,
+            indexes,
+            constraints: checks,
+        });
+        return Some(());
+    }
+    let named = if e.eat("CONSTRAINT") {
+        Some(e.word()?)
+    } else {
+        None
+    };
+    let starts_constraint = ["CHECK", "UNIQUE", "PRIMARY", "FOREIGN", "EXCLUDE"]
+        .iter()
+        .any(|k| e.peek_is(k))
+        || (e.peek_is("NOT") && part.get(e.i + 1).is_some_and(|t| t.is("NULL")));
+    if named.is_some() || starts_constraint {
+        let ActionKind::AddConstraint {
+            name, constraint, ..
+        } = table_constraint(&mut e, named, part)?
+        else {
+            return None;
+        };
+        constraints.push((name, constraint));
+        return Some(());
+    }
+    if typed {
+        // `col WITH OPTIONS …` or `col …`: options of a column the type or parent defines.
+        let mut col = ColumnDef {
+            name: e.word()?,
+            ..ColumnDef::default()
+        };
+        e.eat_seq(&["WITH", "OPTIONS"]);
+        column_options(&mut e, &mut col)?;
+        let name = col.name.clone();
+        if col.primary_key {
+            constraints.push((
+                None,
+                Constraint::PrimaryKey {
+                    columns: vec![name.clone()],
+                    using_index: None,
+                },
+            ));
+        } else if col.unique {
+            constraints.push((
+                None,
+                Constraint::Unique {
+                    columns: vec![name.clone()],
+                    using_index: None,
+                },
+            ));
+        }
+        if col.not_null {
+            constraints.push((
+                None,
+                Constraint::NotNull {
+                    column: name.clone(),
+                },
+            ));
+        }
+        if let Some(expr) = col.check {
+            constraints.push((None, Constraint::Check { expr }));
+        }
+        if let Some(references) = col.references {
+            constraints.push((
+                None,
+                Constraint::ForeignKey {
+                    columns: vec![name],
+                    references,
+                },
+            ));
+        }
+        return Some(());
+    }
+    columns.push(column_def(&mut e)?);
+    Some(())
+}
+
+/// After `CREATE [OR REPLACE] FUNCTION`: the name and the declared volatility, read from the
+/// options outside the body (a quoted body is one token; a `BEGIN ATOMIC` or `RETURN` body
+/// ends the options).
+fn create_function(c: &mut Cur) -> Option<StmtKind> {
+    let name = c.name()?;
+    c.parens();
+    let mut volatility = FunctionVolatility::Volatile;
+    while let Some(t) = c.peek() {
+        if t.is("RETURN") || (t.is("BEGIN") && c.t.get(c.i + 1).is_some_and(|n| n.is("ATOMIC"))) {
+            break;
+        }
+        if t.is("IMMUTABLE") {
+            volatility = FunctionVolatility::Immutable;
+        } else if t.is("STABLE") {
+            volatility = FunctionVolatility::Stable;
+        } else if t.is("VOLATILE") {
+            volatility = FunctionVolatility::Volatile;
+        }
+        c.i += 1;
+    }
+    Some(StmtKind::CreateFunction { name, volatility })
 }
 
 /// Tables a query reads: the names after `FROM` and `JOIN` (and after commas in a `FROM`
@@ -667,6 +852,7 @@ fn alter(c: &mut Cur, toks: &[Tok]) -> Option<StmtKind> {
     const OTHER: &[&str] = &[
         "FUNCTION",
         "PROCEDURE",
+        "ROUTINE",
         "ROLE",
         "USER",
         "GROUP",
@@ -726,6 +912,9 @@ fn alter_action(part: &[Tok]) -> Option<ActionKind> {
             column,
             if_not_exists,
         });
+    }
+    if c.eat_seq(&["ALTER", "CONSTRAINT"]) {
+        return Some(ActionKind::AlterConstraint { name: c.word()? });
     }
     if c.eat("ALTER") {
         c.eat("COLUMN");
@@ -964,6 +1153,12 @@ fn column_def(c: &mut Cur) -> Option<ColumnDef> {
         data_type,
         ..ColumnDef::default()
     };
+    column_options(c, &mut col)?;
+    Some(col)
+}
+
+/// The options after a column's type (`DEFAULT …`, `NOT NULL`, `REFERENCES …`, …).
+fn column_options(c: &mut Cur, col: &mut ColumnDef) -> Option<()> {
     while !c.at_end() {
         if c.eat("CONSTRAINT") {
             c.word();
@@ -1011,10 +1206,19 @@ fn column_def(c: &mut Cur) -> Option<ColumnDef> {
                     Generated::Virtual
                 });
             }
+        } else if c.eat("ON") {
+            // `ON DELETE|UPDATE action`: `SET DEFAULT` here is no column default.
+            c.i += 1;
+            if c.eat("SET") {
+                c.i += 1;
+                c.parens();
+            } else if !c.eat_seq(&["NO", "ACTION"]) {
+                c.i += 1;
+            }
         } else {
-            // COLLATE x, ON DELETE …, MATCH …, DEFERRABLE …: not lock-relevant.
+            // COLLATE x, MATCH …, DEFERRABLE …, COMPRESSION x: not lock-relevant.
             c.i += 1;
         }
     }
-    Some(col)
+    Some(())
 }

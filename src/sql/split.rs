@@ -153,6 +153,8 @@ pub fn split(src: &str) -> Split {
                 out.meta_lines.push(i..end);
                 i = end;
             }
+            // A `;` with nothing before it is an empty statement, which PostgreSQL skips.
+            b';' if start.is_none() => i += 1,
             b';' => {
                 // A `;` with nothing before it ends an empty statement: nothing to lint.
                 i += 1;

@@ -99,4 +99,21 @@ pub const CASES: &[(&str, &str)] = &[
     ("", "UPDATE solo SET v = 'w'"),
     ("", "DELETE FROM solo"),
     ("", "INSERT INTO solo VALUES (0, 'z')"),
+    // Valid statements the SQL parser rejects, read by the recognizer.
+    (
+        "",
+        "ALTER TABLE fkref ALTER CONSTRAINT fkref_t_id_fkey DEFERRABLE INITIALLY DEFERRED",
+    ),
+    (
+        "",
+        "CREATE TABLE gap_fk (id int, u_id int, FOREIGN KEY (u_id) REFERENCES u (id) ON DELETE SET NULL (u_id))",
+    ),
+    (
+        "",
+        "CREATE TABLE gap_like (LIKE t INCLUDING ALL) WITH (toast.autovacuum_enabled = false)",
+    ),
+    (
+        "",
+        "CREATE TABLE part_gap PARTITION OF parent FOR VALUES FROM ('2022-01-01') TO ('2023-01-01') USING heap",
+    ),
 ];

@@ -11,8 +11,10 @@ pub const RULE: Rule = Rule {
     docs: r#"## What it does
 Flags `ALTER TABLE … ADD COLUMN … DEFAULT expr` on an existing table when `expr` is volatile
 (`random()`, `gen_random_uuid()`, `uuid_generate_v4()`, `clock_timestamp()`, `nextval()`, …) or a
-function whose volatility lockstep cannot know (a user function). Before PostgreSQL 11 any
-non-null default is flagged.
+function whose volatility lockstep cannot know (a user function it has not seen created). A
+function created earlier in the migration set has the volatility its `CREATE FUNCTION`
+declares (`VOLATILE` when it declares none). Before PostgreSQL 11 any non-null default is
+flagged.
 
 ## Why is this bad?
 Since PostgreSQL 11 a constant or stable default (`0`, `'x'`, `now()`, `CURRENT_TIMESTAMP`) is
@@ -65,7 +67,7 @@ fn check(cx: &mut Checker) {
                 cx.ctx.pg_version
             )
         } else {
-            match default_volatility(default) {
+            match default_volatility(default, &cx.ctx.catalog) {
                 Volatility::Safe => continue,
                 Volatility::Volatile(f) => format!("`{f}()` is volatile, so every row gets its own value"),
                 Volatility::Unknown(f) => format!(
@@ -86,5 +88,48 @@ fn check(cx: &mut Checker) {
             ),
         );
         cx.playbook("backfill");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::lint::rules::test_findings;
+
+    fn messages(src: &str) -> Vec<String> {
+        test_findings("add-column-volatile-default", src, 15)
+            .into_iter()
+            .map(|(m, _)| m)
+            .collect()
+    }
+
+    #[test]
+    fn a_replayed_function_has_a_known_volatility() {
+        let add = "ALTER TABLE orders ADD COLUMN c text DEFAULT f();\n";
+        // Unknown: it may be volatile.
+        let unknown = messages(add);
+        assert!(unknown[0].contains("`f()` may be volatile"), "{unknown:?}");
+        // Declared STABLE (in an earlier statement or file): no rewrite, no finding.
+        let stable = format!(
+            "CREATE FUNCTION f() RETURNS text LANGUAGE sql STABLE AS $$ SELECT 'x' $$;\n{add}"
+        );
+        assert!(messages(&stable).is_empty());
+        // Declared without a volatility: VOLATILE, and certain.
+        let volatile =
+            format!("CREATE FUNCTION f() RETURNS text LANGUAGE sql AS $$ SELECT 'x' $$;\n{add}");
+        let got = messages(&volatile);
+        assert!(got[0].contains("`f()` is volatile"), "{got:?}");
+        // The lock model agrees: no rewrite for the STABLE one.
+        let r = crate::lint::lint_source(&stable, &crate::lint::LintOptions::default());
+        assert!(r.locks[1].report.rewrites.is_empty());
+        let r = crate::lint::lint_source(&volatile, &crate::lint::LintOptions::default());
+        assert_eq!(r.locks[1].report.rewrites.len(), 1);
+    }
+
+    #[test]
+    fn words_inside_an_atomic_body_are_not_its_volatility() {
+        let src = "CREATE FUNCTION f() RETURNS text LANGUAGE sql BEGIN ATOMIC SELECT stable FROM t; END;\n\
+                   ALTER TABLE orders ADD COLUMN c text DEFAULT f();\n";
+        let got = messages(src);
+        assert!(got[0].contains("`f()` is volatile"), "{got:?}");
     }
 }

@@ -115,6 +115,10 @@ fn check(cx: &mut Checker) {
             help.push_str(&format!(
                 "`{table}` is partitioned (no `CONCURRENTLY` or `USING INDEX` on the parent): create a unique index `CONCURRENTLY` on each partition and attach it there with `ADD CONSTRAINT … {kind} USING INDEX`; `ADD CONSTRAINT … {kind} ({cols})` on the parent then adopts them instead of building new indexes"
             ));
+        } else if let Some(reason) = cx.ctx.alone_reason() {
+            help.push_str(&format!(
+                "in two migrations: `CREATE UNIQUE INDEX CONCURRENTLY {index} ON {table} ({cols})` alone in the first ({reason}), then `ALTER TABLE {table} ADD CONSTRAINT {index} {kind} USING INDEX {index}` (instant) in the next"
+            ));
         } else {
             help.push_str(&format!(
                 "`CREATE UNIQUE INDEX CONCURRENTLY {index} ON {table} ({cols})` in a migration outside a transaction, then `ALTER TABLE {table} ADD CONSTRAINT {index} {kind} USING INDEX {index}` (instant)"
@@ -130,11 +134,13 @@ fn check(cx: &mut Checker) {
             help.push_str(&not_null_note(cx, table, &columns, inline));
         }
         // The safe form as a rewrite: only for a lone constraint outside any transaction
-        // (CONCURRENTLY cannot run in one), and for a primary key only on NOT NULL columns.
+        // (CONCURRENTLY cannot run in one), for a primary key only on NOT NULL columns, and
+        // not where the index build must be alone in its file (it needs two migrations).
         let fix = (!inline
             && !partitioned
             && actions.len() == 1
             && !cx.ctx.in_transaction()
+            && cx.ctx.alone_reason().is_none()
             && columns_not_null)
             .then(|| {
                 Fix::new(vec![Edit {

@@ -1,5 +1,5 @@
 use super::{Checker, Rule};
-use crate::lint::fix::{place_after, statement_lines, Edit, Fix};
+use crate::lint::fix::{must_be_alone_but_is_not, place_after, statement_lines, Edit, Fix};
 use crate::lint::Severity;
 use crate::sql::ir::{ActionKind, StmtKind};
 
@@ -11,7 +11,11 @@ pub const RULE: Rule = Rule {
 Flags `CREATE INDEX CONCURRENTLY`, `DROP INDEX CONCURRENTLY`, `REINDEX … CONCURRENTLY`,
 `DETACH PARTITION … CONCURRENTLY`, `VACUUM` and `CREATE DATABASE` inside a transaction block:
 after an explicit `BEGIN`, or anywhere in a file the migration tool wraps in a transaction
-(`assume_in_transaction = true`).
+(`assume_in_transaction = true`). For tools that run such a statement only when it is the
+only statement of its file, also when it shares its file with any other statement, even a
+`SET` or one after `COMMIT`: golang-migrate and Prisma send the file as one multi-statement
+query, which PostgreSQL runs as one implicit transaction, and Flyway refuses a script that
+mixes it with other statements unless `mixed` is on.
 
 ## Why is this bad?
 PostgreSQL refuses them: `ERROR: CREATE INDEX CONCURRENTLY cannot run inside a transaction
@@ -36,7 +40,12 @@ migration tool's marker (for example `-- +goose NO TRANSACTION`, `-- no-transact
 };
 
 fn check(cx: &mut Checker) {
-    if !cx.ctx.in_transaction() {
+    // golang-migrate, Prisma and Flyway fail such a statement unless it is alone in its file.
+    let not_alone = cx
+        .ctx
+        .alone_reason()
+        .filter(|_| must_be_alone_but_is_not(cx));
+    if !cx.ctx.in_transaction() && not_alone.is_none() {
         return;
     }
     let Some(what) = cx.stmt.kind.cannot_run_in_transaction() else {
@@ -59,6 +68,14 @@ fn check(cx: &mut Checker) {
         },
         _ => cx.stmt.span_of(&["CONCURRENTLY"]),
     };
+    if let Some(reason) = not_alone {
+        cx.report(
+            span,
+            format!("`{what}` must be the only statement of its migration file: {reason}"),
+            "move it to its own migration file, alone: no `SET lock_timeout` or other statement with it",
+        );
+        return;
+    }
     let context = if cx.ctx.explicit_transaction {
         "after `BEGIN`".to_string()
     } else {

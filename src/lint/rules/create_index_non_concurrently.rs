@@ -1,5 +1,7 @@
 use super::{Checker, Rule};
-use crate::lint::fix::{place_after, statement_lines, Edit, Fix};
+use crate::lint::fix::{
+    can_run_outside_transaction, outside_transaction, place_after, statement_lines, Edit, Fix,
+};
 use crate::lint::Severity;
 use crate::sql::ir::StmtKind;
 
@@ -79,7 +81,7 @@ fn check(cx: &mut Checker) {
         if partitioned {
             format!("`{table}` is partitioned: `CREATE INDEX … ON ONLY {table}`, then `CREATE INDEX CONCURRENTLY` on each partition and `ALTER INDEX … ATTACH PARTITION`")
         } else {
-            format!("use `{what} CONCURRENTLY` in a migration that does not run in a transaction")
+            format!("use `{what} CONCURRENTLY` {}", outside_transaction(cx))
         },
         fix,
     );
@@ -89,7 +91,7 @@ fn check(cx: &mut Checker) {
 /// Adds `CONCURRENTLY` after `INDEX`; inside an explicit transaction the statement also
 /// moves after its `COMMIT`. No fix when the whole file is one transaction.
 fn concurrently_fix(cx: &Checker) -> Option<Fix> {
-    if cx.ctx.implicit_transaction {
+    if !can_run_outside_transaction(cx) {
         return None;
     }
     let index_kw = cx.stmt.toks.iter().find(|t| t.is("INDEX"))?;

@@ -8,7 +8,8 @@ pub const RULE: Rule = Rule {
     summary: "dropping a column breaks running code that still reads it",
     docs: r#"## What it does
 Flags `ALTER TABLE … DROP [COLUMN] c` on a table that was not created earlier in the same
-file.
+file. A down (undo, revert, rollback) section that drops a column its own migration's up
+part added only undoes that migration: it is not flagged.
 
 ## Why is this bad?
 The application version running during the deploy still selects, inserts or updates the
@@ -43,6 +44,9 @@ fn check(cx: &mut Checker) {
     for a in actions {
         if let ActionKind::DropColumn { names } = &a.kind {
             for name in names {
+                if cx.ctx.undoes_column(table, name) {
+                    continue;
+                }
                 let c = quote_ident(name);
                 cx.report(
                     a.span.clone(),

@@ -1,5 +1,7 @@
 use super::{playbook_ref, Checker, Rule};
-use crate::lint::fix::{place_after, statement_lines, Edit, Fix};
+use crate::lint::fix::{
+    can_run_outside_transaction, outside_transaction, place_after, statement_lines, Edit, Fix,
+};
 use crate::lint::Severity;
 use crate::sql::ir::{ObjName, StmtKind};
 
@@ -67,11 +69,15 @@ fn check(cx: &mut Checker) {
     let cascade = cx.stmt.toks.iter().any(|t| t.is("CASCADE"));
     let mut help = if names.len() == 1 {
         format!(
-            "use `DROP INDEX CONCURRENTLY {}` in a migration that does not run in a transaction",
-            names[0]
+            "use `DROP INDEX CONCURRENTLY {}` {}",
+            names[0],
+            outside_transaction(cx)
         )
     } else {
-        "use one `DROP INDEX CONCURRENTLY` statement per index (it accepts only one), in a migration that does not run in a transaction".to_string()
+        format!(
+            "use one `DROP INDEX CONCURRENTLY` statement per index (it accepts only one), {}",
+            outside_transaction(cx)
+        )
     };
     let how = if names.len() == 1 {
         "run it"
@@ -112,7 +118,7 @@ fn check(cx: &mut Checker) {
 /// statement is edited in place; inside an explicit `BEGIN … COMMIT` it also moves after the
 /// `COMMIT`; no fix when the migration tool runs the whole file in one transaction.
 pub(super) fn insert_concurrently(cx: &Checker, at: usize) -> Option<Fix> {
-    if cx.ctx.implicit_transaction {
+    if !can_run_outside_transaction(cx) {
         return None;
     }
     // Follow the statement's keyword case (`drop index` → `concurrently`).

@@ -11,7 +11,8 @@ pub const RULE: Rule = Rule {
     summary: "dropping a table, schema or database loses data",
     docs: r#"## What it does
 Flags `DROP TABLE` (of a table not created earlier in the same file), `DROP SCHEMA …
-CASCADE` and `DROP DATABASE`.
+CASCADE` and `DROP DATABASE`. A down (undo, revert, rollback) section that drops a table or
+schema its own migration's up part created only undoes that migration: it is not flagged.
 
 ## Why is this bad?
 The data is gone; rolling the deploy back cannot restore it. Application code still running
@@ -74,7 +75,7 @@ fn check(cx: &mut Checker) {
     match kind {
         DropKind::Table => {
             for t in names {
-                if cx.ctx.is_new_table(t) {
+                if cx.ctx.is_new_table(t) || cx.ctx.undoes_table(t) {
                     continue;
                 }
                 let mut message = format!(
@@ -125,6 +126,9 @@ fn check(cx: &mut Checker) {
         }
         DropKind::Schema if *cascade => {
             for s in names {
+                if cx.ctx.up_created.as_ref().is_some_and(|c| c.schema(s)) {
+                    continue;
+                }
                 cx.report(
                     name_span(cx.stmt, s),
                     format!("`DROP SCHEMA {s} CASCADE` drops every table, view and function in `{s}` with their data"),

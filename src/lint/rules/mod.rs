@@ -2,6 +2,7 @@
 
 pub mod add_check_validating;
 pub mod add_column_generated_stored;
+pub mod add_column_not_null_without_default;
 pub mod add_column_serial;
 pub mod add_column_volatile_default;
 pub mod add_enum_value_in_transaction;
@@ -96,6 +97,8 @@ pub struct Checker<'a> {
     pub src: &'a str,
     /// The lock model's prediction for this statement.
     pub locks: &'a LockReport,
+    /// The statements before this one in the same file (section).
+    pub preceding: &'a [Statement],
     /// The statements after this one in the same file.
     pub following: &'a [Statement],
     findings: Vec<Finding>,
@@ -107,6 +110,7 @@ impl<'a> Checker<'a> {
         stmt: &'a Statement,
         src: &'a str,
         locks: &'a LockReport,
+        preceding: &'a [Statement],
         following: &'a [Statement],
     ) -> Self {
         Checker {
@@ -114,6 +118,7 @@ impl<'a> Checker<'a> {
             stmt,
             src,
             locks,
+            preceding,
             following,
             findings: Vec::new(),
         }

@@ -12,6 +12,7 @@ pub static RULES: &[Rule] = &[
     add_column_volatile_default::RULE,
     add_column_serial::RULE,
     add_column_generated_stored::RULE,
+    add_column_not_null_without_default::RULE,
     alter_column_type_rewrite::RULE,
     set_not_null_scan::RULE,
     add_check_validating::RULE,

@@ -1,7 +1,8 @@
 use super::{Checker, Rule};
-use crate::lint::fix::{constraint_name, not_valid_then_validate, Edit, Fix};
+use crate::lint::fix::{constraint_name, not_valid_then_validate, statement_lines, Edit, Fix};
+use crate::lint::locks::{default_volatility, Volatility};
 use crate::lint::Severity;
-use crate::sql::ir::{quote_ident, ActionKind, Constraint, ObjName, StmtKind};
+use crate::sql::ir::{quote_ident, Action, ActionKind, Constraint, ObjName, StmtKind};
 
 pub const RULE: Rule = Rule {
     name: "set-not-null-scan",
@@ -34,6 +35,13 @@ ALTER TABLE orders DROP CONSTRAINT orders_customer_id_not_null;
 ```
 PostgreSQL 18: `ADD CONSTRAINT c NOT NULL customer_id NOT VALID`, then `VALIDATE CONSTRAINT c`.
 
+A column added earlier in the same migration needs none of this: add it `NOT NULL` with a
+constant default in the first place, which is instant since PostgreSQL 11 (the default is
+stored once, no row is read or written):
+```sql
+ALTER TABLE orders ADD COLUMN priority int DEFAULT 0 NOT NULL;
+```
+
 Online: a playbook of kind `not-null` runs these steps against the live database, with
 `lock_timeout` retries, progress and resume (`lockstep plan FILE`, then `lockstep run FILE`;
 examples: `playbooks/not-null-*.toml`).
@@ -54,6 +62,12 @@ fn check(cx: &mut Checker) {
             ActionKind::SetNotNull { column } => {
                 if v >= 12 && cx.ctx.has_valid_not_null_check(table, column) {
                     continue;
+                }
+                if v >= 11 {
+                    if let Some(added) = added_in_this_file(cx, table, column) {
+                        report_new_column(cx, a, table, column, added, actions.len() == 1);
+                        continue;
+                    }
                 }
                 let help = if v >= 12 {
                     format!(
@@ -100,6 +114,66 @@ fn check(cx: &mut Checker) {
             _ => {}
         }
     }
+}
+
+/// The `ADD COLUMN` earlier in this file that created `table.column`, when the column is
+/// new in this migration.
+fn added_in_this_file<'a>(cx: &Checker<'a>, table: &ObjName, column: &str) -> Option<&'a Action> {
+    cx.preceding.iter().rev().find_map(|st| match &st.kind {
+        StmtKind::AlterTable { table: t, actions } if t.matches(table) => actions.iter().find(
+            |a| matches!(&a.kind, ActionKind::AddColumn { column: c, .. } if c.name == column),
+        ),
+        _ => None,
+    })
+}
+
+/// `SET NOT NULL` on a column added earlier in the same migration: adding it `NOT NULL
+/// DEFAULT x` in the first place is instant (PostgreSQL 11+) and needs no scan. When the
+/// `ADD COLUMN` already has a constant default and the `SET NOT NULL` stands alone, the fix
+/// moves the `NOT NULL` into the `ADD COLUMN`.
+fn report_new_column(
+    cx: &mut Checker,
+    set: &Action,
+    table: &ObjName,
+    column: &str,
+    added: &Action,
+    alone: bool,
+) {
+    let ActionKind::AddColumn { column: def, .. } = &added.kind else {
+        return;
+    };
+    let col = quote_ident(column);
+    let constant_default = def.default.as_deref().is_some_and(|d| {
+        !d.trim().eq_ignore_ascii_case("null")
+            && default_volatility(d, &cx.ctx.catalog) == Volatility::Safe
+    });
+    let fix = (alone && constant_default && !def.not_null)
+        .then(|| statement_lines(cx.src, &cx.stmt.span))
+        .flatten()
+        .map(|stmt| {
+            Fix::new(vec![
+                Fix::insert(added.span.end, " NOT NULL"),
+                Edit {
+                    span: stmt,
+                    text: String::new(),
+                },
+            ])
+        });
+    let example = match def.default.as_deref().filter(|_| constant_default) {
+        Some(d) => format!("ADD COLUMN {col} {} DEFAULT {d} NOT NULL", def.data_type),
+        None => format!(
+            "ADD COLUMN {col} {} NOT NULL DEFAULT <value>",
+            def.data_type
+        ),
+    };
+    cx.report_fix(
+        set.span.clone(),
+        format!("`SET NOT NULL` on `{table}.{column}` scans the whole table under ACCESS EXCLUSIVE"),
+        format!(
+            "`{column}` is added earlier in this migration: add it with `{example}` in one statement instead (NOT NULL DEFAULT with a constant is instant since PostgreSQL 11: no rewrite, no scan), and drop the default afterwards if new rows must not get it"
+        ),
+        fix,
+    );
 }
 
 /// Rewrites a lone `SET NOT NULL` statement into the four steps that avoid the scan

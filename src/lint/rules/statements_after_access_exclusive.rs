@@ -15,7 +15,8 @@ Flags statements that run later in the same transaction as one that took ACCESS 
 existing table (inside `BEGIN … COMMIT`, or in a file the migration tool wraps in a
 transaction). The first such statement is reported, and every later one that scans or
 rewrites a table or locks another table, with a stronger message. `SET`, `RESET`, `COMMIT`,
-`ROLLBACK` and savepoints do not count.
+`ROLLBACK` and savepoints do not count. An `UPDATE` or `DELETE` of the locked table after DDL
+on it is left to `unbatched-data-migration`, which reports it with the batched alternative.
 
 ## Why is this bad?
 A lock is held until the transaction ends, not until the statement that took it ends. While
@@ -30,7 +31,7 @@ killed.
 ```sql
 BEGIN;
 ALTER TABLE orders ADD COLUMN shipped_at timestamptz;
-UPDATE orders SET shipped_at = now() WHERE status = 'shipped';
+CREATE INDEX orders_shipped_at_idx ON orders (shipped_at);
 COMMIT;
 ```
 
@@ -39,8 +40,8 @@ COMMIT;
 BEGIN;
 ALTER TABLE orders ADD COLUMN shipped_at timestamptz;
 COMMIT;
--- separately (and in batches, see `lockstep explain unbatched-data-migration`)
-UPDATE orders SET shipped_at = now() WHERE status = 'shipped';
+-- separately, without blocking writes (see `lockstep explain create-index-non-concurrently`)
+CREATE INDEX CONCURRENTLY orders_shipped_at_idx ON orders (shipped_at);
 ```
 One ACCESS EXCLUSIVE statement per transaction; several changes to the same table can be
 combined into one `ALTER TABLE` with comma-separated actions.
@@ -112,6 +113,13 @@ fn check(cx: &mut Checker) {
             }
         })
         .collect();
+    // An `UPDATE`/`DELETE` of the locked table after DDL on it: `unbatched-data-migration`
+    // reports that one.
+    if let StmtKind::Update { table, .. } | StmtKind::Delete { table, .. } = &cx.stmt.kind {
+        if others.is_empty() && table.matches(held) && cx.ctx.tx.ddl_tables.contains(&table.name) {
+            return;
+        }
+    }
     let stronger = !rewrites.is_empty() || !scans.is_empty() || !others.is_empty();
     if !stronger && cx.ctx.tx.after_access_exclusive > 0 {
         return;
@@ -232,6 +240,27 @@ mod tests {
             kind("INSERT INTO t VALUES (1);").as_deref(),
             Some("INSERT INTO")
         );
+    }
+
+    #[test]
+    fn a_data_change_after_ddl_on_its_table_is_reported_once() {
+        // unbatched-data-migration reports the UPDATE held up by its own table's DDL lock.
+        let src = "SET lock_timeout = '2s';\nBEGIN;\nALTER TABLE orders ADD COLUMN code int;\n\
+                   UPDATE orders SET code = 0 WHERE id < 100;\nDELETE FROM orders WHERE code IS NULL;\nCOMMIT;";
+        let r = lint_source(src, &LintOptions::default());
+        for line in [4, 5] {
+            let rules: Vec<&str> = r
+                .diagnostics
+                .iter()
+                .filter(|d| d.line == line)
+                .map(|d| d.rule)
+                .collect();
+            assert_eq!(rules, ["unbatched-data-migration"], "line {line}");
+        }
+        // A data change on another table still counts here.
+        let src = "SET lock_timeout = '2s';\nBEGIN;\nALTER TABLE orders ADD COLUMN code int;\n\
+                   UPDATE customers SET code = 0 WHERE id < 100;\nCOMMIT;";
+        assert_eq!(lint(src, false).len(), 1);
     }
 
     #[test]
