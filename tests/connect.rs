@@ -788,7 +788,8 @@ async fn failures_are_one_clear_line_without_the_password() {
     );
     let started = Instant::now();
     let e = o.connect().await.expect_err("silent server");
-    assert!(started.elapsed() < Duration::from_secs(8));
+    // It waited for the timeout (a lower bound holds on a busy machine too).
+    assert!(started.elapsed() >= Duration::from_secs(2));
     assert!(
         matches!(e, ConnectError::Timeout { seconds: 2, .. }),
         "{e:?}"

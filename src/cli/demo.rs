@@ -334,9 +334,11 @@ impl Term {
         }
     }
 
+    /// Leaves the current bar on the screen as it stands (a step that ended has already
+    /// reported its last count; an interrupted one keeps the count it reached).
     fn end_bar(&mut self) {
         if let Some(b) = self.bar.take() {
-            b.finish();
+            b.abandon();
         }
     }
 

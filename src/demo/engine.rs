@@ -164,7 +164,8 @@ struct Tracker<'s> {
     swap: Option<(Instant, Instant)>,
     /// `indexes`: (builds started, total).
     indexes: Option<(u64, u64)>,
-    /// `replay`: the most changes seen waiting in this replay step.
+    /// `replay`: the most changes seen waiting in this replay step (the bar shows how far
+    /// the backlog is down from that peak).
     replay_most: i64,
 }
 
@@ -204,9 +205,8 @@ impl<'s> Tracker<'s> {
         self.replay_most = self.replay_most.max(waiting);
         let most = self.replay_most.max(1) as u64;
         let done = most.saturating_sub(waiting.max(0) as u64);
-        let secs = self.since.elapsed().as_secs_f64().max(0.001);
-        self.screen
-            .progress(done, most, "changes", Some(done as f64 / secs));
+        // No rate: the backlog also grows while the workload writes.
+        self.screen.progress(done, most, "changes", None);
     }
 }
 
