@@ -2,6 +2,13 @@
 //! version: the GitLab component through its `component.version`, the GitHub Actions example
 //! through `LOCKSTEP_VERSION`, which must be this crate's version.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 use std::path::Path;
 
 use serde::Deserialize;

@@ -8,6 +8,13 @@
 //!
 //! Without `LOCKSTEP_BLESS`, this test fails when a page is missing, stale or left over.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

@@ -3,6 +3,13 @@
 //! are killed outright (SIGKILL) the cluster's watchdog stops it. Each run gets its own TMPDIR,
 //! so the `postgres` processes of that run are those whose data directory is below it.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 #[path = "common/procs.rs"]
 mod procs;
 

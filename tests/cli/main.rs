@@ -2,6 +2,13 @@
 //! report, file discovery, standard input, configuration, suppressions, `rules`/`explain`,
 //! hostile input and broken pipes, `trace`'s choice of database, and help and completions.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 #[path = "../common/bin.rs"]
 mod bin;
 
