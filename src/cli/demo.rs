@@ -295,18 +295,22 @@ pub(super) fn count(x: f64) -> String {
 }
 
 /// Splits `text` at spaces into lines of at most [`WIDTH`] columns, continuation lines
-/// indented by `indent` (a leading run of spaces in `text` is kept on the first line).
+/// indented by `indent`. Spaces are kept as written within a line (`after:  ` keeps its
+/// alignment).
 fn wrap(text: &str, indent: usize) -> Vec<String> {
-    let lead = text.len() - text.trim_start().len();
     let mut lines = Vec::new();
-    let mut line = text[..lead].to_string();
-    for word in text.split_whitespace() {
-        let width = line.chars().count();
-        let blank = line.trim().is_empty();
-        if !blank && width + 1 + word.chars().count() > WIDTH {
+    let mut line = String::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let gap_len = rest.len() - rest.trim_start_matches(' ').len();
+        let (gap, after) = rest.split_at(gap_len);
+        let (word, next) = after.split_at(after.find(' ').unwrap_or(after.len()));
+        rest = next;
+        let width = line.chars().count() + gap.len() + word.chars().count();
+        if !word.is_empty() && !line.trim().is_empty() && width > WIDTH {
             lines.push(std::mem::replace(&mut line, " ".repeat(indent)));
-        } else if !blank {
-            line.push(' ');
+        } else {
+            line.push_str(gap);
         }
         line.push_str(word);
     }
@@ -456,6 +460,7 @@ mod tests {
         let text = format!("after:  {}", "word ".repeat(60));
         let lines = wrap(&text, 8);
         assert!(lines.len() > 1);
+        assert!(lines[0].starts_with("after:  word word"), "{lines:?}");
         assert!(
             lines.iter().all(|l| l.chars().count() <= WIDTH),
             "{lines:?}"

@@ -169,7 +169,7 @@ pub fn run(args: TraceArgs) -> anyhow::Result<u8> {
                 eprint_error(
                     color,
                     &format!(
-                        "--database-url `{url}` is a path, not a database URL (was the URL forgotten? give `--database-url URL`, or put the paths after `--`)"
+                        "--database-url `{url}` is a path, not a database URL (was the URL forgotten? `--database-url URL`; `--database-url --` before the paths uses DATABASE_URL, else the PG* environment)"
                     ),
                 );
                 return Ok(EXIT_ERROR);
