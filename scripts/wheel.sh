@@ -3,12 +3,12 @@
 # target/wheels/, then checks it: installs it into a fresh virtual environment and runs
 # `lockstep --version` and a lint of the example migrations there.
 #
-#   scripts/wheel.sh                                   # a wheel for this machine
-#   scripts/wheel.sh --target x86_64-unknown-linux-musl  # a static one (see the README)
+#   scripts/wheel.sh                  # a wheel for this machine's platform
 #
-# Arguments go to `maturin build`. Needs python3 (with venv) and a Rust toolchain; maturin is
-# installed from PyPI into target/wheel-tools. LOCKSTEP_DOCS_URL, when set, is compiled in
-# (SARIF helpUri, GitLab links to the rules' pages). Takes as long as a release build.
+# Arguments go to `maturin build` (`--target`, `--compatibility`, …). Needs python3 (with
+# venv) and a Rust toolchain; maturin is installed from PyPI into target/wheel-tools.
+# LOCKSTEP_DOCS_URL, when set, is compiled in (SARIF helpUri, GitLab links to the rules'
+# pages). Takes as long as a release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
