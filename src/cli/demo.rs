@@ -4,13 +4,11 @@
 use std::io::{self, IsTerminal, Write};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::interrupt::Interrupts;
+use super::interrupt;
 use super::{eprint_error, ColorChoice, EXIT_ERROR, EXIT_OK};
-use crate::db::cluster::TempCluster;
 use crate::demo::{self, group_digits, Report, Screen, StepTime};
 
 /// The width the demo's output keeps within.
@@ -57,29 +55,11 @@ pub struct DemoArgs {
 
 pub fn run(args: DemoArgs) -> anyhow::Result<u8> {
     let color = args.color.enabled();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
     // Before the cluster exists: from here on a signal cannot leave it running.
-    let mut interrupts = {
-        let _in_runtime = rt.enter();
-        Interrupts::register().context("cannot install the signal handlers")?
-    };
+    let (rt, mut interrupts) = interrupt::runtime()?;
     let _ = writeln!(io::stderr(), "demo: starting a throwaway PostgreSQL …");
-    let cluster = match TempCluster::start() {
-        Ok(c) => c,
-        Err(e) => {
-            eprint_error(color, &format!("cannot start a throwaway PostgreSQL: {e}"));
-            return Ok(EXIT_ERROR);
-        }
-    };
-    let conn = match cluster.connect_options("postgres") {
-        Ok(c) => c,
-        Err(e) => {
-            eprint_error(color, &e.to_string());
-            return Ok(EXIT_ERROR);
-        }
+    let Some((cluster, conn)) = interrupt::start_cluster(color) else {
+        return Ok(EXIT_ERROR);
     };
     let options = demo::Options {
         rows: args.rows,

@@ -5,7 +5,12 @@
 //! arrives while the cluster is still starting is remembered and acted on as soon as it is up.
 //! What no handler can see (SIGKILL) is the cluster's watchdog's job (`db::cluster`).
 
+use anyhow::Context;
 use tokio::signal::unix::{signal, Signal, SignalKind};
+
+use super::eprint_error;
+use crate::db::cluster::TempCluster;
+use crate::db::connect::ConnectOptions;
 
 /// One of the handled signals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +64,39 @@ impl Interrupts {
             _ = self.int.recv() => Interrupt::Int,
             _ = self.term.recv() => Interrupt::Term,
             _ = self.hup.recv() => Interrupt::Hup,
+        }
+    }
+}
+
+/// A single-threaded runtime with the handlers registered in it: call before starting a
+/// throwaway cluster.
+pub fn runtime() -> anyhow::Result<(tokio::runtime::Runtime, Interrupts)> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let interrupts = {
+        let _in_runtime = rt.enter();
+        Interrupts::register().context("cannot install the signal handlers")?
+    };
+    Ok((rt, interrupts))
+}
+
+/// Starts a throwaway cluster and resolves how to connect to its `postgres` database; on
+/// failure prints the error and returns `None`.
+pub fn start_cluster(color: bool) -> Option<(TempCluster, ConnectOptions)> {
+    let cluster = match TempCluster::start() {
+        Ok(c) => c,
+        Err(e) => {
+            eprint_error(color, &format!("cannot start a throwaway PostgreSQL: {e}"));
+            return None;
+        }
+    };
+    match cluster.connect_options("postgres") {
+        Ok(conn) => Some((cluster, conn)),
+        Err(e) => {
+            eprint_error(color, &e.to_string());
+            None
         }
     }
 }

@@ -4,10 +4,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
-use super::interrupt::Interrupts;
+use super::interrupt;
 use super::{eprint_error, ColorChoice, EXIT_ERROR, EXIT_FINDINGS, EXIT_OK};
 use crate::config::{self, parse_pg_version, Settings};
-use crate::db::cluster::TempCluster;
 use crate::db::connect::ConnectOptions;
 use crate::db::observe;
 use crate::files::{self, Input};
@@ -152,14 +151,7 @@ pub fn run(args: TraceArgs) -> anyhow::Result<u8> {
 
     // Signals are handled from here on, before a throwaway cluster exists, so that none of
     // them can end the process and leave it running.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let mut interrupts = {
-        let _in_runtime = rt.enter();
-        Interrupts::register().context("cannot install the signal handlers")?
-    };
+    let (rt, mut interrupts) = interrupt::runtime()?;
 
     // Where to run: the given database (the flag, else DATABASE_URL), or a throwaway cluster.
     let url = match &args.database_url {
@@ -207,19 +199,8 @@ pub fn run(args: TraceArgs) -> anyhow::Result<u8> {
             if io::stderr().is_terminal() {
                 let _ = writeln!(io::stderr(), "trace: starting a throwaway PostgreSQL …");
             }
-            let c = match TempCluster::start() {
-                Ok(c) => c,
-                Err(e) => {
-                    eprint_error(color, &format!("cannot start a throwaway PostgreSQL: {e}"));
-                    return Ok(EXIT_ERROR);
-                }
-            };
-            let opts = match c.connect_options("postgres") {
-                Ok(o) => o,
-                Err(e) => {
-                    eprint_error(color, &e.to_string());
-                    return Ok(EXIT_ERROR);
-                }
+            let Some((c, opts)) = interrupt::start_cluster(color) else {
+                return Ok(EXIT_ERROR);
             };
             cluster = Some(c);
             ("a throwaway cluster".to_string(), opts)
