@@ -5,6 +5,9 @@ use crate::playbook::engine::{self, Ctx};
 
 /// After the swap: drop the reverse trigger and the old table (no way back afterwards).
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  lockstep finalize               # the latest run, once the application is happy\n  lockstep finalize 16384_20260412_101500_123"
+)]
 pub struct FinalizeArgs {
     #[command(flatten)]
     pub target: RunRef,

@@ -15,7 +15,7 @@ use crate::playbook::{engine, spec};
     after_help = "Reads the table from the database (no writes), runs the preflight checks, and prints\n\
 every step with its SQL, the locks it takes and an estimate of time and disk, then a diff of\n\
 the table's definition before and after. Exit 1 when the preflight refuses the conversion.\n\n\
-Example:\n  lockstep plan playbooks/partition-events-monthly.toml --database-url postgres://app@db/app"
+Examples:\n  lockstep plan playbooks/partition-events-monthly.toml --database-url postgres://app@db/app\n  DATABASE_URL=postgres://app@db/app lockstep plan playbooks/column-type-orders-id-bigint.toml"
 )]
 pub struct PlanArgs {
     /// The playbook file (TOML)

@@ -6,6 +6,9 @@ use crate::playbook::engine::{self, Ctx};
 /// Continue a run: un-pause a paused copy, or pick up a stopped, failed or killed run at its
 /// last checkpoint.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  lockstep resume                 # the latest run, from its last checkpoint\n  lockstep resume 16384_20260412_101500_123 --database-url postgres://app@db.internal/app"
+)]
 pub struct ResumeArgs {
     #[command(flatten)]
     pub target: RunRef,

@@ -6,6 +6,9 @@ use crate::playbook::engine::{self, Ctx};
 /// Undo a run: before the swap, drop everything lockstep created; after the swap (before
 /// finalize), swap back to the original table, which the reverse trigger kept current.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  lockstep rollback               # the latest run\n  lockstep rollback 16384_20260412_101500_123"
+)]
 pub struct RollbackArgs {
     #[command(flatten)]
     pub target: RunRef,

@@ -8,6 +8,9 @@ use crate::playbook::engine;
 
 /// Show a run's step, progress, throttle state and replica lag (from any terminal).
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  lockstep status\n  lockstep status 16384_20260412_101500_123 --database-url postgres://app@db.internal/app\n  watch -n 5 lockstep status      # from another terminal while a run works"
+)]
 pub struct StatusArgs {
     #[command(flatten)]
     pub target: RunRef,
