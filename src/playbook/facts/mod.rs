@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 mod extra;
 mod read;
+pub mod scratch;
 
 pub use extra::*;
 pub(crate) use read::taken;

@@ -88,23 +88,50 @@ impl ShadowPlan {
             .map(|k| format!("NEW.{0} {1} OLD.{0}", q(k), self.eq(k)))
             .collect::<Vec<_>>()
             .join(" AND ");
-        let set_new: Vec<String> = cols
-            .iter()
-            .filter(|c| !key.contains(c))
-            .map(|c| format!("{} = NEW.{}", q(c), q(c)))
-            .collect();
+        // The columns an update sets, a column of another type converted back (read from
+        // the new row as a table of the table's name, as the expressions are written).
+        let non_key: Vec<String> = cols.iter().filter(|c| !key.contains(c)).cloned().collect();
+        let set_new: Vec<String> = if changes.is_empty() {
+            non_key
+                .iter()
+                .map(|c| format!("{} = NEW.{}", q(c), q(c)))
+                .collect()
+        } else {
+            let converted: Vec<String> = non_key
+                .iter()
+                .map(|c| match self.change(c) {
+                    Some(x) => format!("({})::{}", x.back, x.old_type),
+                    None => q(c),
+                })
+                .collect();
+            let from = format!("FROM (SELECT NEW.*) AS {}", q(&self.facts.name));
+            match non_key.len() {
+                0 => Vec::new(),
+                1 => vec![format!(
+                    "{} = (SELECT {} {from})",
+                    q(&non_key[0]),
+                    converted[0]
+                )],
+                _ => vec![format!(
+                    "({}) = (SELECT {} {from})",
+                    list(&non_key),
+                    converted.join(", ")
+                )],
+            }
+        };
         let old_match = self.key_match(key, "OLD");
-        let ovr = self.overriding();
+        let ovr = self.overriding_into(false);
         let key_list = list(key);
         // An update that keeps the key updates the copy in place (one statement instead of a
-        // delete and an insert: the common case, and a fifth less work for the writer).
+        // delete and an insert: the common case, and a fifth less work for the writer; and
+        // the old table keeps what only it has, the columns a rebuild dropped).
         // Not with a GENERATED ALWAYS identity column outside the key: UPDATE cannot set it.
         let always = self
             .facts
             .columns
             .iter()
             .any(|c| c.identity == "a" && !key.contains(&c.name));
-        let in_place = if set_new.is_empty() || always || !changes.is_empty() {
+        let in_place = if set_new.is_empty() || always {
             String::new()
         } else {
             format!(
@@ -172,7 +199,7 @@ $lockstep$",
             return Vec::new();
         }
         let mut out = Vec::new();
-        for s in self.facts.sequences.iter().filter(|s| !s.identity) {
+        for s in self.kept_sequences().filter(|s| !s.identity) {
             if let Some(x) = self.change(&s.column) {
                 let t = if forward { &x.new_type } else { &x.old_type };
                 if is_integer(&x.old_type) && is_integer(&x.new_type) {
@@ -204,9 +231,7 @@ $lockstep$",
     /// new table issued meanwhile.
     fn sequences_sql(&self, to_new: bool) -> Vec<String> {
         let live = self.source();
-        self.facts
-            .sequences
-            .iter()
+        self.kept_sequences()
             .map(|s| {
                 if s.identity {
                     let target = if to_new {
@@ -297,7 +322,15 @@ $lockstep$",
             out.push(format!("GRANT {privilege} ON {new} TO {to}"));
         }
         for (privilege, to) in &f.column_grants {
-            out.push(format!("GRANT {privilege} ON {new} TO {to}"));
+            // `PRIVILEGE (column)`: a dropped column's go with it.
+            let dropped = self
+                .shape
+                .iter()
+                .flat_map(|s| &s.dropped)
+                .any(|c| privilege.ends_with(&format!(" ({})", q(c))));
+            if !dropped {
+                out.push(format!("GRANT {privilege} ON {new} TO {to}"));
+            }
         }
         out.extend(f.inbound_fks.iter().map(|fk| fk.add_not_valid_sql(&new)));
         for v in &f.views {

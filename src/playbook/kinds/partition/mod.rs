@@ -96,7 +96,7 @@ impl Kind for Partition {
         run_id: &str,
     ) -> Result<(ShadowPlan, Vec<String>), EngineError> {
         let facts = facts::read(client, &pb.table).await?;
-        let mut refusals = preflight(self, pb, &facts);
+        let mut refusals = preflight(self, &facts);
         let partitions = if refusals.iter().any(|r| r.contains("partition column")) {
             Vec::new()
         } else {
@@ -146,30 +146,14 @@ impl Partition {
             },
             facts,
             names,
+            shape: None,
         }
     }
 }
 
 /// Checks that do not need the database beyond the facts; each string is a refusal.
-pub fn preflight(part: &Partition, pb: &Common, facts: &Facts) -> Vec<String> {
+pub fn preflight(part: &Partition, facts: &Facts) -> Vec<String> {
     let mut out = facts.refusals.clone();
-    if !pb.dependents.recreate_views {
-        for v in &facts.views {
-            out.push(format!(
-                "view {} depends on the table and the playbook says [dependents] views = \"refuse\"",
-                v.name
-            ));
-        }
-    }
-    if !pb.dependents.repoint_foreign_keys {
-        for fk in &facts.inbound_fks {
-            out.push(format!(
-                "foreign key {} on {} references the table and the playbook says [dependents] foreign_keys = \"refuse\"",
-                q(&fk.name),
-                fk.child
-            ));
-        }
-    }
     let col = &part.column;
     match facts.column(col) {
         None => out.push(format!(
@@ -484,7 +468,7 @@ mod tests {
         f.columns[1].not_null = false;
         f.indexes[0].unique = true;
         let pb = playbook();
-        let r = preflight(part(&pb), &pb.common, &f);
+        let r = preflight(part(&pb), &f);
         assert!(r.iter().any(|m| m.contains("allows NULL")), "{r:?}");
         assert!(
             r.iter().any(|m| m.contains("unique index order_note")),
@@ -492,10 +476,10 @@ mod tests {
         );
         let mut f = facts();
         f.pk_columns.clear();
-        assert!(preflight(part(&pb), &pb.common, &f)
+        assert!(preflight(part(&pb), &f)
             .iter()
             .any(|m| m.contains("no primary key")));
-        assert!(preflight(part(&pb), &pb.common, &facts()).is_empty());
+        assert!(preflight(part(&pb), &facts()).is_empty());
         // [dependents] = "refuse" turns a view into a refusal.
         let mut f = facts();
         f.views.push(crate::playbook::facts::View {
@@ -503,10 +487,13 @@ mod tests {
             definition: "SELECT 1".into(),
             options: Vec::new(),
         });
-        assert!(preflight(part(&pb), &pb.common, &f).is_empty());
+        assert!(preflight(part(&pb), &f).is_empty());
         let mut pb = playbook();
+        let plan = part(&pb).plan(f.clone(), Names::new(&f, "r1", Vec::new()));
+        assert!(plan.definition_refusals(&pb.common.dependents).is_empty());
         pb.common.dependents.recreate_views = false;
-        assert!(preflight(part(&pb), &pb.common, &f)
+        assert!(plan
+            .definition_refusals(&pb.common.dependents)
             .iter()
             .any(|m| m.contains("view public.recent") && m.contains("\"refuse\"")));
     }
