@@ -401,3 +401,61 @@ fn a_bloated_table_is_made_compact() {
     db.assert_same_rows("events", "expected");
     db.assert_same_rows("events_old", "expected");
 }
+
+/// The partitioning strategy of `table` (`r`, `l`, `h`), or `-` when it is not partitioned.
+fn strategy(db: &Db, table: &str) -> String {
+    db.one(&format!(
+        "SELECT coalesce((SELECT partstrat::text FROM pg_partitioned_table WHERE partrelid = '{table}'::regclass), '-')"
+    ))
+}
+
+#[test]
+fn a_partitioned_table_is_partitioned_again_another_way_then_unpartitioned() {
+    let cluster = cluster();
+    let db = Db::create(&cluster, "repartition");
+    setup_events(&db, 8_000);
+    let swap = "[swap]\nlock_timeout = \"200ms\"\nbackoff = \"50ms\"\n";
+    let monthly = db.playbook("monthly.toml", &events_playbook(swap));
+    assert_exit(&db.lockstep(&["run", monthly.to_str().unwrap()]), 0);
+    assert_exit(&db.lockstep(&["finalize"]), 0);
+    assert_eq!(strategy(&db, "events"), "r");
+    for (name, section, want) in [
+        (
+            "hash.toml",
+            "[rebuild.partition]\ncolumn = \"id\"\nstrategy = \"hash\"\nmodulus = 4\nnaming = \"{table}_h{n}\"\n",
+            "h",
+        ),
+        ("plain.toml", "", "-"),
+    ] {
+        let pb = db.playbook(
+            name,
+            &format!("kind = \"rebuild\"\ntable = \"events\"\n[rebuild]\n{section}[backfill]\nbatch_size = 500\n{swap}"),
+        );
+        let wl = Workload::start(&db, 2);
+        let out = db.lockstep(&["run", pb.to_str().unwrap()]);
+        assert_exit(&out, 0);
+        assert_exact_copy(&text(&out));
+        wl.wait_ops(200);
+        wl.finish().assert_clean();
+        assert_eq!(strategy(&db, "events"), want, "{name}");
+        db.assert_same_rows("events", "expected");
+        db.assert_same_rows("events_old", "expected");
+        assert_exit(&db.lockstep(&["finalize"]), 0);
+        db.assert_same_rows("events", "expected");
+    }
+    let relkind: String =
+        db.one("SELECT relkind::text FROM pg_class WHERE oid = 'events'::regclass");
+    assert_eq!(relkind, "r");
+    // Nothing of the partitioned tables is left.
+    assert_eq!(
+        db.relations("public")
+            .into_iter()
+            .filter(|r| r.starts_with("events"))
+            .collect::<Vec<_>>(),
+        ["events", "events_account", "events_id_seq", "events_pkey"]
+    );
+    let view_ok: bool = db.one(
+        "SELECT (SELECT count(*) FROM recent_events) = (SELECT count(*) FROM events WHERE created_at >= '2024-03-01')",
+    );
+    assert!(view_ok);
+}

@@ -19,7 +19,7 @@
 use serde::Deserialize;
 use tokio_postgres::Client;
 
-use crate::playbook::exec::{dberr, EngineError};
+use crate::playbook::exec::EngineError;
 use crate::playbook::facts::{self, Facts};
 use crate::playbook::kind::Kind;
 use crate::playbook::names::quote_ident as q;
@@ -76,22 +76,7 @@ impl Kind for ColumnType {
         let names = Names::new(&f, run_id, Vec::new());
         let plan = self.plan(f, names);
         refusals.extend(plan.definition_refusals(&pb.dependents));
-        let mut wanted = vec![
-            plan.names.shadow.clone(),
-            plan.names.old.clone(),
-            plan.names.shadow_pk.clone(),
-        ];
-        wanted.extend(plan.names.indexes.iter().map(|(temp, _)| temp.clone()));
-        wanted.extend(plan.carried_names());
-        for n in facts::taken(client, &plan.facts, &wanted)
-            .await
-            .map_err(dberr("preflight"))?
-        {
-            refusals.push(format!(
-                "{} already exists (a leftover of an earlier run? `lockstep status` lists runs; drop it or roll that run back)",
-                plan.rel(&n)
-            ));
-        }
+        refusals.extend(plan.taken_refusals(client).await?);
         if refusals.is_empty() {
             let probes = self.probes(&plan.facts);
             refusals.extend(try_probes(client, pb.swap.lock_timeout_ms, &plan.facts, probes).await);

@@ -3,7 +3,9 @@
 //! defaults and constraints that would rewrite or scan the table in place), a new column
 //! order, the order the rows are written in (like `CLUSTER`, without its lock), another
 //! tablespace or fillfactor, or nothing at all: a compact copy of a bloated table, like
-//! pg_repack, without an extension to install.
+//! pg_repack, without an extension to install. A partitioned table is rebuilt into one that
+//! is not (un-partitioned), or partitioned another way (`[rebuild.partition]`, the keys of
+//! `[partition]`).
 //!
 //! ```toml
 //! [rebuild]
@@ -14,6 +16,11 @@
 //! order_by = ["created_at"]                               # rows written in this order
 //! tablespace = "fast"
 //! fillfactor = 80
+//! # [rebuild.partition]                                  # partitioned (again), as [partition] says
+//! # column = "created_at"
+//! # strategy = "range"
+//! # interval = "7 days"
+//! # naming = "{table}_w{start}"
 //! ```
 //!
 //! Preflight makes the new table (and builds its indexes) in a transaction that is rolled
@@ -26,7 +33,8 @@ use serde::Deserialize;
 use tokio_postgres::Client;
 
 use super::column_type::{mentions, type_change_refusals};
-use crate::playbook::exec::{dberr, EngineError};
+use super::partition::{self, Partition, RawPartition};
+use crate::playbook::exec::EngineError;
 use crate::playbook::facts::{self, scratch, Column, Facts};
 use crate::playbook::kind::Kind;
 use crate::playbook::names::{list, lit, quote_ident as q};
@@ -48,6 +56,7 @@ pub struct RawRebuild {
     order_by: Vec<String>,
     tablespace: Option<String>,
     fillfactor: Option<u32>,
+    partition: Option<RawPartition>,
 }
 
 /// A `rebuild` playbook's `[rebuild]` table.
@@ -62,6 +71,8 @@ pub struct Rebuild {
     pub order_by: Vec<String>,
     pub tablespace: Option<String>,
     pub fillfactor: Option<u32>,
+    /// Partitioned (again) this way.
+    pub partition: Option<Partition>,
 }
 
 impl Kind for Rebuild {
@@ -108,7 +119,20 @@ impl Kind for Rebuild {
                 ));
             }
         }
+        let partition = match r.partition {
+            None => None,
+            // The keys of `[partition]`, under `rebuild.partition`.
+            Some(raw) => Some(partition::parse(raw, p).map_err(|e| match e {
+                SpecError::Invalid { path, key, message } => SpecError::Invalid {
+                    path,
+                    key: format!("rebuild.{key}"),
+                    message,
+                },
+                other => other,
+            })?),
+        };
         Ok(Rebuild {
+            partition,
             alter,
             reverse_using: r.reverse_using,
             columns,
@@ -124,7 +148,8 @@ impl Kind for Rebuild {
         client: &Client,
         run_id: &str,
     ) -> Result<(ShadowPlan, Vec<String>), EngineError> {
-        let f = facts::read(client, &pb.table).await?;
+        // A partitioned table too: it is rebuilt into one that is not, or partitioned again.
+        let f = facts::read_table(client, &pb.table, true).await?;
         let mut refusals = f.refusals.clone();
         if f.pk_columns.is_empty() {
             refusals.push(format!(
@@ -135,25 +160,22 @@ impl Kind for Rebuild {
         refusals.extend(self.column_refusals(&f));
         let identity = facts::identity_options(client, &f).await?;
         let not_null = facts::not_null_names(client, &f).await?;
-        let names = Names::new(&f, run_id, Vec::new());
+        let partitions = match &self.partition {
+            Some(part) => {
+                let before = refusals.len();
+                refusals.extend(partition::preflight(part, &f));
+                if refusals[before..].iter().any(|r| r.contains("partition column")) {
+                    Vec::new()
+                } else {
+                    part.partitions(client, &f).await?
+                }
+            }
+            None => Vec::new(),
+        };
+        let names = Names::new(&f, run_id, partitions);
         let mut plan = self.plan(f, names, &identity, &not_null);
         refusals.extend(plan.definition_refusals(&pb.dependents));
-        let mut wanted = vec![
-            plan.names.shadow.clone(),
-            plan.names.old.clone(),
-            plan.names.shadow_pk.clone(),
-        ];
-        wanted.extend(plan.names.indexes.iter().map(|(temp, _)| temp.clone()));
-        wanted.extend(plan.carried_names());
-        for n in facts::taken(client, &plan.facts, &wanted)
-            .await
-            .map_err(dberr("preflight"))?
-        {
-            refusals.push(format!(
-                "{} already exists (a leftover of an earlier run? `lockstep status` lists runs; drop it or roll that run back)",
-                plan.rel(&n)
-            ));
-        }
+        refusals.extend(plan.taken_refusals(client).await?);
         if !refusals.is_empty() {
             return Ok((plan, refusals));
         }
@@ -209,7 +231,7 @@ fn unsupported(kind: &ActionKind) -> Option<&'static str> {
             "the swap carries this over from the table; change it in place after the swap"
         }
         ActionKind::AttachPartition { .. } | ActionKind::DetachPartition { .. } => {
-            "a rebuild makes a table that is not partitioned"
+            "a rebuild makes its own partitions (`[rebuild.partition]`)"
         }
         _ => return None,
     })
@@ -265,14 +287,17 @@ impl Rebuild {
         identity: &[(String, String)],
         not_null: &[(String, String)],
     ) -> ShadowPlan {
-        let mut plan = ShadowPlan {
-            key: facts.pk_columns.clone(),
-            target: Target::Rebuilt {
-                changes: Vec::new(),
+        let mut plan = match &self.partition {
+            Some(part) => part.plan(facts, names),
+            None => ShadowPlan {
+                key: facts.pk_columns.clone(),
+                target: Target::Rebuilt {
+                    changes: Vec::new(),
+                },
+                facts,
+                names,
+                shape: None,
             },
-            facts,
-            names,
-            shape: None,
         };
         let mut shape = Shape::default();
         if let Some(cols) = &self.columns {
@@ -434,11 +459,20 @@ impl Rebuild {
                 q(c)
             ));
         }
+        if plan.target.partitioned() {
+            if let Some(c) = changes.first() {
+                out.push(format!(
+                    "{} changes type: a rebuild that partitions the table keeps the columns' types; change them in a rebuild of their own",
+                    q(&c.column)
+                ));
+            }
+        } else {
+            plan.target = Target::Rebuilt { changes };
+        }
         if let Some(shape) = plan.shape.as_mut() {
             shape.columns = columns;
             shape.dropped = dropped;
         }
-        plan.target = Target::Rebuilt { changes };
         out
     }
 

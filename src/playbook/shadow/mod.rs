@@ -209,6 +209,45 @@ impl ShadowPlan {
         vec![self.source(), self.shadow(), self.old()]
     }
 
+    /// Every relation name the run creates or renames to, which must be free: the new table,
+    /// its partitions and indexes, the old table, what the swap renames to.
+    pub fn created_names(&self) -> Vec<String> {
+        let mut wanted = vec![
+            self.names.shadow.clone(),
+            self.names.old.clone(),
+            self.names.shadow_pk.clone(),
+        ];
+        wanted.extend(self.names.partitions.iter().map(|p| p.name.clone()));
+        wanted.extend(self.names.indexes.iter().map(|(temp, _)| temp.clone()));
+        for job in self.index_sql() {
+            wanted.extend(job.children.into_iter().map(|c| c.name));
+        }
+        wanted.extend(self.carried_names());
+        let mut seen = std::collections::BTreeSet::new();
+        wanted.retain(|n| seen.insert(n.clone()));
+        wanted
+    }
+
+    /// A refusal for each name the run needs that is taken.
+    pub(crate) async fn taken_refusals(
+        &self,
+        client: &tokio_postgres::Client,
+    ) -> Result<Vec<String>, crate::playbook::exec::EngineError> {
+        Ok(
+            crate::playbook::facts::taken(client, &self.facts, &self.created_names())
+                .await
+                .map_err(crate::playbook::exec::dberr("preflight"))?
+                .into_iter()
+                .map(|n| {
+                    format!(
+                        "{} already exists (a leftover of an earlier run? `lockstep status` lists runs; drop it or roll that run back)",
+                        self.rel(&n)
+                    )
+                })
+                .collect(),
+        )
+    }
+
     /// How the changes to the table are captured.
     pub(crate) fn capture(&self) -> TriggerLog<'_> {
         TriggerLog {

@@ -15,10 +15,12 @@ impl ShadowPlan {
         self.copy_keys().max_key_sql(&self.source())
     }
 
-    /// The number of pages of the source (for [`ShadowPlan::sample_keys_sql`]).
+    /// The number of pages of the source, its partitions' if it has any (for
+    /// [`ShadowPlan::sample_keys_sql`]).
     pub fn pages_sql(&self) -> String {
         format!(
-            "SELECT (pg_relation_size({}::regclass) / current_setting('block_size')::int)::float8",
+            "SELECT (coalesce(sum(pg_relation_size(relid)), 0) / current_setting('block_size')::int)::float8
+             FROM pg_partition_tree({}::regclass) WHERE isleaf",
             lit(&self.source())
         )
     }

@@ -23,7 +23,7 @@ mod bounds;
 use serde::Deserialize;
 use tokio_postgres::Client;
 
-use crate::playbook::exec::{dberr, EngineError};
+use crate::playbook::exec::EngineError;
 use crate::playbook::facts::{self, Facts};
 use crate::playbook::kind::Kind;
 use crate::playbook::names::{list, quote_ident as q};
@@ -100,37 +100,26 @@ impl Kind for Partition {
         let partitions = if refusals.iter().any(|r| r.contains("partition column")) {
             Vec::new()
         } else {
-            bounds::partitions(client, self, &facts).await?
+            self.partitions(client, &facts).await?
         };
         let names = Names::new(&facts, run_id, partitions);
         let plan = self.plan(facts, names);
         refusals.extend(plan.definition_refusals(&pb.dependents));
-        // Names that must be free: the tables and the indexes the run creates.
-        let mut wanted = vec![
-            plan.names.shadow.clone(),
-            plan.names.old.clone(),
-            plan.names.shadow_pk.clone(),
-        ];
-        wanted.extend(plan.names.partitions.iter().map(|p| p.name.clone()));
-        wanted.extend(plan.names.indexes.iter().map(|(parent, _)| parent.clone()));
-        for job in plan.index_sql() {
-            wanted.extend(job.children.into_iter().map(|c| c.name));
-        }
-        wanted.extend(plan.carried_names());
-        let taken = facts::taken(client, &plan.facts, &wanted)
-            .await
-            .map_err(dberr("preflight"))?;
-        for n in taken {
-            refusals.push(format!(
-                "{} already exists (a leftover of an earlier run? `lockstep status` lists runs; drop it or roll that run back)",
-                plan.rel(&n)
-            ));
-        }
+        refusals.extend(plan.taken_refusals(client).await?);
         Ok((plan, refusals))
     }
 }
 
 impl Partition {
+    /// The partitions of the new table, covering the table's data.
+    pub(crate) async fn partitions(
+        &self,
+        client: &Client,
+        facts: &Facts,
+    ) -> Result<Vec<crate::playbook::shadow::Partition>, EngineError> {
+        bounds::partitions(client, self, facts).await
+    }
+
     /// The shadow plan: the table rebuilt into its partitioned definition.
     pub fn plan(&self, facts: Facts, names: Names) -> ShadowPlan {
         let method = match self.strategy {
@@ -248,7 +237,7 @@ pub fn new_key(facts: &Facts, partition_column: &str) -> Vec<String> {
     key
 }
 
-fn parse(p: RawPartition, at: &Parse<'_>) -> Result<Partition, SpecError> {
+pub(crate) fn parse(p: RawPartition, at: &Parse<'_>) -> Result<Partition, SpecError> {
     let bad = |key: &str, message: String| at.bad(key, message);
     if p.column.is_empty() {
         return Err(bad("partition.column", "must not be empty".into()));
