@@ -51,6 +51,16 @@ pub struct RunRef {
     pub color: ColorChoice,
 }
 
+/// `--takeover` of the commands that take a run's lock.
+#[derive(Debug, Clone, Args)]
+pub struct TakeoverArg {
+    /// When another session holds the run's lock but is provably not a live runner (idle,
+    /// outside a transaction, no runner heartbeat for 15 s: a client killed behind a pooler,
+    /// or a lost network connection), end that session and go on
+    #[arg(long)]
+    pub takeover: bool,
+}
+
 /// Connects (errors: one line, exit 2) and runs `f` with the client on a fresh runtime.
 pub fn with_client<F, Fut>(db: &DbArgs, color: bool, f: F) -> anyhow::Result<u8>
 where

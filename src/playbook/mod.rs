@@ -19,6 +19,7 @@ pub mod facts;
 pub mod keyset;
 pub mod kind;
 pub mod kinds;
+pub mod lock;
 pub mod names;
 pub mod plan;
 pub mod settings;
