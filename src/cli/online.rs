@@ -201,6 +201,9 @@ pub struct Drawer {
     tty: bool,
     last_line: Instant,
     step: String,
+    /// Without a terminal: the latest progress line not printed yet (lines come every 5 s),
+    /// printed when the step ends so that the log shows where it ended.
+    pending: Option<String>,
 }
 
 impl Drawer {
@@ -210,12 +213,16 @@ impl Drawer {
             tty: io::stderr().is_terminal(),
             last_line: Instant::now() - Duration::from_secs(60),
             step: String::new(),
+            pending: None,
         }
     }
 
     fn finish_bar(&mut self) {
         if let Some(b) = self.bar.take() {
             b.finish();
+        }
+        if let Some(line) = self.pending.take() {
+            let _ = writeln!(io::stderr(), "{line}");
         }
     }
 }
@@ -264,8 +271,7 @@ impl Progress for Drawer {
             bar.set_message(self.step.clone());
             bar.set_length(total);
             bar.set_position(copied as u64);
-        } else if self.last_line.elapsed() >= Duration::from_secs(5) {
-            self.last_line = Instant::now();
+        } else {
             let eta = if rate > 0.0 {
                 format!(
                     ", ETA {:.0} s",
@@ -274,8 +280,7 @@ impl Progress for Drawer {
             } else {
                 String::new()
             };
-            let _ = writeln!(
-                io::stderr(),
+            let line = format!(
                 "{}: {copied}/{total} rows ({:.0}%){}{eta}",
                 self.step,
                 copied as f64 * 100.0 / total as f64,
@@ -285,6 +290,13 @@ impl Progress for Drawer {
                     String::new()
                 }
             );
+            if self.last_line.elapsed() >= Duration::from_secs(5) {
+                self.last_line = Instant::now();
+                self.pending = None;
+                let _ = writeln!(io::stderr(), "{line}");
+            } else {
+                self.pending = Some(line);
+            }
         }
     }
 
