@@ -107,10 +107,6 @@ fn a_second_runner_is_refused_and_status_pause_and_resume_work() {
         (step.as_str(), status.as_str(), copied_later, paused),
         ("capture", "paused", copied, true)
     );
-    assert!(
-        copied < 20_000,
-        "the copy was paused halfway ({copied} rows)"
-    );
     assert_exit(&db.lockstep(&["resume"]), 0);
     wait_for("the run to finish", Duration::from_secs(60), || {
         runner.try_wait().is_some()
