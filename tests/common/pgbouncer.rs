@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use lockstep::db::cluster::TempCluster;
+use lockstep::db::cluster::{is_root, TempCluster};
 
 use super::db::{connect, rt, wait_for};
 
@@ -37,17 +37,6 @@ fn binary() -> PathBuf {
     panic!(
         "pgbouncer is needed for the pooler tests: `apt-get install pgbouncer` (.ci/run does), or set LOCKSTEP_PGBOUNCER to its path"
     );
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
 }
 
 impl Bouncer {
