@@ -36,6 +36,17 @@ pub struct Change {
 pub struct Why {
     pub why: String,
     pub instead: String,
+    /// It keeps working, but does something else.
+    pub changes_meaning: bool,
+}
+
+/// A statement that fails or gives wrong results.
+fn broken(why: String, instead: String) -> Why {
+    Why {
+        why,
+        instead,
+        changes_meaning: false,
+    }
 }
 
 impl Change {
@@ -65,7 +76,7 @@ impl Change {
     /// How `u` breaks under the change (empty: it does not, as far as lockstep knows).
     pub fn breaks(&self, u: &Use) -> Vec<Why> {
         let t = &self.table;
-        let why = |why: String, instead: String| vec![Why { why, instead }];
+        let why = |why: String, instead: String| vec![broken(why, instead)];
         match u {
             Use::Insert(i) => self.insert(i),
             _ if !self.partitions() => Vec::new(),
@@ -83,7 +94,10 @@ impl Change {
             ),
             Use::Ctid => why(
                 "a `ctid` names a row only within one partition: the condition matches the row at that place in every partition".into(),
-                format!("find rows by a key of the table ({})", self.primary_after()),
+                match self.after.keys.iter().find(|k| k.primary) {
+                    Some(k) => format!("find rows by the primary key ({})", list(&k.elements)),
+                    None => "find rows by a key of the table".into(),
+                },
             ),
             Use::CreateIndexConcurrently => why(
                 "fails on a partitioned table (\"cannot create index on partitioned table … concurrently\")".into(),
@@ -100,32 +114,24 @@ impl Change {
         }
     }
 
-    /// The new primary key, as `(id, recorded_at)`.
-    fn primary_after(&self) -> String {
-        self.after.keys.iter().find(|k| k.primary).map_or_else(
-            || "its primary key".into(),
-            |k| format!("({})", list(&k.elements)),
-        )
-    }
-
     fn insert(&self, i: &Insert) -> Vec<Why> {
         let mut out = Vec::new();
         if self.columns_change() && !i.column_list && !i.default_values {
             let b = &self.before.columns;
             let n = i.values.unwrap_or(b.len()).min(b.len());
             if n > 0 && self.after.columns.get(..n) != Some(&b[..n]) {
-                out.push(Why {
-                    why: format!(
+                out.push(broken(
+                    format!(
                         "an `INSERT` without a column list fills the columns by position, and they change from ({}) to ({})",
                         list(b),
                         list(&self.after.columns)
                     ),
-                    instead: format!(
+                    format!(
                         "name the columns: `INSERT INTO {} ({}) …`",
                         self.table,
                         list(&b[..n])
                     ),
-                });
+                ));
             }
         }
         if let Some(c) = &i.conflict {
@@ -169,38 +175,50 @@ impl Change {
                         })
                         .collect::<Vec<_>>()
                         .join("; and on ");
-                    out.push(Why {
-                        why: format!(
+                    out.push(broken(
+                        format!(
                             "`ON CONFLICT ({})` relies on {what}: PostgreSQL refuses it (\"there is no unique or exclusion constraint matching the ON CONFLICT specification\")",
                             list(columns)
                         ),
-                        instead: self.wider_key(&want),
-                    });
+                        self.wider_key(&want),
+                    ));
                 }
             }
             Target::Constraint(name) => {
                 let before = self.before.keys.iter().find(|k| &k.name == name);
                 let after = self.after.keys.iter().find(|k| &k.name == name);
                 match (before, after) {
-                    (Some(b), None) => out.push(Why {
-                        why: format!(
+                    (Some(b), None) => out.push(broken(
+                        format!(
                             "`ON CONFLICT ON CONSTRAINT {}` names {}, which the change removes: the statement fails",
                             quote_ident(name),
                             b.describe()
                         ),
-                        instead: "keep the constraint, or name the columns of a unique key that stays".into(),
-                    }),
-                    (Some(b), Some(a)) if a.elements != b.elements => out.push(Why {
-                        why: format!(
-                            "`ON CONFLICT ON CONSTRAINT {}` still works, but the constraint becomes ({}) instead of ({}): a row that repeats ({}) with another {} is inserted instead of conflicting",
-                            quote_ident(name),
-                            list(&a.elements),
-                            list(&b.elements),
-                            list(&b.elements),
-                            list(&a.elements.iter().filter(|e| !b.elements.contains(e)).collect::<Vec<_>>()),
-                        ),
-                        instead: "make sure the application never repeats those values, or keep the key as it is".into(),
-                    }),
+                        "keep the constraint, or name the columns of a unique key that stays".into(),
+                    )),
+                    (Some(b), Some(a)) if a.elements != b.elements => {
+                        let extra: Vec<&String> =
+                            a.elements.iter().filter(|e| !b.elements.contains(e)).collect();
+                        out.push(Why {
+                            why: format!(
+                                "`ON CONFLICT ON CONSTRAINT {}` still works, but the constraint becomes ({}) instead of ({}){}",
+                                quote_ident(name),
+                                list(&a.elements),
+                                list(&b.elements),
+                                if extra.is_empty() {
+                                    ", so other rows conflict".to_string()
+                                } else {
+                                    format!(
+                                        ": a row that repeats ({}) with another {} is inserted instead of conflicting",
+                                        list(&b.elements),
+                                        list(&extra)
+                                    )
+                                }
+                            ),
+                            instead: "make sure the application never repeats those values, or keep the key as it is".into(),
+                            changes_meaning: true,
+                        })
+                    }
                     _ => {}
                 }
             }
@@ -210,16 +228,16 @@ impl Change {
             if self.partitions() {
                 let moved: Vec<&String> = c.sets.iter().filter(|s| pk.contains(s)).collect();
                 if !moved.is_empty() {
-                    out.push(Why {
-                        why: format!(
+                    out.push(broken(
+                        format!(
                             "`DO UPDATE SET {} = …` fails when the new value belongs in another partition (\"invalid ON UPDATE specification\")",
                             list(&moved)
                         ),
-                        instead: format!(
+                        format!(
                             "leave {} out of the upsert, and change it with an `UPDATE` (which moves the row)",
                             list(&moved)
                         ),
-                    });
+                    ));
                 }
             }
         }

@@ -97,18 +97,19 @@ pub fn report(change: &Change, stats: &Statements) -> Report {
         match uses(text, &table) {
             Err(_) => r.not_parsed += 1,
             Ok(us) => {
-                let mut seen: Vec<Why> = Vec::new();
-                r.broken += usize::from(us.iter().any(|u| !change.breaks(u).is_empty()));
+                // The same break twice in one statement (two ONLYs) is one warning.
+                let mut whys: Vec<Why> = Vec::new();
                 for w in us.iter().flat_map(|u| change.breaks(u)) {
-                    if !seen.contains(&w) {
-                        seen.push(w.clone());
-                        r.breaks.push(Broken {
-                            query: shorten(text),
-                            calls: *calls,
-                            why: w,
-                        });
+                    if !whys.contains(&w) {
+                        whys.push(w);
                     }
                 }
+                r.broken += usize::from(!whys.is_empty());
+                r.breaks.extend(whys.into_iter().map(|why| Broken {
+                    query: shorten(text),
+                    calls: *calls,
+                    why,
+                }));
             }
         }
     }
@@ -131,8 +132,10 @@ impl QueryCheck {
             r.calls,
             match r.broken {
                 0 => "none of them breaks after the change".to_string(),
-                1 => "1 of them breaks after the change (warning below)".to_string(),
-                n => format!("{n} of them break after the change (warnings below)"),
+                1 => "1 of them breaks or changes meaning after the change (warning below)"
+                    .to_string(),
+                n =>
+                    format!("{n} of them break or change meaning after the change (warnings below)"),
             }
         )];
         if r.not_parsed > 0 {
@@ -177,10 +180,15 @@ impl QueryCheck {
                 .iter()
                 .map(|b| {
                     format!(
-                        "`{}` ({} call{}) breaks: {}; {}",
+                        "`{}` ({} call{}) {}: {}; {}",
                         b.query,
                         b.calls,
                         plural(b.calls as usize),
+                        if b.why.changes_meaning {
+                            "changes meaning"
+                        } else {
+                            "breaks"
+                        },
                         b.why.why,
                         b.why.instead
                     )
@@ -354,7 +362,7 @@ mod tests {
         assert_eq!(r.not_parsed, 1);
         let check = QueryCheck::Checked(r);
         let notes = check.notes().join("\n");
-        assert!(notes.contains("queries: 4 statements in pg_stat_statements mention public.events (1211 calls); 1 of them breaks after the change (warning below)"), "{notes}");
+        assert!(notes.contains("queries: 4 statements in pg_stat_statements mention public.events (1211 calls); 1 of them breaks or changes meaning after the change (warning below)"), "{notes}");
         assert!(
             notes.contains("1 statement could not be parsed and was not checked"),
             "{notes}"
