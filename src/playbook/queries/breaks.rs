@@ -18,9 +18,9 @@
 
 use std::collections::BTreeSet;
 
-use super::definition::{list, Key, Shape};
+use super::definition::{Key, Shape};
 use super::statement::{Conflict, Insert, Target, Use};
-use crate::sql::ir::quote_ident;
+use crate::playbook::names::{list, quote_ident};
 
 /// A table's definition before and after a change.
 #[derive(Debug, Clone)]
@@ -291,16 +291,21 @@ mod tests {
         ALTER TABLE public.events ADD CONSTRAINT events_pkey PRIMARY KEY (id);\n\
         CREATE UNIQUE INDEX events_ref ON public.events USING btree (payload, recorded_at);\n";
 
-    fn partitioned() -> Change {
+    /// From [`BEFORE`] to `after`.
+    fn change_to(after: &str) -> Change {
         Change {
             before: shape(BEFORE),
-            after: shape(
+            after: shape(after),
+            table: "public.events".into(),
+        }
+    }
+
+    fn partitioned() -> Change {
+        change_to(
                 "CREATE TABLE public.events (\n    id bigint NOT NULL,\n    recorded_at timestamp with time zone NOT NULL,\n    payload text\n) PARTITION BY RANGE (recorded_at);\n\
                  ALTER TABLE public.events ADD CONSTRAINT events_pkey PRIMARY KEY (id, recorded_at);\n\
                  CREATE UNIQUE INDEX events_ref ON public.events USING btree (payload, recorded_at);\n",
-            ),
-            table: "public.events".into(),
-        }
+        )
     }
 
     fn breaks(c: &Change, sql: &str) -> Vec<Why> {
@@ -382,25 +387,17 @@ mod tests {
             assert_eq!(breaks(&c, sql).len(), 1, "{sql}");
         }
         // The same on a table that stays as it is.
-        let same = Change {
-            before: shape(BEFORE),
-            after: shape(BEFORE),
-            table: "public.events".into(),
-        };
+        let same = change_to(BEFORE);
         assert!(!same.can_break());
         assert!(breaks(&same, "SELECT * FROM ONLY events").is_empty());
     }
 
     #[test]
     fn a_dropped_unique_index_and_a_column_order_change() {
-        let dropped = Change {
-            before: shape(BEFORE),
-            after: shape(&BEFORE.replace(
-                "CREATE UNIQUE INDEX events_ref ON public.events USING btree (payload, recorded_at);\n",
-                "",
-            )),
-            table: "public.events".into(),
-        };
+        let dropped = change_to(&BEFORE.replace(
+            "CREATE UNIQUE INDEX events_ref ON public.events USING btree (payload, recorded_at);\n",
+            "",
+        ));
         assert!(dropped.can_break());
         let w = breaks(&dropped, "INSERT INTO events VALUES ($1, $2, $3) ON CONFLICT (recorded_at, payload) DO UPDATE SET id = EXCLUDED.id");
         assert_eq!(w.len(), 1, "{w:?}");
@@ -417,14 +414,10 @@ mod tests {
         // Partitioning is not part of this change.
         assert!(breaks(&dropped, "COPY events TO STDOUT").is_empty());
 
-        let reordered = Change {
-            before: shape(BEFORE),
-            after: shape(&BEFORE.replace(
-                "    id bigint NOT NULL,\n    recorded_at timestamp with time zone NOT NULL,\n    payload text",
-                "    recorded_at timestamp with time zone NOT NULL,\n    payload text,\n    id bigint NOT NULL",
-            )),
-            table: "public.events".into(),
-        };
+        let reordered = change_to(&BEFORE.replace(
+            "    id bigint NOT NULL,\n    recorded_at timestamp with time zone NOT NULL,\n    payload text",
+            "    recorded_at timestamp with time zone NOT NULL,\n    payload text,\n    id bigint NOT NULL",
+        ));
         assert!(reordered.can_break());
         let w = breaks(&reordered, "INSERT INTO events VALUES ($1, $2, $3)");
         assert_eq!(w.len(), 1, "{w:?}");
@@ -439,13 +432,8 @@ mod tests {
         assert!(breaks(&reordered, "INSERT INTO events (id) VALUES ($1)").is_empty());
         assert!(breaks(&reordered, "INSERT INTO events DEFAULT VALUES").is_empty());
         // A column added at the end leaves the first ones where they were.
-        let appended = Change {
-            before: shape(BEFORE),
-            after: shape(
-                &BEFORE.replace("    payload text", "    payload text,\n    extra integer"),
-            ),
-            table: "public.events".into(),
-        };
+        let appended =
+            change_to(&BEFORE.replace("    payload text", "    payload text,\n    extra integer"));
         assert!(breaks(&appended, "INSERT INTO events VALUES ($1, $2, $3)").is_empty());
         assert_eq!(
             breaks(&appended, "INSERT INTO events SELECT * FROM archive").len(),

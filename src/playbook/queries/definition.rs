@@ -5,7 +5,9 @@
 
 use std::collections::BTreeSet;
 
-use crate::sql::ir::{quote_ident, ActionKind, Constraint, StmtKind};
+use super::statement::inside;
+use crate::playbook::names::{list, quote_ident};
+use crate::sql::ir::{ActionKind, Constraint, StmtKind};
 use crate::sql::parse::analyze;
 use crate::sql::split;
 use crate::sql::tokens::{find_seq, split_top_level_commas, Tok, TokKind};
@@ -54,15 +56,6 @@ impl Key {
             list(&self.elements)
         )
     }
-}
-
-/// Identifiers quoted where needed, comma-separated.
-pub fn list<S: AsRef<str>>(names: &[S]) -> String {
-    names
-        .iter()
-        .map(|n| quote_ident(n.as_ref()))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Reads a definition (`CREATE TABLE`, then `ALTER TABLE … ADD CONSTRAINT`, `CREATE INDEX`
@@ -135,17 +128,8 @@ fn partition_key(src: &str, toks: &[Tok]) -> Option<Vec<String>> {
     if !toks.get(open)?.is_punct("(") {
         return None;
     }
-    let mut depth = 0;
-    let close = (open..toks.len()).find(|&i| {
-        if toks[i].is_punct("(") {
-            depth += 1;
-        } else if toks[i].is_punct(")") {
-            depth -= 1;
-        }
-        depth == 0
-    })?;
     Some(
-        split_top_level_commas(&toks[open + 1..close])
+        split_top_level_commas(inside(toks, open))
             .into_iter()
             .filter_map(|e| match e {
                 [Tok {

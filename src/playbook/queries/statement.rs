@@ -202,8 +202,31 @@ fn close(toks: &[Tok], open: usize) -> usize {
     toks.len()
 }
 
+/// The first index from `from` where `stop(token, next token)` holds outside the parentheses
+/// opened after `from`, or where a `)` closes one opened before it.
+fn top_level(
+    toks: &[Tok],
+    from: usize,
+    stop: impl Fn(&Tok, Option<&Tok>) -> bool,
+) -> Option<usize> {
+    let mut depth = 0i32;
+    for (k, t) in toks.iter().enumerate().skip(from) {
+        if t.is_punct("(") {
+            depth += 1;
+        } else if t.is_punct(")") {
+            depth -= 1;
+            if depth < 0 {
+                return Some(k);
+            }
+        } else if depth == 0 && stop(t, toks.get(k + 1)) {
+            return Some(k);
+        }
+    }
+    None
+}
+
 /// The tokens inside the parentheses opening at `open`.
-fn inside(toks: &[Tok], open: usize) -> &[Tok] {
+pub(super) fn inside(toks: &[Tok], open: usize) -> &[Tok] {
     let end = close(toks, open);
     let end = if toks.get(end - 1).is_some_and(|t| t.is_punct(")")) {
         end - 1
@@ -228,19 +251,7 @@ fn insert(toks: &[Tok], i: usize, table: &Table) -> Option<Insert> {
         return None;
     }
     // The end of the insert: the `)` that closes the parentheses it is in (a CTE), or the end.
-    let end = {
-        let mut depth = 0i32;
-        (j..toks.len())
-            .find(|&k| {
-                if toks[k].is_punct("(") {
-                    depth += 1;
-                } else if toks[k].is_punct(")") {
-                    depth -= 1;
-                }
-                depth < 0
-            })
-            .unwrap_or(toks.len())
-    };
+    let end = top_level(toks, j, |_, _| false).unwrap_or(toks.len());
     let toks = &toks[..end];
     let mut ins = Insert::default();
     if toks.get(j).is_some_and(|t| t.is("AS")) {
@@ -273,23 +284,10 @@ fn insert(toks: &[Tok], i: usize, table: &Table) -> Option<Insert> {
         });
     }
     // `ON CONFLICT` outside any parentheses of the insert's own.
-    let mut depth = 0i32;
-    let mut at = None;
-    for k in j..toks.len() {
-        if toks[k].is_punct("(") {
-            depth += 1;
-        } else if toks[k].is_punct(")") {
-            depth -= 1;
-        } else if depth == 0
-            && toks[k].is("ON")
-            && toks.get(k + 1).is_some_and(|t| t.is("CONFLICT"))
-        {
-            at = Some(k + 2);
-            break;
-        }
-    }
-    if let Some(k) = at {
-        ins.conflict = Some(conflict(toks, k));
+    if let Some(k) = top_level(toks, j, |t, next| {
+        t.is("ON") && next.is_some_and(|n| n.is("CONFLICT"))
+    }) {
+        ins.conflict = Some(conflict(toks, k + 2));
     }
     Some(ins)
 }
@@ -330,18 +328,10 @@ fn conflict(toks: &[Tok], mut k: usize) -> Conflict {
     let mut sets = Vec::new();
     if let Some(s) = find_seq(&toks[k..], &["DO", "UPDATE", "SET"]) {
         let from = k + s + 3;
-        let mut depth = 0i32;
-        let until = (from..toks.len())
-            .find(|&i| {
-                if toks[i].is_punct("(") {
-                    depth += 1;
-                } else if toks[i].is_punct(")") {
-                    depth -= 1;
-                }
-                depth == 0
-                    && (toks[i].is("WHERE") || toks[i].is("RETURNING") || toks[i].is_punct(";"))
-            })
-            .unwrap_or(toks.len());
+        let until = top_level(toks, from, |t, _| {
+            t.is("WHERE") || t.is("RETURNING") || t.is_punct(";")
+        })
+        .unwrap_or(toks.len());
         for a in split_top_level_commas(&toks[from..until]) {
             match a.first() {
                 Some(t) if t.is_punct("(") => sets.extend(
