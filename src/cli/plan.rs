@@ -14,10 +14,9 @@ use crate::playbook::{engine, spec};
 #[derive(Debug, Args)]
 #[command(
     after_help = "Reads the table from the database (no writes), runs the preflight checks, and prints\n\
-every step with its SQL, the locks it takes and an estimate of time and disk, then a diff of\n\
-the table's definition before and after. Where pg_stat_statements is available, warns about\n\
-the statements that ran against the table and that the change would break (warnings do not\n\
-change the exit code). Exit 1 when the preflight refuses the conversion.\n\n\
+warnings about the statements of pg_stat_statements that the change would break (they leave\n\
+the exit code alone), every step with its SQL, its locks and estimates of time and disk, then a diff of\n\
+the table's definition before and after. Exit 1 when the preflight refuses the conversion.\n\n\
 Example:\n  lockstep plan playbooks/partition-events-monthly.toml --database-url postgres://app@db/app"
 )]
 pub struct PlanArgs {
