@@ -15,7 +15,7 @@ use crate::playbook::{engine, spec};
 #[command(
     after_help = "Reads the table from the database (no writes), runs the preflight checks, and prints\n\
 warnings about the statements of pg_stat_statements that the change would break (they leave\n\
-the exit code alone), every step with its SQL, its locks and estimates of time and disk, then a diff of\n\
+the exit code alone), every step with its SQL, its locks and estimates, then a diff of\n\
 the table's definition before and after. Exit 1 when the preflight refuses the conversion.\n\n\
 Example:\n  lockstep plan playbooks/partition-events-monthly.toml --database-url postgres://app@db/app"
 )]

@@ -43,7 +43,7 @@ impl Key {
             .collect()
     }
 
-    /// `the primary key events_pkey (id)`, `unique index users_email_key (email)`.
+    /// `the primary key events_pkey (id)`, `the unique key users_email (email)`.
     pub fn describe(&self) -> String {
         format!(
             "{} {} ({})",

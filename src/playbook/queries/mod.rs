@@ -46,7 +46,7 @@ pub struct Report {
     /// Entries whose text this role may not read, and entries without a text.
     pub hidden: i64,
     pub missing: i64,
-    /// The role lockstep connects as, and its search_path, when unqualified names did not
+    /// The search_path of the role lockstep connects as, when unqualified names did not
     /// count (the table is not what its bare name resolves to there).
     pub unqualified_skipped: Option<String>,
     /// The statements that break, and how (a statement may break in several ways).

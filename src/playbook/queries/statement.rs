@@ -570,6 +570,8 @@ mod tests {
             [Use::Ctid]
         );
         assert!(of("SELECT id, ctid FROM events").is_empty());
+        // lockstep's own replay: the ctid is the log's.
+        assert!(of("SELECT id, at FROM public.events t WHERE EXISTS (SELECT 1 FROM lockstep.log_r1 l WHERE t.id = l.id AND l.ctid = ANY ($1::text::tid[]))").is_empty());
         assert!(
             of("SELECT * FROM events e JOIN other o ON o.id = e.id WHERE o.ctid = $1").is_empty()
         );
