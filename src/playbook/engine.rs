@@ -257,6 +257,15 @@ pub async fn start(
     if !refusals.is_empty() {
         return Err(EngineError::Refused(refusals));
     }
+    // Warnings only: the statements the change would break (see `queries/`).
+    if let Some(check) = super::queries::check(ctx.client, &pb.common.table, &plan).await {
+        for n in check.notes() {
+            ctx.progress.note(&format!("note: {n}"));
+        }
+        for w in check.warnings() {
+            ctx.progress.note(&format!("warning: {w}"));
+        }
+    }
     // Only now, so that a refused run leaves nothing behind.
     state::ensure(ctx.client)
         .await
