@@ -2,9 +2,91 @@
 //! carried over in one transaction; the reverse sync that keeps the old table current; the
 //! swap back (rollback after the swap); dropping the copy (rollback before it); finalize.
 
+use super::runner::{Runner, Step};
 use super::{ShadowPlan, Side};
+use crate::playbook::exec::{dberr, try_tx_timed, EngineError, Exec, Retry, Timed};
 use crate::playbook::facts::{InboundFk, View};
 use crate::playbook::names::{fit, list, lit, quote_ident as q};
+use crate::playbook::state::{self, Status, SwapAttempt};
+
+impl Runner<'_, '_> {
+    /// The swap. What needs no lock is done first ([`ShadowPlan::swap_prepare_sql`]); then
+    /// attempts with the retry policy, each right after a catch-up (what is left in the log
+    /// is replayed under the lock, and a backlog grown during a backoff would otherwise hold
+    /// the application up for its whole replay).
+    pub(super) async fn swap(&mut self) -> Result<(), EngineError> {
+        self.exec.step("swap", &self.plan.source());
+        self.exec
+            .main()
+            .with_retry(&self.plan.swap_prepare_sql(), "swap")
+            .await?;
+        let mut sql = self.plan.swap_sql();
+        sql.push(state::set_step_sql(
+            &self.exec.run_id,
+            Step::Swapped.as_str(),
+            Some(Status::Running),
+        ));
+        let locks = self.plan.swap_locks_sql();
+        let rest = sql.split_off(locks.len());
+        locked(&self.exec, "swap", &locks, &rest, async || {
+            self.catch_up(false).await
+        })
+        .await?;
+        self.step = Step::Swapped;
+        Ok(())
+    }
+}
+
+/// Runs a transaction that begins by taking `locks` (the swap, the swap back) with the retry
+/// policy, `before` ahead of every attempt. Each attempt's wait for the locks and the time
+/// it held them are noted and kept in the run (`lockstep status`).
+pub(super) async fn locked(
+    exec: &Exec<'_>,
+    what: &str,
+    locks: &[String],
+    rest: &[String],
+    mut before: impl AsyncFnMut() -> Result<(), EngineError>,
+) -> Result<(), EngineError> {
+    let conn = exec.main();
+    let mut retry = Retry::new(&exec.swap);
+    loop {
+        before().await?;
+        let (r, timed) = try_tx_timed(conn.client, locks, rest, exec.swap.lock_timeout_ms).await;
+        let attempt = attempt(what, timed, r.as_ref().err());
+        if let Some(held) = attempt.held_ms {
+            exec.note(&format!(
+                "{what}: the lock was held {held:.0} ms (granted after {:.0} ms){}",
+                attempt.waited_ms,
+                if r.is_ok() {
+                    ""
+                } else {
+                    ", then the attempt failed"
+                }
+            ));
+        }
+        state::add_swap_attempt(exec.client, &exec.run_id, &attempt)
+            .await
+            .map_err(dberr("state"))?;
+        match r {
+            Ok(()) => return Ok(()),
+            Err(e) => conn.retry_failed(&mut retry, e, what).await?,
+        }
+    }
+}
+
+/// An attempt as the run keeps it.
+fn attempt(what: &str, timed: Timed, error: Option<&tokio_postgres::Error>) -> SwapAttempt {
+    let ms = |d: std::time::Duration| (d.as_secs_f64() * 10_000.0).round() / 10.0;
+    SwapAttempt {
+        what: what.to_string(),
+        waited_ms: ms(timed.waited),
+        held_ms: timed.held.map(ms),
+        error: error.map(|e| {
+            e.as_db_error()
+                .map_or_else(|| e.to_string(), |d| d.message().to_string())
+        }),
+    }
+}
 
 impl ShadowPlan {
     /// `=` for column `c`, qualified: the functions lockstep installs run with a pinned
@@ -207,12 +289,8 @@ $lockstep$",
                 }
             }
         }
-        if forward {
-            out.push(format!(
-                "CREATE TABLE IF NOT EXISTS {} (lockstep_key text[] NOT NULL, lockstep_error text)",
-                self.unsynced()
-            ));
-        } else {
+        // Forward, the table for what the reverse sync cannot write was made before.
+        if !forward {
             out.push(format!("DROP TABLE IF EXISTS {}", self.unsynced()));
         }
         out
@@ -300,26 +378,18 @@ $lockstep$",
         out
     }
 
-    /// The swap: the rest of the log, renames, sequences, grants, foreign keys, views and the
-    /// reverse trigger.
-    /// Runs in one transaction after `SET LOCAL lock_timeout`.
-    pub fn swap_sql(&self) -> Vec<String> {
+    /// Before the swap, outside its lock (idempotent, one transaction): what the swap would
+    /// otherwise do while the application waits and that needs no lock on the table. The new
+    /// table's storage parameters and its grants (they stay with it through the renames), the
+    /// table noting what the reverse sync cannot write, and the reverse function (its body
+    /// names the old table, resolved when it first runs).
+    pub fn swap_prepare_sql(&self) -> Vec<String> {
         let f = &self.facts;
-        let mut out = vec![
-            format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", self.source()),
-            format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", self.shadow()),
-        ];
-        out.extend(self.storage_sql());
-        // The last changes, replayed under the lock; the capture stops.
-        out.extend(self.capture().finish_sql());
-        out.extend(f.inbound_fks.iter().map(InboundFk::drop_sql));
-        out.extend(self.renames(Side::Live, Side::Old));
-        out.extend(self.renames(Side::Shadow, Side::Live));
-        let new = self.source();
-        out.extend(self.sequences_sql(true));
+        let shadow = self.shadow();
+        let mut out = self.storage_sql();
         for g in &f.grants {
             let (privilege, to) = g.split_once(" TO ").unwrap_or((g.as_str(), "PUBLIC"));
-            out.push(format!("GRANT {privilege} ON {new} TO {to}"));
+            out.push(format!("GRANT {privilege} ON {shadow} TO {to}"));
         }
         for (privilege, to) in &f.column_grants {
             // `PRIVILEGE (column)`: a dropped column's go with it.
@@ -329,20 +399,51 @@ $lockstep$",
                 .flat_map(|s| &s.dropped)
                 .any(|c| privilege.ends_with(&format!(" ({})", q(c))));
             if !dropped {
-                out.push(format!("GRANT {privilege} ON {new} TO {to}"));
+                out.push(format!("GRANT {privilege} ON {shadow} TO {to}"));
             }
         }
+        if !self.target.changes().is_empty() {
+            out.push(format!(
+                "CREATE TABLE IF NOT EXISTS {} (lockstep_key text[] NOT NULL, lockstep_error text)",
+                self.unsynced()
+            ));
+        }
+        out.push(self.reverse_function_sql());
+        out.push(format!(
+            "REVOKE ALL ON FUNCTION lockstep.{}() FROM PUBLIC",
+            q(&self.names.reverse_fn)
+        ));
+        out
+    }
+
+    /// The locks the swap takes first: the table, then the new table.
+    pub fn swap_locks_sql(&self) -> Vec<String> {
+        vec![
+            format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", self.source()),
+            format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", self.shadow()),
+        ]
+    }
+
+    /// The swap, in one transaction after `SET LOCAL lock_timeout`: the locks
+    /// ([`Self::swap_locks_sql`]), the rest of the log, renames, sequences, foreign keys,
+    /// views and the reverse trigger. Only what needs the lock is here
+    /// ([`Self::swap_prepare_sql`] runs before).
+    pub fn swap_sql(&self) -> Vec<String> {
+        let f = &self.facts;
+        let mut out = self.swap_locks_sql();
+        // The last changes, replayed under the lock; the capture stops.
+        out.extend(self.capture().finish_sql());
+        out.extend(f.inbound_fks.iter().map(InboundFk::drop_sql));
+        out.extend(self.renames(Side::Live, Side::Old));
+        out.extend(self.renames(Side::Shadow, Side::Live));
+        let new = self.source();
+        out.extend(self.sequences_sql(true));
         out.extend(f.inbound_fks.iter().map(|fk| fk.add_not_valid_sql(&new)));
         for v in &f.views {
             out.push(view_sql(v));
         }
         out.extend(self.swap_extras_sql());
         out.extend(self.column_changes_sql(true));
-        out.push(self.reverse_function_sql());
-        out.push(format!(
-            "REVOKE ALL ON FUNCTION lockstep.{}() FROM PUBLIC",
-            q(&self.names.reverse_fn)
-        ));
         out.push(format!(
             "CREATE TRIGGER lockstep_reverse AFTER INSERT OR UPDATE OR DELETE ON {new} FOR EACH ROW EXECUTE FUNCTION lockstep.{}()",
             q(&self.names.reverse_fn)
@@ -411,6 +512,7 @@ $lockstep$",
             "DROP FUNCTION IF EXISTS lockstep.{}()",
             q(&self.names.reverse_fn)
         ));
+        out.push(format!("DROP TABLE IF EXISTS {}", self.unsynced()));
         out
     }
 

@@ -442,9 +442,21 @@ mod tests {
             swap.contains("ALTER TABLE \"Sales Data\".\"Order\" RENAME TO \"Order_old\""),
             "{swap}"
         );
+        // Grants, the reverse function and storage are made before the swap, outside its
+        // lock: the lock is held for the last changes, the names and the triggers only.
+        let prepare = plan.swap_prepare_sql().join("\n");
         assert!(
-            swap.contains("GRANT SELECT ON \"Sales Data\".\"Order\" TO reader"),
-            "{swap}"
+            prepare.contains("GRANT SELECT ON \"Sales Data\".\"Order_lockstep_new\" TO reader"),
+            "{prepare}"
+        );
+        assert!(prepare.contains("CREATE OR REPLACE FUNCTION lockstep."), "{prepare}");
+        assert!(!swap.contains("GRANT "), "{swap}");
+        assert!(!swap.contains("CREATE OR REPLACE FUNCTION"), "{swap}");
+        assert!(!swap.contains("autovacuum_enabled"), "{swap}");
+        assert_eq!(
+            plan.swap_sql()[..2],
+            plan.swap_locks_sql()[..],
+            "the swap begins with its locks"
         );
         assert!(plan
             .batch_sql(false)
