@@ -134,7 +134,7 @@ impl ShadowPlan {
             ),
             step(
                 "swap",
-                format!("first, without locking the table: the new table's grants and storage, the reverse function; then one transaction: ACCESS EXCLUSIVE on both tables while the last logged changes are applied and the names move (milliseconds; each attempt's lock wait and hold time are reported); lock_timeout {lt} ms, up to {} attempts with backoff", swap.attempts),
+                format!("first, without locking the table: the new table's grants and the reverse function; then one transaction: ACCESS EXCLUSIVE on both tables while the last logged changes are applied and the names move (milliseconds; each attempt's lock wait and hold time are reported); lock_timeout {lt} ms, up to {} attempts with backoff", swap.attempts),
                 self.swap_prepare_sql()
                     .into_iter()
                     .chain(self.swap_sql())

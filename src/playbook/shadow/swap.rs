@@ -380,13 +380,16 @@ $lockstep$",
 
     /// Before the swap, outside its lock (idempotent, one transaction): what the swap would
     /// otherwise do while the application waits and that needs no lock on the table. The new
-    /// table's storage parameters and its grants (they stay with it through the renames), the
-    /// table noting what the reverse sync cannot write, and the reverse function (its body
-    /// names the old table, resolved when it first runs).
+    /// table's grants (they stay with it through the renames), the table noting what the
+    /// reverse sync cannot write, and the reverse function (its body names the old table,
+    /// resolved when it first runs). Not the storage parameters: autovacuum turned on for the
+    /// freshly filled copy before the swap would start vacuuming it, and the swap's lock
+    /// would wait for it longer than its lock_timeout (autovacuum gives way to a lock only
+    /// after deadlock_timeout).
     pub fn swap_prepare_sql(&self) -> Vec<String> {
         let f = &self.facts;
         let shadow = self.shadow();
-        let mut out = self.storage_sql();
+        let mut out = Vec::new();
         for g in &f.grants {
             let (privilege, to) = g.split_once(" TO ").unwrap_or((g.as_str(), "PUBLIC"));
             out.push(format!("GRANT {privilege} ON {shadow} TO {to}"));
@@ -425,12 +428,13 @@ $lockstep$",
     }
 
     /// The swap, in one transaction after `SET LOCAL lock_timeout`: the locks
-    /// ([`Self::swap_locks_sql`]), the rest of the log, renames, sequences, foreign keys,
-    /// views and the reverse trigger. Only what needs the lock is here
+    /// ([`Self::swap_locks_sql`]), the storage parameters, the rest of the log, renames,
+    /// sequences, foreign keys, views and the reverse trigger. Only what needs the lock is here
     /// ([`Self::swap_prepare_sql`] runs before).
     pub fn swap_sql(&self) -> Vec<String> {
         let f = &self.facts;
         let mut out = self.swap_locks_sql();
+        out.extend(self.storage_sql());
         // The last changes, replayed under the lock; the capture stops.
         out.extend(self.capture().finish_sql());
         out.extend(f.inbound_fks.iter().map(InboundFk::drop_sql));

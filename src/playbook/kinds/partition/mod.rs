@@ -442,8 +442,7 @@ mod tests {
             swap.contains("ALTER TABLE \"Sales Data\".\"Order\" RENAME TO \"Order_old\""),
             "{swap}"
         );
-        // Grants, the reverse function and storage are made before the swap, outside its
-        // lock: the lock is held for the last changes, the names and the triggers only.
+        // Grants and the reverse function are made before the swap, outside its lock.
         let prepare = plan.swap_prepare_sql().join("\n");
         assert!(
             prepare.contains("GRANT SELECT ON \"Sales Data\".\"Order_lockstep_new\" TO reader"),
@@ -452,7 +451,10 @@ mod tests {
         assert!(prepare.contains("CREATE OR REPLACE FUNCTION lockstep."), "{prepare}");
         assert!(!swap.contains("GRANT "), "{swap}");
         assert!(!swap.contains("CREATE OR REPLACE FUNCTION"), "{swap}");
-        assert!(!swap.contains("autovacuum_enabled"), "{swap}");
+        // Autovacuum comes on for the copy under the swap's lock, not before (a worker
+        // vacuuming the copy would hold the swap up).
+        assert!(!prepare.contains("autovacuum_enabled"), "{prepare}");
+        assert!(swap.contains("RESET (autovacuum_enabled)"), "{swap}");
         assert_eq!(
             plan.swap_sql()[..2],
             plan.swap_locks_sql()[..],
