@@ -5,6 +5,7 @@
 //! the token-level recognizer for what sqlparser rejects, such as `ON CONFLICT (…) WHERE` or
 //! `OVERRIDING SYSTEM VALUE`); the clauses are read from its tokens.
 
+use super::definition::element;
 use crate::sql::ir::{ObjName, StmtKind};
 use crate::sql::parse::analyze;
 use crate::sql::tokens::{find_seq, split_top_level_commas, Tok, TokKind};
@@ -75,7 +76,8 @@ pub struct Conflict {
 pub enum Target {
     /// Nothing (`ON CONFLICT DO NOTHING`).
     Any,
-    /// `(a, b) [WHERE …]`; `expressions` when an element is not a plain column.
+    /// `(a, b) [WHERE …]`: each element a column's name or an expression's text;
+    /// `expressions` when an element is not a plain column.
     Columns {
         columns: Vec<String>,
         expressions: bool,
@@ -96,7 +98,7 @@ pub fn uses(text: &str, table: &Table) -> Result<Vec<Use>, String> {
     let mut out = Vec::new();
     for i in 0..toks.len() {
         if toks[i].is("INSERT") && toks.get(i + 1).is_some_and(|t| t.is("INTO")) {
-            if let Some(ins) = insert(toks, i, table) {
+            if let Some(ins) = insert(text, toks, i, table) {
                 out.push(Use::Insert(ins));
             }
         }
@@ -245,7 +247,7 @@ fn word(t: &Tok) -> Option<&str> {
 }
 
 /// The `INSERT INTO` at `i`, when it inserts into `table`.
-fn insert(toks: &[Tok], i: usize, table: &Table) -> Option<Insert> {
+fn insert(src: &str, toks: &[Tok], i: usize, table: &Table) -> Option<Insert> {
     let (name, mut j) = name_at(toks, i + 2)?;
     if !table.is(&name) {
         return None;
@@ -287,27 +289,24 @@ fn insert(toks: &[Tok], i: usize, table: &Table) -> Option<Insert> {
     if let Some(k) = top_level(toks, j, |t, next| {
         t.is("ON") && next.is_some_and(|n| n.is("CONFLICT"))
     }) {
-        ins.conflict = Some(conflict(toks, k + 2));
+        ins.conflict = Some(conflict(src, toks, k + 2));
     }
     Some(ins)
 }
 
 /// The `ON CONFLICT` clause whose target starts at `k`.
-fn conflict(toks: &[Tok], mut k: usize) -> Conflict {
+fn conflict(src: &str, toks: &[Tok], mut k: usize) -> Conflict {
     let target = if toks.get(k).is_some_and(|t| t.is_punct("(")) {
         let elements = split_top_level_commas(inside(toks, k));
         k = close(toks, k);
         let mut columns = Vec::new();
         let mut expressions = false;
         for e in elements {
-            match e {
-                [t] => match word(t) {
-                    Some(w) => columns.push(w.to_string()),
-                    None => expressions = true,
-                },
-                // `col COLLATE "C"`, `col opclass`: not a plain column.
-                _ => expressions = true,
+            if !matches!(e, [t] if word(t).is_some()) {
+                // An expression, or `col COLLATE "C"`, `col opclass`: not a plain column.
+                expressions = true;
             }
+            columns.extend(element(src, e));
         }
         Target::Columns {
             columns,
