@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use super::statement::inside;
+use super::statement::{element, inside};
 use crate::playbook::names::quote_ident;
 use crate::sql::ir::{ActionKind, Constraint, StmtKind};
 use crate::sql::parse::analyze;
@@ -152,18 +152,6 @@ fn index_elements(src: &str, toks: &[Tok]) -> Option<Vec<String>> {
             .filter_map(|e| element(src, e))
             .collect(),
     )
-}
-
-/// One element of an index or of an `ON CONFLICT (…)` target in `src`: a column's name
-/// (without its operator class, collation or order), or an expression's text as written.
-pub(super) fn element(src: &str, e: &[Tok]) -> Option<String> {
-    let first = e.first()?;
-    let last = e.last()?;
-    let call = e.get(1).is_some_and(|n| n.is_punct("(") || n.is_punct("."));
-    match &first.kind {
-        TokKind::Word { value, .. } if !call => Some(value.clone()),
-        _ => Some(src[first.span.start..last.span.end].to_string()),
-    }
 }
 
 /// An element reduced to what its meaning does not depend on. A column (any text without

@@ -5,7 +5,6 @@
 //! the token-level recognizer for what sqlparser rejects, such as `ON CONFLICT (…) WHERE` or
 //! `OVERRIDING SYSTEM VALUE`); the clauses are read from its tokens.
 
-use super::definition::element;
 use crate::sql::ir::{ObjName, StmtKind};
 use crate::sql::parse::analyze;
 use crate::sql::tokens::{find_seq, split_top_level_commas, Tok, TokKind};
@@ -236,6 +235,18 @@ pub(super) fn inside(toks: &[Tok], open: usize) -> &[Tok] {
         end
     };
     &toks[(open + 1).min(end)..end]
+}
+
+/// One element of an index or of an `ON CONFLICT (…)` target in `src`: a column's name
+/// (without its operator class, collation or order), or an expression's text as written.
+pub(super) fn element(src: &str, e: &[Tok]) -> Option<String> {
+    let first = e.first()?;
+    let last = e.last()?;
+    let call = e.get(1).is_some_and(|n| n.is_punct("(") || n.is_punct("."));
+    match &first.kind {
+        TokKind::Word { value, .. } if !call => Some(value.clone()),
+        _ => Some(src[first.span.start..last.span.end].to_string()),
+    }
 }
 
 /// A word token's identifier value.
