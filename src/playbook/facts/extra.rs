@@ -66,7 +66,7 @@ async fn texts(client: &Client, sql: &str, oid: u32) -> Result<Vec<String>, Fact
 pub async fn constraint_names(client: &Client, f: &Facts) -> Result<Vec<String>, FactsError> {
     texts(
         client,
-        "SELECT conname::text FROM pg_constraint WHERE conrelid = $1",
+        "SELECT conname::text FROM pg_constraint WHERE conrelid = $1 ORDER BY 1",
         f.oid,
     )
     .await
@@ -137,7 +137,8 @@ pub async fn column_views(
             "SELECT DISTINCT v.oid::regclass::text
              FROM pg_depend d JOIN pg_rewrite rw ON rw.oid = d.objid JOIN pg_class v ON v.oid = rw.ev_class
              JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
-             WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = $1 AND a.attname = $2 AND v.oid <> $1",
+             WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = $1 AND a.attname = $2 AND v.oid <> $1
+             ORDER BY 1",
             &[&f.oid, &column],
         )
         .await
@@ -157,7 +158,8 @@ pub async fn column_checks(
         .query(
             "SELECT con.conname::text, pg_get_constraintdef(con.oid)
              FROM pg_constraint con JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = ANY (con.conkey)
-             WHERE con.conrelid = $1 AND con.contype = 'c' AND a.attname = $2",
+             WHERE con.conrelid = $1 AND con.contype = 'c' AND a.attname = $2
+             ORDER BY 1",
             &[&f.oid, &column],
         )
         .await

@@ -421,7 +421,8 @@ async fn views(client: &Client, f: &mut Facts) -> Result<(), FactsError> {
                 coalesce(v.reloptions, '{}')::text[]
          FROM pg_depend d JOIN pg_rewrite rw ON rw.oid = d.objid
          JOIN pg_class v ON v.oid = rw.ev_class
-         WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = $1 AND v.oid <> $1",
+         WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = $1 AND v.oid <> $1
+         ORDER BY 1",
         f.oid,
     )
     .await?
@@ -614,7 +615,8 @@ async fn relatives(client: &Client, oid: u32) -> Result<Vec<String>, FactsError>
            JOIN pg_class c ON c.oid = i.inhparent WHERE i.inhparent = $1 AND c.relkind <> 'p'
          UNION ALL
          SELECT 'is a table of type ' || reloftype::regtype::text FROM pg_class
-           WHERE oid = $1 AND reloftype <> 0",
+           WHERE oid = $1 AND reloftype <> 0
+         ORDER BY 1",
         oid,
     )
     .await?
@@ -686,7 +688,8 @@ async fn sequences(client: &Client, oid: u32) -> Result<Vec<OwnedSequence>, Fact
         "SELECT a.attname::text, s.oid::regclass::text, a.attidentity <> ''
          FROM pg_depend d JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
          JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
-         WHERE d.refobjid = $1 AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')",
+         WHERE d.refobjid = $1 AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+         ORDER BY a.attnum",
         oid,
     )
     .await?

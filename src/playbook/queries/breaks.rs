@@ -2,9 +2,11 @@
 //! rule was seen on PostgreSQL 15 against a table partitioned the way lockstep partitions
 //! one (`tests/queries.rs` runs the main ones again):
 //!
-//! - `ON CONFLICT (cols)` needs a unique key of exactly those columns; without one, PostgreSQL
-//!   refuses the statement ("there is no unique or exclusion constraint matching the ON
-//!   CONFLICT specification");
+//! - `ON CONFLICT (cols)` needs a unique key of exactly those columns or expressions (compared
+//!   as `fingerprint`s); without one, PostgreSQL refuses the statement ("there is no unique
+//!   or exclusion constraint matching the ON CONFLICT specification");
+//! - `ON CONFLICT DO NOTHING` without a target skips a row that conflicts with any unique key:
+//!   when a key goes or widens, rows it skipped are inserted;
 //! - `ON CONFLICT ON CONSTRAINT name` fails once the constraint is gone, and conflicts on other
 //!   columns when the constraint's columns change (an insert with an existing `id` and another
 //!   partition key adds a row);
@@ -18,7 +20,7 @@
 
 use std::collections::BTreeSet;
 
-use super::definition::{Key, Shape};
+use super::definition::{fingerprint, show, Key, Shape};
 use super::statement::{Conflict, Insert, Target, Use};
 use crate::playbook::names::{list, quote_ident};
 
@@ -144,17 +146,13 @@ impl Change {
         let mut out = Vec::new();
         match &c.target {
             Target::Columns {
-                columns,
-                expressions: false,
-                predicate,
+                columns, predicate, ..
             } => {
-                let want: BTreeSet<String> = columns.iter().cloned().collect();
+                let want: BTreeSet<String> = columns.iter().map(|e| fingerprint(e)).collect();
                 let matching = |s: &Shape| -> Vec<Key> {
                     s.keys
                         .iter()
-                        .filter(|k| {
-                            (!k.partial || *predicate) && k.columns(s).as_ref() == Some(&want)
-                        })
+                        .filter(|k| (!k.partial || *predicate) && k.fingerprints() == want)
                         .cloned()
                         .collect()
                 };
@@ -168,7 +166,7 @@ impl Change {
                                 "{}, which {}",
                                 k.describe(),
                                 match now {
-                                    Some(a) => format!("becomes ({})", list(&a.elements)),
+                                    Some(a) => format!("becomes ({})", show(&a.elements)),
                                     None => "the change removes".into(),
                                 }
                             )
@@ -178,12 +176,13 @@ impl Change {
                     out.push(broken(
                         format!(
                             "`ON CONFLICT ({})` relies on {what}: PostgreSQL refuses it (\"there is no unique or exclusion constraint matching the ON CONFLICT specification\")",
-                            list(columns)
+                            show(columns)
                         ),
-                        self.wider_key(&want),
+                        self.wider_key(columns),
                     ));
                 }
             }
+            Target::Any => out.extend(self.any_key_conflict()),
             Target::Constraint(name) => {
                 let before = self.before.keys.iter().find(|k| &k.name == name);
                 let after = self.after.keys.iter().find(|k| &k.name == name);
@@ -203,15 +202,15 @@ impl Change {
                             why: format!(
                                 "`ON CONFLICT ON CONSTRAINT {}` still works, but the constraint becomes ({}) instead of ({}){}",
                                 quote_ident(name),
-                                list(&a.elements),
-                                list(&b.elements),
+                                show(&a.elements),
+                                show(&b.elements),
                                 if extra.is_empty() {
                                     ", so other rows conflict".to_string()
                                 } else {
                                     format!(
                                         ": a row that repeats ({}) with another {} is inserted instead of conflicting",
-                                        list(&b.elements),
-                                        list(&extra)
+                                        show(&b.elements),
+                                        show(&extra)
                                     )
                                 }
                             ),
@@ -222,7 +221,6 @@ impl Change {
                     _ => {}
                 }
             }
-            _ => {}
         }
         if let Some(pk) = &self.after.partition_key {
             if self.partitions() {
@@ -244,38 +242,85 @@ impl Change {
         out
     }
 
+    /// `ON CONFLICT DO NOTHING` without a target skips a row that conflicts with any unique
+    /// key: when a key is removed or widened, rows it skipped before are inserted.
+    fn any_key_conflict(&self) -> Option<Why> {
+        let lost: Vec<String> = self
+            .before
+            .keys
+            .iter()
+            .filter(|b| !self.after.keys.iter().any(|a| a.fingerprints() == b.fingerprints()))
+            .map(|b| {
+                let wider = self.after.keys.iter().find(|a| {
+                    a.fingerprints().is_superset(&b.fingerprints())
+                        && (a.name == b.name || !a.partial)
+                });
+                match wider {
+                    Some(a) => {
+                        let extra: Vec<&String> = a
+                            .elements
+                            .iter()
+                            .filter(|e| !b.fingerprints().contains(&fingerprint(e)))
+                            .collect();
+                        format!(
+                            "a row that repeats ({}) with another {} is inserted (the key becomes ({}))",
+                            show(&b.elements),
+                            show(&extra),
+                            show(&a.elements)
+                        )
+                    }
+                    None => format!(
+                        "a row that repeats ({}) is inserted ({} goes)",
+                        show(&b.elements),
+                        b.describe()
+                    ),
+                }
+            })
+            .collect();
+        (!lost.is_empty()).then(|| Why {
+            why: format!(
+                "`ON CONFLICT DO NOTHING` skips a row that conflicts with any unique key; after the change {}",
+                lost.join("; ")
+            ),
+            instead: "make sure the application never repeats those values, or keep the key as it is".into(),
+            changes_meaning: true,
+        })
+    }
+
     /// What to write instead of `ON CONFLICT (want)`: the smallest unique key of the new table
-    /// that holds those columns.
-    fn wider_key(&self, want: &BTreeSet<String>) -> String {
+    /// that holds those elements.
+    fn wider_key(&self, want: &[String]) -> String {
+        let fps: BTreeSet<String> = want.iter().map(|e| fingerprint(e)).collect();
         let key = self
             .after
             .keys
             .iter()
-            .filter(|k| !k.partial)
-            .filter_map(|k| Some((k, k.columns(&self.after)?)))
-            .filter(|(_, cols)| cols.is_superset(want))
-            .min_by_key(|(k, _)| k.elements.len());
+            .filter(|k| !k.partial && k.fingerprints().is_superset(&fps))
+            .min_by_key(|k| k.elements.len());
         match key {
-            Some((k, _)) => {
-                let extra: Vec<&String> =
-                    k.elements.iter().filter(|e| !want.contains(*e)).collect();
+            Some(k) => {
+                let extra: Vec<&String> = k
+                    .elements
+                    .iter()
+                    .filter(|e| !fps.contains(&fingerprint(e)))
+                    .collect();
                 format!(
                     "write `ON CONFLICT ({})`{}",
-                    list(&k.elements),
+                    show(&k.elements),
                     if extra.is_empty() {
                         String::new()
                     } else {
                         format!(
                             " (then a row that repeats ({}) with another {} is inserted, not a conflict)",
-                            list(&want.iter().collect::<Vec<_>>()),
-                            list(&extra)
+                            show(want),
+                            show(&extra)
                         )
                     }
                 )
             }
             None => format!(
                 "keep a unique key on ({}), or change the statement",
-                list(&want.iter().collect::<Vec<_>>())
+                show(want)
             ),
         }
     }
@@ -409,7 +454,7 @@ mod tests {
         );
         assert_eq!(
             w[0].instead,
-            "keep a unique key on (payload, recorded_at), or change the statement"
+            "keep a unique key on (recorded_at, payload), or change the statement"
         );
         // Partitioning is not part of this change.
         assert!(breaks(&dropped, "COPY events TO STDOUT").is_empty());
@@ -439,5 +484,82 @@ mod tests {
             breaks(&appended, "INSERT INTO events SELECT * FROM archive").len(),
             0
         );
+    }
+
+    #[test]
+    fn an_upsert_on_an_expression_matches_the_index_however_it_is_spelled() {
+        let before = "CREATE TABLE public.users (\n    id bigint NOT NULL,\n    email character varying(200)\n);\n\
+            ALTER TABLE public.users ADD CONSTRAINT users_pkey PRIMARY KEY (id);\n\
+            CREATE UNIQUE INDEX users_email ON public.users USING btree (lower((email)::text));\n";
+        let after = "CREATE TABLE public.users (\n    id bigint NOT NULL,\n    email character varying(200)\n);\n\
+            ALTER TABLE public.users ADD CONSTRAINT users_pkey PRIMARY KEY (id);\n";
+        let c = Change {
+            before: shape(before),
+            after: shape(after),
+            table: "public.users".into(),
+        };
+        let table = Table {
+            schema: "public".into(),
+            name: "users".into(),
+            unqualified: true,
+        };
+        let of = |sql: &str| -> Vec<Why> {
+            uses(sql, &table)
+                .unwrap()
+                .iter()
+                .flat_map(|u| c.breaks(u))
+                .collect()
+        };
+        for sql in [
+            "INSERT INTO users VALUES ($1, $2) ON CONFLICT (lower(email)) DO NOTHING",
+            "INSERT INTO users VALUES ($1, $2) ON CONFLICT ((LOWER( email ))) DO NOTHING",
+            "INSERT INTO users VALUES ($1, $2) ON CONFLICT (lower(email::text)) DO NOTHING",
+        ] {
+            let w = of(sql);
+            assert_eq!(w.len(), 1, "{sql}: {w:?}");
+            assert!(
+                w[0].why.starts_with("`ON CONFLICT (")
+                    && w[0].why.contains(
+                        "relies on the unique key users_email (lower((email)::text)), which the change removes"
+                    ),
+                "{w:?}"
+            );
+        }
+        // Another expression, and a plain column of the same name, are not that key.
+        assert!(
+            of("INSERT INTO users VALUES ($1, $2) ON CONFLICT (upper(email)) DO NOTHING")
+                .is_empty()
+        );
+        assert!(of("INSERT INTO users VALUES ($1, $2) ON CONFLICT (email) DO NOTHING").is_empty());
+        assert!(of("INSERT INTO users VALUES ($1, $2) ON CONFLICT (id) DO NOTHING").is_empty());
+        // Without a target, any key was an arbiter: the dropped one no longer skips rows.
+        let w = of("INSERT INTO users VALUES ($1, $2) ON CONFLICT DO NOTHING");
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].changes_meaning);
+        assert!(
+            w[0].why.contains("a row that repeats (lower((email)::text)) is inserted (the unique key users_email (lower((email)::text)) goes)"),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn an_untargeted_do_nothing_under_a_widened_key_changes_meaning() {
+        let c = partitioned();
+        let w = breaks(
+            &c,
+            "INSERT INTO events VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        );
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].changes_meaning);
+        assert_eq!(
+            w[0].why,
+            "`ON CONFLICT DO NOTHING` skips a row that conflicts with any unique key; after the change a row that repeats (id) with another recorded_at is inserted (the key becomes (id, recorded_at))"
+        );
+        // Keys that stay as they are change nothing.
+        assert!(breaks(
+            &change_to(BEFORE),
+            "INSERT INTO events VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
+        )
+        .is_empty());
     }
 }

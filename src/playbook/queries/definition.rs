@@ -5,12 +5,12 @@
 
 use std::collections::BTreeSet;
 
-use super::statement::inside;
-use crate::playbook::names::{list, quote_ident};
+use super::statement::{element, inside};
+use crate::playbook::names::quote_ident;
 use crate::sql::ir::{ActionKind, Constraint, StmtKind};
 use crate::sql::parse::analyze;
 use crate::sql::split;
-use crate::sql::tokens::{find_seq, split_top_level_commas, Tok, TokKind};
+use crate::sql::tokens::{find_seq, split_top_level_commas, tokenize, Tok, TokKind};
 
 /// What statements depend on in a table's definition.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -43,6 +43,12 @@ impl Key {
             .collect()
     }
 
+    /// Its elements as `fingerprint`s: what PostgreSQL matches an `ON CONFLICT` target
+    /// against, whatever the spelling.
+    pub fn fingerprints(&self) -> BTreeSet<String> {
+        self.elements.iter().map(|e| fingerprint(e)).collect()
+    }
+
     /// `the primary key events_pkey (id)`, `the unique key users_email (email)`.
     pub fn describe(&self) -> String {
         format!(
@@ -53,7 +59,7 @@ impl Key {
                 "the unique key"
             },
             quote_ident(&self.name),
-            list(&self.elements)
+            show(&self.elements)
         )
     }
 }
@@ -97,7 +103,7 @@ pub fn shape(definition: &str) -> Shape {
             } => out.keys.push(Key {
                 name,
                 primary: false,
-                elements: columns,
+                elements: index_elements(definition, &st.toks).unwrap_or(columns),
                 partial: st.toks.iter().any(|t| t.is("WHERE")),
             }),
             _ => {}
@@ -118,6 +124,71 @@ fn constraint_key(name: Option<String>, c: &Constraint) -> Option<Key> {
         elements: columns.clone(),
         partial: false,
     })
+}
+
+/// Elements as SQL: columns quoted, expressions as written.
+pub fn show<S: AsRef<str>>(elements: &[S]) -> String {
+    elements
+        .iter()
+        .map(|e| {
+            let e = e.as_ref();
+            if e.contains('(') {
+                e.to_string()
+            } else {
+                quote_ident(e)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The elements of `CREATE [UNIQUE] INDEX … ON table [USING method] (…)`.
+fn index_elements(src: &str, toks: &[Tok]) -> Option<Vec<String>> {
+    let on = toks.iter().position(|t| t.is("ON"))?;
+    let open = on + toks[on..].iter().position(|t| t.is_punct("("))?;
+    Some(
+        split_top_level_commas(inside(toks, open))
+            .into_iter()
+            .filter_map(|e| element(src, e))
+            .collect(),
+    )
+}
+
+/// An element reduced to what its meaning does not depend on. A column (any text without
+/// parentheses: expressions in an index are always written in them) is its quoted name; an
+/// expression loses the case of unquoted words, spacing, parentheses, casts
+/// (`lower((email)::text)` as PostgreSQL prints an index and `lower(email)` as an
+/// application writes it are the same) and a trailing order. Text that cannot be read stays
+/// as it is.
+pub fn fingerprint(element: &str) -> String {
+    if !element.contains('(') {
+        return quote_ident(element);
+    }
+    let Ok(t) = tokenize(element, 0) else {
+        return element.to_string();
+    };
+    let mut out: Vec<String> = Vec::new();
+    let mut toks = t.toks.iter().peekable();
+    while let Some(tok) = toks.next() {
+        match &tok.kind {
+            TokKind::Punct(p) if p == "(" || p == ")" => {}
+            TokKind::Punct(p) if p == "::" => {
+                toks.next();
+            }
+            TokKind::Word { value, .. } => out.push(quote_ident(value)),
+            TokKind::Number(n) => out.push(n.clone()),
+            TokKind::Str(v) => out.push(format!("'{v}'")),
+            TokKind::Punct(p) => out.push(p.clone()),
+        }
+    }
+    while out.len() > 1
+        && out
+            .last()
+            .is_some_and(|w| ["asc", "desc", "nulls", "first", "last"].contains(&w.as_str()))
+    {
+        out.pop();
+    }
+    out.join(" ")
 }
 
 /// The elements of `PARTITION BY method (…)`: a column's name, or an expression's text.

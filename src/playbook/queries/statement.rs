@@ -75,7 +75,8 @@ pub struct Conflict {
 pub enum Target {
     /// Nothing (`ON CONFLICT DO NOTHING`).
     Any,
-    /// `(a, b) [WHERE …]`; `expressions` when an element is not a plain column.
+    /// `(a, b) [WHERE …]`: each element a column's name or an expression's text;
+    /// `expressions` when an element is not a plain column.
     Columns {
         columns: Vec<String>,
         expressions: bool,
@@ -96,7 +97,7 @@ pub fn uses(text: &str, table: &Table) -> Result<Vec<Use>, String> {
     let mut out = Vec::new();
     for i in 0..toks.len() {
         if toks[i].is("INSERT") && toks.get(i + 1).is_some_and(|t| t.is("INTO")) {
-            if let Some(ins) = insert(toks, i, table) {
+            if let Some(ins) = insert(text, toks, i, table) {
                 out.push(Use::Insert(ins));
             }
         }
@@ -236,6 +237,18 @@ pub(super) fn inside(toks: &[Tok], open: usize) -> &[Tok] {
     &toks[(open + 1).min(end)..end]
 }
 
+/// One element of an index or of an `ON CONFLICT (…)` target in `src`: a column's name
+/// (without its operator class, collation or order), or an expression's text as written.
+pub(super) fn element(src: &str, e: &[Tok]) -> Option<String> {
+    let first = e.first()?;
+    let last = e.last()?;
+    let call = e.get(1).is_some_and(|n| n.is_punct("(") || n.is_punct("."));
+    match &first.kind {
+        TokKind::Word { value, .. } if !call => Some(value.clone()),
+        _ => Some(src[first.span.start..last.span.end].to_string()),
+    }
+}
+
 /// A word token's identifier value.
 fn word(t: &Tok) -> Option<&str> {
     match &t.kind {
@@ -245,7 +258,7 @@ fn word(t: &Tok) -> Option<&str> {
 }
 
 /// The `INSERT INTO` at `i`, when it inserts into `table`.
-fn insert(toks: &[Tok], i: usize, table: &Table) -> Option<Insert> {
+fn insert(src: &str, toks: &[Tok], i: usize, table: &Table) -> Option<Insert> {
     let (name, mut j) = name_at(toks, i + 2)?;
     if !table.is(&name) {
         return None;
@@ -287,27 +300,24 @@ fn insert(toks: &[Tok], i: usize, table: &Table) -> Option<Insert> {
     if let Some(k) = top_level(toks, j, |t, next| {
         t.is("ON") && next.is_some_and(|n| n.is("CONFLICT"))
     }) {
-        ins.conflict = Some(conflict(toks, k + 2));
+        ins.conflict = Some(conflict(src, toks, k + 2));
     }
     Some(ins)
 }
 
 /// The `ON CONFLICT` clause whose target starts at `k`.
-fn conflict(toks: &[Tok], mut k: usize) -> Conflict {
+fn conflict(src: &str, toks: &[Tok], mut k: usize) -> Conflict {
     let target = if toks.get(k).is_some_and(|t| t.is_punct("(")) {
         let elements = split_top_level_commas(inside(toks, k));
         k = close(toks, k);
         let mut columns = Vec::new();
         let mut expressions = false;
         for e in elements {
-            match e {
-                [t] => match word(t) {
-                    Some(w) => columns.push(w.to_string()),
-                    None => expressions = true,
-                },
-                // `col COLLATE "C"`, `col opclass`: not a plain column.
-                _ => expressions = true,
+            if !matches!(e, [t] if word(t).is_some()) {
+                // An expression, or `col COLLATE "C"`, `col opclass`: not a plain column.
+                expressions = true;
             }
+            columns.extend(element(src, e));
         }
         Target::Columns {
             columns,
