@@ -24,17 +24,20 @@ pub(crate) async fn try_tx(
         client.batch_execute("RESET lock_timeout").await?;
         return r;
     }
-    let mut body = format!("BEGIN;\nSET LOCAL lock_timeout = '{lock_timeout_ms}ms';\n");
-    for s in sql {
-        body.push_str(s);
-        body.push_str(";\n");
-    }
-    body.push_str("COMMIT;");
+    let body = format!(
+        "BEGIN;\nSET LOCAL lock_timeout = '{lock_timeout_ms}ms';\n{}COMMIT;",
+        script(sql)
+    );
     let r = client.batch_execute(&body).await;
     if r.is_err() {
         let _ = client.batch_execute("ROLLBACK").await;
     }
     r
+}
+
+/// Statements as one script, each ended by `;`.
+fn script(sql: &[String]) -> String {
+    sql.iter().map(|s| format!("{s};\n")).collect()
 }
 
 /// How one attempt at a locking transaction went, timed by the client: from sending the
@@ -57,11 +60,11 @@ pub(crate) async fn try_tx_timed(
     lock_timeout_ms: u64,
 ) -> (Result<(), tokio_postgres::Error>, Timed) {
     let start = std::time::Instant::now();
-    let mut first = format!("{};\n", begin_with_lock_timeout(lock_timeout_ms));
-    for s in locks {
-        first.push_str(s);
-        first.push_str(";\n");
-    }
+    let first = format!(
+        "{};\n{}",
+        begin_with_lock_timeout(lock_timeout_ms),
+        script(locks)
+    );
     if let Err(e) = client.batch_execute(&first).await {
         let _ = client.batch_execute("ROLLBACK").await;
         let timed = Timed {
@@ -71,13 +74,9 @@ pub(crate) async fn try_tx_timed(
         return (Err(e), timed);
     }
     let granted = std::time::Instant::now();
-    let mut body = String::new();
-    for s in rest {
-        body.push_str(s);
-        body.push_str(";\n");
-    }
-    body.push_str("COMMIT;");
-    let r = client.batch_execute(&body).await;
+    let r = client
+        .batch_execute(&format!("{}COMMIT;", script(rest)))
+        .await;
     if r.is_err() {
         let _ = client.batch_execute("ROLLBACK").await;
     }
