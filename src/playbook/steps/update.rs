@@ -292,7 +292,7 @@ SELECT (SELECT count(*) FROM lockstep_batch)::bigint",
                     "CREATE TABLE IF NOT EXISTS {cur} (next_id bigint NOT NULL, entries bigint NOT NULL, restored bigint NOT NULL, kept bigint NOT NULL, gone bigint NOT NULL, kept_columns bigint[] NOT NULL)"
                 ),
                 format!(
-                    "INSERT INTO {cur} SELECT coalesce(max(lockstep_id), 0) + 1, 0, 0, 0, 0, ARRAY[{zeros}]::bigint[] FROM {u} WHERE NOT EXISTS (SELECT FROM {cur})"
+                    "INSERT INTO {cur} SELECT (SELECT coalesce(max(lockstep_id), 0) + 1 FROM {u}), 0, 0, 0, 0, ARRAY[{zeros}]::bigint[] WHERE NOT EXISTS (SELECT FROM {cur})"
                 ),
             ],
             count_sql: format!(
