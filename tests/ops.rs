@@ -624,6 +624,31 @@ target_batch_ms = 5"#));
     assert!(String::from_utf8_lossy(&o.stderr).contains("already finalized"));
 }
 
+/// A row with two entries in the undo data (updated twice) gets the value from before the
+/// first update back, also when both entries fall in one batch.
+#[test]
+fn a_row_backfilled_twice_gets_its_oldest_value_back() {
+    let db = Db::new();
+    let pb =
+        db.playbook("kind = \"backfill\"\ntable = \"items\"\n[update]\nset = \"flag = 'one'\"\n[backfill]\nbatch_size = 50000");
+    assert_ok(&db.lockstep(&["run", pb.to_str().unwrap()]));
+    let id: String = db.one("SELECT id FROM lockstep.runs");
+    // A second update of ten rows, recorded after the first as the backfill records them.
+    db.exec(&format!(
+        "UPDATE items SET flag = 'two' WHERE id <= 10;
+         INSERT INTO lockstep.\"undo_{id}\" (key1, old1, new1) SELECT id, 'one', 'two' FROM items WHERE id <= 10;"
+    ));
+    let out = assert_ok(&db.lockstep(&["rollback"]));
+    assert!(
+        out.contains(&format!("restored {} row(s)", ROWS + 10)),
+        "{out}"
+    );
+    assert_eq!(
+        db.one::<i64>("SELECT count(*) FROM items WHERE flag IS NOT NULL"),
+        0
+    );
+}
+
 #[test]
 fn not_null_with_a_backfill_under_writes() {
     let db = Db::new();
