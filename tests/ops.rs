@@ -576,6 +576,31 @@ target_batch_ms = 5"#));
     db.kill_at(&["rollback"], "restore");
     let (done, all) = db.restore_progress().unwrap();
     assert!(done > 0 && done < all, "{done} of {all}");
+    // Under the settings the plan runs each batch with, a batch of the rollback reads the
+    // table through its primary key, never a scan of the whole table, however large.
+    let r = &db.query(
+        "SELECT r #>> '{settings}', r #>> '{batch_sql}' FROM lockstep.runs, jsonb_path_query_first(plan, 'strict $.**.Restore') r",
+        &[],
+    )[0];
+    let (settings, batch): (String, String) = (r.get(0), r.get(1));
+    for limit in [100, 50000] {
+        db.exec(&format!("BEGIN; {settings}"));
+        let plan: Vec<String> = db
+            .query(
+                &format!("EXPLAIN {}", batch.replace("{limit}", &limit.to_string())),
+                &[],
+            )
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        db.exec("ROLLBACK");
+        let plan = plan.join("\n");
+        assert!(
+            !plan.contains(r#"Seq Scan on "Order Lines""#)
+                && plan.contains(r#"using "Order Lines_pkey" on "Order Lines""#),
+            "{plan}"
+        );
+    }
     let out = assert_ok(&db.lockstep(&["rollback"]));
     // Rows 0, 2, 5, 6, 7, 8 (mod 10) restored; 1 and 4 kept a column; 3 deleted; 9 untouched.
     assert!(

@@ -198,7 +198,9 @@ fn action_lines(a: &Action) -> Vec<String> {
                 "-- in batches, each its own transaction (nested-loop joins: the table is read through its primary key), until the undo data is done; {} is kept:",
                 r.undo
             ));
+            v.push(format!("BEGIN; {};", r.settings));
             v.push(format!("{};", r.batch_sql));
+            v.push("COMMIT;".into());
             v
         }
         Action::Guard { sql, message } => vec![format!("{sql};  -- must be 0, else: {message}")],

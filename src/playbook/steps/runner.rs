@@ -397,11 +397,10 @@ impl Runner<'_> {
         let (total, mut handled): (i64, i64) = (row.get(0), row.get(1));
         let (started, at_start) = (Instant::now(), handled);
         let rate = |n: i64| (n - at_start) as f64 / started.elapsed().as_secs_f64().max(0.001);
-        // Nested-loop joins: each batch reads the table through its primary key, never
-        // with a scan of the whole table; values compared in their text form are exact.
         let begin = format!(
-            "{}; SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; SET LOCAL extra_float_digits = 3",
-            begin_with_lock_timeout(self.exec.swap.lock_timeout_ms)
+            "{}; {}",
+            begin_with_lock_timeout(self.exec.swap.lock_timeout_ms),
+            r.settings
         );
         let how = Batching {
             step,

@@ -298,6 +298,12 @@ SELECT (SELECT count(*) FROM lockstep_batch)::bigint",
             count_sql: format!(
                 "SELECT (SELECT count(*) FROM {u})::bigint, (SELECT entries FROM {cur})::bigint"
             ),
+            settings: [
+                "SET LOCAL enable_hashjoin = off",
+                "SET LOCAL enable_mergejoin = off",
+                "SET LOCAL extra_float_digits = 3",
+            ]
+            .join("; "),
             batch_sql: batch,
             summary_sql: format!(
                 "SELECT restored, kept, gone, kept_columns FROM {cur}"
@@ -323,6 +329,11 @@ pub struct Restore {
     pub start: Vec<String>,
     /// (undo rows in all, undo rows handled so far).
     pub count_sql: String,
+    /// Run first in each batch's transaction: nested-loop joins only, so that each batch
+    /// reads the table through its primary key and never scans it whole (the planner, not
+    /// knowing how few undo rows a batch holds, would hash the table); float output that
+    /// tells every two values apart (the text comparison is exact).
+    pub settings: String,
     /// One batch of at most `{limit}` undo rows; returns how many it handled (0: done). It
     /// holds no two rows of one key (the older one waits for the next batch).
     pub batch_sql: String,
