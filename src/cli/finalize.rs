@@ -3,7 +3,8 @@ use clap::Args;
 use super::online::{self, Drawer, RunRef, TakeoverArg};
 use crate::playbook::engine::{self, Ctx};
 
-/// After the swap: drop the reverse trigger and the old table (no way back afterwards).
+/// After the swap: drop the reverse trigger and the old table (no way back afterwards). After
+/// a backfill, or after its rollback (which keeps it): drop the undo data.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  lockstep finalize               # the latest run, once the application is happy\n  lockstep finalize 16384_20260412_101500_123"

@@ -69,7 +69,7 @@ pub enum Command {
     Resume(Box<resume::ResumeArgs>),
     /// Undo a run, before or after the swap (until finalize)
     Rollback(Box<rollback::RollbackArgs>),
-    /// After the swap: drop the reverse trigger and the old table
+    /// After the swap: drop the reverse trigger and the old table; after a backfill or its rollback: drop the undo data
     Finalize(Box<finalize::FinalizeArgs>),
     /// Try it: a throwaway PostgreSQL, a busy table, converted to partitions online
     Demo(Box<demo::DemoArgs>),

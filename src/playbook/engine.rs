@@ -114,7 +114,7 @@ impl Run {
 fn after_steps(p: &steps::StepPlan, id: &str) -> String {
     if p.swaps() {
         format!("the old column is kept current until `lockstep finalize {id}`; `lockstep rollback {id}` swaps back")
-    } else if p.finalize.is_empty() {
+    } else if p.finalize.is_empty() && p.discard.is_empty() {
         format!("`lockstep rollback {id}` would undo it")
     } else {
         format!("`lockstep rollback {id}` restores the old values; `lockstep finalize {id}` drops the undo data")
@@ -152,6 +152,9 @@ fn check(run: &Run, command: Command) -> Result<(), EngineError> {
         (_, Phase::Finalized) if command == Command::Finalize => {
             refuse(format!("run {id} is already finalized"))
         }
+        (Command::Rollback, Phase::Finalized) if run.status == Status::RolledBack => refuse(
+            format!("run {id} is already rolled back (and finalized: its undo data is dropped)"),
+        ),
         (Command::Rollback, Phase::Finalized) => refuse(format!(
             "run {id} is finalized: {}",
             match run.plan {
@@ -160,6 +163,10 @@ fn check(run: &Run, command: Command) -> Result<(), EngineError> {
                 AnyPlan::Steps(_) => "there is nothing to roll back to",
             }
         )),
+        // A rollback keeps the undo data; finalize drops it.
+        (Command::Finalize, Phase::RolledBack) if matches!(&run.plan, AnyPlan::Steps(p) if !p.discard.is_empty()) => {
+            Ok(())
+        }
         (Command::Resume | Command::Pause, Phase::Finalized | Phase::RolledBack) => {
             refuse(format!(
                 "run {id} is {}; there is nothing to {}",
@@ -419,16 +426,23 @@ async fn roll_back(ctx: &mut Ctx<'_>, run: Run) -> Result<Finished, EngineError>
             format!("run {id}: rolled back: the original table is in place")
         }
         (AnyPlan::Steps(p), RunStep::Steps(a)) => {
-            let kept = steps::rollback(exec(ctx, &pb, &run), p, a).await?;
-            if kept.is_empty() {
-                format!("run {id}: rolled back: {} is as it was", p.table)
-            } else {
-                format!(
+            let undone = steps::rollback(exec(ctx, &pb, &run), p, a).await?;
+            let mut m = match (undone.kept.is_empty(), undone.restored.is_empty()) {
+                (true, true) => format!("run {id}: rolled back: {} is as it was", p.table),
+                (true, false) => format!("run {id}: rolled back on {}", p.table),
+                (false, _) => format!(
                     "run {id}: rolled back on {}, except: {}",
                     p.table,
-                    kept.join("; ")
-                )
+                    undone.kept.join("; ")
+                ),
+            };
+            for r in &undone.restored {
+                m.push_str(&format!("\n{r}"));
             }
+            if !p.discard.is_empty() {
+                m.push_str(&format!("\n`lockstep finalize {id}` drops the undo data"));
+            }
+            m
         }
         _ => return Err(mismatch(&run)),
     };
@@ -454,8 +468,12 @@ async fn finish(ctx: &mut Ctx<'_>, run: Run) -> Result<Finished, EngineError> {
             shadow::finalize(exec(ctx, &pb, &run), p).await?;
             format!("run {id}: finalized: the old table is dropped")
         }
+        AnyPlan::Steps(p) if run.phase() == Phase::RolledBack => {
+            steps::finalize(exec(ctx, &pb, &run), p, true).await?;
+            format!("run {id}: finalized: the undo data of the rolled-back run is dropped")
+        }
         AnyPlan::Steps(p) => {
-            steps::finalize(exec(ctx, &pb, &run), p).await?;
+            steps::finalize(exec(ctx, &pb, &run), p, false).await?;
             format!("run {id}: finalized: no way back from here")
         }
     };

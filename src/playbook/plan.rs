@@ -16,7 +16,7 @@ pub enum AnyPlan {
     /// The table is rebuilt into a target definition and swapped in.
     Shadow(Box<ShadowPlan>),
     /// The table is changed in place, step by step.
-    Steps(StepPlan),
+    Steps(Box<StepPlan>),
 }
 
 impl From<ShadowPlan> for AnyPlan {
@@ -27,7 +27,7 @@ impl From<ShadowPlan> for AnyPlan {
 
 impl From<StepPlan> for AnyPlan {
     fn from(p: StepPlan) -> Self {
-        AnyPlan::Steps(p)
+        AnyPlan::Steps(Box::new(p))
     }
 }
 

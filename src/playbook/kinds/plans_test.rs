@@ -59,6 +59,7 @@ mod in_place {
             .iter()
             .flat_map(|s| s.actions.iter().chain(&s.undo))
             .chain(&p.finalize)
+            .chain(&p.discard)
         {
             match a {
                 Action::Tx(v) => out.extend(v.iter().cloned()),
@@ -68,6 +69,14 @@ mod in_place {
                 Action::Guard { sql, .. } => out.push(sql.clone()),
                 Action::Batches(b) => out.extend([b.first_sql.clone(), b.next_sql.clone()]),
                 Action::DropInvalid { table, .. } => out.push(table.clone()),
+                Action::Restore(r) => {
+                    out.extend(r.start.iter().cloned());
+                    out.extend([
+                        r.count_sql.clone(),
+                        r.batch_sql.clone(),
+                        r.summary_sql.clone(),
+                    ]);
+                }
             }
         }
         out
@@ -349,29 +358,76 @@ mod in_place {
     }
 
     #[test]
-    fn backfill_keeps_undo_and_restores_only_unchanged_rows() {
+    fn backfill_keeps_undo_per_column_and_restores_unchanged_columns() {
         let f = example();
-        let (p, r) = plan(
-            &op(&format!("kind = \"backfill\"\n{TABLE}[update]\nset = \"note = upper(note)\"\nwhere = \"note <> ''\"\n")),
-            &f,
-            &extra(),
-            "run 1",
+        let backfill = |set: &str| {
+            plan(
+                &op(&format!(
+                    "kind = \"backfill\"\n{TABLE}[update]\nset = '{set}'\nwhere = \"note <> ''\"\n"
+                )),
+                &f,
+                &extra(),
+                "run 1",
+            )
+        };
+        let (p, r) = backfill("(note, \"select\") = (upper(note), now())");
+        assert!(r.is_empty(), "{r:?}");
+        assert_quoted(&all_sql(&p));
+        let Action::Tx(create) = &p.steps[0].actions[0] else {
+            panic!()
+        };
+        assert!(
+            create[1].contains("AS SELECT lockstep_t.id AS key1, lockstep_t.note AS old1, lockstep_t.\"select\" AS old2, lockstep_t.note AS new1, lockstep_t.\"select\" AS new2 FROM \"Sales Data\".\"Order\" AS lockstep_t WITH NO DATA"),
+            "{create:?}"
         );
-        assert!(r.is_empty());
+        assert!(p.steps[0].undo.is_empty(), "a rollback keeps the undo data");
         let Action::Batches(b) = &p.steps[1].actions[0] else {
             panic!()
         };
         assert!(b.next_sql.contains("FOR UPDATE"));
-        assert!(b.next_sql.contains("INSERT INTO lockstep.\"undo_run 1\""));
+        assert!(b
+            .next_sql
+            .contains("INSERT INTO lockstep.\"undo_run 1\" (key1, old1, old2, new1, new2)"));
         assert!(b.next_sql.contains("id > $2::text::bigint"));
-        let Action::Drain(restore) = &p.steps[1].undo[0] else {
+        let Action::Restore(restore) = &p.steps[1].undo[0] else {
             panic!()
         };
+        // Per column: each restored unless it changed since.
         assert!(
-            restore.contains("to_jsonb(\"Order\".*) = d.lockstep_new"),
-            "{restore}"
+            restore.batch_sql.contains("note = CASE WHEN lockstep_t.note::text IS NOT DISTINCT FROM lockstep_b.new1::text THEN lockstep_b.old1 ELSE lockstep_t.note END"),
+            "{}",
+            restore.batch_sql
         );
-        assert!(!p.finalize.is_empty(), "finalize drops the undo table");
+        assert!(restore.batch_sql.contains("\"select\" = CASE WHEN lockstep_t.\"select\"::text IS NOT DISTINCT FROM lockstep_b.new2::text THEN lockstep_b.old2"));
+        assert!(restore
+            .batch_sql
+            .contains("WHERE lockstep_t.id = lockstep_b.key1 AND ("));
+        assert!(restore
+            .batch_sql
+            .contains("ORDER BY lockstep_id DESC LIMIT {limit}"));
+        assert_eq!(restore.columns, ["note", "select"]);
+        assert!(p.finalize.is_empty());
+        assert_eq!(
+            p.discard,
+            [Action::Tx(vec![
+                "DROP TABLE IF EXISTS lockstep.\"undo_run 1\"".into(),
+                "DROP TABLE IF EXISTS lockstep.\"undo_run 1_rollback\"".into()
+            ])],
+            "finalize drops the undo data"
+        );
+        // A set that cannot be read, or that writes a column the table lacks or its key.
+        for (set, why) in [
+            ("note = ", "could not be read as assignments"),
+            ("note = 1 WHERE true", "more than assignments"),
+            (
+                "nope = 1",
+                "writes nope, which \"Sales Data\".\"Order\" does not have",
+            ),
+            ("id = id + 1", "a column of the primary key"),
+        ] {
+            let (_, r) = backfill(set);
+            assert!(r.iter().any(|r| r.contains(why)), "{set}: {r:?}");
+        }
         let mut nopk = f.clone();
         nopk.pk_columns.clear();
         let (_, r) = plan(

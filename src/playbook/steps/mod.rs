@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 pub(crate) use prepare::make;
 pub(crate) use prepare::{prepare, try_probes, InPlace, PlanCx, Probe};
 pub(crate) use runner::{finalize, forward, rollback, At};
-pub(crate) use update::{undo_table, update_batches};
+pub use update::Restore;
+pub(crate) use update::{update_batches, Undo};
 
 use super::facts::{Extra, Facts};
 use super::names::{fit, list, quote_ident};
@@ -37,8 +38,11 @@ pub enum Action {
     DropInvalid { table: String, prefix: String },
     /// Keyset batches over the primary key, resumable from the run's high-water mark.
     Batches(Batches),
-    /// A statement returning (rows handled, rows changed), run again until it handles none.
+    /// A statement returning (rows handled, rows changed), run again until it handles none
+    /// (the row-wise restore of backfills planned before [`Action::Restore`]).
     Drain(String),
+    /// Restores what an update wrote from its undo data, per column, in batches.
+    Restore(Restore),
     /// A query returning one bigint; above zero the run stops with `message`.
     Guard { sql: String, message: String },
 }
@@ -84,6 +88,10 @@ pub struct StepPlan {
     pub steps: Vec<Step>,
     /// Run by `lockstep finalize` (empty: nothing to finalize).
     pub finalize: Vec<Action>,
+    /// Drops what the run keeps for a rollback (undo data): run by `lockstep finalize`
+    /// after every step ran, and after a rollback, which keeps it.
+    #[serde(default)]
+    pub discard: Vec<Action>,
     /// Tables whose locks matter (for naming blockers).
     pub tables: Vec<String>,
     /// Things the user should know (shown by `lockstep plan`).
@@ -103,6 +111,7 @@ impl StepPlan {
             table: facts.qualified(),
             steps: Vec::new(),
             finalize: Vec::new(),
+            discard: Vec::new(),
             tables: vec![facts.qualified()],
             notes: Vec::new(),
             before: String::new(),
@@ -153,7 +162,8 @@ impl StepPlan {
                     }),
                 })
                 .collect(),
-            finalize: (!self.finalize.is_empty()).then(|| lines(&self.finalize)),
+            finalize: (!self.finalize.is_empty() || !self.discard.is_empty())
+                .then(|| [lines(&self.finalize), lines(&self.discard)].concat()),
             table: self.table.clone(),
             before: self.before.clone(),
             after: self.after.clone(),
@@ -180,6 +190,19 @@ fn action_lines(a: &Action) -> Vec<String> {
             format!("{};", b.next_sql),
         ],
         Action::Drain(sql) => vec!["-- repeated until no row is left:".into(), format!("{sql};")],
+        Action::Restore(r) => {
+            let mut v = vec!["BEGIN;".to_string()];
+            v.extend(r.start.iter().map(|s| format!("{s};")));
+            v.push("COMMIT;".into());
+            v.push(format!(
+                "-- in batches, each its own transaction (nested-loop joins: the table is read through its primary key), until the undo data is done; {} is kept:",
+                r.undo
+            ));
+            v.push(format!("BEGIN; {};", r.settings));
+            v.push(format!("{};", r.batch_sql));
+            v.push("COMMIT;".into());
+            v
+        }
         Action::Guard { sql, message } => vec![format!("{sql};  -- must be 0, else: {message}")],
     }
 }

@@ -9,12 +9,12 @@ use std::time::Instant;
 
 use tokio_postgres::types::ToSql;
 
-use super::{Action, Batches, StepPlan};
+use super::{Action, Batches, Restore, StepPlan};
 use crate::playbook::exec::{
     begin_with_lock_timeout, dberr, hold_point, in_transaction, BatchError, Batching, Conn,
     EngineError, Exec, Outcome, Pacing, Sizing,
 };
-use crate::playbook::names::lit;
+use crate::playbook::names::{lit, quote_ident};
 use crate::playbook::state::{self, CopyState, Status};
 
 /// Where a run of steps is.
@@ -72,6 +72,18 @@ impl At {
 struct Runner<'e> {
     exec: Exec<'e>,
     copy: CopyState,
+    /// What the restores of a rollback did, one sentence each.
+    restored: Vec<String>,
+}
+
+/// What a rollback did not take back, and what its restores did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Undone {
+    /// What a rollback cannot take back (the steps' `kept`).
+    pub kept: Vec<String>,
+    /// What each restore from undo data did: rows restored, rows that kept a newer value,
+    /// and where the undo data is.
+    pub restored: Vec<String>,
 }
 
 /// Runs the steps after `at`, to the end.
@@ -81,7 +93,11 @@ pub(crate) async fn forward(
     at: At,
     copy: CopyState,
 ) -> Result<(), EngineError> {
-    let mut r = Runner { exec, copy };
+    let mut r = Runner {
+        exec,
+        copy,
+        restored: Vec::new(),
+    };
     for i in at.completed(plan)..plan.steps.len() {
         r.exec.check()?;
         let step = &plan.steps[i];
@@ -100,12 +116,12 @@ pub(crate) async fn forward(
 }
 
 /// Undoes every completed step, newest first (and the one in progress when it may have half
-/// run). Returns what a rollback could not take back.
+/// run). Returns what a rollback could not take back and what its restores did.
 pub(crate) async fn rollback(
     exec: Exec<'_>,
     plan: &StepPlan,
     at: At,
-) -> Result<Vec<String>, EngineError> {
+) -> Result<Undone, EngineError> {
     state::set_status(exec.client, &exec.run_id, Status::RollingBack, None)
         .await
         .map_err(dberr("state"))?;
@@ -127,6 +143,7 @@ pub(crate) async fn rollback(
     let mut r = Runner {
         exec,
         copy: CopyState::default(),
+        restored: Vec::new(),
     };
     for i in (0..done).rev() {
         let step = &plan.steps[i];
@@ -155,24 +172,46 @@ pub(crate) async fn rollback(
     )
     .await
     .map_err(dberr("state"))?;
-    Ok(kept)
+    Ok(Undone {
+        kept,
+        restored: r.restored,
+    })
 }
 
-/// Runs the plan's finalize actions (after every step ran).
-pub(crate) async fn finalize(exec: Exec<'_>, plan: &StepPlan) -> Result<(), EngineError> {
+/// Runs the plan's finalize actions and drops what it kept for a rollback: after every step
+/// ran, or (`rolled_back`) only the latter, after a rollback.
+pub(crate) async fn finalize(
+    exec: Exec<'_>,
+    plan: &StepPlan,
+    rolled_back: bool,
+) -> Result<(), EngineError> {
     exec.step("finalize", &plan.table);
     let mut r = Runner {
         exec,
         copy: CopyState::default(),
+        restored: Vec::new(),
     };
-    r.run_actions(&plan.finalize, "finalize", state::FINALIZED)
+    let actions = if rolled_back {
+        plan.discard.clone()
+    } else {
+        [plan.finalize.as_slice(), plan.discard.as_slice()].concat()
+    };
+    r.run_actions(&actions, "finalize", state::FINALIZED)
         .await?;
+    let (status, message) = if rolled_back {
+        (
+            Status::RolledBack,
+            Some("rolled back; `lockstep finalize` dropped the undo data"),
+        )
+    } else {
+        (Status::Finalized, None)
+    };
     state::set_step(
         r.exec.client,
         &r.exec.run_id,
         state::FINALIZED,
-        Status::Finalized,
-        None,
+        status,
+        message,
     )
     .await
     .map_err(dberr("state"))
@@ -229,6 +268,10 @@ impl Runner<'_> {
                 }
                 Action::Batches(b) => self.batches(b).await?,
                 Action::Drain(sql) => drain(main, sql, step).await?,
+                Action::Restore(restore) => {
+                    let done = self.restore(restore, step).await?;
+                    self.restored.push(done);
+                }
                 Action::Guard { sql, message } => {
                     let n: i64 = main.query_one(sql.as_str(), &[], step).await?.get(0);
                     if n > 0 {
@@ -336,6 +379,79 @@ impl Runner<'_> {
         .await?;
         self.copy.rows_copied = changed;
         Ok(())
+    }
+}
+
+impl Runner<'_> {
+    /// Restores from undo data in batches (see [`Restore`]); returns what it did.
+    async fn restore(&mut self, r: &Restore, step: &str) -> Result<String, EngineError> {
+        let main = self.exec.main();
+        if !main.exists(&r.undo, step).await? {
+            return Err(EngineError::State(format!(
+                "{step}: the undo data {} is gone: the old values cannot be restored",
+                r.undo
+            )));
+        }
+        main.with_retry(&r.start, step).await?;
+        let row = main.query_one(r.count_sql.as_str(), &[], step).await?;
+        let (total, mut handled): (i64, i64) = (row.get(0), row.get(1));
+        let (started, at_start) = (Instant::now(), handled);
+        let rate = |n: i64| (n - at_start) as f64 / started.elapsed().as_secs_f64().max(0.001);
+        let begin = format!(
+            "{}; {}",
+            begin_with_lock_timeout(self.exec.swap.lock_timeout_ms),
+            r.settings
+        );
+        let how = Batching {
+            step,
+            sizing: Sizing::Adaptive {
+                first: self.exec.backfill.batch_size,
+                min: 1,
+            },
+            pause: false,
+            give_way: true,
+            pacing: Pacing::Full,
+        };
+        main.drive(how, async |size| {
+            let sql = r.batch_sql.replace("{limit}", &size.to_string());
+            let c = main.client;
+            let n: i64 = in_transaction(c, &begin, c.query_one(sql.as_str(), &[]))
+                .await?
+                .get(0);
+            handled += n;
+            self.exec.copy(handled, total.max(handled), rate(handled));
+            if n > 0 && handled - at_start <= n {
+                hold_point("restore").await;
+            }
+            Ok::<_, BatchError>(Outcome {
+                rows: n,
+                more: n > 0,
+                paused: false,
+            })
+        })
+        .await?;
+        let row = main.query_one(r.summary_sql.as_str(), &[], step).await?;
+        let (restored, kept, gone, per_column): (i64, i64, i64, Vec<i64>) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        let detail: Vec<String> = r
+            .columns
+            .iter()
+            .zip(&per_column)
+            .filter(|(_, n)| **n > 0)
+            .map(|(c, n)| format!("{}: {n}", quote_ident(c)))
+            .collect();
+        let mut s = format!("restored {restored} row(s)");
+        if kept > 0 {
+            s.push_str(&format!(
+                "; {kept} row(s) kept a newer value in a column the application changed since the backfill wrote it ({})",
+                detail.join(", ")
+            ));
+        }
+        if gone > 0 {
+            s.push_str(&format!("; {gone} row(s) were deleted since"));
+        }
+        s.push_str(&format!("; the undo data is kept in {}", r.undo));
+        Ok(s)
     }
 }
 
