@@ -1048,6 +1048,7 @@ fn every_example_playbook_plans_and_runs() {
         "reindex-orders-status",
         "drop-index-orders-legacy",
         "backfill-orders-status",
+        "rebuild-orders",
     ] {
         let path = dir.join(format!("{name}.toml"));
         let path = path.to_str().unwrap();
@@ -1080,6 +1081,19 @@ fn every_example_playbook_plans_and_runs() {
         assert!(shape.contains(c), "{c} missing:\n{shape}");
     }
     assert!(db.one::<bool>("SELECT to_regclass('orders_legacy_idx') IS NULL AND to_regclass('orders_created_at_idx') IS NOT NULL"));
+    // The rebuild: total widened, a column and a check added.
+    assert!(
+        shape.contains("orders_total_small CHECK ((total < 1000000000))"),
+        "{shape}"
+    );
+    assert_eq!(
+        db.one::<String>("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'orders'::regclass AND attname = 'total'"),
+        "bigint"
+    );
+    assert_eq!(
+        db.one::<i64>("SELECT count(*) FROM orders WHERE note = ''"),
+        3000
+    );
     assert_eq!(
         db.one::<i64>("SELECT count(*) FROM orders WHERE status IS NULL"),
         0

@@ -118,6 +118,22 @@ fn print(st: &engine::RunStatus) -> io::Result<()> {
         st.replica_lag_ms
             .map_or_else(|| "no replicas".to_string(), |ms| format!("{ms} ms"))
     )?;
+    for (i, a) in r.swaps.iter().enumerate() {
+        let how = match (a.held_ms, &a.error) {
+            (Some(h), None) => format!("lock held {h} ms (granted after {} ms)", a.waited_ms),
+            (Some(h), Some(e)) => format!(
+                "lock held {h} ms (granted after {} ms), then failed: {e}",
+                a.waited_ms
+            ),
+            (None, e) => format!(
+                "lock not granted after {} ms: {}",
+                a.waited_ms,
+                e.as_deref().unwrap_or("")
+            ),
+        };
+        let label = if i == 0 { "swaps" } else { "" };
+        writeln!(out, "{label:<10} {}: {how}", a.what)?;
+    }
     if let Some(m) = &r.message {
         writeln!(out, "message    {m}")?;
     }

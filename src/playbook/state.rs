@@ -39,7 +39,8 @@ CREATE TABLE IF NOT EXISTS lockstep.lanes (
     upper_key     text[] NOT NULL,
     high_water    text[],
     PRIMARY KEY (run_id, lane)
-)";
+);
+ALTER TABLE lockstep.runs ADD COLUMN IF NOT EXISTS swaps jsonb";
 
 /// The runners' heartbeat table: one row per table, written every two seconds by its
 /// runner (`lock.rs`).
@@ -133,6 +134,19 @@ pub struct Row {
     pub message: Option<String>,
     pub started_at: String,
     pub updated_at: String,
+    /// The attempts at the swap (and at the swap back), in order.
+    pub swaps: Vec<SwapAttempt>,
+}
+
+/// One attempt at a swap: how long it waited for its locks, how long it held them (none
+/// when they were not granted), and why it failed.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SwapAttempt {
+    /// `swap` or `swap back`.
+    pub what: String,
+    pub waited_ms: f64,
+    pub held_ms: Option<f64>,
+    pub error: Option<String>,
 }
 
 /// How far a run's batches got (the current batched step's).
@@ -150,7 +164,8 @@ pub struct CopyState {
 
 const COLUMNS: &str = "id, kind, table_name, playbook, plan, step, status, paused, max_key, high_water,
     rows_copied, rows_estimate, batch_size, rows_per_sec, throttle, message,
-    to_char(started_at, 'YYYY-MM-DD HH24:MI:SS TZ'), to_char(updated_at, 'YYYY-MM-DD HH24:MI:SS TZ')";
+    to_char(started_at, 'YYYY-MM-DD HH24:MI:SS TZ'), to_char(updated_at, 'YYYY-MM-DD HH24:MI:SS TZ'),
+    to_jsonb(runs.*) -> 'swaps'";
 
 fn from_row(r: &tokio_postgres::Row) -> Row {
     Row {
@@ -174,7 +189,27 @@ fn from_row(r: &tokio_postgres::Row) -> Row {
         message: r.get(15),
         started_at: r.get(16),
         updated_at: r.get(17),
+        // Read through to_jsonb: a state table made by an older version has no column.
+        swaps: r
+            .get::<_, Option<serde_json::Value>>(18)
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default(),
     }
+}
+
+/// Appends an attempt to a run's swap attempts.
+pub async fn add_swap_attempt(
+    c: &Client,
+    id: &str,
+    attempt: &SwapAttempt,
+) -> Result<(), tokio_postgres::Error> {
+    let v = serde_json::to_value(attempt).unwrap_or_default();
+    c.execute(
+        "UPDATE lockstep.runs SET swaps = coalesce(swaps, '[]') || jsonb_build_array($2::jsonb) WHERE id = $1",
+        &[&id, &v],
+    )
+    .await?;
+    Ok(())
 }
 
 /// Creates the state tables when missing.

@@ -1,5 +1,6 @@
 //! SQL text handling: splitting, tokenizing, parsing and recognizing statements.
 
+pub mod alter;
 pub mod ir;
 pub mod parse;
 pub mod placeholders;

@@ -168,7 +168,7 @@ fn plan_shows_steps_sql_preflight_and_diff_and_changes_nothing() {
         "6. verify: ",
         "7. swap: ",
         "ALTER TABLE public.events RENAME TO events_old",
-        "GRANT SELECT ON public.events TO reader",
+        "GRANT SELECT ON public.events_lockstep_new TO reader",
         "CREATE OR REPLACE VIEW public.recent_events AS",
         "8. validate: ",
         "9. finalize (separate command): ",

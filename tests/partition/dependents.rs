@@ -194,7 +194,24 @@ fn dependents_follow_a_rollback_after_the_swap() {
         swapped_ids[0]
     ));
 
-    assert_exit(&db.lockstep(&["rollback"]), 0);
+    let out = db.lockstep(&["rollback"]);
+    assert_exit(&out, 0);
+    // The swap back is timed like the swap, and both are kept with the run.
+    assert!(
+        text(&out).contains("swap back: the lock was held "),
+        "{}",
+        text(&out)
+    );
+    let swaps: Vec<String> = db
+        .query(
+            "SELECT a->>'what' FROM lockstep.runs, jsonb_array_elements(swaps) WITH ORDINALITY AS x(a, n)
+              WHERE a->>'held_ms' IS NOT NULL AND a->>'error' IS NULL ORDER BY n",
+            &[],
+        )
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(swaps, ["swap", "swap back"]);
     let oid: u32 = db.one("SELECT 'vendors'::regclass::oid");
     assert_eq!(oid, original, "the original table is back");
     db.assert_same_rows("vendors", "expected");

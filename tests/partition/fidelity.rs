@@ -683,3 +683,169 @@ fn a_column_type_conversion_keeps_the_column_order_and_everything_else() {
     let inserts = changes.iter().filter(|c| c.0 == 'I').count();
     assert_eq!(inserts, written.inserted.len(), "each insert decoded once");
 }
+
+/// A rebuild of the kitchen sink while the role that owns nothing writes to it, with the
+/// pgoutput slot reading: `extra` is the `[rebuild]` table's content, `check` looks at the
+/// database after finalize. Returns the descriptions before and after.
+fn rebuild_kitchen(
+    name: &str,
+    extra: &str,
+    check: impl FnOnce(&Db),
+) -> (
+    (String, String, serde_json::Value),
+    (String, String, serde_json::Value),
+) {
+    let cluster = logical_cluster();
+    let db = Db::create(&cluster, name);
+    kitchen(&db);
+    db.exec("SELECT pg_create_logical_replication_slot('kitchen_slot', 'pgoutput')");
+    let before = describe(&db);
+    let pb = db.playbook(
+        "pb.toml",
+        &format!(
+            "kind = \"rebuild\"\ntable = \"kitchen\"\n[rebuild]\n{extra}\n[backfill]\nbatch_size = 2000\n[swap]\nlock_timeout = \"200ms\"\nbackoff = \"50ms\"\n"
+        ),
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let w = writer(&db, stop.clone());
+    wait_for("the writer to write", Duration::from_secs(30), || {
+        db.one::<i64>("SELECT count(*) FROM kitchen WHERE code LIKE 'w%'") > 5
+    });
+    assert_exit(&db.lockstep(&["run", pb.to_str().unwrap()]), 0);
+    let audited: i64 = db.one("SELECT count(*) FROM kitchen_audit");
+    wait_for("writes after the swap", Duration::from_secs(30), || {
+        db.one::<i64>("SELECT count(*) FROM kitchen_audit") > audited + 5
+    });
+    assert_exit(&db.lockstep(&["finalize"]), 0);
+    stop.store(true, Ordering::SeqCst);
+    let written = w.join().unwrap();
+    assert!(
+        written.errors.is_empty(),
+        "the role that owns nothing could not write: {:?}",
+        &written.errors[..written.errors.len().min(5)]
+    );
+    let mut changes = Vec::new();
+    wait_for(
+        "the writer's changes in the slot",
+        Duration::from_secs(30),
+        || {
+            changes = decoded(&db, "kitchen_slot");
+            written
+                .inserted
+                .iter()
+                .all(|w| changes.iter().any(|c| c.0 == 'I' && c.2 == *w))
+        },
+    );
+    let names: std::collections::BTreeSet<&str> = changes.iter().map(|c| c.1.as_str()).collect();
+    assert_eq!(
+        names.into_iter().collect::<Vec<_>>(),
+        ["kitchen"],
+        "relations decoded"
+    );
+    let inserts = changes.iter().filter(|c| c.0 == 'I').count();
+    assert_eq!(inserts, written.inserted.len(), "each insert decoded once");
+    check(&db);
+    (before, describe(&db))
+}
+
+#[test]
+fn a_rebuild_with_no_change_carries_over_everything() {
+    let (before, after) = rebuild_kitchen("kitchen_rebuild", "", |_| {});
+    assert_same(&before, &after);
+}
+
+#[test]
+fn a_rebuild_with_actions_changes_only_what_it_says() {
+    // `account` moves after `code`; a column and a check are added; pages are left a fifth
+    // free.
+    let order = [
+        "id",
+        "at",
+        "code",
+        "account",
+        "payload",
+        "amount",
+        "supplier",
+        "legacy_supplier",
+        "doubled",
+        "serial_no",
+    ];
+    let section = format!(
+        "columns = {order:?}\nalter = [\"ADD COLUMN note text DEFAULT 'n'\", \"ADD CONSTRAINT kitchen_note_short CHECK (length(note) < 100)\"]\nfillfactor = 80"
+    );
+    let (before, after) = rebuild_kitchen("kitchen_rebuild_actions", &section, |db| {
+        let options: Vec<String> =
+            db.one("SELECT reloptions::text[] FROM pg_class WHERE oid = 'kitchen'::regclass");
+        assert_eq!(options, ["fillfactor=80"]);
+        let notes: i64 = db.one("SELECT count(*) FROM kitchen WHERE note = 'n'");
+        assert!(notes > 20_000, "{notes}");
+        let holes: i64 = db.one(
+            "SELECT count(*) FROM pg_attribute WHERE attrelid = 'kitchen'::regclass AND attisdropped",
+        );
+        assert_eq!(holes, 0);
+    });
+    let added = |l: &str| l.contains(" note ") || l.contains("kitchen_note_short");
+    // The catalog: the same but for the columns' numbers (and the order extended
+    // statistics list their columns in, which is the columns' order).
+    let place = |name: &str| order.iter().position(|c| *c == name).unwrap() + 1;
+    let mut catalog: Vec<String> = before
+        .0
+        .lines()
+        .map(|l| {
+            let l = l.replace("ON account, code FROM", "ON code, account FROM");
+            match l.strip_prefix("column ") {
+                Some(rest) => {
+                    let (_, rest) = rest.split_once(' ').unwrap();
+                    let name = rest.split(' ').next().unwrap();
+                    format!("column {} {rest}", place(name))
+                }
+                None => l,
+            }
+        })
+        .collect();
+    catalog.sort();
+    let mut kept: Vec<&str> = after.0.lines().filter(|l| !added(l)).collect();
+    kept.sort_unstable();
+    assert_eq!(kept, catalog.iter().map(String::as_str).collect::<Vec<_>>());
+    // pg_dump: the same lines in another order, the table's fillfactor aside.
+    let lines = |d: &str, from: &str, to: &str| {
+        let mut v: Vec<String> = d
+            .lines()
+            .filter(|l| !added(l))
+            .map(|l| l.trim_end_matches(',').replace(from, to))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        lines(&after.1, "fillfactor='80'", "fillfactor='90'"),
+        lines(&before.1, "ON account, code FROM", "ON code, account FROM")
+    );
+    // lockstep's model: the columns in their new order, the new column and check aside.
+    let mut want = before.2.clone();
+    let cols = want["columns"].as_array().unwrap().clone();
+    want["columns"] = order
+        .iter()
+        .map(|n| cols.iter().find(|c| c["name"] == *n).unwrap().clone())
+        .collect();
+    for s in want["statistics"].as_array_mut().unwrap() {
+        let d = s["definition"]
+            .as_str()
+            .unwrap()
+            .replace("ON account, code FROM", "ON code, account FROM");
+        s["definition"] = d.into();
+    }
+    let mut got = after.2.clone();
+    got["columns"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|c| c["name"] != "note");
+    got["checks"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|c| c["name"] != "kitchen_note_short");
+    assert_same(
+        &(String::new(), String::new(), want),
+        &(String::new(), String::new(), got),
+    );
+}

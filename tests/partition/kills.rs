@@ -3,7 +3,7 @@
 
 use super::*;
 
-const HOLD_POINTS: [&str; 6] = [
+pub const HOLD_POINTS: [&str; 6] = [
     "backfill",
     "indexes",
     "replay",

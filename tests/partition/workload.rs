@@ -497,4 +497,28 @@ fn a_swap_that_waits_for_a_lock_retries_until_it_gets_it_while_the_workload_writ
         stats.report("the workload was blocked too long")
     );
     assert_swapped(&db);
+    // Every attempt is kept with the run: those that timed out waiting, then the one that
+    // held the lock, for how long (also in the run's output and in `lockstep status`).
+    let not_granted: i64 = db.one(
+        "SELECT count(*) FROM lockstep.runs, jsonb_array_elements(swaps) a
+          WHERE a->>'what' = 'swap' AND a->>'held_ms' IS NULL AND (a->>'waited_ms')::float8 >= 90",
+    );
+    assert!(not_granted >= 2, "{not_granted} attempts not granted");
+    let held: f64 = db.one(
+        "SELECT (a->>'held_ms')::float8 FROM lockstep.runs, jsonb_array_elements(swaps) WITH ORDINALITY AS x(a, n)
+          ORDER BY n DESC LIMIT 1",
+    );
+    assert!(held > 0.0 && held < 1000.0, "held {held} ms");
+    assert!(
+        run.output().contains("swap: the lock was held "),
+        "{}",
+        run.output()
+    );
+    let status = text(&db.lockstep(&["status"]));
+    assert!(
+        status.contains("swaps      swap: lock not granted after ")
+            && status.contains("           swap: lock held "),
+        "{status}"
+    );
+    eprintln!("{status}");
 }

@@ -187,6 +187,56 @@ pub async fn column_sequence(
         .map(|r| (r.get(0), r.get(1))))
 }
 
+/// The options of the table's identity columns' sequences, by column, as an identity
+/// column's definition gives them (`START WITH 1 INCREMENT BY 1 …`; the sequence's type is
+/// the column's).
+pub async fn identity_options(
+    client: &Client,
+    f: &Facts,
+) -> Result<Vec<(String, String)>, FactsError> {
+    Ok(client
+        .query(
+            "SELECT a.attname::text,
+                    format('START WITH %s INCREMENT BY %s MINVALUE %s MAXVALUE %s CACHE %s%s',
+                           s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcache,
+                           CASE WHEN s.seqcycle THEN ' CYCLE' ELSE '' END)
+             FROM pg_attribute a
+             JOIN pg_depend d ON d.refobjid = a.attrelid AND d.refobjsubid = a.attnum
+                             AND d.classid = 'pg_class'::regclass AND d.deptype = 'i'
+             JOIN pg_sequence s ON s.seqrelid = d.objid
+             WHERE a.attrelid = $1 AND a.attidentity <> ''",
+            &[&f.oid],
+        )
+        .await
+        .map_err(db)?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
+}
+
+/// The names of the table's NOT NULL constraints, by column (PostgreSQL 18 names them;
+/// nothing before).
+pub async fn not_null_names(
+    client: &Client,
+    f: &Facts,
+) -> Result<Vec<(String, String)>, FactsError> {
+    if f.server_version < 180_000 {
+        return Ok(Vec::new());
+    }
+    Ok(client
+        .query(
+            "SELECT a.attname::text, c.conname::text FROM pg_constraint c
+             JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+             WHERE c.conrelid = $1 AND c.contype = 'n'",
+            &[&f.oid],
+        )
+        .await
+        .map_err(db)?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
+}
+
 /// The rows of a query that reads the table's data to plan (`what`, for messages: the
 /// bounds of partitions), every column as text.
 pub async fn data_rows(

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 mod extra;
 mod read;
+pub mod scratch;
 mod statements;
 
 pub use extra::*;

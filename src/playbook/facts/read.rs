@@ -203,7 +203,11 @@ async fn relation(
 }
 
 /// The columns, in order, with what a new table must repeat of each.
-async fn columns(client: &Client, oid: u32, version: i32) -> Result<Vec<Column>, FactsError> {
+pub(super) async fn columns(
+    client: &Client,
+    oid: u32,
+    version: i32,
+) -> Result<Vec<Column>, FactsError> {
     // Compression is a column property from PostgreSQL 14; a statistics target that was
     // never set is -1 before 17 and NULL from it.
     let compression = if version >= 140_000 {

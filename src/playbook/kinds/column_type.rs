@@ -19,7 +19,7 @@
 use serde::Deserialize;
 use tokio_postgres::Client;
 
-use crate::playbook::exec::{dberr, EngineError};
+use crate::playbook::exec::EngineError;
 use crate::playbook::facts::{self, Facts};
 use crate::playbook::kind::Kind;
 use crate::playbook::names::quote_ident as q;
@@ -76,22 +76,7 @@ impl Kind for ColumnType {
         let names = Names::new(&f, run_id, Vec::new());
         let plan = self.plan(f, names);
         refusals.extend(plan.definition_refusals(&pb.dependents));
-        let mut wanted = vec![
-            plan.names.shadow.clone(),
-            plan.names.old.clone(),
-            plan.names.shadow_pk.clone(),
-        ];
-        wanted.extend(plan.names.indexes.iter().map(|(temp, _)| temp.clone()));
-        wanted.extend(plan.carried_names());
-        for n in facts::taken(client, &plan.facts, &wanted)
-            .await
-            .map_err(dberr("preflight"))?
-        {
-            refusals.push(format!(
-                "{} already exists (a leftover of an earlier run? `lockstep status` lists runs; drop it or roll that run back)",
-                plan.rel(&n)
-            ));
-        }
+        refusals.extend(plan.taken_refusals(client).await?);
         if refusals.is_empty() {
             let probes = self.probes(&plan.facts);
             refusals.extend(try_probes(client, pb.swap.lock_timeout_ms, &plan.facts, probes).await);
@@ -144,61 +129,18 @@ impl ColumnType {
             },
             facts,
             names,
+            shape: None,
         }
     }
 
     /// What this conversion cannot do (`views`: those using the column).
     pub fn refusals(&self, f: &Facts, views: &[String]) -> Vec<String> {
-        let t = f.qualified();
-        let c = q(&self.column);
-        let mut out = Vec::new();
-        let Some(col) = f.column(&self.column) else {
-            out.push(format!("{t} has no column {c}"));
-            return out;
-        };
-        if f.pk_columns.is_empty() {
+        let mut out = type_change_refusals(f, &self.column, &self.new_type, views);
+        if f.pk_columns.contains(&self.column) && self.using.is_some() {
             out.push(format!(
-                "{t} has no primary key: the copy walks the table by it"
+                "{} is part of the primary key: it is converted with a cast, `column_type.using` is for other columns",
+                q(&self.column)
             ));
-        }
-        if col.generated {
-            out.push(format!(
-                "{c} is a generated column: change its expression instead"
-            ));
-        }
-        for v in views {
-            out.push(format!(
-                "view {v} uses {c}: drop it and recreate it after the conversion (a view cannot change a column's type)"
-            ));
-        }
-        for g in f.columns.iter().filter(|g| g.generated) {
-            if g.default_sql.as_deref().is_some_and(|d| mentions(d, &c)) {
-                out.push(format!(
-                    "generated column {} is computed from {c}: drop it and add it back after the conversion",
-                    q(&g.name)
-                ));
-            }
-        }
-        for ix in &f.indexes {
-            if !ix.columns.contains(&self.column) && mentions(&ix.tail, &c) {
-                out.push(format!(
-                    "index {} uses {c} in an expression: drop it first and recreate it after the conversion",
-                    q(&ix.name)
-                ));
-            }
-        }
-        if f.pk_columns.contains(&self.column) {
-            if self.using.is_some() {
-                out.push(format!(
-                    "{c} is part of the primary key: it is converted with a cast, `column_type.using` is for other columns"
-                ));
-            }
-            if !order_preserving(&col.type_sql, &self.new_type) {
-                out.push(format!(
-                    "{c} is part of the primary key: column-type can change it only to a type that sorts its values the same way ({} to {} may not; integer to bigint, varchar to text do)",
-                    col.type_sql, self.new_type
-                ));
-            }
         }
         out
     }
@@ -231,8 +173,64 @@ impl ColumnType {
     }
 }
 
+/// What a shadow rebuild cannot do when `column`'s type changes to `new_type` (`views`:
+/// those using the column); for `column-type` and `rebuild`.
+pub(crate) fn type_change_refusals(
+    f: &Facts,
+    column: &str,
+    new_type: &str,
+    views: &[String],
+) -> Vec<String> {
+    let t = f.qualified();
+    let c = q(column);
+    let mut out = Vec::new();
+    let Some(col) = f.column(column) else {
+        out.push(format!("{t} has no column {c}"));
+        return out;
+    };
+    if f.pk_columns.is_empty() {
+        out.push(format!(
+            "{t} has no primary key: the copy walks the table by it"
+        ));
+    }
+    if col.generated {
+        out.push(format!(
+            "{c} is a generated column: change its expression instead"
+        ));
+    }
+    for v in views {
+        out.push(format!(
+            "view {v} uses {c}: drop it and recreate it after the conversion (a view cannot change a column's type)"
+        ));
+    }
+    for g in f.columns.iter().filter(|g| g.generated) {
+        if g.default_sql.as_deref().is_some_and(|d| mentions(d, &c)) {
+            out.push(format!(
+                "generated column {} is computed from {c}: drop it and add it back after the conversion",
+                q(&g.name)
+            ));
+        }
+    }
+    for ix in &f.indexes {
+        if !ix.columns.iter().any(|x| x == column) && mentions(&ix.tail, &c) {
+            out.push(format!(
+                "index {} uses {c} in an expression: drop it first and recreate it after the conversion",
+                q(&ix.name)
+            ));
+        }
+    }
+if f.pk_columns.iter().any(|k| k == column) && !order_preserving(&col.type_sql, new_type) {
+    out.push(format!(
+        "{c} is part of the primary key: its type can change only to one that sorts its values the same way ({} to {new_type} may not; integer to bigint, varchar to text do)",
+        col.type_sql
+    ));
+}
+out
+}
+
+
 /// Whether `ident` (quoted as PostgreSQL prints it) occurs in `text` as a whole word.
-fn mentions(text: &str, ident: &str) -> bool {
+pub(crate) fn mentions(text: &str, ident: &str) -> bool {
     let is_word = |c: char| c.is_alphanumeric() || c == '_' || c == '$' || c == '"';
     let mut rest = text;
     while let Some(i) = rest.find(ident) {

@@ -145,6 +145,7 @@ macro_rules! kinds {
 kinds! {
     partition::Partition => Partition(partition),
     column_type::ColumnType => ColumnType(column_type),
+    rebuild::Rebuild => Rebuild(rebuild),
     not_null::NotNull => NotNull(not_null),
     foreign_key::ForeignKey => ForeignKey(foreign_key),
     check::Check => Check(check),

@@ -31,7 +31,9 @@ mod in_place {
             Spec::DropIndex(k) => make(k, name, &cx),
             Spec::Backfill(k) => make(k, name, &cx),
             Spec::TestNoop(k) => make(k, name, &cx),
-            Spec::Partition(_) | Spec::ColumnType(_) => panic!("not an in-place kind"),
+            Spec::Partition(_) | Spec::ColumnType(_) | Spec::Rebuild(_) => {
+                panic!("not an in-place kind")
+            }
         }
     }
 

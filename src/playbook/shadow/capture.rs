@@ -169,6 +169,18 @@ $lockstep$",
         ]
     }
 
+    /// Clears every logged key's rows from the copy, in one pass over it (a hash join with
+    /// the log): a copy written in another order than the key's may hold a row twice when
+    /// an update moved it during the copy, and every such row's key is in the log, to be
+    /// copied again by the replay. Run before the key's index is built.
+    pub(crate) fn purge_sql(&self) -> Vec<String> {
+        let mut delete = self.replay_sql(false);
+        delete.truncate(1);
+        let mut out = vec!["SET LOCAL enable_nestloop = off".to_string()];
+        out.extend(delete);
+        out
+    }
+
     /// The first statements of a replay transaction: the source locked (ACCESS SHARE) before
     /// the log and the copy, in the order a `TRUNCATE` of the source takes its locks (its
     /// trigger truncates the log and the copy), so the two cannot deadlock.

@@ -8,7 +8,7 @@
 //! naming the property and what to do.
 
 use super::{ShadowPlan, Target};
-use crate::playbook::facts::{Policy, Publication};
+use crate::playbook::facts::{OwnedSequence, Policy, Publication};
 use crate::playbook::names::{fit, list, lit, quote_ident as q};
 use crate::playbook::settings::{Dependents, Publications};
 
@@ -73,12 +73,18 @@ impl ShadowPlan {
     /// Relations the run creates or renames to besides its tables and indexes, which must
     /// be free: the old table's identity sequences after the swap.
     pub fn carried_names(&self) -> Vec<String> {
-        self.facts
-            .sequences
-            .iter()
+        self.kept_sequences()
             .filter(|s| s.identity)
             .map(|s| self.old_sequence_name(&s.column))
             .collect()
+    }
+
+    /// The sequences owned by columns the new table keeps.
+    pub(super) fn kept_sequences(&self) -> impl Iterator<Item = &OwnedSequence> {
+        self.facts
+            .sequences
+            .iter()
+            .filter(|s| !self.dropped(&s.column))
     }
 
     /// What of the table's definition this target cannot carry over, each with what to do.
@@ -86,6 +92,23 @@ impl ShadowPlan {
         let f = &self.facts;
         let t = self.source();
         let mut out = Vec::new();
+        if !dependents.recreate_views {
+            for v in &f.views {
+                out.push(format!(
+                    "view {} depends on the table and the playbook says [dependents] views = \"refuse\"",
+                    v.name
+                ));
+            }
+        }
+        if !dependents.repoint_foreign_keys {
+            for fk in &f.inbound_fks {
+                out.push(format!(
+                    "foreign key {} on {} references the table and the playbook says [dependents] foreign_keys = \"refuse\"",
+                    q(&fk.name),
+                    fk.child
+                ));
+            }
+        }
         for r in &f.relations {
             out.push(format!("{t} {r}; lockstep rebuilds plain tables only"));
         }
@@ -242,7 +265,7 @@ impl ShadowPlan {
         if let Some(c) = &f.comment {
             out.push(format!("COMMENT ON TABLE {shadow} IS {}", lit(c)));
         }
-        for c in &f.columns {
+        for c in f.columns.iter().filter(|c| !self.dropped(&c.name)) {
             if let Some(n) = c.statistics {
                 out.push(format!(
                     "ALTER TABLE {shadow} ALTER COLUMN {} SET STATISTICS {n}",
@@ -380,7 +403,7 @@ impl ShadowPlan {
             ));
         }
         // Identity sequences take their names and privileges.
-        for s in f.sequences.iter().filter(|s| s.identity) {
+        for s in self.kept_sequences().filter(|s| s.identity) {
             let bare = s
                 .sequence
                 .rsplit_once('.')
@@ -568,7 +591,7 @@ impl ShadowPlan {
                 q(&s.name)
             ));
         }
-        for s in f.sequences.iter().filter(|s| s.identity) {
+        for s in self.kept_sequences().filter(|s| s.identity) {
             let schema = s.sequence.rsplit_once('.').map_or("", |(schema, _)| schema);
             out.push(format!(
                 "ALTER SEQUENCE {} RENAME TO {}",

@@ -117,7 +117,7 @@ impl Runner<'_, '_> {
                 let key: Option<Vec<String>> = self
                     .exec
                     .main()
-                    .query_opt(&self.plan.max_key_sql(), &[], "backfill")
+                    .query_opt(&self.plan.copy_max_key_sql(), &[], "backfill")
                     .await?
                     .map(|r| r.get(0));
                 if let Some(k) = &key {
@@ -142,8 +142,11 @@ impl Runner<'_, '_> {
             // More lanes than connections: a connection that is done (or a helper that waited
             // while the application was busy) takes the next. A copy begun by a version
             // without lanes (its high-water mark in lockstep.runs) goes on as one lane.
+            // Rows written in another order than the key's come from one lane: lanes
+            // copying at once would interleave their pages.
             let parts = match (self.exec.backfill.workers as usize, &self.copy.high_water) {
                 (1, _) | (_, Some(_)) => 1,
+                _ if self.plan.reordered() => 1,
                 (n, None) => 4 * n,
             };
             let bounds = self.bounds(&max_key, parts, "sampling keys").await?;

@@ -34,14 +34,17 @@ impl ShadowPlan {
                 "partitioned by {partition_by} into {} partitions",
                 self.names.partitions.len()
             ),
-            super::Target::Rebuilt { changes } => format!(
-                "rebuilt, columns in the same order, {}",
-                changes
-                    .iter()
-                    .map(|c| format!("{} {} → {}", q(&c.column), c.old_type, c.new_type))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            super::Target::Rebuilt { changes } => match &self.shape {
+                Some(shape) => self.shape_summary(shape),
+                None => format!(
+                    "rebuilt, columns in the same order, {}",
+                    changes
+                        .iter()
+                        .map(|c| format!("{} {} → {}", q(&c.column), c.old_type, c.new_type))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            },
         };
         let headline = format!(
             "plan: {} → {what}\n  about {} rows, {} on disk; the copy needs about {} more and takes about {:.0} s while the application keeps the server busy (one connection at {:.0}k rows/s, working {:.0}% of the time), {:.0} s on a quiet database ({} connection{})",
@@ -131,8 +134,11 @@ impl ShadowPlan {
             ),
             step(
                 "swap",
-                format!("one transaction: ACCESS EXCLUSIVE on both tables while the last logged changes are applied and the names move (milliseconds); lock_timeout {lt} ms, up to {} attempts with backoff", swap.attempts),
-                self.swap_sql(),
+                format!("first, without locking the table: the new table's grants and the reverse function; then one transaction: ACCESS EXCLUSIVE on both tables while the last logged changes are applied and the names move (milliseconds; each attempt's lock wait and hold time are reported); lock_timeout {lt} ms, up to {} attempts with backoff", swap.attempts),
+                self.swap_prepare_sql()
+                    .into_iter()
+                    .chain(self.swap_sql())
+                    .collect(),
             ),
             step(
                 "validate",
@@ -154,6 +160,47 @@ impl ShadowPlan {
             table: self.source(),
             before: self.definition_before(),
             after: self.definition_after(),
+        }
+    }
+
+    /// What a `rebuild` makes of the table, in a few words.
+    fn shape_summary(&self, shape: &super::Shape) -> String {
+        let mut what = Vec::new();
+        if !shape.definitions.is_empty() {
+            what.push(format!(
+                "columns in the order {}",
+                list(
+                    &shape
+                        .columns
+                        .iter()
+                        .map(|c| c.name.clone())
+                        .collect::<Vec<_>>()
+                )
+            ));
+        }
+        what.extend(shape.alter.iter().cloned());
+        what.extend(shape.deferred.iter().map(|(_, a)| a.clone()));
+        for d in &shape.dropped {
+            if !shape.alter.iter().any(|a| a.contains(d.as_str())) {
+                what.push(format!("DROP COLUMN {}", q(d)));
+            }
+        }
+        if !shape.order_by.is_empty() {
+            what.push(format!(
+                "rows written in the order of {}",
+                list(&shape.order_by)
+            ));
+        }
+        if let Some(t) = &shape.tablespace {
+            what.push(format!("in tablespace {t}"));
+        }
+        if let Some(r) = &shape.reloptions {
+            what.push(format!("WITH ({})", r.join(", ")));
+        }
+        if what.is_empty() {
+            "rebuilt as it is (a compact copy: no dead rows, no bloat)".to_string()
+        } else {
+            format!("rebuilt: {}", what.join("; "))
         }
     }
 
@@ -180,7 +227,10 @@ impl ShadowPlan {
 
     /// The same after the conversion.
     pub fn definition_after(&self) -> String {
-        let mut s = self.columns_ddl(&self.source());
+        let mut s = match self.shape.as_ref().filter(|s| !s.columns.is_empty()) {
+            Some(shape) => Self::columns_ddl_of(&self.source(), &shape.columns),
+            None => self.columns_ddl(&self.source()),
+        };
         if self.target.partitioned() {
             s.truncate(s.trim_end().len());
             s.truncate(s.len() - 1); // the `;`
@@ -221,9 +271,11 @@ impl ShadowPlan {
     }
 
     fn columns_ddl(&self, table: &str) -> String {
-        let cols: Vec<String> = self
-            .facts
-            .columns
+        Self::columns_ddl_of(table, &self.facts.columns)
+    }
+
+    fn columns_ddl_of(table: &str, columns: &[crate::playbook::facts::Column]) -> String {
+        let cols: Vec<String> = columns
             .iter()
             .map(|c| {
                 let mut d = format!("    {} {}", q(&c.name), c.type_sql);

@@ -17,6 +17,22 @@ impl Runner<'_, '_> {
         if jobs.iter().any(|j| j.children.len() > 1) {
             self.exec.crew().await;
         }
+        if self.plan.reordered()
+            && !self
+                .exec
+                .main()
+                .exists(&self.plan.rel(&self.plan.names.shadow_pk), "indexes")
+                .await?
+        {
+            self.exec.step(
+                "indexes",
+                "clearing the logged keys from the copy (an update during the copy may have copied a row twice; the replay copies them again)",
+            );
+            self.exec
+                .main()
+                .with_retry(&self.capture.purge_sql(), "indexes")
+                .await?;
+        }
         let mut started = 0;
         for job in &jobs {
             if job.unique {

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 pub use capture::log_table;
 pub(crate) use capture::TriggerLog;
 pub(crate) use runner::{finalize, forward, rollback, status, Step};
-pub use target::{ColumnChange, Target};
+pub use target::{ColumnChange, Shape, Target};
 
 use super::facts::Facts;
 use super::keyset::Keyset;
@@ -133,6 +133,9 @@ pub struct ShadowPlan {
     /// What the new table is.
     #[serde(flatten)]
     pub target: Target,
+    /// What a `rebuild` changes besides column types: actions, column order, storage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shape: Option<Shape>,
 }
 
 impl ShadowPlan {
@@ -157,20 +160,43 @@ impl ShadowPlan {
         self.rel(&self.names.old)
     }
 
+    /// The columns a row carries from one table to the other: the table's inserted columns
+    /// that the new table keeps.
     fn cols(&self) -> Vec<String> {
         self.facts
             .insert_columns()
             .iter()
+            .filter(|c| !self.dropped(&c.name))
             .map(|c| c.name.clone())
             .collect()
     }
 
-    fn overriding(&self) -> &'static str {
-        if self.facts.columns.iter().any(|c| c.identity == "a") {
+    /// Whether the new table no longer has column `c`.
+    fn dropped(&self, c: &str) -> bool {
+        self.shape
+            .as_ref()
+            .is_some_and(|s| s.dropped.iter().any(|d| d == c))
+    }
+
+    /// ` OVERRIDING SYSTEM VALUE` for an insert into the new table (`new`) or the old one,
+    /// when one of the carried columns is an identity column `GENERATED ALWAYS` there.
+    fn overriding_into(&self, new: bool) -> &'static str {
+        let cols = self.cols();
+        let always =
+            |c: &crate::playbook::facts::Column| c.identity == "a" && cols.contains(&c.name);
+        let found = match self.shape.as_ref().filter(|_| new) {
+            Some(s) if !s.columns.is_empty() => s.columns.iter().any(always),
+            _ => self.facts.columns.iter().any(always),
+        };
+        if found {
             " OVERRIDING SYSTEM VALUE"
         } else {
             ""
         }
+    }
+
+    fn overriding(&self) -> &'static str {
+        self.overriding_into(true)
     }
 
     /// The primary key, for keyset SQL.
@@ -181,6 +207,45 @@ impl ShadowPlan {
     /// The tables whose locks matter while the run works.
     pub fn tables(&self) -> Vec<String> {
         vec![self.source(), self.shadow(), self.old()]
+    }
+
+    /// Every relation name the run creates or renames to, which must be free: the new table,
+    /// its partitions and indexes, the old table, what the swap renames to.
+    pub fn created_names(&self) -> Vec<String> {
+        let mut wanted = vec![
+            self.names.shadow.clone(),
+            self.names.old.clone(),
+            self.names.shadow_pk.clone(),
+        ];
+        wanted.extend(self.names.partitions.iter().map(|p| p.name.clone()));
+        wanted.extend(self.names.indexes.iter().map(|(temp, _)| temp.clone()));
+        for job in self.index_sql() {
+            wanted.extend(job.children.into_iter().map(|c| c.name));
+        }
+        wanted.extend(self.carried_names());
+        let mut seen = std::collections::BTreeSet::new();
+        wanted.retain(|n| seen.insert(n.clone()));
+        wanted
+    }
+
+    /// A refusal for each name the run needs that is taken.
+    pub(crate) async fn taken_refusals(
+        &self,
+        client: &tokio_postgres::Client,
+    ) -> Result<Vec<String>, crate::playbook::exec::EngineError> {
+        Ok(
+            crate::playbook::facts::taken(client, &self.facts, &self.created_names())
+                .await
+                .map_err(crate::playbook::exec::dberr("preflight"))?
+                .into_iter()
+                .map(|n| {
+                    format!(
+                        "{} already exists (a leftover of an earlier run? `lockstep status` lists runs; drop it or roll that run back)",
+                        self.rel(&n)
+                    )
+                })
+                .collect(),
+        )
     }
 
     /// How the changes to the table are captured.
@@ -211,6 +276,7 @@ mod tests {
             },
             facts,
             names,
+            shape: None,
         };
         let v = serde_json::to_value(AnyPlan::from(plan.clone())).unwrap();
         let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();

@@ -4,15 +4,23 @@ use super::ShadowPlan;
 use crate::playbook::names::{list, lit};
 
 impl ShadowPlan {
-    /// The highest key now in the source, as text (the copy's upper bound).
+    /// The highest key now in the source, as text (the verification's upper bound).
     pub fn max_key_sql(&self) -> String {
         self.keys().max_key_sql(&self.source())
     }
 
-    /// The number of pages of the source (for [`ShadowPlan::sample_keys_sql`]).
+    /// The highest key the copy walks by now in the source, as text (the copy's upper
+    /// bound).
+    pub fn copy_max_key_sql(&self) -> String {
+        self.copy_keys().max_key_sql(&self.source())
+    }
+
+    /// The number of pages of the source, its partitions' if it has any (for
+    /// [`ShadowPlan::sample_keys_sql`]).
     pub fn pages_sql(&self) -> String {
         format!(
-            "SELECT (pg_relation_size({}::regclass) / current_setting('block_size')::int)::float8",
+            "SELECT (coalesce(sum(pg_relation_size(relid)), 0) / current_setting('block_size')::int)::float8
+             FROM pg_partition_tree({}::regclass) WHERE isleaf",
             lit(&self.source())
         )
     }
@@ -32,7 +40,7 @@ impl ShadowPlan {
     /// would be wrong: a row updated meanwhile could come back with a new key, and the
     /// high-water mark would move past rows never copied.
     pub fn batch_end_sql(&self, from_start: bool, limit: u32) -> String {
-        let ks = self.keys();
+        let ks = self.copy_keys();
         format!(
             "SELECT {arr} FROM (SELECT {keys} FROM {src} WHERE {cond} ORDER BY {order} LIMIT {limit}) lockstep_bound ORDER BY {desc} LIMIT 1",
             arr = ks.text_array(""),
@@ -51,7 +59,7 @@ impl ShadowPlan {
     /// high-water key ($k+1..$2k). Two plain statements (end, then copy) instead of one with
     /// CTEs: the CTE form materialised every row and was about a fifth slower.
     pub fn batch_sql(&self, from_start: bool) -> String {
-        let ks = self.keys();
+        let ks = self.copy_keys();
         format!(
             "INSERT INTO {shadow} ({cols}){ovr} SELECT {select} FROM {src} WHERE {cond}",
             shadow = self.shadow(),
@@ -75,14 +83,7 @@ impl ShadowPlan {
     /// differs from the source exactly there, until the replay. Runs in a `REPEATABLE READ`
     /// transaction.
     pub fn verify_sql(&self, from_start: bool, hash_record: bool) -> String {
-        let cols = list(
-            &self
-                .facts
-                .columns
-                .iter()
-                .map(|c| c.name.clone())
-                .collect::<Vec<_>>(),
-        );
+        let cols = list(&self.compared());
         let hash = |row: &str| {
             if hash_record {
                 format!("hash_record_extended(ROW({row}), 0)")

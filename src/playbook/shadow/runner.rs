@@ -6,7 +6,7 @@
 use std::cell::Cell;
 
 use super::{ShadowPlan, TriggerLog};
-use crate::playbook::exec::{hold_point, try_tx, EngineError, Exec, Retry};
+use crate::playbook::exec::{hold_point, EngineError, Exec};
 use crate::playbook::state::{self, CopyState, LaneCounts, Status};
 
 /// The steps of a shadow rebuild, in order; a run's `step` is the last one completed.
@@ -123,7 +123,8 @@ pub(crate) async fn rollback(
             Step::RolledBack.as_str(),
             Some(Status::RolledBack),
         ));
-        conn.with_retry(&sql, "swap").await?;
+        let rest = sql.split_off(plan.swap_locks_sql().len());
+        super::swap::locked(&exec, "swap back", &sql, &rest, async || Ok(())).await?;
         for v in plan.validate_sql() {
             conn.with_retry(std::slice::from_ref(&v), "validate")
                 .await?;
@@ -287,30 +288,6 @@ impl Runner<'_, '_> {
             self.exec
                 .note(&format!("replay: {replayed} logged changes applied"));
         }
-        Ok(())
-    }
-
-    /// The swap: one transaction with the retry policy. What is left in the log is replayed
-    /// under its lock, so the runner catches up right before every attempt: a backlog grown
-    /// during a backoff would otherwise hold the application up for its whole replay.
-    async fn swap(&mut self) -> Result<(), EngineError> {
-        let mut sql = self.plan.swap_sql();
-        sql.push(state::set_step_sql(
-            &self.exec.run_id,
-            Step::Swapped.as_str(),
-            Some(Status::Running),
-        ));
-        let mut retry = Retry::new(&self.exec.swap);
-        self.exec.step("swap", &self.plan.source());
-        let conn = self.exec.main();
-        loop {
-            self.catch_up(false).await?;
-            match try_tx(conn.client, &sql, self.exec.swap.lock_timeout_ms).await {
-                Ok(()) => break,
-                Err(e) => conn.retry_failed(&mut retry, e, "swap").await?,
-            }
-        }
-        self.step = Step::Swapped;
         Ok(())
     }
 }

@@ -2,9 +2,91 @@
 //! carried over in one transaction; the reverse sync that keeps the old table current; the
 //! swap back (rollback after the swap); dropping the copy (rollback before it); finalize.
 
+use super::runner::{Runner, Step};
 use super::{ShadowPlan, Side};
+use crate::playbook::exec::{dberr, try_tx_timed, EngineError, Exec, Retry, Timed};
 use crate::playbook::facts::{InboundFk, View};
 use crate::playbook::names::{fit, list, lit, quote_ident as q};
+use crate::playbook::state::{self, Status, SwapAttempt};
+
+impl Runner<'_, '_> {
+    /// The swap. What needs no lock is done first ([`ShadowPlan::swap_prepare_sql`]); then
+    /// attempts with the retry policy, each right after a catch-up (what is left in the log
+    /// is replayed under the lock, and a backlog grown during a backoff would otherwise hold
+    /// the application up for its whole replay).
+    pub(super) async fn swap(&mut self) -> Result<(), EngineError> {
+        self.exec.step("swap", &self.plan.source());
+        self.exec
+            .main()
+            .with_retry(&self.plan.swap_prepare_sql(), "swap")
+            .await?;
+        let mut sql = self.plan.swap_sql();
+        sql.push(state::set_step_sql(
+            &self.exec.run_id,
+            Step::Swapped.as_str(),
+            Some(Status::Running),
+        ));
+        let locks = self.plan.swap_locks_sql();
+        let rest = sql.split_off(locks.len());
+        locked(&self.exec, "swap", &locks, &rest, async || {
+            self.catch_up(false).await
+        })
+        .await?;
+        self.step = Step::Swapped;
+        Ok(())
+    }
+}
+
+/// Runs a transaction that begins by taking `locks` (the swap, the swap back) with the retry
+/// policy, `before` ahead of every attempt. Each attempt's wait for the locks and the time
+/// it held them are noted and kept in the run (`lockstep status`).
+pub(super) async fn locked(
+    exec: &Exec<'_>,
+    what: &str,
+    locks: &[String],
+    rest: &[String],
+    mut before: impl AsyncFnMut() -> Result<(), EngineError>,
+) -> Result<(), EngineError> {
+    let conn = exec.main();
+    let mut retry = Retry::new(&exec.swap);
+    loop {
+        before().await?;
+        let (r, timed) = try_tx_timed(conn.client, locks, rest, exec.swap.lock_timeout_ms).await;
+        let attempt = attempt(what, timed, r.as_ref().err());
+        if let Some(held) = attempt.held_ms {
+            exec.note(&format!(
+                "{what}: the lock was held {held:.0} ms (granted after {:.0} ms){}",
+                attempt.waited_ms,
+                if r.is_ok() {
+                    ""
+                } else {
+                    ", then the attempt failed"
+                }
+            ));
+        }
+        state::add_swap_attempt(exec.client, &exec.run_id, &attempt)
+            .await
+            .map_err(dberr("state"))?;
+        match r {
+            Ok(()) => return Ok(()),
+            Err(e) => conn.retry_failed(&mut retry, e, what).await?,
+        }
+    }
+}
+
+/// An attempt as the run keeps it.
+fn attempt(what: &str, timed: Timed, error: Option<&tokio_postgres::Error>) -> SwapAttempt {
+    let ms = |d: std::time::Duration| (d.as_secs_f64() * 10_000.0).round() / 10.0;
+    SwapAttempt {
+        what: what.to_string(),
+        waited_ms: ms(timed.waited),
+        held_ms: timed.held.map(ms),
+        error: error.map(|e| {
+            e.as_db_error()
+                .map_or_else(|| e.to_string(), |d| d.message().to_string())
+        }),
+    }
+}
 
 impl ShadowPlan {
     /// `=` for column `c`, qualified: the functions lockstep installs run with a pinned
@@ -88,23 +170,50 @@ impl ShadowPlan {
             .map(|k| format!("NEW.{0} {1} OLD.{0}", q(k), self.eq(k)))
             .collect::<Vec<_>>()
             .join(" AND ");
-        let set_new: Vec<String> = cols
-            .iter()
-            .filter(|c| !key.contains(c))
-            .map(|c| format!("{} = NEW.{}", q(c), q(c)))
-            .collect();
+        // The columns an update sets, a column of another type converted back (read from
+        // the new row as a table of the table's name, as the expressions are written).
+        let non_key: Vec<String> = cols.iter().filter(|c| !key.contains(c)).cloned().collect();
+        let set_new: Vec<String> = if changes.is_empty() {
+            non_key
+                .iter()
+                .map(|c| format!("{} = NEW.{}", q(c), q(c)))
+                .collect()
+        } else {
+            let converted: Vec<String> = non_key
+                .iter()
+                .map(|c| match self.change(c) {
+                    Some(x) => format!("({})::{}", x.back, x.old_type),
+                    None => q(c),
+                })
+                .collect();
+            let from = format!("FROM (SELECT NEW.*) AS {}", q(&self.facts.name));
+            match non_key.len() {
+                0 => Vec::new(),
+                1 => vec![format!(
+                    "{} = (SELECT {} {from})",
+                    q(&non_key[0]),
+                    converted[0]
+                )],
+                _ => vec![format!(
+                    "({}) = (SELECT {} {from})",
+                    list(&non_key),
+                    converted.join(", ")
+                )],
+            }
+        };
         let old_match = self.key_match(key, "OLD");
-        let ovr = self.overriding();
+        let ovr = self.overriding_into(false);
         let key_list = list(key);
         // An update that keeps the key updates the copy in place (one statement instead of a
-        // delete and an insert: the common case, and a fifth less work for the writer).
+        // delete and an insert: the common case, and a fifth less work for the writer; and
+        // the old table keeps what only it has, the columns a rebuild dropped).
         // Not with a GENERATED ALWAYS identity column outside the key: UPDATE cannot set it.
         let always = self
             .facts
             .columns
             .iter()
             .any(|c| c.identity == "a" && !key.contains(&c.name));
-        let in_place = if set_new.is_empty() || always || !changes.is_empty() {
+        let in_place = if set_new.is_empty() || always {
             String::new()
         } else {
             format!(
@@ -172,7 +281,7 @@ $lockstep$",
             return Vec::new();
         }
         let mut out = Vec::new();
-        for s in self.facts.sequences.iter().filter(|s| !s.identity) {
+        for s in self.kept_sequences().filter(|s| !s.identity) {
             if let Some(x) = self.change(&s.column) {
                 let t = if forward { &x.new_type } else { &x.old_type };
                 if is_integer(&x.old_type) && is_integer(&x.new_type) {
@@ -180,12 +289,8 @@ $lockstep$",
                 }
             }
         }
-        if forward {
-            out.push(format!(
-                "CREATE TABLE IF NOT EXISTS {} (lockstep_key text[] NOT NULL, lockstep_error text)",
-                self.unsynced()
-            ));
-        } else {
+        // Forward, the table for what the reverse sync cannot write was made before.
+        if !forward {
             out.push(format!("DROP TABLE IF EXISTS {}", self.unsynced()));
         }
         out
@@ -204,9 +309,7 @@ $lockstep$",
     /// new table issued meanwhile.
     fn sequences_sql(&self, to_new: bool) -> Vec<String> {
         let live = self.source();
-        self.facts
-            .sequences
-            .iter()
+        self.kept_sequences()
             .map(|s| {
                 if s.identity {
                     let target = if to_new {
@@ -275,15 +378,62 @@ $lockstep$",
         out
     }
 
-    /// The swap: the rest of the log, renames, sequences, grants, foreign keys, views and the
-    /// reverse trigger.
-    /// Runs in one transaction after `SET LOCAL lock_timeout`.
-    pub fn swap_sql(&self) -> Vec<String> {
+    /// Before the swap, outside its lock (idempotent, one transaction): what the swap would
+    /// otherwise do while the application waits and that needs no lock on the table. The new
+    /// table's grants (they stay with it through the renames), the table noting what the
+    /// reverse sync cannot write, and the reverse function (its body names the old table,
+    /// resolved when it first runs). Not the storage parameters: autovacuum turned on for the
+    /// freshly filled copy before the swap would start vacuuming it, and the swap's lock
+    /// would wait for it longer than its lock_timeout (autovacuum gives way to a lock only
+    /// after deadlock_timeout).
+    pub fn swap_prepare_sql(&self) -> Vec<String> {
         let f = &self.facts;
-        let mut out = vec![
+        let shadow = self.shadow();
+        let mut out = Vec::new();
+        for g in &f.grants {
+            let (privilege, to) = g.split_once(" TO ").unwrap_or((g.as_str(), "PUBLIC"));
+            out.push(format!("GRANT {privilege} ON {shadow} TO {to}"));
+        }
+        for (privilege, to) in &f.column_grants {
+            // `PRIVILEGE (column)`: a dropped column's go with it.
+            let dropped = self
+                .shape
+                .iter()
+                .flat_map(|s| &s.dropped)
+                .any(|c| privilege.ends_with(&format!(" ({})", q(c))));
+            if !dropped {
+                out.push(format!("GRANT {privilege} ON {shadow} TO {to}"));
+            }
+        }
+        if !self.target.changes().is_empty() {
+            out.push(format!(
+                "CREATE TABLE IF NOT EXISTS {} (lockstep_key text[] NOT NULL, lockstep_error text)",
+                self.unsynced()
+            ));
+        }
+        out.push(self.reverse_function_sql());
+        out.push(format!(
+            "REVOKE ALL ON FUNCTION lockstep.{}() FROM PUBLIC",
+            q(&self.names.reverse_fn)
+        ));
+        out
+    }
+
+    /// The locks the swap takes first: the table, then the new table.
+    pub fn swap_locks_sql(&self) -> Vec<String> {
+        vec![
             format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", self.source()),
             format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", self.shadow()),
-        ];
+        ]
+    }
+
+    /// The swap, in one transaction after `SET LOCAL lock_timeout`: the locks
+    /// ([`Self::swap_locks_sql`]), the storage parameters, the rest of the log, renames,
+    /// sequences, foreign keys, views and the reverse trigger. Only what needs the lock is here
+    /// ([`Self::swap_prepare_sql`] runs before).
+    pub fn swap_sql(&self) -> Vec<String> {
+        let f = &self.facts;
+        let mut out = self.swap_locks_sql();
         out.extend(self.storage_sql());
         // The last changes, replayed under the lock; the capture stops.
         out.extend(self.capture().finish_sql());
@@ -292,24 +442,12 @@ $lockstep$",
         out.extend(self.renames(Side::Shadow, Side::Live));
         let new = self.source();
         out.extend(self.sequences_sql(true));
-        for g in &f.grants {
-            let (privilege, to) = g.split_once(" TO ").unwrap_or((g.as_str(), "PUBLIC"));
-            out.push(format!("GRANT {privilege} ON {new} TO {to}"));
-        }
-        for (privilege, to) in &f.column_grants {
-            out.push(format!("GRANT {privilege} ON {new} TO {to}"));
-        }
         out.extend(f.inbound_fks.iter().map(|fk| fk.add_not_valid_sql(&new)));
         for v in &f.views {
             out.push(view_sql(v));
         }
         out.extend(self.swap_extras_sql());
         out.extend(self.column_changes_sql(true));
-        out.push(self.reverse_function_sql());
-        out.push(format!(
-            "REVOKE ALL ON FUNCTION lockstep.{}() FROM PUBLIC",
-            q(&self.names.reverse_fn)
-        ));
         out.push(format!(
             "CREATE TRIGGER lockstep_reverse AFTER INSERT OR UPDATE OR DELETE ON {new} FOR EACH ROW EXECUTE FUNCTION lockstep.{}()",
             q(&self.names.reverse_fn)
@@ -378,6 +516,7 @@ $lockstep$",
             "DROP FUNCTION IF EXISTS lockstep.{}()",
             q(&self.names.reverse_fn)
         ));
+        out.push(format!("DROP TABLE IF EXISTS {}", self.unsynced()));
         out
     }
 

@@ -7,7 +7,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{ChildIndex, IndexJob, ShadowPlan};
-use crate::playbook::facts::Index;
+use crate::playbook::facts::{Column, Index};
+use crate::playbook::keyset::Keyset;
 use crate::playbook::names::{fit, list, quote_ident as q};
 
 /// What the new table is.
@@ -34,6 +35,44 @@ pub struct ColumnChange {
     pub using: String,
     /// The old value, an expression over the new table's row, for the reverse sync.
     pub back: String,
+}
+
+/// What a `rebuild` changes besides the types of columns (those are [`ColumnChange`]s):
+/// the new table's column order, `ALTER TABLE` actions applied to it, the order the copy
+/// writes its rows in, its tablespace and storage parameters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shape {
+    /// The new table's column definitions in order, when the order is not the table's
+    /// (otherwise the new table is made `LIKE` the table).
+    #[serde(default)]
+    pub definitions: Vec<String>,
+    /// Statements right after the new table is made from [`Shape::definitions`]: what a
+    /// column definition cannot say (storage, comments).
+    #[serde(default)]
+    pub after_create: Vec<String>,
+    /// `ALTER TABLE` actions applied to the new table when it is made, as written.
+    #[serde(default)]
+    pub alter: Vec<String>,
+    /// Actions adding a unique or exclusion constraint, by the constraint's name: applied
+    /// with the indexes, once the copy matches the table at one moment.
+    #[serde(default)]
+    pub deferred: Vec<(String, String)>,
+    /// The new table's columns, as PostgreSQL made them from the actions.
+    #[serde(default)]
+    pub columns: Vec<Column>,
+    /// Columns of the table the new table does not have.
+    #[serde(default)]
+    pub dropped: Vec<String>,
+    /// Columns the copy walks the table by, before its key: the new table's rows are
+    /// written in that order (like `CLUSTER`, without its lock).
+    #[serde(default)]
+    pub order_by: Vec<String>,
+    /// The new table's tablespace (quoted), when not the table's.
+    #[serde(default)]
+    pub tablespace: Option<String>,
+    /// The new table's storage parameters, when not the table's.
+    #[serde(default)]
+    pub reloptions: Option<Vec<String>>,
 }
 
 impl Target {
@@ -73,14 +112,16 @@ impl ShadowPlan {
         } else {
             ""
         };
-        let tablespace = f
-            .tablespace
-            .as_ref()
+        let tablespace = self
+            .tablespace()
             .map_or(String::new(), |t| format!(" TABLESPACE {t}"));
-        let like = format!(
-            "LIKE {} INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING GENERATED INCLUDING STORAGE INCLUDING COMMENTS{compression}",
-            self.source()
-        );
+        let like = match self.shape.as_ref().filter(|s| !s.definitions.is_empty()) {
+            Some(s) => s.definitions.join(", "),
+            None => format!(
+                "LIKE {} INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING GENERATED INCLUDING STORAGE INCLUDING COMMENTS{compression}",
+                self.source()
+            ),
+        };
         let mut out = vec![match &self.target {
             Target::Partitioned { partition_by, .. } => format!(
                 "CREATE TABLE {} ({like}) PARTITION BY {partition_by}{tablespace}",
@@ -89,7 +130,7 @@ impl ShadowPlan {
             Target::Rebuilt { .. } => {
                 let mut options = vec!["autovacuum_enabled = off".to_string()];
                 options.extend(
-                    f.reloptions
+                    self.reloptions()
                         .iter()
                         .filter(|o| !o.starts_with("autovacuum_enabled="))
                         .cloned(),
@@ -106,8 +147,20 @@ impl ShadowPlan {
                 )
             }
         }];
-        // Columns of another type: on the empty table, in place (their order stays).
-        for c in self.target.changes() {
+        if let Some(shape) = &self.shape {
+            out.extend(shape.after_create.iter().cloned());
+            for a in &shape.alter {
+                out.push(format!("ALTER TABLE {} {a}", self.shadow()));
+            }
+        }
+        // Columns of another type: on the empty table, in place (their order stays). A
+        // `rebuild` says so in its own actions.
+        for c in self
+            .target
+            .changes()
+            .iter()
+            .filter(|_| self.shape.is_none())
+        {
             out.push(format!(
                 "ALTER TABLE {} ALTER COLUMN {} TYPE {} USING {}::{}",
                 self.shadow(),
@@ -152,9 +205,17 @@ impl ShadowPlan {
     /// it twice and waits for older transactions. A build is one transaction: a killed one
     /// leaves nothing behind.
     pub fn index_sql(&self) -> Vec<IndexJob> {
-        if !self.target.partitioned() {
-            return self.table_index_sql();
-        }
+        let mut jobs = if self.target.partitioned() {
+            self.partitioned_index_sql()
+        } else {
+            self.table_index_sql()
+        };
+        jobs.extend(self.deferred_index_sql());
+        jobs
+    }
+
+    /// The indexes of a partitioned new table.
+    fn partitioned_index_sql(&self) -> Vec<IndexJob> {
         let key = list(&self.key);
         let pk = IndexJob {
             first: None,
@@ -348,15 +409,78 @@ impl ShadowPlan {
             .iter()
             .map(|t| format!("ALTER TABLE {t} RESET (autovacuum_enabled)"))
             .collect();
-        if !self.facts.reloptions.is_empty() {
+        let reloptions = self.reloptions();
+        if !reloptions.is_empty() {
             for t in &tables {
-                out.push(format!(
-                    "ALTER TABLE {t} SET ({})",
-                    self.facts.reloptions.join(", ")
-                ));
+                out.push(format!("ALTER TABLE {t} SET ({})", reloptions.join(", ")));
             }
         }
         out
+    }
+
+    /// The new table's storage parameters.
+    pub fn reloptions(&self) -> &[String] {
+        self.shape
+            .as_ref()
+            .and_then(|s| s.reloptions.as_deref())
+            .unwrap_or(&self.facts.reloptions)
+    }
+
+    /// The new table's tablespace, when not the database's default.
+    pub fn tablespace(&self) -> Option<&str> {
+        self.shape
+            .as_ref()
+            .and_then(|s| s.tablespace.as_deref())
+            .or(self.facts.tablespace.as_deref())
+    }
+
+    /// The unique and exclusion constraints a `rebuild`'s actions add, built with the
+    /// indexes once the copy matches the table at one moment (each is one statement, which
+    /// creates its index under the constraint's name).
+    fn deferred_index_sql(&self) -> Vec<IndexJob> {
+        let Some(shape) = &self.shape else {
+            return Vec::new();
+        };
+        shape
+            .deferred
+            .iter()
+            .map(|(name, action)| IndexJob {
+                first: None,
+                children: vec![ChildIndex {
+                    name: name.clone(),
+                    build: vec![format!("ALTER TABLE {} {action}", self.shadow())],
+                    attach: None,
+                }],
+                last: None,
+                unique: true,
+            })
+            .collect()
+    }
+
+    /// The keys the copy walks the table by: `order_by`'s columns, then the primary key's.
+    pub(super) fn copy_keys(&self) -> Keyset {
+        let mut ks = self.keys();
+        let Some(shape) = self.shape.as_ref().filter(|s| !s.order_by.is_empty()) else {
+            return ks;
+        };
+        let mut columns: Vec<(String, String)> = shape
+            .order_by
+            .iter()
+            .map(|c| {
+                let t = self.facts.column(c).map_or("text", |c| c.type_sql.as_str());
+                (c.clone(), t.to_string())
+            })
+            .collect();
+        ks.columns.retain(|(c, _)| !shape.order_by.contains(c));
+        columns.append(&mut ks.columns);
+        Keyset { columns }
+    }
+
+    /// Whether the copy writes the rows in another order than the key's (a row whose
+    /// `order_by` value changes during the copy may be copied twice, and the key's index
+    /// is built only once the logged keys are cleared from the copy).
+    pub(super) fn reordered(&self) -> bool {
+        self.shape.as_ref().is_some_and(|s| !s.order_by.is_empty())
     }
 }
 
@@ -384,12 +508,32 @@ impl ShadowPlan {
             .join(", ")
     }
 
-    /// Every column of a row of the new table, made from the table's row (for comparing).
-    pub(super) fn source_row(&self) -> String {
+    /// The columns both tables have, compared by the verification: every column the new
+    /// table keeps, but a generated one whose expression a `rebuild` changed.
+    pub(super) fn compared(&self) -> Vec<String> {
+        let regenerated = |c: &Column| {
+            self.shape.as_ref().is_some_and(|s| {
+                c.generated
+                    && !s.columns.is_empty()
+                    && s.columns
+                        .iter()
+                        .find(|n| n.name == c.name)
+                        .is_none_or(|n| !n.generated || n.default_sql != c.default_sql)
+            })
+        };
         self.facts
             .columns
             .iter()
-            .map(|c| self.converted(&c.name))
+            .filter(|c| !self.dropped(&c.name) && !regenerated(c))
+            .map(|c| c.name.clone())
+            .collect()
+    }
+
+    /// The compared columns of a row of the new table, made from the table's row.
+    pub(super) fn source_row(&self) -> String {
+        self.compared()
+            .iter()
+            .map(|c| self.converted(c))
             .collect::<Vec<_>>()
             .join(", ")
     }

@@ -23,7 +23,7 @@ mod bounds;
 use serde::Deserialize;
 use tokio_postgres::Client;
 
-use crate::playbook::exec::{dberr, EngineError};
+use crate::playbook::exec::EngineError;
 use crate::playbook::facts::{self, Facts};
 use crate::playbook::kind::Kind;
 use crate::playbook::names::{list, quote_ident as q};
@@ -96,41 +96,30 @@ impl Kind for Partition {
         run_id: &str,
     ) -> Result<(ShadowPlan, Vec<String>), EngineError> {
         let facts = facts::read(client, &pb.table).await?;
-        let mut refusals = preflight(self, pb, &facts);
+        let mut refusals = preflight(self, &facts);
         let partitions = if refusals.iter().any(|r| r.contains("partition column")) {
             Vec::new()
         } else {
-            bounds::partitions(client, self, &facts).await?
+            self.partitions(client, &facts).await?
         };
         let names = Names::new(&facts, run_id, partitions);
         let plan = self.plan(facts, names);
         refusals.extend(plan.definition_refusals(&pb.dependents));
-        // Names that must be free: the tables and the indexes the run creates.
-        let mut wanted = vec![
-            plan.names.shadow.clone(),
-            plan.names.old.clone(),
-            plan.names.shadow_pk.clone(),
-        ];
-        wanted.extend(plan.names.partitions.iter().map(|p| p.name.clone()));
-        wanted.extend(plan.names.indexes.iter().map(|(parent, _)| parent.clone()));
-        for job in plan.index_sql() {
-            wanted.extend(job.children.into_iter().map(|c| c.name));
-        }
-        wanted.extend(plan.carried_names());
-        let taken = facts::taken(client, &plan.facts, &wanted)
-            .await
-            .map_err(dberr("preflight"))?;
-        for n in taken {
-            refusals.push(format!(
-                "{} already exists (a leftover of an earlier run? `lockstep status` lists runs; drop it or roll that run back)",
-                plan.rel(&n)
-            ));
-        }
+        refusals.extend(plan.taken_refusals(client).await?);
         Ok((plan, refusals))
     }
 }
 
 impl Partition {
+    /// The partitions of the new table, covering the table's data.
+    pub(crate) async fn partitions(
+        &self,
+        client: &Client,
+        facts: &Facts,
+    ) -> Result<Vec<crate::playbook::shadow::Partition>, EngineError> {
+        bounds::partitions(client, self, facts).await
+    }
+
     /// The shadow plan: the table rebuilt into its partitioned definition.
     pub fn plan(&self, facts: Facts, names: Names) -> ShadowPlan {
         let method = match self.strategy {
@@ -146,30 +135,14 @@ impl Partition {
             },
             facts,
             names,
+            shape: None,
         }
     }
 }
 
 /// Checks that do not need the database beyond the facts; each string is a refusal.
-pub fn preflight(part: &Partition, pb: &Common, facts: &Facts) -> Vec<String> {
+pub fn preflight(part: &Partition, facts: &Facts) -> Vec<String> {
     let mut out = facts.refusals.clone();
-    if !pb.dependents.recreate_views {
-        for v in &facts.views {
-            out.push(format!(
-                "view {} depends on the table and the playbook says [dependents] views = \"refuse\"",
-                v.name
-            ));
-        }
-    }
-    if !pb.dependents.repoint_foreign_keys {
-        for fk in &facts.inbound_fks {
-            out.push(format!(
-                "foreign key {} on {} references the table and the playbook says [dependents] foreign_keys = \"refuse\"",
-                q(&fk.name),
-                fk.child
-            ));
-        }
-    }
     let col = &part.column;
     match facts.column(col) {
         None => out.push(format!(
@@ -264,7 +237,7 @@ pub fn new_key(facts: &Facts, partition_column: &str) -> Vec<String> {
     key
 }
 
-fn parse(p: RawPartition, at: &Parse<'_>) -> Result<Partition, SpecError> {
+pub(crate) fn parse(p: RawPartition, at: &Parse<'_>) -> Result<Partition, SpecError> {
     let bad = |key: &str, message: String| at.bad(key, message);
     if p.column.is_empty() {
         return Err(bad("partition.column", "must not be empty".into()));
@@ -469,9 +442,23 @@ mod tests {
             swap.contains("ALTER TABLE \"Sales Data\".\"Order\" RENAME TO \"Order_old\""),
             "{swap}"
         );
+        // Grants and the reverse function are made before the swap, outside its lock.
+        let prepare = plan.swap_prepare_sql().join("\n");
         assert!(
-            swap.contains("GRANT SELECT ON \"Sales Data\".\"Order\" TO reader"),
-            "{swap}"
+            prepare.contains("GRANT SELECT ON \"Sales Data\".\"Order_lockstep_new\" TO reader"),
+            "{prepare}"
+        );
+        assert!(prepare.contains("CREATE OR REPLACE FUNCTION lockstep."), "{prepare}");
+        assert!(!swap.contains("GRANT "), "{swap}");
+        assert!(!swap.contains("CREATE OR REPLACE FUNCTION"), "{swap}");
+        // Autovacuum comes on for the copy under the swap's lock, not before (a worker
+        // vacuuming the copy would hold the swap up).
+        assert!(!prepare.contains("autovacuum_enabled"), "{prepare}");
+        assert!(swap.contains("RESET (autovacuum_enabled)"), "{swap}");
+        assert_eq!(
+            plan.swap_sql()[..2],
+            plan.swap_locks_sql()[..],
+            "the swap begins with its locks"
         );
         assert!(plan
             .batch_sql(false)
@@ -484,7 +471,7 @@ mod tests {
         f.columns[1].not_null = false;
         f.indexes[0].unique = true;
         let pb = playbook();
-        let r = preflight(part(&pb), &pb.common, &f);
+        let r = preflight(part(&pb), &f);
         assert!(r.iter().any(|m| m.contains("allows NULL")), "{r:?}");
         assert!(
             r.iter().any(|m| m.contains("unique index order_note")),
@@ -492,10 +479,10 @@ mod tests {
         );
         let mut f = facts();
         f.pk_columns.clear();
-        assert!(preflight(part(&pb), &pb.common, &f)
+        assert!(preflight(part(&pb), &f)
             .iter()
             .any(|m| m.contains("no primary key")));
-        assert!(preflight(part(&pb), &pb.common, &facts()).is_empty());
+        assert!(preflight(part(&pb), &facts()).is_empty());
         // [dependents] = "refuse" turns a view into a refusal.
         let mut f = facts();
         f.views.push(crate::playbook::facts::View {
@@ -503,10 +490,13 @@ mod tests {
             definition: "SELECT 1".into(),
             options: Vec::new(),
         });
-        assert!(preflight(part(&pb), &pb.common, &f).is_empty());
+        assert!(preflight(part(&pb), &f).is_empty());
         let mut pb = playbook();
+        let plan = part(&pb).plan(f.clone(), Names::new(&f, "r1", Vec::new()));
+        assert!(plan.definition_refusals(&pb.common.dependents).is_empty());
         pb.common.dependents.recreate_views = false;
-        assert!(preflight(part(&pb), &pb.common, &f)
+        assert!(plan
+            .definition_refusals(&pb.common.dependents)
             .iter()
             .any(|m| m.contains("view public.recent") && m.contains("\"refuse\"")));
     }
