@@ -9,6 +9,7 @@ pub mod files;
 pub mod fixing;
 pub mod framework;
 pub mod git;
+pub mod http;
 pub mod lint;
 pub mod order;
 pub mod playbook;

@@ -18,7 +18,9 @@ mod resume;
 mod rollback;
 mod rules;
 mod run;
+mod set;
 mod status;
+mod swap;
 mod trace;
 
 use std::io::{self, IsTerminal, Write};
@@ -63,6 +65,10 @@ pub enum Command {
     Run(Box<run::RunArgs>),
     /// Show a run's step, progress, throttle state and replica lag
     Status(Box<status::StatusArgs>),
+    /// Change a run's throttling while it works (rows/s, batch time, duty cycle)
+    Set(Box<set::SetArgs>),
+    /// Swap a run waiting in `[swap] mode = "manual"`
+    Swap(Box<swap::SwapArgs>),
     /// Pause a run's copy (the trigger keeps capturing writes)
     Pause(Box<pause::PauseArgs>),
     /// Continue a paused, stopped, failed or killed run from its last checkpoint
@@ -128,6 +134,8 @@ pub fn main() -> u8 {
         Command::Run(args) => run::run(*args),
         Command::Status(args) => status::run(*args),
         Command::Pause(args) => pause::run(*args),
+        Command::Set(args) => set::run(*args),
+        Command::Swap(args) => swap::run(*args),
         Command::Resume(args) => resume::run(*args),
         Command::Rollback(args) => rollback::run(*args),
         Command::Finalize(args) => finalize::run(*args),

@@ -3,7 +3,7 @@
 
 use super::*;
 
-const SUBCOMMANDS: [&str; 14] = [
+const SUBCOMMANDS: [&str; 16] = [
     "lint",
     "rules",
     "explain",
@@ -11,6 +11,8 @@ const SUBCOMMANDS: [&str; 14] = [
     "plan",
     "run",
     "status",
+    "set",
+    "swap",
     "pause",
     "resume",
     "rollback",

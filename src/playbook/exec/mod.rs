@@ -13,6 +13,7 @@ mod crew;
 mod ddl;
 mod error;
 mod hold;
+mod live;
 mod pace;
 mod pause;
 mod progress;

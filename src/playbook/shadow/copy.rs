@@ -142,7 +142,7 @@ impl Runner<'_, '_> {
             // More lanes than connections: a connection that is done (or a helper that waited
             // while the application was busy) takes the next. A copy begun by a version
             // without lanes (its high-water mark in lockstep.runs) goes on as one lane.
-            let parts = match (self.exec.backfill.workers as usize, &self.copy.high_water) {
+            let parts = match (self.exec.backfill().workers as usize, &self.copy.high_water) {
                 (1, _) | (_, Some(_)) => 1,
                 (n, None) => 4 * n,
             };
@@ -163,7 +163,7 @@ impl Runner<'_, '_> {
             first_batch: self
                 .copy
                 .batch_size
-                .map_or(self.exec.backfill.batch_size, |b| b.max(1) as u32),
+                .map_or(self.exec.backfill().batch_size, |b| b.max(1) as u32),
         };
         let queue: VecDeque<Lane> = lanes.into_iter().collect();
         let this = &*self;

@@ -248,6 +248,12 @@ impl Runner<'_, '_> {
         }
         self.exec.check()?;
         if !self.done(Step::Swapped) {
+            if self.exec.swap.manual {
+                let detail = self.plan.source();
+                self.exec
+                    .wait_for_swap(&detail, async || self.catch_up(false).await)
+                    .await?;
+            }
             hold_point("before-swap").await;
             self.swap().await?;
             hold_point("after-swap").await;
@@ -302,6 +308,7 @@ impl Runner<'_, '_> {
         ));
         let mut retry = Retry::new(&self.exec.swap);
         self.exec.step("swap", &self.plan.source());
+        self.exec.settle_hooks().await?;
         let conn = self.exec.main();
         loop {
             self.catch_up(false).await?;
@@ -310,6 +317,10 @@ impl Runner<'_, '_> {
                 Err(e) => conn.retry_failed(&mut retry, e, "swap").await?,
             }
         }
+        self.exec.emit(
+            crate::playbook::hooks::EventKind::Swapped,
+            &self.plan.source(),
+        );
         self.step = Step::Swapped;
         Ok(())
     }

@@ -282,7 +282,7 @@ impl Runner<'_> {
                 first: self
                     .copy
                     .batch_size
-                    .map_or(self.exec.backfill.batch_size, |b| b.max(1) as u32),
+                    .map_or(self.exec.backfill().batch_size, |b| b.max(1) as u32),
                 min: 1,
             },
             pause: true,
