@@ -1037,3 +1037,59 @@ async fn every_sslmode_against_a_tls_server() {
         "{e}"
     );
 }
+
+/// A TCP server on a free port that, for every connection, greets with `greeting` (when
+/// given) and answers whatever it reads with `answer`, then closes.
+fn fake_server(greeting: Option<&'static [u8]>, answer: &'static [u8]) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            if let Some(g) = greeting {
+                let _ = s.write_all(g);
+            }
+            let mut buf = [0u8; 256];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(answer);
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn a_server_that_is_not_postgresql_is_named_as_such() {
+    let h = home();
+    for (greeting, answer, seen) in [
+        (
+            Some(&b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n"[..]),
+            &b""[..],
+            "it greeted with `SSH-2.0-OpenSSH_9.2p1 Debian-2`",
+        ),
+        (
+            None,
+            &b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"[..],
+            "it answered `HTTP/1.1 400 Bad Request`",
+        ),
+        (
+            None,
+            &b""[..],
+            "closed the connection without answering the PostgreSQL handshake",
+        ),
+    ] {
+        let port = fake_server(greeting, answer);
+        for sslmode in ["disable", "prefer", "require"] {
+            let url =
+                format!("postgres://app@127.0.0.1:{port}/db?sslmode={sslmode}&connect_timeout=10");
+            let o = resolve(Some(&url), &[], h.path());
+            let e = connect_err(&o).await;
+            assert!(
+                e.starts_with(&format!("cannot connect to app@127.0.0.1:{port}/db: "))
+                    && e.contains(seen)
+                    && e.contains("is the host or the port wrong?"),
+                "sslmode={sslmode}: {e}"
+            );
+        }
+    }
+}

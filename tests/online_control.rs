@@ -163,7 +163,10 @@ fn assert_schema(doc: &Value) {
                 "message",
             ])
         );
-        assert_eq!(keys(&run["runner"]), set_of(&["alive", "backend_pid"]));
+        assert_eq!(
+            keys(&run["runner"]),
+            set_of(&["alive", "backend_pid", "heartbeat_age_seconds", "process"])
+        );
         assert_eq!(keys(&run["rows"]), set_of(&["done", "total", "percent"]));
         assert_eq!(keys(&run["throttle"]), set_of(&["active", "reason"]));
         assert_eq!(
@@ -251,6 +254,11 @@ fn status_set_manual_swap_hooks_webhook_and_metrics() {
     assert_eq!(run["swap"]["mode"], "manual");
     assert_eq!(run["settings"]["max_rows_per_second"], 1000);
     assert!(run["runner"]["backend_pid"].as_i64().unwrap() > 0);
+    assert!(run["runner"]["heartbeat_age_seconds"].as_f64().unwrap() < 60.0);
+    assert!(run["runner"]["process"]
+        .as_str()
+        .unwrap()
+        .starts_with("lockstep "));
     // The same run by id, and in --all.
     assert_eq!(status_json(&db, &[&id])["runs"][0]["id"], id.as_str());
     assert_eq!(

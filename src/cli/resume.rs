@@ -3,7 +3,7 @@ use clap::Args;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use super::online::{self, Drawer, Metered, MetricsArgs, RunRef};
+use super::online::{self, Drawer, Metered, MetricsArgs, RunRef, TakeoverArg};
 use super::{eprint_error, EXIT_ERROR};
 use crate::playbook::engine::{self, Ctx};
 
@@ -17,6 +17,8 @@ pub struct ResumeArgs {
     #[command(flatten)]
     pub target: RunRef,
     #[command(flatten)]
+    pub takeover: TakeoverArg,
+    #[command(flatten)]
     pub metrics: MetricsArgs,
 }
 
@@ -26,7 +28,7 @@ pub fn run(args: ResumeArgs) -> anyhow::Result<u8> {
     online::with_clients(&t.db, color, |client, monitor, conn| async move {
         // A live runner with a paused copy: just un-pause it.
         if let Ok(st) = engine::status(&client, t.run.as_deref()).await {
-            if st.runner_pid.is_some() && st.run.row.paused {
+            if st.holder.as_ref().is_some_and(|h| h.alive().is_some()) && st.run.row.paused {
                 let r = engine::set_paused(&client, Some(st.run.id()), false).await;
                 return online::report(color, r, |id| format!("run {id}: copy resumed"));
             }
@@ -48,6 +50,7 @@ pub fn run(args: ResumeArgs) -> anyhow::Result<u8> {
             stop: &stop,
             monitor: monitor.as_ref(),
             connect: Some(&conn),
+            takeover: args.takeover.takeover,
         };
         let work = engine::resume(&mut ctx, t.run.as_deref());
         let r = online::serving(listener, &conn, metrics, work).await;

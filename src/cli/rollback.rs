@@ -1,6 +1,6 @@
 use clap::Args;
 
-use super::online::{self, Drawer, RunRef};
+use super::online::{self, Drawer, RunRef, TakeoverArg};
 use crate::playbook::engine::{self, Ctx};
 
 /// Undo a run: before the swap, drop everything lockstep created; after the swap (before
@@ -12,6 +12,8 @@ use crate::playbook::engine::{self, Ctx};
 pub struct RollbackArgs {
     #[command(flatten)]
     pub target: RunRef,
+    #[command(flatten)]
+    pub takeover: TakeoverArg,
 }
 
 pub fn run(args: RollbackArgs) -> anyhow::Result<u8> {
@@ -26,6 +28,7 @@ pub fn run(args: RollbackArgs) -> anyhow::Result<u8> {
             stop: &stop,
             monitor: monitor.as_ref(),
             connect: Some(&conn),
+            takeover: args.takeover.takeover,
         };
         let r = engine::rollback(&mut ctx, t.run.as_deref()).await;
         drop(drawer);

@@ -80,6 +80,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             stop: &stop,
             monitor: monitor.as_ref(),
             connect: Some(&conn),
+            takeover: false,
         };
         let work = engine::start(&mut ctx, pb, &text);
         let r = online::serving(listener, &conn, metrics, work).await;

@@ -5,6 +5,7 @@ use clap::{Args, ValueEnum};
 use super::online::{self, RunRef};
 use super::{eprint_error, EXIT_ERROR, EXIT_OK};
 use crate::playbook::engine::{self, RunStatus};
+use crate::playbook::lock::Holder;
 use crate::report::run_status;
 
 /// Show a run's step, progress, throttle state and replica lag (from any terminal).
@@ -124,16 +125,32 @@ fn list(out: &mut impl Write, runs: &[RunStatus]) -> io::Result<()> {
     Ok(())
 }
 
+/// `, heartbeat N s ago` when the runner writes one.
+fn heartbeat(h: &Holder) -> String {
+    h.beat.as_ref().map_or(String::new(), |b| {
+        format!(", heartbeat {} s ago", b.age.as_secs())
+    })
+}
+
 fn print(out: &mut impl Write, st: &RunStatus) -> io::Result<()> {
     let r = &st.run.row;
-    let state = match (st.run.status.as_str(), st.runner_pid) {
-        (_, None) if st.interrupted() => {
+    let state = match (st.run.status.as_str(), &st.holder) {
+        ("running" | "paused" | "ready_to_swap", None) => {
             format!(
                 "interrupted (no runner is alive; `lockstep resume {}` continues it)",
                 r.id
             )
         }
-        (s, Some(pid)) => format!("{s} (runner backend pid {pid})"),
+        (s, Some(h)) if h.alive().is_some() => {
+            format!("{s} (runner backend pid {}{})", h.pid, heartbeat(h))
+        }
+        (s, Some(h)) => format!(
+            "{s}, but its runner is gone and backend pid {} (idle {} s) still holds the run lock{}: `lockstep resume {} --takeover` ends it and continues",
+            h.pid,
+            h.idle.as_secs(),
+            heartbeat(h),
+            r.id
+        ),
         (s, None) => s.to_string(),
     };
     writeln!(out, "run        {}", r.id)?;

@@ -113,6 +113,7 @@ pub(super) async fn convert(
                 progress: &mut sink,
                 stop: &stop,
                 monitor: None,
+                takeover: false,
                 connect: Some(conn),
             };
             match command {

@@ -5,10 +5,11 @@
 
 use tokio_postgres::Client;
 
-use super::exec::{dberr, runner_session, Exec};
+use super::exec::{dberr, Exec};
 pub use super::exec::{Ctx, EngineError, Finished, Progress, Silent};
 use super::hooks::{Dispatcher, EventKind, RunFacts};
 use super::kinds::KindName;
+use super::lock::{self, Holder};
 use super::plan::AnyPlan;
 use super::settings::Backfill;
 use super::shadow;
@@ -234,18 +235,9 @@ pub async fn prepare(
 
 /// Takes the run lock for `table_name`, checks no unfinished run exists, and returns a new
 /// run id.
-async fn claim(client: &Client, table_name: &str, oid: u32) -> Result<String, EngineError> {
-    if !state::try_lock(client, table_name)
-        .await
-        .map_err(dberr("advisory lock"))?
-    {
-        let pid = state::lock_held(client, table_name).await.ok().flatten();
-        return Err(EngineError::Busy {
-            table: table_name.to_string(),
-            pid,
-        });
-    }
-    runner_session(client).await?;
+async fn claim(ctx: &Ctx<'_>, table_name: &str, oid: u32) -> Result<String, EngineError> {
+    let client = ctx.client;
+    lock::acquire(client, table_name, false).await?;
     let open = if state::exists(client)
         .await
         .map_err(dberr("lockstep.runs"))?
@@ -278,13 +270,23 @@ pub async fn start(
     pb: Playbook,
     playbook_text: &str,
 ) -> Result<Finished, EngineError> {
+    lock::refuse_pooler(ctx.client, ctx.monitor).await?;
     let (table_name, oid) = super::facts::resolve(ctx.client, &pb.common.table).await?;
-    let run_id = claim(ctx.client, &table_name, oid).await?;
+    let run_id = claim(ctx, &table_name, oid).await?;
     ctx.progress
         .step("preflight", &format!("{} on {table_name}", pb.kind_name()));
     let (plan, refusals) = prepare(ctx.client, &pb, &run_id).await?;
     if !refusals.is_empty() {
         return Err(EngineError::Refused(refusals));
+    }
+    // Warnings only: the statements the change would break (see `queries/`).
+    if let Some(check) = super::queries::check(ctx.client, &pb.common.table, &plan).await {
+        for n in check.notes() {
+            ctx.progress.note(&format!("note: {n}"));
+        }
+        for w in check.warnings() {
+            ctx.progress.note(&format!("warning: {w}"));
+        }
     }
     // Only now, so that a refused run leaves nothing behind.
     state::ensure(ctx.client)
@@ -305,7 +307,15 @@ pub async fn start(
     .await
     .map_err(dberr("recording the run"))?;
     let run = load(ctx.client, Some(&run_id)).await?;
-    forward(ctx, &pb, run).await
+    let (client, monitor) = (ctx.client, ctx.monitor);
+    lock::beating(
+        client,
+        monitor,
+        &table_name,
+        &run_id,
+        forward(ctx, &pb, run),
+    )
+    .await
 }
 
 /// Loads a run (the latest when `id` is `None`).
@@ -324,22 +334,13 @@ async fn load(client: &Client, id: Option<&str>) -> Result<Run, EngineError> {
 }
 
 /// Loads a run and takes its table's run lock.
-async fn load_locked(client: &Client, id: Option<&str>) -> Result<Run, EngineError> {
-    let run = load(client, id).await?;
-    if !state::try_lock(client, &run.row.table_name)
+async fn load_locked(ctx: &Ctx<'_>, id: Option<&str>) -> Result<Run, EngineError> {
+    lock::refuse_pooler(ctx.client, ctx.monitor).await?;
+    let run = load(ctx.client, id).await?;
+    lock::acquire(ctx.client, &run.row.table_name, ctx.takeover).await?;
+    state::ensure(ctx.client)
         .await
-        .map_err(dberr("advisory lock"))?
-    {
-        let pid = state::lock_held(client, &run.row.table_name)
-            .await
-            .ok()
-            .flatten();
-        return Err(EngineError::Busy {
-            table: run.row.table_name.clone(),
-            pid,
-        });
-    }
-    runner_session(client).await?;
+        .map_err(dberr("updating the state tables"))?;
     Ok(run)
 }
 
@@ -437,7 +438,7 @@ fn mismatch(run: &Run) -> EngineError {
 
 /// Continues a run from its last checkpoint.
 pub async fn resume(ctx: &mut Ctx<'_>, id: Option<&str>) -> Result<Finished, EngineError> {
-    let run = load_locked(ctx.client, id).await?;
+    let run = load_locked(ctx, id).await?;
     check(&run, Command::Resume)?;
     let pb = run.playbook()?;
     state::set_status(ctx.client, run.id(), Status::Running, None)
@@ -446,14 +447,23 @@ pub async fn resume(ctx: &mut Ctx<'_>, id: Option<&str>) -> Result<Finished, Eng
     state::set_paused(ctx.client, run.id(), false)
         .await
         .map_err(dberr("state"))?;
-    forward(ctx, &pb, run).await
+    let (client, monitor) = (ctx.client, ctx.monitor);
+    let (table, id) = (run.row.table_name.clone(), run.id().to_string());
+    lock::beating(client, monitor, &table, &id, forward(ctx, &pb, run)).await
 }
 
 /// Undoes a run: a shadow rebuild drops the copy before the swap and swaps back after it; a
 /// run of steps undoes every completed step, newest first.
 pub async fn rollback(ctx: &mut Ctx<'_>, id: Option<&str>) -> Result<Finished, EngineError> {
-    let run = load_locked(ctx.client, id).await?;
+    let run = load_locked(ctx, id).await?;
     check(&run, Command::Rollback)?;
+    let (client, monitor) = (ctx.client, ctx.monitor);
+    let table = run.row.table_name.clone();
+    let id = run.id().to_string();
+    lock::beating(client, monitor, &table, &id, roll_back(ctx, run)).await
+}
+
+async fn roll_back(ctx: &mut Ctx<'_>, run: Run) -> Result<Finished, EngineError> {
     let pb = run.playbook()?;
     let id = run.id().to_string();
     let message = match (&run.plan, run.step) {
@@ -481,8 +491,15 @@ pub async fn rollback(ctx: &mut Ctx<'_>, id: Option<&str>) -> Result<Finished, E
 /// After a run completed: drops what it kept for a way back (the old table, the old
 /// column, the undo data).
 pub async fn finalize(ctx: &mut Ctx<'_>, id: Option<&str>) -> Result<Finished, EngineError> {
-    let run = load_locked(ctx.client, id).await?;
+    let run = load_locked(ctx, id).await?;
     check(&run, Command::Finalize)?;
+    let (client, monitor) = (ctx.client, ctx.monitor);
+    let table = run.row.table_name.clone();
+    let id = run.id().to_string();
+    lock::beating(client, monitor, &table, &id, finish(ctx, run)).await
+}
+
+async fn finish(ctx: &mut Ctx<'_>, run: Run) -> Result<Finished, EngineError> {
     let pb = run.playbook()?;
     let id = run.id().to_string();
     let message = match &run.plan {
@@ -502,8 +519,8 @@ pub async fn finalize(ctx: &mut Ctx<'_>, id: Option<&str>) -> Result<Finished, E
 #[derive(Debug, Clone)]
 pub struct RunStatus {
     pub run: Run,
-    /// The pid of the backend holding the run lock, when a runner is alive.
-    pub runner_pid: Option<i32>,
+    /// The backend holding the run lock (a runner is alive, or its session was left behind).
+    pub holder: Option<Holder>,
     pub replica_lag_ms: Option<i64>,
     /// Changes captured and not replayed yet (a shadow rebuild before its swap).
     pub logged: Option<i64>,
@@ -518,10 +535,16 @@ pub struct RunStatus {
 }
 
 impl RunStatus {
+    /// The backend holding the run lock when it is a live runner (not a session left
+    /// behind by a runner that is gone).
+    pub fn runner(&self) -> Option<&Holder> {
+        self.holder.as_ref().filter(|h| h.alive().is_some())
+    }
+
     /// Whether the run waits for a runner: it is working (or paused, or ready to swap) and
-    /// no runner holds its lock.
+    /// no live runner holds its lock.
     pub fn interrupted(&self) -> bool {
-        self.runner_pid.is_none()
+        self.runner().is_none()
             && matches!(
                 self.run.status,
                 Status::Running | Status::Paused | Status::ReadyToSwap
@@ -559,9 +582,7 @@ async fn status_of(
     run: Run,
     replica_lag_ms: Option<i64>,
 ) -> Result<RunStatus, EngineError> {
-    let runner_pid = state::lock_held(client, &run.row.table_name)
-        .await
-        .map_err(dberr("pg_locks"))?;
+    let holder = lock::holder(client, &run.row.table_name).await?;
     let (logged, lanes) = match (&run.plan, run.phase()) {
         (AnyPlan::Shadow(p), Phase::Working) => shadow::status(client, p, run.id()).await,
         _ => (None, None),
@@ -577,7 +598,7 @@ async fn status_of(
     );
     Ok(RunStatus {
         replica_lag_ms,
-        runner_pid,
+        holder,
         logged,
         lanes,
         settings,
@@ -613,10 +634,9 @@ pub async fn set_control(
     state::set_control(client, run.id(), control)
         .await
         .map_err(dberr("lockstep.controls"))?;
-    let alive = state::lock_held(client, &run.row.table_name)
-        .await
-        .map_err(dberr("pg_locks"))?
-        .is_some();
+    let alive = lock::holder(client, &run.row.table_name)
+        .await?
+        .is_some_and(|h| h.alive().is_some());
     Ok((run.row.id, alive))
 }
 
@@ -643,10 +663,9 @@ pub async fn request_swap(client: &Client, id: Option<&str>) -> Result<SwapReque
     state::request_swap(client, run.id())
         .await
         .map_err(dberr("lockstep.controls"))?;
-    let alive = state::lock_held(client, &run.row.table_name)
-        .await
-        .map_err(dberr("pg_locks"))?
-        .is_some();
+    let alive = lock::holder(client, &run.row.table_name)
+        .await?
+        .is_some_and(|h| h.alive().is_some());
     Ok(SwapRequest {
         ready: run.status == Status::ReadyToSwap,
         id: run.row.id,

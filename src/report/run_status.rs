@@ -11,7 +11,12 @@
 //!                         | "done" | "swapped" | "rolling_back" | "rolled_back" | "finalized",
 //!               "interrupted": true when the run is running, paused or ready to swap and
 //!                              no runner is alive (`lockstep resume` continues it),
-//!               "runner": { "alive", "backend_pid": int | null },
+//!               "runner": { "alive": a live runner holds the run's lock,
+//!                           "backend_pid": int | null (the backend holding the lock, alive
+//!                                          or a session left behind),
+//!                           "heartbeat_age_seconds": float | null (the runner's last
+//!                                                    heartbeat in lockstep.runners),
+//!                           "process": string | null ("lockstep <version> (pid N on HOST)") },
 //!               "paused": the copy is asked to pause,
 //!               "rows": { "done", "total", "percent": float | null },
 //!               "rows_per_second": float | null, "eta_seconds": float | null,
@@ -63,6 +68,20 @@ fn eta_seconds(st: &RunStatus) -> Option<f64> {
         .then(|| (total - done) as f64 / rate)
 }
 
+/// The runner: the backend holding the run lock and its heartbeat (of this run).
+fn runner_value(st: &RunStatus) -> Value {
+    let h = st.holder.as_ref();
+    let beat = h
+        .and_then(|h| h.beat.as_ref())
+        .filter(|b| b.run_id == st.run.row.id);
+    json!({
+        "alive": st.runner().is_some(),
+        "backend_pid": h.map(|h| h.pid),
+        "heartbeat_age_seconds": beat.map(|b| b.age.as_secs_f64()),
+        "process": beat.map(|b| b.process.as_str()),
+    })
+}
+
 fn run_value(st: &RunStatus) -> Value {
     let r = &st.run.row;
     let (done, total) = rows(st);
@@ -73,7 +92,7 @@ fn run_value(st: &RunStatus) -> Value {
         "step": r.step,
         "status": st.run.status.as_str(),
         "interrupted": st.interrupted(),
-        "runner": { "alive": st.runner_pid.is_some(), "backend_pid": st.runner_pid },
+        "runner": runner_value(st),
         "paused": r.paused,
         "rows": {
             "done": done,
@@ -162,9 +181,9 @@ const FAMILIES: &[Family] = &[
     },
     Family {
         name: "lockstep_run_runner_alive",
-        help: "1 while a runner holds the run's lock.",
+        help: "1 while a live runner holds the run's lock.",
         kind: "gauge",
-        value: |s| Some(f64::from(u8::from(s.runner_pid.is_some()))),
+        value: |s| Some(f64::from(u8::from(s.runner().is_some()))),
     },
     Family {
         name: "lockstep_run_interrupted",

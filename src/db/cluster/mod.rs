@@ -80,8 +80,9 @@ pub fn find_bin_dir() -> Option<PathBuf> {
     versions.pop().map(|(_, d)| d)
 }
 
-fn is_root() -> bool {
-    // The effective uid of this process, read from /proc.
+/// Whether this process runs as root (its effective uid, read from /proc): servers then
+/// run as the `postgres` user, since PostgreSQL (and pgbouncer) refuse to run as root.
+pub fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

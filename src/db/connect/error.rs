@@ -44,6 +44,8 @@ pub enum ConnectError {
     },
     #[error("cannot connect to {target}: {message}")]
     Tls { target: String, message: String },
+    #[error("cannot connect to {target}: {seen} (is the host or the port wrong?)")]
+    NotPostgres { target: String, seen: String },
     /// Name resolution, unreachable network, connection reset, …
     #[error("cannot connect to {target}: {message}")]
     Network { target: String, message: String },

@@ -61,6 +61,7 @@
 mod conninfo;
 mod error;
 mod pgpass;
+mod protocol;
 mod resolve;
 mod service;
 mod tls;
@@ -355,10 +356,10 @@ impl ConnectOptions {
         let tls = matches!(self.host, Host::Tcp(_)) && self.sslmode != SslMode::Disable;
         if !tls {
             config.ssl_mode(PgSslMode::Disable);
-            let (client, connection) = config
-                .connect(NoTls)
-                .await
-                .map_err(|e| self.classify(&e, None))?;
+            let (client, connection) = match config.connect(NoTls).await {
+                Ok(c) => c,
+                Err(e) => return Err(self.explain(self.classify(&e, None)).await),
+            };
             tokio::spawn(async move {
                 let _ = connection.await;
             });
@@ -371,14 +372,38 @@ impl ConnectOptions {
         let verify = self.verification()?;
         let failure = tls::Failure::default();
         let connector = self.tls_connector(&verify, &failure)?;
-        let (client, connection) = config
-            .connect(connector)
-            .await
-            .map_err(|e| self.classify(&e, Some((&verify, &failure))))?;
+        let (client, connection) = match config.connect(connector).await {
+            Ok(c) => c,
+            Err(e) => {
+                return Err(self
+                    .explain(self.classify(&e, Some((&verify, &failure))))
+                    .await)
+            }
+        };
         tokio::spawn(async move {
             let _ = connection.await;
         });
         Ok(client)
+    }
+}
+
+impl ConnectOptions {
+    /// A network or TLS failure over TCP may be a server that is not PostgreSQL at all:
+    /// ask it, and say so when it is not.
+    async fn explain(&self, e: ConnectError) -> ConnectError {
+        let Host::Tcp(host) = &self.host else {
+            return e;
+        };
+        if !matches!(e, ConnectError::Network { .. } | ConnectError::Tls { .. }) {
+            return e;
+        }
+        match protocol::not_postgres(host, self.port).await {
+            Some(seen) => ConnectError::NotPostgres {
+                target: self.target(),
+                seen,
+            },
+            None => e,
+        }
     }
 }
 
