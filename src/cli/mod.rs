@@ -4,10 +4,12 @@
 // elsewhere).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod apply;
 mod completions;
 mod demo;
 mod explain;
 mod finalize;
+mod fleet;
 mod interrupt;
 mod lint;
 mod man;
@@ -61,6 +63,11 @@ pub enum Command {
     /// Show what a playbook would do: preflight, every step's SQL and locks, estimates, and
     /// the table's definition before and after (no writes)
     Plan(Box<plan::PlanArgs>),
+    /// Apply a directory of SQL migrations: linted first, each file once, every statement
+    /// under lock_timeout with retries
+    Apply(Box<apply::ApplyArgs>),
+    /// Roll a change out across many databases or schemas: canary, waves, circuit breaker
+    Fleet(Box<fleet::FleetArgs>),
     /// Run a playbook: change a live table online (partition, column type, constraints, indexes, backfill)
     Run(Box<run::RunArgs>),
     /// Show a run's step, progress, throttle state and replica lag
@@ -132,6 +139,8 @@ pub fn main() -> u8 {
         Command::Plan(args) => plan::run(*args),
         Command::Demo(args) => demo::run(*args),
         Command::Run(args) => run::run(*args),
+        Command::Apply(args) => apply::run(*args),
+        Command::Fleet(args) => fleet::run(*args),
         Command::Status(args) => status::run(*args),
         Command::Pause(args) => pause::run(*args),
         Command::Set(args) => set::run(*args),

@@ -45,6 +45,16 @@ impl Run {
         &self.row.step
     }
 
+    /// Every step ran (and, for kinds that swap, the swap is validated), finalized or not.
+    pub fn is_complete(&self) -> bool {
+        matches!(self.phase(), Phase::Complete | Phase::Finalized)
+    }
+
+    /// The run was rolled back.
+    pub fn is_rolled_back(&self) -> bool {
+        self.phase() == Phase::RolledBack
+    }
+
     /// Parses a stored run; an unknown value is an error naming the run.
     fn parse(row: state::Row) -> Result<Run, EngineError> {
         let bad = |what: &str, value: &str| {
@@ -316,6 +326,22 @@ pub async fn start(
         forward(ctx, &pb, run),
     )
     .await
+}
+
+/// The latest run on the table of `pb`, if any (a fleet's record on a target).
+pub async fn latest_on_table(client: &Client, pb: &Playbook) -> Result<Option<Run>, EngineError> {
+    if !state::exists(client)
+        .await
+        .map_err(dberr("lockstep.runs"))?
+    {
+        return Ok(None);
+    }
+    let (table_name, _) = super::facts::resolve(client, &pb.common.table).await?;
+    state::latest_for_table(client, &table_name)
+        .await
+        .map_err(dberr("reading lockstep.runs"))?
+        .map(Run::parse)
+        .transpose()
 }
 
 /// Loads a run (the latest when `id` is `None`).

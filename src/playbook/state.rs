@@ -201,10 +201,17 @@ fn from_row(r: &tokio_postgres::Row) -> Row {
     }
 }
 
-/// Creates the state tables when missing.
+/// Creates the state tables when missing. Runners that start at once on several tables or
+/// schemas of one database (a fleet) take turns: concurrent `CREATE … IF NOT EXISTS` of the
+/// same table can fail.
 pub async fn ensure(c: &Client) -> Result<(), tokio_postgres::Error> {
-    c.batch_execute(SCHEMA_SQL).await?;
-    ensure_runners(c).await
+    in_transaction(c, "BEGIN", async {
+        c.batch_execute(&format!(
+            "SELECT pg_advisory_xact_lock(hashtextextended('lockstep:schema', 0)); {SCHEMA_SQL}; {RUNNERS_SQL}"
+        ))
+        .await
+    })
+    .await
 }
 
 /// Creates the heartbeat table when missing (also for a state table made by an older
@@ -346,6 +353,23 @@ pub async fn set_paused(c: &Client, id: &str, paused: bool) -> Result<u64, tokio
     .await
 }
 
+/// The latest run on `table_name` (qualified, as stored).
+pub async fn latest_for_table(
+    c: &impl GenericClient,
+    table_name: &str,
+) -> Result<Option<Row>, tokio_postgres::Error> {
+    Ok(c
+        .query_opt(
+            &format!(
+                "SELECT {COLUMNS} FROM lockstep.runs WHERE table_name = $1 ORDER BY started_at DESC, id DESC LIMIT 1"
+            ),
+            &[&table_name],
+        )
+        .await?
+        .as_ref()
+        .map(from_row))
+}
+
 /// Every run, oldest first.
 pub async fn load_all(c: &impl GenericClient) -> Result<Vec<Row>, tokio_postgres::Error> {
     Ok(c.query(
@@ -461,7 +485,7 @@ pub async fn set_control(
     id: &str,
     control: Control,
 ) -> Result<(), tokio_postgres::Error> {
-    c.batch_execute(SCHEMA_SQL).await?;
+    ensure(c).await?;
     let sql = |column: &str| {
         format!(
             "INSERT INTO lockstep.controls (run_id, {column}) VALUES ($1, $2)
@@ -478,7 +502,7 @@ pub async fn set_control(
 
 /// Asks the runner of run `id` to swap (`[swap] mode = "manual"`).
 pub async fn request_swap(c: &Client, id: &str) -> Result<(), tokio_postgres::Error> {
-    c.batch_execute(SCHEMA_SQL).await?;
+    ensure(c).await?;
     c.execute(
         "INSERT INTO lockstep.controls (run_id, swap_requested_at) VALUES ($1, now())
          ON CONFLICT (run_id) DO UPDATE SET swap_requested_at = now(), updated_at = now()",

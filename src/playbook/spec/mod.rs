@@ -44,6 +44,7 @@
 //! ```
 
 mod error;
+pub(crate) use error::toml_message;
 #[cfg(test)]
 mod tests;
 
