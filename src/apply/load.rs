@@ -83,7 +83,16 @@ impl Loaded {
 
     /// Refuses migrations with error-level findings (listing up to ten).
     pub fn check_lint(&self) -> Result<(), ApplyError> {
-        let errors: Vec<&Finding> = self.errors().collect();
+        self.check_lint_of(&self.migrations.iter().collect::<Vec<_>>())
+    }
+
+    /// Refuses when any of `migrations` (those a target has yet to apply) has error-level
+    /// findings: a file applied long ago does not stop the ones after it.
+    pub fn check_lint_of(&self, migrations: &[&Migration]) -> Result<(), ApplyError> {
+        let errors: Vec<&Finding> = self
+            .errors()
+            .filter(|f| migrations.iter().any(|m| m.path == f.path))
+            .collect();
         if errors.is_empty() {
             return Ok(());
         }

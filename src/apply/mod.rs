@@ -2,7 +2,8 @@
 //! it), each file once, recorded in `lockstep.migrations` on the target.
 //!
 //! - The files are linted first, as lockstep will run them ([`load`]); an error-level
-//!   finding refuses the whole directory unless the caller allows it.
+//!   finding in a file the target has yet to apply refuses the run unless the caller
+//!   allows it ([`Loaded::check_lint_of`]).
 //! - A file runs in one transaction, with its record, unless it holds a statement that
 //!   cannot run in one (`CREATE INDEX CONCURRENTLY` …): then each statement runs alone and
 //!   the record counts the statements done, so a failed or interrupted file continues at the

@@ -123,12 +123,6 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<u8> {
             return Ok(EXIT_ERROR);
         }
     };
-    if !args.status && !args.allow_lint_errors {
-        if let Err(e) = loaded.check_lint() {
-            eprint_error(color, &e.to_string());
-            return Ok(EXIT_FINDINGS);
-        }
-    }
     let conn = match args.db.options() {
         Ok(c) => c,
         Err(m) => {
@@ -146,6 +140,17 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<u8> {
                 }
                 Err(e) => fail(color, &e),
             };
+        }
+        // Lint errors refuse the migrations the database has yet to apply.
+        if !args.allow_lint_errors {
+            let pending = match apply::status(&target).await {
+                Ok(st) => st.pending(&loaded.migrations),
+                Err(e) => return fail(color, &e),
+            };
+            if let Err(e) = loaded.check_lint_of(&pending) {
+                eprint_error(color, &e.to_string());
+                return EXIT_FINDINGS;
+            }
         }
         let stop = online::stop_on_ctrl_c();
         let mut out = io::stdout().lock();
