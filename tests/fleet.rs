@@ -445,3 +445,54 @@ fn a_failed_target_halts_the_rollout_and_resume_continues() {
     );
     assert_eq!(status_json(f)["state"], "complete");
 }
+
+/// A playbook as a fleet's work: each schema target runs it on its own table (the schema
+/// qualifies the playbook's table), and the status reads each target's run.
+#[test]
+fn a_fleet_runs_a_playbook_on_every_schema() {
+    let c = cluster();
+    let db = Db::create(&c, "app");
+    db.exec(
+        "DO $$ BEGIN FOR i IN 0..5 LOOP
+           EXECUTE format('CREATE SCHEMA %I', 't' || i);
+           EXECUTE format('CREATE TABLE %I.items (id bigint PRIMARY KEY, v int)', 't' || i);
+           EXECUTE format('INSERT INTO %I.items SELECT g, g %% 7 FROM generate_series(1, 500) g', 't' || i);
+         END LOOP; END $$",
+    );
+    let pb = db.playbook(
+        "index.toml",
+        "kind = \"index\"\ntable = \"items\"\n[index]\ncolumns = [\"v\"]\n",
+    );
+    let fleet = db.dir.path().join("fleet.toml");
+    std::fs::write(
+        &fleet,
+        format!(
+            "playbook = {:?}\n[rollout]\ncanary = 1\nconcurrency = 3\n[[targets.discover]]\nurl = {:?}\nschemas = \"SELECT nspname::text FROM pg_namespace WHERE nspname ~ '^t[0-9]$' ORDER BY 1\"\n",
+            pb.display().to_string(),
+            db.url
+        ),
+    )
+    .unwrap();
+    let f = fleet.to_str().unwrap();
+    let o = lockstep(&["fleet", "run", f]);
+    assert_exit(&o, 0);
+    assert!(text(&o).contains("6 target(s) done"), "{}", text(&o));
+    assert_eq!(
+        db.one::<i64>(
+            "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+              WHERE c.relname = 'items' AND i.indisvalid AND NOT i.indisprimary"
+        ),
+        6
+    );
+    let st = status_json(f);
+    assert_eq!(st["work"], "playbook");
+    assert_eq!(st["state"], "complete", "{st}");
+    assert_eq!(st["targets"][5]["run"]["status"], "done", "{st}");
+    let o = lockstep(&["fleet", "run", f]);
+    assert_exit(&o, 0);
+    assert!(
+        text(&o).contains("0 target(s) done, 6 already up to date"),
+        "{}",
+        text(&o)
+    );
+}
