@@ -206,6 +206,35 @@ fn apply_runs_each_file_once_and_waits_for_locks_under_lock_timeout() {
     let o = db.lockstep(&["apply", d]);
     assert_exit(&o, 0);
     assert_eq!(records(&db, "")[5].1, "applied");
+
+    // The lock budget: the target gives up once it has waited that long for locks in all.
+    write_dir(
+        &dir,
+        &[("0007_budget.sql", "ALTER TABLE items ADD COLUMN y int;\n")],
+    );
+    let blocker = db.rt.block_on(async {
+        let b = db::connect(&db.test_url()).await;
+        b.batch_execute("BEGIN; SELECT * FROM items").await.unwrap();
+        b
+    });
+    let o = db.lockstep(&[
+        "apply",
+        d,
+        "--lock-timeout",
+        "100ms",
+        "--lock-budget",
+        "500ms",
+    ]);
+    assert_exit(&o, 1);
+    assert!(
+        text(&o).contains("0007_budget.sql:1: the lock budget of 500 ms is spent"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(records(&db, "")[6].1, "failed");
+    db.rt.block_on(blocker.batch_execute("ROLLBACK")).unwrap();
+    let o = db.lockstep(&["apply", d]);
+    assert_exit(&o, 0);
 }
 
 /// Three clusters of ten databases each and 200 schemas of one more database: one rollout
