@@ -424,6 +424,21 @@ struct Runner<'r> {
     notes: RefCell<Vec<String>>,
 }
 
+/// Statement `i` of `m` (the last one past the end; line 1 of a file without statements,
+/// whose `BEGIN` or record failed).
+fn statement_at(m: &Migration, i: usize) -> Stmt {
+    m.statements
+        .get(i)
+        .or(m.statements.last())
+        .cloned()
+        .unwrap_or(Stmt {
+            sql: String::new(),
+            line: 1,
+            tables: Vec::new(),
+            concurrent_index: None,
+        })
+}
+
 /// What a failed attempt means.
 enum Failure {
     /// Not granted its locks in time: try again.
@@ -447,13 +462,13 @@ impl Runner<'_> {
                 Ok(()) => return Ok(waits),
                 Err((i, Failure::Locks(e))) => {
                     waits += 1;
-                    let s = &m.statements[i.min(m.statements.len().saturating_sub(1))];
+                    let s = &statement_at(m, i);
                     if let Err(err) = self.wait_after(&mut retry, e, m, s, attempt, on).await {
                         return Err(self.record_failure(m, 0, waits, err).await);
                     }
                 }
                 Err((i, Failure::Other(e))) => {
-                    let s = &m.statements[i.min(m.statements.len().saturating_sub(1))];
+                    let s = &statement_at(m, i);
                     let err = self.statement_error(m, s, &e);
                     return Err(self.record_failure(m, 0, waits, err).await);
                 }
