@@ -11,11 +11,14 @@
 #
 # Prints a table of wall-clock seconds and ratios against the psql loop. Starts its own
 # throwaway PostgreSQL (fsync off, max_connections 200) and removes it afterwards. Builds
-# the release binary first.
+# the release binary first (LOCKSTEP=path/to/lockstep uses that binary instead).
 set -eu
 cd "$(dirname "$0")/.."
-cargo build --release --quiet
-lockstep="$PWD/target/release/lockstep"
+if [ -z "${LOCKSTEP:-}" ]; then
+  cargo build --release --quiet
+  LOCKSTEP="$PWD/target/release/lockstep"
+fi
+lockstep="$LOCKSTEP"
 bin="${LOCKSTEP_PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}"
 schemas="${SCHEMAS:-1000}"
 databases="${DATABASES:-30}"
