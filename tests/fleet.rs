@@ -473,6 +473,31 @@ fn a_failed_target_halts_the_rollout_and_resume_continues() {
         text(&o)
     );
     assert_eq!(status_json(f)["state"], "complete");
+
+    // A new migration with a lint error fails the canary, and the rollout halts there.
+    write_dir(
+        &dir,
+        &[(
+            "0004_index.sql",
+            "CREATE INDEX items_note ON items (note);\n",
+        )],
+    );
+    let o = lockstep(&["fleet", "run", f]);
+    assert_exit(&o, 1);
+    let t = text(&o);
+    assert!(
+        t.contains("#s00: lint found 1 error(s) in the migrations to apply")
+            && t.contains("0004_index.sql:1:1: error[create-index-non-concurrently]"),
+        "{t}"
+    );
+    assert!(
+        t.contains("0 target(s) done, 0 already up to date, 1 failed, 0 stopped, 11 not started"),
+        "{t}"
+    );
+    assert_eq!(
+        db.one::<i64>("SELECT count(*) FROM pg_indexes WHERE indexname = 'items_note'"),
+        0
+    );
 }
 
 /// A playbook as a fleet's work: each schema target runs it on its own table (the schema

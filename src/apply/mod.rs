@@ -41,6 +41,8 @@ pub struct Settings {
     /// A migration recorded as failed is tried again (`false`: the target stops there; a
     /// fleet's `run` leaves failed targets to `resume`).
     pub retry_failed: bool,
+    /// Apply even when lint found errors in migrations the target has yet to apply.
+    pub allow_lint_errors: bool,
 }
 
 impl Default for Settings {
@@ -52,6 +54,7 @@ impl Default for Settings {
             max_backoff_ms: 5000,
             lock_budget: None,
             retry_failed: true,
+            allow_lint_errors: false,
         }
     }
 }
@@ -75,10 +78,16 @@ pub enum ApplyError {
     /// The directory, a file in it, or what it holds.
     #[error("{0}")]
     Load(String),
-    #[error("lint found {errors} error(s) in the migrations; fix them, or apply anyway with --allow-lint-errors:\n{list}")]
+    #[error("lint found {errors} error(s) in the migrations to apply; fix them, or apply anyway with --allow-lint-errors (a fleet file: `allow_lint_errors = true`):\n{list}")]
     Lint { errors: usize, list: String },
     #[error("{target}: {message}")]
     Connect { target: String, message: String },
+    /// An error of the migrations, found on a target (lint errors in what it has to apply).
+    #[error("{target}: {source}")]
+    OnTarget {
+        target: String,
+        source: Box<ApplyError>,
+    },
     #[error("{target}: another lockstep process is applying migrations to it{}", .pid.map(|p| format!(" (backend pid {p})")).unwrap_or_default())]
     Busy { target: String, pid: Option<i32> },
     #[error("{target}: {path} was applied with checksum {recorded}, the file now has {now}: a migration must not change once applied (add a new file instead)")]

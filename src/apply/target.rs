@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::Client;
 
-use super::{ApplyError, Migration, Settings, Stmt};
+use super::{ApplyError, Loaded, Migration, Settings, Stmt};
 use crate::db::connect::{ConnectOptions, Host};
 use crate::playbook::exec::{is_lock_timeout, EngineError, Policy, Retry};
 use crate::playbook::names::quote_ident;
@@ -276,12 +276,14 @@ pub struct Applied {
     pub lock_waits: u32,
 }
 
-/// Applies `migrations` to `target`, in order, each once; returns what it applied (the
-/// migrations it had applied before are skipped). `stop` is honoured between migrations
-/// and between the statements of a migration that runs statement by statement.
+/// Applies the migrations of `loaded` to `target`, in order, each once; returns what it
+/// applied (the migrations it had applied before are skipped). Lint errors in the
+/// migrations it has yet to apply refuse them all, unless `settings` allow them. `stop` is
+/// honoured between migrations and between the statements of a migration that runs
+/// statement by statement.
 pub async fn apply(
     target: &Target,
-    migrations: &[Migration],
+    loaded: &Loaded,
     settings: &Settings,
     stop: &AtomicBool,
     on: &mut dyn FnMut(Event),
@@ -299,7 +301,16 @@ pub async fn apply(
             .await
             .map_err(target.db("creating lockstep.migrations"))?;
     }
+    let migrations = &loaded.migrations;
     let recorded = read(&client, target).await?;
+    if !settings.allow_lint_errors {
+        loaded
+            .check_lint_of(&recorded.pending(migrations))
+            .map_err(|e| ApplyError::OnTarget {
+                target: target.label.clone(),
+                source: Box::new(e),
+            })?;
+    }
     let mut runner = Runner {
         client: &client,
         target,

@@ -110,7 +110,10 @@ pub fn load_and_lint(dir: &Path, color: bool) -> Result<Loaded, String> {
 pub fn run(args: ApplyArgs) -> anyhow::Result<u8> {
     let color = args.color.enabled();
     let settings = match args.locks.settings() {
-        Ok(s) => s,
+        Ok(s) => Settings {
+            allow_lint_errors: args.allow_lint_errors,
+            ..s
+        },
         Err(m) => {
             eprint_error(color, &m);
             return Ok(EXIT_ERROR);
@@ -140,17 +143,6 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<u8> {
                 }
                 Err(e) => fail(color, &e),
             };
-        }
-        // Lint errors refuse the migrations the database has yet to apply.
-        if !args.allow_lint_errors {
-            let pending = match apply::status(&target).await {
-                Ok(st) => st.pending(&loaded.migrations),
-                Err(e) => return fail(color, &e),
-            };
-            if let Err(e) = loaded.check_lint_of(&pending) {
-                eprint_error(color, &e.to_string());
-                return EXIT_FINDINGS;
-            }
         }
         let stop = online::stop_on_ctrl_c();
         let mut out = io::stdout().lock();
@@ -186,7 +178,7 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<u8> {
                 let _ = writeln!(io::stderr(), "{n}");
             }
         };
-        match apply::apply(&target, &loaded.migrations, &settings, &stop, &mut on).await {
+        match apply::apply(&target, &loaded, &settings, &stop, &mut on).await {
             Ok(done) => {
                 let skipped = loaded.migrations.len() - done.len();
                 println!(

@@ -19,7 +19,7 @@ use crate::fleet::{self, Fleet, FleetStatus, Job, Outcome, Report, TargetResult,
 queries returning databases or schemas) and what runs on each: a directory of SQL migrations\n\
 (linted first, applied like `lockstep apply`) or a playbook. Every target keeps its own record,\n\
 so `status` rebuilds the rollout from the targets, from any machine.\n\n\
-Exit codes:\n  0  every target done\n  1  the rollout halted (a failed target, lint errors), or targets are left\n  2  usage error, bad fleet file, no connection for discovery\n\n\
+Exit codes:\n  0  every target done\n  1  the rollout halted (a failed target, lint errors in what a target has to apply), or targets are left\n  2  usage error, bad fleet file, no connection for discovery\n\n\
 Examples:\n  lockstep fleet plan fleet.toml\n  lockstep fleet run fleet.toml\n  lockstep fleet status fleet.toml --format json\n  lockstep fleet resume fleet.toml     # after fixing what halted it"
 )]
 pub struct FleetArgs {
@@ -70,20 +70,19 @@ pub enum Format {
 
 pub fn run(args: FleetArgs) -> anyhow::Result<u8> {
     match args.command {
-        FleetCommand::Plan(r) => with_fleet(&r, false, plan),
-        FleetCommand::Run(r) => with_fleet(&r, true, |f, l, t, c| roll(f, l, t, c, false)),
-        FleetCommand::Resume(r) => with_fleet(&r, true, |f, l, t, c| roll(f, l, t, c, true)),
+        FleetCommand::Plan(r) => with_fleet(&r, plan),
+        FleetCommand::Run(r) => with_fleet(&r, |f, l, t, c| roll(f, l, t, c, false)),
+        FleetCommand::Resume(r) => with_fleet(&r, |f, l, t, c| roll(f, l, t, c, true)),
         FleetCommand::Status(s) => {
             let format = s.format;
-            with_fleet(&s.target, false, move |f, l, t, c| {
-                status(f, l, t, c, format)
-            })
+            with_fleet(&s.target, move |f, l, t, c| status(f, l, t, c, format))
         }
     }
 }
 
-/// Loads the fleet (and lints its migrations), finds its targets, and runs `then`.
-fn with_fleet<F, Fut>(r: &FleetRef, refuse_lint: bool, then: F) -> anyhow::Result<u8>
+/// Loads the fleet (and lints its migrations, printing the findings), finds its targets,
+/// and runs `then`.
+fn with_fleet<F, Fut>(r: &FleetRef, then: F) -> anyhow::Result<u8>
 where
     F: FnOnce(Fleet, Option<Loaded>, Vec<Target>, bool) -> Fut,
     Fut: std::future::Future<Output = u8>,
@@ -104,20 +103,6 @@ where
         },
         Work::Playbook { .. } => None,
     };
-    if let Some(l) = &loaded {
-        if refuse_lint && !fleet.allow_lint_errors {
-            if let Err(e) = l.check_lint() {
-                eprint_error(
-                    color,
-                    &e.to_string().replace(
-                        "--allow-lint-errors",
-                        "`allow_lint_errors = true` in the fleet file",
-                    ),
-                );
-                return Ok(EXIT_FINDINGS);
-            }
-        }
-    }
     let default = match r.db.options() {
         Ok(o) => o,
         Err(m) => return fail(&m),
@@ -142,7 +127,7 @@ where
 }
 
 fn job<'a>(fleet: &'a Fleet, loaded: &'a Option<Loaded>) -> Option<Job<'a>> {
-    Job::of(fleet, loaded.as_ref().map(|l| l.migrations.as_slice()))
+    Job::of(fleet, loaded.as_ref())
 }
 
 /// How many targets are read at once for `plan` and `status`.

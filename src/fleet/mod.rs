@@ -4,7 +4,8 @@
 //! ```toml
 //! migrations = "migrations"          # a directory of SQL migrations (relative to this file)
 //! # playbook = "playbooks/x.toml"    # or a playbook, run on every target
-//! allow_lint_errors = false          # migrations: refuse to start when lint finds errors
+//! allow_lint_errors = false          # migrations: a target refuses lint errors in the
+//!                                    # migrations it has yet to apply (and fails)
 //!
 //! [targets]
 //! urls = ["postgres://app@shard1.internal/app", "service=shard2"]
@@ -195,9 +196,9 @@ pub struct Fleet {
     pub work: Work,
     pub sources: Vec<Source>,
     pub rollout: Rollout,
-    /// Migrations: how statements wait for locks (and the per-target lock budget).
+    /// Migrations: how statements wait for locks (and the per-target lock budget), and
+    /// `allow_lint_errors`.
     pub locks: apply::Settings,
-    pub allow_lint_errors: bool,
 }
 
 /// Reads and validates a fleet file; errors name the file and the key.
@@ -353,6 +354,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Fleet, FleetError> {
             s => Some(Duration::from_millis(ms("rollout.lock_budget", s, 0)?)),
         },
         retry_failed: false,
+        allow_lint_errors: raw.allow_lint_errors.unwrap_or(false),
     };
     Ok(Fleet {
         path: path.to_path_buf(),
@@ -365,7 +367,6 @@ pub fn parse(text: &str, path: &Path) -> Result<Fleet, FleetError> {
             error_budget,
         },
         locks,
-        allow_lint_errors: raw.allow_lint_errors.unwrap_or(false),
     })
 }
 

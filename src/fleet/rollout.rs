@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use super::{waves, Fleet, Wave, Work};
-use crate::apply::{self, Event, Migration, Target};
+use crate::apply::{self, Event, Loaded, Target};
 use crate::playbook::engine::{self, Ctx, EngineError};
 use crate::playbook::spec::Playbook;
 use crate::playbook::state::Status;
@@ -85,7 +85,7 @@ pub trait Progress {
 
 /// What runs on each target.
 pub enum Job<'a> {
-    Migrations(&'a [Migration]),
+    Migrations(&'a Loaded),
     Playbook {
         text: &'a str,
         playbook: &'a Playbook,
@@ -94,7 +94,7 @@ pub enum Job<'a> {
 
 impl<'a> Job<'a> {
     /// The job of `fleet` (`migrations`: the directory, read and linted).
-    pub fn of(fleet: &'a Fleet, migrations: Option<&'a [Migration]>) -> Option<Job<'a>> {
+    pub fn of(fleet: &'a Fleet, migrations: Option<&'a Loaded>) -> Option<Job<'a>> {
         match (&fleet.work, migrations) {
             (Work::Migrations(_), Some(m)) => Some(Job::Migrations(m)),
             (Work::Playbook { text, playbook, .. }, _) => Some(Job::Playbook { text, playbook }),
@@ -151,14 +151,14 @@ async fn one(
     stop: &AtomicBool,
 ) -> (Outcome, Vec<String>) {
     match job {
-        Job::Migrations(migrations) => {
+        Job::Migrations(loaded) => {
             let mut notes = Vec::new();
             let mut on = |e: Event| {
                 if let Event::Note(n) = e {
                     notes.push(n);
                 }
             };
-            let r = apply::apply(target, migrations, locks, stop, &mut on).await;
+            let r = apply::apply(target, loaded, locks, stop, &mut on).await;
             let outcome = match r {
                 Ok(done) if done.is_empty() => Outcome::UpToDate,
                 Ok(done) => Outcome::Done {

@@ -194,7 +194,7 @@ pub async fn status(
         work,
         source,
         migrations: match job {
-            Job::Migrations(m) => Some(m.len()),
+            Job::Migrations(l) => Some(l.migrations.len()),
             Job::Playbook { .. } => None,
         },
         targets: out.into_iter().map(|(_, s)| s).collect(),
@@ -213,19 +213,21 @@ async fn one(target: &Target, job: &Job<'_>, wave: String) -> TargetStatus {
         run: None,
     };
     match job {
-        Job::Migrations(migrations) => match apply::status(target).await {
+        Job::Migrations(loaded) => match apply::status(target).await {
             Err(e) => {
                 st.state = TargetState::Unreachable;
                 st.error = Some(e.to_string());
             }
             Ok(rec) => {
-                let pending = rec.pending(migrations);
+                let pending = rec.pending(&loaded.migrations);
                 st.pending = pending.len();
-                st.applied = migrations.len() - pending.len();
-                st.version = rec.last_applied(migrations).map(|m| m.version.clone());
+                st.applied = loaded.migrations.len() - pending.len();
+                st.version = rec
+                    .last_applied(&loaded.migrations)
+                    .map(|m| m.version.clone());
                 let unfinished = rec.unfinished();
                 st.error = unfinished.and_then(|r| r.error.clone());
-                st.state = if !rec.changed(migrations).is_empty() {
+                st.state = if !rec.changed(&loaded.migrations).is_empty() {
                     TargetState::Changed
                 } else if let Some(r) = unfinished {
                     if r.status == RecordStatus::Failed {
