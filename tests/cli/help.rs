@@ -3,7 +3,7 @@
 
 use super::*;
 
-const SUBCOMMANDS: [&str; 16] = [
+const SUBCOMMANDS: [&str; 18] = [
     "lint",
     "rules",
     "explain",
@@ -13,6 +13,8 @@ const SUBCOMMANDS: [&str; 16] = [
     "status",
     "set",
     "swap",
+    "apply",
+    "fleet",
     "pause",
     "resume",
     "rollback",
