@@ -235,6 +235,46 @@ fn apply_runs_each_file_once_and_waits_for_locks_under_lock_timeout() {
     db.rt.block_on(blocker.batch_execute("ROLLBACK")).unwrap();
     let o = db.lockstep(&["apply", d]);
     assert_exit(&o, 0);
+
+    // A concurrent build behind a writer: each attempt that times out leaves an INVALID
+    // index, dropped (itself retried) before the next attempt; once the writer ends, the
+    // index is built, valid, once.
+    write_dir(
+        &dir,
+        &[(
+            "0008_cic.sql",
+            "CREATE INDEX CONCURRENTLY items_y_idx ON items (y);\n",
+        )],
+    );
+    db.rt
+        .block_on(blocker.batch_execute("BEGIN; INSERT INTO items (id) VALUES (100000)"))
+        .unwrap();
+    let mut run = db.spawn(&["apply", d, "--lock-timeout", "100ms"], None);
+    wait_for(
+        "the build to retry behind the writer",
+        Duration::from_secs(60),
+        || {
+            run.output()
+                .contains("dropping the INVALID index items_y_idx")
+        },
+    );
+    assert!(run.try_wait().is_none(), "{}", run.output());
+    db.rt.block_on(blocker.batch_execute("ROLLBACK")).unwrap();
+    wait_for("apply to finish", Duration::from_secs(120), || {
+        run.try_wait().is_some()
+    });
+    assert_eq!(run.try_wait().unwrap().code(), Some(0), "{}", run.output());
+    assert_eq!(
+        db.one::<i64>(
+            "SELECT count(*) FROM pg_index WHERE indrelid = 'items'::regclass AND indisvalid
+               AND indexrelid::regclass::text = 'items_y_idx'"
+        ),
+        1
+    );
+    assert_eq!(
+        db.one::<i64>("SELECT count(*) FROM pg_index WHERE NOT indisvalid"),
+        0
+    );
 }
 
 /// Three clusters of ten databases each and 200 schemas of one more database: one rollout

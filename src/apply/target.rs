@@ -559,9 +559,6 @@ impl Runner<'_> {
                     path: m.path.clone(),
                 });
             }
-            if let Some(index) = &s.concurrent_index {
-                waits += self.drop_invalid_leftover(m, i, s, index, on).await?;
-            }
             waits += self.alone(m, i, s, &s.sql, on).await?;
             let status = if i + 1 == m.statements.len() {
                 RecordStatus::Applied
@@ -576,7 +573,9 @@ impl Runner<'_> {
     }
 
     /// Runs `sql` (statement `i` of `m`, or its cleanup) alone, retried while it meets lock
-    /// timeouts. Returns the lock waits.
+    /// timeouts. For `CREATE INDEX CONCURRENTLY` (`s.concurrent_index`), the INVALID index
+    /// an interrupted run or a timed-out attempt left is dropped before every attempt.
+    /// Returns the lock waits.
     async fn alone(
         &mut self,
         m: &Migration,
@@ -588,6 +587,10 @@ impl Runner<'_> {
         let mut retry = Retry::new(&self.policy);
         let mut waits = 0u32;
         loop {
+            if let Some(index) = &s.concurrent_index {
+                // The cleanup runs through `alone` too, without an index of its own.
+                waits += Box::pin(self.drop_invalid_leftover(m, i, s, index, on)).await?;
+            }
             let attempt = Instant::now();
             match self.client.batch_execute(sql).await {
                 Ok(()) => return Ok(waits),
@@ -595,16 +598,6 @@ impl Runner<'_> {
                     waits += 1;
                     if let Err(err) = self.wait_after(&mut retry, e, m, s, attempt, on).await {
                         return Err(self.record_failure(m, i, waits, err).await);
-                    }
-                    if let Some(index) = &s.concurrent_index {
-                        // A concurrent build that timed out left an INVALID index.
-                        self.client
-                            .batch_execute(&format!(
-                                "DROP INDEX CONCURRENTLY IF EXISTS {}",
-                                quote_ident(index)
-                            ))
-                            .await
-                            .map_err(self.target.db("dropping an invalid index"))?;
                     }
                 }
                 Err(e) => {
@@ -637,7 +630,7 @@ impl Runner<'_> {
             return Ok(0);
         }
         on(Event::Note(format!(
-            "{}: {}:{}: dropping the INVALID index {index} an interrupted build left",
+            "{}: {}:{}: dropping the INVALID index {index} an interrupted or timed-out build left",
             self.target.label, m.path, s.line
         )));
         let drop = format!("DROP INDEX CONCURRENTLY IF EXISTS {}", quote_ident(index));
