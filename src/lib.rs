@@ -1,5 +1,6 @@
 //! lockstep: lint PostgreSQL migrations for locks and rewrites, and change schemas online.
 
+pub mod apply;
 pub mod baseline;
 pub mod cli;
 pub mod config;
@@ -7,8 +8,10 @@ pub mod db;
 pub mod demo;
 pub mod files;
 pub mod fixing;
+pub mod fleet;
 pub mod framework;
 pub mod git;
+pub mod http;
 pub mod lint;
 pub mod order;
 pub mod playbook;

@@ -4,10 +4,12 @@
 // elsewhere).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod apply;
 mod completions;
 mod demo;
 mod explain;
 mod finalize;
+mod fleet;
 mod interrupt;
 mod lint;
 mod man;
@@ -18,7 +20,9 @@ mod resume;
 mod rollback;
 mod rules;
 mod run;
+mod set;
 mod status;
+mod swap;
 mod trace;
 
 use std::io::{self, IsTerminal, Write};
@@ -59,10 +63,19 @@ pub enum Command {
     /// Show what a playbook would do: preflight, every step's SQL and locks, estimates, and
     /// the table's definition before and after (no writes)
     Plan(Box<plan::PlanArgs>),
+    /// Apply a directory of SQL migrations: linted first, each file once, every statement
+    /// under lock_timeout with retries
+    Apply(Box<apply::ApplyArgs>),
+    /// Roll a change out across many databases or schemas: canary, waves, circuit breaker
+    Fleet(Box<fleet::FleetArgs>),
     /// Run a playbook: change a live table online (partition, column type, constraints, indexes, backfill)
     Run(Box<run::RunArgs>),
     /// Show a run's step, progress, throttle state and replica lag
     Status(Box<status::StatusArgs>),
+    /// Change a run's throttling while it works (rows/s, batch time, duty cycle)
+    Set(Box<set::SetArgs>),
+    /// Swap a run waiting in `[swap] mode = "manual"`
+    Swap(Box<swap::SwapArgs>),
     /// Pause a run's copy (the trigger keeps capturing writes)
     Pause(Box<pause::PauseArgs>),
     /// Continue a paused, stopped, failed or killed run from its last checkpoint
@@ -126,8 +139,12 @@ pub fn main() -> u8 {
         Command::Plan(args) => plan::run(*args),
         Command::Demo(args) => demo::run(*args),
         Command::Run(args) => run::run(*args),
+        Command::Apply(args) => apply::run(*args),
+        Command::Fleet(args) => fleet::run(*args),
         Command::Status(args) => status::run(*args),
         Command::Pause(args) => pause::run(*args),
+        Command::Set(args) => set::run(*args),
+        Command::Swap(args) => swap::run(*args),
         Command::Resume(args) => resume::run(*args),
         Command::Rollback(args) => rollback::run(*args),
         Command::Finalize(args) => finalize::run(*args),

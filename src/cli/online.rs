@@ -1,8 +1,10 @@
 //! What the online-conversion commands share: the database connection, the async runtime,
 //! Ctrl-C handling, and progress drawing (bars on a terminal, status lines in CI logs).
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::io::{self, IsTerminal, Write};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,7 +15,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{eprint_error, ColorChoice, EXIT_ERROR, EXIT_OK};
 use crate::db::connect::ConnectOptions;
-use crate::playbook::engine::{EngineError, Finished, Progress};
+use crate::http::{self, Page};
+use crate::playbook::engine::{self, EngineError, Finished, Progress};
+use crate::playbook::hooks::Event;
+use crate::report::run_status::{self, RunnerMetrics};
 
 /// Where the database is.
 #[derive(Debug, Clone, Args)]
@@ -307,5 +312,117 @@ impl Progress for Drawer {
                 let _ = writeln!(io::stderr(), "{message}");
             }
         }
+    }
+}
+
+/// `--metrics-listen`, for the commands that run a playbook.
+#[derive(Debug, Clone, Args)]
+pub struct MetricsArgs {
+    /// Serve Prometheus metrics at http://ADDR/metrics while the run works (ADDR is
+    /// host:port; port 0 picks a free one, printed on standard error)
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+}
+
+impl MetricsArgs {
+    /// Binds the address, before the run starts (an error is one line, exit 2).
+    pub async fn listen(&self) -> Result<Option<tokio::net::TcpListener>, String> {
+        let Some(addr) = &self.metrics_listen else {
+            return Ok(None);
+        };
+        let l = tokio::net::TcpListener::bind(addr.as_str())
+            .await
+            .map_err(|e| format!("--metrics-listen {addr}: {e}"))?;
+        if let Ok(a) = l.local_addr() {
+            let _ = writeln!(io::stderr(), "metrics: serving http://{a}/metrics");
+        }
+        Ok(Some(l))
+    }
+}
+
+/// A progress sink that also counts what `/metrics` shows.
+pub struct Metered<'a> {
+    inner: &'a mut dyn Progress,
+    metrics: Rc<RefCell<RunnerMetrics>>,
+}
+
+impl<'a> Metered<'a> {
+    pub fn new(inner: &'a mut dyn Progress, metrics: Rc<RefCell<RunnerMetrics>>) -> Metered<'a> {
+        Metered { inner, metrics }
+    }
+}
+
+impl Progress for Metered<'_> {
+    fn step(&mut self, name: &str, detail: &str) {
+        self.metrics.borrow_mut().step = name.to_string();
+        self.inner.step(name, detail);
+    }
+
+    fn copy(&mut self, copied: i64, total: i64, rows_per_sec: f64) {
+        {
+            let mut m = self.metrics.borrow_mut();
+            m.rows_done = copied;
+            m.rows_total = total.max(copied);
+            m.rows_per_second = rows_per_sec;
+        }
+        self.inner.copy(copied, total, rows_per_sec);
+    }
+
+    fn note(&mut self, message: &str) {
+        self.inner.note(message);
+    }
+
+    fn event(&mut self, event: &Event) {
+        self.metrics.borrow_mut().event(event);
+        self.inner.event(event);
+    }
+}
+
+/// Runs `work`, serving `/metrics` on `listener` meanwhile: the runner's own counters and
+/// the state of every run with a live runner, read on a connection of its own at each
+/// scrape.
+pub async fn serving<T>(
+    listener: Option<tokio::net::TcpListener>,
+    conn: &ConnectOptions,
+    metrics: Rc<RefCell<RunnerMetrics>>,
+    work: impl Future<Output = T>,
+) -> T {
+    let Some(listener) = listener else {
+        return work.await;
+    };
+    let client = conn
+        .with_application_name("lockstep metrics")
+        .connect()
+        .await
+        .ok()
+        .map(Rc::new);
+    let page = move |path: String| {
+        let metrics = metrics.clone();
+        let client = client.clone();
+        async move {
+            if path != "/metrics" && !path.starts_with("/metrics?") {
+                return Page {
+                    status: 404,
+                    content_type: "text/plain; charset=utf-8",
+                    body: "lockstep serves /metrics only\n".to_string(),
+                };
+            }
+            let mut body = run_status::runner_prometheus(&metrics.borrow());
+            if let Some(c) = &client {
+                if let Ok(runs) = engine::status_all(c).await {
+                    let live: Vec<_> = runs.into_iter().filter(|r| r.runner().is_some()).collect();
+                    body.push_str(&run_status::prometheus(&live));
+                }
+            }
+            Page {
+                status: 200,
+                content_type: "text/plain; version=0.0.4; charset=utf-8",
+                body,
+            }
+        }
+    };
+    tokio::select! {
+        r = work => r,
+        () = http::serve(listener, page) => unreachable!("the server never ends"),
     }
 }

@@ -1,6 +1,10 @@
 use clap::Args;
 
-use super::online::{self, Drawer, RunRef, TakeoverArg};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use super::online::{self, Drawer, Metered, MetricsArgs, RunRef, TakeoverArg};
+use super::{eprint_error, EXIT_ERROR};
 use crate::playbook::engine::{self, Ctx};
 
 /// Continue a run: un-pause a paused copy, or pick up a stopped, failed or killed run at its
@@ -14,6 +18,8 @@ pub struct ResumeArgs {
     pub target: RunRef,
     #[command(flatten)]
     pub takeover: TakeoverArg,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 pub fn run(args: ResumeArgs) -> anyhow::Result<u8> {
@@ -27,17 +33,28 @@ pub fn run(args: ResumeArgs) -> anyhow::Result<u8> {
                 return online::report(color, r, |id| format!("run {id}: copy resumed"));
             }
         }
+        let listener = match args.metrics.listen().await {
+            Ok(l) => l,
+            Err(m) => {
+                eprint_error(color, &m);
+                return EXIT_ERROR;
+            }
+        };
         let stop = online::stop_on_ctrl_c();
+        let metrics = Rc::new(RefCell::new(Default::default()));
         let mut drawer = Drawer::new();
+        let mut metered = Metered::new(&mut drawer, metrics.clone());
         let mut ctx = Ctx {
             client: &client,
-            progress: &mut drawer,
+            progress: &mut metered,
             stop: &stop,
             monitor: monitor.as_ref(),
             connect: Some(&conn),
             takeover: args.takeover.takeover,
         };
-        let r = engine::resume(&mut ctx, t.run.as_deref()).await;
+        let work = engine::resume(&mut ctx, t.run.as_deref());
+        let r = online::serving(listener, &conn, metrics, work).await;
+        drop(metered);
         drop(drawer);
         online::finished(color, r)
     })

@@ -2,7 +2,10 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::online::{self, DbArgs, Drawer};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use super::online::{self, DbArgs, Drawer, Metered, MetricsArgs};
 use super::{eprint_error, ColorChoice, EXIT_ERROR};
 use crate::playbook::engine::{self, Ctx};
 use crate::playbook::spec;
@@ -21,7 +24,7 @@ rollback` swaps back. The in-place kinds run their own steps (`lockstep plan` li
 with the same guarantees; column-type also swaps, and keeps the old column until finalize.\n\n\
 Every step is recorded in lockstep.runs; Ctrl-C or SIGTERM stops at the next safe point, and\n\
 `lockstep resume` continues a stopped, failed or killed run.\n\n\
-Examples:\n  lockstep run playbooks/partition-events-monthly.toml\n  lockstep run playbooks/column-type-orders-id-bigint.toml"
+Examples:\n  lockstep run playbooks/partition-events-monthly.toml\n  lockstep run playbooks/column-type-orders-id-bigint.toml\n  lockstep run --metrics-listen 127.0.0.1:9187 playbooks/partition-events-monthly.toml"
 )]
 pub struct RunArgs {
     /// The playbook file (TOML)
@@ -29,6 +32,8 @@ pub struct RunArgs {
     pub playbook: PathBuf,
     #[command(flatten)]
     pub db: DbArgs,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
     /// When to colour error messages
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
@@ -58,17 +63,28 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         }
     };
     online::with_clients(&args.db, color, |client, monitor, conn| async move {
+        let listener = match args.metrics.listen().await {
+            Ok(l) => l,
+            Err(m) => {
+                eprint_error(color, &m);
+                return EXIT_ERROR;
+            }
+        };
         let stop = online::stop_on_ctrl_c();
+        let metrics = Rc::new(RefCell::new(Default::default()));
         let mut drawer = Drawer::new();
+        let mut metered = Metered::new(&mut drawer, metrics.clone());
         let mut ctx = Ctx {
             client: &client,
-            progress: &mut drawer,
+            progress: &mut metered,
             stop: &stop,
             monitor: monitor.as_ref(),
             connect: Some(&conn),
             takeover: false,
         };
-        let r = engine::start(&mut ctx, pb, &text).await;
+        let work = engine::start(&mut ctx, pb, &text);
+        let r = online::serving(listener, &conn, metrics, work).await;
+        drop(metered);
         drop(drawer);
         online::finished(color, r)
     })

@@ -1,28 +1,51 @@
 use std::io::{self, Write};
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 
 use super::online::{self, RunRef};
 use super::{eprint_error, EXIT_ERROR, EXIT_OK};
-use crate::playbook::engine;
+use crate::playbook::engine::{self, RunStatus};
 use crate::playbook::lock::Holder;
+use crate::report::run_status;
 
 /// Show a run's step, progress, throttle state and replica lag (from any terminal).
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  lockstep status\n  lockstep status 16384_20260412_101500_123 --database-url postgres://app@db.internal/app\n  watch -n 5 lockstep status      # from another terminal while a run works"
+    after_help = "Examples:\n  lockstep status\n  lockstep status 16384_20260412_101500_123 --database-url postgres://app@db.internal/app\n  lockstep status --all --format json\n  lockstep status --all --format prometheus > /var/lib/node_exporter/lockstep.prom\n  watch -n 5 lockstep status      # from another terminal while a run works"
 )]
 pub struct StatusArgs {
     #[command(flatten)]
     pub target: RunRef,
+    /// Every run recorded in the database, oldest first
+    #[arg(long, conflicts_with = "run")]
+    pub all: bool,
+    /// Output format: text, json (versioned schema, see the README) or prometheus (text
+    /// exposition format, for a textfile collector)
+    #[arg(long, value_enum, default_value_t = Format::Text, value_name = "FORMAT")]
+    pub format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    Prometheus,
 }
 
 pub fn run(args: StatusArgs) -> anyhow::Result<u8> {
     let t = args.target;
     let color = t.color.enabled();
+    let (all, format) = (args.all, args.format);
     online::with_client(&t.db, color, |client| async move {
-        match engine::status(&client, t.run.as_deref()).await {
-            Ok(st) => match print(&st) {
+        let runs = if all {
+            engine::status_all(&client).await
+        } else {
+            engine::status(&client, t.run.as_deref())
+                .await
+                .map(|s| vec![s])
+        };
+        match runs {
+            Ok(runs) => match write(&runs, format, all) {
                 Ok(()) => EXIT_OK,
                 Err(e) if e.kind() == io::ErrorKind::BrokenPipe => EXIT_OK,
                 Err(e) => {
@@ -35,6 +58,73 @@ pub fn run(args: StatusArgs) -> anyhow::Result<u8> {
     })
 }
 
+fn write(runs: &[RunStatus], format: Format, all: bool) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    match format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut out, &run_status::json(runs))?;
+            writeln!(out)
+        }
+        Format::Prometheus => out.write_all(run_status::prometheus(runs).as_bytes()),
+        Format::Text if all => list(&mut out, runs),
+        Format::Text => runs.iter().try_for_each(|st| print(&mut out, st)),
+    }
+}
+
+/// `--all` as text: one line per run.
+fn list(out: &mut impl Write, runs: &[RunStatus]) -> io::Result<()> {
+    if runs.is_empty() {
+        return writeln!(out, "no runs recorded yet");
+    }
+    let rows: Vec<[String; 6]> = runs
+        .iter()
+        .map(|st| {
+            let r = &st.run.row;
+            let (done, total) = (
+                r.copy.rows_copied,
+                r.copy.rows_estimate.max(r.copy.rows_copied),
+            );
+            [
+                r.id.clone(),
+                st.run.kind.to_string(),
+                r.table_name.clone(),
+                r.step.clone(),
+                if st.interrupted() {
+                    "interrupted".to_string()
+                } else {
+                    st.run.status.to_string()
+                },
+                format!("{done}/{total}"),
+            ]
+        })
+        .collect();
+    let head = ["RUN", "KIND", "TABLE", "STEP", "STATUS", "ROWS"];
+    let width = |i: usize| {
+        rows.iter()
+            .map(|r| r[i].chars().count())
+            .chain([head[i].len()])
+            .max()
+            .unwrap_or(0)
+    };
+    let widths: Vec<usize> = (0..head.len()).map(width).collect();
+    let line = |out: &mut dyn Write, cells: &[&str]| -> io::Result<()> {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 < cells.len() {
+                s.push_str(&format!("{c:<w$}  ", w = widths[i]));
+            } else {
+                s.push_str(c);
+            }
+        }
+        writeln!(out, "{s}")
+    };
+    line(out, &head)?;
+    for r in &rows {
+        line(out, &r.each_ref().map(String::as_str))?;
+    }
+    Ok(())
+}
+
 /// `, heartbeat N s ago` when the runner writes one.
 fn heartbeat(h: &Holder) -> String {
     h.beat.as_ref().map_or(String::new(), |b| {
@@ -42,10 +132,10 @@ fn heartbeat(h: &Holder) -> String {
     })
 }
 
-fn print(st: &engine::RunStatus) -> io::Result<()> {
+fn print(out: &mut impl Write, st: &RunStatus) -> io::Result<()> {
     let r = &st.run.row;
     let state = match (st.run.status.as_str(), &st.holder) {
-        ("running" | "paused", None) => {
+        ("running" | "paused" | "ready_to_swap", None) => {
             format!(
                 "interrupted (no runner is alive; `lockstep resume {}` continues it)",
                 r.id
@@ -63,7 +153,6 @@ fn print(st: &engine::RunStatus) -> io::Result<()> {
         ),
         (s, None) => s.to_string(),
     };
-    let mut out = io::stdout().lock();
     writeln!(out, "run        {}", r.id)?;
     writeln!(out, "kind       {}", st.run.kind)?;
     writeln!(out, "table      {}", r.table_name)?;
@@ -133,6 +222,24 @@ fn print(st: &engine::RunStatus) -> io::Result<()> {
         };
         let label = if i == 0 { "swaps" } else { "" };
         writeln!(out, "{label:<10} {}: {how}", a.what)?;
+    }
+    let c = &st.controls;
+    if c.max_rows_per_second.is_some() || c.target_batch_ms.is_some() || c.duty_cycle.is_some() {
+        writeln!(
+            out,
+            "settings   max_rows_per_second {}, target_batch_ms {}, duty_cycle {} (changed with `lockstep set`)",
+            st.settings.max_rows_per_second, st.settings.target_batch_ms, st.settings.duty_cycle
+        )?;
+    }
+    if st.manual_swap {
+        let what = if st.run.status == crate::playbook::state::Status::ReadyToSwap {
+            format!("ready, waiting for `lockstep swap {}`", r.id)
+        } else if c.swap_requested {
+            "requested: swaps as soon as it is ready".to_string()
+        } else {
+            "waits for `lockstep swap` once verified".to_string()
+        };
+        writeln!(out, "swap       manual: {what}")?;
     }
     if let Some(m) = &r.message {
         writeln!(out, "message    {m}")?;

@@ -7,13 +7,16 @@ use tokio_postgres::Client;
 
 use super::exec::{dberr, Exec};
 pub use super::exec::{Ctx, EngineError, Finished, Progress, Silent};
+use super::hooks::{Dispatcher, EventKind, RunFacts};
 use super::kinds::KindName;
 use super::lock::{self, Holder};
 use super::plan::AnyPlan;
+use super::settings::Backfill;
 use super::shadow;
 use super::spec::{self, Playbook};
-use super::state::{self, LaneCounts, Status};
+use super::state::{self, Control, Controls, LaneCounts, Status};
 use super::steps;
+use crate::db::connect::Host;
 
 /// Where a run is, in its engine's terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +43,16 @@ impl Run {
     /// The step as stored.
     pub fn step_name(&self) -> &str {
         &self.row.step
+    }
+
+    /// Every step ran (and, for kinds that swap, the swap is validated), finalized or not.
+    pub fn is_complete(&self) -> bool {
+        matches!(self.phase(), Phase::Complete | Phase::Finalized)
+    }
+
+    /// The run was rolled back.
+    pub fn is_rolled_back(&self) -> bool {
+        self.phase() == Phase::RolledBack
     }
 
     /// Parses a stored run; an unknown value is an error naming the run.
@@ -138,6 +151,10 @@ enum Command {
     Rollback,
     Finalize,
     Pause,
+    /// `lockstep set`: change a setting of a working run.
+    Set,
+    /// `lockstep swap`: swap a run waiting in manual mode.
+    Swap,
 }
 
 /// Whether the run's state allows `command`; the error says why not and what to do.
@@ -192,6 +209,21 @@ fn check(run: &Run, command: Command) -> Result<(), EngineError> {
                 AnyPlan::Shadow(_) => "swapped",
                 AnyPlan::Steps(_) => "completed",
             }
+        )),
+        (Command::Set | Command::Swap, Phase::Complete | Phase::Finalized | Phase::RolledBack) => {
+            refuse(format!(
+                "run {id} is {}: there is nothing left to {}",
+                run.step_name().replace('_', " "),
+                if command == Command::Set {
+                    "change"
+                } else {
+                    "swap"
+                }
+            ))
+        }
+        (Command::Swap, Phase::Working) if !run.kind.swaps() => refuse(format!(
+            "run {id} is of kind `{}`, which has no swap",
+            run.kind
         )),
         (Command::Pause, Phase::Complete) => refuse(format!(
             "run {id} is {}: there is nothing to pause",
@@ -303,6 +335,22 @@ pub async fn start(
     .await
 }
 
+/// The latest run on the table of `pb`, if any (a fleet's record on a target).
+pub async fn latest_on_table(client: &Client, pb: &Playbook) -> Result<Option<Run>, EngineError> {
+    if !state::exists(client)
+        .await
+        .map_err(dberr("lockstep.runs"))?
+    {
+        return Ok(None);
+    }
+    let (table_name, _) = super::facts::resolve(client, &pb.common.table).await?;
+    state::latest_for_table(client, &table_name)
+        .await
+        .map_err(dberr("reading lockstep.runs"))?
+        .map(Run::parse)
+        .transpose()
+}
+
 /// Loads a run (the latest when `id` is `None`).
 async fn load(client: &Client, id: Option<&str>) -> Result<Run, EngineError> {
     if !state::exists(client)
@@ -329,6 +377,26 @@ async fn load_locked(ctx: &Ctx<'_>, id: Option<&str>) -> Result<Run, EngineError
     Ok(run)
 }
 
+/// The facts of `run` every hook event carries.
+fn run_facts(ctx: &Ctx<'_>, run: &Run) -> RunFacts {
+    let mut f = RunFacts {
+        run_id: run.id().to_string(),
+        kind: run.kind.name().to_string(),
+        table: run.row.table_name.clone(),
+        ..RunFacts::default()
+    };
+    if let Some(c) = ctx.connect {
+        f.database = c.dbname().to_string();
+        f.host = match c.host() {
+            Host::Tcp(h) => h.clone(),
+            Host::Socket(dir) => dir.display().to_string(),
+        };
+        f.port = c.port();
+        f.user = c.user().to_string();
+    }
+    f
+}
+
 /// The execution context of `run` with the playbook's settings.
 fn exec<'e>(ctx: &'e mut Ctx<'_>, pb: &Playbook, run: &Run) -> Exec<'e> {
     Exec::new(
@@ -344,15 +412,26 @@ async fn forward(ctx: &mut Ctx<'_>, pb: &Playbook, run: Run) -> Result<Finished,
     let client = ctx.client;
     let id = run.id().to_string();
     let copy = run.row.copy.clone();
+    let hooks = Dispatcher::start(&pb.common.hooks, run_facts(ctx, &run));
     let result = match (&run.plan, run.step) {
         (AnyPlan::Shadow(p), RunStep::Shadow(s)) => {
-            shadow::forward(exec(ctx, pb, &run), p, s, copy).await
+            shadow::forward(exec(ctx, pb, &run).with_hooks(hooks.as_ref()), p, s, copy).await
         }
         (AnyPlan::Steps(p), RunStep::Steps(a)) => {
-            steps::forward(exec(ctx, pb, &run), p, a, copy).await
+            steps::forward(exec(ctx, pb, &run).with_hooks(hooks.as_ref()), p, a, copy).await
         }
         _ => Err(mismatch(&run)),
     };
+    if let Some(h) = hooks {
+        let (kind, message) = match &result {
+            Ok(()) => (EventKind::Finished, String::new()),
+            Err(EngineError::Stopped(_)) => (EventKind::Stopped, String::new()),
+            Err(e) => (EventKind::Failed, e.to_string()),
+        };
+        for note in h.finish(kind, &message).await {
+            ctx.progress.note(&note);
+        }
+    }
     let (status, message) = match &result {
         Ok(()) => (
             match run.plan {
@@ -491,22 +570,150 @@ pub struct RunStatus {
     pub logged: Option<i64>,
     /// During a shadow rebuild's copy: its lanes, how many are copied and under way.
     pub lanes: Option<LaneCounts>,
+    /// The settings in force: the playbook's, with what `lockstep set` changed.
+    pub settings: Backfill,
+    /// `[swap] mode = "manual"`.
+    pub manual_swap: bool,
+    /// What `lockstep set` and `lockstep swap` asked.
+    pub controls: Controls,
+}
+
+impl RunStatus {
+    /// The backend holding the run lock when it is a live runner (not a session left
+    /// behind by a runner that is gone).
+    pub fn runner(&self) -> Option<&Holder> {
+        self.holder.as_ref().filter(|h| h.alive().is_some())
+    }
+
+    /// Whether the run waits for a runner: it is working (or paused, or ready to swap) and
+    /// no live runner holds its lock.
+    pub fn interrupted(&self) -> bool {
+        self.runner().is_none()
+            && matches!(
+                self.run.status,
+                Status::Running | Status::Paused | Status::ReadyToSwap
+            )
+    }
 }
 
 /// Reads a run's status (any run, from any connection).
 pub async fn status(client: &Client, id: Option<&str>) -> Result<RunStatus, EngineError> {
     let run = load(client, id).await?;
+    status_of(client, run, state::replica_lag_ms(client).await).await
+}
+
+/// Reads the status of every run, oldest first (none before the first run).
+pub async fn status_all(client: &Client) -> Result<Vec<RunStatus>, EngineError> {
+    if !state::exists(client)
+        .await
+        .map_err(dberr("lockstep.runs"))?
+    {
+        return Ok(Vec::new());
+    }
+    let rows = state::load_all(client)
+        .await
+        .map_err(dberr("reading lockstep.runs"))?;
+    let lag = state::replica_lag_ms(client).await;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        out.push(status_of(client, Run::parse(row)?, lag).await?);
+    }
+    Ok(out)
+}
+
+async fn status_of(
+    client: &Client,
+    run: Run,
+    replica_lag_ms: Option<i64>,
+) -> Result<RunStatus, EngineError> {
     let holder = lock::holder(client, &run.row.table_name).await?;
-    let (logged, lanes) = match &run.plan {
-        AnyPlan::Shadow(p) => shadow::status(client, p, run.id()).await,
-        AnyPlan::Steps(_) => (None, None),
+    let (logged, lanes) = match (&run.plan, run.phase()) {
+        (AnyPlan::Shadow(p), Phase::Working) => shadow::status(client, p, run.id()).await,
+        _ => (None, None),
     };
+    let controls = state::controls(client, run.id())
+        .await
+        .map_err(dberr("reading lockstep.controls"))?;
+    let pb = run.playbook().ok();
+    let settings = live_settings(
+        pb.as_ref()
+            .map_or_else(Backfill::default, |p| p.common.backfill.clone()),
+        &controls,
+    );
     Ok(RunStatus {
-        replica_lag_ms: state::replica_lag_ms(client).await,
-        run,
+        replica_lag_ms,
         holder,
         logged,
         lanes,
+        settings,
+        manual_swap: pb.is_some_and(|p| p.common.swap.manual),
+        controls,
+        run,
+    })
+}
+
+/// The playbook's settings with what `lockstep set` changed.
+pub(crate) fn live_settings(mut b: Backfill, c: &Controls) -> Backfill {
+    if let Some(v) = c.max_rows_per_second {
+        b.max_rows_per_second = v.max(0) as u64;
+    }
+    if let Some(v) = c.target_batch_ms {
+        b.target_batch_ms = v.max(1) as u64;
+    }
+    if let Some(v) = c.duty_cycle {
+        b.duty_cycle = v;
+    }
+    b
+}
+
+/// Changes a setting of a run while it works (`lockstep set`): its runner picks it up
+/// within a second. Returns the run id and whether a runner is alive.
+pub async fn set_control(
+    client: &Client,
+    id: Option<&str>,
+    control: Control,
+) -> Result<(String, bool), EngineError> {
+    let run = load(client, id).await?;
+    check(&run, Command::Set)?;
+    state::set_control(client, run.id(), control)
+        .await
+        .map_err(dberr("lockstep.controls"))?;
+    let alive = lock::holder(client, &run.row.table_name)
+        .await?
+        .is_some_and(|h| h.alive().is_some());
+    Ok((run.row.id, alive))
+}
+
+/// What `lockstep swap` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwapRequest {
+    pub id: String,
+    /// A runner is alive (it swaps within a second, or when it is ready).
+    pub alive: bool,
+    /// The run already waits, verified and caught up.
+    pub ready: bool,
+}
+
+/// Asks the runner of a run with `[swap] mode = "manual"` to swap (`lockstep swap`).
+pub async fn request_swap(client: &Client, id: Option<&str>) -> Result<SwapRequest, EngineError> {
+    let run = load(client, id).await?;
+    check(&run, Command::Swap)?;
+    if !run.playbook()?.common.swap.manual {
+        return Err(EngineError::State(format!(
+            "run {} swaps by itself (its playbook has no `[swap] mode = \"manual\"`)",
+            run.id()
+        )));
+    }
+    state::request_swap(client, run.id())
+        .await
+        .map_err(dberr("lockstep.controls"))?;
+    let alive = lock::holder(client, &run.row.table_name)
+        .await?
+        .is_some_and(|h| h.alive().is_some());
+    Ok(SwapRequest {
+        ready: run.status == Status::ReadyToSwap,
+        id: run.row.id,
+        alive,
     })
 }
 

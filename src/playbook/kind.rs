@@ -17,6 +17,8 @@ pub trait Kind: Sized {
     const WORKERS: bool = false;
     /// Whether `[dependents]` applies.
     const DEPENDENTS: bool = false;
+    /// Whether a run swaps the table (or a column) at the end (`[swap] mode` applies).
+    const SWAPS: bool = false;
     /// The kind's own TOML table, as written.
     type Raw: DeserializeOwned;
     /// How a run of this kind is planned and executed (a plan of steps, or a shadow rebuild).

@@ -17,6 +17,7 @@
 pub mod engine;
 pub mod exec;
 pub mod facts;
+pub mod hooks;
 pub mod keyset;
 pub mod kind;
 pub mod kinds;

@@ -29,6 +29,8 @@ pub struct Common {
     pub backfill: Backfill,
     pub swap: Swap,
     pub dependents: Dependents,
+    /// `[hooks]`: commands and a webhook told about the run's events.
+    pub hooks: super::hooks::Hooks,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -57,6 +59,7 @@ pub(crate) struct RawSwap {
     pub attempts: Option<u32>,
     pub backoff: Option<String>,
     pub max_backoff: Option<String>,
+    pub mode: Option<String>,
 }
 
 /// What to do with objects that depend on the table.
@@ -119,6 +122,9 @@ pub struct Swap {
     pub attempts: u32,
     pub backoff_ms: u64,
     pub max_backoff_ms: u64,
+    /// `mode = "manual"`: once verified, the run keeps catching up and waits for
+    /// `lockstep swap` (kinds that swap).
+    pub manual: bool,
 }
 
 /// The default share of the time the runner works while the application is busy. On a
@@ -147,6 +153,7 @@ impl Default for Swap {
             attempts: 30,
             backoff_ms: 200,
             max_backoff_ms: 5000,
+            manual: false,
         }
     }
 }
@@ -330,6 +337,16 @@ pub(crate) fn settings(
         attempts: swap.attempts.unwrap_or(sd.attempts),
         backoff_ms: ms("swap.backoff", &swap.backoff, sd.backoff_ms)?,
         max_backoff_ms: ms("swap.max_backoff", &swap.max_backoff, sd.max_backoff_ms)?,
+        manual: match swap.mode.as_deref() {
+            None | Some("auto") => false,
+            Some("manual") => true,
+            Some(x) => {
+                return Err(bad(
+                    "swap.mode",
+                    format!("expected \"auto\" or \"manual\", found `{x}`"),
+                ))
+            }
+        },
     };
     if swap.lock_timeout_ms == 0 {
         return Err(bad(

@@ -40,7 +40,15 @@ CREATE TABLE IF NOT EXISTS lockstep.lanes (
     high_water    text[],
     PRIMARY KEY (run_id, lane)
 );
-ALTER TABLE lockstep.runs ADD COLUMN IF NOT EXISTS swaps jsonb";
+ALTER TABLE lockstep.runs ADD COLUMN IF NOT EXISTS swaps jsonb;
+CREATE TABLE IF NOT EXISTS lockstep.controls (
+    run_id              text PRIMARY KEY,
+    max_rows_per_second bigint,
+    target_batch_ms     bigint,
+    duty_cycle          double precision,
+    swap_requested_at   timestamptz,
+    updated_at          timestamptz NOT NULL DEFAULT now()
+)";
 
 /// The runners' heartbeat table: one row per table, written every two seconds by its
 /// runner (`lock.rs`).
@@ -73,19 +81,22 @@ pub enum Status {
     Done,
     /// Swapped (shadow kinds): the old table is kept current until finalize.
     Swapped,
+    /// `[swap] mode = "manual"`: verified and caught up, waiting for `lockstep swap`.
+    ReadyToSwap,
     RollingBack,
     RolledBack,
     Finalized,
 }
 
 impl Status {
-    pub const ALL: [Status; 9] = [
+    pub const ALL: [Status; 10] = [
         Status::Running,
         Status::Paused,
         Status::Stopped,
         Status::Failed,
         Status::Done,
         Status::Swapped,
+        Status::ReadyToSwap,
         Status::RollingBack,
         Status::RolledBack,
         Status::Finalized,
@@ -100,6 +111,7 @@ impl Status {
             Status::Failed => "failed",
             Status::Done => "done",
             Status::Swapped => "swapped",
+            Status::ReadyToSwap => "ready_to_swap",
             Status::RollingBack => "rolling_back",
             Status::RolledBack => "rolled_back",
             Status::Finalized => "finalized",
@@ -134,6 +146,11 @@ pub struct Row {
     pub message: Option<String>,
     pub started_at: String,
     pub updated_at: String,
+    /// The same times in UTC, RFC 3339, and as Unix time (for machine-readable status).
+    pub started_utc: String,
+    pub updated_utc: String,
+    pub started_epoch: f64,
+    pub updated_epoch: f64,
     /// The attempts at the swap (and at the swap back), in order.
     pub swaps: Vec<SwapAttempt>,
 }
@@ -165,7 +182,10 @@ pub struct CopyState {
 const COLUMNS: &str = "id, kind, table_name, playbook, plan, step, status, paused, max_key, high_water,
     rows_copied, rows_estimate, batch_size, rows_per_sec, throttle, message,
     to_char(started_at, 'YYYY-MM-DD HH24:MI:SS TZ'), to_char(updated_at, 'YYYY-MM-DD HH24:MI:SS TZ'),
-    to_jsonb(runs.*) -> 'swaps'";
+    to_jsonb(runs.*) -> 'swaps',
+    to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),
+    to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),
+    extract(epoch FROM started_at)::float8, extract(epoch FROM updated_at)::float8";
 
 fn from_row(r: &tokio_postgres::Row) -> Row {
     Row {
@@ -189,6 +209,10 @@ fn from_row(r: &tokio_postgres::Row) -> Row {
         message: r.get(15),
         started_at: r.get(16),
         updated_at: r.get(17),
+        started_utc: r.get(19),
+        updated_utc: r.get(20),
+        started_epoch: r.get(21),
+        updated_epoch: r.get(22),
         // Read through to_jsonb: a state table made by an older version has no column.
         swaps: r
             .get::<_, Option<serde_json::Value>>(18)
@@ -212,10 +236,17 @@ pub async fn add_swap_attempt(
     Ok(())
 }
 
-/// Creates the state tables when missing.
+/// Creates the state tables when missing. Runners that start at once on several tables or
+/// schemas of one database (a fleet) take turns: concurrent `CREATE … IF NOT EXISTS` of the
+/// same table can fail.
 pub async fn ensure(c: &Client) -> Result<(), tokio_postgres::Error> {
-    c.batch_execute(SCHEMA_SQL).await?;
-    ensure_runners(c).await
+    in_transaction(c, "BEGIN", async {
+        c.batch_execute(&format!(
+            "SELECT pg_advisory_xact_lock(hashtextextended('lockstep:schema', 0)); {SCHEMA_SQL}; {RUNNERS_SQL}"
+        ))
+        .await
+    })
+    .await
 }
 
 /// Creates the heartbeat table when missing (also for a state table made by an older
@@ -355,6 +386,165 @@ pub async fn set_paused(c: &Client, id: &str, paused: bool) -> Result<u64, tokio
         &[&id, &paused],
     )
     .await
+}
+
+/// The latest run on `table_name` (qualified, as stored).
+pub async fn latest_for_table(
+    c: &impl GenericClient,
+    table_name: &str,
+) -> Result<Option<Row>, tokio_postgres::Error> {
+    Ok(c
+        .query_opt(
+            &format!(
+                "SELECT {COLUMNS} FROM lockstep.runs WHERE table_name = $1 ORDER BY started_at DESC, id DESC LIMIT 1"
+            ),
+            &[&table_name],
+        )
+        .await?
+        .as_ref()
+        .map(from_row))
+}
+
+/// Every run, oldest first.
+pub async fn load_all(c: &impl GenericClient) -> Result<Vec<Row>, tokio_postgres::Error> {
+    Ok(c.query(
+        &format!("SELECT {COLUMNS} FROM lockstep.runs ORDER BY started_at, id"),
+        &[],
+    )
+    .await?
+    .iter()
+    .map(from_row)
+    .collect())
+}
+
+/// What `lockstep set` and `lockstep swap` asked of a run while it works: settings that
+/// override the playbook's, and a swap on command (`lockstep.controls`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Controls {
+    pub max_rows_per_second: Option<i64>,
+    pub target_batch_ms: Option<i64>,
+    pub duty_cycle: Option<f64>,
+    /// `lockstep swap` was asked.
+    pub swap_requested: bool,
+}
+
+/// The controls of a run (none when the table does not exist yet).
+pub async fn controls(c: &impl GenericClient, id: &str) -> Result<Controls, tokio_postgres::Error> {
+    let exists: bool = c
+        .query_one("SELECT to_regclass('lockstep.controls') IS NOT NULL", &[])
+        .await?
+        .get(0);
+    if !exists {
+        return Ok(Controls::default());
+    }
+    Ok(c.query_opt(
+        "SELECT max_rows_per_second, target_batch_ms, duty_cycle, swap_requested_at IS NOT NULL
+         FROM lockstep.controls WHERE run_id = $1",
+        &[&id],
+    )
+    .await?
+    .map(|r| Controls {
+        max_rows_per_second: r.get(0),
+        target_batch_ms: r.get(1),
+        duty_cycle: r.get(2),
+        swap_requested: r.get(3),
+    })
+    .unwrap_or_default())
+}
+
+/// A setting `lockstep set` can change while a run works.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Control {
+    MaxRowsPerSecond(i64),
+    TargetBatchMs(i64),
+    DutyCycle(f64),
+}
+
+impl Control {
+    /// The keys `lockstep set` knows.
+    pub const KEYS: [&'static str; 3] = ["max_rows_per_second", "target_batch_ms", "duty_cycle"];
+
+    /// `key=value`: `max_rows_per_second=500` (0: no limit), `target_batch_ms=200` (or a
+    /// duration, `batch_time=200ms`), `duty_cycle=0.5`.
+    pub fn parse(s: &str) -> Result<Control, String> {
+        let Some((key, value)) = s.split_once('=') else {
+            return Err(format!(
+                "`{s}`: expected KEY=VALUE, with KEY one of {}",
+                Control::KEYS.join(", ")
+            ));
+        };
+        let (key, value) = (key.trim(), value.trim());
+        let int = |what: &str| {
+            value
+                .parse::<i64>()
+                .ok()
+                .filter(|v| *v >= 0)
+                .ok_or_else(|| format!("`{key}`: expected {what}, found `{value}`"))
+        };
+        match key {
+            "max_rows_per_second" | "rows_per_second" => Ok(Control::MaxRowsPerSecond(int(
+                "a number of rows (0: no limit)",
+            )?)),
+            "target_batch_ms" | "batch_time" => {
+                let ms = value
+                    .parse::<i64>()
+                    .ok()
+                    .or_else(|| crate::lint::context::parse_duration_ms(value).map(|v| v as i64))
+                    .filter(|v| *v > 0)
+                    .ok_or_else(|| {
+                        format!("`{key}`: expected milliseconds or a duration such as 200ms, found `{value}`")
+                    })?;
+                Ok(Control::TargetBatchMs(ms))
+            }
+            "duty_cycle" => match value.parse::<f64>() {
+                Ok(v) if v > 0.0 && v <= 1.0 => Ok(Control::DutyCycle(v)),
+                _ => Err(format!(
+                    "`duty_cycle`: must be more than 0 and at most 1 (1: never rest), found `{value}`"
+                )),
+            },
+            other => {
+                let hint = crate::lint::did_you_mean(other, Control::KEYS.iter().copied())
+                    .map_or(String::new(), |m| format!(" (did you mean `{m}`?)"));
+                Err(format!(
+                    "unknown setting `{other}`{hint}; expected one of {}",
+                    Control::KEYS.join(", ")
+                ))
+            }
+        }
+    }
+}
+
+/// Records `control` for run `id` (creating the controls table when missing).
+pub async fn set_control(
+    c: &Client,
+    id: &str,
+    control: Control,
+) -> Result<(), tokio_postgres::Error> {
+    ensure(c).await?;
+    let sql = |column: &str| {
+        format!(
+            "INSERT INTO lockstep.controls (run_id, {column}) VALUES ($1, $2)
+             ON CONFLICT (run_id) DO UPDATE SET {column} = EXCLUDED.{column}, updated_at = now()"
+        )
+    };
+    match control {
+        Control::MaxRowsPerSecond(v) => c.execute(&sql("max_rows_per_second"), &[&id, &v]).await?,
+        Control::TargetBatchMs(v) => c.execute(&sql("target_batch_ms"), &[&id, &v]).await?,
+        Control::DutyCycle(v) => c.execute(&sql("duty_cycle"), &[&id, &v]).await?,
+    };
+    Ok(())
+}
+
+/// Asks the runner of run `id` to swap (`[swap] mode = "manual"`).
+pub async fn request_swap(c: &Client, id: &str) -> Result<(), tokio_postgres::Error> {
+    ensure(c).await?;
+    c.execute(
+        "INSERT INTO lockstep.controls (run_id, swap_requested_at) VALUES ($1, now())
+         ON CONFLICT (run_id) DO UPDATE SET swap_requested_at = now(), updated_at = now()",
+        &[&id],
+    )
+    .await?;
+    Ok(())
 }
 
 /// Records the upper bound of a run's batches.
@@ -499,6 +689,34 @@ pub async fn lane_counts(c: &Client, id: &str) -> Option<LaneCounts> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn controls_parse_with_clear_errors() {
+        assert_eq!(
+            Control::parse("max_rows_per_second=500"),
+            Ok(Control::MaxRowsPerSecond(500))
+        );
+        assert_eq!(
+            Control::parse("batch_time=2s"),
+            Ok(Control::TargetBatchMs(2000))
+        );
+        assert_eq!(
+            Control::parse("target_batch_ms=150"),
+            Ok(Control::TargetBatchMs(150))
+        );
+        assert_eq!(
+            Control::parse("duty_cycle=0.5"),
+            Ok(Control::DutyCycle(0.5))
+        );
+        assert!(Control::parse("duty_cycle=0")
+            .unwrap_err()
+            .contains("more than 0"));
+        assert!(Control::parse("max_rows_per_secnd=5")
+            .unwrap_err()
+            .contains("did you mean `max_rows_per_second`"));
+        assert!(Control::parse("max_rows_per_second=-1").is_err());
+        assert!(Control::parse("workers").unwrap_err().contains("KEY=VALUE"));
+    }
 
     #[test]
     fn statuses_read_back_as_written() {

@@ -18,6 +18,7 @@ pub mod json;
 pub mod junit;
 pub mod locks;
 pub mod paths;
+pub mod run_status;
 pub mod sarif;
 pub mod text;
 pub mod trace;

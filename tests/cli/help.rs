@@ -3,7 +3,7 @@
 
 use super::*;
 
-const SUBCOMMANDS: [&str; 14] = [
+const SUBCOMMANDS: [&str; 18] = [
     "lint",
     "rules",
     "explain",
@@ -11,6 +11,10 @@ const SUBCOMMANDS: [&str; 14] = [
     "plan",
     "run",
     "status",
+    "set",
+    "swap",
+    "apply",
+    "fleet",
     "pause",
     "resume",
     "rollback",

@@ -114,7 +114,8 @@ impl Conn<'_, '_> {
             }
             let elapsed = t0.elapsed();
             if let Sizing::Adaptive { min, .. } = how.sizing {
-                size = next_batch_size(size, elapsed, self.exec.backfill.target_batch_ms).max(min);
+                size =
+                    next_batch_size(size, elapsed, self.exec.backfill().target_batch_ms).max(min);
             }
             self.between(how.pacing, out.rows, elapsed).await?;
         }

@@ -11,12 +11,14 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row};
 
 use super::error::{dberr, EngineError};
+use super::live::{self, Live};
 use super::pace::{self, Share, Throttle};
 use super::pause::{wait_while_paused, PauseGate};
 use super::progress::Progress;
 use super::retry::{Policy, Retry};
 use super::tx::try_tx;
 use crate::db::connect::ConnectOptions;
+use crate::playbook::hooks::{Dispatcher, Event, EventKind};
 use crate::playbook::settings::{Backfill, Swap};
 
 /// What the caller of a playbook command provides.
@@ -43,7 +45,8 @@ pub(crate) struct Exec<'e> {
     pub monitor: Option<&'e Client>,
     pub(super) connect: Option<&'e ConnectOptions>,
     pub run_id: String,
-    pub backfill: Backfill,
+    /// `[backfill]`, with what `lockstep set` changed while the run works.
+    live: Live,
     pub swap: Swap,
     /// The tables whose locks matter (for naming blockers and cancelling autovacuum).
     pub tables: Vec<String>,
@@ -57,6 +60,10 @@ pub(crate) struct Exec<'e> {
     /// How many connections are at work now.
     pub(super) working: AtomicUsize,
     pub(super) pause: PauseGate,
+    /// Where events go besides the progress sink (`[hooks]`).
+    hooks: Option<&'e Dispatcher>,
+    /// The step shown last, which events happen in.
+    current: RefCell<String>,
 }
 
 impl<'e> Exec<'e> {
@@ -74,7 +81,7 @@ impl<'e> Exec<'e> {
             monitor: ctx.monitor,
             connect: ctx.connect,
             run_id: run_id.to_string(),
-            backfill: backfill.clone(),
+            live: Live::new(backfill.clone()),
             swap: swap.clone(),
             tables,
             helpers: Vec::new(),
@@ -83,6 +90,41 @@ impl<'e> Exec<'e> {
             abort: AtomicBool::new(false),
             working: AtomicUsize::new(1),
             pause: PauseGate::default(),
+            hooks: None,
+            current: RefCell::new(String::new()),
+        }
+    }
+
+    /// Tells `hooks` about the run's events too.
+    pub(crate) fn with_hooks(mut self, hooks: Option<&'e Dispatcher>) -> Exec<'e> {
+        self.hooks = hooks;
+        self
+    }
+
+    /// With required hooks: waits for the hooks of the events so far; `Err(Hook)` when one
+    /// failed (called before every statement that takes locks, and before the swap).
+    pub(crate) async fn settle_hooks(&self) -> Result<(), EngineError> {
+        if let Some(h) = self.hooks {
+            if let Some(f) = h.settle().await {
+                for n in h.take_notes() {
+                    self.note(&n);
+                }
+                return Err(EngineError::Hook(f, self.run_id.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reports an event: to the progress sink and the hooks (the one door for events).
+    pub(crate) fn emit(&self, kind: EventKind, message: &str) {
+        let event = Event {
+            kind,
+            step: self.current.borrow().clone(),
+            message: message.to_string(),
+        };
+        self.progress.borrow_mut().event(&event);
+        if let Some(h) = self.hooks {
+            h.emit(kind, message);
         }
     }
 
@@ -94,7 +136,55 @@ impl<'e> Exec<'e> {
         }
     }
 
+    /// The `[backfill]` settings in force.
+    pub(crate) fn backfill(&self) -> Backfill {
+        self.live.get()
+    }
+
+    /// Picks up settings changed with `lockstep set` (at most once a second).
+    pub(crate) async fn refresh_settings(&self) {
+        if let Some(change) = self.live.refresh(self.client, &self.run_id).await {
+            self.note(&change);
+        }
+    }
+
+    /// `[swap] mode = "manual"`: says the run is ready and waits for `lockstep swap`,
+    /// calling `keep_up` between looks (a shadow rebuild replays its log meanwhile).
+    pub(crate) async fn wait_for_swap(
+        &self,
+        detail: &str,
+        mut keep_up: impl AsyncFnMut() -> Result<(), EngineError>,
+    ) -> Result<(), EngineError> {
+        let mut announced = false;
+        loop {
+            self.check()?;
+            if live::take_swap_request(self.client, &self.run_id).await? {
+                if announced {
+                    live::set_ready(self.client, &self.run_id, false).await?;
+                }
+                self.note("swap requested (`lockstep swap`)");
+                return Ok(());
+            }
+            if !announced {
+                live::set_ready(self.client, &self.run_id, true).await?;
+                let message = format!(
+                    "ready to swap {detail}: catching up until `lockstep swap {}`",
+                    self.run_id
+                );
+                self.note(&message);
+                self.emit(EventKind::ReadyToSwap, &message);
+                announced = true;
+            }
+            keep_up().await?;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
     pub(crate) fn step(&self, name: &str, detail: &str) {
+        if let Some(h) = self.hooks {
+            h.step(name, detail);
+        }
+        *self.current.borrow_mut() = name.to_string();
         self.progress.borrow_mut().step(name, detail);
     }
 
@@ -103,11 +193,23 @@ impl<'e> Exec<'e> {
     }
 
     pub(crate) fn copy(&self, done: i64, total: i64, rows_per_sec: f64) {
+        if let Some(h) = self.hooks {
+            h.rows(done, total);
+        }
         self.progress.borrow_mut().copy(done, total, rows_per_sec);
     }
 
-    /// `Err(Stopped)` once Ctrl-C asked to stop, or another connection failed.
+    /// `Err(Stopped)` once Ctrl-C asked to stop, or another connection failed; `Err(Hook)`
+    /// once a required hook failed. Reports the hooks that failed.
     pub(crate) fn check(&self) -> Result<(), EngineError> {
+        if let Some(h) = self.hooks {
+            for n in h.take_notes() {
+                self.note(&n);
+            }
+            if let Some(f) = h.failure() {
+                return Err(EngineError::Hook(f, self.run_id.clone()));
+            }
+        }
         if self.abort.load(Ordering::SeqCst) {
             return Err(EngineError::Stopped(self.run_id.clone()));
         }
@@ -149,6 +251,7 @@ impl<'c> Conn<'c, '_> {
     /// Runs `sql` in one transaction with the playbook's lock_timeout, retried with backoff
     /// and jitter when a lock is not granted in time; gives up naming the blocking backends.
     pub(crate) async fn with_retry(&self, sql: &[String], step: &str) -> Result<(), EngineError> {
+        self.exec.settle_hooks().await?;
         let mut retry = Retry::new(&self.exec.swap);
         loop {
             match try_tx(self.client, sql, self.exec.swap.lock_timeout_ms).await {
@@ -166,14 +269,20 @@ impl<'c> Conn<'c, '_> {
         step: &str,
     ) -> Result<(), EngineError> {
         let note = |m: &str| self.note(m);
-        retry
+        let lock = super::error::is_lock_conflict(&e);
+        let r = retry
             .failed(e, self.client, &note, &self.exec.policy(), step)
-            .await
+            .await;
+        if lock {
+            self.exec.emit(EventKind::LockWait, step);
+        }
+        r
     }
 
     /// After `rows` that took `elapsed`: the duty cycle, `max_rows_per_second` and
     /// `max_replica_lag`.
     pub(crate) async fn pace(&self, rows: i64, elapsed: Duration) -> Result<(), EngineError> {
+        self.exec.refresh_settings().await;
         let note = |m: &str| self.note(m);
         Throttle {
             client: self.client,
@@ -181,22 +290,30 @@ impl<'c> Conn<'c, '_> {
             stop: self.exec.stop,
             note: &note,
         }
-        .pace(&self.exec.backfill, self.exec.share(), (rows, elapsed))
+        .pace(&self.exec.backfill(), self.exec.share(), (rows, elapsed))
         .await?;
         self.check()
     }
 
     /// After work that took `elapsed`: the duty cycle only.
     pub(crate) async fn rest(&self, elapsed: Duration) {
-        pace::rest(self.client, &self.exec.backfill, elapsed, self.exec.share()).await;
+        self.exec.refresh_settings().await;
+        pace::rest(
+            self.client,
+            &self.exec.backfill(),
+            elapsed,
+            self.exec.share(),
+        )
+        .await;
     }
 
     /// Waits while `lockstep pause` is in force.
     pub(crate) async fn wait_while_paused(&self) -> Result<(), EngineError> {
         let note = |m: &str| self.note(m);
+        let emit = |k: EventKind| self.exec.emit(k, "");
         wait_while_paused(
             self.client,
-            &note,
+            (&note, &emit),
             (&self.exec.run_id, self.exec.stop),
             (&self.exec.pause, &self.exec.working),
         )

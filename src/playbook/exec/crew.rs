@@ -79,7 +79,7 @@ impl Exec<'_> {
         let Some(connect) = self.connect else {
             return;
         };
-        for _ in 1..self.backfill.workers {
+        for _ in 1..self.backfill().workers {
             let helper = async {
                 let c = connect.connect().await.map_err(|e| e.to_string())?;
                 runner_session(&c).await.map_err(|e| e.to_string())?;
@@ -171,7 +171,7 @@ impl Conn<'_, '_> {
         &self,
         queue: &RefCell<VecDeque<T>>,
     ) -> Result<(), EngineError> {
-        if self.exec.backfill.duty_cycle >= 1.0 {
+        if self.exec.backfill().duty_cycle >= 1.0 {
             return Ok(());
         }
         let mut waiting = false;

@@ -40,6 +40,9 @@ pub enum EngineError {
     Stopped(String),
     #[error("{step}: {message}")]
     Db { step: String, message: String },
+    /// A hook with `required = true` failed.
+    #[error("a required hook failed: {0}; the run stopped at a safe point (`lockstep resume {1}` continues it)")]
+    Hook(String, String),
 }
 
 /// Maps a database error to [`EngineError::Db`] for `step`.

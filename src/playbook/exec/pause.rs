@@ -8,6 +8,7 @@ use tokio_postgres::Client;
 
 use super::error::{dberr, EngineError};
 use super::pace::stopped;
+use crate::playbook::hooks::EventKind;
 use crate::playbook::state::{self, Status};
 
 /// How the connections of a run say a pause once: the run shows `paused` when every
@@ -19,11 +20,14 @@ pub(crate) struct PauseGate {
     announced: AtomicBool,
 }
 
+/// Where the pause gate says what it does: notes, and the `paused` / `resumed` events.
+pub(crate) type Report<'r> = (&'r dyn Fn(&str), &'r dyn Fn(EventKind));
+
 /// Waits while `lockstep pause` is in force for the run. `working` counts the connections
 /// at work (the wait is announced once all of them wait).
 pub(crate) async fn wait_while_paused(
     client: &Client,
-    note: &dyn Fn(&str),
+    (note, emit): Report<'_>,
     (run_id, stop): (&str, &AtomicBool),
     (gate, working): (&PauseGate, &AtomicUsize),
 ) -> Result<(), EngineError> {
@@ -49,6 +53,7 @@ pub(crate) async fn wait_while_paused(
                     "copy paused (triggers keep capturing changes); `lockstep resume` continues it",
                 );
                 let _ = state::set_status(client, run_id, Status::Paused, None).await;
+                emit(EventKind::Paused);
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
             stopped(stop, run_id)?;
@@ -60,6 +65,7 @@ pub(crate) async fn wait_while_paused(
         if result.is_ok() && gate.announced.swap(false, Ordering::SeqCst) {
             note("copy resumed");
             let _ = state::set_status(client, run_id, Status::Running, None).await;
+            emit(EventKind::Resumed);
         }
     }
     result

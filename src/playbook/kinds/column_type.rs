@@ -52,6 +52,7 @@ impl Kind for ColumnType {
     const NAME: &'static str = "column-type";
     const WORKERS: bool = true;
     const DEPENDENTS: bool = true;
+    const SWAPS: bool = true;
     type Raw = RawColumnType;
     type Plan = ShadowPlan;
 

@@ -71,6 +71,13 @@ macro_rules! kinds {
                 }
             }
 
+            /// Whether a run swaps at the end (`[swap] mode` applies).
+            pub fn swaps(self) -> bool {
+                match self {
+                    $($(#[$meta])* KindName::$variant => <$module::$ty as Kind>::SWAPS),*
+                }
+            }
+
             /// A plan of this kind, as stored in `lockstep.runs`.
             pub fn load_plan(self, v: serde_json::Value) -> Result<AnyPlan, serde_json::Error> {
                 match self {
@@ -117,6 +124,8 @@ macro_rules! kinds {
             pub swap: RawSwap,
             #[serde(default)]
             pub dependents: RawDependents,
+            #[serde(default)]
+            pub hooks: super::hooks::RawHooks,
             $($(#[$meta])* pub $section: Option<<$module::$ty as Kind>::Raw>,)*
         }
 

@@ -285,7 +285,7 @@ $lockstep$",
         let how = Batching {
             step: "replay",
             sizing: Sizing::Adaptive {
-                first: conn.exec.backfill.batch_size,
+                first: conn.exec.backfill().batch_size,
                 min: MIN_REPLAY_BATCH,
             },
             pause: true,

@@ -144,7 +144,7 @@ impl Runner<'_, '_> {
             // without lanes (its high-water mark in lockstep.runs) goes on as one lane.
             // Rows written in another order than the key's come from one lane: lanes
             // copying at once would interleave their pages.
-            let parts = match (self.exec.backfill.workers as usize, &self.copy.high_water) {
+            let parts = match (self.exec.backfill().workers as usize, &self.copy.high_water) {
                 (1, _) | (_, Some(_)) => 1,
                 _ if self.plan.reordered() => 1,
                 (n, None) => 4 * n,
@@ -166,7 +166,7 @@ impl Runner<'_, '_> {
             first_batch: self
                 .copy
                 .batch_size
-                .map_or(self.exec.backfill.batch_size, |b| b.max(1) as u32),
+                .map_or(self.exec.backfill().batch_size, |b| b.max(1) as u32),
         };
         let queue: VecDeque<Lane> = lanes.into_iter().collect();
         let this = &*self;

@@ -249,6 +249,12 @@ impl Runner<'_, '_> {
         }
         self.exec.check()?;
         if !self.done(Step::Swapped) {
+            if self.exec.swap.manual {
+                let detail = self.plan.source();
+                self.exec
+                    .wait_for_swap(&detail, async || self.catch_up(false).await)
+                    .await?;
+            }
             hold_point("before-swap").await;
             self.swap().await?;
             hold_point("after-swap").await;

@@ -16,6 +16,8 @@ impl Runner<'_, '_> {
     /// the application up for its whole replay).
     pub(super) async fn swap(&mut self) -> Result<(), EngineError> {
         self.exec.step("swap", &self.plan.source());
+        // A hook that must succeed (`required = true`) has had its say before the lock.
+        self.exec.settle_hooks().await?;
         self.exec
             .main()
             .with_retry(&self.plan.swap_prepare_sql(), "swap")
@@ -32,6 +34,10 @@ impl Runner<'_, '_> {
             self.catch_up(false).await
         })
         .await?;
+        self.exec.emit(
+            crate::playbook::hooks::EventKind::Swapped,
+            &self.plan.source(),
+        );
         self.step = Step::Swapped;
         Ok(())
     }

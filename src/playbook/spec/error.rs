@@ -3,7 +3,7 @@
 use crate::lint::did_you_mean;
 
 /// A TOML error as one line, with a "did you mean" for a misspelt key.
-pub(super) fn toml_message(e: &toml::de::Error, text: &str) -> String {
+pub(crate) fn toml_message(e: &toml::de::Error, text: &str) -> String {
     let message = e
         .message()
         .trim()

@@ -28,6 +28,12 @@
 //! attempts = 30
 //! backoff = "200ms"                  # doubled after each failure, with jitter
 //! max_backoff = "5s"
+//! mode = "auto"                      # "manual": once verified, keep catching up and wait
+//!                                    # for `lockstep swap` (kinds that swap)
+//!
+//! [hooks]                            # see hooks.rs: commands and a webhook on events
+//! command = "notify"
+//! webhook = "http://hooks.internal:8080/lockstep"
 //!
 //! [dependents]                       # partition
 //! views = "recreate"                 # recreate dependent views on the new table | "refuse"
@@ -38,6 +44,7 @@
 //! ```
 
 mod error;
+pub(crate) use error::toml_message;
 #[cfg(test)]
 mod tests;
 
@@ -140,6 +147,16 @@ pub fn parse(text: &str, path: &str) -> Result<Playbook, SpecError> {
             ),
         ));
     }
+    if swap.manual && !kind.swaps() {
+        return Err(p.bad(
+            "swap.mode",
+            format!(
+                "\"manual\" is only for {}: kind = \"{kind}\" has no swap to wait for",
+                only_for(KindName::swaps)
+            ),
+        ));
+    }
+    let hooks = super::hooks::parse(&raw.hooks, &p)?;
     let spec = raw.parse_kind(kind, &p)?;
     Ok(Playbook {
         common: Common {
@@ -147,6 +164,7 @@ pub fn parse(text: &str, path: &str) -> Result<Playbook, SpecError> {
             backfill,
             swap,
             dependents,
+            hooks,
         },
         kind: spec,
     })

@@ -325,7 +325,7 @@ impl Runner<'_> {
                 first: self
                     .copy
                     .batch_size
-                    .map_or(self.exec.backfill.batch_size, |b| b.max(1) as u32),
+                    .map_or(self.exec.backfill().batch_size, |b| b.max(1) as u32),
                 min: 1,
             },
             pause: true,
@@ -405,7 +405,7 @@ impl Runner<'_> {
         let how = Batching {
             step,
             sizing: Sizing::Adaptive {
-                first: self.exec.backfill.batch_size,
+                first: self.exec.backfill().batch_size,
                 min: 1,
             },
             pause: false,

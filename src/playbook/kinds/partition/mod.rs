@@ -82,6 +82,7 @@ impl Kind for Partition {
     const NAME: &'static str = "partition";
     const WORKERS: bool = true;
     const DEPENDENTS: bool = true;
+    const SWAPS: bool = true;
     type Raw = RawPartition;
     type Plan = ShadowPlan;
 
