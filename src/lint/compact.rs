@@ -134,13 +134,21 @@ mod tests {
         assert!(prepared.statements().iter().all(|s| s.toks.is_empty()));
         let short = prepare(one);
         assert!(short.statements().iter().all(|s| !s.toks.is_empty()));
-        // Checking gives every statement its tokens back: each line has its finding.
-        let found = check(&long, prepared, &LintOptions::default(), Catalog::default()).0;
-        let indexes = found
+        // Checking gives every statement its tokens back: the findings are those of the
+        // file checked with all its tokens, each pointing at its own words.
+        let opts = LintOptions::default();
+        let found = check(&long, prepared, &opts, Catalog::default()).0;
+        let full = lint(&long, false, &opts);
+        assert_eq!(found.diagnostics, full.diagnostics);
+        assert_eq!(found.locks, full.locks);
+        let indexes: Vec<_> = found
             .diagnostics
             .iter()
             .filter(|d| d.rule == "create-index-non-concurrently")
-            .count();
-        assert_eq!(indexes, long.matches("CREATE INDEX").count());
+            .collect();
+        assert_eq!(indexes.len(), long.matches("CREATE INDEX").count());
+        assert!(indexes
+            .iter()
+            .all(|d| &long[d.span.clone()] == "CREATE INDEX"));
     }
 }
