@@ -27,8 +27,8 @@ fn rebuildable(st: &Statement) -> bool {
 }
 
 impl Shed {
-    /// Drops the tokens of the next statement of the file (the one at index
-    /// `self.len()`) when they can be rebuilt.
+    /// Records the next statement of the file, in order, and drops its tokens when they
+    /// can be rebuilt.
     pub fn push(&mut self, st: &mut Statement) {
         let r = rebuildable(st);
         if r {
@@ -61,7 +61,7 @@ fn retokenize(src: &str, st: &Statement) -> Vec<Tok> {
 
 /// The tokens of another statement of the file (a rule looking before or after the one it
 /// checks): its own when it holds them, else tokenized again from its text (none when
-/// its text does not tokenize, as when it was parsed).
+/// the text does not tokenize: then it had none when it was parsed either).
 pub fn tokens_of<'a>(src: &str, st: &'a Statement) -> Cow<'a, [Tok]> {
     if st.toks.is_empty() && st.span.len() <= LARGE_STATEMENT {
         Cow::Owned(retokenize(src, st))
