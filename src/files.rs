@@ -400,27 +400,45 @@ fn file_kind(ft: std::fs::FileType) -> &'static str {
     }
 }
 
+/// Looks at a file before it is read: a regular file of at most `limit` bytes, else the
+/// reason it is refused (`done` says what is not done to it: `linted`, `traced`).
+pub fn check_file(path: &Path, limit: u64, done: &str) -> Result<(), String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {}", io_message(&e)))?;
+    if !meta.is_file() {
+        return Err(format!(
+            "{}, not a regular file; not {done}",
+            file_kind(meta.file_type())
+        ));
+    }
+    if meta.len() > limit {
+        return Err(too_big(meta.len(), limit, done));
+    }
+    Ok(())
+}
+
+fn too_big(size: u64, limit: u64, done: &str) -> String {
+    format!(
+        "{}, over the {} limit; not {done} (raise it with --max-file-size or `max_file_size` in lockstep.toml)",
+        format_size(size),
+        format_size(limit)
+    )
+}
+
 /// Reads a file to lint: only regular files (a FIFO or a device is refused before it is
 /// opened, so it can neither block nor stream without end), and at most `limit` bytes
 /// (a larger file is refused with its size). The message is lowercase, for
 /// `FileProblem`.
 pub fn read_file(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
+    read_file_for(path, limit, "linted")
+}
+
+/// [`read_file`] for another command: `done` says what is not done to a refused file
+/// (`traced`).
+pub fn read_file_for(path: &Path, limit: u64, done: &str) -> Result<Vec<u8>, String> {
     use std::io::Read;
-    let refuse = |ft| format!("{}, not a regular file; not linted", file_kind(ft));
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {}", io_message(&e)))?;
-    if !meta.is_file() {
-        return Err(refuse(meta.file_type()));
-    }
-    let too_big = |size: u64| {
-        format!(
-            "{}, over the {} limit; not linted (raise it with --max-file-size or `max_file_size` in lockstep.toml)",
-            format_size(size),
-            format_size(limit)
-        )
-    };
-    if meta.len() > limit {
-        return Err(too_big(meta.len()));
-    }
+    check_file(path, limit, done)?;
+    let refuse = |ft| format!("{}, not a regular file; not {done}", file_kind(ft));
+    let too_big = |size: u64| too_big(size, limit, done);
     let file = std::fs::File::open(path).map_err(|e| format!("cannot read: {}", io_message(&e)))?;
     // The file may have been replaced between the two looks.
     let meta = file

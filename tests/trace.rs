@@ -399,3 +399,82 @@ fn cli_errors_are_clear_and_never_show_the_password() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--setup nope.sql"));
 }
+
+#[test]
+fn trace_refuses_what_lint_refuses_before_any_database() {
+    let dir = tempfile::tempdir().unwrap();
+    input(dir.path(), "1.sql", &"SELECT 1;\n".repeat(200));
+    let unreachable = "postgres://app@127.0.0.1:1/app?connect_timeout=2";
+    let run = |args: &[&str]| {
+        let out = lockstep(dir.path(), args);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // Over the limit given on the command line: refused with the size, the limit and how
+    // to raise it, before connecting.
+    let (code, stderr) = run(&[
+        "trace",
+        "--no-config",
+        "--max-file-size",
+        "1KiB",
+        "--database-url",
+        unreachable,
+        "1.sql",
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "1.sql: 2 KiB, over the 1 KiB limit; not traced (raise it with --max-file-size"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("127.0.0.1"), "{stderr}");
+    // The same limit from lockstep.toml.
+    input(dir.path(), "lockstep.toml", "max_file_size = \"1KiB\"\n");
+    let (code, stderr) = run(&["trace", "--database-url", unreachable, "1.sql"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("over the 1 KiB limit; not traced"),
+        "{stderr}"
+    );
+    // The flag raises it: the file passes, and the run goes on to the (unreachable) database.
+    let (code, stderr) = run(&[
+        "trace",
+        "--max-file-size",
+        "1MiB",
+        "--database-url",
+        unreachable,
+        "1.sql",
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(!stderr.contains("limit"), "{stderr}");
+    assert!(stderr.contains("127.0.0.1"), "{stderr}");
+    // A set-up file over the limit, and a FIFO: refused without being opened.
+    std::fs::remove_file(dir.path().join("lockstep.toml")).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(dir.path().join("pipe.sql"))
+        .status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+    let (code, stderr) = run(&[
+        "trace",
+        "--no-config",
+        "--max-file-size",
+        "1KiB",
+        "--setup",
+        "1.sql",
+        "--database-url",
+        unreachable,
+        "pipe.sql",
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("pipe.sql: a named pipe (FIFO), not a regular file; not traced"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("--setup 1.sql: 2 KiB, over the 1 KiB limit; not run"),
+        "{stderr}"
+    );
+}

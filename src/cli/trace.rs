@@ -62,6 +62,11 @@ pub struct TraceArgs {
     #[arg(long, value_name = "NAME")]
     pub framework: Option<String>,
 
+    /// Refuse files (the migrations and --setup) larger than this (e.g. 64MiB, 500KB, or
+    /// bytes) [default: `max_file_size` in lockstep.toml, else 16MiB]
+    #[arg(long, value_name = "SIZE", value_parser = config::parse_size)]
+    pub max_file_size: Option<u64>,
+
     /// Ignore any lockstep.toml
     #[arg(long)]
     pub no_config: bool,
@@ -120,6 +125,7 @@ pub fn run(args: TraceArgs) -> anyhow::Result<u8> {
     let flags = Settings {
         pg_version: args.pg_version,
         framework,
+        max_file_size: args.max_file_size,
         ..Settings::default()
     };
     let settings = cfg.settings.clone().merged_with(flags);
@@ -143,8 +149,30 @@ pub fn run(args: TraceArgs) -> anyhow::Result<u8> {
         }
         return Ok(EXIT_ERROR);
     }
+    // Lint's checks, before a cluster is started: regular files under the size limit.
+    let limit = settings.lint_options().max_file_size;
+    let mut refused = false;
+    for input in &inputs {
+        if let Input::File { path, display } = input {
+            if let Err(m) = files::check_file(path, limit, "traced") {
+                eprint_error(color, &format!("{display}: {m}"));
+                refused = true;
+            }
+        }
+    }
+    if let Some(p) = &args.setup {
+        if p.exists() {
+            if let Err(m) = files::check_file(p, limit, "run") {
+                eprint_error(color, &format!("--setup {}: {m}", p.display()));
+                refused = true;
+            }
+        }
+    }
+    if refused {
+        return Ok(EXIT_ERROR);
+    }
     let setup = match &args.setup {
-        Some(p) if !p.is_file() => {
+        Some(p) if !p.exists() => {
             eprint_error(color, &format!("--setup {}: no such file", p.display()));
             return Ok(EXIT_ERROR);
         }

@@ -1,6 +1,7 @@
 //! The linter: file text → statements → per-file context → rules → diagnostics.
 
 pub mod catalog;
+pub mod compact;
 pub mod context;
 pub mod fix;
 pub mod locks;
@@ -165,7 +166,13 @@ pub struct Prepared {
     split: Split,
     index: LineIndex,
     statements: Vec<Statement>,
+    /// Statements whose tokens are dropped until they are checked (long files).
+    shed: compact::Shed,
 }
+
+/// Files longer than this keep only the statement being checked tokenized (see
+/// [`compact`]).
+pub const SHED_TOKENS_ABOVE: usize = 256 * 1024;
 
 impl Prepared {
     /// Number of statements.
@@ -173,7 +180,8 @@ impl Prepared {
         self.statements.len()
     }
 
-    /// The parsed statements.
+    /// The parsed statements (in a file over [`SHED_TOKENS_ABOVE`] bytes, without their
+    /// tokens: see [`compact::tokens_of`]).
     pub fn statements(&self) -> &[Statement] {
         &self.statements
     }
@@ -186,26 +194,34 @@ pub fn lint_source(src: &str, opts: &LintOptions) -> FileResult {
 
 /// Splits and parses a file.
 pub fn prepare(src: &str) -> Prepared {
+    prepare_with(src, src.len() > SHED_TOKENS_ABOVE)
+}
+
+/// Splits and parses a file; with `shed_tokens`, statements drop their tokens until they are
+/// checked, whatever the file's length.
+pub fn prepare_with(src: &str, shed_tokens: bool) -> Prepared {
     let split = split(src);
     let index = LineIndex::new(src);
-    let statements: Vec<Statement> = split
-        .statements
-        .iter()
-        .map(|raw| {
-            let mut st = analyze(src, raw.span.clone());
-            if let Some(u) = &raw.unterminated {
-                let (l, c) = index.line_col(src, u.at);
-                st.kind = crate::sql::ir::StmtKind::Unparsed {
-                    reason: format!("unterminated {} starting at {l}:{c}", u.what),
-                };
-            }
-            st
-        })
-        .collect();
+    let mut shed = compact::Shed::default();
+    let mut statements = Vec::with_capacity(split.statements.len());
+    for raw in &split.statements {
+        let mut st = analyze(src, raw.span.clone());
+        if let Some(u) = &raw.unterminated {
+            let (l, c) = index.line_col(src, u.at);
+            st.kind = crate::sql::ir::StmtKind::Unparsed {
+                reason: format!("unterminated {} starting at {l}:{c}", u.what),
+            };
+        }
+        if shed_tokens {
+            shed.push(&mut st);
+        }
+        statements.push(st);
+    }
     Prepared {
         split,
         index,
         statements,
+        shed,
     }
 }
 
@@ -220,13 +236,18 @@ pub fn check(
     let Prepared {
         split,
         index,
-        statements,
+        mut statements,
+        shed,
     } = prepared;
     let mut ctx = FileContext::with_catalog(opts, catalog);
     let mut diagnostics = Vec::new();
     let mut locks = Vec::with_capacity(statements.len());
     let mut raw_findings = Vec::new();
-    for (i, st) in statements.iter().enumerate() {
+    for i in 0..statements.len() {
+        if let Some(st) = statements.get_mut(i) {
+            shed.restore(src, i, st);
+        }
+        let st = &statements[i];
         let report = locks::predict(st, &ctx);
         for (ri, rule) in RULES.iter().enumerate() {
             let Some(severity) = opts.severities.get(ri).copied().flatten() else {
@@ -253,6 +274,9 @@ pub fn check(
             kind: crate::sql::parse::leading_words(&st.toks),
             report,
         });
+        if let Some(st) = statements.get_mut(i) {
+            shed.drop_tokens(i, st);
+        }
     }
 
     let mut sup = suppress::Suppressions::collect(src, &split, &statements, &index);

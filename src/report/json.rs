@@ -67,8 +67,34 @@ fn file_value(r: &FileReport) -> Value {
             "end_line": d.end_line,
             "end_column": d.end_column,
         })).collect::<Vec<_>>(),
-        "statements_report": r.locks.iter().map(statement_value).collect::<Vec<_>>(),
     })
+}
+
+/// Writes a file's object at `indent` as `serde_json`'s pretty printer would, with
+/// `statements_report` (its last key) written one statement at a time: a file of a
+/// hundred thousand statements never becomes one JSON tree.
+fn write_file(out: &mut dyn Write, r: &FileReport, indent: usize) -> io::Result<()> {
+    let head = serde_json::to_string_pretty(&file_value(r)).map_err(io::Error::other)?;
+    let head = head.strip_suffix("\n}").unwrap_or(&head);
+    let pad = " ".repeat(indent);
+    for (i, line) in head.lines().enumerate() {
+        if i > 0 {
+            write!(out, "\n{pad}")?;
+        }
+        out.write_all(line.as_bytes())?;
+    }
+    write!(out, ",\n{pad}  \"statements_report\": [")?;
+    for (i, s) in r.locks.iter().enumerate() {
+        let sep = if i == 0 { "" } else { "," };
+        write!(out, "{sep}\n{pad}    ")?;
+        write_json_indented(out, &statement_value(s), indent + 4)?;
+    }
+    let close = if r.locks.is_empty() {
+        String::new()
+    } else {
+        format!("\n{pad}  ")
+    };
+    write!(out, "{close}]\n{pad}}}")
 }
 
 fn summary_value(s: &Summary) -> Value {
@@ -98,7 +124,7 @@ impl super::Reporter for JsonReporter {
         let sep = if self.files == 0 { "" } else { "," };
         self.files += 1;
         write!(out, "{sep}\n    ")?;
-        write_json_indented(out, &file_value(r), 4)
+        write_file(out, r, 4)
     }
 
     fn finish(&mut self, out: &mut dyn Write, s: &Summary) -> io::Result<()> {
@@ -128,6 +154,26 @@ mod tests {
         }
         rep.finish(&mut out, &Summary::of(&reports)).unwrap();
         serde_json::from_slice(&out).expect("streamed JSON parses")
+    }
+
+    #[test]
+    fn streamed_file_is_what_the_pretty_printer_writes() {
+        for src in [
+            "",
+            "CREATE INDEX i ON t (a);\nALTER TABLE t ADD COLUMN b int;\nSELECT 1;\n",
+        ] {
+            let r = crate::report::test_report("m/0.sql", src);
+            let mut whole = file_value(&r);
+            whole["statements_report"] = r.locks.iter().map(statement_value).collect();
+            let mut expected = Vec::new();
+            write_json_indented(&mut expected, &whole, 4).unwrap();
+            let mut streamed = Vec::new();
+            write_file(&mut streamed, &r, 4).unwrap();
+            assert_eq!(
+                String::from_utf8(streamed).unwrap(),
+                String::from_utf8(expected).unwrap()
+            );
+        }
     }
 
     #[test]

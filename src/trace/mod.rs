@@ -487,12 +487,15 @@ fn diff(
     }
 }
 
-fn read(input: &Input) -> Result<String, TraceError> {
+/// Reads a file to trace with lint's checks: a regular file of at most `limit` bytes.
+fn read(input: &Input, limit: u64) -> Result<String, TraceError> {
     let bytes = match input {
-        Input::File { path, .. } => std::fs::read(path).map_err(|e| TraceError::Read {
-            path: input.display().to_string(),
-            message: files::io_message(&e),
-        })?,
+        Input::File { path, .. } => {
+            files::read_file_for(path, limit, "traced").map_err(|message| TraceError::Read {
+                path: input.display().to_string(),
+                message,
+            })?
+        }
         Input::Stdin { text, .. } => text.clone(),
     };
     match files::decode(bytes) {
@@ -561,7 +564,7 @@ pub async fn run_with_progress(
         t.exec("BEGIN").await.map_err(db_err("BEGIN"))?;
     }
     if let Some(s) = setup {
-        let text = read(s)?;
+        let text = read(s, opts.max_file_size)?;
         t.exec(&text).await.map_err(|e| TraceError::Setup {
             path: s.display().to_string(),
             message: db_message(&e),
@@ -585,7 +588,7 @@ async fn trace_files(
     opts: &LintOptions,
 ) -> Result<(), TraceError> {
     for (input, report) in inputs.iter().zip(reports) {
-        let text = read(input)?;
+        let text = read(input, opts.max_file_size)?;
         let path = path_of(input);
         let dir = match input {
             Input::File { path, .. } => DirFacts::of(path.parent().unwrap_or(Path::new("."))),

@@ -1,4 +1,5 @@
 use super::{Checker, Rule};
+use crate::lint::compact::tokens_of;
 use crate::lint::Severity;
 use crate::sql::ir::StmtKind;
 use crate::sql::tokens::TokKind;
@@ -83,8 +84,7 @@ fn check(cx: &mut Checker) {
             if matches!(st.kind, StmtKind::Commit | StmtKind::Rollback) {
                 break;
             }
-            if st
-                .toks
+            if tokens_of(cx.src, st)
                 .iter()
                 .any(|t| matches!(&t.kind, TokKind::Str(s) if s == label))
             {
