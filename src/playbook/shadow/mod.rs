@@ -28,7 +28,8 @@ use serde::{Deserialize, Serialize};
 
 pub use capture::log_table;
 pub(crate) use capture::TriggerLog;
-pub(crate) use runner::{finalize, forward, rollback, status, Step};
+pub(crate) use runner::{forward, status, Step};
+pub(crate) use swap::{finalize, rollback};
 pub use target::{ColumnChange, Shape, Target};
 
 use super::facts::Facts;

@@ -43,6 +43,88 @@ impl Runner<'_, '_> {
     }
 }
 
+/// Undoes a run: before the swap, drops what it created; after the swap (before finalize),
+/// swaps back to the original table, which the reverse trigger kept current.
+pub(crate) async fn rollback(
+    exec: Exec<'_>,
+    plan: &ShadowPlan,
+    step: Step,
+) -> Result<(), EngineError> {
+    let conn = exec.main();
+    if step >= Step::Swapped {
+        // Rows the old table's types cannot hold would be lost.
+        if let Some(t) = plan.unsynced_table() {
+            if conn.exists(&t, "rollback").await? {
+                let r = conn
+                    .query_one(
+                        &format!("SELECT count(*), max(lockstep_error) FROM {t}"),
+                        &[],
+                        "rollback",
+                    )
+                    .await?;
+                let n: i64 = r.get(0);
+                if n > 0 {
+                    return Err(EngineError::State(format!(
+                        "{n} row(s) written since the swap hold values the old table's column types cannot ({}): swapping back would lose them; fix or delete them, then empty {t}",
+                        r.get::<_, Option<String>>(1).unwrap_or_default()
+                    )));
+                }
+            }
+        }
+        exec.step("swap back", &plan.source());
+        let mut sql = plan.swap_back_sql();
+        sql.push(state::set_step_sql(
+            &exec.run_id,
+            Step::RolledBack.as_str(),
+            Some(Status::RolledBack),
+        ));
+        let rest = sql.split_off(plan.swap_locks_sql().len());
+        locked(&exec, "swap back", &sql, &rest, async || Ok(())).await?;
+        for v in plan.validate_sql() {
+            conn.with_retry(std::slice::from_ref(&v), "validate")
+                .await?;
+        }
+    } else {
+        exec.step("drop the copy", &plan.shadow());
+        for s in plan.drop_shadow_sql() {
+            conn.with_retry(std::slice::from_ref(&s), "rollback")
+                .await?;
+        }
+        state::set_step(
+            exec.client,
+            &exec.run_id,
+            Step::RolledBack.as_str(),
+            Status::RolledBack,
+            None,
+        )
+        .await
+        .map_err(crate::playbook::exec::dberr("state"))?;
+        state::drop_lanes(exec.client, &exec.run_id)
+            .await
+            .map_err(crate::playbook::exec::dberr("state"))?;
+    }
+    Ok(())
+}
+
+/// After the swap: drops the reverse trigger and the old table.
+pub(crate) async fn finalize(exec: Exec<'_>, plan: &ShadowPlan) -> Result<(), EngineError> {
+    exec.step("finalize", &plan.old());
+    let conn = exec.main();
+    for s in plan.finalize_sql() {
+        conn.with_retry(std::slice::from_ref(&s), "finalize")
+            .await?;
+    }
+    state::set_step(
+        exec.client,
+        &exec.run_id,
+        Step::Finalized.as_str(),
+        Status::Finalized,
+        None,
+    )
+    .await
+    .map_err(crate::playbook::exec::dberr("state"))
+}
+
 /// Runs a transaction that begins by taking `locks` (the swap, the swap back) with the retry
 /// policy, `before` ahead of every attempt. Each attempt's wait for the locks and the time
 /// it held them are noted and kept in the run (`lockstep status`).

@@ -44,6 +44,7 @@
 //! ```
 
 mod error;
+mod hooks;
 pub(crate) use error::toml_message;
 #[cfg(test)]
 mod tests;
@@ -156,7 +157,7 @@ pub fn parse(text: &str, path: &str) -> Result<Playbook, SpecError> {
             ),
         ));
     }
-    let hooks = super::hooks::parse(&raw.hooks, &p)?;
+    let hooks = hooks::parse(&raw.hooks, &p)?;
     let spec = raw.parse_kind(kind, &p)?;
     Ok(Playbook {
         common: Common {
