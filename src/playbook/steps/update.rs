@@ -253,7 +253,6 @@ impl Undo {
         } else {
             format!("({})", b_key.join(", "))
         };
-        let x_key = ks.row("lockstep_x.");
         let kept: Vec<String> = (1..=m)
             .map(|i| {
                 format!(
@@ -261,6 +260,9 @@ impl Undo {
                 )
             })
             .collect();
+        // The rows still there are counted under their row locks, as the restore sees them
+        // (those it restores, and those whose every column the application changed, locked
+        // here): a row the application deletes while the batch runs is gone, not kept.
         let batch = format!(
             "WITH lockstep_next AS (SELECT * FROM {u} WHERE lockstep_id < (SELECT next_id FROM {cur}) ORDER BY lockstep_id DESC LIMIT {{limit}}),
 lockstep_twins AS (SELECT lockstep_id, row_number() OVER (PARTITION BY {key_list} ORDER BY lockstep_id DESC) AS lockstep_n FROM lockstep_next),
@@ -268,7 +270,7 @@ lockstep_batch AS (SELECT * FROM lockstep_next WHERE lockstep_id > coalesce((SEL
 lockstep_done AS (UPDATE {table} AS lockstep_t SET {sets} FROM lockstep_batch lockstep_b
     WHERE {t_key} = {b_key} AND ({any_same})
     RETURNING {back}),
-lockstep_found AS (SELECT count(*) AS n FROM lockstep_batch lockstep_b WHERE EXISTS (SELECT FROM {table} lockstep_x WHERE {x_key} = {b_key})),
+lockstep_found AS (SELECT (SELECT count(*) FROM lockstep_done) + (SELECT count(*) FROM (SELECT FROM {table} lockstep_t JOIN lockstep_batch lockstep_b ON {t_key} = {b_key} WHERE NOT ({any_same}) FOR UPDATE OF lockstep_t) lockstep_f) AS n),
 lockstep_cursor AS (UPDATE {cur} SET next_id = (SELECT min(lockstep_id) FROM lockstep_batch),
     entries = entries + (SELECT count(*) FROM lockstep_batch),
     restored = restored + (SELECT count(*) FROM lockstep_done WHERE {all_back}),
