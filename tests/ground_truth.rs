@@ -1,7 +1,11 @@
-//! The lint lock model against real PostgreSQL: every statement of the ground-truth table
-//! in the rule catalogue runs in `BEGIN … ROLLBACK` on a throwaway cluster; the locks it
-//! holds (`pg_locks`, modes above ACCESS SHARE), the tables it rewrites (`relfilenode`) and scans
-//! (`pg_stat_xact_user_tables`) must equal the lint report's prediction.
+//! The lint lock model against real PostgreSQL: every statement of the ground-truth cases
+//! (`tests/common/ground_truth_cases.rs`: the rule catalogue's table, and the shapes the
+//! trace of real migration histories found) runs in `BEGIN … ROLLBACK` on a throwaway
+//! cluster, on tables that hold rows; the locks it takes (`pg_locks`), the tables it
+//! rewrites (`relfilenode`) and scans (`pg_stat_xact_user_tables`) must agree with the
+//! lint report's prediction, as `lockstep trace` judges agreement (`trace::compare`): every
+//! lock above ACCESS SHARE predicted with its mode, every lock predicted as always taken
+//! taken, rewrites and scans as predicted, give or take those predicted as possible.
 
 #![allow(
     clippy::unwrap_used,
@@ -10,51 +14,39 @@
     clippy::print_stderr
 )]
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use lockstep::db::cluster::TempCluster;
 use lockstep::lint::catalog::Catalog;
 use lockstep::lint::{check, prepare, LintOptions};
 use lockstep::sql::ir::LockMode;
+use lockstep::trace::{compare, Effect};
 use tokio_postgres::{Client, NoTls};
 
 #[path = "common/ground_truth_cases.rs"]
 mod cases;
 use cases::{BASE, CASES};
 
-#[derive(Debug, PartialEq, Eq)]
-struct Effect {
-    locks: BTreeMap<String, LockMode>,
-    rewrites: BTreeSet<String>,
-    scans: BTreeSet<String>,
-}
-
 fn mode_from_pg(s: &str) -> Option<LockMode> {
     LockMode::ALL.into_iter().find(|m| m.pg_name() == s)
 }
 
+fn options() -> LintOptions {
+    LintOptions {
+        // The statements run with TimeZone UTC (set on each connection below).
+        timezone: Some("UTC".into()),
+        ..LintOptions::default()
+    }
+}
+
 fn predict(setup: &str, stmt: &str) -> Effect {
-    let opts = LintOptions::default();
+    let opts = options();
     let earlier = format!("{BASE}\n{setup};");
     let (_, catalog) = check(&earlier, prepare(&earlier), &opts, Catalog::default());
     let src = format!("{stmt};");
     let (r, _) = check(&src, prepare(&src), &opts, catalog);
-    let report = &r.locks[0].report;
-    let mut locks = BTreeMap::new();
-    for l in &report.locks {
-        let name = if l.via_index {
-            format!("<table of index {}>", l.table)
-        } else {
-            l.table.to_string()
-        };
-        let e = locks.entry(name).or_insert(l.mode);
-        *e = (*e).max(l.mode);
-    }
-    Effect {
-        locks,
-        rewrites: report.rewrites.iter().map(|t| t.to_string()).collect(),
-        scans: report.scans.iter().map(|t| t.to_string()).collect(),
-    }
+    assert_eq!(r.locks.len(), 1, "{stmt}: one statement");
+    Effect::of(&r.locks[0])
 }
 
 async fn observe(client: &Client, setup: &str, stmt: &str) -> Effect {
@@ -88,7 +80,7 @@ async fn observe(client: &Client, setup: &str, stmt: &str) -> Effect {
                 .map_or(e.to_string(), |d| d.message().to_string())
         )
     });
-    let mut locks = BTreeMap::new();
+    let mut seen = Effect::default();
     for r in client
         .query(
             "SELECT relation::bigint, mode FROM pg_locks
@@ -100,16 +92,14 @@ async fn observe(client: &Client, setup: &str, stmt: &str) -> Effect {
     {
         let oid: i64 = r.get(0);
         let mode: String = r.get(1);
-        // ACCESS SHARE (plain reads of other tables) is not part of the model.
-        if let (Some((name, _)), Some(m)) = (
-            before.get(&oid),
-            mode_from_pg(&mode).filter(|m| *m > LockMode::AccessShare),
-        ) {
-            let e = locks.entry(name.clone()).or_insert(m);
-            *e = (*e).max(m);
+        if let (Some((name, _)), Some(m)) = (before.get(&oid), mode_from_pg(&mode)) {
+            seen.touched.insert(name.clone());
+            if m > LockMode::AccessShare {
+                let e = seen.locks.entry(name.clone()).or_insert(m);
+                *e = (*e).max(m);
+            }
         }
     }
-    let mut rewrites = BTreeSet::new();
     for r in client
         .query("SELECT oid::bigint, relfilenode::bigint FROM pg_class", &[])
         .await
@@ -118,23 +108,19 @@ async fn observe(client: &Client, setup: &str, stmt: &str) -> Effect {
         let oid: i64 = r.get(0);
         if let Some((name, node)) = before.get(&oid) {
             if *node != r.get::<_, i64>(1) && *node != 0 {
-                rewrites.insert(name.clone());
+                seen.rewrites.insert(name.clone());
             }
         }
     }
     let scans_after = scan_counts(client).await;
-    let scans = scans_after
+    seen.scans = scans_after
         .iter()
         .filter(|(name, n)| scans_before.get(*name).copied().unwrap_or(0) < **n)
         .map(|(name, _)| name.clone())
         .filter(|n| before.values().any(|(b, _)| b == n))
         .collect();
     client.batch_execute("ROLLBACK").await.expect("rollback");
-    Effect {
-        locks,
-        rewrites,
-        scans,
-    }
+    seen
 }
 
 async fn scan_counts(client: &Client) -> BTreeMap<String, i64> {
@@ -184,9 +170,13 @@ fn lock_model_matches_postgresql() {
                 .await
                 .expect("create case db");
             let client = connect(&cluster, &db).await;
+            client
+                .batch_execute("SET timezone TO 'UTC'")
+                .await
+                .expect("timezone");
             let seen = observe(&client, setup, stmt).await;
             let predicted = predict(setup, stmt);
-            if seen != predicted {
+            if !compare(&predicted, &seen, &BTreeMap::new()) {
                 mismatches.push(format!(
                     "{stmt}\n    postgres: {seen:?}\n    lockstep: {predicted:?}"
                 ));

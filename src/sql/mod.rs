@@ -1,8 +1,10 @@
 //! SQL text handling: splitting, tokenizing, parsing and recognizing statements.
 
+pub mod dml;
 pub mod ir;
 pub mod parse;
 pub mod placeholders;
+pub mod plpgsql;
 pub mod recognize;
 pub mod split;
 pub mod tokens;

@@ -326,8 +326,10 @@ pub fn recognize(toks: &[Tok]) -> Option<StmtKind> {
         "SET" => {
             let local = c.eat("LOCAL");
             c.eat("SESSION");
-            let name = c.word()?;
-            if !(c.eat_punct("=") || c.eat("TO")) {
+            let mut name = c.word()?;
+            if name == "time" && c.eat("ZONE") {
+                name = "timezone".into();
+            } else if !(c.eat_punct("=") || c.eat("TO")) {
                 return Some(StmtKind::Other { what: "SET".into() });
             }
             let value = c
@@ -444,17 +446,41 @@ fn create(c: &mut Cur) -> Option<StmtKind> {
             sources: query_sources(c.rest()),
         });
     }
-    if c.eat("FUNCTION") {
+    if c.eat("FUNCTION") || c.eat("PROCEDURE") {
         return create_function(c);
     }
-    // CREATE [CONSTRAINT] TRIGGER name … ON table
+    // CREATE [TEMP] [RECURSIVE] VIEW name [(columns)] [WITH (…)] AS query
+    {
+        let mut v = Cur::new(c.rest());
+        let _ = v.eat("TEMP") || v.eat("TEMPORARY");
+        v.eat("RECURSIVE");
+        if v.eat("VIEW") {
+            let name = v.name()?;
+            return Some(StmtKind::CreateView {
+                name,
+                sources: query_sources(v.rest()),
+            });
+        }
+    }
+    // CREATE [CONSTRAINT] TRIGGER name … ON table … EXECUTE FUNCTION|PROCEDURE f(…)
     c.eat("CONSTRAINT");
     if c.eat("TRIGGER") {
+        let name = c.word()?;
         while !c.at_end() && !c.peek_is("ON") {
             c.i += 1;
         }
         c.eat("ON");
-        return Some(StmtKind::CreateTrigger { table: c.name()? });
+        let table = c.name()?;
+        let function = c.rest().iter().position(|t| t.is("EXECUTE")).and_then(|i| {
+            let mut f = Cur::new(&c.rest()[i + 1..]);
+            let _ = f.eat("FUNCTION") || f.eat("PROCEDURE");
+            f.name()
+        });
+        return Some(StmtKind::CreateTrigger {
+            table,
+            name,
+            function,
+        });
     }
     let obj = c.peek()?;
     let what = match &obj.kind {
@@ -656,13 +682,55 @@ fn table_element(
     Some(())
 }
 
-/// After `CREATE [OR REPLACE] FUNCTION`: the name and the declared volatility, read from the
-/// options outside the body (a quoted body is one token; a `BEGIN ATOMIC` or `RETURN` body
-/// ends the options).
+/// `ON DELETE …` and `ON UPDATE …` at the start of `rest` (a foreign key's options, after
+/// the referenced columns), in any order, up to the next column option.
+fn ref_actions(rest: &[Tok]) -> (RefAction, RefAction) {
+    let mut c = Cur::new(rest);
+    let (mut on_delete, mut on_update) = (RefAction::NoAction, RefAction::NoAction);
+    loop {
+        if c.eat("MATCH") {
+            c.word();
+            continue;
+        }
+        if !c.eat("ON") {
+            break;
+        }
+        let delete = c.eat("DELETE");
+        if !delete && !c.eat("UPDATE") {
+            break;
+        }
+        let action = if c.eat("CASCADE") {
+            RefAction::Cascade
+        } else if c.eat("RESTRICT") {
+            RefAction::Restrict
+        } else if c.eat_seq(&["SET", "NULL"]) {
+            c.parens();
+            RefAction::SetNull
+        } else if c.eat_seq(&["SET", "DEFAULT"]) {
+            c.parens();
+            RefAction::SetDefault
+        } else {
+            c.eat_seq(&["NO", "ACTION"]);
+            RefAction::NoAction
+        };
+        if delete {
+            on_delete = action;
+        } else {
+            on_update = action;
+        }
+    }
+    (on_delete, on_update)
+}
+
+/// After `CREATE [OR REPLACE] FUNCTION|PROCEDURE`: the name, the declared volatility and
+/// language, and where the body is, read from the options outside the body (a quoted body
+/// is one token; a `BEGIN ATOMIC` or `RETURN` body ends the options).
 fn create_function(c: &mut Cur) -> Option<StmtKind> {
     let name = c.name()?;
     c.parens();
     let mut volatility = FunctionVolatility::Volatile;
+    let mut language = None;
+    let mut body = None;
     while let Some(t) = c.peek() {
         if t.is("RETURN") || (t.is("BEGIN") && c.t.get(c.i + 1).is_some_and(|n| n.is("ATOMIC"))) {
             break;
@@ -673,80 +741,34 @@ fn create_function(c: &mut Cur) -> Option<StmtKind> {
             volatility = FunctionVolatility::Stable;
         } else if t.is("VOLATILE") {
             volatility = FunctionVolatility::Volatile;
+        } else if t.is("LANGUAGE") {
+            if let Some(l) = c.t.get(c.i + 1) {
+                language = match &l.kind {
+                    TokKind::Word { value, .. } => Some(value.to_ascii_lowercase()),
+                    TokKind::Str(s) => Some(s.to_ascii_lowercase()),
+                    _ => None,
+                };
+            }
+        } else if t.is("AS")
+            && c.t
+                .get(c.i + 1)
+                .is_some_and(|n| matches!(n.kind, TokKind::Str(_)))
+        {
+            body = Some(c.i + 1);
         }
         c.i += 1;
     }
-    Some(StmtKind::CreateFunction { name, volatility })
+    Some(StmtKind::CreateFunction {
+        name,
+        volatility,
+        language,
+        body,
+    })
 }
 
-/// Tables a query reads: the names after `FROM` and `JOIN` (and after commas in a `FROM`
-/// list). Common table expression names are left out.
+/// Relations a query reads (see [`super::dml`]).
 fn query_sources(toks: &[Tok]) -> Vec<ObjName> {
-    let ctes: Vec<&str> = toks
-        .windows(2)
-        .filter(|w| w[1].is("AS"))
-        .filter_map(|w| w[0].ident())
-        .collect();
-    let mut out: Vec<ObjName> = Vec::new();
-    let mut i = 0;
-    while i < toks.len() {
-        let t = &toks[i];
-        let after_from = t.is("FROM") || t.is("JOIN");
-        i += 1;
-        if !after_from {
-            continue;
-        }
-        loop {
-            let mut c = Cur::new(&toks[i..]);
-            c.eat("ONLY");
-            let Some(n) = c.name() else { break };
-            if !ctes.contains(&n.name.as_str()) && !out.contains(&n) {
-                out.push(n);
-            }
-            // Skip an alias, then continue a comma-separated FROM list.
-            c.eat("AS");
-            if c.peek().is_some_and(
-                |t| matches!(&t.kind, TokKind::Word { upper, .. } if !is_clause_keyword(upper)),
-            ) {
-                c.i += 1;
-            }
-            i += c.i;
-            if toks.get(i).is_some_and(|t| t.is_punct(",")) {
-                i += 1;
-                continue;
-            }
-            break;
-        }
-    }
-    out
-}
-
-fn is_clause_keyword(w: &str) -> bool {
-    matches!(
-        w,
-        "" | "WHERE"
-            | "GROUP"
-            | "ORDER"
-            | "LIMIT"
-            | "JOIN"
-            | "LEFT"
-            | "RIGHT"
-            | "INNER"
-            | "FULL"
-            | "CROSS"
-            | "ON"
-            | "USING"
-            | "UNION"
-            | "EXCEPT"
-            | "INTERSECT"
-            | "HAVING"
-            | "WINDOW"
-            | "WITH"
-            | "NATURAL"
-            | "OFFSET"
-            | "FETCH"
-            | "FOR"
-    )
+    super::dml::access(toks).reads
 }
 
 fn drop(c: &mut Cur) -> Option<StmtKind> {
@@ -760,6 +782,34 @@ fn drop(c: &mut Cur) -> Option<StmtKind> {
         return Some(StmtKind::DropIndex {
             names,
             concurrently,
+        });
+    }
+    if c.eat("TRIGGER") {
+        c.eat_seq(&["IF", "EXISTS"]);
+        let name = c.word()?;
+        if !c.eat("ON") {
+            return None;
+        }
+        return Some(StmtKind::DropTrigger {
+            table: c.name()?,
+            name,
+        });
+    }
+    if c.eat("FUNCTION") || c.eat("PROCEDURE") || c.eat("ROUTINE") {
+        c.eat_seq(&["IF", "EXISTS"]);
+        // Names, each with an optional argument list.
+        let mut names = Vec::new();
+        while let Some(n) = c.name() {
+            names.push(n);
+            c.parens();
+            if !c.eat_punct(",") {
+                break;
+            }
+        }
+        return Some(StmtKind::Drop {
+            kind: DropKind::Function,
+            names,
+            cascade: c.contains("CASCADE"),
         });
     }
     let kind = if c.eat("TABLE") {
@@ -928,10 +978,21 @@ fn alter_action(part: &[Tok]) -> Option<ActionKind> {
                 .flatten()
                 .min()
                 .unwrap_or(rest.len());
+            let new_type = normalize_type(&toks_text(&rest[..end]));
+            // `USING col` (or `col::new_type`) converts like no `USING` at all.
+            let using = using.is_some_and(|u| {
+                let expr = &rest[u + 1..];
+                let plain = expr.len() == 1 && expr[0].ident() == Some(column.as_str());
+                let cast = expr.len() > 2
+                    && expr[0].ident() == Some(column.as_str())
+                    && expr[1].is_punct("::")
+                    && normalize_type(&toks_text(&expr[2..])) == new_type;
+                !(plain || cast)
+            });
             return Some(ActionKind::AlterColumnType {
                 column,
-                new_type: normalize_type(&toks_text(&rest[..end])),
-                using: using.is_some(),
+                new_type,
+                using,
             });
         }
         if c.eat_seq(&["SET", "NOT", "NULL"]) {
@@ -1075,11 +1136,14 @@ fn table_constraint(c: &mut Cur, name: Option<String>, part: &[Tok]) -> Option<A
         }
         let table = c.name()?;
         let ref_cols = c.parens().map(column_list).unwrap_or_default();
+        let (on_delete, on_update) = ref_actions(c.rest());
         Constraint::ForeignKey {
             columns,
             references: ForeignKeyRef {
                 table,
                 columns: ref_cols,
+                on_delete,
+                on_update,
             },
         }
     } else if c.eat("UNIQUE") || c.eat_seq(&["PRIMARY", "KEY"]) {
@@ -1187,7 +1251,13 @@ fn column_options(c: &mut Cur, col: &mut ColumnDef) -> Option<()> {
         } else if c.eat("REFERENCES") {
             let table = c.name()?;
             let columns = c.parens().map(column_list).unwrap_or_default();
-            col.references = Some(ForeignKeyRef { table, columns });
+            let (on_delete, on_update) = ref_actions(c.rest());
+            col.references = Some(ForeignKeyRef {
+                table,
+                columns,
+                on_delete,
+                on_update,
+            });
         } else if c.eat("CHECK") {
             col.check = Some(toks_text(c.parens()?));
         } else if c.eat("GENERATED") {
