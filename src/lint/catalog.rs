@@ -242,11 +242,18 @@ impl Catalog {
         self.tables.contains_key(&name.name)
     }
 
-    /// The table an index belongs to.
+    /// The table an index belongs to. An index named with a schema other than its
+    /// table's (no schema: `public`) is another index.
     pub fn table_of_index(&self, index: &ObjName) -> Option<ObjName> {
         let key = self.index_tables.get(&index.name)?;
         let t = self.tables.get(key)?;
-        Some(t.name.clone().unwrap_or_else(|| ObjName::new(key.clone())))
+        let name = t.name.clone().unwrap_or_else(|| ObjName::new(key.clone()));
+        if let Some(s) = &index.schema {
+            if name.schema.as_deref().unwrap_or("public") != s {
+                return None;
+            }
+        }
+        Some(name)
     }
 
     /// The tables a materialized view's query reads, when its definition is known.
@@ -292,6 +299,29 @@ impl Catalog {
         }
         out.sort();
         out
+    }
+
+    /// The partitions of partitioned table `table` known to the migration set.
+    pub fn partitions_of(&self, table: &ObjName) -> Vec<ObjName> {
+        let mut out: Vec<ObjName> = self
+            .tables
+            .iter()
+            .filter(|(_, t)| {
+                t.partition_of
+                    .as_ref()
+                    .is_some_and(|p| p.name == table.name)
+            })
+            .map(|(k, t)| t.name.clone().unwrap_or_else(|| ObjName::new(k.clone())))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Whether `table` has trigger `name` (created in the migration set).
+    pub fn has_trigger(&self, table: &ObjName, name: &str) -> bool {
+        self.triggers
+            .get(&table.name)
+            .is_some_and(|ts| ts.iter().any(|(n, _)| n == name))
     }
 
     /// The functions the triggers of `table` execute.
@@ -552,10 +582,20 @@ impl Catalog {
                 like,
                 ..
             } => {
-                let partitioned = st
-                    .toks
-                    .windows(2)
-                    .any(|w| w[0].is("PARTITION") && w[1].is("BY"));
+                // `PARTITION BY` of the table, not of a window in its `AS` query.
+                let mut depth = 0i32;
+                let mut partitioned = false;
+                for w in st.toks.windows(2) {
+                    if w[0].is_punct("(") {
+                        depth += 1;
+                    } else if w[0].is_punct(")") {
+                        depth -= 1;
+                    } else if depth == 0 && w[0].is("AS") {
+                        break;
+                    } else if depth == 0 && w[0].is("PARTITION") && w[1].is("BY") {
+                        partitioned = true;
+                    }
+                }
                 let copied: Vec<Table> = like
                     .iter()
                     .filter_map(|l| self.table(&l.table).map(|src| src.copied_by(l)))
@@ -828,12 +868,21 @@ impl Catalog {
         }
         let t = self.entry(table);
         match a {
+            // `IF NOT EXISTS` on a column that exists changes nothing.
+            ActionKind::AddColumn {
+                column,
+                if_not_exists: true,
+            } if t.column(&column.name).is_some() => {}
             ActionKind::AddColumn { column, .. } => add_column(t, column),
             ActionKind::DropColumn { names } => {
                 t.columns.retain(|c| !names.contains(&c.name));
-                // PostgreSQL drops the indexes and constraints that use a dropped column.
-                t.indexes
-                    .retain(|i| !i.columns.iter().any(|c| names.contains(c)));
+                // PostgreSQL drops the indexes (expression indexes too) and constraints that
+                // use a dropped column.
+                t.indexes.retain(|i| {
+                    !i.columns
+                        .iter()
+                        .any(|c| names.iter().any(|n| mentions(c, n)))
+                });
                 t.foreign_keys
                     .retain(|f| !f.columns.iter().any(|c| names.contains(c)));
                 t.reindex();
@@ -897,6 +946,14 @@ impl Catalog {
             self.note_foreign_keys(&table.name);
         }
     }
+}
+
+/// Whether an index column (a name, or an expression's text) uses column `name`.
+fn mentions(expr: &str, name: &str) -> bool {
+    expr == name
+        || expr
+            .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
+            .any(|w| w.trim_matches('"') == name)
 }
 
 fn rename_in(list: &mut [String], from: &str, to: &str) {

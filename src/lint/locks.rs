@@ -30,6 +30,9 @@ pub enum Condition {
     Exists,
     /// Taken by a statement of a `DO` block or function that runs only in some branch.
     Branch,
+    /// Taken by the body of a function the statement calls (a call in a query runs only
+    /// for the rows the query produces).
+    Call,
 }
 
 impl Condition {
@@ -38,6 +41,7 @@ impl Condition {
             Condition::RowsChange => "when rows change",
             Condition::Exists => "if it exists",
             Condition::Branch => "if its branch runs",
+            Condition::Call => "when the function runs",
         }
     }
 }
@@ -442,8 +446,8 @@ fn predict_at(st: &Statement, ctx: &FileContext, depth: u8) -> LockReport {
                         .table_of_index(&ObjName::new(n.clone()))
                         .is_some()
                 });
-            if !only && !exists {
-                r.scan(table);
+            if !exists {
+                index_build(&mut r, table, *only, ctx, 0);
             }
         }
         StmtKind::DropIndex {
@@ -549,9 +553,11 @@ fn predict_at(st: &Statement, ctx: &FileContext, depth: u8) -> LockReport {
             names,
             cascade,
         } => drop_objects(&mut r, st, *kind, names, *cascade, ctx),
-        StmtKind::DropTrigger { table, .. } => {
-            let cond = (has_seq(&st.toks, &["IF", "EXISTS"]) && !ctx.catalog.contains(table))
-                .then_some(Condition::Exists);
+        StmtKind::DropTrigger { table, name } => {
+            // With IF EXISTS, a trigger that is not there locks nothing (measured).
+            let cond = (has_seq(&st.toks, &["IF", "EXISTS"])
+                && !ctx.catalog.has_trigger(table, name))
+            .then_some(Condition::Exists);
             r.lock_on(table, false, AccessExclusive, cond);
         }
         StmtKind::Update { .. }
@@ -637,6 +643,23 @@ fn predict_at(st: &Statement, ctx: &FileContext, depth: u8) -> LockReport {
         _ => {}
     }
     r
+}
+
+/// Building an index on `table` reads it; on a partitioned table (which holds no rows) it
+/// locks and reads each partition instead, unless `ON ONLY`.
+fn index_build(r: &mut LockReport, table: &ObjName, only: bool, ctx: &FileContext, hops: u8) {
+    let partitioned = ctx.catalog.table(table).is_some_and(|t| t.partitioned);
+    if !partitioned {
+        r.scan(table);
+        return;
+    }
+    if only || hops > 4 {
+        return;
+    }
+    for p in ctx.catalog.partitions_of(table) {
+        r.lock(&p, LockMode::Share);
+        index_build(r, &p, false, ctx, hops + 1);
+    }
 }
 
 /// The query of `CREATE TABLE … AS query`: the tokens after a top-level `AS` that starts
@@ -737,7 +760,7 @@ fn copy(r: &mut LockReport, toks: &[Tok], ctx: &FileContext, depth: u8) {
 /// What calling function `name` does, when the catalog holds its body.
 fn call(r: &mut LockReport, name: &str, ctx: &FileContext, depth: u8) {
     if let Some(e) = function_effects(name, ctx, depth) {
-        r.merge(&e, None);
+        r.merge(&e, Some(Condition::Call));
     }
 }
 
@@ -1047,6 +1070,13 @@ fn alter_action(r: &mut LockReport, table: &ObjName, a: &ActionKind, ctx: &FileC
     use LockMode::*;
     let known = ctx.catalog.table(table);
     match a {
+        ActionKind::AddColumn {
+            column,
+            if_not_exists: true,
+        } if known.is_some_and(|t| t.column(&column.name).is_some()) => {
+            // The column is there: nothing is added.
+            r.lock(table, AccessExclusive);
+        }
         ActionKind::AddColumn { column, .. } => {
             r.lock(table, AccessExclusive);
             if add_column_rewrites(column, ctx.pg_version, &ctx.catalog).is_some() {
@@ -1064,12 +1094,13 @@ fn alter_action(r: &mut LockReport, table: &ObjName, a: &ActionKind, ctx: &FileC
             {
                 r.scan(table);
             }
-            // A foreign key on the new column: nothing to check unless a default fills it.
+            // A foreign key on the new column: nothing to check, unless a DEFAULT clause
+            // (even `DEFAULT NULL`, measured) makes PostgreSQL validate it.
             if let Some(fk) = &column.references {
                 if fk.table.name != table.name {
                     r.lock(&fk.table, ShareRowExclusive);
                 }
-                if filled {
+                if column.default.is_some() {
                     r.scan(table);
                     if fk.table.name != table.name {
                         r.maybe_scan(&fk.table);
@@ -1250,6 +1281,15 @@ fn alter_action(r: &mut LockReport, table: &ObjName, a: &ActionKind, ctx: &FileC
             .may_rewrite();
             if rewrites {
                 r.rewrite(table);
+            } else if old.is_some_and(|o| super::types::rebuilds_indexes(o, new_type))
+                && known.is_some_and(|t| {
+                    t.indexes
+                        .iter()
+                        .any(|i| i.columns.iter().any(|c| c == column))
+                })
+            {
+                // Its indexes are rebuilt, which reads the table.
+                r.scan(table);
             }
             // Foreign keys on the column are dropped and added again: ACCESS EXCLUSIVE on
             // the tables they reference; after a real conversion they are validated again.

@@ -277,7 +277,13 @@ pub fn check(
                     line
                 };
                 ctx.apply(&x.stmt, &r, at);
-                merged.merge(&r, x.conditional.then_some(locks::Condition::Branch));
+                // A function called by a query runs only for the rows it produces.
+                let condition = if !is_block {
+                    Some(locks::Condition::Call)
+                } else {
+                    x.conditional.then_some(locks::Condition::Branch)
+                };
+                merged.merge(&r, condition);
             }
             ctx.leave_block();
             if is_block {

@@ -324,6 +324,8 @@ struct Tracer<'a> {
     seeder: Option<Seeder>,
     /// Tables filled since the last recorded statement, reported with the next one.
     seeded: Vec<SeedNote>,
+    /// Why generated rows could not be deleted, for the failure message.
+    unseed_failure: Option<String>,
 }
 
 const SAVEPOINT: &str = "lockstep_trace";
@@ -492,7 +494,11 @@ impl Tracer<'_> {
         }
         let emptied = self.empty(&tables).await?;
         if emptied.is_empty() {
-            step.outcome = Outcome::Failed(db_message(&e));
+            let why = self
+                .unseed_failure
+                .take()
+                .map_or(String::new(), |w| format!(" ({w})"));
+            step.outcome = Outcome::Failed(format!("{}{why}", db_message(&e)));
             return Ok(false);
         }
         if let Some(s) = self.seeder.as_mut() {
@@ -512,28 +518,51 @@ impl Tracer<'_> {
                     .map_err(db_err(ctx))?;
                 Ok(true)
             }
-            Err(_) => Ok(false),
+            Err(again) => {
+                step.outcome = Outcome::Failed(format!(
+                    "{} (and again once the generated rows of {} were deleted)",
+                    db_message(&again),
+                    step.emptied
+                        .iter()
+                        .map(|(t, _)| t.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+                Ok(false)
+            }
         }
     }
 
-    /// Deletes every row of `tables`, and first of the tables whose foreign keys reference
-    /// them; returns the tables emptied (oid, name).
+    /// Deletes every row of `tables` and of the tables whose foreign keys reference them,
+    /// with foreign-key and user triggers off (`session_replication_role = replica`: the
+    /// throwaway cluster's superuser may), so that their order and cycles do not matter;
+    /// returns the tables emptied (oid, name).
     async fn empty(&mut self, tables: &[String]) -> Result<Vec<(i64, String)>, TraceError> {
         let names = observe::referencing_closure(self.main, tables)
             .await
             .map_err(db_err("reading foreign keys"))?;
-        let mut emptied = Vec::new();
-        for (oid, qualified) in names {
-            let sql = format!("SAVEPOINT lockstep_empty; DELETE FROM {qualified}; RELEASE SAVEPOINT lockstep_empty");
-            if self.exec(&sql).await.is_err() {
-                self.exec("ROLLBACK TO SAVEPOINT lockstep_empty; RELEASE SAVEPOINT lockstep_empty")
-                    .await
-                    .map_err(db_err("emptying a table"))?;
-                return Ok(Vec::new());
-            }
-            emptied.push((oid, qualified));
+        if names.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(emptied)
+        let deletes: String = names
+            .iter()
+            .map(|(_, q)| format!("DELETE FROM {q};"))
+            .collect();
+        let sql = format!(
+            "SAVEPOINT lockstep_empty; SET LOCAL session_replication_role = replica; {deletes} \
+             SET LOCAL session_replication_role = origin; RELEASE SAVEPOINT lockstep_empty"
+        );
+        if let Err(e) = self.exec(&sql).await {
+            self.exec("ROLLBACK TO SAVEPOINT lockstep_empty; RELEASE SAVEPOINT lockstep_empty")
+                .await
+                .map_err(db_err("emptying a table"))?;
+            self.unseed_failure = Some(format!(
+                "cannot delete the generated rows: {}",
+                db_message(&e)
+            ));
+            return Ok(Vec::new());
+        }
+        Ok(names)
     }
 
     /// Runs `sql` in autocommit while the watch connection reads its locks.
@@ -560,10 +589,17 @@ impl Tracer<'_> {
         let before_scans = observe::seq_scans(self.watch, false)
             .await
             .map_err(db_err(ctx))?;
-        let mode = if matches!(kind, StmtKind::Vacuum { .. }) {
-            LockMode::ShareUpdateExclusive
-        } else {
-            LockMode::AccessShare
+        let mode = match kind {
+            // They take SHARE UPDATE EXCLUSIVE and then wait for the snapshot (or for the
+            // lock holders): holding ACCESS SHARE, we see all they hold.
+            StmtKind::CreateIndex { .. }
+            | StmtKind::DropIndex { .. }
+            | StmtKind::Reindex { .. }
+            | StmtKind::AlterTable { .. } => LockMode::AccessShare,
+            // Waits for nothing: it waits for the lock it asks for.
+            StmtKind::Vacuum { .. } => LockMode::ShareUpdateExclusive,
+            // A DO block that commits: its first write waits.
+            _ => LockMode::Exclusive,
         };
         // Without the hold (a table that cannot be locked) the watch still polls.
         let held = observe::hold_all_tables(self.watch, mode).await.is_ok();
@@ -886,6 +922,7 @@ pub async fn run_with_progress(
         steps: Vec::new(),
         seeder: None,
         seeded: Vec::new(),
+        unseed_failure: None,
     };
     if mode == Mode::Rollback {
         t.exec("BEGIN").await.map_err(db_err("BEGIN"))?;
