@@ -4,6 +4,7 @@ pub mod baseline;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod demo;
 pub mod files;
 pub mod fixing;
 pub mod framework;

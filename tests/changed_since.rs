@@ -342,3 +342,40 @@ fn explicit_format_goes_to_stdout_when_every_output_names_its_format() {
     let sarif = fs::read_to_string(d.path().join("r2.sarif")).unwrap();
     assert!(sarif.contains("\"version\": \"2.1.0\""));
 }
+
+#[test]
+fn the_repository_is_found_from_the_linted_paths() {
+    let d = repo();
+    write(
+        d.path(),
+        "migrations/0003_new_index.sql",
+        "CREATE INDEX orders_id_idx ON orders (id);\n",
+    );
+    // Run from outside any repository, naming the migrations by absolute path.
+    let outside = tempfile::tempdir().unwrap();
+    let migrations = d.path().join("migrations");
+    let o = lint(
+        outside.path(),
+        &["--changed-since", "main", &migrations.to_string_lossy()],
+    );
+    assert_eq!(o.code, 1, "{}{}", o.stdout, o.stderr);
+    let found = locations(&o.stdout);
+    assert!(!found.is_empty(), "{}", o.stdout);
+    assert!(
+        found.iter().all(|l| l.contains("0003_new_index.sql")),
+        "{found:?}"
+    );
+    // A single file names its repository too.
+    let file = migrations.join("0003_new_index.sql");
+    let o = lint(
+        outside.path(),
+        &["--changed-since", "main", &file.to_string_lossy()],
+    );
+    assert_eq!(o.code, 1, "{}{}", o.stdout, o.stderr);
+    assert!(
+        o.stderr
+            .contains("1 of 1 migration file changed since main"),
+        "{}",
+        o.stderr
+    );
+}

@@ -1,5 +1,6 @@
 //! Integration points outside the linter itself: `lockstep completions`, `lockstep man`,
-//! the pre-commit hook manifest, the GitLab CI/CD component and the GitHub Actions example.
+//! the pre-commit hook manifest, the GitLab CI/CD component and the GitHub Actions example
+//! (both install the `lockstep-cli` wheel pinned to lockstep's version), and the wheel.
 
 #![allow(
     clippy::unwrap_used,
@@ -290,12 +291,14 @@ fn gitlab_component_has_a_spec_header_and_a_job() {
     };
     assert_eq!(default("stage").as_str(), Some("test"));
     assert_eq!(default("migrations").as_str(), Some("migrations/"));
+    // The wheel from PyPI, pinned to the component's own version: seconds, no compiler.
     assert!(default("image")
         .as_str()
-        .is_some_and(|i| i.starts_with("rust:")));
+        .is_some_and(|i| i.starts_with("python:")));
     assert!(default("install")
         .as_str()
-        .is_some_and(|i| i.contains("cargo install")));
+        .is_some_and(|i| i.contains(r#""lockstep-cli${LOCKSTEP_VERSION:+==$LOCKSTEP_VERSION}""#)));
+    assert_eq!(docs[0]["spec"]["component"][0].as_str(), Some("version"));
     assert_eq!(default("fail_on").as_str(), Some(""));
     assert_eq!(default("args").as_str(), Some(""));
     assert_eq!(default("allow_failure"), Value::Bool(false));
@@ -364,6 +367,19 @@ fn gitlab_component_has_a_spec_header_and_a_job() {
         .filter_map(Value::as_str)
         .collect();
     assert!(before.contains(&"$[[ inputs.install ]]"), "{before:?}");
+    assert_eq!(
+        job["variables"]["LOCKSTEP_COMPONENT_VERSION"].as_str(),
+        Some("$[[ component.version ]]")
+    );
+    let set = before
+        .iter()
+        .position(|s| s.starts_with("export LOCKSTEP_VERSION="))
+        .expect("LOCKSTEP_VERSION is set");
+    let install = before
+        .iter()
+        .position(|s| *s == "$[[ inputs.install ]]")
+        .expect("the install input runs");
+    assert!(set < install, "{before:?}");
 
     let artifacts = &job["artifacts"];
     assert_eq!(str_at(artifacts, "when"), "always");
@@ -407,6 +423,22 @@ fn github_actions_example_lints_changed_migrations_and_uploads_sarif() {
     let checkout = uses("actions/checkout@");
     assert_eq!(checkout["with"]["fetch-depth"].as_u64(), Some(0));
 
+    // The wheel from PyPI, pinned to this version of lockstep.
+    assert_eq!(
+        doc["env"]["LOCKSTEP_VERSION"].as_str(),
+        Some(env!("CARGO_PKG_VERSION"))
+    );
+    let install = steps
+        .iter()
+        .find(|s| s["name"].as_str() == Some("Install lockstep"))
+        .expect("an install step");
+    assert_eq!(
+        install["run"].as_str().map(str::trim),
+        Some(
+            r#"pip install --quiet --disable-pip-version-check "lockstep-cli==$LOCKSTEP_VERSION""#
+        )
+    );
+
     let lint = steps
         .iter()
         .filter_map(|s| s.get("run").and_then(Value::as_str))
@@ -443,4 +475,15 @@ fn github_actions_example_lints_changed_migrations_and_uploads_sarif() {
 #[test]
 fn github_actions_example_is_not_an_active_workflow() {
     assert!(!repo_file(".github/workflows/lockstep.yml").exists());
+}
+
+#[test]
+fn the_wheel_is_lockstep_cli_carrying_the_binary() {
+    let py = read("pyproject.toml");
+    assert!(py.contains("name = \"lockstep-cli\""));
+    assert!(py.contains("bindings = \"bin\""));
+    assert!(
+        py.contains("dynamic = [\"version\"]"),
+        "the version comes from Cargo.toml"
+    );
 }

@@ -6,6 +6,9 @@ use crate::lint::did_you_mean;
 use crate::lint::rules::{self, RULES};
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  lockstep explain create-index-non-concurrently\n  lockstep explain missing-lock-timeout | less\n  lockstep rules                  # every rule name"
+)]
 pub struct ExplainArgs {
     /// Rule name, as listed by `lockstep rules`
     pub rule: String,

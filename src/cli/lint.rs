@@ -1,5 +1,5 @@
 use std::io::{self, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
@@ -21,7 +21,8 @@ mod output;
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Exit codes:\n  0  no finding at or above the fail level\n  1  findings at or above the fail level (--fail-on, default: error)\n  2  usage error, unreadable path or file, or invalid configuration\n\n\
+    after_help = "Examples:\n  lockstep lint migrations/\n  lockstep lint --pg-version 12 db/migrate/0042_add_index.sql\n  cat change.sql | lockstep lint - --stdin-filename db/change.sql\n  lockstep lint --diff migrations/        # the safe rewrites, as a patch\n\n\
+Exit codes:\n  0  no finding at or above the fail level\n  1  findings at or above the fail level (--fail-on, default: error)\n  2  usage error, unreadable path or file, or invalid configuration\n\n\
 Suppress a finding with a comment on the line above (or at the end of) the statement:\n  -- lockstep: ignore create-index-non-concurrently -- table is tiny\n\
 or for a whole file:\n  -- lockstep: ignore-file missing-lock-timeout\n\n\
 CI reports (one lint run, several reports; the terminal keeps the text report):\n  \
@@ -346,6 +347,12 @@ pub fn run(args: LintArgs) -> anyhow::Result<u8> {
                 &excludes,
                 opts.framework,
             );
+            // A directory with nothing to lint is most likely a wrong path (a typo in CI):
+            // failing loudly beats passing green.
+            if found.is_empty() && errors.is_empty() && p.is_dir() {
+                eprint_error(color, &format!("no .sql files under {}", p.display()));
+                had_error = true;
+            }
             for e in errors {
                 eprint_error(color, &e.to_string());
                 had_error = true;
@@ -354,11 +361,16 @@ pub fn run(args: LintArgs) -> anyhow::Result<u8> {
         }
     }
 
+    // Every path was wrong: there is nothing to report on, not even an empty summary.
+    if inputs.is_empty() && had_error {
+        return Ok(EXIT_ERROR);
+    }
+
     // --changed-since: which inputs to report on. Files after the last changed one cannot
     // affect it and are not read; earlier ones are linted silently for schema replay.
     let wanted: Option<Vec<bool>> = match &args.changed_since {
         None => None,
-        Some(reference) => match git::changed_since(&cwd, reference) {
+        Some(reference) => match git::changed_since(&repo_anchor(&args.paths, &cwd), reference) {
             Ok(changed) => {
                 let mut w: Vec<bool> = inputs
                     .iter()
@@ -540,6 +552,23 @@ fn write_baseline(
         file.display()
     );
     Ok(if had_error { EXIT_ERROR } else { EXIT_OK })
+}
+
+/// Where to look for the repository of `--changed-since`: the first linted path (a
+/// directory, or a file's directory), else the working directory.
+fn repo_anchor(paths: &[PathBuf], cwd: &Path) -> PathBuf {
+    paths
+        .iter()
+        .find(|p| p.as_os_str() != "-")
+        .map(|p| {
+            let dir = if p.is_dir() {
+                p.as_path()
+            } else {
+                p.parent().unwrap_or(Path::new(""))
+            };
+            cwd.join(dir)
+        })
+        .unwrap_or_else(|| cwd.to_path_buf())
 }
 
 /// Wraps a per-file callback so that it only sees the inputs marked in `wanted` (all when

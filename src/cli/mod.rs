@@ -8,6 +8,7 @@ mod completions;
 mod demo;
 mod explain;
 mod finalize;
+mod interrupt;
 mod lint;
 mod man;
 mod online;

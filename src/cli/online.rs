@@ -51,6 +51,16 @@ pub struct RunRef {
     pub color: ColorChoice,
 }
 
+/// `--takeover` of the commands that take a run's lock.
+#[derive(Debug, Clone, Args)]
+pub struct TakeoverArg {
+    /// When another session holds the run's lock but is provably not a live runner (idle,
+    /// outside a transaction, no runner heartbeat for 15 s: a client killed behind a pooler,
+    /// or a lost network connection), end that session and go on
+    #[arg(long)]
+    pub takeover: bool,
+}
+
 /// Connects (errors: one line, exit 2) and runs `f` with the client on a fresh runtime.
 pub fn with_client<F, Fut>(db: &DbArgs, color: bool, f: F) -> anyhow::Result<u8>
 where
@@ -191,6 +201,9 @@ pub struct Drawer {
     tty: bool,
     last_line: Instant,
     step: String,
+    /// Without a terminal: the latest progress line not printed yet (lines come every 5 s),
+    /// printed when the step ends so that the log shows where it ended.
+    pending: Option<String>,
 }
 
 impl Drawer {
@@ -200,12 +213,16 @@ impl Drawer {
             tty: io::stderr().is_terminal(),
             last_line: Instant::now() - Duration::from_secs(60),
             step: String::new(),
+            pending: None,
         }
     }
 
     fn finish_bar(&mut self) {
         if let Some(b) = self.bar.take() {
             b.finish();
+        }
+        if let Some(line) = self.pending.take() {
+            let _ = writeln!(io::stderr(), "{line}");
         }
     }
 }
@@ -254,8 +271,7 @@ impl Progress for Drawer {
             bar.set_message(self.step.clone());
             bar.set_length(total);
             bar.set_position(copied as u64);
-        } else if self.last_line.elapsed() >= Duration::from_secs(5) {
-            self.last_line = Instant::now();
+        } else {
             let eta = if rate > 0.0 {
                 format!(
                     ", ETA {:.0} s",
@@ -264,8 +280,7 @@ impl Progress for Drawer {
             } else {
                 String::new()
             };
-            let _ = writeln!(
-                io::stderr(),
+            let line = format!(
                 "{}: {copied}/{total} rows ({:.0}%){}{eta}",
                 self.step,
                 copied as f64 * 100.0 / total as f64,
@@ -275,6 +290,13 @@ impl Progress for Drawer {
                     String::new()
                 }
             );
+            if self.last_line.elapsed() >= Duration::from_secs(5) {
+                self.last_line = Instant::now();
+                self.pending = None;
+                let _ = writeln!(io::stderr(), "{line}");
+            } else {
+                self.pending = Some(line);
+            }
         }
     }
 

@@ -5,6 +5,9 @@ use crate::playbook::engine;
 
 /// Pause a run's copy; the trigger keeps capturing writes. `lockstep resume` continues.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  lockstep pause                  # the latest run\n  lockstep pause 16384_20260412_101500_123\n  lockstep resume                 # continue it"
+)]
 pub struct PauseArgs {
     #[command(flatten)]
     pub target: RunRef,

@@ -6,6 +6,7 @@ use clap::Args;
 use super::online::{self, DbArgs};
 use super::{eprint_error, ColorChoice, EXIT_ERROR, EXIT_FINDINGS, EXIT_OK};
 use crate::lint::fix::unified_diff;
+use crate::playbook::queries::{self, QueryCheck};
 use crate::playbook::view::PlanView;
 use crate::playbook::{engine, spec};
 
@@ -13,9 +14,10 @@ use crate::playbook::{engine, spec};
 #[derive(Debug, Args)]
 #[command(
     after_help = "Reads the table from the database (no writes), runs the preflight checks, and prints\n\
-every step with its SQL, the locks it takes and an estimate of time and disk, then a diff of\n\
+warnings about the statements of pg_stat_statements that the change would break (they leave\n\
+the exit code alone), every step with its SQL, its locks and estimates, then a diff of\n\
 the table's definition before and after. Exit 1 when the preflight refuses the conversion.\n\n\
-Example:\n  lockstep plan playbooks/partition-events-monthly.toml --database-url postgres://app@db/app"
+Examples:\n  lockstep plan playbooks/partition-events-monthly.toml --database-url postgres://app@db/app\n  DATABASE_URL=postgres://app@db/app lockstep plan playbooks/column-type-orders-id-bigint.toml"
 )]
 pub struct PlanArgs {
     /// The playbook file (TOML)
@@ -47,11 +49,13 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
     let pbr = &pb;
     let prepared = online::block_on(async {
         let client = conn.connect().await.map_err(|e| e.to_string())?;
-        engine::prepare(&client, pbr, "plan")
+        let (plan, refusals) = engine::prepare(&client, pbr, "plan")
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        let check = queries::check(&client, &pbr.common.table, &plan).await;
+        Ok::<_, String>((plan, refusals, check))
     })?;
-    let (plan, refusals) = match prepared {
+    let (plan, refusals, check) = match prepared {
         Ok(r) => r,
         Err(m) => {
             eprint_error(color, &m);
@@ -59,7 +63,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
         }
     };
     let view = plan.describe(&pb.common.backfill, &pb.common.swap);
-    match print(&view, &refusals) {
+    match print(&view, &refusals, check.as_ref()) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
         Err(e) => return Err(e.into()),
@@ -71,9 +75,9 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
     })
 }
 
-/// The plan: headline, preflight, notes, every step with its SQL (and how a rollback undoes
-/// it), finalize, and the definition's diff.
-fn print(view: &PlanView, refusals: &[String]) -> io::Result<()> {
+/// The plan: headline, preflight, notes, the statements it would break, every step with its
+/// SQL (and how a rollback undoes it), finalize, and the definition's diff.
+fn print(view: &PlanView, refusals: &[String], check: Option<&QueryCheck>) -> io::Result<()> {
     let mut out = io::BufWriter::new(io::stdout().lock());
     writeln!(out, "{}\n", view.headline)?;
     if refusals.is_empty() {
@@ -86,6 +90,14 @@ fn print(view: &PlanView, refusals: &[String]) -> io::Result<()> {
     }
     for n in &view.notes {
         writeln!(out, "note: {n}")?;
+    }
+    if let Some(c) = check {
+        for n in c.notes() {
+            writeln!(out, "note: {n}")?;
+        }
+        for w in c.warnings() {
+            writeln!(out, "warning: {w}")?;
+        }
     }
     if let Some(p) = &view.preamble {
         writeln!(out, "\n{p}")?;

@@ -1,14 +1,19 @@
 use clap::Args;
 
-use super::online::{self, Drawer, RunRef};
+use super::online::{self, Drawer, RunRef, TakeoverArg};
 use crate::playbook::engine::{self, Ctx};
 
 /// Continue a run: un-pause a paused copy, or pick up a stopped, failed or killed run at its
 /// last checkpoint.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  lockstep resume                 # the latest run, from its last checkpoint\n  lockstep resume 16384_20260412_101500_123 --database-url postgres://app@db.internal/app"
+)]
 pub struct ResumeArgs {
     #[command(flatten)]
     pub target: RunRef,
+    #[command(flatten)]
+    pub takeover: TakeoverArg,
 }
 
 pub fn run(args: ResumeArgs) -> anyhow::Result<u8> {
@@ -17,7 +22,7 @@ pub fn run(args: ResumeArgs) -> anyhow::Result<u8> {
     online::with_clients(&t.db, color, |client, monitor, conn| async move {
         // A live runner with a paused copy: just un-pause it.
         if let Ok(st) = engine::status(&client, t.run.as_deref()).await {
-            if st.runner_pid.is_some() && st.run.row.paused {
+            if st.holder.as_ref().is_some_and(|h| h.alive().is_some()) && st.run.row.paused {
                 let r = engine::set_paused(&client, Some(st.run.id()), false).await;
                 return online::report(color, r, |id| format!("run {id}: copy resumed"));
             }
@@ -30,6 +35,7 @@ pub fn run(args: ResumeArgs) -> anyhow::Result<u8> {
             stop: &stop,
             monitor: monitor.as_ref(),
             connect: Some(&conn),
+            takeover: args.takeover.takeover,
         };
         let r = engine::resume(&mut ctx, t.run.as_deref()).await;
         drop(drawer);

@@ -1,14 +1,19 @@
 use clap::Args;
 
-use super::online::{self, Drawer, RunRef};
+use super::online::{self, Drawer, RunRef, TakeoverArg};
 use crate::playbook::engine::{self, Ctx};
 
 /// Undo a run: before the swap, drop everything lockstep created; after the swap (before
 /// finalize), swap back to the original table, which the reverse trigger kept current.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  lockstep rollback               # the latest run\n  lockstep rollback 16384_20260412_101500_123"
+)]
 pub struct RollbackArgs {
     #[command(flatten)]
     pub target: RunRef,
+    #[command(flatten)]
+    pub takeover: TakeoverArg,
 }
 
 pub fn run(args: RollbackArgs) -> anyhow::Result<u8> {
@@ -23,6 +28,7 @@ pub fn run(args: RollbackArgs) -> anyhow::Result<u8> {
             stop: &stop,
             monitor: monitor.as_ref(),
             connect: Some(&conn),
+            takeover: args.takeover.takeover,
         };
         let r = engine::rollback(&mut ctx, t.run.as_deref()).await;
         drop(drawer);

@@ -5,6 +5,9 @@ use clap::Args;
 use crate::lint::rules::RULES;
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  lockstep rules\n  lockstep rules | grep warning\n  lockstep explain set-not-null-scan    # one rule's documentation"
+)]
 pub struct RulesArgs {}
 
 pub fn run(_args: RulesArgs) -> anyhow::Result<u8> {

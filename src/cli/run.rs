@@ -66,6 +66,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
             stop: &stop,
             monitor: monitor.as_ref(),
             connect: Some(&conn),
+            takeover: false,
         };
         let r = engine::start(&mut ctx, pb, &text).await;
         drop(drawer);

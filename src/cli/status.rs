@@ -5,9 +5,13 @@ use clap::Args;
 use super::online::{self, RunRef};
 use super::{eprint_error, EXIT_ERROR, EXIT_OK};
 use crate::playbook::engine;
+use crate::playbook::lock::Holder;
 
 /// Show a run's step, progress, throttle state and replica lag (from any terminal).
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  lockstep status\n  lockstep status 16384_20260412_101500_123 --database-url postgres://app@db.internal/app\n  watch -n 5 lockstep status      # from another terminal while a run works"
+)]
 pub struct StatusArgs {
     #[command(flatten)]
     pub target: RunRef,
@@ -31,16 +35,32 @@ pub fn run(args: StatusArgs) -> anyhow::Result<u8> {
     })
 }
 
+/// `, heartbeat N s ago` when the runner writes one.
+fn heartbeat(h: &Holder) -> String {
+    h.beat.as_ref().map_or(String::new(), |b| {
+        format!(", heartbeat {} s ago", b.age.as_secs())
+    })
+}
+
 fn print(st: &engine::RunStatus) -> io::Result<()> {
     let r = &st.run.row;
-    let state = match (st.run.status.as_str(), st.runner_pid) {
+    let state = match (st.run.status.as_str(), &st.holder) {
         ("running" | "paused", None) => {
             format!(
                 "interrupted (no runner is alive; `lockstep resume {}` continues it)",
                 r.id
             )
         }
-        (s, Some(pid)) => format!("{s} (runner backend pid {pid})"),
+        (s, Some(h)) if h.alive().is_some() => {
+            format!("{s} (runner backend pid {}{})", h.pid, heartbeat(h))
+        }
+        (s, Some(h)) => format!(
+            "{s}, but its runner is gone and backend pid {} (idle {} s) still holds the run lock{}: `lockstep resume {} --takeover` ends it and continues",
+            h.pid,
+            h.idle.as_secs(),
+            heartbeat(h),
+            r.id
+        ),
         (s, None) => s.to_string(),
     };
     let mut out = io::stdout().lock();

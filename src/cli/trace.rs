@@ -4,9 +4,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
+use super::interrupt;
 use super::{eprint_error, ColorChoice, EXIT_ERROR, EXIT_FINDINGS, EXIT_OK};
 use crate::config::{self, parse_pg_version, Settings};
-use crate::db::cluster::TempCluster;
 use crate::db::connect::ConnectOptions;
 use crate::db::observe;
 use crate::files::{self, Input};
@@ -16,10 +16,11 @@ use crate::trace::{self, Connections, Mode, Outcome, Step, Verdict};
 #[derive(Debug, Args)]
 #[command(after_help = "\
 By default the files run on a throwaway PostgreSQL (initdb in a temporary directory, removed\n\
-afterwards); --setup FILE creates the schema and data they expect first. With\n\
---database-url they run on that database inside one transaction that is rolled back at the\n\
-end (statements that cannot run in a transaction, such as CREATE INDEX CONCURRENTLY, are\n\
-then skipped), unless --commit is given.\n\n\
+afterwards, also on Ctrl-C, SIGTERM or SIGHUP); --setup FILE creates the schema and data they\n\
+expect first. With --database-url, or DATABASE_URL set (and no --throwaway), they run on that\n\
+database inside one transaction that is rolled back at the end (statements that cannot run\n\
+in a transaction, such as CREATE INDEX CONCURRENTLY, are then skipped), unless --commit is\n\
+given.\n\n\
 Each statement is marked `confirmed` when PostgreSQL took the locks, rewrites and scans the\n\
 lint lock report predicts (locks stronger than ACCESS SHARE, on tables that existed before\n\
 the statement), `mismatch` with both sides otherwise.\n\n\
@@ -34,13 +35,19 @@ pub struct TraceArgs {
     #[arg(long, value_name = "FILE")]
     pub setup: Option<PathBuf>,
 
-    /// Run on this database instead of a throwaway cluster (URL or `key=value` string;
-    /// without a value: DATABASE_URL, else the libpq environment: PGHOST, PGUSER …)
+    /// Run on this database instead of a throwaway cluster (URL or `key=value` string)
+    /// [default: DATABASE_URL when set; without a value: DATABASE_URL, else the libpq
+    /// environment: PGHOST, PGUSER …]
     #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "")]
     pub database_url: Option<String>,
 
-    /// With --database-url: commit the migrations instead of rolling them back
-    #[arg(long, requires = "database_url")]
+    /// Run on a throwaway cluster even when DATABASE_URL is set
+    #[arg(long, conflicts_with = "database_url")]
+    pub throwaway: bool,
+
+    /// On a database (not a throwaway cluster): commit the migrations instead of rolling
+    /// them back
+    #[arg(long, conflicts_with = "throwaway")]
     pub commit: bool,
 
     /// Fill every table the migrations create with N generated rows before the statements
@@ -158,16 +165,40 @@ pub fn run(args: TraceArgs) -> anyhow::Result<u8> {
         None => None,
     };
 
-    // Where to run: a throwaway cluster, or the given database.
-    let mut cluster = None;
-    let (target, conn) = match &args.database_url {
+    // Signals are handled from here on, before a throwaway cluster exists, so that none of
+    // them can end the process and leave it running.
+    let (rt, mut interrupts) = interrupt::runtime()?;
+
+    // Where to run: the given database (the flag, else DATABASE_URL), or a throwaway cluster.
+    let url = match &args.database_url {
+        Some(url) if url.is_empty() => Some(std::env::var("DATABASE_URL").unwrap_or_default()),
         Some(url) => {
-            let url = if url.is_empty() {
-                std::env::var("DATABASE_URL").ok()
-            } else {
-                Some(url.clone())
-            };
-            match ConnectOptions::resolve(url.as_deref()) {
+            if std::path::Path::new(url).exists() {
+                eprint_error(
+                    color,
+                    &format!(
+                        "--database-url `{url}` is a path, not a database URL (was the URL forgotten? `--database-url URL`; `--database-url --` before the paths uses DATABASE_URL, else the PG* environment)"
+                    ),
+                );
+                return Ok(EXIT_ERROR);
+            }
+            Some(url.clone())
+        }
+        None if args.throwaway => None,
+        None => std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()),
+    };
+    if args.commit && url.is_none() {
+        eprint_error(
+            color,
+            "--commit needs a database (--database-url or DATABASE_URL); a throwaway cluster is removed anyway",
+        );
+        return Ok(EXIT_ERROR);
+    }
+    let mut cluster = None;
+    let (target, conn) = match &url {
+        Some(url) => {
+            let url = Some(url.as_str()).filter(|u| !u.is_empty());
+            match ConnectOptions::resolve(url) {
                 Ok(c) => {
                     for w in c.warnings() {
                         let _ = writeln!(io::stderr(), "warning: {w}");
@@ -184,36 +215,21 @@ pub fn run(args: TraceArgs) -> anyhow::Result<u8> {
             if io::stderr().is_terminal() {
                 let _ = writeln!(io::stderr(), "trace: starting a throwaway PostgreSQL …");
             }
-            let c = match TempCluster::start() {
-                Ok(c) => c,
-                Err(e) => {
-                    eprint_error(color, &format!("cannot start a throwaway PostgreSQL: {e}"));
-                    return Ok(EXIT_ERROR);
-                }
-            };
-            let opts = match c.connect_options("postgres") {
-                Ok(o) => o,
-                Err(e) => {
-                    eprint_error(color, &e.to_string());
-                    return Ok(EXIT_ERROR);
-                }
+            let Some((c, opts)) = interrupt::start_cluster(color) else {
+                return Ok(EXIT_ERROR);
             };
             cluster = Some(c);
             ("a throwaway cluster".to_string(), opts)
         }
     };
-    let mode = if args.database_url.is_some() && !args.commit {
+    let mode = if url.is_some() && !args.commit {
         Mode::Rollback
     } else {
         Mode::Commit
     };
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
     let show_progress = io::stderr().is_terminal();
-    let result = rt.block_on(async {
+    let traced = async {
         let main = conn.connect().await?;
         let watch = conn.connect().await?;
         let major = observe::server_major(&main).await.unwrap_or(0);
@@ -245,8 +261,28 @@ pub fn run(args: TraceArgs) -> anyhow::Result<u8> {
         )
         .await?;
         Ok::<_, anyhow::Error>((steps, major))
+    };
+    let outcome = rt.block_on(async {
+        tokio::select! {
+            r = traced => Ok(r),
+            signal = interrupts.recv() => Err(signal),
+        }
     });
+    drop(rt);
+    let removed = cluster.is_some();
     drop(cluster);
+    let result = match outcome {
+        Ok(r) => r,
+        Err(signal) => {
+            let what = match (removed, mode) {
+                (true, _) => "the throwaway PostgreSQL is removed",
+                (false, Mode::Rollback) => "nothing was committed",
+                (false, Mode::Commit) => "statements committed before it stay committed",
+            };
+            eprint_error(color, &format!("trace {}: stopped; {what}", signal.name()));
+            return Ok(signal.exit_code());
+        }
+    };
     let (steps, major) = match result {
         Ok(r) => r,
         Err(e) => {

@@ -3,4 +3,5 @@
 pub mod cluster;
 pub mod connect;
 pub mod observe;
+pub mod pooler;
 pub(crate) mod tx;

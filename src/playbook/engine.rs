@@ -5,9 +5,10 @@
 
 use tokio_postgres::Client;
 
-use super::exec::{dberr, runner_session, Exec};
+use super::exec::{dberr, Exec};
 pub use super::exec::{Ctx, EngineError, Finished, Progress, Silent};
 use super::kinds::KindName;
+use super::lock::{self, Holder};
 use super::plan::AnyPlan;
 use super::shadow;
 use super::spec::{self, Playbook};
@@ -212,18 +213,9 @@ pub async fn prepare(
 
 /// Takes the run lock for `table_name`, checks no unfinished run exists, and returns a new
 /// run id.
-async fn claim(client: &Client, table_name: &str, oid: u32) -> Result<String, EngineError> {
-    if !state::try_lock(client, table_name)
-        .await
-        .map_err(dberr("advisory lock"))?
-    {
-        let pid = state::lock_held(client, table_name).await.ok().flatten();
-        return Err(EngineError::Busy {
-            table: table_name.to_string(),
-            pid,
-        });
-    }
-    runner_session(client).await?;
+async fn claim(ctx: &Ctx<'_>, table_name: &str, oid: u32) -> Result<String, EngineError> {
+    let client = ctx.client;
+    lock::acquire(client, table_name, false).await?;
     let open = if state::exists(client)
         .await
         .map_err(dberr("lockstep.runs"))?
@@ -256,13 +248,23 @@ pub async fn start(
     pb: Playbook,
     playbook_text: &str,
 ) -> Result<Finished, EngineError> {
+    lock::refuse_pooler(ctx.client, ctx.monitor).await?;
     let (table_name, oid) = super::facts::resolve(ctx.client, &pb.common.table).await?;
-    let run_id = claim(ctx.client, &table_name, oid).await?;
+    let run_id = claim(ctx, &table_name, oid).await?;
     ctx.progress
         .step("preflight", &format!("{} on {table_name}", pb.kind_name()));
     let (plan, refusals) = prepare(ctx.client, &pb, &run_id).await?;
     if !refusals.is_empty() {
         return Err(EngineError::Refused(refusals));
+    }
+    // Warnings only: the statements the change would break (see `queries/`).
+    if let Some(check) = super::queries::check(ctx.client, &pb.common.table, &plan).await {
+        for n in check.notes() {
+            ctx.progress.note(&format!("note: {n}"));
+        }
+        for w in check.warnings() {
+            ctx.progress.note(&format!("warning: {w}"));
+        }
     }
     // Only now, so that a refused run leaves nothing behind.
     state::ensure(ctx.client)
@@ -283,7 +285,15 @@ pub async fn start(
     .await
     .map_err(dberr("recording the run"))?;
     let run = load(ctx.client, Some(&run_id)).await?;
-    forward(ctx, &pb, run).await
+    let (client, monitor) = (ctx.client, ctx.monitor);
+    lock::beating(
+        client,
+        monitor,
+        &table_name,
+        &run_id,
+        forward(ctx, &pb, run),
+    )
+    .await
 }
 
 /// Loads a run (the latest when `id` is `None`).
@@ -302,22 +312,13 @@ async fn load(client: &Client, id: Option<&str>) -> Result<Run, EngineError> {
 }
 
 /// Loads a run and takes its table's run lock.
-async fn load_locked(client: &Client, id: Option<&str>) -> Result<Run, EngineError> {
-    let run = load(client, id).await?;
-    if !state::try_lock(client, &run.row.table_name)
+async fn load_locked(ctx: &Ctx<'_>, id: Option<&str>) -> Result<Run, EngineError> {
+    lock::refuse_pooler(ctx.client, ctx.monitor).await?;
+    let run = load(ctx.client, id).await?;
+    lock::acquire(ctx.client, &run.row.table_name, ctx.takeover).await?;
+    state::ensure(ctx.client)
         .await
-        .map_err(dberr("advisory lock"))?
-    {
-        let pid = state::lock_held(client, &run.row.table_name)
-            .await
-            .ok()
-            .flatten();
-        return Err(EngineError::Busy {
-            table: run.row.table_name.clone(),
-            pid,
-        });
-    }
-    runner_session(client).await?;
+        .map_err(dberr("updating the state tables"))?;
     Ok(run)
 }
 
@@ -384,7 +385,7 @@ fn mismatch(run: &Run) -> EngineError {
 
 /// Continues a run from its last checkpoint.
 pub async fn resume(ctx: &mut Ctx<'_>, id: Option<&str>) -> Result<Finished, EngineError> {
-    let run = load_locked(ctx.client, id).await?;
+    let run = load_locked(ctx, id).await?;
     check(&run, Command::Resume)?;
     let pb = run.playbook()?;
     state::set_status(ctx.client, run.id(), Status::Running, None)
@@ -393,14 +394,23 @@ pub async fn resume(ctx: &mut Ctx<'_>, id: Option<&str>) -> Result<Finished, Eng
     state::set_paused(ctx.client, run.id(), false)
         .await
         .map_err(dberr("state"))?;
-    forward(ctx, &pb, run).await
+    let (client, monitor) = (ctx.client, ctx.monitor);
+    let (table, id) = (run.row.table_name.clone(), run.id().to_string());
+    lock::beating(client, monitor, &table, &id, forward(ctx, &pb, run)).await
 }
 
 /// Undoes a run: a shadow rebuild drops the copy before the swap and swaps back after it; a
 /// run of steps undoes every completed step, newest first.
 pub async fn rollback(ctx: &mut Ctx<'_>, id: Option<&str>) -> Result<Finished, EngineError> {
-    let run = load_locked(ctx.client, id).await?;
+    let run = load_locked(ctx, id).await?;
     check(&run, Command::Rollback)?;
+    let (client, monitor) = (ctx.client, ctx.monitor);
+    let table = run.row.table_name.clone();
+    let id = run.id().to_string();
+    lock::beating(client, monitor, &table, &id, roll_back(ctx, run)).await
+}
+
+async fn roll_back(ctx: &mut Ctx<'_>, run: Run) -> Result<Finished, EngineError> {
     let pb = run.playbook()?;
     let id = run.id().to_string();
     let message = match (&run.plan, run.step) {
@@ -428,8 +438,15 @@ pub async fn rollback(ctx: &mut Ctx<'_>, id: Option<&str>) -> Result<Finished, E
 /// After a run completed: drops what it kept for a way back (the old table, the old
 /// column, the undo data).
 pub async fn finalize(ctx: &mut Ctx<'_>, id: Option<&str>) -> Result<Finished, EngineError> {
-    let run = load_locked(ctx.client, id).await?;
+    let run = load_locked(ctx, id).await?;
     check(&run, Command::Finalize)?;
+    let (client, monitor) = (ctx.client, ctx.monitor);
+    let table = run.row.table_name.clone();
+    let id = run.id().to_string();
+    lock::beating(client, monitor, &table, &id, finish(ctx, run)).await
+}
+
+async fn finish(ctx: &mut Ctx<'_>, run: Run) -> Result<Finished, EngineError> {
     let pb = run.playbook()?;
     let id = run.id().to_string();
     let message = match &run.plan {
@@ -449,8 +466,8 @@ pub async fn finalize(ctx: &mut Ctx<'_>, id: Option<&str>) -> Result<Finished, E
 #[derive(Debug, Clone)]
 pub struct RunStatus {
     pub run: Run,
-    /// The pid of the backend holding the run lock, when a runner is alive.
-    pub runner_pid: Option<i32>,
+    /// The backend holding the run lock (a runner is alive, or its session was left behind).
+    pub holder: Option<Holder>,
     pub replica_lag_ms: Option<i64>,
     /// Changes captured and not replayed yet (a shadow rebuild before its swap).
     pub logged: Option<i64>,
@@ -461,9 +478,7 @@ pub struct RunStatus {
 /// Reads a run's status (any run, from any connection).
 pub async fn status(client: &Client, id: Option<&str>) -> Result<RunStatus, EngineError> {
     let run = load(client, id).await?;
-    let runner_pid = state::lock_held(client, &run.row.table_name)
-        .await
-        .map_err(dberr("pg_locks"))?;
+    let holder = lock::holder(client, &run.row.table_name).await?;
     let (logged, lanes) = match &run.plan {
         AnyPlan::Shadow(p) => shadow::status(client, p, run.id()).await,
         AnyPlan::Steps(_) => (None, None),
@@ -471,7 +486,7 @@ pub async fn status(client: &Client, id: Option<&str>) -> Result<RunStatus, Engi
     Ok(RunStatus {
         replica_lag_ms: state::replica_lag_ms(client).await,
         run,
-        runner_pid,
+        holder,
         logged,
         lanes,
     })

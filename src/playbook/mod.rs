@@ -6,7 +6,8 @@
 //!    (the `Kind` trait is in `kind.rs`, the settings every kind shares in `settings.rs`).
 //! 2. The kind prepares a plan (`Kind::prepare`): it reads the table's facts (`facts/`),
 //!    runs the preflight checks and makes a plan, pure SQL: a shadow rebuild (`shadow/`)
-//!    or a list of steps (`steps/`). `lockstep plan` shows it (`view.rs`).
+//!    or a list of steps (`steps/`). `lockstep plan` shows it (`view.rs`), with the
+//!    statements from pg_stat_statements that the change would break (`queries/`).
 //! 3. `engine.rs` starts or loads a run (`state.rs`: `lockstep.runs`, every value parsed
 //!    into types on load), checks the command is allowed, and hands the run to its engine.
 //! 4. The engines run their steps through the execution core (`exec/`): statements under
@@ -19,8 +20,10 @@ pub mod facts;
 pub mod keyset;
 pub mod kind;
 pub mod kinds;
+pub mod lock;
 pub mod names;
 pub mod plan;
+pub mod queries;
 pub mod settings;
 pub mod shadow;
 pub mod spec;

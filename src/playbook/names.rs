@@ -28,10 +28,10 @@ pub fn lit(s: &str) -> String {
 }
 
 /// `a, b` with every name quoted.
-pub fn list(names: &[String]) -> String {
+pub fn list<S: AsRef<str>>(names: &[S]) -> String {
     names
         .iter()
-        .map(|n| quote_ident(n))
+        .map(|n| quote_ident(n.as_ref()))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -52,9 +52,6 @@ mod tests {
     #[test]
     fn literals_and_lists_are_quoted() {
         assert_eq!(lit("it's"), "'it''s'");
-        assert_eq!(
-            list(&["a".into(), "B c".into(), "select".into()]),
-            "a, \"B c\", \"select\""
-        );
+        assert_eq!(list(&["a", "B c", "select"]), "a, \"B c\", \"select\"");
     }
 }

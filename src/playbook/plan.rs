@@ -56,6 +56,14 @@ impl AnyPlan {
         }
     }
 
+    /// The table's definition before and after (what `lockstep plan` compares).
+    pub fn definitions(&self) -> (String, String) {
+        match self {
+            AnyPlan::Shadow(p) => (p.definition_before(), p.definition_after()),
+            AnyPlan::Steps(p) => (p.before.clone(), p.after.clone()),
+        }
+    }
+
     /// The plan as `lockstep plan` shows it.
     pub fn describe(&self, backfill: &Backfill, swap: &Swap) -> PlanView {
         match self {

@@ -3,7 +3,8 @@
 //! are stored as text and parsed on load ([`Status`] here; the kind and the step by the
 //! registry and the run's engine, which know their values). A shadow rebuild's copy works in
 //! key ranges (`lockstep.lanes`), each with its own high-water mark, so that several
-//! connections can copy at once. An advisory lock per table keeps two runners apart.
+//! connections can copy at once. An advisory lock per table keeps two runners apart (`lock.rs`),
+//! and `lockstep.runners` keeps each runner's heartbeat.
 
 use tokio_postgres::{Client, GenericClient};
 
@@ -38,6 +39,16 @@ CREATE TABLE IF NOT EXISTS lockstep.lanes (
     upper_key     text[] NOT NULL,
     high_water    text[],
     PRIMARY KEY (run_id, lane)
+)";
+
+/// The runners' heartbeat table: one row per table, written every two seconds by its
+/// runner (`lock.rs`).
+const RUNNERS_SQL: &str = "CREATE TABLE IF NOT EXISTS lockstep.runners (
+    table_name    text PRIMARY KEY,
+    run_id        text NOT NULL,
+    backend_pid   integer NOT NULL,
+    process       text NOT NULL,
+    beat_at       timestamptz NOT NULL
 )";
 
 /// The `step` of a run that has not completed any step yet.
@@ -166,9 +177,16 @@ fn from_row(r: &tokio_postgres::Row) -> Row {
     }
 }
 
-/// Creates the state table when missing.
+/// Creates the state tables when missing.
 pub async fn ensure(c: &Client) -> Result<(), tokio_postgres::Error> {
-    c.batch_execute(SCHEMA_SQL).await
+    c.batch_execute(SCHEMA_SQL).await?;
+    ensure_runners(c).await
+}
+
+/// Creates the heartbeat table when missing (also for a state table made by an older
+/// version).
+pub async fn ensure_runners(c: &Client) -> Result<(), tokio_postgres::Error> {
+    c.batch_execute(RUNNERS_SQL).await
 }
 
 /// Whether the state table exists yet.
@@ -318,32 +336,6 @@ pub async fn set_max_key(
     };
     c.execute(sql, &[&id, &key]).await?;
     Ok(())
-}
-
-/// The advisory-lock key of a table.
-pub fn lock_key_sql() -> &'static str {
-    "SELECT hashtextextended('lockstep:' || $1, 0)"
-}
-
-/// Takes the run lock for `table_name` on this session; false when another session has it.
-pub async fn try_lock(c: &Client, table_name: &str) -> Result<bool, tokio_postgres::Error> {
-    let key: i64 = c.query_one(lock_key_sql(), &[&table_name]).await?.get(0);
-    Ok(c.query_one("SELECT pg_try_advisory_lock($1)", &[&key])
-        .await?
-        .get(0))
-}
-
-/// Whether some session holds the run lock for `table_name` (that is, a runner is alive).
-pub async fn lock_held(c: &Client, table_name: &str) -> Result<Option<i32>, tokio_postgres::Error> {
-    let key: i64 = c.query_one(lock_key_sql(), &[&table_name]).await?.get(0);
-    let row = c
-        .query_opt(
-            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
-               AND ((classid::bigint << 32) | objid::bigint) = $1 LIMIT 1",
-            &[&key],
-        )
-        .await?;
-    Ok(row.map(|r| r.get(0)))
 }
 
 /// The worst replay lag of the replicas in milliseconds (`None` without replicas).

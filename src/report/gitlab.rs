@@ -7,7 +7,8 @@
 //! { "type": "issue",
 //!   "check_name": rule,                      e.g. "create-index-non-concurrently"
 //!   "description": message,
-//!   "content": { "body": help },             only when the finding has help
+//!   "content": { "body": help },             the help, and `documentation: URL` when lockstep
+//!                                            was built with LOCKSTEP_DOCS_URL (see sarif.rs)
 //!   "categories": ["Bug Risk"],
 //!   "severity": "critical" | "major" | "info" | "blocker",
 //!   "fingerprint": 32 hex digits,            see `report::fingerprint`
@@ -95,8 +96,15 @@ impl super::Reporter for GitlabReporter {
                     "lines": { "begin": d.line, "end": d.end_line },
                 },
             });
-            if let Some(h) = &d.help {
-                v["content"] = json!({ "body": h });
+            let docs = super::sarif::docs_url(d.rule).map(|u| format!("documentation: {u}"));
+            let body: Vec<&str> = d
+                .help
+                .iter()
+                .map(String::as_str)
+                .chain(docs.as_deref())
+                .collect();
+            if !body.is_empty() {
+                v["content"] = json!({ "body": body.join("\n\n") });
             }
             self.write_issue(out, &v)?;
         }

@@ -8,7 +8,8 @@
 //!   `fullDescription` (the *What it does* section), `help` (the whole documentation, as
 //!   text and Markdown) and `defaultConfiguration` (`level` from the default severity; rules
 //!   that are off by default have `enabled: false` and the level `--select` gives them,
-//!   `warning`);
+//!   `warning`), and `helpUri` when lockstep was built with `LOCKSTEP_DOCS_URL` set (see
+//!   [`docs_url`]);
 //! - `columnKind` `unicodeCodePoints`: columns count characters, as everywhere in lockstep;
 //! - `results`, one per finding: `ruleId`, `ruleIndex` (into `rules`), `level` (`error`,
 //!   `warning`, `note`), `message.text` (the message, then `help: …` on a second line),
@@ -58,6 +59,23 @@ fn section<'a>(docs: &'a str, heading: &str) -> Option<&'a str> {
     Some(rest[..end].trim())
 }
 
+/// Where the rules' pages (`docs/rules/<rule>.md` in lockstep's repository) are published,
+/// when the build said so: `LOCKSTEP_DOCS_URL` at compile time, for example
+/// `https://git.example.com/tools/lockstep/-/blob/v0.1.0/docs/rules`. SARIF's `helpUri` must
+/// be absolute, and lockstep does not guess where its repository is hosted.
+const DOCS_BASE: Option<&str> = option_env!("LOCKSTEP_DOCS_URL");
+
+/// The URL of a rule's page under `base` (`None` without a base).
+pub fn docs_url_under(base: Option<&str>, rule: &str) -> Option<String> {
+    let base = base.map(str::trim).filter(|b| !b.is_empty())?;
+    Some(format!("{}/{rule}.md", base.trim_end_matches('/')))
+}
+
+/// The URL of a rule's page, when lockstep was built with `LOCKSTEP_DOCS_URL`.
+pub fn docs_url(rule: &str) -> Option<String> {
+    docs_url_under(DOCS_BASE, rule)
+}
+
 fn rule_value(r: &Rule) -> Value {
     let full = section(r.docs, "What it does").unwrap_or(r.summary);
     let (enabled, sev) = match r.default_severity {
@@ -68,7 +86,7 @@ fn rule_value(r: &Rule) -> Value {
     if !enabled {
         config["enabled"] = json!(false);
     }
-    json!({
+    let mut v = json!({
         "id": r.name,
         "shortDescription": { "text": r.summary },
         "fullDescription": { "text": full },
@@ -77,7 +95,11 @@ fn rule_value(r: &Rule) -> Value {
             "markdown": format!("{}\n\n{}", r.summary, r.docs.trim_end()),
         },
         "defaultConfiguration": config,
-    })
+    });
+    if let Some(url) = docs_url(r.name) {
+        v["helpUri"] = json!(url);
+    }
+    v
 }
 
 fn driver_value() -> Value {
@@ -201,6 +223,16 @@ impl super::Reporter for SarifReporter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn docs_urls_need_a_base() {
+        assert_eq!(docs_url_under(None, "lock-table"), None);
+        assert_eq!(docs_url_under(Some(" "), "lock-table"), None);
+        assert_eq!(
+            docs_url_under(Some("https://docs.example/lockstep/rules/"), "lock-table").as_deref(),
+            Some("https://docs.example/lockstep/rules/lock-table.md")
+        );
+    }
     use crate::files::FileProblem;
     use crate::report::Reporter;
     use std::path::Path;

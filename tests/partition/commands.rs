@@ -26,7 +26,7 @@ fn a_second_runner_is_refused_and_status_pause_and_resume_work() {
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert!(
         stderr.contains(&format!(
-            "another lockstep process is working on public.events (backend pid {pid})"
+            "another lockstep process is working on public.events: backend pid {pid} holds its run lock; its runner is alive"
         )),
         "{}",
         text(&second)
@@ -47,7 +47,7 @@ fn a_second_runner_is_refused_and_status_pause_and_resume_work() {
         format!("run        {run_id}"),
         "table      public.events".to_string(),
         "step       capture".to_string(),
-        format!("state      running (runner backend pid {pid})"),
+        format!("state      running (runner backend pid {pid}, heartbeat "),
         "logged     3 changes not replayed yet".to_string(),
     ] {
         assert!(s.contains(&want), "{want:?} not in:\n{s}");
@@ -106,10 +106,6 @@ fn a_second_runner_is_refused_and_status_pause_and_resume_work() {
     assert_eq!(
         (step.as_str(), status.as_str(), copied_later, paused),
         ("capture", "paused", copied, true)
-    );
-    assert!(
-        copied < 20_000,
-        "the copy was paused halfway ({copied} rows)"
     );
     assert_exit(&db.lockstep(&["resume"]), 0);
     wait_for("the run to finish", Duration::from_secs(60), || {

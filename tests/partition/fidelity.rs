@@ -570,3 +570,98 @@ fn a_rollback_after_the_swap_gives_back_the_table_as_it_was() {
     assert_exit(&db.lockstep(&["finalize"]), 0);
     assert_same(&before, &describe(&db));
 }
+
+const COLUMN_TYPE: &str = "kind = \"column-type\"
+table = \"kitchen\"
+[column_type]
+column = \"serial_no\"
+type = \"bigint\"
+[backfill]
+batch_size = 2000
+[swap]
+lock_timeout = \"200ms\"
+backoff = \"50ms\"
+";
+
+/// What a column-type conversion of `serial_no` to bigint is meant to change: the column's
+/// type and its sequence's.
+fn widened(d: &(String, String, serde_json::Value)) -> (String, String, serde_json::Value) {
+    let catalog =
+        d.0.replace(
+            "column 10 serial_no integer ",
+            "column 10 serial_no bigint ",
+        )
+        .replace(
+            "of serial_no start=1 increment=1 min=1 max=2147483647 ",
+            "of serial_no start=1 increment=1 min=1 max=9223372036854775807 ",
+        );
+    let dump =
+        d.1.replace(
+            "    serial_no integer NOT NULL",
+            "    serial_no bigint NOT NULL",
+        )
+        .replace(
+            "CREATE SEQUENCE public.kitchen_serial_no_seq\n    AS integer\n",
+            "CREATE SEQUENCE public.kitchen_serial_no_seq\n",
+        );
+    let mut model = d.2.clone();
+    for c in model["columns"].as_array_mut().unwrap() {
+        if c["name"] == "serial_no" {
+            c["type_sql"] = "bigint".into();
+        }
+    }
+    (catalog, dump, model)
+}
+
+#[test]
+fn a_column_type_conversion_keeps_the_column_order_and_everything_else() {
+    let cluster = logical_cluster();
+    let db = Db::create(&cluster, "kitchen_type");
+    kitchen(&db);
+    // A rebuilt (not partitioned) table can keep an exclusion constraint.
+    db.exec(
+        "ALTER TABLE kitchen ADD CONSTRAINT kitchen_code_excl EXCLUDE USING btree (code WITH =)",
+    );
+    db.exec("SELECT pg_create_logical_replication_slot('kitchen_slot', 'pgoutput')");
+    let before = describe(&db);
+    let pb = db.playbook("pb.toml", COLUMN_TYPE);
+    let stop = Arc::new(AtomicBool::new(false));
+    let w = writer(&db, stop.clone());
+    wait_for("the writer to write", Duration::from_secs(30), || {
+        db.one::<i64>("SELECT count(*) FROM kitchen WHERE code LIKE 'w%'") > 5
+    });
+    assert_exit(&db.lockstep(&["run", pb.to_str().unwrap()]), 0);
+    let audited: i64 = db.one("SELECT count(*) FROM kitchen_audit");
+    wait_for("writes after the swap", Duration::from_secs(30), || {
+        db.one::<i64>("SELECT count(*) FROM kitchen_audit") > audited + 5
+    });
+    assert_exit(&db.lockstep(&["finalize"]), 0);
+    stop.store(true, Ordering::SeqCst);
+    let written = w.join().unwrap();
+    assert!(
+        written.errors.is_empty(),
+        "the role that owns nothing could not write: {:?}",
+        &written.errors[..written.errors.len().min(5)]
+    );
+    assert_same(&widened(&before), &describe(&db));
+    let mut changes = Vec::new();
+    wait_for(
+        "the writer's changes in the slot",
+        Duration::from_secs(30),
+        || {
+            changes = decoded(&db, "kitchen_slot");
+            written
+                .inserted
+                .iter()
+                .all(|w| changes.iter().any(|c| c.0 == 'I' && c.2 == *w))
+        },
+    );
+    let names: std::collections::BTreeSet<&str> = changes.iter().map(|c| c.1.as_str()).collect();
+    assert_eq!(
+        names.into_iter().collect::<Vec<_>>(),
+        ["kitchen"],
+        "relations decoded"
+    );
+    let inserts = changes.iter().filter(|c| c.0 == 'I').count();
+    assert_eq!(inserts, written.inserted.len(), "each insert decoded once");
+}

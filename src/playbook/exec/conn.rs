@@ -30,6 +30,8 @@ pub struct Ctx<'a> {
     /// How to open more connections (`[backfill] workers`); without it, one connection
     /// does all the work.
     pub connect: Option<&'a ConnectOptions>,
+    /// `--takeover`: end a run-lock holder that is provably not a live runner.
+    pub takeover: bool,
 }
 
 /// The context of one run at work.

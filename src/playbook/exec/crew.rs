@@ -69,8 +69,12 @@ impl Exec<'_> {
             return;
         }
         self.crewed = true;
-        if let Ok(r) = self.client.query_one("SELECT pg_backend_pid()", &[]).await {
-            self.pids.push(r.get(0));
+        // The runner's own connections never make the database look busy: the main one,
+        // and the monitor that writes the heartbeat every few seconds.
+        for c in std::iter::once(self.client).chain(self.monitor) {
+            if let Ok(r) = c.query_one("SELECT pg_backend_pid()", &[]).await {
+                self.pids.push(r.get(0));
+            }
         }
         let Some(connect) = self.connect else {
             return;

@@ -14,8 +14,10 @@ pub enum EngineError {
     Facts(#[from] FactsError),
     #[error("preflight refused the conversion:\n  - {}", .0.join("\n  - "))]
     Refused(Vec<String>),
-    #[error("another lockstep process is working on {table}{}", .pid.map(|p| format!(" (backend pid {p})")).unwrap_or_default())]
-    Busy { table: String, pid: Option<i32> },
+    #[error("another lockstep process is working on {table}: {holder}")]
+    Busy { table: String, holder: String },
+    #[error("the connection goes through a connection pooler in transaction or statement mode ({0}). A run keeps session state (its lock, its settings, prepared statements), which such a pooler hands to other clients: connect directly to PostgreSQL, or through a session-mode pool (pgbouncer `pool_mode = session`). Nothing was changed")]
+    Pooled(String),
     #[error("no run {0} in lockstep.runs")]
     NoRun(String),
     #[error("no runs recorded yet (lockstep.runs does not exist)")]
@@ -42,13 +44,26 @@ pub enum EngineError {
 
 /// Maps a database error to [`EngineError::Db`] for `step`.
 pub(crate) fn dberr(step: &str) -> impl Fn(tokio_postgres::Error) -> EngineError + '_ {
-    move |e| EngineError::Db {
+    move |e| {
+        EngineError::Db {
         step: step.to_string(),
         message: match e.as_db_error() {
+            Some(d) if pooled_statement(d.code()) => format!(
+                "{} ({}): a connection pooler in transaction mode hands this session's prepared statements to other clients; connect directly or through a session-mode pool, then `lockstep resume` or `lockstep rollback`",
+                d.message(),
+                d.code().code()
+            ),
             Some(d) => format!("{} ({})", d.message(), d.code().code()),
             None => e.to_string(),
         },
     }
+    }
+}
+
+/// A prepared statement that vanished or already exists: what a transaction pooler does to
+/// a session's statements.
+fn pooled_statement(code: &SqlState) -> bool {
+    *code == SqlState::INVALID_SQL_STATEMENT_NAME || *code == SqlState::DUPLICATE_PSTATEMENT
 }
 
 /// Whether `e` carries SQLSTATE `code`.

@@ -80,11 +80,11 @@ impl Retry {
                 run: policy.run_id.to_string(),
                 attempts: swap.attempts,
                 lock_timeout_ms: swap.lock_timeout_ms,
-                blockers: blockers(client, policy.tables).await,
+                blockers: blockers(client, policy.tables, swap.lock_timeout_ms).await,
             });
         }
         if self.batches {
-            let who = blockers(client, policy.tables).await;
+            let who = blockers(client, policy.tables, swap.lock_timeout_ms).await;
             note(&format!(
                 "{step}: a batch waited more than {} ms for row locks (attempt {}/{}; {who}); retrying",
                 swap.lock_timeout_ms, self.attempt, swap.attempts
@@ -99,7 +99,7 @@ impl Retry {
                     "{step}: cancelled {cancelled} autovacuum worker(s) holding a lock on the tables (they restart later)"
                 ));
             }
-            let who = blockers(client, policy.tables).await;
+            let who = blockers(client, policy.tables, swap.lock_timeout_ms).await;
             note(&format!(
                 "{step}: lock not granted within {} ms (attempt {}/{}; {who}); retrying",
                 swap.lock_timeout_ms, self.attempt, swap.attempts
@@ -144,8 +144,12 @@ pub(crate) async fn cancel_autovacuum(client: &Client, tables: &[String]) -> u64
         .map_or(0, |r| r.get::<_, i64>(0).max(0) as u64)
 }
 
-/// The backends holding locks on `tables` (and their partitions), for messages.
-pub(crate) async fn blockers(client: &Client, tables: &[String]) -> String {
+/// The backends holding locks on `tables` (and their partitions) in a transaction open for
+/// longer than `min_ms` (the lock_timeout), for messages: the application's own short
+/// transactions, which hold locks for an instant and then let go, block nobody for long and
+/// are not named.
+pub(crate) async fn blockers(client: &Client, tables: &[String], min_ms: u64) -> String {
+    let min_ms = min_ms as f64;
     let rows = client
         .query(
             &format!(
@@ -155,9 +159,10 @@ pub(crate) async fn blockers(client: &Client, tables: &[String]) -> String {
                         left(regexp_replace(coalesce(a.query, ''), '\\s+', ' ', 'g'), 80), l.mode
                  FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
                  WHERE l.granted AND l.pid <> pg_backend_pid() AND l.locktype = 'relation'
-                   AND l.relation IN (SELECT oid FROM lockstep_involved)"
+                   AND l.relation IN (SELECT oid FROM lockstep_involved)
+                   AND coalesce(a.xact_start, now()) <= now() - make_interval(secs => $2::float8 / 1000)"
             ),
-            &[&tables],
+            &[&tables, &min_ms],
         )
         .await;
     match rows {
@@ -176,6 +181,7 @@ pub(crate) async fn blockers(client: &Client, tables: &[String]) -> String {
             })
             .collect::<Vec<_>>()
             .join("; "),
-        _ => "no blocking backend seen any more".to_string(),
+        Ok(_) => "no transaction older than the lock_timeout holds a lock on the tables: only the application's own short ones took turns with it (more attempts, or a longer lock_timeout, will get through)".to_string(),
+        Err(_) => "no blocking backend seen any more".to_string(),
     }
 }

@@ -1,17 +1,20 @@
 //! What lockstep needs to know about the table being converted, read from the catalog once
 //! (at the start of a run) and frozen in the state table, so a resumed run uses exactly the
 //! same names and statements. `read.rs` reads the table's own facts, one function per fact;
-//! `extra.rs` what some kinds need beyond them.
+//! `extra.rs` what some kinds need beyond them; `statements.rs` the statements that ran
+//! against the table (pg_stat_statements).
 
 use crate::sql::ir::quote_ident;
 use serde::{Deserialize, Serialize};
 
 mod extra;
 mod read;
+mod statements;
 
 pub use extra::*;
 pub(crate) use read::taken;
 pub use read::{read, read_table, resolve};
+pub use statements::{statements, Statements, StatementsError};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Column {

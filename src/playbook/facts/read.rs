@@ -123,6 +123,25 @@ async fn read_all(
     Ok(f)
 }
 
+/// The planner's row estimate for a whole table (0 when it cannot say).
+async fn planner_rows(client: &Client, schema: String, name: String) -> i64 {
+    let sql = format!(
+        "EXPLAIN (FORMAT JSON) SELECT 1 FROM {}.{}",
+        quote_ident(&schema),
+        quote_ident(&name)
+    );
+    let Ok(row) = client.query_one(&sql, &[]).await else {
+        return 0;
+    };
+    row.try_get::<_, serde_json::Value>(0)
+        .ok()
+        .and_then(|v| {
+            v.pointer("/0/Plan/Plan Rows")
+                .and_then(serde_json::Value::as_f64)
+        })
+        .map_or(0, |r| r.max(0.0) as i64)
+}
+
 /// The table's own row: names, owner, options, size, how it is stored; the facts still to
 /// be read are empty.
 async fn relation(
@@ -165,7 +184,11 @@ async fn relation(
         owner: row.get(4),
         rls: (row.get(5), row.get(6)),
         reloptions: row.get(7),
-        rows_estimate: row.get::<_, i64>(8).max(0),
+        rows_estimate: match row.get::<_, i64>(8) {
+            // Never analyzed or vacuumed: ask the planner, which estimates from the size.
+            n if n < 0 => planner_rows(client, row.get(1), row.get(2)).await,
+            n => n,
+        },
         total_bytes: row.get(9),
         server_version: row.get(10),
         comment: row.get(11),

@@ -141,29 +141,28 @@ $lockstep$",
             (String::new(), String::new())
         };
         let keys = ks.list();
-        let join = ks
-            .columns
-            .iter()
-            .map(|(c, _)| format!("t.{0} = l.{0}", q(c)))
-            .collect::<Vec<_>>()
-            .join(" AND ");
+        // Rows of the copy by their logged key (in the copy's type), rows of the table by
+        // theirs.
+        let join = |shadow: bool| {
+            ks.columns
+                .iter()
+                .map(|(c, _)| format!("t.{} = {}", q(c), self.plan.logged_key(c, "l", shadow)))
+                .collect::<Vec<_>>()
+                .join(" AND ")
+        };
         let cols = list(&self.plan.cols());
         vec![
             format!(
-                "DELETE FROM {shadow} t USING (SELECT DISTINCT {keys} FROM {log}{cond}) l WHERE {join}",
+                "DELETE FROM {shadow} t USING (SELECT DISTINCT {keys} FROM {log}{cond}) l WHERE {}",
+                join(true),
                 shadow = self.plan.shadow()
             ),
             format!(
-                "INSERT INTO {shadow} ({cols}){ovr} SELECT {tcols} FROM {src} t WHERE EXISTS (SELECT 1 FROM {log} l WHERE {join}{and})",
+                "INSERT INTO {shadow} ({cols}){ovr} SELECT {select} FROM {src} t WHERE EXISTS (SELECT 1 FROM {log} l WHERE {}{and})",
+                join(false),
                 shadow = self.plan.shadow(),
                 ovr = self.plan.overriding(),
-                tcols = self
-                    .plan
-                    .cols()
-                    .iter()
-                    .map(|c| format!("t.{}", q(c)))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                select = self.plan.source_cols(),
                 src = self.plan.source(),
             ),
             format!("DELETE FROM {log}{cond}"),
@@ -228,14 +227,14 @@ $lockstep$",
         ]
     }
 
-    /// `NOT EXISTS` a log entry for the row `t`.
-    pub(crate) fn not_logged(&self) -> String {
+    /// `NOT EXISTS` a log entry for the row `t` (of the copy when `shadow`).
+    pub(crate) fn not_logged(&self, shadow: bool) -> String {
         let join = self
             .plan
             .keys()
             .columns
             .iter()
-            .map(|(c, _)| format!("l.{0} = t.{0}", q(c)))
+            .map(|(c, _)| format!("{} = t.{}", self.plan.logged_key(c, "l", shadow), q(c)))
             .collect::<Vec<_>>()
             .join(" AND ");
         format!("NOT EXISTS (SELECT 1 FROM {} l WHERE {join})", self.log())

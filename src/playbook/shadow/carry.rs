@@ -110,9 +110,31 @@ impl ShadowPlan {
                 if f.rls.1 { " (forced)" } else { "" }
             ));
         }
-        let Target::Partitioned {
+        if let Target::Partitioned {
             partition_column, ..
-        } = &self.target;
+        } = &self.target
+        {
+            let _ = partition_column;
+            out.extend(self.partitioned_refusals());
+        }
+        if f.replica_identity == "i" && f.replica_index.is_none() {
+            out.push("the replica identity index cannot be read".into());
+        }
+        let partition_column = match &self.target {
+            Target::Partitioned {
+                partition_column, ..
+            } => Some(partition_column.as_str()),
+            Target::Rebuilt { .. } => None,
+        };
+        out.extend(self.publication_refusals(dependents, partition_column));
+        out
+    }
+
+    /// What a partitioned table cannot have.
+    fn partitioned_refusals(&self) -> Vec<String> {
+        let f = &self.facts;
+        let t = self.source();
+        let mut out = Vec::new();
         if f.persistence == "u" {
             out.push(format!(
                 "{t} is UNLOGGED; a partitioned table cannot be (ALTER TABLE … SET LOGGED first)"
@@ -145,15 +167,15 @@ impl ShadowPlan {
                 ));
             }
         }
-        if f.replica_identity == "i" && f.replica_index.is_none() {
-            out.push("the replica identity index cannot be read".into());
-        }
-        out.extend(self.publication_refusals(dependents, partition_column));
         out
     }
 
     /// What logical replication of the table needs, and what a conversion would break.
-    fn publication_refusals(&self, dependents: &Dependents, partition_column: &str) -> Vec<String> {
+    fn publication_refusals(
+        &self,
+        dependents: &Dependents,
+        partition_column: Option<&str>,
+    ) -> Vec<String> {
         let f = &self.facts;
         let t = self.source();
         let mut out = Vec::new();
@@ -186,6 +208,9 @@ impl ShadowPlan {
             // A partitioned table is published under its partitions' names unless the
             // publication publishes via the partition root, which would also rename the
             // changes of the publication's other partitioned tables.
+            let Some(partition_column) = partition_column else {
+                continue;
+            };
             if !p.via_root && !p.other_partitioned.is_empty() {
                 out.push(format!(
                     "publication {} publishes partitioned tables under their partitions' names ({}); the new table's changes would reach its subscribers as {}'s partitions instead of {t}. Publish {t} from a publication of its own, or switch this one to publish_via_partition_root = true after checking its subscribers",
@@ -196,6 +221,7 @@ impl ShadowPlan {
             }
         }
         for (slot, plugin) in &f.logical_slots {
+            // Slots that ignore publications see every table, the copy included.
             if plugin != "pgoutput" && !copy_published {
                 out.push(format!(
                     "logical slot {} decodes with {plugin}, which does not read publications: its consumer would receive every row of the copy, and the new table's changes under its partitions' names. Convert when it can ignore them and set [dependents] publications = \"publish-copy\"",

@@ -29,11 +29,23 @@ impl ShadowPlan {
             } else {
                 1.0
             };
+        let what = match &self.target {
+            super::Target::Partitioned { partition_by, .. } => format!(
+                "partitioned by {partition_by} into {} partitions",
+                self.names.partitions.len()
+            ),
+            super::Target::Rebuilt { changes } => format!(
+                "rebuilt, columns in the same order, {}",
+                changes
+                    .iter()
+                    .map(|c| format!("{} {} → {}", q(&c.column), c.old_type, c.new_type))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
         let headline = format!(
-            "plan: {} → partitioned by {} into {} partitions\n  about {} rows, {} on disk; the copy needs about {} more and takes about {:.0} s while the application keeps the server busy (one connection at {:.0}k rows/s, working {:.0}% of the time), {:.0} s on a quiet database ({} connection{})",
+            "plan: {} → {what}\n  about {} rows, {} on disk; the copy needs about {} more and takes about {:.0} s while the application keeps the server busy (one connection at {:.0}k rows/s, working {:.0}% of the time), {:.0} s on a quiet database ({} connection{})",
             self.source(),
-            self.target.partition_by(),
-            self.names.partitions.len(),
             f.rows_estimate,
             human_bytes(f.total_bytes),
             human_bytes(f.total_bytes),
@@ -45,7 +57,7 @@ impl ShadowPlan {
             if backfill.workers == 1 { "" } else { "s" },
         );
         let mut notes = Vec::new();
-        if self.key != f.pk_columns {
+        if self.key != f.pk_columns && self.target.partitioned() {
             notes.push(format!(
                 "the primary key becomes ({}): PostgreSQL needs the partition column in every unique key of a partitioned table",
                 self.key.join(", ")
@@ -62,7 +74,11 @@ impl ShadowPlan {
         let steps = vec![
             step(
                 "shadow",
-                format!("create the partitioned copy (ACCESS SHARE on {} while reading its definition; lock_timeout {lt} ms)", self.source()),
+                format!(
+                    "create the new table{} (ACCESS SHARE on {} while reading its definition; lock_timeout {lt} ms)",
+                    if self.target.partitioned() { " and its partitions" } else { "" },
+                    self.source()
+                ),
                 self.shadow_sql(),
             ),
             step(
@@ -85,7 +101,11 @@ impl ShadowPlan {
             ),
             step(
                 "indexes",
-                format!("the primary key, then each index, built per partition of the copy ({} at once) and attached (SHARE on the copy's partition only: nothing else writes to it); unique indexes after replaying the log", backfill.workers),
+                if self.target.partitioned() {
+                    format!("the primary key, then each index, built per partition of the copy ({} at once) and attached (SHARE on the copy's partition only: nothing else writes to it); unique indexes after replaying the log", backfill.workers)
+                } else {
+                    format!("the primary key, then each index, built on the copy ({} at once; SHARE on the copy only: nothing else writes to it); unique indexes after replaying the log", backfill.workers)
+                },
                 self.index_sql()
                     .into_iter()
                     .flat_map(|job| {
@@ -161,9 +181,19 @@ impl ShadowPlan {
     /// The same after the conversion.
     pub fn definition_after(&self) -> String {
         let mut s = self.columns_ddl(&self.source());
-        s.truncate(s.trim_end().len());
-        s.truncate(s.len() - 1); // the `;`
-        s.push_str(&format!(" PARTITION BY {};\n", self.target.partition_by()));
+        if self.target.partitioned() {
+            s.truncate(s.trim_end().len());
+            s.truncate(s.len() - 1); // the `;`
+            s.push_str(&format!(" PARTITION BY {};\n", self.target.partition_by()));
+        } else {
+            s.push('\n');
+            for c in self.target.changes() {
+                s = s.replace(
+                    &format!("    {} {}", q(&c.column), c.old_type),
+                    &format!("    {} {}", q(&c.column), c.new_type),
+                );
+            }
+        }
         s.push_str(&format!(
             "ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY ({});\n",
             self.source(),

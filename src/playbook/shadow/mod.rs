@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 pub use capture::log_table;
 pub(crate) use capture::TriggerLog;
 pub(crate) use runner::{finalize, forward, rollback, status, Step};
-pub use target::Target;
+pub use target::{ColumnChange, Target};
 
 use super::facts::Facts;
 use super::keyset::Keyset;

@@ -52,11 +52,12 @@ impl ShadowPlan {
     /// CTEs: the CTE form materialised every row and was about a fifth slower.
     pub fn batch_sql(&self, from_start: bool) -> String {
         let ks = self.keys();
-        let cols = list(&self.cols());
         format!(
-            "INSERT INTO {shadow} ({cols}){ovr} SELECT {cols} FROM {src} WHERE {cond}",
+            "INSERT INTO {shadow} ({cols}){ovr} SELECT {select} FROM {src} WHERE {cond}",
             shadow = self.shadow(),
+            cols = list(&self.cols()),
             ovr = self.overriding(),
+            select = self.source_cols(),
             src = self.source(),
             cond = ks.range_cond(from_start),
         )
@@ -82,18 +83,26 @@ impl ShadowPlan {
                 .map(|c| c.name.clone())
                 .collect::<Vec<_>>(),
         );
-        let cond = self.keys().range_cond(from_start);
-        let hash = if hash_record {
-            format!("hash_record_extended(ROW({cols}), 0)")
-        } else {
-            format!("hashtextextended(ROW({cols})::text, 0)")
+        let hash = |row: &str| {
+            if hash_record {
+                format!("hash_record_extended(ROW({row}), 0)")
+            } else {
+                format!("hashtextextended(ROW({row})::text, 0)")
+            }
         };
         // The sum of bigints is exact (a numeric, added up in 128 bits), and a fifth faster
         // than adding up numerics.
-        let agg = format!("count(*)::bigint, coalesce(sum({hash}), 0)::text");
-        let pending = self.capture().not_logged();
+        let agg = |row: &str| format!("count(*)::bigint, coalesce(sum({}), 0)::text", hash(row));
+        let capture = self.capture();
+        // The table's rows as the new table has them (a column of another type converted).
         format!(
-            "SELECT * FROM (SELECT {agg} FROM {src} t WHERE {cond} AND {pending}) s, (SELECT {agg} FROM {shadow} t WHERE {cond} AND {pending}) n",
+            "SELECT * FROM (SELECT {} FROM {src} t WHERE {} AND {}) s, (SELECT {} FROM {shadow} t WHERE {} AND {}) n",
+            agg(&self.source_row()),
+            self.keys().range_cond(from_start),
+            capture.not_logged(false),
+            agg(&cols),
+            self.shadow_keys().range_cond(from_start),
+            capture.not_logged(true),
             src = self.source(),
             shadow = self.shadow(),
         )
@@ -102,15 +111,20 @@ impl ShadowPlan {
     /// Re-copies one key range (after a verification mismatch), in one `REPEATABLE READ`
     /// transaction.
     pub fn recopy_sql(&self, from_start: bool) -> Vec<String> {
-        let cond = self.keys().range_cond(from_start);
-        let cols = list(&self.cols());
         vec![
-            format!("DELETE FROM {} WHERE {cond}", self.shadow()),
             format!(
-                "INSERT INTO {} ({cols}){} SELECT {cols} FROM {} WHERE {cond}",
+                "DELETE FROM {} WHERE {}",
                 self.shadow(),
+                self.shadow_keys().range_cond(from_start)
+            ),
+            format!(
+                "INSERT INTO {} ({}){} SELECT {} FROM {} WHERE {}",
+                self.shadow(),
+                list(&self.cols()),
                 self.overriding(),
-                self.source()
+                self.source_cols(),
+                self.source(),
+                self.keys().range_cond(from_start)
             ),
         ]
     }

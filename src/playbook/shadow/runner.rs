@@ -97,6 +97,25 @@ pub(crate) async fn rollback(
 ) -> Result<(), EngineError> {
     let conn = exec.main();
     if step >= Step::Swapped {
+        // Rows the old table's types cannot hold would be lost.
+        if let Some(t) = plan.unsynced_table() {
+            if conn.exists(&t, "rollback").await? {
+                let r = conn
+                    .query_one(
+                        &format!("SELECT count(*), max(lockstep_error) FROM {t}"),
+                        &[],
+                        "rollback",
+                    )
+                    .await?;
+                let n: i64 = r.get(0);
+                if n > 0 {
+                    return Err(EngineError::State(format!(
+                        "{n} row(s) written since the swap hold values the old table's column types cannot ({}): swapping back would lose them; fix or delete them, then empty {t}",
+                        r.get::<_, Option<String>>(1).unwrap_or_default()
+                    )));
+                }
+            }
+        }
         exec.step("swap back", &plan.source());
         let mut sql = plan.swap_back_sql();
         sql.push(state::set_step_sql(

@@ -4,7 +4,7 @@
 
 use super::{ShadowPlan, Side};
 use crate::playbook::facts::{InboundFk, View};
-use crate::playbook::names::{list, lit, quote_ident as q};
+use crate::playbook::names::{fit, list, lit, quote_ident as q};
 
 impl ShadowPlan {
     /// `=` for column `c`, qualified: the functions lockstep installs run with a pinned
@@ -18,11 +18,28 @@ impl ShadowPlan {
         format!("OPERATOR({schema}.=)")
     }
 
+    /// The key of `target` (the old table) matching `row`'s (of the new table), its values
+    /// back in the old table's types.
     fn key_match(&self, key: &[String], row: &str) -> String {
         key.iter()
-            .map(|k| format!("{} {} {row}.{}", q(k), self.eq(k), q(k)))
+            .map(|k| {
+                let value = match self.change(k) {
+                    Some(x) => format!("({row}.{})::{}", q(k), x.old_type),
+                    None => format!("{row}.{}", q(k)),
+                };
+                format!("{} {} {value}", q(k), self.eq(k))
+            })
             .collect::<Vec<_>>()
             .join(" AND ")
+    }
+
+    /// Rows the reverse sync could not write to the old table (a value its type cannot
+    /// hold): their keys, for the rollback to refuse rather than lose them.
+    pub(super) fn unsynced(&self) -> String {
+        format!(
+            "lockstep.{}",
+            q(&fit(&format!("unsynced_{}", self.names.run_id)))
+        )
     }
 
     /// A trigger function that applies each change of the table it is on to `target`,
@@ -32,11 +49,29 @@ impl ShadowPlan {
     fn sync_function(&self, name: &str, target: &str, key: &[String]) -> String {
         let cols = self.cols();
         let col_list = list(&cols);
-        let new_vals = cols
-            .iter()
-            .map(|c| format!("NEW.{}", q(c)))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let changes = self.target.changes();
+        // The new row's values, a column of another type converted back.
+        let new_vals = if changes.is_empty() {
+            format!(
+                "VALUES ({})",
+                cols.iter()
+                    .map(|c| format!("NEW.{}", q(c)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        } else {
+            format!(
+                "SELECT {} FROM (SELECT NEW.*) AS {}",
+                cols.iter()
+                    .map(|c| match self.change(c) {
+                        Some(x) => format!("({})::{}", x.back, x.old_type),
+                        None => q(c),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                q(&self.facts.name)
+            )
+        };
         let updates: Vec<String> = cols
             .iter()
             .filter(|c| !key.contains(c))
@@ -69,7 +104,7 @@ impl ShadowPlan {
             .columns
             .iter()
             .any(|c| c.identity == "a" && !key.contains(&c.name));
-        let in_place = if set_new.is_empty() || always {
+        let in_place = if set_new.is_empty() || always || !changes.is_empty() {
             String::new()
         } else {
             format!(
@@ -83,6 +118,32 @@ impl ShadowPlan {
                 set_new.join(", "),
             )
         };
+        let write = format!(
+            "  IF TG_OP IN ('UPDATE', 'DELETE') THEN
+    DELETE FROM {target} WHERE {old_match};
+  END IF;
+  IF TG_OP IN ('INSERT', 'UPDATE') THEN
+    INSERT INTO {target} ({col_list}){ovr} {new_vals}
+      ON CONFLICT ({key_list}) {conflict};
+  END IF;
+"
+        );
+        // A value the old type cannot hold must not fail the application's write: the row's
+        // key is noted instead, and a rollback refuses while such rows exist.
+        let write = if changes.is_empty() {
+            write
+        } else {
+            let ks = self.keys();
+            format!(
+                "  BEGIN
+{write}  EXCEPTION WHEN others THEN
+    INSERT INTO {unsynced} (lockstep_key, lockstep_error) VALUES ({}, SQLERRM);
+  END;
+",
+                ks.text_array("NEW."),
+                unsynced = self.unsynced()
+            )
+        };
         format!(
             "CREATE OR REPLACE FUNCTION lockstep.{fname}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $lockstep$
 BEGIN
@@ -90,14 +151,7 @@ BEGIN
     TRUNCATE {target};
     RETURN NULL;
   END IF;
-{in_place}  IF TG_OP IN ('UPDATE', 'DELETE') THEN
-    DELETE FROM {target} WHERE {old_match};
-  END IF;
-  IF TG_OP IN ('INSERT', 'UPDATE') THEN
-    INSERT INTO {target} ({col_list}){ovr} VALUES ({new_vals})
-      ON CONFLICT ({key_list}) {conflict};
-  END IF;
-  RETURN NULL;
+{in_place}{write}  RETURN NULL;
 END
 $lockstep$",
             fname = q(name),
@@ -107,6 +161,40 @@ $lockstep$",
     /// The reverse function (new table → old table), created before the swap.
     pub fn reverse_function_sql(&self) -> String {
         self.sync_function(&self.names.reverse_fn, &self.old(), &self.facts.pk_columns)
+    }
+
+    /// At the swap (`forward`), or the swap back: what columns of another type need besides
+    /// the new table. A serial column's sequence takes the column's type; the reverse sync
+    /// notes the rows it cannot write in the old types.
+    fn column_changes_sql(&self, forward: bool) -> Vec<String> {
+        let changes = self.target.changes();
+        if changes.is_empty() {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for s in self.facts.sequences.iter().filter(|s| !s.identity) {
+            if let Some(x) = self.change(&s.column) {
+                let t = if forward { &x.new_type } else { &x.old_type };
+                if is_integer(&x.old_type) && is_integer(&x.new_type) {
+                    out.push(format!("ALTER SEQUENCE {} AS {t}", s.sequence));
+                }
+            }
+        }
+        if forward {
+            out.push(format!(
+                "CREATE TABLE IF NOT EXISTS {} (lockstep_key text[] NOT NULL, lockstep_error text)",
+                self.unsynced()
+            ));
+        } else {
+            out.push(format!("DROP TABLE IF EXISTS {}", self.unsynced()));
+        }
+        out
+    }
+
+    /// The table where the reverse sync notes the rows it could not write to the old table,
+    /// when columns change type.
+    pub fn unsynced_table(&self) -> Option<String> {
+        (!self.target.changes().is_empty()).then(|| self.unsynced())
     }
 
     /// Sequence continuity for the table now under the original name (run after the renames).
@@ -216,6 +304,7 @@ $lockstep$",
             out.push(view_sql(v));
         }
         out.extend(self.swap_extras_sql());
+        out.extend(self.column_changes_sql(true));
         out.push(self.reverse_function_sql());
         out.push(format!(
             "REVOKE ALL ON FUNCTION lockstep.{}() FROM PUBLIC",
@@ -259,6 +348,7 @@ $lockstep$",
         out.extend(self.renames(Side::Live, Side::Shadow));
         out.extend(self.renames(Side::Old, Side::Live));
         out.extend(self.swap_back_extras_sql());
+        out.extend(self.column_changes_sql(false));
         out.extend(self.sequences_sql(false));
         out.extend(
             f.inbound_fks
@@ -299,6 +389,7 @@ $lockstep$",
                 self.source()
             ),
             format!("DROP TABLE IF EXISTS {}", self.old()),
+            format!("DROP TABLE IF EXISTS {}", self.unsynced()),
             format!(
                 "DROP FUNCTION IF EXISTS lockstep.{}()",
                 q(&self.names.reverse_fn)
@@ -323,4 +414,9 @@ fn view_sql(v: &View) -> String {
         v.name,
         v.definition.trim_end().trim_end_matches(';')
     )
+}
+
+/// `smallint`, `integer`, `bigint`.
+fn is_integer(t: &str) -> bool {
+    matches!(t, "smallint" | "integer" | "bigint")
 }

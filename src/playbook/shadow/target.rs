@@ -1,11 +1,13 @@
-//! The target definition of a shadow rebuild: what the new table is. Today a partitioned
-//! table; the engine asks the target for the new table's DDL, its index builds and its
-//! storage settings, and everything else (capture, copy, replay, verification, swap) works
-//! the same for any target.
+//! The target definition of a shadow rebuild: what the new table is. A partitioned table,
+//! or the same table rebuilt with some columns changed; the engine asks the target for the
+//! new table's DDL, its index builds, its storage settings and how a row of the table
+//! becomes a row of the new one, and everything else (capture, copy, replay, verification,
+//! swap) works the same for any target.
 
 use serde::{Deserialize, Serialize};
 
 use super::{ChildIndex, IndexJob, ShadowPlan};
+use crate::playbook::facts::Index;
 use crate::playbook::names::{fit, list, quote_ident as q};
 
 /// What the new table is.
@@ -18,19 +20,47 @@ pub enum Target {
         partition_column: String,
         partition_by: String,
     },
+    /// The same table, columns in the same order, with some columns of another type.
+    Rebuilt { changes: Vec<ColumnChange> },
+}
+
+/// A column of the new table of another type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColumnChange {
+    pub column: String,
+    pub old_type: String,
+    pub new_type: String,
+    /// The new value, an expression over the table's row (its columns unqualified).
+    pub using: String,
+    /// The old value, an expression over the new table's row, for the reverse sync.
+    pub back: String,
 }
 
 impl Target {
-    /// `RANGE (col)`, `LIST (col)`, `HASH (col)`.
+    /// `RANGE (col)`, `LIST (col)`, `HASH (col)` (nothing for a table that is not
+    /// partitioned).
     pub fn partition_by(&self) -> &str {
         match self {
             Target::Partitioned { partition_by, .. } => partition_by,
+            Target::Rebuilt { .. } => "",
+        }
+    }
+
+    pub fn partitioned(&self) -> bool {
+        matches!(self, Target::Partitioned { .. })
+    }
+
+    /// The columns whose type changes.
+    pub fn changes(&self) -> &[ColumnChange] {
+        match self {
+            Target::Partitioned { .. } => &[],
+            Target::Rebuilt { changes } => changes,
         }
     }
 }
 
 impl ShadowPlan {
-    /// Creating the partitioned table and its partitions (autovacuum off while copying),
+    /// Creating the new table (and its partitions) with autovacuum off while copying,
     /// with what the empty table carries over from the table (its foreign keys, valid CHECK
     /// constraints, comments, statistics targets, extended statistics). No index yet: the
     /// copy is faster without them, and only lockstep writes to the table.
@@ -47,12 +77,46 @@ impl ShadowPlan {
             .tablespace
             .as_ref()
             .map_or(String::new(), |t| format!(" TABLESPACE {t}"));
-        let mut out = vec![format!(
-            "CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING GENERATED INCLUDING STORAGE INCLUDING COMMENTS{compression}) PARTITION BY {}{tablespace}",
-            self.shadow(),
-            self.source(),
-            self.target.partition_by()
-        )];
+        let like = format!(
+            "LIKE {} INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING GENERATED INCLUDING STORAGE INCLUDING COMMENTS{compression}",
+            self.source()
+        );
+        let mut out = vec![match &self.target {
+            Target::Partitioned { partition_by, .. } => format!(
+                "CREATE TABLE {} ({like}) PARTITION BY {partition_by}{tablespace}",
+                self.shadow()
+            ),
+            Target::Rebuilt { .. } => {
+                let mut options = vec!["autovacuum_enabled = off".to_string()];
+                options.extend(
+                    f.reloptions
+                        .iter()
+                        .filter(|o| !o.starts_with("autovacuum_enabled="))
+                        .cloned(),
+                );
+                format!(
+                    "CREATE {}TABLE {} ({like}) WITH ({}){tablespace}",
+                    if f.persistence == "u" {
+                        "UNLOGGED "
+                    } else {
+                        ""
+                    },
+                    self.shadow(),
+                    options.join(", ")
+                )
+            }
+        }];
+        // Columns of another type: on the empty table, in place (their order stays).
+        for c in self.target.changes() {
+            out.push(format!(
+                "ALTER TABLE {} ALTER COLUMN {} TYPE {} USING {}::{}",
+                self.shadow(),
+                q(&c.column),
+                c.new_type,
+                q(&c.column),
+                c.new_type
+            ));
+        }
         for p in &self.names.partitions {
             out.push(format!(
                 "CREATE TABLE {} PARTITION OF {} {} WITH (autovacuum_enabled = off){tablespace}",
@@ -88,6 +152,9 @@ impl ShadowPlan {
     /// it twice and waits for older transactions. A build is one transaction: a killed one
     /// leaves nothing behind.
     pub fn index_sql(&self) -> Vec<IndexJob> {
+        if !self.target.partitioned() {
+            return self.table_index_sql();
+        }
         let key = list(&self.key);
         let pk = IndexJob {
             first: None,
@@ -134,13 +201,7 @@ impl ShadowPlan {
                 // A unique constraint: each partition's index becomes a constraint of the
                 // partition, which the parent's constraint then adopts.
                 if let Some(c) = &ix.constraint {
-                    let deferral: String = ["DEFERRABLE", "INITIALLY DEFERRED"]
-                        .iter()
-                        .filter(|w| {
-                            c.definition.contains(*w) && !c.definition.contains("NOT DEFERRABLE")
-                        })
-                        .map(|w| format!(" {w}"))
-                        .collect();
+                    let deferral = deferral(&c.definition);
                     return IndexJob {
                         first: None,
                         children: self
@@ -211,32 +272,162 @@ impl ShadowPlan {
         std::iter::once(pk).chain(secondary).collect()
     }
 
+    /// The indexes of a new table that is not partitioned: each built on it, primary key
+    /// first, under the new table's names (which the swap renames), constraints made from
+    /// theirs.
+    fn table_index_sql(&self) -> Vec<IndexJob> {
+        let shadow = self.shadow();
+        let one = |name: String, build: Vec<String>, unique: bool| IndexJob {
+            first: None,
+            children: vec![ChildIndex {
+                name,
+                build,
+                attach: None,
+            }],
+            last: None,
+            unique,
+        };
+        let mut jobs = Vec::new();
+        if !self.key.is_empty() {
+            let pk = q(&self.names.shadow_pk);
+            jobs.push(one(
+                self.names.shadow_pk.clone(),
+                vec![
+                    format!("CREATE UNIQUE INDEX {pk} ON {shadow} ({})", list(&self.key)),
+                    format!(
+                        "ALTER TABLE {shadow} ADD CONSTRAINT {pk} PRIMARY KEY USING INDEX {pk}"
+                    ),
+                ],
+                false,
+            ));
+        }
+        for (ix, (temp, _)) in self.facts.indexes.iter().zip(&self.names.indexes) {
+            let name = q(temp);
+            let build = match &ix.constraint {
+                Some(c) if c.definition.starts_with("EXCLUDE") => {
+                    vec![format!(
+                        "ALTER TABLE {shadow} ADD CONSTRAINT {name} {}",
+                        c.definition
+                    )]
+                }
+                Some(c) => vec![
+                    format!("CREATE UNIQUE INDEX {name} ON {shadow}{}", ix.tail),
+                    format!(
+                        "ALTER TABLE {shadow} ADD CONSTRAINT {name} UNIQUE USING INDEX {name}{}",
+                        deferral(&c.definition)
+                    ),
+                ],
+                None => vec![format!(
+                    "CREATE {}INDEX {name} ON {shadow}{}",
+                    if ix.unique { "UNIQUE " } else { "" },
+                    ix.tail
+                )],
+            };
+            jobs.push(one(temp.clone(), build, is_unique(ix)));
+        }
+        jobs
+    }
+
     /// Autovacuum back on for the partitions, and the original storage parameters: in the
     /// swap. Earlier, autovacuum would vacuum every freshly filled partition while the
     /// runner builds, replays and verifies, and a worker going from partition to partition
     /// held up swap attempt after swap attempt (measured with `lockstep demo`: 29.5 s of
     /// retries, each cancelling the worker's current partition only).
     pub fn storage_sql(&self) -> Vec<String> {
-        let mut out: Vec<String> = self
-            .names
-            .partitions
+        // The tables that hold rows: the partitions, or the new table itself.
+        let tables: Vec<String> = if self.target.partitioned() {
+            self.names
+                .partitions
+                .iter()
+                .map(|p| self.rel(&p.name))
+                .collect()
+        } else {
+            vec![self.shadow()]
+        };
+        let mut out: Vec<String> = tables
             .iter()
-            .map(|p| {
-                format!(
-                    "ALTER TABLE {} RESET (autovacuum_enabled)",
-                    self.rel(&p.name)
-                )
-            })
+            .map(|t| format!("ALTER TABLE {t} RESET (autovacuum_enabled)"))
             .collect();
         if !self.facts.reloptions.is_empty() {
-            for p in &self.names.partitions {
+            for t in &tables {
                 out.push(format!(
-                    "ALTER TABLE {} SET ({})",
-                    self.rel(&p.name),
+                    "ALTER TABLE {t} SET ({})",
                     self.facts.reloptions.join(", ")
                 ));
             }
         }
         out
     }
+}
+
+impl ShadowPlan {
+    /// The change of column `c`, if its type changes.
+    pub(super) fn change(&self, c: &str) -> Option<&ColumnChange> {
+        self.target.changes().iter().find(|x| x.column == c)
+    }
+
+    /// How a column of the new table is made from the table's row (`FROM table`, its
+    /// columns unqualified): the column, or its conversion.
+    fn converted(&self, c: &str) -> String {
+        match self.change(c) {
+            Some(x) => format!("({})::{}", x.using, x.new_type),
+            None => q(c),
+        }
+    }
+
+    /// The select list that makes the new table's inserted columns from the table's row.
+    pub(super) fn source_cols(&self) -> String {
+        self.cols()
+            .iter()
+            .map(|c| self.converted(c))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Every column of a row of the new table, made from the table's row (for comparing).
+    pub(super) fn source_row(&self) -> String {
+        self.facts
+            .columns
+            .iter()
+            .map(|c| self.converted(&c.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The new table's key, with its columns' new types.
+    pub(super) fn shadow_keys(&self) -> crate::playbook::keyset::Keyset {
+        let mut ks = self.keys();
+        for (c, t) in &mut ks.columns {
+            if let Some(x) = self.change(c) {
+                *t = x.new_type.clone();
+            }
+        }
+        ks
+    }
+
+    /// `prefix.k` of a logged key, in the new table's type when `shadow` (the log keeps
+    /// the table's keys).
+    pub(super) fn logged_key(&self, c: &str, prefix: &str, shadow: bool) -> String {
+        match self.change(c).filter(|_| shadow) {
+            Some(x) => format!("{prefix}.{}::{}", q(c), x.new_type),
+            None => format!("{prefix}.{}", q(c)),
+        }
+    }
+}
+
+/// ` DEFERRABLE[ INITIALLY DEFERRED]` as a constraint's definition says.
+fn deferral(definition: &str) -> String {
+    if definition.contains("NOT DEFERRABLE") {
+        return String::new();
+    }
+    ["DEFERRABLE", "INITIALLY DEFERRED"]
+        .iter()
+        .filter(|w| definition.contains(*w))
+        .map(|w| format!(" {w}"))
+        .collect()
+}
+
+/// Whether the rows must match the table at one moment before the index is built.
+fn is_unique(ix: &Index) -> bool {
+    ix.unique || ix.constraint.is_some()
 }

@@ -80,7 +80,7 @@ pub fn load(path: &Path) -> Result<Playbook, SpecError> {
 pub fn parse(text: &str, path: &str) -> Result<Playbook, SpecError> {
     let raw: RawPlaybook = toml::from_str(text).map_err(|e| SpecError::Parse {
         path: path.to_string(),
-        message: error::toml_message(&e),
+        message: error::toml_message(&e, text),
     })?;
     let p = Parse { path };
     let all = KindName::all();

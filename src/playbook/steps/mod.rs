@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 #[cfg(test)]
 pub(crate) use prepare::make;
-pub(crate) use prepare::{prepare, InPlace, PlanCx, Probe};
+pub(crate) use prepare::{prepare, try_probes, InPlace, PlanCx, Probe};
 pub(crate) use runner::{finalize, forward, rollback, At};
 pub(crate) use update::{undo_table, update_batches};
 

@@ -112,7 +112,7 @@ pub(crate) async fn prepare<K: InPlace>(
 }
 
 /// Tries each probe in a read-only transaction that is rolled back; a failure is a refusal.
-async fn try_probes(
+pub(crate) async fn try_probes(
     client: &Client,
     lock_timeout_ms: u64,
     f: &Facts,

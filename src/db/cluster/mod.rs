@@ -3,20 +3,28 @@
 //! everything when dropped (also while a test panics). As root, the server runs as the
 //! unprivileged `postgres` user, since `initdb` refuses to run as root.
 //!
+//! The postmaster is lockstep's own child, in its own process group (a terminal's Ctrl-C or
+//! hang-up reaches lockstep, which stops it, not the server directly), and a [`watchdog`]
+//! stops it and removes the directory if lockstep disappears without doing so (SIGKILL).
+//!
 //! [`TempCluster::start`] gives trust authentication everywhere; [`TempCluster::builder`]
 //! can require a password on TCP (`scram-sha-256`) and turn on TLS with a given certificate,
 //! for tests of [`crate::db::connect`].
 
+mod watchdog;
+
 use std::fmt;
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::net::TcpListener;
 use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::db::connect::{ConnectError, ConnectOptions};
+use watchdog::Watchdog;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -35,6 +43,8 @@ pub enum ClusterError {
     NoUser,
     #[error("the server did not accept connections within {0:?}; its log: {1}")]
     NotReady(Duration, String),
+    #[error("the server exited while starting ({0}); its log: {1}")]
+    Exited(std::process::ExitStatus, String),
     #[error("no free TCP port: {0}")]
     Port(std::io::Error),
     #[error("cannot write {path}: {source}")]
@@ -70,8 +80,9 @@ pub fn find_bin_dir() -> Option<PathBuf> {
     versions.pop().map(|(_, d)| d)
 }
 
-fn is_root() -> bool {
-    // The effective uid of this process, read from /proc.
+/// Whether this process runs as root (its effective uid, read from /proc): servers then
+/// run as the `postgres` user, since PostgreSQL (and pgbouncer) refuse to run as root.
+pub fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -132,28 +143,21 @@ impl TempClusterBuilder {
             .tempdir()
             .map_err(ClusterError::TempDir)?;
         let run_as = if is_root() {
-            let ok = Command::new("id")
-                .arg("-u")
-                .arg("postgres")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if !ok {
-                return Err(ClusterError::NoUser);
-            }
+            let user = server_user()?;
             chown("postgres", dir.path())?;
-            Some("postgres".to_string())
+            Some(user)
         } else {
             None
         };
+        let watchdog = Watchdog::start(dir.path())?;
         let port = free_port()?;
         let mut c = TempCluster {
             dir,
             bin,
             port,
             run_as,
-            stopped: true,
+            server: None,
+            watchdog,
             password_auth: self.password.is_some(),
             ssl: self.ssl.is_some(),
         };
@@ -184,47 +188,44 @@ impl TempClusterBuilder {
         let init = c.run("initdb", &args);
         let _ = std::fs::remove_file(&pwfile);
         init?;
-        let mut opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=50",
-            c.port,
-            c.socket_dir().display()
-        );
-        for (name, value) in &self.settings {
-            opts.push_str(&format!(" -c {name}={value}"));
-        }
+        let port = c.port.to_string();
+        let socket_dir = c.socket_dir().to_string_lossy().into_owned();
+        let mut server_args = vec![
+            "-D".to_string(),
+            data,
+            "-p".to_string(),
+            port,
+            "-k".to_string(),
+            socket_dir,
+        ];
+        let mut settings = vec![
+            "listen_addresses=127.0.0.1",
+            "fsync=off",
+            "synchronous_commit=off",
+            "full_page_writes=off",
+            "max_connections=50",
+        ];
         if let Some((cert, key)) = &self.ssl {
             let data = c.data_dir();
             c.write_private(&data.join("server.crt"), cert.as_bytes())?;
             c.write_private(&data.join("server.key"), key.as_bytes())?;
             // Relative to the data directory.
-            opts.push_str(" -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key");
+            settings.extend([
+                "ssl=on",
+                "ssl_cert_file=server.crt",
+                "ssl_key_file=server.key",
+            ]);
         }
-        let log = c.dir.path().join("server.log");
-        // From here on, Drop stops (or kills) whatever came up, even if starting fails.
-        c.stopped = false;
-        c.run(
-            "pg_ctl",
-            &[
-                "-D",
-                &data,
-                "-o",
-                &opts,
-                "-l",
-                &log.to_string_lossy(),
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ],
-        )
-        .map_err(|e| match e {
-            ClusterError::Failed { .. } => ClusterError::NotReady(
-                Duration::from_secs(60),
-                std::fs::read_to_string(&log).unwrap_or_default(),
-            ),
-            other => other,
-        })?;
-        c.wait_ready(Duration::from_secs(30))?;
+        for s in settings {
+            server_args.push("-c".to_string());
+            server_args.push(s.to_string());
+        }
+        for (name, value) in &self.settings {
+            server_args.push("-c".to_string());
+            server_args.push(format!("{name}={value}"));
+        }
+        c.spawn_server(&server_args)?;
+        c.wait_ready(Duration::from_secs(60))?;
         Ok(c)
     }
 }
@@ -235,9 +236,11 @@ pub struct TempCluster {
     dir: tempfile::TempDir,
     bin: PathBuf,
     port: u16,
-    /// `Some("postgres")` when server commands run as that user.
-    run_as: Option<String>,
-    stopped: bool,
+    /// The `postgres` user when server commands run as that user.
+    run_as: Option<ServerUser>,
+    /// The postmaster, until stopped.
+    server: Option<Child>,
+    watchdog: Watchdog,
     password_auth: bool,
     ssl: bool,
 }
@@ -317,11 +320,42 @@ impl TempCluster {
         match &self.run_as {
             Some(user) => {
                 let mut c = Command::new("runuser");
-                c.arg("-u").arg(user).arg("--").arg(exe);
+                c.arg("-u").arg(&user.name).arg("--").arg(exe);
                 c
             }
             None => Command::new(exe),
         }
+    }
+
+    /// Starts the postmaster as a child of this process, in its own process group, as the
+    /// server's user, its output into `server.log`; the watchdog learns its pid.
+    fn spawn_server(&mut self, args: &[String]) -> Result<(), ClusterError> {
+        let log_path = self.dir.path().join("server.log");
+        let log = File::create(&log_path).map_err(|source| ClusterError::Write {
+            path: log_path.clone(),
+            source,
+        })?;
+        let log_err = log.try_clone().map_err(|source| ClusterError::Write {
+            path: log_path,
+            source,
+        })?;
+        let mut cmd = Command::new(self.bin.join("postgres"));
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .process_group(0);
+        if let Some(user) = &self.run_as {
+            cmd.uid(user.uid).gid(user.gid);
+        }
+        let child = cmd.spawn().map_err(|source| ClusterError::Spawn {
+            command: "postgres".into(),
+            source,
+        })?;
+        self.watchdog.watch(child.id());
+        self.server = Some(child);
+        Ok(())
     }
 
     fn run(&self, tool: &str, args: &[&str]) -> Result<Output, ClusterError> {
@@ -359,69 +393,65 @@ impl TempCluster {
         f.write_all(contents).map_err(write_err)?;
         drop(f);
         if let Some(user) = &self.run_as {
-            chown(user, path)?;
+            chown(&user.name, path)?;
         }
         Ok(())
     }
 
-    fn wait_ready(&self, limit: Duration) -> Result<(), ClusterError> {
+    fn server_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// Waits until the postmaster says it is ready in `postmaster.pid` (as `pg_ctl -w` does),
+    /// or has exited.
+    fn wait_ready(&mut self, limit: Duration) -> Result<(), ClusterError> {
         let start = Instant::now();
-        let port = self.port.to_string();
-        let sock = self.socket_dir().to_string_lossy().into_owned();
+        let pid_file = self.data_dir().join("postmaster.pid");
         loop {
-            let ok = self
-                .command("pg_isready")
-                .args(["-h", &sock, "-p", &port, "-U", "postgres", "-q"])
-                .status()
-                .is_ok_and(|s| s.success());
-            if ok {
+            let ready = std::fs::read_to_string(&pid_file)
+                .is_ok_and(|t| t.lines().nth(7).is_some_and(|l| l.trim() == "ready"));
+            if ready {
                 return Ok(());
             }
+            if let Some(status) = self
+                .server
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                self.server = None;
+                return Err(ClusterError::Exited(status, self.server_log()));
+            }
             if start.elapsed() > limit {
-                let log =
-                    std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
-                return Err(ClusterError::NotReady(limit, log));
+                return Err(ClusterError::NotReady(limit, self.server_log()));
             }
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
-    /// The postmaster's process id, from `postmaster.pid`.
-    fn postmaster_pid(&self) -> Option<u32> {
-        let text = std::fs::read_to_string(self.data_dir().join("postmaster.pid")).ok()?;
-        text.lines().next()?.trim().parse().ok()
+    /// The postmaster's process id, while it runs.
+    pub fn postmaster_pid(&self) -> Option<u32> {
+        self.server.as_ref().map(Child::id)
     }
 
-    /// Stops the server (immediately: the cluster is thrown away anyway). If `pg_ctl stop`
-    /// fails or leaves the postmaster running, kills it.
+    /// Stops the server (immediately, with SIGQUIT: the cluster is thrown away anyway); kills
+    /// it if it is still there after 30 s. Then releases the watchdog.
     pub fn stop(&mut self) {
-        if self.stopped {
-            return;
-        }
-        self.stopped = true;
-        let pid = self.postmaster_pid();
-        let data = self.data_dir();
-        let stopped = self
-            .command("pg_ctl")
-            .args([
-                "-D",
-                &data.to_string_lossy(),
-                "-m",
-                "immediate",
-                "-w",
-                "-t",
-                "30",
-                "stop",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if let Some(pid) = pid {
-            if !stopped || process_alive(pid) {
-                kill(pid);
+        if let Some(mut child) = self.server.take() {
+            signal(child.id(), "QUIT");
+            let start = Instant::now();
+            loop {
+                match child.try_wait() {
+                    Ok(Some(_)) | Err(_) => break,
+                    Ok(None) if start.elapsed() > Duration::from_secs(30) => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break;
+                    }
+                    Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+                }
             }
         }
+        self.watchdog.release();
     }
 }
 
@@ -450,6 +480,7 @@ fn chown(user: &str, path: &Path) -> Result<(), ClusterError> {
 }
 
 /// Whether a process exists and is not a zombie.
+#[cfg(test)]
 fn process_alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
@@ -461,16 +492,43 @@ fn process_alive(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
-/// SIGKILL, then wait (bounded) for the process to go away.
-fn kill(pid: u32) {
+/// Sends `signal` (a name for `kill -s`) to a process.
+fn signal(pid: u32, signal: &str) {
     let _ = Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
+        .args(["-s", signal, &pid.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
-    let start = Instant::now();
-    while process_alive(pid) && start.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(50));
+}
+
+/// The unprivileged user the server runs as when lockstep runs as root.
+#[derive(Debug)]
+struct ServerUser {
+    name: String,
+    uid: u32,
+    gid: u32,
+}
+
+/// The `postgres` user's ids (`id -u`, `id -g`).
+fn server_user() -> Result<ServerUser, ClusterError> {
+    let id = |flag: &str| -> Option<u32> {
+        let out = Command::new("id")
+            .args([flag, "postgres"])
+            .stderr(Stdio::null())
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    };
+    match (id("-u"), id("-g")) {
+        (Some(uid), Some(gid)) => Ok(ServerUser {
+            name: "postgres".into(),
+            uid,
+            gid,
+        }),
+        _ => Err(ClusterError::NoUser),
     }
 }
 
@@ -568,19 +626,64 @@ mod tests {
         assert!(left.is_empty(), "left behind: {left:?}");
     }
 
+    /// Every postgres process whose parent is `pid`, and `pid`.
+    fn server_processes(pid: u32) -> Vec<u32> {
+        let mut out = vec![pid];
+        for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
+            let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|pp| pp.parse::<u32>().ok());
+            if ppid == Some(pid) {
+                out.push(p);
+            }
+        }
+        out
+    }
+
     #[test]
-    fn drop_kills_the_server_when_pg_ctl_stop_fails() {
-        let mut cluster = TempCluster::start().expect("the cluster starts");
-        let port = cluster.port();
-        let pid = cluster.postmaster_pid().expect("postmaster.pid");
-        assert!(process_alive(pid));
-        // No pg_ctl there: `pg_ctl stop` cannot run.
-        cluster.bin = cluster.dir().join("no-such-bin");
+    fn drop_stops_the_server_and_every_backend() {
+        let cluster = TempCluster::start().expect("the cluster starts");
+        let pid = cluster.postmaster_pid().expect("postmaster");
+        let processes = server_processes(pid);
+        assert!(processes.len() > 1, "no backends of {pid}: {processes:?}");
         let dir = cluster.dir().to_path_buf();
         drop(cluster);
-        assert!(!process_alive(pid), "postmaster {pid} survived the drop");
-        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+        let alive: Vec<u32> = processes
+            .into_iter()
+            .filter(|p| process_alive(*p))
+            .collect();
+        assert!(alive.is_empty(), "survived the drop: {alive:?}");
         assert!(!dir.exists());
+    }
+
+    #[test]
+    fn the_watchdog_stops_the_server_when_its_owner_disappears() {
+        let mut cluster = TempCluster::start().expect("the cluster starts");
+        let mut server = cluster.server.take().expect("postmaster");
+        let processes = server_processes(server.id());
+        let port = cluster.port();
+        let dir = cluster.dir().to_path_buf();
+        // As if lockstep were killed: the pipe closes without `done`; this waits for the
+        // watchdog to finish.
+        cluster.watchdog.abandon();
+        let exited = server.try_wait().expect("try_wait").is_some();
+        if !exited {
+            let _ = server.kill();
+            let _ = server.wait();
+        }
+        assert!(exited, "the postmaster survived the watchdog");
+        let alive: Vec<u32> = processes
+            .into_iter()
+            .filter(|p| process_alive(*p))
+            .collect();
+        assert!(alive.is_empty(), "survived the watchdog: {alive:?}");
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+        assert!(!dir.exists(), "{} survived the watchdog", dir.display());
     }
 
     #[test]
