@@ -20,7 +20,10 @@ rewrites the copies, and the trace runs on the rewritten files the way their mig
 runs them: this checks that --fix never writes a file PostgreSQL (or the tool) refuses.
 
 PostgreSQL 15 comes from the system (/usr/lib/postgresql/15/bin or LOCKSTEP_PG_BIN); other
-versions from target/pg/<version>/bin, fetched with `sh scripts/pg-matrix.sh --fetch VERSION`.
+versions from target/pg/<version>/bin, unpacked by `TESTS=--no-run sh scripts/pg-matrix.sh VERSION` (the
+relocatable PyPI builds; their uuid-ossp needs libossp-uuid.so.16: on Debian
+`apt-get install libossp-uuid16`). Every history needs the extensions pg_trgm, pgcrypto, ltree,
+uuid-ossp and citext (created by the set-up).
 Templated histories (graphile worker's `:GRAPHILE_WORKER_SCHEMA`, supabase auth's Go templates)
 are rendered into a temporary directory the way their tools render them; nothing is copied
 into the repository. Needs Python 3.9+; builds lockstep in release mode first.
@@ -254,7 +257,7 @@ def main():
     for version in versions:
         pg = pg_bin(version)
         if not (pg / "initdb").exists():
-            print(f"PostgreSQL {version}: no binaries at {pg} (sh scripts/pg-matrix.sh --fetch {version})")
+            print(f"PostgreSQL {version}: no binaries at {pg} (TESTS=--no-run sh scripts/pg-matrix.sh {version} unpacks them)")
             all_ok = False
             continue
         print(f"\n=== PostgreSQL {version}{' (files rewritten by lint --fix)' if args.fix else ''}, "

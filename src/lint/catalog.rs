@@ -1027,7 +1027,10 @@ fn add_column(t: &mut Table, c: &ColumnDef) {
         });
     }
     if let Some(fk) = &c.references {
-        let name = t.choose_name(&cols, "fkey");
+        let name = fk
+            .name
+            .clone()
+            .unwrap_or_else(|| t.choose_name(&cols, "fkey"));
         t.foreign_keys.push(ForeignKey {
             name: Some(name),
             columns: cols.clone(),

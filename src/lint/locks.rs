@@ -130,6 +130,13 @@ impl LockReport {
         self.scan(t);
     }
 
+    fn maybe_rewrite(&mut self, t: &ObjName) {
+        if !self.rewrites.contains(t) {
+            Self::add(&mut self.may_rewrite, t);
+        }
+        self.maybe_scan(t);
+    }
+
     fn maybe_scan(&mut self, t: &ObjName) {
         if !self.scans.contains(t) {
             Self::add(&mut self.may_scan, t);
@@ -1271,15 +1278,21 @@ fn alter_action(r: &mut LockReport, table: &ObjName, a: &ActionKind, ctx: &FileC
                 .and_then(|t| t.column(column))
                 .map(|c| c.data_type.as_str());
             // An unknown old type counts as a rewrite: the prediction errs on the safe side.
-            let rewrites = super::types::classify(
+            // A known one lockstep cannot decide (timestamp to timestamptz with the session
+            // TimeZone unknown) may rewrite.
+            let change = super::types::classify(
                 old,
                 new_type,
                 *using,
                 ctx.pg_version,
                 ctx.timezone.as_deref(),
-            )
-            .may_rewrite();
-            if rewrites {
+            );
+            let rewrites = change.may_rewrite();
+            let undecided =
+                old.is_some() && matches!(change, super::types::TypeChange::MayRewrite(_));
+            if undecided {
+                r.maybe_rewrite(table);
+            } else if rewrites {
                 r.rewrite(table);
             } else if old.is_some_and(|o| super::types::rebuilds_indexes(o, new_type))
                 && known.is_some_and(|t| {
@@ -1307,7 +1320,9 @@ fn alter_action(r: &mut LockReport, table: &ObjName, a: &ActionKind, ctx: &FileC
             // real conversion they are validated again, which reads the referencing table.
             for t in super::types::referencing_tables(&ctx.catalog, table, column) {
                 r.lock(&t, AccessExclusive);
-                if rewrites {
+                if undecided {
+                    r.maybe_scan(&t);
+                } else if rewrites {
                     r.scan(&t);
                 }
             }

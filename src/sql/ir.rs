@@ -293,6 +293,9 @@ pub struct ForeignKeyRef {
     pub columns: Vec<String>,
     pub on_delete: RefAction,
     pub on_update: RefAction,
+    /// A column constraint's name (`col int CONSTRAINT name REFERENCES …`); a table
+    /// constraint's name is the constraint's.
+    pub name: Option<String>,
 }
 
 impl ForeignKeyRef {
@@ -302,6 +305,7 @@ impl ForeignKeyRef {
             columns,
             on_delete: RefAction::NoAction,
             on_update: RefAction::NoAction,
+            name: None,
         }
     }
 }

@@ -351,6 +351,7 @@ fn column_def(c: &ast::ColumnDef) -> ColumnDef {
                     columns: idents(&fk.referred_columns),
                     on_delete: ref_action(fk.on_delete.as_ref()),
                     on_update: ref_action(fk.on_update.as_ref()),
+                    name: opt.name.as_ref().map(ident),
                 })
             }
             ColumnOption::Generated {
@@ -413,6 +414,7 @@ fn constraint(c: &TableConstraint) -> Option<(Option<String>, Constraint)> {
                     columns: idents(&fk.referred_columns),
                     on_delete: ref_action(fk.on_delete.as_ref()),
                     on_update: ref_action(fk.on_update.as_ref()),
+                    name: None,
                 },
             },
         ),

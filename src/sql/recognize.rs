@@ -1144,6 +1144,7 @@ fn table_constraint(c: &mut Cur, name: Option<String>, part: &[Tok]) -> Option<A
                 columns: ref_cols,
                 on_delete,
                 on_update,
+                name: None,
             },
         }
     } else if c.eat("UNIQUE") || c.eat_seq(&["PRIMARY", "KEY"]) {
@@ -1223,10 +1224,15 @@ fn column_def(c: &mut Cur) -> Option<ColumnDef> {
 
 /// The options after a column's type (`DEFAULT …`, `NOT NULL`, `REFERENCES …`, …).
 fn column_options(c: &mut Cur, col: &mut ColumnDef) -> Option<()> {
+    // The name of the constraint that follows (`CONSTRAINT name …`).
+    let mut named: Option<String> = None;
     while !c.at_end() {
         if c.eat("CONSTRAINT") {
-            c.word();
-        } else if c.eat("DEFAULT") {
+            named = c.word();
+            continue;
+        }
+        let name = named.take();
+        if c.eat("DEFAULT") {
             let s = c.i;
             let mut depth = 0i32;
             while let Some(t) = c.peek() {
@@ -1257,6 +1263,7 @@ fn column_options(c: &mut Cur, col: &mut ColumnDef) -> Option<()> {
                 columns,
                 on_delete,
                 on_update,
+                name,
             });
         } else if c.eat("CHECK") {
             col.check = Some(toks_text(c.parens()?));

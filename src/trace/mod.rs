@@ -161,6 +161,9 @@ pub struct Step {
     pub outcome: Outcome,
     /// Run in autocommit and watched from a second connection.
     pub outside_transaction: bool,
+    /// Outside a transaction: the second connection held every table (and a snapshot) until
+    /// the statement waited for it or ended, so a statement that shows no lock took none.
+    pub watched: bool,
     /// Locks taken (all modes, including ACCESS SHARE).
     pub locks: Vec<SeenLock>,
     /// Tables the transaction already held at least this strongly before the statement.
@@ -225,9 +228,11 @@ impl Step {
         }
         match &self.predicted {
             None => Verdict::NotCompared("no lint prediction for this statement".into()),
-            Some(_) if self.outside_transaction && self.locks.is_empty() => Verdict::NotCompared(
-                "it finished before the second connection saw its locks".into(),
-            ),
+            Some(_) if self.outside_transaction && !self.watched && self.locks.is_empty() => {
+                Verdict::NotCompared(
+                    "it finished before the second connection saw its locks".into(),
+                )
+            }
             Some(p) if compare(p, &self.observed(), &self.already_held) => Verdict::Confirmed,
             Some(p) if p.incomplete => Verdict::NotCompared(
                 "it runs SQL built at run time (`EXECUTE`), which lint cannot see".into(),
@@ -603,6 +608,10 @@ impl Tracer<'_> {
         };
         // Without the hold (a table that cannot be locked) the watch still polls.
         let held = observe::hold_all_tables(self.watch, mode).await.is_ok();
+        // These wait for the snapshot or for the lock holders whatever they lock: one that
+        // shows no lock took none. The others may take a lock the hold does not block.
+        step.watched =
+            held && matches!(mode, LockMode::AccessShare | LockMode::ShareUpdateExclusive);
         let done = AtomicBool::new(false);
         let start = Instant::now();
         let run = async {
@@ -998,6 +1007,7 @@ async fn trace_files(
                     sql: sql.to_string(),
                     outcome: Outcome::Ran,
                     outside_transaction: false,
+                    watched: false,
                     locks: Vec::new(),
                     already_held: BTreeMap::new(),
                     rewrites: BTreeSet::new(),
