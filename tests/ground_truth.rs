@@ -25,7 +25,32 @@ use tokio_postgres::{Client, NoTls};
 
 #[path = "common/ground_truth_cases.rs"]
 mod cases;
-use cases::{BASE, CASES};
+#[path = "common/ground_truth_corpus.rs"]
+mod corpus_cases;
+
+/// The base schema of every case.
+fn base() -> String {
+    format!("{}\n{}", cases::BASE, corpus_cases::EXTRA)
+}
+
+/// Every case: the rule catalogue's, the corpus causes', and the type-change matrix on a
+/// table without and with an index on the column.
+fn all_cases() -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = cases::CASES
+        .iter()
+        .chain(corpus_cases::CASES)
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    for table in ["ty", "tyi"] {
+        for (column, ty) in corpus_cases::TYPE_CHANGES {
+            out.push((
+                String::new(),
+                format!("ALTER TABLE {table} ALTER COLUMN {column} TYPE {ty}"),
+            ));
+        }
+    }
+    out
+}
 
 fn mode_from_pg(s: &str) -> Option<LockMode> {
     LockMode::ALL.into_iter().find(|m| m.pg_name() == s)
@@ -41,7 +66,7 @@ fn options() -> LintOptions {
 
 fn predict(setup: &str, stmt: &str) -> Effect {
     let opts = options();
-    let earlier = format!("{BASE}\n{setup};");
+    let earlier = format!("{}\n{setup};", base());
     let (_, catalog) = check(&earlier, prepare(&earlier), &opts, Catalog::default());
     let src = format!("{stmt};");
     let (r, _) = check(&src, prepare(&src), &opts, catalog);
@@ -49,7 +74,8 @@ fn predict(setup: &str, stmt: &str) -> Effect {
     Effect::of(&r.locks[0])
 }
 
-async fn observe(client: &Client, setup: &str, stmt: &str) -> Effect {
+/// What `stmt` did, or PostgreSQL's message when it failed.
+async fn observe(client: &Client, setup: &str, stmt: &str) -> Result<Effect, String> {
     if !setup.is_empty() {
         client.batch_execute(setup).await.expect("setup");
     }
@@ -73,13 +99,12 @@ async fn observe(client: &Client, setup: &str, stmt: &str) -> Effect {
         })
         .collect();
     let scans_before = scan_counts(client).await;
-    client.batch_execute(stmt).await.unwrap_or_else(|e| {
-        panic!(
-            "{stmt}: {}",
-            e.as_db_error()
-                .map_or(e.to_string(), |d| d.message().to_string())
-        )
-    });
+    if let Err(e) = client.batch_execute(stmt).await {
+        client.batch_execute("ROLLBACK").await.expect("rollback");
+        return Err(e
+            .as_db_error()
+            .map_or(e.to_string(), |d| d.message().to_string()));
+    }
     let mut seen = Effect::default();
     for r in client
         .query(
@@ -120,7 +145,7 @@ async fn observe(client: &Client, setup: &str, stmt: &str) -> Effect {
         .filter(|n| before.values().any(|(b, _)| b == n))
         .collect();
     client.batch_execute("ROLLBACK").await.expect("rollback");
-    seen
+    Ok(seen)
 }
 
 async fn scan_counts(client: &Client) -> BTreeMap<String, i64> {
@@ -159,22 +184,44 @@ fn lock_model_matches_postgresql() {
             .batch_execute("CREATE DATABASE base")
             .await
             .expect("create base");
-        let base = connect(&cluster, "base").await;
-        base.batch_execute(BASE).await.expect("base schema");
-        drop(base);
+        let base_db = connect(&cluster, "base").await;
+        base_db.batch_execute(&base()).await.expect("base schema");
+        drop(base_db);
+        // Cases without a set-up share one database: each runs in BEGIN … ROLLBACK.
+        admin
+            .batch_execute("CREATE DATABASE shared TEMPLATE base")
+            .await
+            .expect("create shared db");
+        let shared = connect(&cluster, "shared").await;
+        shared
+            .batch_execute("SET timezone TO 'UTC'")
+            .await
+            .expect("timezone");
+        let cases = all_cases();
         let mut mismatches = Vec::new();
-        for (i, (setup, stmt)) in CASES.iter().enumerate() {
-            let db = format!("case_{i}");
-            admin
-                .batch_execute(&format!("CREATE DATABASE {db} TEMPLATE base"))
-                .await
-                .expect("create case db");
-            let client = connect(&cluster, &db).await;
-            client
-                .batch_execute("SET timezone TO 'UTC'")
-                .await
-                .expect("timezone");
-            let seen = observe(&client, setup, stmt).await;
+        for (i, (setup, stmt)) in cases.iter().enumerate() {
+            let own;
+            let client = if setup.is_empty() {
+                &shared
+            } else {
+                let db = format!("case_{i}");
+                admin
+                    .batch_execute(&format!("CREATE DATABASE {db} TEMPLATE base"))
+                    .await
+                    .expect("create case db");
+                own = connect(&cluster, &db).await;
+                own.batch_execute("SET timezone TO 'UTC'")
+                    .await
+                    .expect("timezone");
+                &own
+            };
+            let seen = match observe(client, setup, stmt).await {
+                Ok(seen) => seen,
+                Err(e) => {
+                    mismatches.push(format!("{stmt}\n    failed: {e}"));
+                    continue;
+                }
+            };
             let predicted = predict(setup, stmt);
             if !compare(&predicted, &seen, &BTreeMap::new()) {
                 mismatches.push(format!(
@@ -186,7 +233,7 @@ fn lock_model_matches_postgresql() {
             mismatches.is_empty(),
             "{} of {} statements differ:\n{}",
             mismatches.len(),
-            CASES.len(),
+            cases.len(),
             mismatches.join("\n")
         );
     });

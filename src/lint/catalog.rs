@@ -691,15 +691,28 @@ impl Catalog {
                 columns,
                 ..
             } => {
-                self.entry(table).indexes.push(Index {
-                    name: name.clone(),
+                let t = self.entry(table);
+                // Unnamed, PostgreSQL names it `table_col_idx` (`expr` for an expression).
+                let name = name.clone().unwrap_or_else(|| {
+                    let cols: Vec<String> = columns
+                        .iter()
+                        .map(|c| {
+                            if c.chars().all(|ch| ch.is_alphanumeric() || ch == '_') {
+                                c.clone()
+                            } else {
+                                "expr".to_string()
+                            }
+                        })
+                        .collect();
+                    t.choose_name(&cols, "idx")
+                });
+                t.indexes.push(Index {
+                    name: Some(name.clone()),
                     columns: columns.clone(),
                     unique: *unique,
                     primary: false,
                 });
-                if let Some(n) = name {
-                    self.set_index(n, &table.name);
-                }
+                self.set_index(&name, &table.name);
             }
             StmtKind::DropIndex { names, .. } => {
                 for n in names {
@@ -867,6 +880,16 @@ impl Catalog {
             _ => {}
         }
         let t = self.entry(table);
+        // Indexes a drop may take with it, to forget by name too.
+        let dropping = matches!(
+            a,
+            ActionKind::DropColumn { .. } | ActionKind::DropConstraint { .. }
+        );
+        let before: Vec<String> = if dropping {
+            t.indexes.iter().filter_map(|i| i.name.clone()).collect()
+        } else {
+            Vec::new()
+        };
         match a {
             // `IF NOT EXISTS` on a column that exists changes nothing.
             ActionKind::AddColumn {
@@ -932,6 +955,18 @@ impl Catalog {
                     .retain(|c| c.name.as_deref() != Some(name.as_str()));
             }
             _ => {}
+        }
+        if dropping {
+            let gone: Vec<String> = before
+                .into_iter()
+                .filter(|n| !t.indexes.iter().any(|i| i.name.as_deref() == Some(n)))
+                .collect();
+            for n in gone {
+                if self.index_tables.get(&n) == Some(&table.name) {
+                    self.remove_index(&n);
+                }
+            }
+            return;
         }
         if matches!(
             a,

@@ -422,6 +422,43 @@ pub fn predict(st: &Statement, ctx: &FileContext) -> LockReport {
     predict_at(st, ctx, 0)
 }
 
+/// `name` or `schema.name` at `toks[i]`.
+fn name_at(toks: &[Tok], i: usize) -> Option<ObjName> {
+    let first = toks.get(i)?.ident()?.to_string();
+    match (toks.get(i + 1), toks.get(i + 2).and_then(|t| t.ident())) {
+        (Some(dot), Some(second)) if dot.is_punct(".") => Some(ObjName {
+            schema: Some(first),
+            name: second.to_string(),
+        }),
+        _ => Some(ObjName::new(first)),
+    }
+}
+
+/// The tables `ANALYZE [VERBOSE] [(options)] t [(columns)], …` names (none: every table,
+/// which is not predicted).
+fn analyzed(toks: &[Tok]) -> Vec<ObjName> {
+    let mut out = Vec::new();
+    let mut i = 1;
+    let mut depth = 0i32;
+    while i < toks.len() {
+        let t = &toks[i];
+        if t.is_punct("(") {
+            depth += 1;
+        } else if t.is_punct(")") {
+            depth -= 1;
+        } else if depth == 0 && !t.is("VERBOSE") && !t.is_punct(",") && !t.is_punct(";") {
+            if let Some(n) = name_at(toks, i) {
+                if n.schema.is_some() {
+                    i += 2;
+                }
+                out.push(n);
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
 fn has_seq(toks: &[Tok], kws: &[&str]) -> bool {
     crate::sql::tokens::find_seq(toks, kws).is_some()
 }
@@ -546,13 +583,19 @@ fn predict_at(st: &Statement, ctx: &FileContext, depth: u8) -> LockReport {
             }
         }
         StmtKind::Truncate { tables, cascade } => {
-            for t in tables {
-                r.lock(t, AccessExclusive);
-                if *cascade {
-                    for child in referencing_closure(&ctx.catalog, t) {
-                        r.lock(&child, AccessExclusive);
-                    }
+            // Each table gets new, empty files (no rows are copied); PostgreSQL may read
+            // the tables it truncates (measured: the scan counters of tables with foreign
+            // keys move).
+            let mut all = tables.clone();
+            if *cascade {
+                for t in tables {
+                    all.extend(referencing_closure(&ctx.catalog, t));
                 }
+            }
+            for t in &all {
+                r.lock(t, AccessExclusive);
+                LockReport::add(&mut r.rewrites, t);
+                r.maybe_scan(t);
             }
         }
         StmtKind::Drop {
@@ -572,6 +615,25 @@ fn predict_at(st: &Statement, ctx: &FileContext, depth: u8) -> LockReport {
         | StmtKind::Insert { .. }
         | StmtKind::Query => data_access(&mut r, &st.toks, ctx, depth),
         StmtKind::Copy => copy(&mut r, &st.toks, ctx, depth),
+        StmtKind::Other { .. }
+            if st.toks.first().is_some_and(|t| t.is("ALTER"))
+                && st.toks.get(1).is_some_and(|t| t.is("TRIGGER")) =>
+        {
+            // `ALTER TRIGGER name ON table …`
+            if let Some(t) = st
+                .toks
+                .iter()
+                .position(|t| t.is("ON"))
+                .and_then(|i| name_at(&st.toks, i + 1))
+            {
+                r.lock(&t, AccessExclusive);
+            }
+        }
+        StmtKind::Analyze => {
+            for t in analyzed(&st.toks) {
+                r.lock(&t, ShareUpdateExclusive);
+            }
+        }
         StmtKind::Other { what } if what == "CALL" => {
             if let Some(n) = st.toks.get(1).and_then(|t| t.ident()) {
                 call(&mut r, n, ctx, depth);

@@ -170,7 +170,7 @@ fn scalar(
                 ))
             } else {
                 match timezone {
-                    Some(z) if is_utc(z) => TypeChange::NoRewrite,
+                    Some(z) if is_utc(z) => temporal_precision(o, n, old, new),
                     Some(z) => rewrite(&format!(
                         "`{old}` to `{new}` rewrites every row: the session `TimeZone` is `{z}`, not UTC"
                     )),
