@@ -189,19 +189,24 @@ pub async fn seq_scans(
 /// Makes the backend of `client` publish its pending statistics before its next idle
 /// moment (PostgreSQL 15+; a no-op on older servers, whose counters lag instead).
 pub async fn flush_stats(client: &Client) -> Result<(), tokio_postgres::Error> {
-    let has = client
-        .query_opt(
-            "SELECT 1 FROM pg_proc WHERE proname = 'pg_stat_force_next_flush'",
-            &[],
-        )
-        .await?
-        .is_some();
-    if has {
+    if can_flush_stats(client).await? {
         client
             .batch_execute("SELECT pg_stat_force_next_flush()")
             .await?;
     }
     Ok(())
+}
+
+/// Whether the server can publish a backend's statistics on demand (PostgreSQL 15+): before
+/// that, another session sees a statement's scans only some time after it ended.
+pub async fn can_flush_stats(client: &Client) -> Result<bool, tokio_postgres::Error> {
+    Ok(client
+        .query_opt(
+            "SELECT 1 FROM pg_proc WHERE proname = 'pg_stat_force_next_flush'",
+            &[],
+        )
+        .await?
+        .is_some())
 }
 
 /// The backend's process id.

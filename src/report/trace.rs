@@ -4,7 +4,7 @@
 //! ```text
 //! { "version": 1, "server": "15", "mode": "commit" | "rollback",
 //!   "statements": [ { "file", "line", "end_line", "sql", "outcome": "ran" | "failed" | "skipped",
-//!       "message": null | "…", "outside_transaction", "duration_ms", "lock_timeout",
+//!       "message": null | "…", "outside_transaction", "scans_unknown", "duration_ms", "lock_timeout",
 //!       "seeded": [ { "table", "rows", "error": null | "…" } ],
 //!       "emptied": [ { "table", "because" } ],
 //!       "locks": [ { "table", "mode", "held_ms" } ], "already_held": { table: mode },
@@ -181,7 +181,16 @@ pub fn write_text(out: &mut dyn Write, info: &TraceInfo, steps: &[Step]) -> io::
                     }
                 };
                 writeln!(out, "  rewrites  {}", list(&s.rewrites))?;
-                writeln!(out, "  scans     {}", list(&s.scans))?;
+                writeln!(
+                    out,
+                    "  scans     {}{}",
+                    list(&s.scans),
+                    if s.scans_unknown {
+                        " (not compared: before PostgreSQL 15 another session sees them late)"
+                    } else {
+                        ""
+                    }
+                )?;
                 writeln!(
                     out,
                     "  took {:.1} ms, lock_timeout {}{}",
@@ -249,6 +258,7 @@ pub fn write_json(out: &mut dyn Write, info: &TraceInfo, steps: &[Step]) -> io::
             "outcome": match s.outcome { Outcome::Ran => "ran", Outcome::Failed(_) => "failed", Outcome::Skipped(_) => "skipped" },
             "message": match &s.outcome { Outcome::Ran => None, Outcome::Failed(m) | Outcome::Skipped(m) => Some(m.clone()) },
             "outside_transaction": s.outside_transaction,
+            "scans_unknown": s.scans_unknown,
             "seeded": s.seeded.iter().map(|n| json!({
                 "table": n.table,
                 "rows": n.rows,

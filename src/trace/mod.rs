@@ -164,6 +164,9 @@ pub struct Step {
     /// Outside a transaction: the second connection held every table (and a snapshot) until
     /// the statement waited for it or ended, so a statement that shows no lock took none.
     pub watched: bool,
+    /// Outside a transaction on a server before PostgreSQL 15, whose scan counters reach
+    /// the second connection late: the statement's scans are not compared.
+    pub scans_unknown: bool,
     /// Locks taken (all modes, including ACCESS SHARE).
     pub locks: Vec<SeenLock>,
     /// Tables the transaction already held at least this strongly before the statement.
@@ -215,6 +218,16 @@ impl Step {
         e
     }
 
+    /// What is compared with prediction `p`: [`Step::observed`], with the scans taken as
+    /// predicted when they could not be read.
+    fn compared(&self, p: &Effect) -> Effect {
+        let mut e = self.observed();
+        if self.scans_unknown {
+            e.scans.clone_from(&p.scans);
+        }
+        e
+    }
+
     /// The verdict, from the outcome and the comparison with the prediction. A statement
     /// that did not run to its end is never confirmed.
     fn judge(&self) -> Verdict {
@@ -233,7 +246,7 @@ impl Step {
                     "it finished before the second connection saw its locks".into(),
                 )
             }
-            Some(p) if compare(p, &self.observed(), &self.already_held) => Verdict::Confirmed,
+            Some(p) if compare(p, &self.compared(p), &self.already_held) => Verdict::Confirmed,
             Some(p) if p.incomplete => Verdict::NotCompared(
                 "it runs SQL built at run time (`EXECUTE`), which lint cannot see".into(),
             ),
@@ -319,6 +332,8 @@ struct Tracer<'a> {
     main: &'a Client,
     watch: &'a Client,
     pid: i32,
+    /// The server publishes statistics on demand (PostgreSQL 15+).
+    flushes_stats: bool,
     mode: Mode,
     /// Inside a transaction block (the file's, the tool's, or a savepoint in rollback mode).
     in_tx: bool,
@@ -610,6 +625,7 @@ impl Tracer<'_> {
         let held = observe::hold_all_tables(self.watch, mode).await.is_ok();
         // These wait for the snapshot or for the lock holders whatever they lock: one that
         // shows no lock took none. The others may take a lock the hold does not block.
+        step.scans_unknown = !self.flushes_stats;
         step.watched =
             held && matches!(mode, LockMode::AccessShare | LockMode::ShareUpdateExclusive);
         let done = AtomicBool::new(false);
@@ -920,11 +936,15 @@ pub async fn run_with_progress(
     let pid = observe::backend_pid(conns.main)
         .await
         .map_err(db_err("pg_backend_pid()"))?;
+    let flushes_stats = observe::can_flush_stats(conns.main)
+        .await
+        .map_err(db_err("reading pg_proc"))?;
     let mut t = Tracer {
         progress,
         main: conns.main,
         watch: conns.watch,
         pid,
+        flushes_stats,
         mode,
         in_tx: false,
         tx_steps: Vec::new(),
@@ -1008,6 +1028,7 @@ async fn trace_files(
                     outcome: Outcome::Ran,
                     outside_transaction: false,
                     watched: false,
+                    scans_unknown: false,
                     locks: Vec::new(),
                     already_held: BTreeMap::new(),
                     rewrites: BTreeSet::new(),
