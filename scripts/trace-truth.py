@@ -174,8 +174,8 @@ def render(files, subs, base, tmp):
 
 
 def lockstep_fix(lockstep, files, cwd):
-    r = subprocess.run([str(lockstep), "lint", "--no-config", "--fix", "--fail-level", "never",
-                        "--quiet", *[str(f) for f in files]],
+    # Exit code 1 only says findings remain.
+    r = subprocess.run([str(lockstep), "lint", "--no-config", "--fix", *[str(f) for f in files]],
                        cwd=cwd, capture_output=True, text=True)
     if r.returncode not in (0, 1):
         sys.exit(f"lockstep lint --fix failed ({r.returncode}): {r.stderr.strip()}")

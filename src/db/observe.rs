@@ -47,23 +47,7 @@ pub async fn locks(
     client: &Client,
     pid: i32,
 ) -> Result<BTreeMap<i64, LockMode>, tokio_postgres::Error> {
-    let rows = client
-        .query(
-            "SELECT relation::bigint, mode FROM pg_locks
-             WHERE pid = $1 AND locktype = 'relation' AND granted AND relation IS NOT NULL",
-            &[&pid],
-        )
-        .await?;
-    let mut out = BTreeMap::new();
-    for r in rows {
-        let oid: i64 = r.get(0);
-        let mode: String = r.get(1);
-        if let Some(m) = LockMode::ALL.into_iter().find(|m| m.pg_name() == mode) {
-            let e = out.entry(oid).or_insert(m);
-            *e = (*e).max(m);
-        }
-    }
-    Ok(out)
+    relation_locks(client, pid, true).await
 }
 
 /// The strongest relation lock `pid` holds or waits for on each relation, by oid: a
@@ -72,11 +56,20 @@ pub async fn lock_requests(
     client: &Client,
     pid: i32,
 ) -> Result<BTreeMap<i64, LockMode>, tokio_postgres::Error> {
+    relation_locks(client, pid, false).await
+}
+
+async fn relation_locks(
+    client: &Client,
+    pid: i32,
+    granted_only: bool,
+) -> Result<BTreeMap<i64, LockMode>, tokio_postgres::Error> {
     let rows = client
         .query(
             "SELECT relation::bigint, mode FROM pg_locks
-             WHERE pid = $1 AND locktype = 'relation' AND relation IS NOT NULL",
-            &[&pid],
+             WHERE pid = $1 AND locktype = 'relation' AND relation IS NOT NULL
+               AND (granted OR NOT $2)",
+            &[&pid, &granted_only],
         )
         .await?;
     let mut out = BTreeMap::new();

@@ -161,9 +161,6 @@ pub struct Step {
     pub outcome: Outcome,
     /// Run in autocommit and watched from a second connection.
     pub outside_transaction: bool,
-    /// Outside a transaction: the second connection held every table (and a snapshot) until
-    /// the statement waited for it or ended, so a statement that shows no lock took none.
-    pub watched: bool,
     /// Outside a transaction on a server before PostgreSQL 15, whose scan counters reach
     /// the second connection late: the statement's scans are not compared.
     pub scans_unknown: bool,
@@ -241,11 +238,12 @@ impl Step {
         }
         match &self.predicted {
             None => Verdict::NotCompared("no lint prediction for this statement".into()),
-            Some(_) if self.outside_transaction && !self.watched && self.locks.is_empty() => {
-                Verdict::NotCompared(
-                    "it finished before the second connection saw its locks".into(),
-                )
-            }
+            // No lock seen: it took none, or only ones the hold does not block and let go
+            // before a poll (`CREATE INDEX CONCURRENTLY IF NOT EXISTS` of an index that is
+            // there): not known.
+            Some(_) if self.outside_transaction && self.locks.is_empty() => Verdict::NotCompared(
+                "it finished before the second connection saw its locks".into(),
+            ),
             Some(p) if compare(p, &self.compared(p), &self.already_held) => Verdict::Confirmed,
             Some(p) if p.incomplete => Verdict::NotCompared(
                 "it runs SQL built at run time (`EXECUTE`), which lint cannot see".into(),
@@ -623,11 +621,7 @@ impl Tracer<'_> {
         };
         // Without the hold (a table that cannot be locked) the watch still polls.
         let held = observe::hold_all_tables(self.watch, mode).await.is_ok();
-        // These wait for the snapshot or for the lock holders whatever they lock: one that
-        // shows no lock took none. The others may take a lock the hold does not block.
         step.scans_unknown = !self.flushes_stats;
-        step.watched =
-            held && matches!(mode, LockMode::AccessShare | LockMode::ShareUpdateExclusive);
         let done = AtomicBool::new(false);
         let start = Instant::now();
         let run = async {
@@ -1027,7 +1021,6 @@ async fn trace_files(
                     sql: sql.to_string(),
                     outcome: Outcome::Ran,
                     outside_transaction: false,
-                    watched: false,
                     scans_unknown: false,
                     locks: Vec::new(),
                     already_held: BTreeMap::new(),
