@@ -3,6 +3,7 @@
 //! types, indexes, constraints and foreign keys.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use std::sync::Arc;
 
@@ -182,6 +183,9 @@ impl Table {
 /// copied.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
+    /// Changes with every change of the catalog, and is never the same for two different
+    /// catalogs (0: empty): what was worked out from one state can be reused while it holds.
+    generation: u64,
     tables: HashMap<String, Table>,
     /// Index name → table key.
     index_tables: HashMap<String, String>,
@@ -274,6 +278,7 @@ impl Catalog {
     /// Records the body text of function `name` (set after its `CREATE FUNCTION` was
     /// applied, by the caller that has the file's text).
     pub fn set_function_body(&mut self, name: &str, body: Arc<str>) {
+        self.bump();
         if let Some(f) = self.functions.get(name).cloned() {
             let old = self.functions.insert(
                 name.to_string(),
@@ -416,6 +421,16 @@ impl Catalog {
     }
 
     /// Starts journaling changes, so that they can be undone with [`Catalog::rollback_to`].
+    /// The catalog's state, as a number (see `generation`).
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    fn bump(&mut self) {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        self.generation = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn savepoint(&mut self) -> Savepoint {
         self.open += 1;
         Savepoint(self.journal.len())
@@ -423,6 +438,7 @@ impl Catalog {
 
     /// Undoes every change since `sp` was taken, and closes it.
     pub fn rollback_to(&mut self, sp: Savepoint) {
+        self.bump();
         while self.journal.len() > sp.0 {
             let Some(undo) = self.journal.pop() else {
                 break;
@@ -573,6 +589,7 @@ impl Catalog {
 
     /// Applies the schema effects of one statement.
     pub fn apply(&mut self, st: &Statement) {
+        self.bump();
         match &st.kind {
             StmtKind::CreateTable {
                 name,

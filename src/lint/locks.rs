@@ -8,6 +8,8 @@
 //! branch is taken ([`Condition`]); and tables a query reads, which the planner may scan or
 //! reach through an index (`may_scan`).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::catalog::Catalog;
@@ -420,6 +422,18 @@ const MAX_DEPTH: u8 = 4;
 /// Predicts locks, rewrites and scans of `st` given the file context before it.
 pub fn predict(st: &Statement, ctx: &FileContext) -> LockReport {
     predict_at(st, ctx, 0)
+}
+
+/// What calling a function does, by name and depth (`None`: nothing known).
+type CallEffects = HashMap<(String, u8), Option<LockReport>>;
+
+thread_local! {
+    /// What calling a function does, by name and depth, for one state of the catalog (its
+    /// generation): worked out once while the catalog does not change (functions calling
+    /// functions would otherwise cost their fan-out to the power of the depth, for every
+    /// statement that calls them).
+    static CALLS: RefCell<(u64, CallEffects)> =
+        RefCell::new((0, HashMap::new()));
 }
 
 /// `name` or `schema.name` at `toks[i]`.
@@ -838,10 +852,31 @@ fn function_effects(name: &str, ctx: &FileContext, depth: u8) -> Option<LockRepo
     if depth >= MAX_DEPTH {
         return None;
     }
-    let f = ctx.catalog.function(name)?;
-    let body = f.body.clone()?;
-    let lang = Lang::parse(f.language.as_deref().unwrap_or("sql"))?;
-    Some(body_effects(&body, lang, ctx, depth + 1))
+    let generation = ctx.catalog.generation();
+    let key = (name.to_string(), depth);
+    let known = CALLS.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != generation {
+            *c = (generation, HashMap::new());
+        }
+        c.1.get(&key).cloned()
+    });
+    if let Some(known) = known {
+        return known;
+    }
+    let effects = (|| {
+        let f = ctx.catalog.function(name)?;
+        let body = f.body.clone()?;
+        let lang = Lang::parse(f.language.as_deref().unwrap_or("sql"))?;
+        Some(body_effects(&body, lang, ctx, depth + 1))
+    })();
+    CALLS.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 == generation {
+            c.1.insert(key, effects.clone());
+        }
+    });
+    effects
 }
 
 /// The combined effects of the statements of a procedural body (locks only; the catalog as
