@@ -589,6 +589,22 @@ impl Catalog {
 
     /// Applies the schema effects of one statement.
     pub fn apply(&mut self, st: &Statement) {
+        // Only these change the catalog (queries, data changes and settings do not).
+        if !matches!(
+            st.kind,
+            StmtKind::CreateTable { .. }
+                | StmtKind::AlterTable { .. }
+                | StmtKind::CreateFunction { .. }
+                | StmtKind::CreateIndex { .. }
+                | StmtKind::CreateMaterializedView { .. }
+                | StmtKind::CreateTrigger { .. }
+                | StmtKind::CreateView { .. }
+                | StmtKind::Drop { .. }
+                | StmtKind::DropIndex { .. }
+                | StmtKind::DropTrigger { .. }
+        ) {
+            return;
+        }
         self.bump();
         match &st.kind {
             StmtKind::CreateTable {
