@@ -62,6 +62,7 @@ struct RawConfig {
     lint_down: Option<bool>,
     max_file_size: Option<IntOrText>,
     baseline: Option<String>,
+    timezone: Option<String>,
 }
 
 /// A rule's configured level: a severity, or off.
@@ -85,6 +86,9 @@ pub struct Settings {
     pub max_file_size: Option<u64>,
     /// The baseline of accepted findings (from the config: relative to its directory).
     pub baseline: Option<PathBuf>,
+    /// The session `TimeZone` migrations run with (`timestamp` ↔ `timestamptz` rewrites
+    /// only when it is not UTC).
+    pub timezone: Option<String>,
 }
 
 /// A loaded config file.
@@ -214,6 +218,9 @@ pub fn parse(text: &str, path: &Path) -> Result<Settings, ConfigError> {
         };
         s.max_file_size = Some(size.map_err(|m| invalid("max_file_size", m))?);
     }
+    if let Some(tz) = raw.timezone {
+        s.timezone = Some(parse_timezone(&tz).map_err(|m| invalid("timezone", m))?);
+    }
     if let Some(f) = raw.fail_on {
         s.fail_on = Some(Severity::parse(&f).ok_or_else(|| {
             invalid(
@@ -223,6 +230,21 @@ pub fn parse(text: &str, path: &Path) -> Result<Settings, ConfigError> {
         })?);
     }
     Ok(s)
+}
+
+/// A time zone name as PostgreSQL's `TimeZone` setting takes it (`UTC`, `Europe/Berlin`).
+pub fn parse_timezone(text: &str) -> Result<String, String> {
+    let t = text.trim();
+    let ok = !t.is_empty()
+        && t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/_+-:.".contains(c));
+    if ok {
+        Ok(t.to_string())
+    } else {
+        Err(format!(
+            "expected a time zone name such as \"UTC\" or \"Europe/Berlin\", found `{t}`"
+        ))
+    }
 }
 
 /// `15`, `15.4`, `9.6` → major version.
@@ -338,6 +360,9 @@ impl Settings {
         if flags.baseline.is_some() {
             self.baseline = flags.baseline;
         }
+        if flags.timezone.is_some() {
+            self.timezone = flags.timezone;
+        }
         self
     }
 
@@ -369,6 +394,7 @@ impl Settings {
                 .max_file_size
                 .unwrap_or(crate::lint::DEFAULT_MAX_FILE_SIZE),
             up_created: None,
+            timezone: self.timezone.clone(),
         }
     }
 }

@@ -624,7 +624,7 @@ fn check_loaded(
         report
             .diagnostics
             .sort_by_key(|d| (d.span.start, d.span.end));
-        report.locks.sort_by_key(|s| s.line);
+        report.locks.sort_by_key(|s| s.start);
     }
     if let Some(m) = migration {
         ups.record(m, created_here);

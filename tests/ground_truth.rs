@@ -1,7 +1,11 @@
-//! The lint lock model against real PostgreSQL: every statement of the ground-truth table
-//! in the rule catalogue runs in `BEGIN … ROLLBACK` on a throwaway cluster; the locks it
-//! holds (`pg_locks`, modes above ACCESS SHARE), the tables it rewrites (`relfilenode`) and scans
-//! (`pg_stat_xact_user_tables`) must equal the lint report's prediction.
+//! The lint lock model against real PostgreSQL: every statement of the ground-truth cases
+//! (`tests/common/ground_truth_cases.rs`: the rule catalogue's table, and the shapes the
+//! trace of real migration histories found) runs in `BEGIN … ROLLBACK` on a throwaway
+//! cluster, on tables that hold rows; the locks it takes (`pg_locks`), the tables it
+//! rewrites (`relfilenode`) and scans (`pg_stat_xact_user_tables`) must agree with the
+//! lint report's prediction, as `lockstep trace` judges agreement (`trace::compare`): every
+//! lock above ACCESS SHARE predicted with its mode, every lock predicted as always taken
+//! taken, rewrites and scans as predicted, give or take those predicted as possible.
 
 #![allow(
     clippy::unwrap_used,
@@ -10,54 +14,68 @@
     clippy::print_stderr
 )]
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use lockstep::db::cluster::TempCluster;
 use lockstep::lint::catalog::Catalog;
 use lockstep::lint::{check, prepare, LintOptions};
 use lockstep::sql::ir::LockMode;
+use lockstep::trace::{compare, Effect};
 use tokio_postgres::{Client, NoTls};
 
 #[path = "common/ground_truth_cases.rs"]
 mod cases;
-use cases::{BASE, CASES};
+#[path = "common/ground_truth_corpus.rs"]
+mod corpus_cases;
 
-#[derive(Debug, PartialEq, Eq)]
-struct Effect {
-    locks: BTreeMap<String, LockMode>,
-    rewrites: BTreeSet<String>,
-    scans: BTreeSet<String>,
+/// The base schema of every case.
+fn base() -> String {
+    format!("{}\n{}", cases::BASE, corpus_cases::EXTRA)
+}
+
+/// Every case: the rule catalogue's, the corpus causes', and the type-change matrix on a
+/// table without and with an index on the column.
+fn all_cases() -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = cases::CASES
+        .iter()
+        .chain(corpus_cases::CASES)
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    for table in ["ty", "tyi"] {
+        for (column, ty) in corpus_cases::TYPE_CHANGES {
+            out.push((
+                String::new(),
+                format!("ALTER TABLE {table} ALTER COLUMN {column} TYPE {ty}"),
+            ));
+        }
+    }
+    out
 }
 
 fn mode_from_pg(s: &str) -> Option<LockMode> {
     LockMode::ALL.into_iter().find(|m| m.pg_name() == s)
 }
 
-fn predict(setup: &str, stmt: &str) -> Effect {
-    let opts = LintOptions::default();
-    let earlier = format!("{BASE}\n{setup};");
-    let (_, catalog) = check(&earlier, prepare(&earlier), &opts, Catalog::default());
-    let src = format!("{stmt};");
-    let (r, _) = check(&src, prepare(&src), &opts, catalog);
-    let report = &r.locks[0].report;
-    let mut locks = BTreeMap::new();
-    for l in &report.locks {
-        let name = if l.via_index {
-            format!("<table of index {}>", l.table)
-        } else {
-            l.table.to_string()
-        };
-        let e = locks.entry(name).or_insert(l.mode);
-        *e = (*e).max(l.mode);
-    }
-    Effect {
-        locks,
-        rewrites: report.rewrites.iter().map(|t| t.to_string()).collect(),
-        scans: report.scans.iter().map(|t| t.to_string()).collect(),
+fn options() -> LintOptions {
+    LintOptions {
+        // The statements run with TimeZone UTC (set on each connection below).
+        timezone: Some("UTC".into()),
+        ..LintOptions::default()
     }
 }
 
-async fn observe(client: &Client, setup: &str, stmt: &str) -> Effect {
+fn predict(setup: &str, stmt: &str) -> Effect {
+    let opts = options();
+    let earlier = format!("{}\n{setup};", base());
+    let (_, catalog) = check(&earlier, prepare(&earlier), &opts, Catalog::default());
+    let src = format!("{stmt};");
+    let (r, _) = check(&src, prepare(&src), &opts, catalog);
+    assert_eq!(r.locks.len(), 1, "{stmt}: one statement");
+    Effect::of(&r.locks[0])
+}
+
+/// What `stmt` did, or PostgreSQL's message when it failed.
+async fn observe(client: &Client, setup: &str, stmt: &str) -> Result<Effect, String> {
     if !setup.is_empty() {
         client.batch_execute(setup).await.expect("setup");
     }
@@ -81,14 +99,13 @@ async fn observe(client: &Client, setup: &str, stmt: &str) -> Effect {
         })
         .collect();
     let scans_before = scan_counts(client).await;
-    client.batch_execute(stmt).await.unwrap_or_else(|e| {
-        panic!(
-            "{stmt}: {}",
-            e.as_db_error()
-                .map_or(e.to_string(), |d| d.message().to_string())
-        )
-    });
-    let mut locks = BTreeMap::new();
+    if let Err(e) = client.batch_execute(stmt).await {
+        client.batch_execute("ROLLBACK").await.expect("rollback");
+        return Err(e
+            .as_db_error()
+            .map_or(e.to_string(), |d| d.message().to_string()));
+    }
+    let mut seen = Effect::default();
     for r in client
         .query(
             "SELECT relation::bigint, mode FROM pg_locks
@@ -100,16 +117,14 @@ async fn observe(client: &Client, setup: &str, stmt: &str) -> Effect {
     {
         let oid: i64 = r.get(0);
         let mode: String = r.get(1);
-        // ACCESS SHARE (plain reads of other tables) is not part of the model.
-        if let (Some((name, _)), Some(m)) = (
-            before.get(&oid),
-            mode_from_pg(&mode).filter(|m| *m > LockMode::AccessShare),
-        ) {
-            let e = locks.entry(name.clone()).or_insert(m);
-            *e = (*e).max(m);
+        if let (Some((name, _)), Some(m)) = (before.get(&oid), mode_from_pg(&mode)) {
+            seen.touched.insert(name.clone());
+            if m > LockMode::AccessShare {
+                let e = seen.locks.entry(name.clone()).or_insert(m);
+                *e = (*e).max(m);
+            }
         }
     }
-    let mut rewrites = BTreeSet::new();
     for r in client
         .query("SELECT oid::bigint, relfilenode::bigint FROM pg_class", &[])
         .await
@@ -118,23 +133,19 @@ async fn observe(client: &Client, setup: &str, stmt: &str) -> Effect {
         let oid: i64 = r.get(0);
         if let Some((name, node)) = before.get(&oid) {
             if *node != r.get::<_, i64>(1) && *node != 0 {
-                rewrites.insert(name.clone());
+                seen.rewrites.insert(name.clone());
             }
         }
     }
     let scans_after = scan_counts(client).await;
-    let scans = scans_after
+    seen.scans = scans_after
         .iter()
         .filter(|(name, n)| scans_before.get(*name).copied().unwrap_or(0) < **n)
         .map(|(name, _)| name.clone())
         .filter(|n| before.values().any(|(b, _)| b == n))
         .collect();
     client.batch_execute("ROLLBACK").await.expect("rollback");
-    Effect {
-        locks,
-        rewrites,
-        scans,
-    }
+    Ok(seen)
 }
 
 async fn scan_counts(client: &Client) -> BTreeMap<String, i64> {
@@ -173,20 +184,46 @@ fn lock_model_matches_postgresql() {
             .batch_execute("CREATE DATABASE base")
             .await
             .expect("create base");
-        let base = connect(&cluster, "base").await;
-        base.batch_execute(BASE).await.expect("base schema");
-        drop(base);
+        let base_db = connect(&cluster, "base").await;
+        base_db.batch_execute(&base()).await.expect("base schema");
+        drop(base_db);
+        // Cases without a set-up share one database: each runs in BEGIN … ROLLBACK.
+        admin
+            .batch_execute("CREATE DATABASE shared TEMPLATE base")
+            .await
+            .expect("create shared db");
+        let shared = connect(&cluster, "shared").await;
+        shared
+            .batch_execute("SET timezone TO 'UTC'")
+            .await
+            .expect("timezone");
+        let cases = all_cases();
         let mut mismatches = Vec::new();
-        for (i, (setup, stmt)) in CASES.iter().enumerate() {
-            let db = format!("case_{i}");
-            admin
-                .batch_execute(&format!("CREATE DATABASE {db} TEMPLATE base"))
-                .await
-                .expect("create case db");
-            let client = connect(&cluster, &db).await;
-            let seen = observe(&client, setup, stmt).await;
+        for (i, (setup, stmt)) in cases.iter().enumerate() {
+            let own;
+            let client = if setup.is_empty() {
+                &shared
+            } else {
+                let db = format!("case_{i}");
+                admin
+                    .batch_execute(&format!("CREATE DATABASE {db} TEMPLATE base"))
+                    .await
+                    .expect("create case db");
+                own = connect(&cluster, &db).await;
+                own.batch_execute("SET timezone TO 'UTC'")
+                    .await
+                    .expect("timezone");
+                &own
+            };
+            let seen = match observe(client, setup, stmt).await {
+                Ok(seen) => seen,
+                Err(e) => {
+                    mismatches.push(format!("{stmt}\n    failed: {e}"));
+                    continue;
+                }
+            };
             let predicted = predict(setup, stmt);
-            if seen != predicted {
+            if !compare(&predicted, &seen, &BTreeMap::new()) {
                 mismatches.push(format!(
                     "{stmt}\n    postgres: {seen:?}\n    lockstep: {predicted:?}"
                 ));
@@ -196,7 +233,7 @@ fn lock_model_matches_postgresql() {
             mismatches.is_empty(),
             "{} of {} statements differ:\n{}",
             mismatches.len(),
-            CASES.len(),
+            cases.len(),
             mismatches.join("\n")
         );
     });

@@ -19,7 +19,7 @@ use lockstep::db::cluster::TempCluster;
 use lockstep::files::Input;
 use lockstep::lint::LintOptions;
 use lockstep::sql::ir::LockMode;
-use lockstep::trace::{self, Connections, Mode, Outcome, Step, Verdict};
+use lockstep::trace::{self, Connections, Mode, Outcome, Step, TraceOptions, Verdict};
 use tokio_postgres::{Client, NoTls};
 
 async fn connect(cluster: &TempCluster, db: &str) -> Client {
@@ -56,6 +56,25 @@ fn trace(
     setup: Option<&Input>,
     mode: Mode,
 ) -> Vec<Step> {
+    trace_with(
+        cluster,
+        db,
+        files,
+        setup,
+        &LintOptions::default(),
+        mode.into(),
+    )
+}
+
+/// [`trace`] with lint options and trace options of its own.
+fn trace_with(
+    cluster: &TempCluster,
+    db: &str,
+    files: &[Input],
+    setup: Option<&Input>,
+    opts: &LintOptions,
+    how: TraceOptions,
+) -> Vec<Step> {
     rt().block_on(async {
         let admin = connect(cluster, "postgres").await;
         admin
@@ -71,8 +90,8 @@ fn trace(
             },
             files,
             setup,
-            &LintOptions::default(),
-            mode,
+            opts,
+            how,
         )
         .await
         .expect("trace runs")
@@ -116,6 +135,7 @@ fn every_ground_truth_statement_is_traced_and_confirmed() {
 
     let problems: Vec<String> = steps
         .iter()
+        .filter(|s| !matches!(s.sql.as_str(), "BEGIN;" | "ROLLBACK;"))
         .filter(|s| s.outcome != Outcome::Ran || s.verdict != Verdict::Confirmed)
         .map(|s| {
             format!(
@@ -190,10 +210,11 @@ fn create_index_concurrently_is_watched_from_a_second_connection() {
     let file = input(
         dir.path(),
         "0002_index.sql",
-        "SET lock_timeout = '2s';\nCREATE INDEX CONCURRENTLY orders_created_at_idx ON orders (created_at);\n",
+        "SET lock_timeout = '2s';\nCREATE INDEX CONCURRENTLY orders_created_at_idx ON orders (created_at);\n\
+         DROP INDEX CONCURRENTLY IF EXISTS no_such_idx;\n",
     );
     let steps = trace(&cluster, "cic", &[file], Some(&setup), Mode::Commit);
-    assert_eq!(steps.len(), 2);
+    assert_eq!(steps.len(), 3);
     let s = &steps[1];
     assert_eq!(s.outcome, Outcome::Ran);
     assert!(s.outside_transaction);
@@ -206,6 +227,159 @@ fn create_index_concurrently_is_watched_from_a_second_connection() {
     assert!(s.scans.contains("orders"), "{s:?}");
     assert!(s.rewrites.is_empty());
     assert_eq!(s.verdict, Verdict::Confirmed, "{s:?}");
+    // Nothing to drop, no lock: not compared (a statement that skips may also have taken a
+    // lock and let it go between two polls), never confirmed.
+    let s = &steps[2];
+    assert!(s.locks.is_empty(), "{s:?}");
+    assert!(
+        matches!(&s.verdict, Verdict::NotCompared(why) if why.contains("finished before")),
+        "{s:?}"
+    );
+}
+
+#[test]
+fn verdicts_are_honest_about_failures_lines_and_transactions() {
+    let cluster = TempCluster::start().expect("a throwaway PostgreSQL must start for this test");
+    let dir = tempfile::tempdir().unwrap();
+    let setup = input(
+        dir.path(),
+        "setup.sql",
+        "CREATE TABLE p (id int PRIMARY KEY);\n\
+         CREATE TABLE c (id int, p_id int CONSTRAINT c_fk REFERENCES p (id));\n\
+         CREATE TABLE other (id int);\n",
+    );
+
+    // A statement that fails is never confirmed, nor does it hide the verdicts before it.
+    let file = input(
+        dir.path(),
+        "0001_fails.sql",
+        "ALTER TABLE c DROP CONSTRAINT c_fk;\nSELECT 1/0;\n",
+    );
+    let steps = trace(&cluster, "fails", &[file], Some(&setup), Mode::Commit);
+    assert_eq!(steps.len(), 2, "{steps:?}");
+    assert!(
+        matches!(&steps[1].outcome, Outcome::Failed(m) if m.contains("division by zero")),
+        "{:?}",
+        steps[1]
+    );
+    assert_ne!(steps[1].verdict, Verdict::Confirmed, "{:?}", steps[1]);
+    // Dropping the foreign key locks the referenced table too: judged, and confirmed.
+    assert_eq!(
+        locks(&steps[0]),
+        [
+            ("c".into(), LockMode::AccessExclusive),
+            ("p".into(), LockMode::AccessExclusive)
+        ]
+    );
+    assert_eq!(steps[0].verdict, Verdict::Confirmed, "{:?}", steps[0]);
+
+    // Two statements on one line keep their own predictions.
+    let file = input(
+        dir.path(),
+        "0002_one_line.sql",
+        "CREATE INDEX other_id_idx ON other (id); ALTER TABLE c ADD COLUMN note text;\n",
+    );
+    let steps = trace(&cluster, "one_line", &[file], Some(&setup), Mode::Commit);
+    assert_eq!(steps.len(), 2, "{steps:?}");
+    for s in &steps {
+        assert_eq!(s.verdict, Verdict::Confirmed, "{s:?}");
+    }
+    assert_eq!(locks(&steps[0]), [("other".into(), LockMode::Share)]);
+    assert_eq!(locks(&steps[1]), [("c".into(), LockMode::AccessExclusive)]);
+
+    // The file's own BEGIN runs as written: SET TRANSACTION must be its first statement.
+    let file = input(
+        dir.path(),
+        "0003_isolation.sql",
+        "BEGIN;\nSET TRANSACTION ISOLATION LEVEL REPEATABLE READ;\n\
+         ALTER TABLE other ADD COLUMN v int;\nCOMMIT;\n",
+    );
+    let steps = trace(&cluster, "isolation", &[file], Some(&setup), Mode::Commit);
+    assert!(steps.iter().all(|s| s.outcome == Outcome::Ran), "{steps:?}");
+    let s = step(&steps, "ALTER TABLE other ADD COLUMN v int");
+    assert_eq!(s.verdict, Verdict::Confirmed, "{s:?}");
+}
+
+#[test]
+fn seeded_rows_and_the_timezone_shape_what_is_compared() {
+    let cluster = TempCluster::start().expect("a throwaway PostgreSQL must start for this test");
+    let dir = tempfile::tempdir().unwrap();
+    let create = input(
+        dir.path(),
+        "0001_create.sql",
+        "CREATE TABLE accounts (id bigint PRIMARY KEY, email text NOT NULL UNIQUE, \
+         born timestamp);\n\
+         CREATE TABLE posts (id bigserial PRIMARY KEY, account_id bigint NOT NULL, \
+         body text CHECK (length(body) < 100));\n",
+    );
+    let alter = input(
+        dir.path(),
+        "0002_alter.sql",
+        "ALTER TABLE posts ADD CONSTRAINT posts_account_fk FOREIGN KEY (account_id) \
+         REFERENCES accounts;\n\
+         ALTER TABLE accounts ALTER COLUMN born TYPE timestamptz;\n",
+    );
+    let utc = LintOptions {
+        timezone: Some("UTC".into()),
+        ..LintOptions::default()
+    };
+    let how = TraceOptions {
+        mode: Mode::Commit,
+        seed_rows: 25,
+    };
+    let files = [create, alter];
+    let setup = input(dir.path(), "setup.sql", "SET TIME ZONE 'UTC';\n");
+    let steps = trace_with(&cluster, "seeded", &files, Some(&setup), &utc, how);
+    let fk = &steps[2];
+    let seeded: Vec<&str> = steps[..=2]
+        .iter()
+        .flat_map(|s| s.seeded.iter())
+        .filter(|n| n.rows == 25)
+        .map(|n| n.table.as_str())
+        .collect();
+    assert!(
+        seeded.iter().any(|t| t.contains("accounts")) && seeded.iter().any(|t| t.contains("posts")),
+        "both tables hold generated rows before the foreign key: {steps:?}"
+    );
+    // With rows, validating the foreign key reads both tables.
+    assert!(
+        fk.scans.contains("posts") && fk.scans.contains("accounts"),
+        "{fk:?}"
+    );
+    assert_eq!(fk.verdict, Verdict::Confirmed, "{fk:?}");
+    let rows: i64 = rt().block_on(async {
+        connect(&cluster, "seeded")
+            .await
+            .query_one("SELECT count(*) FROM accounts", &[])
+            .await
+            .unwrap()
+            .get(0)
+    });
+    assert_eq!(
+        rows, 25,
+        "the generated rows stay in the throwaway database"
+    );
+    // The session's TimeZone is UTC: no rewrite, as predicted with the timezone setting.
+    let tz = &steps[3];
+    assert!(tz.rewrites.is_empty(), "{tz:?}");
+    assert_eq!(tz.verdict, Verdict::Confirmed, "{tz:?}");
+    // Without it, lint says it may rewrite, which does not contradict PostgreSQL either.
+    let steps = trace_with(
+        &cluster,
+        "unknown_zone",
+        &files,
+        Some(&setup),
+        &LintOptions::default(),
+        how,
+    );
+    let tz = &steps[3];
+    assert!(
+        tz.predicted
+            .as_ref()
+            .is_some_and(|p| p.may_rewrite.contains("accounts")),
+        "{tz:?}"
+    );
+    assert_eq!(tz.verdict, Verdict::Confirmed, "{tz:?}");
 }
 
 #[test]
@@ -213,11 +387,13 @@ fn mismatches_are_marked_with_both_sides_and_rollback_mode_leaves_nothing() {
     let cluster = TempCluster::start().expect("a throwaway PostgreSQL must start for this test");
     let dir = tempfile::tempdir().unwrap();
     let setup = input(dir.path(), "setup.sql", "CREATE TABLE t (id int);\n");
-    // The DO block's dynamic SQL takes ACCESS EXCLUSIVE on `t`; lint cannot see inside it.
+    // A DO block's literal SQL is read like a statement of the file; SQL built at run time
+    // is not, and such a block is not compared.
     let file = input(
         dir.path(),
         "0003_do.sql",
         "DO $$ BEGIN EXECUTE 'ALTER TABLE t ADD COLUMN b int'; END $$;\n\
+         DO $$ BEGIN EXECUTE format('ALTER TABLE %I ADD COLUMN c int', 't'); END $$;\n\
          ALTER TABLE t ADD COLUMN a int;\n",
     );
     let steps = trace(
@@ -227,12 +403,22 @@ fn mismatches_are_marked_with_both_sides_and_rollback_mode_leaves_nothing() {
         Some(&setup),
         Mode::Commit,
     );
-    assert_eq!(steps[1].verdict, Verdict::Confirmed, "{:?}", steps[1]);
-    let d = &steps[0];
-    assert_eq!(d.verdict, Verdict::Mismatch);
-    assert_eq!(locks(d), [("t".into(), LockMode::AccessExclusive)]);
-    assert!(d.predicted.as_ref().is_some_and(|p| p.locks.is_empty()));
+    assert_eq!(steps.len(), 3, "{steps:?}");
+    assert_eq!(steps[2].verdict, Verdict::Confirmed, "{:?}", steps[2]);
+    assert_eq!(steps[0].verdict, Verdict::Confirmed, "{:?}", steps[0]);
+    assert_eq!(locks(&steps[0]), [("t".into(), LockMode::AccessExclusive)]);
+    assert!(
+        matches!(&steps[1].verdict, Verdict::NotCompared(why) if why.contains("EXECUTE")),
+        "{:?}",
+        steps[1]
+    );
+    assert_eq!(locks(&steps[1]), [("t".into(), LockMode::AccessExclusive)]);
 
+    // A mismatch shows both sides in every format.
+    let mut wrong = steps[0].clone();
+    wrong.predicted = Some(trace::Effect::default());
+    wrong.verdict = Verdict::Mismatch;
+    let steps = vec![wrong, steps[2].clone()];
     let mut text = Vec::new();
     let info = lockstep::report::trace::TraceInfo {
         target: "test".into(),

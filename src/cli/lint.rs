@@ -59,6 +59,11 @@ pub struct LintArgs {
     #[arg(long, value_name = "VERSION", value_parser = parse_pg_version)]
     pub pg_version: Option<u32>,
 
+    /// The session TimeZone the migrations run with (e.g. UTC): with UTC, `timestamp` to
+    /// `timestamptz` does not rewrite on PostgreSQL 12+ [default: unknown, "may rewrite"]
+    #[arg(long, value_name = "ZONE", value_parser = config::parse_timezone)]
+    pub timezone: Option<String>,
+
     /// Treat every file as wrapped in one transaction by the migration tool
     /// (`--assume-in-transaction=false` turns a config setting off)
     #[arg(
@@ -232,6 +237,7 @@ impl LintArgs {
             max_file_size: self.max_file_size,
             fail_on: self.fail_on.as_deref().and_then(Severity::parse),
             baseline: self.baseline.clone(),
+            timezone: self.timezone.clone(),
             ..Settings::default()
         })
     }

@@ -50,6 +50,11 @@ pub struct TraceArgs {
     #[arg(long, conflicts_with = "throwaway")]
     pub commit: bool,
 
+    /// Fill every table the migrations create with N generated rows before the statements
+    /// that follow, so they meet tables that hold rows (throwaway cluster only)
+    #[arg(long, value_name = "N", conflicts_with = "database_url")]
+    pub seed_rows: Option<u32>,
+
     /// Output format
     #[arg(long, value_enum, default_value_t = TraceFormat::Text, value_name = "FORMAT")]
     pub format: TraceFormat,
@@ -57,6 +62,10 @@ pub struct TraceArgs {
     /// PostgreSQL version for the lint predictions [default: the server's]
     #[arg(long, value_name = "VERSION", value_parser = parse_pg_version)]
     pub pg_version: Option<u32>,
+
+    /// The session TimeZone lint assumes for its predictions [default: the server's]
+    #[arg(long, value_name = "ZONE", value_parser = config::parse_timezone)]
+    pub timezone: Option<String>,
 
     /// Migration framework (see `lockstep lint --help`); default: detected per file
     #[arg(long, value_name = "NAME")]
@@ -124,6 +133,7 @@ pub fn run(args: TraceArgs) -> anyhow::Result<u8> {
     };
     let flags = Settings {
         pg_version: args.pg_version,
+        timezone: args.timezone.clone(),
         framework,
         max_file_size: args.max_file_size,
         ..Settings::default()
@@ -255,6 +265,9 @@ pub fn run(args: TraceArgs) -> anyhow::Result<u8> {
         if args.pg_version.is_none() && cfg.settings.pg_version.is_none() && major > 0 {
             opts.pg_version = major;
         }
+        if opts.timezone.is_none() {
+            opts.timezone = observe::timezone(&main).await.ok();
+        }
         let mut progress = |s: &Step| {
             if show_progress {
                 let _ = writeln!(io::stderr(), "{}", progress_line(s));
@@ -268,7 +281,10 @@ pub fn run(args: TraceArgs) -> anyhow::Result<u8> {
             &inputs,
             setup.as_ref(),
             &opts,
-            mode,
+            trace::TraceOptions {
+                mode,
+                seed_rows: args.seed_rows.unwrap_or(0),
+            },
             &mut progress,
         )
         .await?;

@@ -3,8 +3,13 @@
 //! types, indexes, constraints and foreign keys.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::sql::ir::{ActionKind, ColumnDef, Constraint, FunctionVolatility, ObjName, StmtKind};
+use std::sync::Arc;
+
+use crate::sql::ir::{
+    ActionKind, ColumnDef, Constraint, DropKind, FunctionVolatility, ObjName, RefAction, StmtKind,
+};
 use crate::sql::parse::Statement;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -16,17 +21,25 @@ pub struct Column {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Index {
+    /// The index's name: as written, or as PostgreSQL names a primary key or unique
+    /// constraint's index (`t_pkey`, `t_a_b_key`); `None` for an unnamed `CREATE INDEX`.
     pub name: Option<String>,
     pub columns: Vec<String>,
     pub unique: bool,
+    /// The table's primary key.
+    pub primary: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ForeignKey {
+    /// As written, or as PostgreSQL names an unnamed one (`t_a_fkey`).
     pub name: Option<String>,
     pub columns: Vec<String>,
     pub references: ObjName,
+    /// Empty: the referenced table's primary key.
     pub ref_columns: Vec<String>,
+    pub on_delete: RefAction,
+    pub on_update: RefAction,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,6 +120,51 @@ impl Table {
         }
     }
 
+    /// The columns of the primary key, when known.
+    pub fn primary_key(&self) -> Option<&[String]> {
+        self.indexes
+            .iter()
+            .find(|i| i.primary)
+            .map(|i| i.columns.as_slice())
+    }
+
+    /// The columns a foreign key referencing this table points at (its primary key when
+    /// the foreign key names none).
+    pub fn referenced_columns<'a>(&'a self, fk: &'a ForeignKey) -> &'a [String] {
+        if fk.ref_columns.is_empty() {
+            self.primary_key().unwrap_or(&[])
+        } else {
+            &fk.ref_columns
+        }
+    }
+
+    /// A constraint name PostgreSQL would choose (`table_cols_label`), not yet used by a
+    /// constraint or index of this table.
+    fn choose_name(&self, columns: &[String], label: &str) -> String {
+        let table = self.name.as_ref().map_or("", |n| n.name.as_str());
+        let cols = columns.join("_");
+        let taken = |n: &str| {
+            self.foreign_keys
+                .iter()
+                .any(|f| f.name.as_deref() == Some(n))
+                || self.indexes.iter().any(|i| i.name.as_deref() == Some(n))
+                || self.checks.iter().any(|c| c.name.as_deref() == Some(n))
+        };
+        let mut n = 0;
+        loop {
+            let label = if n == 0 {
+                label.to_string()
+            } else {
+                format!("{label}{n}")
+            };
+            let name = object_name(table, &cols, &label);
+            if !taken(&name) {
+                return name;
+            }
+            n += 1;
+        }
+    }
+
     /// Whether a validated `CHECK (col IS NOT NULL)` exists.
     pub fn has_valid_not_null_check(&self, column: &str) -> bool {
         self.checks.iter().any(|c| {
@@ -125,6 +183,9 @@ impl Table {
 /// copied.
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
+    /// Changes with every change of the catalog, and is never the same for two different
+    /// catalogs (0: empty): what was worked out from one state can be reused while it holds.
+    generation: u64,
     tables: HashMap<String, Table>,
     /// Index name → table key.
     index_tables: HashMap<String, String>,
@@ -141,8 +202,22 @@ pub struct Catalog {
     journal: Vec<Undo>,
     /// Savepoints open.
     open: usize,
-    /// Function name → its declared volatility (the last definition of that name).
-    functions: HashMap<String, FunctionVolatility>,
+    /// Function name → what is known of it (the last definition of that name).
+    functions: HashMap<String, Function>,
+    /// View name → the relations its query reads.
+    views: HashMap<String, Vec<ObjName>>,
+    /// Table key → its triggers: (trigger name, function name).
+    triggers: HashMap<String, Vec<(String, String)>>,
+}
+
+/// A function created in the migration set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Function {
+    pub volatility: FunctionVolatility,
+    /// `LANGUAGE`, lower case (`plpgsql`, `sql`).
+    pub language: Option<String>,
+    /// The body's text, when it is a string lockstep could read.
+    pub body: Option<Arc<str>>,
 }
 
 /// One change to undo: the previous value of an entry (`None`: it did not exist).
@@ -151,7 +226,9 @@ enum Undo {
     Table(String, Option<Box<Table>>),
     Index(String, Option<String>),
     Matview(String, Option<Vec<ObjName>>),
-    Function(String, Option<FunctionVolatility>),
+    Function(String, Option<Function>),
+    View(String, Option<Vec<ObjName>>),
+    Triggers(String, Option<Vec<(String, String)>>),
 }
 
 /// A point the catalog can return to ([`Catalog::rollback_to`]) or keep everything since
@@ -169,11 +246,18 @@ impl Catalog {
         self.tables.contains_key(&name.name)
     }
 
-    /// The table an index belongs to.
+    /// The table an index belongs to. An index named with a schema other than its
+    /// table's (no schema: `public`) is another index.
     pub fn table_of_index(&self, index: &ObjName) -> Option<ObjName> {
         let key = self.index_tables.get(&index.name)?;
         let t = self.tables.get(key)?;
-        Some(t.name.clone().unwrap_or_else(|| ObjName::new(key.clone())))
+        let name = t.name.clone().unwrap_or_else(|| ObjName::new(key.clone()));
+        if let Some(s) = &index.schema {
+            if name.schema.as_deref().unwrap_or("public") != s {
+                return None;
+            }
+        }
+        Some(name)
     }
 
     /// The tables a materialized view's query reads, when its definition is known.
@@ -183,7 +267,134 @@ impl Catalog {
 
     /// The declared volatility of a function created in the migration set.
     pub fn function_volatility(&self, name: &str) -> Option<FunctionVolatility> {
-        self.functions.get(name).copied()
+        self.functions.get(name).map(|f| f.volatility)
+    }
+
+    /// A function created in the migration set.
+    pub fn function(&self, name: &str) -> Option<&Function> {
+        self.functions.get(name)
+    }
+
+    /// Records the body text of function `name` (set after its `CREATE FUNCTION` was
+    /// applied, by the caller that has the file's text).
+    pub fn set_function_body(&mut self, name: &str, body: Arc<str>) {
+        self.bump();
+        if let Some(f) = self.functions.get(name).cloned() {
+            let old = self.functions.insert(
+                name.to_string(),
+                Function {
+                    body: Some(body),
+                    ..f
+                },
+            );
+            if self.open > 0 {
+                self.journal.push(Undo::Function(name.to_string(), old));
+            }
+        }
+    }
+
+    /// The tables whose triggers execute function `name`.
+    pub fn tables_with_trigger_function(&self, name: &str) -> Vec<ObjName> {
+        let mut out: Vec<ObjName> = Vec::new();
+        for (key, ts) in &self.triggers {
+            if ts.iter().any(|(_, f)| f == name) && self.tables.contains_key(key) {
+                let t = self.tables.get(key).and_then(|t| t.name.clone());
+                out.push(t.unwrap_or_else(|| ObjName::new(key.clone())));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// The partitions of partitioned table `table` known to the migration set.
+    pub fn partitions_of(&self, table: &ObjName) -> Vec<ObjName> {
+        let mut out: Vec<ObjName> = self
+            .tables
+            .iter()
+            .filter(|(_, t)| {
+                t.partition_of
+                    .as_ref()
+                    .is_some_and(|p| p.name == table.name)
+            })
+            .map(|(k, t)| t.name.clone().unwrap_or_else(|| ObjName::new(k.clone())))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Whether `table` has trigger `name` (created in the migration set).
+    pub fn has_trigger(&self, table: &ObjName, name: &str) -> bool {
+        self.triggers
+            .get(&table.name)
+            .is_some_and(|ts| ts.iter().any(|(n, _)| n == name))
+    }
+
+    /// The functions the triggers of `table` execute.
+    pub fn trigger_functions(&self, table: &ObjName) -> Vec<String> {
+        self.triggers
+            .get(&table.name)
+            .map(|ts| ts.iter().map(|(_, f)| f.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Materialized views that read `name` (a table, view or materialized view), directly
+    /// or through views and materialized views: what `DROP … CASCADE` of it drops.
+    pub fn dependent_matviews(&self, name: &ObjName) -> Vec<ObjName> {
+        let mut out: Vec<ObjName> = Vec::new();
+        let mut todo = vec![name.name.clone()];
+        let mut seen: HashSet<String> = HashSet::new();
+        while let Some(n) = todo.pop() {
+            if !seen.insert(n.clone()) {
+                continue;
+            }
+            for (v, srcs) in &self.views {
+                if srcs.iter().any(|s| s.name == n) {
+                    todo.push(v.clone());
+                }
+            }
+            for (v, srcs) in &self.matviews {
+                if srcs.iter().any(|s| s.name == n) {
+                    let m = ObjName::new(v.clone());
+                    if !out.contains(&m) {
+                        out.push(m);
+                    }
+                    todo.push(v.clone());
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// The relations a view (not materialized) the migration set created reads.
+    pub fn view_sources(&self, name: &ObjName) -> Option<&[ObjName]> {
+        self.views.get(&name.name).map(Vec::as_slice)
+    }
+
+    /// Tables with a column of type `ty` (or an array of it): `DROP TYPE … CASCADE` drops
+    /// those columns.
+    pub fn tables_with_column_type(&self, ty: &str) -> Vec<ObjName> {
+        let mut out: Vec<ObjName> = self
+            .tables
+            .iter()
+            .filter(|(_, t)| {
+                t.columns.iter().any(|c| {
+                    let base = c.data_type.trim_end_matches("[]");
+                    base == ty || base.rsplit('.').next() == Some(ty)
+                })
+            })
+            .map(|(k, t)| t.name.clone().unwrap_or_else(|| ObjName::new(k.clone())))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// A foreign key of `table` named `constraint`.
+    pub fn foreign_key(&self, table: &ObjName, constraint: &str) -> Option<&ForeignKey> {
+        self.table(table)?
+            .foreign_keys
+            .iter()
+            .find(|f| f.name.as_deref() == Some(constraint))
     }
 
     /// Foreign keys in other tables that reference `table`: `(referencing table, fk)`.
@@ -210,6 +421,16 @@ impl Catalog {
     }
 
     /// Starts journaling changes, so that they can be undone with [`Catalog::rollback_to`].
+    /// The catalog's state, as a number (see `generation`).
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    fn bump(&mut self) {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        self.generation = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn savepoint(&mut self) -> Savepoint {
         self.open += 1;
         Savepoint(self.journal.len())
@@ -217,6 +438,7 @@ impl Catalog {
 
     /// Undoes every change since `sp` was taken, and closes it.
     pub fn rollback_to(&mut self, sp: Savepoint) {
+        self.bump();
         while self.journal.len() > sp.0 {
             let Some(undo) = self.journal.pop() else {
                 break;
@@ -245,6 +467,18 @@ impl Catalog {
                 }
                 Undo::Function(k, None) => {
                     self.functions.remove(&k);
+                }
+                Undo::View(k, Some(v)) => {
+                    self.views.insert(k, v);
+                }
+                Undo::View(k, None) => {
+                    self.views.remove(&k);
+                }
+                Undo::Triggers(k, Some(v)) => {
+                    self.triggers.insert(k, v);
+                }
+                Undo::Triggers(k, None) => {
+                    self.triggers.remove(&k);
                 }
             }
         }
@@ -355,6 +589,23 @@ impl Catalog {
 
     /// Applies the schema effects of one statement.
     pub fn apply(&mut self, st: &Statement) {
+        // Only these change the catalog (queries, data changes and settings do not).
+        if !matches!(
+            st.kind,
+            StmtKind::CreateTable { .. }
+                | StmtKind::AlterTable { .. }
+                | StmtKind::CreateFunction { .. }
+                | StmtKind::CreateIndex { .. }
+                | StmtKind::CreateMaterializedView { .. }
+                | StmtKind::CreateTrigger { .. }
+                | StmtKind::CreateView { .. }
+                | StmtKind::Drop { .. }
+                | StmtKind::DropIndex { .. }
+                | StmtKind::DropTrigger { .. }
+        ) {
+            return;
+        }
+        self.bump();
         match &st.kind {
             StmtKind::CreateTable {
                 name,
@@ -362,12 +613,22 @@ impl Catalog {
                 columns,
                 constraints,
                 like,
-                temporary: false,
+                ..
             } => {
-                let partitioned = st
-                    .toks
-                    .windows(2)
-                    .any(|w| w[0].is("PARTITION") && w[1].is("BY"));
+                // `PARTITION BY` of the table, not of a window in its `AS` query.
+                let mut depth = 0i32;
+                let mut partitioned = false;
+                for w in st.toks.windows(2) {
+                    if w[0].is_punct("(") {
+                        depth += 1;
+                    } else if w[0].is_punct(")") {
+                        depth -= 1;
+                    } else if depth == 0 && w[0].is("AS") {
+                        break;
+                    } else if depth == 0 && w[0].is("PARTITION") && w[1].is("BY") {
+                        partitioned = true;
+                    }
+                }
                 let copied: Vec<Table> = like
                     .iter()
                     .filter_map(|l| self.table(&l.table).map(|src| src.copied_by(l)))
@@ -397,8 +658,18 @@ impl Catalog {
                 }
                 self.note_foreign_keys(&name.name);
             }
-            StmtKind::CreateFunction { name, volatility } => {
-                let old = self.functions.insert(name.name.clone(), *volatility);
+            StmtKind::CreateFunction {
+                name,
+                volatility,
+                language,
+                ..
+            } => {
+                let f = Function {
+                    volatility: *volatility,
+                    language: language.clone(),
+                    body: None,
+                };
+                let old = self.functions.insert(name.name.clone(), f);
                 if self.open > 0 {
                     self.journal.push(Undo::Function(name.name.clone(), old));
                 }
@@ -409,6 +680,43 @@ impl Catalog {
                     self.journal.push(Undo::Matview(name.name.clone(), old));
                 }
             }
+            StmtKind::CreateView { name, sources } => {
+                let old = self.views.insert(name.name.clone(), sources.clone());
+                if self.open > 0 {
+                    self.journal.push(Undo::View(name.name.clone(), old));
+                }
+            }
+            StmtKind::CreateTrigger {
+                table,
+                name,
+                function,
+            } => {
+                let mut ts = self.triggers.get(&table.name).cloned().unwrap_or_default();
+                let old = self.triggers.get(&table.name).cloned();
+                ts.retain(|(n, _)| n != name);
+                ts.push((
+                    name.clone(),
+                    function
+                        .as_ref()
+                        .map(|f| f.name.clone())
+                        .unwrap_or_default(),
+                ));
+                self.triggers.insert(table.name.clone(), ts);
+                if self.open > 0 {
+                    self.journal.push(Undo::Triggers(table.name.clone(), old));
+                }
+            }
+            StmtKind::DropTrigger { table, name } => {
+                if let Some(ts) = self.triggers.get(&table.name).cloned() {
+                    let mut kept = ts.clone();
+                    kept.retain(|(n, _)| n != name);
+                    self.triggers.insert(table.name.clone(), kept);
+                    if self.open > 0 {
+                        self.journal
+                            .push(Undo::Triggers(table.name.clone(), Some(ts)));
+                    }
+                }
+            }
             StmtKind::CreateIndex {
                 name,
                 table,
@@ -416,14 +724,28 @@ impl Catalog {
                 columns,
                 ..
             } => {
-                self.entry(table).indexes.push(Index {
-                    name: name.clone(),
+                let t = self.entry(table);
+                // Unnamed, PostgreSQL names it `table_col_idx` (`expr` for an expression).
+                let name = name.clone().unwrap_or_else(|| {
+                    let cols: Vec<String> = columns
+                        .iter()
+                        .map(|c| {
+                            if c.chars().all(|ch| ch.is_alphanumeric() || ch == '_') {
+                                c.clone()
+                            } else {
+                                "expr".to_string()
+                            }
+                        })
+                        .collect();
+                    t.choose_name(&cols, "idx")
+                });
+                t.indexes.push(Index {
+                    name: Some(name.clone()),
                     columns: columns.clone(),
                     unique: *unique,
+                    primary: false,
                 });
-                if let Some(n) = name {
-                    self.set_index(n, &table.name);
-                }
+                self.set_index(&name, &table.name);
             }
             StmtKind::DropIndex { names, .. } => {
                 for n in names {
@@ -436,7 +758,7 @@ impl Catalog {
                 }
             }
             StmtKind::Drop {
-                kind: crate::sql::ir::DropKind::Table,
+                kind: DropKind::Table,
                 names,
                 ..
             } => {
@@ -444,6 +766,59 @@ impl Catalog {
                     self.remove_table(&n.name);
                     for i in self.take_indexes_of(&n.name) {
                         self.remove_index(&i);
+                    }
+                    // Foreign keys referencing it went with it (CASCADE).
+                    let referencing: Vec<String> = self
+                        .referenced_by
+                        .get(&n.name)
+                        .map(|s| s.iter().cloned().collect())
+                        .unwrap_or_default();
+                    for k in referencing {
+                        let hit = self.tables.get(&k).is_some_and(|t| {
+                            t.foreign_keys.iter().any(|f| f.references.name == n.name)
+                        });
+                        if hit {
+                            if let Some(t) = self.touch(&k) {
+                                t.foreign_keys.retain(|f| f.references.name != n.name);
+                            }
+                        }
+                    }
+                    if let Some(old) = self.triggers.remove(&n.name) {
+                        if self.open > 0 {
+                            self.journal.push(Undo::Triggers(n.name.clone(), Some(old)));
+                        }
+                    }
+                }
+            }
+            StmtKind::Drop {
+                kind: kind @ (DropKind::View | DropKind::MaterializedView | DropKind::Function),
+                names,
+                ..
+            } => {
+                for n in names {
+                    let key = n.name.clone();
+                    match kind {
+                        DropKind::View => {
+                            if let Some(old) = self.views.remove(&key) {
+                                if self.open > 0 {
+                                    self.journal.push(Undo::View(key, Some(old)));
+                                }
+                            }
+                        }
+                        DropKind::MaterializedView => {
+                            if let Some(old) = self.matviews.remove(&key) {
+                                if self.open > 0 {
+                                    self.journal.push(Undo::Matview(key, Some(old)));
+                                }
+                            }
+                        }
+                        _ => {
+                            if let Some(old) = self.functions.remove(&key) {
+                                if self.open > 0 {
+                                    self.journal.push(Undo::Function(key, Some(old)));
+                                }
+                            }
+                        }
                     }
                 }
             }
@@ -464,11 +839,48 @@ impl Catalog {
                         schema: table.schema.clone(),
                         name: to.clone(),
                     });
+                    for fk in &mut t.foreign_keys {
+                        if fk.references.name == table.name {
+                            fk.references.name.clone_from(to);
+                        }
+                    }
                     for i in self.take_indexes_of(&table.name) {
                         self.set_index(&i, to);
                     }
                     self.insert_table(to.clone(), t);
                     self.note_foreign_keys(to);
+                    // Foreign keys of other tables follow the rename.
+                    let referencing: Vec<String> = self
+                        .referenced_by
+                        .get(&table.name)
+                        .map(|s| s.iter().cloned().collect())
+                        .unwrap_or_default();
+                    for k in referencing {
+                        let hit = self.tables.get(&k).is_some_and(|t| {
+                            t.foreign_keys
+                                .iter()
+                                .any(|f| f.references.name == table.name)
+                        });
+                        if !hit {
+                            continue;
+                        }
+                        if let Some(t) = self.touch(&k) {
+                            for fk in &mut t.foreign_keys {
+                                if fk.references.name == table.name {
+                                    fk.references.name.clone_from(to);
+                                }
+                            }
+                        }
+                        self.note_foreign_keys(&k);
+                    }
+                    if let Some(ts) = self.triggers.remove(&table.name) {
+                        let old_to = self.triggers.insert(to.clone(), ts.clone());
+                        if self.open > 0 {
+                            self.journal
+                                .push(Undo::Triggers(table.name.clone(), Some(ts)));
+                            self.journal.push(Undo::Triggers(to.clone(), old_to));
+                        }
+                    }
                 }
                 return;
             }
@@ -480,13 +892,55 @@ impl Catalog {
                 self.entry(partition).partition_of = None;
                 return;
             }
+            ActionKind::RenameColumn { from, to } => {
+                // Foreign keys of other tables that name the column follow the rename.
+                let referencing: Vec<String> = self
+                    .referencing(table)
+                    .iter()
+                    .map(|(t, _)| t.name.clone())
+                    .filter(|k| *k != table.name)
+                    .collect();
+                for k in referencing {
+                    if let Some(t) = self.touch(&k) {
+                        for fk in &mut t.foreign_keys {
+                            if fk.references.name == table.name {
+                                rename_in(&mut fk.ref_columns, from, to);
+                            }
+                        }
+                    }
+                }
+            }
             _ => {}
         }
         let t = self.entry(table);
+        // Indexes a drop may take with it, to forget by name too.
+        let dropping = matches!(
+            a,
+            ActionKind::DropColumn { .. } | ActionKind::DropConstraint { .. }
+        );
+        let before: Vec<String> = if dropping {
+            t.indexes.iter().filter_map(|i| i.name.clone()).collect()
+        } else {
+            Vec::new()
+        };
         match a {
+            // `IF NOT EXISTS` on a column that exists changes nothing.
+            ActionKind::AddColumn {
+                column,
+                if_not_exists: true,
+            } if t.column(&column.name).is_some() => {}
             ActionKind::AddColumn { column, .. } => add_column(t, column),
             ActionKind::DropColumn { names } => {
                 t.columns.retain(|c| !names.contains(&c.name));
+                // PostgreSQL drops the indexes (expression indexes too) and constraints that
+                // use a dropped column.
+                t.indexes.retain(|i| {
+                    !i.columns
+                        .iter()
+                        .any(|c| names.iter().any(|n| mentions(c, n)))
+                });
+                t.foreign_keys
+                    .retain(|f| !f.columns.iter().any(|c| names.contains(c)));
                 t.reindex();
             }
             ActionKind::AlterColumnType {
@@ -502,6 +956,15 @@ impl Catalog {
                 if let Some(c) = t.column_mut(from) {
                     c.name.clone_from(to);
                     t.reindex();
+                }
+                for i in &mut t.indexes {
+                    rename_in(&mut i.columns, from, to);
+                }
+                for fk in &mut t.foreign_keys {
+                    rename_in(&mut fk.columns, from, to);
+                    if fk.references.name == table.name {
+                        rename_in(&mut fk.ref_columns, from, to);
+                    }
                 }
             }
             ActionKind::AddConstraint {
@@ -526,13 +989,78 @@ impl Catalog {
             }
             _ => {}
         }
+        if dropping {
+            let gone: Vec<String> = before
+                .into_iter()
+                .filter(|n| !t.indexes.iter().any(|i| i.name.as_deref() == Some(n)))
+                .collect();
+            for n in gone {
+                if self.index_tables.get(&n) == Some(&table.name) {
+                    self.remove_index(&n);
+                }
+            }
+            return;
+        }
         if matches!(
             a,
             ActionKind::AddColumn { .. } | ActionKind::AddConstraint { .. }
         ) {
+            let idx: Vec<String> = t.indexes.iter().filter_map(|i| i.name.clone()).collect();
+            for i in idx {
+                if !self.index_tables.contains_key(&i) {
+                    self.set_index(&i, &table.name);
+                }
+            }
             self.note_foreign_keys(&table.name);
         }
     }
+}
+
+/// Whether an index column (a name, or an expression's text) uses column `name`.
+fn mentions(expr: &str, name: &str) -> bool {
+    expr == name
+        || expr
+            .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
+            .any(|w| w.trim_matches('"') == name)
+}
+
+fn rename_in(list: &mut [String], from: &str, to: &str) {
+    for c in list {
+        if c == from {
+            *c = to.to_string();
+        }
+    }
+}
+
+/// PostgreSQL's `makeObjectName`: `name1_name2_label`, the longer of the first two cut
+/// until the whole fits in 63 bytes.
+fn object_name(name1: &str, name2: &str, label: &str) -> String {
+    const MAX: usize = 63;
+    let overhead = label.len() + 1 + usize::from(!name2.is_empty());
+    let avail = MAX.saturating_sub(overhead);
+    let (mut n1, mut n2) = (name1.len(), name2.len());
+    while n1 + n2 > avail {
+        if n1 > n2 {
+            n1 -= 1;
+        } else {
+            n2 -= 1;
+        }
+    }
+    let cut = |s: &str, n: usize| {
+        let mut n = n.min(s.len());
+        while !s.is_char_boundary(n) {
+            n -= 1;
+        }
+        s[..n].to_string()
+    };
+    let mut out = cut(name1, n1);
+    if !name2.is_empty() {
+        out.push('_');
+        out.push_str(&cut(name2, n2));
+    }
+    out.push('_');
+    out.push_str(label);
+    out
 }
 
 fn set_not_null(t: &mut Table, column: &str, v: bool) {
@@ -552,24 +1080,38 @@ fn add_column(t: &mut Table, c: &ColumnDef) {
         data_type: c.data_type.clone(),
         not_null: c.not_null,
     });
+    let cols = vec![c.name.clone()];
     if c.primary_key || c.unique {
+        let name = if c.primary_key {
+            t.choose_name(&[], "pkey")
+        } else {
+            t.choose_name(&cols, "key")
+        };
         t.indexes.push(Index {
-            name: None,
-            columns: vec![c.name.clone()],
+            name: Some(name),
+            columns: cols.clone(),
             unique: true,
+            primary: c.primary_key,
         });
     }
     if let Some(fk) = &c.references {
+        let name = fk
+            .name
+            .clone()
+            .unwrap_or_else(|| t.choose_name(&cols, "fkey"));
         t.foreign_keys.push(ForeignKey {
-            name: None,
-            columns: vec![c.name.clone()],
+            name: Some(name),
+            columns: cols.clone(),
             references: fk.table.clone(),
             ref_columns: fk.columns.clone(),
+            on_delete: fk.on_delete,
+            on_update: fk.on_update,
         });
     }
     if let Some(expr) = &c.check {
+        let name = t.choose_name(&cols, "check");
         t.checks.push(CheckConstraint {
-            name: None,
+            name: Some(name),
             expr: expr.clone(),
             validated: true,
         });
@@ -586,12 +1128,17 @@ fn add_constraint(t: &mut Table, name: Option<String>, c: &Constraint, validated
         Constraint::ForeignKey {
             columns,
             references,
-        } => t.foreign_keys.push(ForeignKey {
-            name,
-            columns: columns.clone(),
-            references: references.table.clone(),
-            ref_columns: references.columns.clone(),
-        }),
+        } => {
+            let name = name.unwrap_or_else(|| t.choose_name(columns, "fkey"));
+            t.foreign_keys.push(ForeignKey {
+                name: Some(name),
+                columns: columns.clone(),
+                references: references.table.clone(),
+                ref_columns: references.columns.clone(),
+                on_delete: references.on_delete,
+                on_update: references.on_update,
+            })
+        }
         Constraint::Unique {
             columns,
             using_index,
@@ -608,16 +1155,38 @@ fn add_constraint(t: &mut Table, name: Option<String>, c: &Constraint, validated
                     .find(|i| i.name.as_deref() == Some(idx))
                 {
                     i.unique = true;
+                    i.primary |= primary;
+                    // The index takes the constraint's name.
+                    if name.is_some() {
+                        i.name.clone_from(&name);
+                    }
                 }
             } else {
+                let name = name.unwrap_or_else(|| {
+                    if primary {
+                        t.choose_name(&[], "pkey")
+                    } else {
+                        t.choose_name(columns, "key")
+                    }
+                });
                 t.indexes.push(Index {
-                    name,
+                    name: Some(name),
                     columns: columns.clone(),
                     unique: true,
+                    primary,
                 });
             }
             if primary {
-                for col in columns {
+                let cols = match using_index {
+                    Some(idx) => t
+                        .indexes
+                        .iter()
+                        .find(|i| i.name.as_deref() == Some(idx) || i.primary)
+                        .map(|i| i.columns.clone())
+                        .unwrap_or_default(),
+                    None => columns.clone(),
+                };
+                for col in &cols {
                     set_not_null(t, col, true);
                 }
             }

@@ -21,6 +21,9 @@ pub enum LockTimeout {
 #[derive(Debug, Clone)]
 pub struct FileContext {
     pub pg_version: u32,
+    /// The session `TimeZone`, when known (`timezone`, or a `SET TIME ZONE` earlier in the
+    /// file).
+    pub timezone: Option<String>,
     /// The migration tool wraps the whole file in one transaction.
     pub implicit_transaction: bool,
     /// Inside an explicit `BEGIN … COMMIT`.
@@ -45,6 +48,12 @@ pub struct FileContext {
     pub tx: TxState,
     /// In a down section: what the migration's up part created.
     pub up_created: Option<super::undo::Created>,
+    /// The `TimeZone` from the options, which `RESET` returns to.
+    base_timezone: Option<String>,
+    /// Bodies of the functions created in this file, for statements that call them.
+    pub local_functions: super::block::LocalFunctions,
+    /// Inside the statements of a `DO` block or called function (one transaction).
+    block_depth: usize,
 }
 
 /// Facts about the transaction the next statement runs in.
@@ -94,6 +103,7 @@ impl FileContext {
     pub fn with_catalog(opts: &LintOptions, catalog: Catalog) -> Self {
         FileContext {
             pg_version: opts.pg_version,
+            timezone: opts.timezone.clone(),
             implicit_transaction: opts.assume_in_transaction,
             explicit_transaction: false,
             explicit_begin_line: None,
@@ -107,12 +117,33 @@ impl FileContext {
             rollback_point: None,
             tx: TxState::default(),
             up_created: opts.up_created.clone(),
+            base_timezone: opts.timezone.clone(),
+            local_functions: super::block::LocalFunctions::default(),
+            block_depth: 0,
         }
     }
 
-    /// Inside a transaction block (explicit, or the whole file is one).
+    /// Inside a transaction block (explicit, or the whole file is one, or the statements
+    /// of one `DO` block).
     pub fn in_transaction(&self) -> bool {
-        self.explicit_transaction || self.implicit_transaction
+        self.explicit_transaction || self.implicit_transaction || self.block_depth > 0
+    }
+
+    /// The statements of a `DO` block (or called function) follow: one transaction.
+    pub fn enter_block(&mut self) {
+        if self.block_depth == 0 && !self.in_transaction() {
+            self.tx = TxState::default();
+        }
+        self.block_depth += 1;
+    }
+
+    /// The block's statements are done; outside a transaction block its `SET LOCAL`s end
+    /// with it.
+    pub fn leave_block(&mut self) {
+        self.block_depth = self.block_depth.saturating_sub(1);
+        if !self.in_transaction() {
+            self.local_timeout = None;
+        }
     }
 
     /// Why the whole file runs in a transaction, for messages: the framework's reason, or
@@ -234,7 +265,16 @@ impl FileContext {
                     }
                 }
             }
+            StmtKind::Set { name, value, .. } if name == "timezone" => {
+                self.timezone = Some(value.trim().to_string());
+            }
+            StmtKind::Reset { name } if name.as_deref() == Some("timezone") => {
+                self.timezone.clone_from(&self.base_timezone);
+            }
             StmtKind::Reset { name } if name.as_deref().is_none_or(|n| n == "lock_timeout") => {
+                if name.is_none() {
+                    self.timezone.clone_from(&self.base_timezone);
+                }
                 self.session_timeout = LockTimeout::Unset;
                 self.local_timeout = None;
             }
@@ -297,7 +337,7 @@ impl FileContext {
                     }
                 }
             }
-            StmtKind::CreateIndex { table, .. } | StmtKind::CreateTrigger { table } => {
+            StmtKind::CreateIndex { table, .. } | StmtKind::CreateTrigger { table, .. } => {
                 self.tx.ddl_tables.insert(key(table));
             }
             _ => {}

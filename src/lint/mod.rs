@@ -1,5 +1,6 @@
 //! The linter: file text → statements → per-file context → rules → diagnostics.
 
+pub mod block;
 pub mod catalog;
 pub mod compact;
 pub mod context;
@@ -100,6 +101,8 @@ pub struct LintOptions {
     /// In a down section: what the migration's up part created (set per file section), so
     /// dropping it is known to undo the migration.
     pub up_created: Option<undo::Created>,
+    /// The session `TimeZone` the migrations run with, when known (`timezone`).
+    pub timezone: Option<String>,
 }
 
 /// The default `max_file_size`: 16 MiB, far above any migration file, far below what would
@@ -130,6 +133,7 @@ impl Default for LintOptions {
             tx_note: None,
             max_file_size: DEFAULT_MAX_FILE_SIZE,
             up_created: None,
+            timezone: None,
         }
     }
 }
@@ -143,6 +147,9 @@ impl LintOptions {
 /// The predicted effect of one statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatementLocks {
+    /// Byte offset of the statement in its file (which statement it is, where two share a
+    /// line).
+    pub start: usize,
     pub line: usize,
     pub end_line: usize,
     /// The statement's first words (`ALTER TABLE`), for display.
@@ -248,11 +255,71 @@ pub fn check(
             shed.restore(src, i, st);
         }
         let st = &statements[i];
-        let report = locks::predict(st, &ctx);
+        let line = index.line(st.span.start);
+        let mut report = locks::predict(st, &ctx);
+        // The statements of a DO block or a called function of this file: linted in
+        // place, their locks the statement's.
+        let inner = block::inner_statements(src, st, &mut ctx);
+        let is_block = matches!(st.kind, crate::sql::ir::StmtKind::Do) && !inner.is_empty();
+        if !inner.is_empty() {
+            let stmts: Vec<Statement> = inner.iter().map(|x| x.stmt.clone()).collect();
+            let mut merged = if is_block {
+                locks::LockReport::default()
+            } else {
+                report.clone()
+            };
+            ctx.enter_block();
+            let mut created = Vec::new();
+            for (k, x) in inner.iter().enumerate() {
+                let mut r = locks::predict(&x.stmt, &ctx);
+                // Tables created earlier in the block did not exist before it.
+                r.without(&created);
+                if let Some(t) = locks::creates(&x.stmt.kind) {
+                    created.push(t.clone());
+                }
+                if x.checked {
+                    for (ri, rule) in RULES.iter().enumerate() {
+                        let Some(severity) = opts.severities.get(ri).copied().flatten() else {
+                            continue;
+                        };
+                        let mut checker =
+                            Checker::new(&ctx, &x.stmt, src, &r, &stmts[..k], &stmts[k + 1..]);
+                        (rule.check)(&mut checker);
+                        for mut f in checker.into_findings() {
+                            // A rewrite of the file's own statement does not fit in a body.
+                            f.fix = None;
+                            raw_findings.push((i, rule, severity, f, Some(x.stmt.span.clone())));
+                        }
+                    }
+                }
+                let at = if x.checked {
+                    index.line(x.stmt.span.start)
+                } else {
+                    line
+                };
+                ctx.apply(&x.stmt, &r, at);
+                // A function called by a query runs only for the rows it produces.
+                let condition = if !is_block {
+                    Some(locks::Condition::Call)
+                } else {
+                    x.conditional.then_some(locks::Condition::Branch)
+                };
+                merged.merge(&r, condition);
+            }
+            ctx.leave_block();
+            if is_block {
+                merged.incomplete = report.incomplete;
+            }
+            report = merged;
+        }
         for (ri, rule) in RULES.iter().enumerate() {
             let Some(severity) = opts.severities.get(ri).copied().flatten() else {
                 continue;
             };
+            // A DO block's own statements were checked one by one.
+            if is_block && !rules::applies_to_blocks(rule) {
+                continue;
+            }
             let mut checker = Checker::new(
                 &ctx,
                 st,
@@ -263,12 +330,19 @@ pub fn check(
             );
             (rule.check)(&mut checker);
             for f in checker.into_findings() {
-                raw_findings.push((i, rule, severity, f));
+                raw_findings.push((i, rule, severity, f, None));
             }
         }
-        let line = index.line(st.span.start);
         ctx.apply(st, &report, line);
+        if let Some(body) = block::function_body(st) {
+            if let crate::sql::ir::StmtKind::CreateFunction { name, .. } = &st.kind {
+                ctx.catalog
+                    .set_function_body(&name.name, std::sync::Arc::from(body));
+            }
+            ctx.local_functions.record(src, st);
+        }
         locks.push(StatementLocks {
+            start: st.span.start,
             line,
             end_line: index.line(st.span.end.saturating_sub(1).max(st.span.start)),
             kind: crate::sql::parse::leading_words(&st.toks),
@@ -280,7 +354,7 @@ pub fn check(
     }
 
     let mut sup = suppress::Suppressions::collect(src, &split, &statements, &index);
-    for (i, rule, severity, f) in raw_findings {
+    for (i, rule, severity, f, inner) in raw_findings {
         if sup.suppresses(rule.name, i) {
             continue;
         }
@@ -296,7 +370,7 @@ pub fn check(
         );
         d.fix = f.fix;
         d.playbook = f.playbook;
-        let st = &statements[i].span;
+        let st = inner.as_ref().unwrap_or(&statements[i].span);
         d.statement_lines = Some((
             index.line(st.start),
             index.line(st.end.saturating_sub(1).max(st.start)),

@@ -37,9 +37,12 @@ pub fn statement_value(s: &StatementLocks) -> Value {
             "mode": l.mode.sql_name(),
             "blocks_reads": l.mode.blocks_reads(),
             "blocks_writes": l.mode.blocks_writes(),
+            "condition": l.condition.map(|c| c.as_str()),
         })).collect::<Vec<_>>(),
         "rewrites": s.report.rewrites.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "scans": s.report.scans.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "may_rewrite": s.report.may_rewrite.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "may_scan": s.report.may_scan.iter().map(ToString::to_string).collect::<Vec<_>>(),
     })
 }
 

@@ -29,9 +29,12 @@ pub fn write_file(out: &mut dyn Write, r: &FileReport) -> io::Result<()> {
         .flat_map(|s| {
             s.report.locks.iter().map(move |l| {
                 let t = l.table.to_string();
-                let yes = |v: &[crate::sql::ir::ObjName]| {
-                    if v.iter().any(|x| x.to_string() == t) {
+                let has = |v: &[crate::sql::ir::ObjName]| v.iter().any(|x| x.to_string() == t);
+                let yes = |sure: &[crate::sql::ir::ObjName], maybe: &[crate::sql::ir::ObjName]| {
+                    if has(sure) {
                         "yes"
+                    } else if has(maybe) {
+                        "maybe"
                     } else {
                         "no"
                     }
@@ -44,10 +47,13 @@ pub fn write_file(out: &mut dyn Write, r: &FileReport) -> io::Result<()> {
                     } else {
                         t.clone()
                     },
-                    l.mode.sql_name().to_string(),
+                    match l.condition {
+                        Some(c) => format!("{} ({})", l.mode.sql_name(), c.as_str()),
+                        None => l.mode.sql_name().to_string(),
+                    },
                     blocks(s, &t).to_string(),
-                    yes(&s.report.rewrites).to_string(),
-                    yes(&s.report.scans).to_string(),
+                    yes(&s.report.rewrites, &s.report.may_rewrite).to_string(),
+                    yes(&s.report.scans, &s.report.may_scan).to_string(),
                 ]
             })
         })

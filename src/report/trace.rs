@@ -4,11 +4,14 @@
 //! ```text
 //! { "version": 1, "server": "15", "mode": "commit" | "rollback",
 //!   "statements": [ { "file", "line", "end_line", "sql", "outcome": "ran" | "failed" | "skipped",
-//!       "message": null | "…", "outside_transaction", "duration_ms", "lock_timeout",
+//!       "message": null | "…", "outside_transaction", "scans_unknown", "duration_ms", "lock_timeout",
+//!       "seeded": [ { "table", "rows", "error": null | "…" } ],
+//!       "emptied": [ { "table", "because" } ],
 //!       "locks": [ { "table", "mode", "held_ms" } ], "already_held": { table: mode },
 //!       "rewrites": [table], "scans": [table],
-//!       "predicted": null | { "locks": { table: mode }, "index_locks": [mode],
-//!                             "rewrites": [table], "scans": [table] },
+//!       "predicted": null | { "locks": { table: mode }, "conditional_locks": { table: mode },
+//!                             "index_locks": [mode], "rewrites": [table], "scans": [table],
+//!                             "may_rewrite": [table], "may_scan": [table] },
 //!       "verdict": "confirmed" | "mismatch" | "not compared", "verdict_reason": null | "…" } ],
 //!   "summary": { "statements", "confirmed", "mismatches", "failed", "skipped" } }
 //! ```
@@ -67,26 +70,36 @@ fn effect_text(e: &Effect) -> String {
         .map(|(t, m)| format!("{t} {}", m.sql_name()))
         .collect();
     parts.extend(
-        e.index_locks
+        e.conditional
             .iter()
-            .map(|m| format!("(table of an index) {}", m.sql_name())),
+            .map(|(t, m)| format!("{t} {} (sometimes)", m.sql_name())),
     );
+    parts.extend(e.index_locks.iter().map(|(m, conditional)| {
+        format!(
+            "(table of an index) {}{}",
+            m.sql_name(),
+            if *conditional { " (sometimes)" } else { "" }
+        )
+    }));
     let locks = if parts.is_empty() {
         "no locks".to_string()
     } else {
         parts.join(", ")
     };
-    let list = |v: &std::collections::BTreeSet<String>| {
-        if v.is_empty() {
+    let list = |v: &std::collections::BTreeSet<String>,
+                maybe: &std::collections::BTreeSet<String>| {
+        let mut items: Vec<String> = v.iter().cloned().collect();
+        items.extend(maybe.iter().map(|t| format!("maybe {t}")));
+        if items.is_empty() {
             "-".to_string()
         } else {
-            v.iter().cloned().collect::<Vec<_>>().join(", ")
+            items.join(", ")
         }
     };
     format!(
         "{locks}; rewrites {}; scans {}",
-        list(&e.rewrites),
-        list(&e.scans)
+        list(&e.rewrites, &e.may_rewrite),
+        list(&e.scans, &e.may_scan)
     )
 }
 
@@ -127,6 +140,22 @@ pub fn write_text(out: &mut dyn Write, info: &TraceInfo, steps: &[Step]) -> io::
     )?;
     for s in steps {
         writeln!(out, "{}:{}  {}", s.file, s.line, first_line(&s.sql))?;
+        for n in &s.seeded {
+            match &n.error {
+                None => writeln!(
+                    out,
+                    "  seeded    {} ({} rows, before this statement)",
+                    n.table, n.rows
+                )?,
+                Some(e) => writeln!(out, "  seeded    {}: cannot fill it: {e}", n.table)?,
+            }
+        }
+        for (t, why) in &s.emptied {
+            writeln!(
+                out,
+                "  emptied   {t} (the statement failed on its generated rows: {why}; run again)"
+            )?;
+        }
         match &s.outcome {
             Outcome::Failed(m) => writeln!(out, "  failed: {m}")?,
             Outcome::Skipped(m) => writeln!(out, "  skipped: {m}")?,
@@ -152,7 +181,16 @@ pub fn write_text(out: &mut dyn Write, info: &TraceInfo, steps: &[Step]) -> io::
                     }
                 };
                 writeln!(out, "  rewrites  {}", list(&s.rewrites))?;
-                writeln!(out, "  scans     {}", list(&s.scans))?;
+                writeln!(
+                    out,
+                    "  scans     {}{}",
+                    list(&s.scans),
+                    if s.scans_unknown {
+                        " (not compared: before PostgreSQL 15 another session sees them late)"
+                    } else {
+                        ""
+                    }
+                )?;
                 writeln!(
                     out,
                     "  took {:.1} ms, lock_timeout {}{}",
@@ -196,9 +234,12 @@ pub fn write_text(out: &mut dyn Write, info: &TraceInfo, steps: &[Step]) -> io::
 fn effect_value(e: &Effect) -> Value {
     json!({
         "locks": e.locks.iter().map(|(t, m)| (t.clone(), json!(m.sql_name()))).collect::<serde_json::Map<_, _>>(),
-        "index_locks": e.index_locks.iter().map(|m| m.sql_name()).collect::<Vec<_>>(),
+        "conditional_locks": e.conditional.iter().map(|(t, m)| (t.clone(), json!(m.sql_name()))).collect::<serde_json::Map<_, _>>(),
+        "index_locks": e.index_locks.iter().map(|(m, _)| m.sql_name()).collect::<Vec<_>>(),
         "rewrites": e.rewrites,
         "scans": e.scans,
+        "may_rewrite": e.may_rewrite,
+        "may_scan": e.may_scan,
     })
 }
 
@@ -217,6 +258,13 @@ pub fn write_json(out: &mut dyn Write, info: &TraceInfo, steps: &[Step]) -> io::
             "outcome": match s.outcome { Outcome::Ran => "ran", Outcome::Failed(_) => "failed", Outcome::Skipped(_) => "skipped" },
             "message": match &s.outcome { Outcome::Ran => None, Outcome::Failed(m) | Outcome::Skipped(m) => Some(m.clone()) },
             "outside_transaction": s.outside_transaction,
+            "scans_unknown": s.scans_unknown,
+            "seeded": s.seeded.iter().map(|n| json!({
+                "table": n.table,
+                "rows": n.rows,
+                "error": n.error,
+            })).collect::<Vec<_>>(),
+            "emptied": s.emptied.iter().map(|(t, why)| json!({ "table": t, "because": why })).collect::<Vec<_>>(),
             "duration_ms": (s.duration_ms * 1000.0).round() / 1000.0,
             "lock_timeout": s.lock_timeout,
             "locks": s.locks.iter().map(|l| json!({

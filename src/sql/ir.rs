@@ -289,7 +289,48 @@ pub struct LikeSource {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ForeignKeyRef {
     pub table: ObjName,
+    /// Empty: the referenced table's primary key.
     pub columns: Vec<String>,
+    pub on_delete: RefAction,
+    pub on_update: RefAction,
+    /// A column constraint's name (`col int CONSTRAINT name REFERENCES …`); a table
+    /// constraint's name is the constraint's.
+    pub name: Option<String>,
+}
+
+impl ForeignKeyRef {
+    pub fn new(table: ObjName, columns: Vec<String>) -> Self {
+        ForeignKeyRef {
+            table,
+            columns,
+            on_delete: RefAction::NoAction,
+            on_update: RefAction::NoAction,
+            name: None,
+        }
+    }
+}
+
+/// What a foreign key does to referencing rows when a referenced row is deleted or its key
+/// changes (`ON DELETE …`/`ON UPDATE …`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RefAction {
+    #[default]
+    NoAction,
+    Restrict,
+    Cascade,
+    SetNull,
+    SetDefault,
+}
+
+impl RefAction {
+    /// The action changes referencing rows (which takes ROW EXCLUSIVE on their table);
+    /// the others only check them (ROW SHARE).
+    pub fn writes(self) -> bool {
+        matches!(
+            self,
+            RefAction::Cascade | RefAction::SetNull | RefAction::SetDefault
+        )
+    }
 }
 
 /// A table constraint.
@@ -433,6 +474,7 @@ pub enum DropKind {
     Database,
     Sequence,
     Type,
+    Function,
     Other,
 }
 
@@ -540,6 +582,20 @@ pub enum StmtKind {
     },
     CreateTrigger {
         table: ObjName,
+        name: String,
+        /// The function it executes.
+        function: Option<ObjName>,
+    },
+    /// `DROP TRIGGER [IF EXISTS] name ON table`.
+    DropTrigger {
+        table: ObjName,
+        name: String,
+    },
+    /// `CREATE [OR REPLACE] VIEW name AS …` (not materialized) with the relations its query
+    /// reads.
+    CreateView {
+        name: ObjName,
+        sources: Vec<ObjName>,
     },
     /// `CREATE STATISTICS … FROM table`.
     CreateStatistics {
@@ -550,10 +606,14 @@ pub enum StmtKind {
         table: Option<ObjName>,
     },
     Do,
-    /// `CREATE [OR REPLACE] FUNCTION name(…) … [IMMUTABLE|STABLE|VOLATILE]`.
+    /// `CREATE [OR REPLACE] FUNCTION|PROCEDURE name(…) … [IMMUTABLE|STABLE|VOLATILE]`.
     CreateFunction {
         name: ObjName,
         volatility: FunctionVolatility,
+        /// `LANGUAGE` (lower case), when written.
+        language: Option<String>,
+        /// Index in the statement's tokens of the string holding the body (`AS $$ … $$`).
+        body: Option<usize>,
     },
     /// Understood, and irrelevant to locking on user tables (CREATE PROCEDURE, GRANT, …).
     Other {

@@ -349,6 +349,9 @@ fn column_def(c: &ast::ColumnDef) -> ColumnDef {
                 out.references = Some(ForeignKeyRef {
                     table: obj_name(&fk.foreign_table),
                     columns: idents(&fk.referred_columns),
+                    on_delete: ref_action(fk.on_delete.as_ref()),
+                    on_update: ref_action(fk.on_update.as_ref()),
+                    name: opt.name.as_ref().map(ident),
                 })
             }
             ColumnOption::Generated {
@@ -372,6 +375,28 @@ fn column_def(c: &ast::ColumnDef) -> ColumnDef {
     out
 }
 
+/// `column`, `(column)` or `column::new_type`.
+fn is_column_ref(e: &Expr, column: &str, new_type: &str) -> bool {
+    match e {
+        Expr::Identifier(i) => ident(i) == column,
+        Expr::Nested(inner) => is_column_ref(inner, column, new_type),
+        Expr::Cast {
+            expr, data_type, ..
+        } => type_text(data_type) == new_type && is_column_ref(expr, column, new_type),
+        _ => false,
+    }
+}
+
+fn ref_action(a: Option<&ast::ReferentialAction>) -> RefAction {
+    match a {
+        Some(ast::ReferentialAction::Restrict) => RefAction::Restrict,
+        Some(ast::ReferentialAction::Cascade) => RefAction::Cascade,
+        Some(ast::ReferentialAction::SetNull) => RefAction::SetNull,
+        Some(ast::ReferentialAction::SetDefault) => RefAction::SetDefault,
+        Some(ast::ReferentialAction::NoAction) | None => RefAction::NoAction,
+    }
+}
+
 fn constraint(c: &TableConstraint) -> Option<(Option<String>, Constraint)> {
     Some(match c {
         TableConstraint::Check(c) => (
@@ -387,6 +412,9 @@ fn constraint(c: &TableConstraint) -> Option<(Option<String>, Constraint)> {
                 references: ForeignKeyRef {
                     table: obj_name(&fk.foreign_table),
                     columns: idents(&fk.referred_columns),
+                    on_delete: ref_action(fk.on_delete.as_ref()),
+                    on_update: ref_action(fk.on_update.as_ref()),
+                    name: None,
                 },
             },
         ),
@@ -563,6 +591,17 @@ fn from_ast(stmt: &ast::Statement, toks: &[Tok]) -> Option<StmtKind> {
                 .join(", "),
             local: matches!(scope, Some(ast::ContextModifier::Local)),
         },
+        S::Set(ast::Set::SetTimeZone { local, value }) => StmtKind::Set {
+            name: "timezone".into(),
+            value: match value {
+                Expr::Value(v) => match &v.value {
+                    ast::Value::SingleQuotedString(s) => s.clone(),
+                    other => other.to_string(),
+                },
+                other => other.to_string(),
+            },
+            local: *local,
+        },
         S::Reset(r) => StmtKind::Reset {
             name: match &r.reset {
                 ast::Reset::ConfigurationParameter(n) => Some(obj_name(n).name),
@@ -699,11 +738,18 @@ fn action(op: &AlterTableOperation) -> Option<ActionKind> {
                 AlterColumnOperation::DropDefault => ActionKind::DropDefault { column },
                 AlterColumnOperation::SetDataType {
                     data_type, using, ..
-                } => ActionKind::AlterColumnType {
-                    column,
-                    new_type: type_text(data_type),
-                    using: using.is_some(),
-                },
+                } => {
+                    let new_type = type_text(data_type);
+                    // `USING col` (or `col::new_type`) converts like no `USING` at all.
+                    let using = using
+                        .as_ref()
+                        .is_some_and(|e| !is_column_ref(e, &column, &new_type));
+                    ActionKind::AlterColumnType {
+                        column,
+                        new_type,
+                        using,
+                    }
+                }
                 AlterColumnOperation::AddGenerated { .. } => ActionKind::AddIdentity { column },
             }
         }

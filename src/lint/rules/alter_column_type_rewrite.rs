@@ -71,7 +71,13 @@ fn check(cx: &mut Checker) {
             .table(table)
             .and_then(|t| t.column(column))
             .map(|c| c.data_type.clone());
-        let change = classify(old.as_deref(), new_type, *using, cx.ctx.pg_version);
+        let change = classify(
+            old.as_deref(),
+            new_type,
+            *using,
+            cx.ctx.pg_version,
+            cx.ctx.timezone.as_deref(),
+        );
         let col = quote_ident(column);
         let from = old
             .as_deref()
@@ -152,11 +158,17 @@ mod tests {
     }
 
     #[test]
-    fn using_always_rewrites() {
-        let src = "ALTER TABLE orders ADD COLUMN note varchar(100);\nALTER TABLE orders ALTER COLUMN note TYPE varchar(200) USING note;\n";
+    fn using_an_expression_rewrites_using_the_column_does_not() {
+        let src = "ALTER TABLE orders ADD COLUMN note varchar(100);\nALTER TABLE orders ALTER COLUMN note TYPE varchar(200) USING note || '';\n";
         let f = findings(src, 15);
         assert_eq!(f.len(), 1);
         assert!(f[0].0.contains(" rewrites `orders`"), "{}", f[0].0);
+        // Measured on PostgreSQL 15: `USING note` and `USING note::varchar(200)` convert
+        // like no `USING` at all.
+        for using in ["note", "note::varchar(200)", "(note)"] {
+            let src = format!("ALTER TABLE orders ADD COLUMN note varchar(100);\nALTER TABLE orders ALTER COLUMN note TYPE varchar(200) USING {using};\n");
+            assert!(findings(&src, 15).is_empty(), "USING {using}");
+        }
     }
 
     #[test]

@@ -39,6 +39,7 @@ pub mod table_rewrite_command;
 pub mod transaction_nesting;
 pub mod truncate_table;
 pub mod unbatched_data_migration;
+pub mod unchecked_dynamic_sql;
 pub mod unparsed_statement;
 pub mod unused_ignore;
 pub mod validate_in_same_transaction;
@@ -182,6 +183,12 @@ impl<'a> Checker<'a> {
 /// Position of a rule in the registry.
 pub fn index_of(name: &str) -> Option<usize> {
     RULES.iter().position(|r| r.name == name)
+}
+
+/// Whether `rule` looks at a `DO` block as a whole; the other rules look at the statements
+/// inside it.
+pub fn applies_to_blocks(rule: &Rule) -> bool {
+    rule.name == unchecked_dynamic_sql::RULE.name || rule.name == unparsed_statement::RULE.name
 }
 
 /// Looks a rule up by name.

@@ -50,5 +50,6 @@ pub static RULES: &[Rule] = &[
     char_column::RULE,
     // E. Always present
     unparsed_statement::RULE,
+    unchecked_dynamic_sql::RULE,
     unused_ignore::RULE,
 ];
