@@ -194,9 +194,10 @@ pub async fn identity_options(
     client: &Client,
     f: &Facts,
 ) -> Result<Vec<(String, String)>, FactsError> {
-    Ok(client
-        .query(
-            "SELECT a.attname::text,
+    pairs(
+        client,
+        f,
+        "SELECT a.attname::text,
                     format('START WITH %s INCREMENT BY %s MINVALUE %s MAXVALUE %s CACHE %s%s',
                            s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcache,
                            CASE WHEN s.seqcycle THEN ' CYCLE' ELSE '' END)
@@ -204,14 +205,10 @@ pub async fn identity_options(
              JOIN pg_depend d ON d.refobjid = a.attrelid AND d.refobjsubid = a.attnum
                              AND d.classid = 'pg_class'::regclass AND d.deptype = 'i'
              JOIN pg_sequence s ON s.seqrelid = d.objid
-             WHERE a.attrelid = $1 AND a.attidentity <> ''",
-            &[&f.oid],
-        )
-        .await
-        .map_err(db)?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect())
+             WHERE a.attrelid = $1 AND a.attidentity <> ''
+             ORDER BY 1",
+    )
+    .await
 }
 
 /// The names of the table's NOT NULL constraints, by column (PostgreSQL 18 names them;
@@ -223,13 +220,21 @@ pub async fn not_null_names(
     if f.server_version < 180_000 {
         return Ok(Vec::new());
     }
-    Ok(client
-        .query(
-            "SELECT a.attname::text, c.conname::text FROM pg_constraint c
+    pairs(
+        client,
+        f,
+        "SELECT a.attname::text, c.conname::text FROM pg_constraint c
              JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
-             WHERE c.conrelid = $1 AND c.contype = 'n'",
-            &[&f.oid],
-        )
+             WHERE c.conrelid = $1 AND c.contype = 'n'
+             ORDER BY 1",
+    )
+    .await
+}
+
+/// Two text columns of a query on the table's oid (`$1`).
+async fn pairs(client: &Client, f: &Facts, sql: &str) -> Result<Vec<(String, String)>, FactsError> {
+    Ok(client
+        .query(sql, &[&f.oid])
         .await
         .map_err(db)?
         .iter()
