@@ -3,7 +3,7 @@
 //! connection of the run with the shared machinery as methods: statements under the retry
 //! policy, pacing, the pause gate, stop checks and progress.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -57,6 +57,8 @@ pub(crate) struct Exec<'e> {
     /// How many connections are at work now.
     pub(super) working: AtomicUsize,
     pub(super) pause: PauseGate,
+    /// Whether a connection has rested for the duty cycle yet.
+    rested: Cell<bool>,
 }
 
 impl<'e> Exec<'e> {
@@ -83,6 +85,7 @@ impl<'e> Exec<'e> {
             abort: AtomicBool::new(false),
             working: AtomicUsize::new(1),
             pause: PauseGate::default(),
+            rested: Cell::new(false),
         }
     }
 
@@ -174,6 +177,7 @@ impl<'c> Conn<'c, '_> {
     /// After `rows` that took `elapsed`: the duty cycle, `max_rows_per_second` and
     /// `max_replica_lag`.
     pub(crate) async fn pace(&self, rows: i64, elapsed: Duration) -> Result<(), EngineError> {
+        self.rest(elapsed).await;
         let note = |m: &str| self.note(m);
         Throttle {
             client: self.client,
@@ -186,9 +190,16 @@ impl<'c> Conn<'c, '_> {
         self.check()
     }
 
-    /// After work that took `elapsed`: the duty cycle only.
+    /// After work that took `elapsed`: the duty cycle only. The first rest of a run is
+    /// noted (what the run's pace depends on from then on).
     pub(crate) async fn rest(&self, elapsed: Duration) {
-        pace::rest(self.client, &self.exec.backfill, elapsed, self.exec.share()).await;
+        let rested = pace::rest(self.client, &self.exec.backfill, elapsed, self.exec.share()).await;
+        if rested.is_some() && !self.exec.rested.replace(true) {
+            self.note(&format!(
+                "the application is busy: working {:.0}% of the time (duty_cycle)",
+                self.exec.backfill.duty_cycle * 100.0
+            ));
+        }
     }
 
     /// Waits while `lockstep pause` is in force.
