@@ -85,3 +85,32 @@ fn demo_converts_a_busy_table_and_checks_it_row_for_row() {
         "one line per index build: {index_lines:?}"
     );
 }
+
+/// Without a workload nothing but lockstep uses the database: the demo's own connection
+/// that reads the run's status is the run's, and the conversion never rests for the duty
+/// cycle (which it says when it does).
+#[test]
+fn demo_without_a_workload_never_rests() {
+    let out = assert_cmd::Command::cargo_bin("lockstep")
+        .unwrap()
+        .args([
+            "demo",
+            "--rows",
+            "30000",
+            "--writers",
+            "0",
+            "--measure",
+            "0",
+        ])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stderr.contains("backfill:"), "{stderr}");
+    assert!(
+        !stderr.contains("the application is busy") && !stdout.contains("the application is busy"),
+        "the conversion rested with no workload:\n{stdout}\n{stderr}"
+    );
+}
