@@ -7,23 +7,28 @@
     clippy::print_stderr
 )]
 
-#[test]
-fn demo_converts_a_busy_table_and_checks_it_row_for_row() {
-    let out = assert_cmd::Command::cargo_bin("lockstep")
+/// `lockstep demo ARGS`, without colours.
+fn demo(args: &[&str]) -> std::process::Output {
+    assert_cmd::Command::cargo_bin("lockstep")
         .unwrap()
-        .args([
-            "demo",
-            "--rows",
-            "30000",
-            "--writers",
-            "1",
-            "--measure",
-            "1",
-            "--bench",
-        ])
+        .arg("demo")
+        .args(args)
         .env("NO_COLOR", "1")
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn demo_converts_a_busy_table_and_checks_it_row_for_row() {
+    let out = demo(&[
+        "--rows",
+        "30000",
+        "--writers",
+        "1",
+        "--measure",
+        "1",
+        "--bench",
+    ]);
     let raw_stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{raw_stdout}\n{stderr}");
@@ -91,20 +96,7 @@ fn demo_converts_a_busy_table_and_checks_it_row_for_row() {
 /// cycle (which it says when it does).
 #[test]
 fn demo_without_a_workload_never_rests() {
-    let out = assert_cmd::Command::cargo_bin("lockstep")
-        .unwrap()
-        .args([
-            "demo",
-            "--rows",
-            "30000",
-            "--writers",
-            "0",
-            "--measure",
-            "0",
-        ])
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
+    let out = demo(&["--rows", "30000", "--writers", "0", "--measure", "0"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
