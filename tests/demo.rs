@@ -7,23 +7,28 @@
     clippy::print_stderr
 )]
 
-#[test]
-fn demo_converts_a_busy_table_and_checks_it_row_for_row() {
-    let out = assert_cmd::Command::cargo_bin("lockstep")
+/// `lockstep demo ARGS`, without colours.
+fn demo(args: &[&str]) -> std::process::Output {
+    assert_cmd::Command::cargo_bin("lockstep")
         .unwrap()
-        .args([
-            "demo",
-            "--rows",
-            "30000",
-            "--writers",
-            "1",
-            "--measure",
-            "1",
-            "--bench",
-        ])
+        .arg("demo")
+        .args(args)
         .env("NO_COLOR", "1")
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn demo_converts_a_busy_table_and_checks_it_row_for_row() {
+    let out = demo(&[
+        "--rows",
+        "30000",
+        "--writers",
+        "1",
+        "--measure",
+        "1",
+        "--bench",
+    ]);
     let raw_stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{raw_stdout}\n{stderr}");
@@ -83,5 +88,21 @@ fn demo_converts_a_busy_table_and_checks_it_row_for_row() {
     assert!(
         index_lines.len() <= 6,
         "one line per index build: {index_lines:?}"
+    );
+}
+
+/// Without a workload nothing but lockstep uses the database: the demo's own connection
+/// that reads the run's status is the run's, and the conversion never rests for the duty
+/// cycle (which it says when it does).
+#[test]
+fn demo_without_a_workload_never_rests() {
+    let out = demo(&["--rows", "30000", "--writers", "0", "--measure", "0"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stderr.contains("backfill:"), "{stderr}");
+    assert!(
+        !stderr.contains("the application is busy") && !stdout.contains("the application is busy"),
+        "the conversion rested with no workload:\n{stdout}\n{stderr}"
     );
 }

@@ -95,7 +95,9 @@ impl Converted {
 
 /// Runs an engine command on the throwaway cluster, reporting to `screen`. While it runs, a
 /// second connection reads the run's status every half second, for the replay's progress
-/// (how many logged changes are still waiting).
+/// (how many logged changes are still waiting). That connection is the run's monitor (as
+/// with `lockstep run`): the runner knows it as its own, so its reads never make the
+/// database look busy to the duty cycle.
 pub(super) async fn convert(
     c: &Client,
     conn: &ConnectOptions,
@@ -105,6 +107,7 @@ pub(super) async fn convert(
     let tracker = RefCell::new(Tracker::new(screen));
     let stop = AtomicBool::new(false);
     let from = Instant::now();
+    let status_client = conn.connect().await.ok();
     let finished = {
         let mut sink = Sink(&tracker);
         let run = async {
@@ -112,7 +115,7 @@ pub(super) async fn convert(
                 client: c,
                 progress: &mut sink,
                 stop: &stop,
-                monitor: None,
+                monitor: status_client.as_ref(),
                 takeover: false,
                 connect: Some(conn),
             };
@@ -122,14 +125,14 @@ pub(super) async fn convert(
             }
         };
         let watch = async {
-            if let Ok(status_client) = conn.connect().await {
+            if let Some(status_client) = &status_client {
                 loop {
                     tokio::time::sleep(Duration::from_millis(500)).await;
                     if tracker.borrow().current != "replay" {
                         continue;
                     }
                     if let Ok(Some(waiting)) =
-                        engine::status(&status_client, None).await.map(|s| s.logged)
+                        engine::status(status_client, None).await.map(|s| s.logged)
                     {
                         tracker.borrow_mut().replay_waiting(waiting);
                     }

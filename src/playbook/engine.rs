@@ -398,13 +398,15 @@ fn run_facts(ctx: &Ctx<'_>, run: &Run) -> RunFacts {
 }
 
 /// The execution context of `run` with the playbook's settings.
-fn exec<'e>(ctx: &'e mut Ctx<'_>, pb: &Playbook, run: &Run) -> Exec<'e> {
-    Exec::new(
+async fn exec<'e>(ctx: &'e mut Ctx<'_>, pb: &Playbook, run: &Run) -> Exec<'e> {
+    let mut exec = Exec::new(
         ctx,
         run.id(),
         (&pb.common.backfill, &pb.common.swap),
         run.plan.tables(),
-    )
+    );
+    exec.own_connections().await;
+    exec
 }
 
 /// Runs the run's remaining steps and records how it ended.
@@ -415,10 +417,12 @@ async fn forward(ctx: &mut Ctx<'_>, pb: &Playbook, run: Run) -> Result<Finished,
     let hooks = Dispatcher::start(&pb.common.hooks, run_facts(ctx, &run));
     let result = match (&run.plan, run.step) {
         (AnyPlan::Shadow(p), RunStep::Shadow(s)) => {
-            shadow::forward(exec(ctx, pb, &run).with_hooks(hooks.as_ref()), p, s, copy).await
+            let e = exec(ctx, pb, &run).await.with_hooks(hooks.as_ref());
+            shadow::forward(e, p, s, copy).await
         }
         (AnyPlan::Steps(p), RunStep::Steps(a)) => {
-            steps::forward(exec(ctx, pb, &run).with_hooks(hooks.as_ref()), p, a, copy).await
+            let e = exec(ctx, pb, &run).await.with_hooks(hooks.as_ref());
+            steps::forward(e, p, a, copy).await
         }
         _ => Err(mismatch(&run)),
     };
@@ -501,11 +505,11 @@ async fn roll_back(ctx: &mut Ctx<'_>, run: Run) -> Result<Finished, EngineError>
     let id = run.id().to_string();
     let message = match (&run.plan, run.step) {
         (AnyPlan::Shadow(p), RunStep::Shadow(s)) => {
-            shadow::rollback(exec(ctx, &pb, &run), p, s).await?;
+            shadow::rollback(exec(ctx, &pb, &run).await, p, s).await?;
             format!("run {id}: rolled back: the original table is in place")
         }
         (AnyPlan::Steps(p), RunStep::Steps(a)) => {
-            let undone = steps::rollback(exec(ctx, &pb, &run), p, a).await?;
+            let undone = steps::rollback(exec(ctx, &pb, &run).await, p, a).await?;
             let mut m = match (undone.kept.is_empty(), undone.restored.is_empty()) {
                 (true, true) => format!("run {id}: rolled back: {} is as it was", p.table),
                 (true, false) => format!("run {id}: rolled back on {}", p.table),
@@ -544,15 +548,15 @@ async fn finish(ctx: &mut Ctx<'_>, run: Run) -> Result<Finished, EngineError> {
     let id = run.id().to_string();
     let message = match &run.plan {
         AnyPlan::Shadow(p) => {
-            shadow::finalize(exec(ctx, &pb, &run), p).await?;
+            shadow::finalize(exec(ctx, &pb, &run).await, p).await?;
             format!("run {id}: finalized: the old table is dropped")
         }
         AnyPlan::Steps(p) if run.phase() == Phase::RolledBack => {
-            steps::finalize(exec(ctx, &pb, &run), p, true).await?;
+            steps::finalize(exec(ctx, &pb, &run).await, p, true).await?;
             format!("run {id}: finalized: the undo data of the rolled-back run is dropped")
         }
         AnyPlan::Steps(p) => {
-            steps::finalize(exec(ctx, &pb, &run), p, false).await?;
+            steps::finalize(exec(ctx, &pb, &run).await, p, false).await?;
             format!("run {id}: finalized: no way back from here")
         }
     };

@@ -25,6 +25,7 @@ mod dependents;
 mod events;
 mod fidelity;
 mod kills;
+mod pacing;
 mod rebuild;
 mod refusals;
 mod workload;

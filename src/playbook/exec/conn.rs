@@ -3,7 +3,7 @@
 //! connection of the run with the shared machinery as methods: statements under the retry
 //! policy, pacing, the pause gate, stop checks and progress.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -64,6 +64,8 @@ pub(crate) struct Exec<'e> {
     hooks: Option<&'e Dispatcher>,
     /// The step shown last, which events happen in.
     current: RefCell<String>,
+    /// Whether a connection has rested for the duty cycle yet.
+    rested: Cell<bool>,
 }
 
 impl<'e> Exec<'e> {
@@ -92,6 +94,7 @@ impl<'e> Exec<'e> {
             pause: PauseGate::default(),
             hooks: None,
             current: RefCell::new(String::new()),
+            rested: Cell::new(false),
         }
     }
 
@@ -282,7 +285,8 @@ impl<'c> Conn<'c, '_> {
     /// After `rows` that took `elapsed`: the duty cycle, `max_rows_per_second` and
     /// `max_replica_lag`.
     pub(crate) async fn pace(&self, rows: i64, elapsed: Duration) -> Result<(), EngineError> {
-        self.exec.refresh_settings().await;
+        // (`rest` reads the settings `lockstep set` changed.)
+        self.rest(elapsed).await;
         let note = |m: &str| self.note(m);
         Throttle {
             client: self.client,
@@ -295,16 +299,18 @@ impl<'c> Conn<'c, '_> {
         self.check()
     }
 
-    /// After work that took `elapsed`: the duty cycle only.
+    /// After work that took `elapsed`: the duty cycle only. The first rest of a run is
+    /// noted (what the run's pace depends on from then on).
     pub(crate) async fn rest(&self, elapsed: Duration) {
         self.exec.refresh_settings().await;
-        pace::rest(
-            self.client,
-            &self.exec.backfill(),
-            elapsed,
-            self.exec.share(),
-        )
-        .await;
+        let backfill = self.exec.backfill();
+        let rested = pace::rest(self.client, &backfill, elapsed, self.exec.share()).await;
+        if rested.is_some() && !self.exec.rested.replace(true) {
+            self.note(&format!(
+                "the application is busy: working {:.0}% of the time (duty_cycle)",
+                backfill.duty_cycle * 100.0
+            ));
+        }
     }
 
     /// Waits while `lockstep pause` is in force.

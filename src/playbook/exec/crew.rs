@@ -62,6 +62,17 @@ async fn join_all<T>(futures: Vec<LaneFuture<'_, T>>) -> Vec<T> {
 }
 
 impl Exec<'_> {
+    /// Learns the backends of the main connection and of the monitor (which writes the
+    /// heartbeat every few seconds), before any work: the runner's own connections never
+    /// make the database look busy, also to a run that works with one connection.
+    pub(crate) async fn own_connections(&mut self) {
+        for c in std::iter::once(self.client).chain(self.monitor) {
+            if let Ok(r) = c.query_one("SELECT pg_backend_pid()", &[]).await {
+                self.pids.push(r.get(0));
+            }
+        }
+    }
+
     /// Opens the helper connections `[backfill] workers` asks for (once per run): fewer
     /// when the server refuses more, or when there is no way to connect again.
     pub(crate) async fn crew(&mut self) {
@@ -69,13 +80,6 @@ impl Exec<'_> {
             return;
         }
         self.crewed = true;
-        // The runner's own connections never make the database look busy: the main one,
-        // and the monitor that writes the heartbeat every few seconds.
-        for c in std::iter::once(self.client).chain(self.monitor) {
-            if let Ok(r) = c.query_one("SELECT pg_backend_pid()", &[]).await {
-                self.pids.push(r.get(0));
-            }
-        }
         let Some(connect) = self.connect else {
             return;
         };

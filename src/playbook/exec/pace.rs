@@ -34,20 +34,23 @@ pub(crate) struct Share<'a> {
 /// or ran one in the last second. On an idle database the runner works flat out. With
 /// several connections at work, each takes its share: together they work `duty_cycle` of
 /// the time one connection would. `duty_cycle = 1` never rests, with any number of them.
+/// Returns the rest taken, if any.
 pub(crate) async fn rest(
     client: &Client,
     settings: &Backfill,
     elapsed: Duration,
     share: Share<'_>,
-) {
+) -> Option<Duration> {
     if settings.duty_cycle >= 1.0 {
-        return;
+        return None;
     }
     let duty = settings.duty_cycle / share.working.max(1) as f64;
-    if busy(client, share.pids).await {
-        let rest = elapsed.as_secs_f64() * (1.0 - duty) / duty;
-        tokio::time::sleep(Duration::from_secs_f64(rest.min(60.0))).await;
+    if !busy(client, share.pids).await {
+        return None;
     }
+    let rest = Duration::from_secs_f64((elapsed.as_secs_f64() * (1.0 - duty) / duty).min(60.0));
+    tokio::time::sleep(rest).await;
+    Some(rest)
 }
 
 /// Whether the application is busy: some client backend of the database other than the
@@ -101,8 +104,8 @@ impl Throttle<'_> {
         stopped(self.stop, self.run_id)
     }
 
-    /// After a batch of `rows` that took `elapsed`: rests as `duty_cycle` asks, then waits
-    /// as `max_rows_per_second` and `max_replica_lag` ask (the capture goes on meanwhile).
+    /// After a batch of `rows` that took `elapsed` (and the duty cycle's rest): waits as
+    /// `max_rows_per_second` and `max_replica_lag` ask (the capture goes on meanwhile).
     /// With several connections at work, `max_rows_per_second` is shared among them.
     pub(crate) async fn pace(
         &self,
@@ -110,7 +113,6 @@ impl Throttle<'_> {
         share: Share<'_>,
         (rows, elapsed): (i64, Duration),
     ) -> Result<(), EngineError> {
-        rest(self.client, settings, elapsed, share).await;
         stopped(self.stop, self.run_id)?;
         if settings.max_rows_per_second > 0 {
             let per_lane = settings.max_rows_per_second as f64 / share.working.max(1) as f64;

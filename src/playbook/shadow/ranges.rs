@@ -16,12 +16,15 @@ impl ShadowPlan {
     }
 
     /// The number of pages of the source, its partitions' if it has any (for
-    /// [`ShadowPlan::sample_keys_sql`]).
+    /// [`ShadowPlan::sample_keys_sql`]). `pg_partition_tree` lists nothing for a table that
+    /// is not partitioned: its own size counts then (without it, a plain table had no pages,
+    /// and the sample read every row).
     pub fn pages_sql(&self) -> String {
+        let t = lit(&self.source());
         format!(
-            "SELECT (coalesce(sum(pg_relation_size(relid)), 0) / current_setting('block_size')::int)::float8
-             FROM pg_partition_tree({}::regclass) WHERE isleaf",
-            lit(&self.source())
+            "SELECT (coalesce((SELECT sum(pg_relation_size(relid)) FROM pg_partition_tree({t}::regclass) WHERE isleaf),
+                              pg_relation_size({t}::regclass))
+                     / current_setting('block_size')::int)::float8"
         )
     }
 
