@@ -265,6 +265,18 @@ fn plan_and_run_name_the_statements_a_partitioning_breaks_and_postgres_agrees() 
     db.exec("INSERT INTO events VALUES (5000, '2024-02-10', 'n')");
 }
 
+/// A `drop-index` playbook for `users_email`, and what `lockstep plan` prints for it.
+fn plan_dropping_users_email(db: &Db) -> (std::path::PathBuf, String) {
+    let pb = db.playbook(
+        "pb.toml",
+        "kind = \"drop-index\"\ntable = \"users\"\n[drop_index]\nname = \"users_email\"\n",
+    );
+    let plan = db.lockstep(&["plan", pb.to_str().unwrap()]);
+    assert_exit(&plan, 0);
+    let out = String::from_utf8_lossy(&plan.stdout).to_string();
+    (pb, out)
+}
+
 #[test]
 fn a_dropped_unique_index_breaks_the_upserts_that_rely_on_it() {
     let cluster = stats_cluster();
@@ -276,13 +288,7 @@ fn a_dropped_unique_index_breaks_the_upserts_that_rely_on_it() {
          INSERT INTO users VALUES (1, 'a@x', 'a') ON CONFLICT (email) DO UPDATE SET name = EXCLUDED.name;
          INSERT INTO users VALUES (2, 'b@x', 'b') ON CONFLICT (id) DO NOTHING;",
     );
-    let pb = db.playbook(
-        "pb.toml",
-        "kind = \"drop-index\"\ntable = \"users\"\n[drop_index]\nname = \"users_email\"\n",
-    );
-    let plan = db.lockstep(&["plan", pb.to_str().unwrap()]);
-    assert_exit(&plan, 0);
-    let out = String::from_utf8_lossy(&plan.stdout);
+    let (pb, out) = plan_dropping_users_email(&db);
     let warnings: Vec<&str> = out.lines().filter(|l| l.starts_with("warning: ")).collect();
     assert_eq!(
         warnings,
@@ -310,13 +316,7 @@ fn an_upsert_on_an_expression_index_and_an_untargeted_one_are_named_when_it_goes
          INSERT INTO users VALUES (1, 'A@x') ON CONFLICT (LOWER(email)) DO UPDATE SET id = EXCLUDED.id;
          INSERT INTO users VALUES (2, 'b@x') ON CONFLICT DO NOTHING;",
     );
-    let pb = db.playbook(
-        "pb.toml",
-        "kind = \"drop-index\"\ntable = \"users\"\n[drop_index]\nname = \"users_email\"\n",
-    );
-    let plan = db.lockstep(&["plan", pb.to_str().unwrap()]);
-    assert_exit(&plan, 0);
-    let out = String::from_utf8_lossy(&plan.stdout);
+    let (pb, out) = plan_dropping_users_email(&db);
     let warnings: Vec<&str> = out.lines().filter(|l| l.starts_with("warning: ")).collect();
     assert_eq!(
         warnings,
