@@ -1,7 +1,8 @@
 #!/bin/sh
-# A three-statement migration (CREATE TABLE; CREATE INDEX CONCURRENTLY; ALTER TABLE ADD
-# COLUMN) rolled out to 1,000 schema targets (one database) and 30 database targets, by
-# `lockstep fleet run` and by a sequential `psql -f` loop (one psql per target, the three
+# A migration of four statements on an existing table of 100 rows (CREATE INDEX
+# CONCURRENTLY; ALTER TABLE ADD COLUMN; ADD CONSTRAINT … CHECK … NOT VALID; VALIDATE
+# CONSTRAINT) rolled out to 1,000 schema targets (one database) and 30 database targets, by
+# `lockstep fleet run` and by a sequential `psql -f` loop (one psql per target, the four
 # statements in one file, ON_ERROR_STOP), in the same run on the same cluster. Each contender
 # gets its own, identical set of targets. lockstep runs with concurrency 1 (its cost per
 # target against psql's) and with CONCURRENCY (default 8) targets at once.
@@ -39,20 +40,23 @@ unset PGDATABASE DATABASE_URL PGSERVICE || true
 psql="$bin/psql -q -X -v ON_ERROR_STOP=1"
 
 mkdir -p "$dir/migrations"
-echo "CREATE TABLE items (id bigint PRIMARY KEY, v int);" > "$dir/migrations/0001_create.sql"
-echo "CREATE INDEX CONCURRENTLY items_v_idx ON items (v);" > "$dir/migrations/0002_index.sql"
-echo "ALTER TABLE items ADD COLUMN note text;" > "$dir/migrations/0003_column.sql"
+echo "CREATE INDEX CONCURRENTLY items_v_idx ON items (v);" > "$dir/migrations/0001_index.sql"
+echo "ALTER TABLE items ADD COLUMN note text;" > "$dir/migrations/0002_column.sql"
+echo "ALTER TABLE items ADD CONSTRAINT items_v_check CHECK (v >= 0) NOT VALID;" > "$dir/migrations/0003_check.sql"
+echo "ALTER TABLE items VALIDATE CONSTRAINT items_v_check;" > "$dir/migrations/0004_validate.sql"
 cat "$dir"/migrations/*.sql > "$dir/all.sql"
+items="CREATE TABLE items (id bigint PRIMARY KEY, v int); INSERT INTO items SELECT g, g % 100 FROM generate_series(1, 100) g;"
 
 # The targets of one contender: DATABASES databases <p>_db_NN and SCHEMAS schemas of <p>_shared.
 setup() {
   i=0
   while [ "$i" -lt "$databases" ]; do
     $psql -d postgres -c "CREATE DATABASE ${1}_db_$(printf %02d "$i")"
+    $psql -d "${1}_db_$(printf %02d "$i")" -c "$items"
     i=$((i + 1))
   done
   $psql -d postgres -c "CREATE DATABASE ${1}_shared"
-  $psql -d "${1}_shared" -c "DO \$\$ BEGIN FOR i IN 1..$schemas LOOP EXECUTE format('CREATE SCHEMA %I', 'org_' || lpad(i::text, 4, '0')); END LOOP; END \$\$"
+  $psql -d "${1}_shared" -c "DO \$\$ DECLARE s text; BEGIN FOR i IN 1..$schemas LOOP s := 'org_' || lpad(i::text, 4, '0'); EXECUTE format('CREATE SCHEMA %I', s); EXECUTE format('CREATE TABLE %I.items (id bigint PRIMARY KEY, v int)', s); EXECUTE format('INSERT INTO %I.items SELECT g, g %% 100 FROM generate_series(1, 100) g', s); END LOOP; END \$\$"
 }
 
 fleet() {
@@ -78,7 +82,7 @@ for p in psql seq par; do setup "$p"; done
 fleet seq 1
 fleet par "$concurrency"
 
-# The psql loop: one psql per target, the three statements in one file.
+# The psql loop: one psql per target, the four statements in one file.
 t0=$(now)
 i=0
 while [ "$i" -lt "$databases" ]; do
@@ -102,13 +106,13 @@ par_s=$(run_fleet par)
 
 # Every contender did the whole job.
 check() {
-  n=$($psql -d "${1}_shared" -At -c "SELECT count(*) FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid WHERE c.relname = 'items' AND a.attname = 'note'")
+  n=$($psql -d "${1}_shared" -At -c "SELECT count(*) FROM pg_constraint WHERE conname = 'items_v_check' AND convalidated")
   [ "$n" = "$schemas" ] || { echo "$1: $n of $schemas schemas migrated" >&2; exit 1; }
 }
 for p in psql seq par; do check "$p"; done
 
 targets=$((schemas + databases))
-printf '\n%s schema targets + %s database targets (%s in all), 3 statements each, PostgreSQL %s, %s cores\n\n' \
+printf '\n%s schema targets + %s database targets (%s in all), 4 statements each, PostgreSQL %s, %s cores\n\n' \
   "$schemas" "$databases" "$targets" "$($psql -d postgres -At -c 'SHOW server_version')" "$(nproc)"
 printf '%-44s %10s %12s %10s\n' "contender" "seconds" "targets/s" "vs psql"
 row() { python3 -c "print(f'{\"$1\":<44} {$2:>10.1f} {$targets / $2:>12.0f} {$3 / $2:>9.2f}x')"; }
