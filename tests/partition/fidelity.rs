@@ -539,18 +539,28 @@ fn a_swap_carries_over_everything_a_table_is_for_a_role_that_owns_nothing_and_fo
     );
     assert_eq!(without, 0, "partitions without the table's fillfactor");
     assert_same(&before, &describe(&db));
-    // Every change of the writer reached the slot exactly once, under the table's name (the
-    // writer's last commits may reach the WAL a moment after it stopped).
+    each_change_decoded_once(&db, &written);
+}
+
+/// Every change of the writer reached the slot `kitchen_slot` exactly once, under the
+/// table's name (the writer's last commits may reach the WAL a moment after it stopped).
+fn each_change_decoded_once(db: &Db, written: &Written) {
+    let ops = [
+        ('I', &written.inserted),
+        ('U', &written.updated),
+        ('D', &written.deleted),
+    ];
     let mut changes = Vec::new();
     wait_for(
         "the writer's changes in the slot",
         Duration::from_secs(30),
         || {
-            changes = decoded(&db, "kitchen_slot");
-            written
-                .inserted
-                .iter()
-                .all(|w| changes.iter().any(|c| c.0 == 'I' && c.2 == *w))
+            changes = decoded(db, "kitchen_slot");
+            ops.iter().all(|(op, codes)| {
+                codes
+                    .iter()
+                    .all(|w| changes.iter().any(|c| c.0 == *op && c.2 == *w))
+            })
         },
     );
     let names: std::collections::BTreeSet<&str> = changes.iter().map(|c| c.1.as_str()).collect();
@@ -559,11 +569,7 @@ fn a_swap_carries_over_everything_a_table_is_for_a_role_that_owns_nothing_and_fo
         ["kitchen"],
         "relations decoded"
     );
-    for (op, codes) in [
-        ('I', &written.inserted),
-        ('U', &written.updated),
-        ('D', &written.deleted),
-    ] {
+    for (op, codes) in ops {
         let seen: Vec<&String> = changes.iter().filter(|c| c.0 == op).map(|c| &c.2).collect();
         let mut want: Vec<&String> = codes.iter().collect();
         let mut got = seen.clone();
@@ -662,26 +668,7 @@ fn a_column_type_conversion_keeps_the_column_order_and_everything_else() {
         &written.errors[..written.errors.len().min(5)]
     );
     assert_same(&widened(&before), &describe(&db));
-    let mut changes = Vec::new();
-    wait_for(
-        "the writer's changes in the slot",
-        Duration::from_secs(30),
-        || {
-            changes = decoded(&db, "kitchen_slot");
-            written
-                .inserted
-                .iter()
-                .all(|w| changes.iter().any(|c| c.0 == 'I' && c.2 == *w))
-        },
-    );
-    let names: std::collections::BTreeSet<&str> = changes.iter().map(|c| c.1.as_str()).collect();
-    assert_eq!(
-        names.into_iter().collect::<Vec<_>>(),
-        ["kitchen"],
-        "relations decoded"
-    );
-    let inserts = changes.iter().filter(|c| c.0 == 'I').count();
-    assert_eq!(inserts, written.inserted.len(), "each insert decoded once");
+    each_change_decoded_once(&db, &written);
 }
 
 /// A rebuild of the kitchen sink while the role that owns nothing writes to it, with the
@@ -724,26 +711,7 @@ fn rebuild_kitchen(
         "the role that owns nothing could not write: {:?}",
         &written.errors[..written.errors.len().min(5)]
     );
-    let mut changes = Vec::new();
-    wait_for(
-        "the writer's changes in the slot",
-        Duration::from_secs(30),
-        || {
-            changes = decoded(&db, "kitchen_slot");
-            written
-                .inserted
-                .iter()
-                .all(|w| changes.iter().any(|c| c.0 == 'I' && c.2 == *w))
-        },
-    );
-    let names: std::collections::BTreeSet<&str> = changes.iter().map(|c| c.1.as_str()).collect();
-    assert_eq!(
-        names.into_iter().collect::<Vec<_>>(),
-        ["kitchen"],
-        "relations decoded"
-    );
-    let inserts = changes.iter().filter(|c| c.0 == 'I').count();
-    assert_eq!(inserts, written.inserted.len(), "each insert decoded once");
+    each_change_decoded_once(&db, &written);
     check(&db);
     (before, describe(&db))
 }

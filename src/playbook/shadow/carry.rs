@@ -468,7 +468,7 @@ impl ShadowPlan {
             out.extend(policy_sql(p, &new));
         }
         out.extend(self.replica_identity_sql());
-        out.extend(self.publications_sql(&old, &new));
+        out.extend(self.publications_sql(&old, &new, true));
         out
     }
 
@@ -541,9 +541,11 @@ impl ShadowPlan {
         out
     }
 
-    /// Publications that name the table move from `from` to `to`; a partitioned table is
-    /// published under its own name.
-    fn publications_sql(&self, from: &str, to: &str) -> Vec<String> {
+    /// Publications that name the table move from `from` to `to`, with their column lists
+    /// and row filters; a publication that did not publish via the partition root does so
+    /// with `via_root` (the swap: a partitioned table is published under its own name) and
+    /// stops again without it (the swap back).
+    fn publications_sql(&self, from: &str, to: &str, via_root: bool) -> Vec<String> {
         let mut out = Vec::new();
         for p in &self.facts.publications {
             let name = q(&p.name);
@@ -564,7 +566,7 @@ impl ShadowPlan {
             }
             if !p.via_root {
                 out.push(format!(
-                    "ALTER PUBLICATION {name} SET (publish_via_partition_root = true)"
+                    "ALTER PUBLICATION {name} SET (publish_via_partition_root = {via_root})"
                 ));
             }
         }
@@ -617,29 +619,7 @@ impl ShadowPlan {
         if f.rls.1 {
             out.push(format!("ALTER TABLE {live} FORCE ROW LEVEL SECURITY"));
         }
-        for p in &f.publications {
-            let name = q(&p.name);
-            if p.table {
-                out.push(format!("ALTER PUBLICATION {name} DROP TABLE {shadow}"));
-                let cols = if p.columns.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", list(&p.columns))
-                };
-                let filter = p
-                    .row_filter
-                    .as_ref()
-                    .map_or(String::new(), |w| format!(" WHERE ({w})"));
-                out.push(format!(
-                    "ALTER PUBLICATION {name} ADD TABLE {live}{cols}{filter}"
-                ));
-            }
-            if !p.via_root {
-                out.push(format!(
-                    "ALTER PUBLICATION {name} SET (publish_via_partition_root = false)"
-                ));
-            }
-        }
+        out.extend(self.publications_sql(&shadow, &live, false));
         out
     }
 }
