@@ -9,6 +9,19 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+/// `url` with any `user:password@` before its host replaced by `…@`.
+fn redacted(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => {
+            let sep = if scheme.is_empty() { "" } else { "://" };
+            format!("{scheme}{sep}…@{}", &rest[at + 1..])
+        }
+        None => url.to_string(),
+    }
+}
+
 /// An `http://host[:port][/path]` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Url {
@@ -20,8 +33,11 @@ pub struct Url {
 
 impl Url {
     /// Parses an `http://` URL; the error says what is wrong.
-    pub fn parse(s: &str) -> Result<Url, String> {
-        let rest = match s.split_once("://") {
+    pub fn parse(url: &str) -> Result<Url, String> {
+        // The URL as messages show it: never the credentials it may carry.
+        let shown = redacted(url);
+        let s = shown.as_str();
+        let rest = match url.split_once("://") {
             Some(("http", rest)) => rest,
             Some(("https", _)) => {
                 return Err(format!(
@@ -232,6 +248,14 @@ mod tests {
             .unwrap_err()
             .contains("https is not supported"));
         assert!(Url::parse("ftp://x").unwrap_err().contains("http://"));
+        for creds in [
+            "http://u:s3cret@x/",
+            "https://u:s3cret@x/",
+            "http://u:s3cret@x:bad/",
+        ] {
+            let e = Url::parse(creds).unwrap_err();
+            assert!(!e.contains("s3cret") && e.contains("…@x"), "{e}");
+        }
         assert!(Url::parse("http://u:p@x/")
             .unwrap_err()
             .contains("credentials"));
