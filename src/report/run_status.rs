@@ -24,6 +24,11 @@
 //!               "throttle": { "active", "reason": string | null },
 //!               "replica_lag_ms": int | null (null: no replicas),
 //!               "log_backlog": int | null (changes captured, not replayed yet),
+//!               "capture": { "method": "logical" | "trigger", "slot": string | null,
+//!                            "retained_wal_bytes": int | null (WAL the slot holds back) }
+//!                          | null (kinds without a shadow table),
+//!               "swaps": [ { "what": "swap" | "swap back", "waited_ms": float,
+//!                            "held_ms": float | null (lock not granted), "error": string | null } ],
 //!               "lanes": { "total", "copied", "under_way", "waiting" } | null,
 //!               "settings": { "max_rows_per_second", "target_batch_ms", "duty_cycle" },
 //!               "swap": { "mode": "auto" | "manual", "requested", "ready" },
@@ -105,6 +110,17 @@ fn run_value(st: &RunStatus) -> Value {
         "throttle": { "active": r.throttle.is_some(), "reason": r.throttle },
         "replica_lag_ms": st.replica_lag_ms,
         "log_backlog": st.logged,
+        "capture": st.capture.as_ref().map(|c| json!({
+            "method": if c.slot.is_some() { "logical" } else { "trigger" },
+            "slot": c.slot,
+            "retained_wal_bytes": c.retained_wal,
+        })),
+        "swaps": r.swaps.iter().map(|a| json!({
+            "what": a.what,
+            "waited_ms": a.waited_ms,
+            "held_ms": a.held_ms,
+            "error": a.error,
+        })).collect::<Vec<_>>(),
         "lanes": st.lanes.map(|l| json!({
             "total": l.total,
             "copied": l.copied,
