@@ -227,13 +227,13 @@ fn verification_repairs_a_damaged_copy_and_refuses_one_it_cannot_repair() {
         said.contains("verification found rows that differ between public.events and the copy in the key range after the start"),
         "{said}"
     );
-    assert!(said.contains("a range differs: copying it again"), "{said}");
+    assert!(said.contains("copying it again"), "{said}");
     let kind: String = db.one("SELECT relkind::text FROM pg_class WHERE oid = 'events'::regclass");
     assert_eq!(kind, "r", "the swap must be refused");
     // Without the trigger, copying the ranges again repairs the copy, and the run swaps.
     db.exec("DROP TRIGGER damage ON events_lockstep_new");
     let out = db.lockstep(&["resume"]);
     assert_exit(&out, 0);
-    assert!(text(&out).contains("a range differs: copying it again"));
+    assert!(text(&out).contains("copying it again"));
     assert_swapped(&db);
 }

@@ -170,7 +170,7 @@ impl Runner<'_, '_> {
                     // copy damaged behind the capture's back is repaired.
                     if !told {
                         told = true;
-                        main.note("a range differs: copying it again");
+                        main.note("a key range still differs after the replay: copying it again");
                     }
                     self.recopy(main, lower.as_deref(), &upper).await?;
                     next.push((lower, upper));
