@@ -25,7 +25,7 @@ saw.\n\n\
 --bench also times the naive way (one INSERT … SELECT into a partitioned copy that already\n\
 has all its indexes, with no workload) on the same data, converts once with no workload as\n\
 well (then swaps back) for a like-for-like time, and prints the ratios.\n\n\
-Examples:\n  lockstep demo\n  lockstep demo --rows 100000 --measure 2\n  lockstep demo --rows 5000000 --bench\n  lockstep demo --writers 4 --workers 1 --duty-cycle 1"
+Examples:\n  lockstep demo\n  lockstep demo --rows 100000 --measure 2\n  lockstep demo --rows 5000000 --bench\n  lockstep demo --writers 4 --workers 1 --duty-cycle 1\n  lockstep demo --capture trigger    # the change-capture trigger instead of logical decoding"
 )]
 pub struct DemoArgs {
     /// Rows in the sample table
@@ -42,6 +42,9 @@ pub struct DemoArgs {
     /// at once (default: the playbook default)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=16))]
     pub workers: Option<u32>,
+    /// The playbook's `[capture] mode`: how changes made during the copy are captured
+    #[arg(long, value_name = "MODE", value_parser = ["auto", "logical", "trigger"])]
+    pub capture: Option<String>,
     /// Also measure the naive conversion and print the ratios
     #[arg(long)]
     pub bench: bool,
@@ -66,6 +69,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<u8> {
         writers: args.writers,
         duty_cycle: args.duty_cycle,
         workers: args.workers,
+        capture: args.capture,
         bench: args.bench,
         measure: Duration::from_secs(args.measure),
     };

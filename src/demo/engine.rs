@@ -32,10 +32,11 @@ pub(super) struct Playbook {
 }
 
 impl Playbook {
-    /// The playbook with the demo's `--duty-cycle` and `--workers`.
+    /// The playbook with the demo's `--duty-cycle`, `--workers` and `--capture`.
     pub(super) fn new(
         duty_cycle: Option<f64>,
         workers: Option<u32>,
+        capture: Option<&str>,
     ) -> Result<Playbook, DemoError> {
         let mut text = format!("{PLAYBOOK}[backfill]\n");
         if let Some(d) = duty_cycle {
@@ -43,6 +44,9 @@ impl Playbook {
         }
         if let Some(w) = workers {
             text.push_str(&format!("workers = {w}\n"));
+        }
+        if let Some(c) = capture {
+            text.push_str(&format!("[capture]\nmode = {}\n", toml_string(c)));
         }
         let parsed =
             spec::parse(&text, "demo playbook").map_err(|e| DemoError::Engine(e.to_string()))?;
@@ -53,6 +57,19 @@ impl Playbook {
     pub(super) fn duty_cycle(&self) -> f64 {
         self.parsed.common.backfill.duty_cycle
     }
+}
+
+/// A TOML basic string.
+fn toml_string(s: &str) -> String {
+    let escaped: String = s
+        .chars()
+        .flat_map(|c| match c {
+            '"' | '\\' => vec!['\\', c],
+            c if c.is_control() => Vec::new(),
+            c => vec![c],
+        })
+        .collect();
+    format!("\"{escaped}\"")
 }
 
 /// What the demo asks of the engine.

@@ -28,6 +28,8 @@ pub struct Options {
     pub duty_cycle: Option<f64>,
     /// The playbook's `[backfill] workers` (default: the playbook's).
     pub workers: Option<u32>,
+    /// The playbook's `[capture] mode` (default: the playbook's, `auto`).
+    pub capture: Option<String>,
     /// Also time the naive conversion and a conversion with no workload.
     pub bench: bool,
     /// How long the workload is measured alone before the conversion, and after the swap.
@@ -132,7 +134,11 @@ pub async fn run(
     } else {
         None
     };
-    let pb = engine::Playbook::new(options.duty_cycle, options.workers)?;
+    let pb = engine::Playbook::new(
+        options.duty_cycle,
+        options.workers,
+        options.capture.as_deref(),
+    )?;
     // Like the naive conversion, once with no workload (then swapped back), for the time.
     let idle = if options.bench && options.writers > 0 {
         screen.phase(

@@ -9,6 +9,7 @@ use std::cell::Cell;
 
 use tokio_postgres::Client;
 
+use super::logical::PumpError;
 use super::ShadowPlan;
 use crate::playbook::exec::{
     dberr, hold_point, in_transaction, is_lock_timeout, is_unique_violation, BatchError, Batching,
@@ -310,7 +311,9 @@ $lockstep$",
             let (n, all) = match self.replay_batch(conn, Some(limit)).await {
                 // Rows caught up piecemeal may briefly share a unique value: a batch of every
                 // logged change matches the table at one moment.
-                Err(e) if is_unique_violation(&e) => self.replay_batch(conn, None).await?,
+                Err(PumpError::Db(e)) if is_unique_violation(&e) => {
+                    self.replay_batch(conn, None).await?
+                }
                 r => r?,
             };
             replayed += n;
@@ -362,7 +365,7 @@ $lockstep$",
         &self,
         conn: Conn<'_, '_>,
         limit: Option<u32>,
-    ) -> Result<(u64, bool), tokio_postgres::Error> {
+    ) -> Result<(u64, bool), PumpError> {
         let c = conn.client;
         let begin = format!(
             "BEGIN ISOLATION LEVEL REPEATABLE READ; SET LOCAL lock_timeout = '{}ms'",
@@ -379,6 +382,12 @@ $lockstep$",
                 }
                 None => None,
             };
+            // A batch of every entry matches the table at one moment only when every change
+            // the snapshot sees is logged: with logical capture, the slot is read up to the
+            // snapshot in this transaction (without moving it on).
+            if batch.is_none() {
+                self.pump_locked(c, conn.exec.spare()).await?;
+            }
             let mut replayed = 0;
             for sql in self.replay_sql(batch.is_some()) {
                 replayed = match &batch {

@@ -425,9 +425,11 @@ impl TriggerLog<'_> {
         Ok(logged)
     }
 
-    /// Under the swap's lock, in its transaction: the changes committed before the lock
-    /// was granted, into the log, without moving the slot. `flush` is another connection,
-    /// which forces the WAL up to that point to disk (the slot reads only what is on disk).
+    /// In the caller's transaction (under the swap's lock, or a replay of every logged
+    /// change): the changes committed before its snapshot (the first statement here takes it
+    /// in a `REPEATABLE READ` transaction), into the log, without moving the slot. `flush` is
+    /// another connection, which forces the WAL up to that point to disk (the slot reads only
+    /// what is on disk).
     pub(crate) async fn pump_locked(
         &self,
         client: &Client,
@@ -517,6 +519,15 @@ impl PumpError {
                 step: "capture".into(),
                 message,
             },
+        }
+    }
+}
+
+impl From<PumpError> for crate::playbook::exec::BatchError {
+    fn from(e: PumpError) -> Self {
+        match e {
+            PumpError::Db(e) => Self::Db(e),
+            e => Self::Run(e.engine()),
         }
     }
 }

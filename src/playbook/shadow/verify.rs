@@ -14,8 +14,8 @@ use tokio_postgres::Client;
 use super::runner::Runner;
 use super::swap::Attempt;
 use crate::playbook::exec::{
-    dberr, hold_point, in_transaction, is_undefined_function, BatchError, Batching, Conn,
-    EngineError, Outcome, Pacing, Sizing,
+    dberr, hold_point, in_transaction, is_undefined_function, is_unique_violation, BatchError,
+    Batching, Conn, EngineError, Outcome, Pacing, Sizing,
 };
 
 /// Rows per verified range.
@@ -172,7 +172,12 @@ impl Runner<'_, '_> {
                         told = true;
                         main.note("a key range still differs after the replay: copying it again");
                     }
-                    self.recopy(main, lower.as_deref(), &upper).await?;
+                    // A copy caught up piecemeal may briefly give another row of the copy
+                    // the same unique value: the next round's replay settles it first.
+                    match self.recopy_raw(main, lower.as_deref(), &upper).await {
+                        Err(e) if !is_unique_violation(&e) => return Err(dberr("verify")(e)),
+                        _ => {}
+                    }
                     next.push((lower, upper));
                 }
             }
@@ -364,6 +369,17 @@ impl Runner<'_, '_> {
         lower: Option<&[String]>,
         upper: &[String],
     ) -> Result<(), EngineError> {
+        self.recopy_raw(conn, lower, upper)
+            .await
+            .map_err(dberr("verify"))
+    }
+
+    async fn recopy_raw(
+        &self,
+        conn: Conn<'_, '_>,
+        lower: Option<&[String]>,
+        upper: &[String],
+    ) -> Result<(), tokio_postgres::Error> {
         let c = conn.client;
         let params = range_params(lower, upper);
         let sqls = self.plan.recopy_sql(lower.is_none());
@@ -374,6 +390,5 @@ impl Runner<'_, '_> {
             Ok(())
         })
         .await
-        .map_err(dberr("verify"))
     }
 }
