@@ -142,6 +142,11 @@ fn without_logical_decoding_auto_uses_the_trigger_and_logical_is_refused_with_th
         "{said}"
     );
     let auto = db.playbook("auto.toml", &events_playbook(""));
+    let plan = text(&db.lockstep(&["plan", auto.to_str().unwrap()]));
+    assert!(
+        plan.contains("not logical decoding, which the application's writes would not pay for: wal_level is replica"),
+        "{plan}"
+    );
     let out = db.lockstep(&["run", auto.to_str().unwrap()]);
     assert_exit(&out, 0);
     assert!(

@@ -55,6 +55,9 @@ pub(crate) struct Exec<'e> {
     /// The backends of the run's connections: not the application.
     pub(super) pids: Vec<i32>,
     pub(super) crewed: bool,
+    /// A connection for short statements beside the work, when there is no monitor or
+    /// helper (see [`Exec::spare`]).
+    pub(super) flusher: Option<Client>,
     /// One connection failed: the others stop at their next safe point.
     pub(super) abort: AtomicBool,
     /// How many connections are at work now.
@@ -89,6 +92,7 @@ impl<'e> Exec<'e> {
             helpers: Vec::new(),
             pids: Vec::new(),
             crewed: false,
+            flusher: None,
             abort: AtomicBool::new(false),
             working: AtomicUsize::new(1),
             pause: PauseGate::default(),

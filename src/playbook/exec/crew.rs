@@ -110,10 +110,33 @@ impl Exec<'_> {
         }
     }
 
-    /// A connection besides the main one, free for a short statement (the monitor, or a
-    /// helper), if the run has one.
+    /// A connection besides the main one, free for a short statement (the monitor, a
+    /// helper, or one opened by [`Exec::open_spare`]), if the run has one.
     pub(crate) fn spare(&self) -> Option<&Client> {
-        self.monitor.or(self.helpers.first())
+        self.monitor
+            .or(self.helpers.first())
+            .or(self.flusher.as_ref())
+    }
+
+    /// Makes sure [`Exec::spare`] has a connection, opening one if there is a way to
+    /// connect (a failure leaves it without: callers then wait for the server instead).
+    pub(crate) async fn open_spare(&mut self) {
+        if self.spare().is_some() {
+            return;
+        }
+        let Some(connect) = self.connect else {
+            return;
+        };
+        let Ok(c) = connect.connect().await else {
+            return;
+        };
+        if runner_session(&c).await.is_err() {
+            return;
+        }
+        if let Ok(r) = c.query_one("SELECT pg_backend_pid()", &[]).await {
+            self.pids.push(r.get(0));
+        }
+        self.flusher = Some(c);
     }
 
     /// How many connections the run has now.

@@ -298,6 +298,7 @@ impl Rebuild {
                 names,
                 shape: None,
                 logical: None,
+                trigger_because: None,
             },
         };
         let mut shape = Shape::default();

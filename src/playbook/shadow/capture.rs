@@ -89,7 +89,7 @@ impl TriggerLog<'_> {
         );
         if let Some(l) = &self.plan.logical {
             // No trigger: the slot made next is read into the log (logical.rs).
-            return vec![table, Self::publication_sql(l, self.plan)];
+            return Self::logical_install_sql(l, self.plan, table);
         }
         vec![
             table,

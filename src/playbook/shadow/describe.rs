@@ -87,7 +87,14 @@ impl ShadowPlan {
             match &self.logical {
                 None => step(
                     "capture",
-                    format!("a trigger logs the key of every changed row to {} (SHARE ROW EXCLUSIVE on {} for milliseconds; lock_timeout {lt} ms, retried)", capture.log(), self.source()),
+                    format!(
+                        "a trigger logs the key of every changed row to {} (SHARE ROW EXCLUSIVE on {} for milliseconds; lock_timeout {lt} ms, retried){}",
+                        capture.log(),
+                        self.source(),
+                        self.trigger_because.as_ref().map_or(String::new(), |why| format!(
+                            "; not logical decoding, which the application's writes would not pay for: {why}"
+                        ))
+                    ),
                     capture.install_sql(),
                 ),
                 Some(l) => step(

@@ -146,6 +146,7 @@ impl ShadowPlan {
         let mut refusals = self.taken_refusals(client).await?;
         let capture = &common.capture;
         self.logical = None;
+        self.trigger_because = None;
         if capture.mode != CaptureMode::Trigger {
             match unavailable(client, &self.facts).await? {
                 None => {
@@ -154,7 +155,7 @@ impl ShadowPlan {
                 Some(why) if capture.mode == CaptureMode::Logical => refusals.push(format!(
                     "[capture] mode = \"logical\" is not possible: {why} (mode = \"trigger\" captures with a trigger instead)"
                 )),
-                Some(_) => {}
+                Some(why) => self.trigger_because = Some(why),
             }
         }
         Ok(refusals)
@@ -179,14 +180,19 @@ impl TriggerLog<'_> {
         self.plan.logical.as_ref()
     }
 
-    /// The publication, made before the slot (idempotent).
-    pub(crate) fn publication_sql(l: &Logical, plan: &ShadowPlan) -> String {
-        format!(
-            "DO $lockstep$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = {name}) THEN CREATE PUBLICATION {id} FOR TABLE ONLY {table}; END IF; END $lockstep$",
-            name = lit(&l.publication),
-            id = q(&l.publication),
-            table = plan.source(),
-        )
+    /// The log and the publication, made before the slot, in one transaction that can run
+    /// again (after a crash before the checkpoint: nothing was copied yet).
+    pub(crate) fn logical_install_sql(l: &Logical, plan: &ShadowPlan, log: String) -> Vec<String> {
+        vec![
+            format!("DROP PUBLICATION IF EXISTS {}", q(&l.publication)),
+            format!("DROP TABLE IF EXISTS {}", plan.capture().log()),
+            log,
+            format!(
+                "CREATE PUBLICATION {} FOR TABLE ONLY {}",
+                q(&l.publication),
+                plan.source()
+            ),
+        ]
     }
 
     /// The slot, made once (outside any transaction that wrote: PostgreSQL refuses that).

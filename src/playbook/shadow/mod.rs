@@ -144,6 +144,9 @@ pub struct ShadowPlan {
     /// Logical capture's slot and publication (none: the trigger captures).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logical: Option<Logical>,
+    /// Why `[capture] mode = "auto"` chose the trigger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_because: Option<String>,
 }
 
 impl ShadowPlan {
@@ -286,6 +289,7 @@ mod tests {
             names,
             shape: None,
             logical: None,
+            trigger_because: None,
         };
         let v = serde_json::to_value(AnyPlan::from(plan.clone())).unwrap();
         let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();

@@ -155,6 +155,11 @@ impl Runner<'_, '_> {
     }
 
     async fn forward_steps(&mut self) -> Result<(), EngineError> {
+        if self.plan.logical.is_some() {
+            // Reading the slot up to a snapshot forces the WAL to disk from a second
+            // connection.
+            self.exec.open_spare().await;
+        }
         if !self.done(Step::Shadow) {
             let detail = self.plan.shadow();
             self.ddl_step(Step::Shadow, &detail, self.plan.shadow_sql())

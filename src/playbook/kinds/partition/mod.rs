@@ -138,6 +138,7 @@ impl Partition {
             names,
             shape: None,
             logical: None,
+            trigger_because: None,
         }
     }
 }
