@@ -140,6 +140,20 @@ CREATE INDEX CONCURRENTLY e ON b (id);
     }
 
     #[test]
+    fn a_streamed_file_holds_its_statements_over_a_megabyte_instead_of_parsing_them_twice() {
+        let rows: Vec<String> = (0..80_000).map(|i| format!("({i}, 'row {i}')")).collect();
+        let src = format!(
+            "CREATE TABLE t (id int, note text);\nINSERT INTO t VALUES {};\nSELECT 1;\n",
+            rows.join(", ")
+        );
+        assert!(src.len() > crate::sql::parse::LARGE_STATEMENT);
+        let prepared = prepare(&src);
+        assert_eq!(prepared.statement_count(), 3);
+        assert_eq!(prepared.held(), 1);
+        assert_same(&src, &LintOptions::default(), "a large INSERT");
+    }
+
+    #[test]
     fn lock_reports_are_kept_only_when_asked_for() {
         let src = "ALTER TABLE orders ADD COLUMN note text;\nCREATE INDEX i ON orders (note);\n";
         let with = lint(src, true, &LintOptions::default());

@@ -15,7 +15,7 @@ pub mod undo;
 use std::fmt;
 use std::ops::Range;
 
-use crate::sql::parse::{analyze, Statement};
+use crate::sql::parse::{analyze, Statement, LARGE_STATEMENT};
 use crate::sql::split::{Comment, Unterminated};
 use crate::sql::{split, LineIndex, Split};
 use catalog::Catalog;
@@ -184,9 +184,11 @@ pub struct Prepared {
     unterminated: Vec<(usize, Unterminated)>,
     comments: Vec<Comment>,
     index: LineIndex,
-    /// The parsed statements; none in a streamed file (see [`compact`]), whose statements
-    /// are parsed again one at a time when they are checked.
-    statements: Vec<Statement>,
+    /// `(index, statement)`: the parsed statements held until they are checked. All of a
+    /// short file's; of a streamed file (see [`compact`]) only those over
+    /// [`LARGE_STATEMENT`], whose parsed form is a small fraction of their text: the
+    /// others are parsed again one at a time when they are checked.
+    statements: Vec<(usize, Statement)>,
     facts: Facts,
 }
 
@@ -210,15 +212,17 @@ impl Prepared {
         &self.facts
     }
 
-    /// Parsed statements held (all of a short file's, none of a streamed file's).
+    /// Parsed statements held (all of a short file's, only the largest of a streamed
+    /// file's).
     pub fn held(&self) -> usize {
         self.statements.len()
     }
 
     /// The statements, parsed (again, in a streamed file) one at a time.
     pub fn statements<'a>(&'a self, src: &'a str) -> impl Iterator<Item = Statement> + 'a {
-        (0..self.spans.len()).map(move |i| match self.statements.get(i) {
-            Some(st) => st.clone(),
+        let mut held = self.statements.iter().peekable();
+        (0..self.spans.len()).map(move |i| match held.next_if(|(at, _)| *at == i) {
+            Some((_, st)) => st.clone(),
             None => self.parse(src, i),
         })
     }
@@ -278,8 +282,8 @@ pub fn prepare_with(src: &str, stream: bool) -> Prepared {
     for (i, r) in raw.into_iter().enumerate() {
         let st = analyze_raw(src, r.span.clone(), r.unterminated.as_ref(), &index);
         facts.push(&st);
-        if !stream {
-            statements.push(st);
+        if !stream || st.span.len() > LARGE_STATEMENT {
+            statements.push((i, st));
         }
         spans.push(r.span);
         if let Some(u) = r.unterminated {
@@ -313,15 +317,15 @@ pub fn check(
         statements,
         facts,
     } = prepared;
-    let mut held = statements.into_iter();
+    let mut held = statements.into_iter().peekable();
     let mut ctx = FileContext::with_catalog(opts, catalog);
     let mut diagnostics = Vec::new();
     let mut locks = Vec::with_capacity(if opts.lock_reports { count } else { 0 });
     let mut raw_findings = Vec::new();
     let mut neighbours = Neighbours::new(facts);
     for (i, span) in spans.iter().enumerate() {
-        let st = match held.next() {
-            Some(st) => st,
+        let st = match held.next_if(|(at, _)| *at == i) {
+            Some((_, st)) => st,
             None => {
                 let u = unterminated.iter().find(|(at, _)| *at == i).map(|(_, u)| u);
                 analyze_raw(src, span.clone(), u, &index)
