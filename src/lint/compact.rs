@@ -9,8 +9,8 @@
 //! stays per statement is its span (8 bytes per end) and, when the chosen report prints
 //! them ([`LintOptions::lock_reports`](super::LintOptions::lock_reports)), its lock report.
 //! The second parse costs about what rebuilding each statement's tokens cost before (the
-//! 10 MB file of small statements in `bench/lint_speed.py --sets hostile` takes 1.8 s of CPU
-//! either way); shorter files keep their statements parsed between the two steps.
+//! 10 MB file of small statements in `bench/lint_speed.py --sets hostile` takes 1.7 to
+//! 1.8 s of CPU either way); shorter files keep their statements parsed between the two steps.
 //!
 //! Statements over [`LARGE_STATEMENT`](crate::sql::parse::LARGE_STATEMENT) are tokenized a
 //! piece at a time and hold a bounded head of tokens (see [`crate::sql::parse::analyze`]):
