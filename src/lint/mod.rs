@@ -223,20 +223,22 @@ impl Prepared {
         let mut held = self.statements.iter().peekable();
         (0..self.spans.len()).map(move |i| match held.next_if(|(at, _)| *at == i) {
             Some((_, st)) => st.clone(),
-            None => self.parse(src, i),
+            None => parse_again(src, &self.spans, &self.unterminated, &self.index, i),
         })
     }
+}
 
-    /// Parses statement `i` from the file's text.
-    fn parse(&self, src: &str, i: usize) -> Statement {
-        let span = self.spans.get(i).cloned().unwrap_or_default();
-        let u = self
-            .unterminated
-            .iter()
-            .find(|(at, _)| *at == i)
-            .map(|(_, u)| u);
-        analyze_raw(src, span, u, &self.index)
-    }
+/// Parses statement `i` of a prepared file again from its text.
+fn parse_again(
+    src: &str,
+    spans: &[Range<usize>],
+    unterminated: &[(usize, Unterminated)],
+    index: &LineIndex,
+    i: usize,
+) -> Statement {
+    let span = spans.get(i).cloned().unwrap_or_default();
+    let u = unterminated.iter().find(|(at, _)| *at == i).map(|(_, u)| u);
+    analyze_raw(src, span, u, index)
 }
 
 /// Understands one statement of the splitter's output.
@@ -323,13 +325,10 @@ pub fn check(
     let mut locks = Vec::with_capacity(if opts.lock_reports { count } else { 0 });
     let mut raw_findings = Vec::new();
     let mut neighbours = Neighbours::new(facts);
-    for (i, span) in spans.iter().enumerate() {
+    for i in 0..count {
         let st = match held.next_if(|(at, _)| *at == i) {
             Some((_, st)) => st,
-            None => {
-                let u = unterminated.iter().find(|(at, _)| *at == i).map(|(_, u)| u);
-                analyze_raw(src, span.clone(), u, &index)
-            }
+            None => parse_again(src, &spans, &unterminated, &index, i),
         };
         let st = &st;
         let line = index.line(st.span.start);

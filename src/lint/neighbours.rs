@@ -59,15 +59,6 @@ pub struct Facts {
 }
 
 impl Facts {
-    /// The facts of `statements`, in order.
-    pub fn of(statements: &[Statement]) -> Facts {
-        let mut f = Facts::default();
-        for st in statements {
-            f.push(st);
-        }
-        f
-    }
-
     /// Records the next statement (with its tokens).
     pub fn push(&mut self, st: &Statement) {
         let at = self.count;
@@ -156,10 +147,6 @@ impl Neighbours {
             facts,
             added: Vec::new(),
         }
-    }
-
-    pub fn facts(&self) -> &Facts {
-        &self.facts
     }
 
     /// Records a statement once its rules have run (before the next one is checked).

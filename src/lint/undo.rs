@@ -17,16 +17,8 @@ pub struct Created {
 }
 
 impl Created {
-    /// What `statements` (an up section, in order) create and leave in place.
-    pub fn of(statements: &[Statement]) -> Created {
-        let mut c = Created::default();
-        for st in statements {
-            c.add(st);
-        }
-        c
-    }
-
-    /// Adds what the next statement of the section creates (or drops).
+    /// Adds what the next statement of an up section creates (or drops), in order: the
+    /// section creates and leaves in place what the additions of all its statements say.
     pub fn add(&mut self, st: &Statement) {
         match &st.kind {
             StmtKind::CreateTable { name, .. } => {
