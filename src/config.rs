@@ -395,6 +395,7 @@ impl Settings {
                 .unwrap_or(crate::lint::DEFAULT_MAX_FILE_SIZE),
             up_created: None,
             timezone: self.timezone.clone(),
+            lock_reports: true,
         }
     }
 }

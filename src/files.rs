@@ -11,7 +11,6 @@ use crate::framework::{self, DirCache, DirFacts, Direction, Framework, Section, 
 use crate::lint::catalog::Catalog;
 use crate::lint::undo::{Created, UpIndex};
 use crate::lint::{check, prepare, Diagnostic, LintOptions, Prepared, StatementLocks, TxNote};
-use crate::sql::ir::StmtKind;
 use crate::sql::placeholders;
 
 /// One input to lint.
@@ -509,19 +508,17 @@ pub fn transaction_of(
     prepared: Option<&Prepared>,
     opts: &LintOptions,
 ) -> (bool, String) {
-    let statements = prepared.map_or(&[][..], |p| p.statements());
+    let facts = prepared.map(|p| p.facts());
     match section.tx {
         TxMode::Default => (opts.assume_in_transaction, String::new()),
         TxMode::Wrapped => (true, section.reason.clone()),
         TxMode::None => (false, section.reason.clone()),
         TxMode::Implicit => {
-            let explicit = statements.iter().any(|s| matches!(s.kind, StmtKind::Begin));
-            (statements.len() > 1 && !explicit, section.reason.clone())
+            let explicit = facts.is_some_and(|f| f.has_begin());
+            let several = facts.is_some_and(|f| f.count() > 1);
+            (several && !explicit, section.reason.clone())
         }
-        TxMode::FlywayAuto => match statements
-            .iter()
-            .find_map(|s| s.kind.cannot_run_in_transaction())
-        {
+        TxMode::FlywayAuto => match facts.and_then(|f| f.non_transactional()) {
             Some(what) => (
                 false,
                 format!("Flyway runs a script holding `{what}` without a transaction"),
@@ -574,7 +571,7 @@ fn check_loaded(
         if u.section.direction == Direction::Up {
             // Only a down part (later in this file, or the migration's down file) asks.
             if several || migration.is_some() {
-                let created = Created::of(prepared.statements());
+                let created = prepared.facts().created().clone();
                 created_here.merge(created.clone());
                 up_here = Some(created);
             }

@@ -36,11 +36,7 @@ fn lint(
     lockstep::lint::catalog::Catalog,
 ) {
     let prepared = prepare(src);
-    let kinds = prepared
-        .statements()
-        .iter()
-        .map(|s| s.kind.clone())
-        .collect();
+    let kinds = prepared.statements(src).map(|s| s.kind).collect();
     let (result, catalog) = check(src, prepared, opts, schema());
     (kinds, result, catalog)
 }

@@ -299,7 +299,9 @@ pub fn run(args: LintArgs) -> anyhow::Result<u8> {
         }
     };
     let settings = cfg.settings.clone().merged_with(flags);
-    let opts = settings.lint_options();
+    let mut opts = settings.lint_options();
+    // Only the reports chosen below print lock reports; the baseline, --diff and --fix do not.
+    opts.lock_reports = false;
     let fail_on = settings.fail_on.unwrap_or(Severity::Error);
 
     let excludes = match files::exclude_set(&settings.exclude) {
@@ -469,6 +471,7 @@ pub fn run(args: LintArgs) -> anyhow::Result<u8> {
 
     // One lint pass feeds every report; it stops early only when no destination is left
     // (standard output closed, e.g. piped into `head`, and no report file).
+    opts.lock_reports = sinks.want_locks();
     let mut summary = Summary::default();
     if sinks.begin().is_ok() {
         let _stopped: Result<(), output::NothingLeft> = files::lint_each(

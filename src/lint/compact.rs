@@ -1,94 +1,40 @@
-//! Bounded memory for long files: a parsed statement is mostly its tokens (two strings per
-//! word), which only the rules of that statement read. Once a file is parsed, every
-//! statement keeps its kind and span (what the rules of *other* statements, the transaction
-//! facts and the suppressions read) and sheds its tokens; checking a statement tokenizes
-//! its text again, and sheds the tokens once its rules have run. A file of many small
-//! statements then holds one statement's tokens at a time instead of all of them.
+//! Bounded memory for long files: memory in proportion to the largest statement, not to
+//! the file.
 //!
-//! Statements over [`LARGE_STATEMENT`] keep what they have: they were tokenized a piece
-//! at a time and hold a bounded head of tokens already (see
-//! [`crate::sql::parse::analyze`]).
-
-use std::borrow::Cow;
-
-use crate::sql::parse::{Statement, LARGE_STATEMENT};
-use crate::sql::tokens::{self, Tok};
-
-/// Which statements of a file shed their tokens.
-#[derive(Debug, Default)]
-pub struct Shed {
-    shed: Vec<bool>,
-}
-
-/// Whether `st`'s tokens are exactly what [`tokens::tokenize`] of its text gives, so that
-/// they can be dropped and rebuilt.
-fn rebuildable(st: &Statement) -> bool {
-    !st.toks.is_empty() && st.span.len() <= LARGE_STATEMENT
-}
-
-impl Shed {
-    /// Records the next statement of the file, in order, and drops its tokens when they
-    /// can be rebuilt.
-    pub fn push(&mut self, st: &mut Statement) {
-        let r = rebuildable(st);
-        if r {
-            st.toks = Vec::new();
-        }
-        self.shed.push(r);
-    }
-
-    /// Gives statement `i` its tokens back (from its text in `src`).
-    pub fn restore(&self, src: &str, i: usize, st: &mut Statement) {
-        if self.shed.get(i).copied().unwrap_or(false) && st.toks.is_empty() {
-            st.toks = retokenize(src, st);
-        }
-    }
-
-    /// Drops statement `i`'s tokens again once its rules have run.
-    pub fn drop_tokens(&self, i: usize, st: &mut Statement) {
-        if self.shed.get(i).copied().unwrap_or(false) {
-            st.toks = Vec::new();
-        }
-    }
-}
-
-fn retokenize(src: &str, st: &Statement) -> Vec<Tok> {
-    src.get(st.span.clone())
-        .and_then(|text| tokens::tokenize(text, st.span.start).ok())
-        .map(|t| t.toks)
-        .unwrap_or_default()
-}
-
-/// The tokens of another statement of the file (a rule looking before or after the one it
-/// checks): its own when it holds them, else tokenized again from its text (none when
-/// the text does not tokenize: then it had none when it was parsed either).
-pub fn tokens_of<'a>(src: &str, st: &'a Statement) -> Cow<'a, [Tok]> {
-    if st.toks.is_empty() && st.span.len() <= LARGE_STATEMENT {
-        Cow::Owned(retokenize(src, st))
-    } else {
-        Cow::Borrowed(&st.toks)
-    }
-}
+//! A parsed statement (its tokens, its recognized kind) costs far more than its text. A
+//! file over [`STREAM_ABOVE`](super::STREAM_ABOVE) bytes is parsed once to gather what
+//! the rules of other statements need to know about each ([`Facts`](super::neighbours::Facts):
+//! a few bytes per statement, and only where it can matter), and the parsed statements are
+//! dropped; checking parses each again, runs its rules, and drops it before the next. What
+//! stays per statement is its span (8 bytes per end) and, when the chosen report prints
+//! them ([`LintOptions::lock_reports`](super::LintOptions::lock_reports)), its lock report.
+//! The second parse costs about what rebuilding each statement's tokens cost before (the
+//! 10 MB file of small statements in `bench/lint_speed.py --sets hostile` takes 1.7 to
+//! 1.8 s of CPU either way); shorter files keep their statements parsed between the two steps.
+//!
+//! Statements over [`LARGE_STATEMENT`](crate::sql::parse::LARGE_STATEMENT) are tokenized a
+//! piece at a time and hold a bounded head of tokens (see [`crate::sql::parse::analyze`]):
+//! a streamed file holds those parsed instead of parsing them twice.
 
 #[cfg(test)]
 mod tests {
     use crate::lint::catalog::Catalog;
-    use crate::lint::{check, prepare, prepare_with, FileResult, LintOptions, SHED_TOKENS_ABOVE};
+    use crate::lint::{check, prepare, prepare_with, FileResult, LintOptions, STREAM_ABOVE};
 
-    fn lint(src: &str, shed: bool, opts: &LintOptions) -> FileResult {
-        check(src, prepare_with(src, shed), opts, Catalog::default()).0
+    fn lint(src: &str, stream: bool, opts: &LintOptions) -> FileResult {
+        check(src, prepare_with(src, stream), opts, Catalog::default()).0
     }
 
     fn assert_same(src: &str, opts: &LintOptions, what: &str) {
-        let full = lint(src, false, opts);
-        let shed = lint(src, true, opts);
-        assert_eq!(shed.diagnostics, full.diagnostics, "findings of {what}");
-        assert_eq!(shed.locks, full.locks, "lock report of {what}");
-        assert_eq!(shed.statements, full.statements, "statements of {what}");
+        let held = lint(src, false, opts);
+        let streamed = lint(src, true, opts);
+        assert_eq!(streamed.diagnostics, held.diagnostics, "findings of {what}");
+        assert_eq!(streamed.locks, held.locks, "lock report of {what}");
+        assert_eq!(streamed.statements, held.statements, "statements of {what}");
     }
 
     #[test]
-    fn shedding_tokens_changes_no_finding_of_any_rule_fixture() {
+    fn streaming_changes_no_finding_of_any_rule_fixture() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rules");
         let mut seen = 0;
         for rule in std::fs::read_dir(&dir).unwrap() {
@@ -111,31 +57,74 @@ mod tests {
     }
 
     #[test]
-    fn a_later_use_of_an_added_enum_value_is_found_in_shed_statements() {
+    fn a_later_use_of_an_added_enum_value_is_found_in_a_streamed_file() {
         let src = "BEGIN;\nALTER TYPE status ADD VALUE 'refunded';\nSELECT 1;\nUPDATE orders SET status = 'refunded';\nCOMMIT;\n";
         let opts = LintOptions::default();
-        let shed = lint(src, true, &opts);
+        let streamed = lint(src, true, &opts);
         assert!(
-            shed.diagnostics
+            streamed
+                .diagnostics
                 .iter()
                 .any(|d| d.rule == "add-enum-value-in-transaction" && d.message.contains("line 4")),
             "{:?}",
-            shed.diagnostics
+            streamed.diagnostics
         );
         assert_same(src, &opts, "an enum value used later");
+        // After the `COMMIT` the value may be used.
+        let committed = "BEGIN;\nALTER TYPE status ADD VALUE 'refunded';\nCOMMIT;\nUPDATE orders SET status = 'refunded';\n";
+        assert!(lint(committed, true, &opts)
+            .diagnostics
+            .iter()
+            .all(|d| d.rule != "add-enum-value-in-transaction"));
     }
 
     #[test]
-    fn a_long_file_keeps_no_statement_tokens_once_prepared() {
+    fn look_back_and_look_ahead_rules_agree_when_streamed() {
+        // The latest `ADD COLUMN` of a column wins; a later index covers a foreign key; a
+        // `BEGIN` finds its `COMMIT`.
+        let src = "\
+ALTER TABLE a ADD COLUMN c int DEFAULT 1;
+ALTER TABLE a ADD COLUMN c int;
+ALTER TABLE a ALTER COLUMN c SET NOT NULL;
+CREATE TABLE b (id bigint PRIMARY KEY, a_id bigint REFERENCES a (id));
+CREATE TABLE d (id bigint PRIMARY KEY, a_id bigint REFERENCES a (id));
+CREATE INDEX b_a_id_idx ON b (a_id);
+BEGIN;
+ALTER TABLE b ADD CONSTRAINT b_fk FOREIGN KEY (a_id) REFERENCES d (id);
+COMMIT;
+BEGIN;
+CREATE INDEX CONCURRENTLY e ON b (id);
+";
+        for in_tx in [false, true] {
+            let opts = LintOptions {
+                assume_in_transaction: in_tx,
+                ..LintOptions::default()
+            };
+            assert_same(src, &opts, "look-back and look-ahead");
+        }
+        let found = lint(src, true, &LintOptions::default());
+        let rules: Vec<&str> = found.diagnostics.iter().map(|d| d.rule).collect();
+        assert_eq!(
+            rules
+                .iter()
+                .filter(|r| **r == "foreign-key-without-index")
+                .count(),
+            1,
+            "{rules:?}"
+        );
+        assert!(rules.contains(&"transaction-nesting"), "{rules:?}");
+    }
+
+    #[test]
+    fn a_long_file_holds_no_parsed_statement_once_prepared() {
         let one = "ALTER TABLE orders ADD COLUMN note text;\nCREATE INDEX i ON orders (note);\n";
-        let long = one.repeat(SHED_TOKENS_ABOVE / one.len() + 1);
+        let long = one.repeat(STREAM_ABOVE / one.len() + 1);
         let prepared = prepare(&long);
         assert!(prepared.statement_count() > 1000);
-        assert!(prepared.statements().iter().all(|s| s.toks.is_empty()));
-        let short = prepare(one);
-        assert!(short.statements().iter().all(|s| !s.toks.is_empty()));
-        // Checking gives every statement its tokens back: the findings are those of the
-        // file checked with all its tokens, each pointing at its own words.
+        assert_eq!(prepared.held(), 0);
+        assert_eq!(prepare(one).held(), 2);
+        // Checking parses every statement again: the findings are those of the file
+        // checked with all its statements held, each pointing at its own words.
         let opts = LintOptions::default();
         let found = check(&long, prepared, &opts, Catalog::default()).0;
         let full = lint(&long, false, &opts);
@@ -150,5 +139,33 @@ mod tests {
         assert!(indexes
             .iter()
             .all(|d| &long[d.span.clone()] == "CREATE INDEX"));
+    }
+
+    #[test]
+    fn a_streamed_file_holds_its_statements_over_a_megabyte_instead_of_parsing_them_twice() {
+        let rows: Vec<String> = (0..80_000).map(|i| format!("({i}, 'row {i}')")).collect();
+        let src = format!(
+            "CREATE TABLE t (id int, note text);\nINSERT INTO t VALUES {};\nSELECT 1;\n",
+            rows.join(", ")
+        );
+        assert!(src.len() > crate::sql::parse::LARGE_STATEMENT);
+        let prepared = prepare(&src);
+        assert_eq!(prepared.statement_count(), 3);
+        assert_eq!(prepared.held(), 1);
+        assert_same(&src, &LintOptions::default(), "a large INSERT");
+    }
+
+    #[test]
+    fn lock_reports_are_kept_only_when_asked_for() {
+        let src = "ALTER TABLE orders ADD COLUMN note text;\nCREATE INDEX i ON orders (note);\n";
+        let with = lint(src, true, &LintOptions::default());
+        assert_eq!(with.locks.len(), 2);
+        let opts = LintOptions {
+            lock_reports: false,
+            ..LintOptions::default()
+        };
+        let without = lint(src, true, &opts);
+        assert!(without.locks.is_empty());
+        assert_eq!(without.diagnostics, with.diagnostics);
     }
 }

@@ -405,7 +405,7 @@ mod tests {
     fn contexts(src: &str, opts: &LintOptions) -> Vec<FileContext> {
         let mut ctx = FileContext::new(opts);
         let mut out = Vec::new();
-        for st in crate::lint::prepare(src).statements {
+        for st in crate::lint::prepare(src).statements(src) {
             out.push(ctx.clone());
             let report = locks::predict(&st, &ctx);
             let line = 1 + src[..st.span.start].matches('\n').count();
@@ -434,13 +434,11 @@ mod tests {
 
     #[test]
     fn bookkeeping_statements() {
-        let kinds: Vec<bool> = crate::lint::prepare(
-            "SET lock_timeout = '1s';\nRESET ALL;\nSAVEPOINT s;\nRELEASE SAVEPOINT s;\nROLLBACK TO SAVEPOINT s;\nSELECT 1;\nUPDATE t SET a = 1;",
-        )
-        .statements
-        .iter()
-        .map(|s| is_bookkeeping(&s.kind))
-        .collect();
+        let src = "SET lock_timeout = '1s';\nRESET ALL;\nSAVEPOINT s;\nRELEASE SAVEPOINT s;\nROLLBACK TO SAVEPOINT s;\nSELECT 1;\nUPDATE t SET a = 1;";
+        let kinds: Vec<bool> = crate::lint::prepare(src)
+            .statements(src)
+            .map(|s| is_bookkeeping(&s.kind))
+            .collect();
         assert_eq!(kinds, [true, true, true, true, true, false, false]);
     }
 

@@ -6,7 +6,6 @@ use std::ops::Range;
 use similar::TextDiff;
 
 use super::rules::Checker;
-use crate::sql::ir::StmtKind;
 
 /// Replace `span` of the file with `text` (an empty span inserts).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,14 +113,11 @@ pub fn statement_lines(src: &str, span: &Range<usize>) -> Option<Range<usize>> {
 /// Where to put a statement that must run after the current explicit transaction: the
 /// line after its `COMMIT`. `None` when the transaction never ends in this file.
 pub fn after_commit(cx: &Checker) -> Option<usize> {
-    let commit = cx
-        .following
-        .iter()
-        .find(|s| matches!(s.kind, StmtKind::Commit | StmtKind::Rollback))?;
-    if matches!(commit.kind, StmtKind::Rollback) {
+    let (span, commit) = cx.others.end_of_transaction()?;
+    if !commit {
         return None;
     }
-    let end = line_end(cx.src, commit.span.end);
+    let end = line_end(cx.src, span.end);
     Some((end + 1).min(cx.src.len()))
 }
 
@@ -129,7 +125,7 @@ pub fn after_commit(cx: &Checker) -> Option<usize> {
 /// alone in its file (golang-migrate, Prisma, Flyway) and this file holds other statements:
 /// making this statement non-transactional (`CONCURRENTLY`) would break the file.
 pub fn must_be_alone_but_is_not(cx: &Checker) -> bool {
-    cx.ctx.alone_reason().is_some() && (!cx.preceding.is_empty() || !cx.following.is_empty())
+    cx.ctx.alone_reason().is_some() && !cx.others.alone()
 }
 
 /// Whether this statement can be made non-transactional (`CONCURRENTLY`) in place: not in a
@@ -137,8 +133,7 @@ pub fn must_be_alone_but_is_not(cx: &Checker) -> bool {
 /// statement is non-transactional without one (Flyway), and not where it must be alone in
 /// its file but is not.
 pub fn can_run_outside_transaction(cx: &Checker) -> bool {
-    let alone_in_file =
-        cx.ctx.alone_reason().is_some() && cx.preceding.is_empty() && cx.following.is_empty();
+    let alone_in_file = cx.ctx.alone_reason().is_some() && cx.others.alone();
     (!cx.ctx.implicit_transaction || alone_in_file) && !must_be_alone_but_is_not(cx)
 }
 

@@ -6,6 +6,7 @@ pub mod compact;
 pub mod context;
 pub mod fix;
 pub mod locks;
+pub mod neighbours;
 pub mod rules;
 pub mod suppress;
 pub mod types;
@@ -14,11 +15,13 @@ pub mod undo;
 use std::fmt;
 use std::ops::Range;
 
-use crate::sql::parse::{analyze, Statement};
+use crate::sql::parse::{analyze, Statement, LARGE_STATEMENT};
+use crate::sql::split::{Comment, Unterminated};
 use crate::sql::{split, LineIndex, Split};
 use catalog::Catalog;
 use context::FileContext;
 use locks::LockReport;
+use neighbours::{Facts, Neighbours};
 use rules::{Checker, RULES};
 
 /// How serious a finding is.
@@ -103,6 +106,9 @@ pub struct LintOptions {
     pub up_created: Option<undo::Created>,
     /// The session `TimeZone` the migrations run with, when known (`timezone`).
     pub timezone: Option<String>,
+    /// Keep each statement's lock report in [`FileResult::locks`] (the JSON report and
+    /// `--locks` print them; without them a file's result holds only its findings).
+    pub lock_reports: bool,
 }
 
 /// The default `max_file_size`: 16 MiB, far above any migration file, far below what would
@@ -134,6 +140,7 @@ impl Default for LintOptions {
             max_file_size: DEFAULT_MAX_FILE_SIZE,
             up_created: None,
             timezone: None,
+            lock_reports: true,
         }
     }
 }
@@ -162,7 +169,8 @@ pub struct StatementLocks {
 pub struct FileResult {
     pub statements: usize,
     pub diagnostics: Vec<Diagnostic>,
-    /// Lock prediction per statement, in file order.
+    /// Lock prediction per statement, in file order (empty unless
+    /// [`LintOptions::lock_reports`]).
     pub locks: Vec<StatementLocks>,
 }
 
@@ -170,28 +178,84 @@ pub struct FileResult {
 /// in parallel; checking runs in migration order because of schema replay.
 #[derive(Debug)]
 pub struct Prepared {
-    split: Split,
+    /// Statement spans, in file order.
+    spans: Vec<Range<usize>>,
+    /// `(statement, what)` of the statements that run into the end of the file.
+    unterminated: Vec<(usize, Unterminated)>,
+    comments: Vec<Comment>,
     index: LineIndex,
-    statements: Vec<Statement>,
-    /// Statements whose tokens are dropped until they are checked (long files).
-    shed: compact::Shed,
+    /// `(index, statement)`: the parsed statements held until they are checked. All of a
+    /// short file's; of a streamed file (see [`compact`]) only those over
+    /// [`LARGE_STATEMENT`], whose parsed form is a small fraction of their text: the
+    /// others are parsed again one at a time when they are checked.
+    statements: Vec<(usize, Statement)>,
+    facts: Facts,
 }
 
-/// Files longer than this keep only the statement being checked tokenized (see
-/// [`compact`]).
-pub const SHED_TOKENS_ABOVE: usize = 256 * 1024;
+/// Files longer than this hold one parsed statement at a time (see [`compact`]).
+pub const STREAM_ABOVE: usize = 256 * 1024;
 
 impl Prepared {
     /// Number of statements.
     pub fn statement_count(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// The statements' byte spans, in file order.
+    pub fn spans(&self) -> &[Range<usize>] {
+        &self.spans
+    }
+
+    /// Facts about the statements, for whether the file can run in a transaction and what
+    /// it creates.
+    pub fn facts(&self) -> &Facts {
+        &self.facts
+    }
+
+    /// Parsed statements held (all of a short file's, only the largest of a streamed
+    /// file's).
+    pub fn held(&self) -> usize {
         self.statements.len()
     }
 
-    /// The parsed statements (in a file over [`SHED_TOKENS_ABOVE`] bytes, without their
-    /// tokens: see [`compact::tokens_of`]).
-    pub fn statements(&self) -> &[Statement] {
-        &self.statements
+    /// The statements, parsed (again, in a streamed file) one at a time.
+    pub fn statements<'a>(&'a self, src: &'a str) -> impl Iterator<Item = Statement> + 'a {
+        let mut held = self.statements.iter().peekable();
+        (0..self.spans.len()).map(move |i| match held.next_if(|(at, _)| *at == i) {
+            Some((_, st)) => st.clone(),
+            None => parse_again(src, &self.spans, &self.unterminated, &self.index, i),
+        })
     }
+}
+
+/// Parses statement `i` of a prepared file again from its text.
+fn parse_again(
+    src: &str,
+    spans: &[Range<usize>],
+    unterminated: &[(usize, Unterminated)],
+    index: &LineIndex,
+    i: usize,
+) -> Statement {
+    let span = spans.get(i).cloned().unwrap_or_default();
+    let u = unterminated.iter().find(|(at, _)| *at == i).map(|(_, u)| u);
+    analyze_raw(src, span, u, index)
+}
+
+/// Understands one statement of the splitter's output.
+fn analyze_raw(
+    src: &str,
+    span: Range<usize>,
+    unterminated: Option<&Unterminated>,
+    index: &LineIndex,
+) -> Statement {
+    let mut st = analyze(src, span);
+    if let Some(u) = unterminated {
+        let (l, c) = index.line_col(src, u.at);
+        st.kind = crate::sql::ir::StmtKind::Unparsed {
+            reason: format!("unterminated {} starting at {l}:{c}", u.what),
+        };
+    }
+    st
 }
 
 /// Lints one file's text on its own (no schema from earlier files).
@@ -201,34 +265,40 @@ pub fn lint_source(src: &str, opts: &LintOptions) -> FileResult {
 
 /// Splits and parses a file.
 pub fn prepare(src: &str) -> Prepared {
-    prepare_with(src, src.len() > SHED_TOKENS_ABOVE)
+    prepare_with(src, src.len() > STREAM_ABOVE)
 }
 
-/// Splits and parses a file; with `shed_tokens`, statements drop their tokens until they are
-/// checked, whatever the file's length.
-pub fn prepare_with(src: &str, shed_tokens: bool) -> Prepared {
-    let split = split(src);
+/// Splits and parses a file; with `stream`, the parsed statements are not held but parsed
+/// again when checked, whatever the file's length.
+pub fn prepare_with(src: &str, stream: bool) -> Prepared {
+    let Split {
+        statements: raw,
+        comments,
+        ..
+    } = split(src);
     let index = LineIndex::new(src);
-    let mut shed = compact::Shed::default();
-    let mut statements = Vec::with_capacity(split.statements.len());
-    for raw in &split.statements {
-        let mut st = analyze(src, raw.span.clone());
-        if let Some(u) = &raw.unterminated {
-            let (l, c) = index.line_col(src, u.at);
-            st.kind = crate::sql::ir::StmtKind::Unparsed {
-                reason: format!("unterminated {} starting at {l}:{c}", u.what),
-            };
+    let mut facts = Facts::default();
+    let mut statements = Vec::with_capacity(if stream { 0 } else { raw.len() });
+    let mut spans = Vec::with_capacity(raw.len());
+    let mut unterminated = Vec::new();
+    for (i, r) in raw.into_iter().enumerate() {
+        let st = analyze_raw(src, r.span.clone(), r.unterminated.as_ref(), &index);
+        facts.push(&st);
+        if !stream || st.span.len() > LARGE_STATEMENT {
+            statements.push((i, st));
         }
-        if shed_tokens {
-            shed.push(&mut st);
+        spans.push(r.span);
+        if let Some(u) = r.unterminated {
+            unterminated.push((i, u));
         }
-        statements.push(st);
     }
     Prepared {
-        split,
+        spans,
+        unterminated,
+        comments,
         index,
         statements,
-        shed,
+        facts,
     }
 }
 
@@ -240,21 +310,27 @@ pub fn check(
     opts: &LintOptions,
     catalog: Catalog,
 ) -> (FileResult, Catalog) {
+    let count = prepared.statement_count();
     let Prepared {
-        split,
+        spans,
+        unterminated,
+        comments,
         index,
-        mut statements,
-        shed,
+        statements,
+        facts,
     } = prepared;
+    let mut held = statements.into_iter().peekable();
     let mut ctx = FileContext::with_catalog(opts, catalog);
     let mut diagnostics = Vec::new();
-    let mut locks = Vec::with_capacity(statements.len());
+    let mut locks = Vec::with_capacity(if opts.lock_reports { count } else { 0 });
     let mut raw_findings = Vec::new();
-    for i in 0..statements.len() {
-        if let Some(st) = statements.get_mut(i) {
-            shed.restore(src, i, st);
-        }
-        let st = &statements[i];
+    let mut neighbours = Neighbours::new(facts);
+    for i in 0..count {
+        let st = match held.next_if(|(at, _)| *at == i) {
+            Some((_, st)) => st,
+            None => parse_again(src, &spans, &unterminated, &index, i),
+        };
+        let st = &st;
         let line = index.line(st.span.start);
         let mut report = locks::predict(st, &ctx);
         // The statements of a DO block or a called function of this file: linted in
@@ -262,7 +338,11 @@ pub fn check(
         let inner = block::inner_statements(src, st, &mut ctx);
         let is_block = matches!(st.kind, crate::sql::ir::StmtKind::Do) && !inner.is_empty();
         if !inner.is_empty() {
-            let stmts: Vec<Statement> = inner.iter().map(|x| x.stmt.clone()).collect();
+            let mut body = Facts::default();
+            for x in &inner {
+                body.push(&x.stmt);
+            }
+            let mut body = Neighbours::new(body);
             let mut merged = if is_block {
                 locks::LockReport::default()
             } else {
@@ -282,8 +362,7 @@ pub fn check(
                         let Some(severity) = opts.severities.get(ri).copied().flatten() else {
                             continue;
                         };
-                        let mut checker =
-                            Checker::new(&ctx, &x.stmt, src, &r, &stmts[..k], &stmts[k + 1..]);
+                        let mut checker = Checker::new(&ctx, &x.stmt, src, &r, body.at(k));
                         (rule.check)(&mut checker);
                         for mut f in checker.into_findings() {
                             // A rewrite of the file's own statement does not fit in a body.
@@ -292,6 +371,7 @@ pub fn check(
                         }
                     }
                 }
+                body.passed(&x.stmt);
                 let at = if x.checked {
                     index.line(x.stmt.span.start)
                 } else {
@@ -320,19 +400,13 @@ pub fn check(
             if is_block && !rules::applies_to_blocks(rule) {
                 continue;
             }
-            let mut checker = Checker::new(
-                &ctx,
-                st,
-                src,
-                &report,
-                &statements[..i],
-                &statements[i + 1..],
-            );
+            let mut checker = Checker::new(&ctx, st, src, &report, neighbours.at(i));
             (rule.check)(&mut checker);
             for f in checker.into_findings() {
                 raw_findings.push((i, rule, severity, f, None));
             }
         }
+        neighbours.passed(st);
         ctx.apply(st, &report, line);
         if let Some(body) = block::function_body(st) {
             if let crate::sql::ir::StmtKind::CreateFunction { name, .. } = &st.kind {
@@ -341,19 +415,18 @@ pub fn check(
             }
             ctx.local_functions.record(src, st);
         }
-        locks.push(StatementLocks {
-            start: st.span.start,
-            line,
-            end_line: index.line(st.span.end.saturating_sub(1).max(st.span.start)),
-            kind: crate::sql::parse::leading_words(&st.toks),
-            report,
-        });
-        if let Some(st) = statements.get_mut(i) {
-            shed.drop_tokens(i, st);
+        if opts.lock_reports {
+            locks.push(StatementLocks {
+                start: st.span.start,
+                line,
+                end_line: index.line(st.span.end.saturating_sub(1).max(st.span.start)),
+                kind: crate::sql::parse::leading_words(&st.toks),
+                report,
+            });
         }
     }
 
-    let mut sup = suppress::Suppressions::collect(src, &split, &statements, &index);
+    let mut sup = suppress::Suppressions::collect(src, &comments, &spans, &index);
     for (i, rule, severity, f, inner) in raw_findings {
         if sup.suppresses(rule.name, i) {
             continue;
@@ -370,7 +443,7 @@ pub fn check(
         );
         d.fix = f.fix;
         d.playbook = f.playbook;
-        let st = inner.as_ref().unwrap_or(&statements[i].span);
+        let st = inner.as_ref().or(spans.get(i)).unwrap_or(&d.span);
         d.statement_lines = Some((
             index.line(st.start),
             index.line(st.end.saturating_sub(1).max(st.start)),
@@ -393,7 +466,7 @@ pub fn check(
     }
     diagnostics.sort_by_key(|d| (d.span.start, d.span.end));
     let result = FileResult {
-        statements: statements.len(),
+        statements: count,
         diagnostics,
         locks,
     };

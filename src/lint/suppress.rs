@@ -11,8 +11,8 @@ use std::ops::Range;
 
 use super::rules::{self, Finding, RULES};
 use super::{did_you_mean, LintOptions};
-use crate::sql::parse::Statement;
-use crate::sql::{LineIndex, Split};
+use crate::sql::split::Comment;
+use crate::sql::LineIndex;
 
 #[derive(Debug)]
 struct Named {
@@ -72,9 +72,14 @@ fn parse_directive(comment: &str) -> Option<(bool, Vec<String>)> {
 }
 
 impl Suppressions {
-    pub fn collect(src: &str, split: &Split, statements: &[Statement], index: &LineIndex) -> Self {
+    pub fn collect(
+        src: &str,
+        comments: &[Comment],
+        statements: &[Range<usize>],
+        index: &LineIndex,
+    ) -> Self {
         let mut entries = Vec::new();
-        for c in &split.comments {
+        for c in comments {
             let Some((file, names)) = parse_directive(&src[c.span.clone()]) else {
                 continue;
             };
@@ -187,11 +192,11 @@ impl Suppressions {
 
 /// The statement an ignore comment at `pos` covers: the one containing it, the one ending
 /// earlier on the same line (a trailing comment), or else the next one.
-fn target_statement(pos: usize, statements: &[Statement], index: &LineIndex) -> Option<usize> {
-    let next = statements.partition_point(|s| s.span.start <= pos);
+fn target_statement(pos: usize, statements: &[Range<usize>], index: &LineIndex) -> Option<usize> {
+    let next = statements.partition_point(|s| s.start <= pos);
     if next > 0 {
         let prev = &statements[next - 1];
-        if pos < prev.span.end || index.line(prev.span.end.saturating_sub(1)) == index.line(pos) {
+        if pos < prev.end || index.line(prev.end.saturating_sub(1)) == index.line(pos) {
             return Some(next - 1);
         }
     }

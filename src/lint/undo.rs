@@ -17,58 +17,56 @@ pub struct Created {
 }
 
 impl Created {
-    /// What `statements` (an up section, in order) create and leave in place.
-    pub fn of(statements: &[Statement]) -> Created {
-        let mut c = Created::default();
-        for st in statements {
-            match &st.kind {
-                StmtKind::CreateTable { name, .. } => {
-                    c.tables.insert(name.name.clone());
-                }
-                StmtKind::CreateMaterializedView { name, .. } => {
-                    c.tables.insert(name.name.clone());
-                }
-                StmtKind::AlterTable { table, actions } => {
-                    for a in actions {
-                        match &a.kind {
-                            ActionKind::AddColumn { column, .. } => {
-                                c.columns.insert((table.name.clone(), column.name.clone()));
-                            }
-                            ActionKind::RenameTable { to } => {
-                                rename(&mut c.tables, table.name.clone(), to.clone());
-                            }
-                            ActionKind::RenameColumn { from, to } => rename(
-                                &mut c.columns,
-                                (table.name.clone(), from.clone()),
-                                (table.name.clone(), to.clone()),
-                            ),
-                            ActionKind::DropColumn { names } => {
-                                for n in names {
-                                    c.columns.remove(&(table.name.clone(), n.clone()));
-                                }
-                            }
-                            _ => {}
-                        }
-                    }
-                }
-                StmtKind::Drop {
-                    kind: DropKind::Table | DropKind::MaterializedView,
-                    names,
-                    ..
-                } => {
-                    for n in names {
-                        c.tables.remove(&n.name);
-                    }
-                }
-                StmtKind::Other { what } if what == "CREATE SCHEMA" => {
-                    if let Some(name) = created_schema(st) {
-                        c.schemas.insert(name);
-                    }
-                }
-                _ => {}
+    /// Adds what the next statement of an up section creates (or drops), in order: the
+    /// section creates and leaves in place what the additions of all its statements say.
+    pub fn add(&mut self, st: &Statement) {
+        match &st.kind {
+            StmtKind::CreateTable { name, .. } => {
+                self.tables.insert(name.name.clone());
             }
+            StmtKind::CreateMaterializedView { name, .. } => {
+                self.tables.insert(name.name.clone());
+            }
+            StmtKind::AlterTable { table, actions } => {
+                for a in actions {
+                    match &a.kind {
+                        ActionKind::AddColumn { column, .. } => {
+                            self.columns
+                                .insert((table.name.clone(), column.name.clone()));
+                        }
+                        ActionKind::RenameTable { to } => {
+                            rename(&mut self.tables, table.name.clone(), to.clone());
+                        }
+                        ActionKind::RenameColumn { from, to } => rename(
+                            &mut self.columns,
+                            (table.name.clone(), from.clone()),
+                            (table.name.clone(), to.clone()),
+                        ),
+                        ActionKind::DropColumn { names } => {
+                            for n in names {
+                                self.columns.remove(&(table.name.clone(), n.clone()));
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            StmtKind::Drop {
+                kind: DropKind::Table | DropKind::MaterializedView,
+                names,
+                ..
+            } => {
+                for n in names {
+                    self.tables.remove(&n.name);
+                }
+            }
+            StmtKind::Other { what } if what == "CREATE SCHEMA" => {
+                if let Some(name) = created_schema(st) {
+                    self.schemas.insert(name);
+                }
+            }
+            _ => {}
         }
-        c
     }
 
     pub fn merge(&mut self, other: Created) {
@@ -140,7 +138,7 @@ mod tests {
     use super::*;
 
     fn created(src: &str) -> Created {
-        Created::of(crate::lint::prepare(src).statements())
+        crate::lint::prepare(src).facts().created().clone()
     }
 
     #[test]

@@ -119,6 +119,10 @@ pub struct JsonReporter {
 }
 
 impl super::Reporter for JsonReporter {
+    fn wants_locks(&self) -> bool {
+        true
+    }
+
     fn begin(&mut self, out: &mut dyn Write) -> io::Result<()> {
         write!(out, "{{\n  \"version\": 1,\n  \"files\": [")
     }

@@ -99,6 +99,11 @@ pub(crate) fn write_json_indented(
 /// A report format, written incrementally: [`begin`](Reporter::begin) once, then
 /// [`file`](Reporter::file) per file in migration order, then [`finish`](Reporter::finish).
 pub trait Reporter {
+    /// Whether the report prints each statement's lock report ([`FileReport::locks`]); the
+    /// lint run keeps them only when some report does.
+    fn wants_locks(&self) -> bool {
+        false
+    }
     fn begin(&mut self, _out: &mut dyn Write) -> io::Result<()> {
         Ok(())
     }

@@ -267,6 +267,10 @@ pub struct TextReporter {
 }
 
 impl super::Reporter for TextReporter {
+    fn wants_locks(&self) -> bool {
+        self.locks
+    }
+
     fn file(&mut self, out: &mut dyn Write, r: &FileReport) -> io::Result<()> {
         if self.locks {
             super::locks::write_file(out, r)?;

@@ -160,7 +160,8 @@ async fn trace_files(
                 t.seed().await?;
                 t.begin(None).await.map_err(db_err("BEGIN"))?;
             }
-            for st in prepared.statements() {
+            let parsed = unit.text.as_deref().unwrap_or(&text);
+            for st in prepared.statements(parsed) {
                 let sql = text[st.span.clone()].trim();
                 let line = index.line(st.span.start);
                 let end_line = index.line(st.span.end.saturating_sub(1).max(st.span.start));

@@ -220,6 +220,11 @@ impl Sinks {
         }
     }
 
+    /// Whether some report prints the per-statement lock reports.
+    pub fn want_locks(&self) -> bool {
+        self.sinks.iter().any(|s| s.reporter.wants_locks())
+    }
+
     pub fn begin(&mut self) -> Result<(), NothingLeft> {
         for s in &mut self.sinks {
             s.feed(|rep, out| rep.begin(out));

@@ -1,8 +1,8 @@
 use super::*;
 
 fn replay(cat: &mut Catalog, sql: &str) {
-    for st in crate::lint::prepare(sql).statements() {
-        cat.apply(st);
+    for st in crate::lint::prepare(sql).statements(sql) {
+        cat.apply(&st);
     }
 }
 

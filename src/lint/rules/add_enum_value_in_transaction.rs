@@ -1,7 +1,7 @@
 use super::{Checker, Rule};
-use crate::lint::compact::tokens_of;
 use crate::lint::Severity;
 use crate::sql::ir::StmtKind;
+use crate::sql::parse::Statement;
 use crate::sql::tokens::TokKind;
 
 pub const RULE: Rule = Rule {
@@ -40,9 +40,10 @@ UPDATE orders SET status = 'refunded' WHERE refunded_at IS NOT NULL;
     check,
 };
 
-/// The label being added: the string after `ADD VALUE [IF NOT EXISTS]`.
-fn added_label(cx: &Checker) -> Option<String> {
-    let toks = &cx.stmt.toks;
+/// The label an `ALTER TYPE … ADD VALUE` statement adds: the string after `ADD VALUE [IF
+/// NOT EXISTS]`.
+pub fn added_label(st: &Statement) -> Option<String> {
+    let toks = &st.toks;
     let at = (1..toks.len()).find(|&i| toks[i - 1].is("ADD") && toks[i].is("VALUE"))?;
     toks[at + 1..].iter().find_map(|t| match &t.kind {
         TokKind::Str(s) => Some(s.clone()),
@@ -77,22 +78,11 @@ fn check(cx: &mut Checker) {
         return;
     }
     // A later statement of the same transaction that uses the new label fails.
-    let label = added_label(cx);
-    let mut user = None;
-    if let Some(label) = &label {
-        for st in cx.following {
-            if matches!(st.kind, StmtKind::Commit | StmtKind::Rollback) {
-                break;
-            }
-            if tokens_of(cx.src, st)
-                .iter()
-                .any(|t| matches!(&t.kind, TokKind::Str(s) if s == label))
-            {
-                user = Some(1 + cx.src[..st.span.start].matches('\n').count());
-                break;
-            }
-        }
-    }
+    let label = added_label(cx.stmt);
+    let user = label
+        .as_deref()
+        .and_then(|l| cx.others.label_used_before_end(l))
+        .map(|start| 1 + cx.src[..start].matches('\n').count());
     // PostgreSQL 12+ runs it in a transaction; only a later use in the same one fails.
     let Some(line) = user else {
         return;

@@ -68,32 +68,68 @@ fn constraint_index(c: &Constraint) -> Option<Vec<String>> {
     }
 }
 
-/// Indexes a statement creates on `table`.
-fn indexes_created(st: &Statement, table: &ObjName) -> Vec<Vec<String>> {
+/// The table a statement creates indexes on, and the columns of each (empty when it
+/// creates none there).
+pub fn indexes_of(st: &Statement) -> Option<(&ObjName, Vec<Vec<String>>)> {
     match &st.kind {
-        StmtKind::CreateIndex {
-            table: t, columns, ..
-        } if t.matches(table) => {
-            vec![columns.clone()]
-        }
+        StmtKind::CreateIndex { table, columns, .. } => Some((table, vec![columns.clone()])),
         StmtKind::CreateTable {
             name,
             columns,
             constraints,
             ..
-        } if name.matches(table) => columns
-            .iter()
-            .filter_map(column_index)
-            .chain(constraints.iter().filter_map(|(_, c)| constraint_index(c)))
-            .collect(),
-        StmtKind::AlterTable { table: t, actions } if t.matches(table) => actions
-            .iter()
-            .filter_map(|a| match &a.kind {
-                ActionKind::AddColumn { column, .. } => column_index(column),
-                ActionKind::AddConstraint { constraint, .. } => constraint_index(constraint),
-                _ => None,
-            })
-            .collect(),
+        } => Some((
+            name,
+            columns
+                .iter()
+                .filter_map(column_index)
+                .chain(constraints.iter().filter_map(|(_, c)| constraint_index(c)))
+                .collect(),
+        )),
+        StmtKind::AlterTable { table, actions } => Some((
+            table,
+            actions
+                .iter()
+                .filter_map(|a| match &a.kind {
+                    ActionKind::AddColumn { column, .. } => column_index(column),
+                    ActionKind::AddConstraint { constraint, .. } => constraint_index(constraint),
+                    _ => None,
+                })
+                .collect(),
+        )),
+        _ => None,
+    }
+    .filter(|(_, columns)| !columns.is_empty())
+}
+
+/// Whether a statement adds a foreign key (the statements the rule looks at).
+pub fn adds_foreign_key(st: &Statement) -> bool {
+    match &st.kind {
+        StmtKind::CreateTable {
+            columns,
+            constraints,
+            ..
+        } => {
+            columns.iter().any(|c| c.references.is_some())
+                || constraints
+                    .iter()
+                    .any(|(_, c)| matches!(c, Constraint::ForeignKey { .. }))
+        }
+        StmtKind::AlterTable { actions, .. } => actions.iter().any(|a| match &a.kind {
+            ActionKind::AddColumn { column, .. } => column.references.is_some(),
+            ActionKind::AddConstraint { constraint, .. } => {
+                matches!(constraint, Constraint::ForeignKey { .. })
+            }
+            _ => false,
+        }),
+        _ => false,
+    }
+}
+
+/// Indexes a statement creates on `table`.
+fn indexes_created(st: &Statement, table: &ObjName) -> Vec<Vec<String>> {
+    match indexes_of(st) {
+        Some((t, columns)) if t.matches(table) => columns,
         _ => Vec::new(),
     }
 }
@@ -219,11 +255,10 @@ fn check(cx: &mut Checker) {
     for fk in fks {
         let indexed = local.iter().any(|i| covers(i, &fk.columns))
             || known.is_some_and(|t| t.has_index_leading_with(&fk.columns))
-            || cx.following.iter().any(|st| {
-                indexes_created(st, table)
-                    .iter()
-                    .any(|i| covers(i, &fk.columns))
-            });
+            || cx
+                .others
+                .later_indexes(table)
+                .any(|i| covers(i, &fk.columns));
         if indexed {
             continue;
         }

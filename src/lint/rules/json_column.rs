@@ -230,7 +230,7 @@ mod tests {
     #[test]
     fn column_span_covers_name_and_type() {
         let src = "CREATE TABLE t (\"Select\" int, created_at timestamp(3) without time zone NOT NULL, PRIMARY KEY (\"Select\"));";
-        let st = &crate::lint::prepare(src).statements[0];
+        let st = &crate::sql::parse::analyze(src, 0..src.len());
         let span = column_span(st, "created_at");
         assert_eq!(&src[span], "created_at timestamp(3) without time zone");
         let span = column_span(st, "Select");

@@ -62,13 +62,7 @@ fn check(cx: &mut Checker) {
     };
     let at = line_start(cx.src, cx.stmt.span.start);
     // A `SET` beside a statement that must be alone in its file would break the file.
-    let must_stay_alone = cx.ctx.alone_reason().is_some()
-        && cx
-            .preceding
-            .iter()
-            .chain(cx.following)
-            .chain(std::iter::once(cx.stmt))
-            .any(|s| s.kind.cannot_run_in_transaction().is_some());
+    let must_stay_alone = cx.ctx.alone_reason().is_some() && cx.others.any_non_transactional();
     let fix = (cx.src[at..cx.stmt.span.start].trim().is_empty() && !must_stay_alone)
         .then(|| Fix::new(vec![Fix::insert(at, "SET lock_timeout = '2s';\n")]));
     cx.report_fix(

@@ -49,6 +49,7 @@ use std::ops::Range;
 use super::context::FileContext;
 use super::fix::Fix;
 use super::locks::LockReport;
+use super::neighbours::View;
 use super::Severity;
 use crate::sql::parse::Statement;
 
@@ -98,10 +99,8 @@ pub struct Checker<'a> {
     pub src: &'a str,
     /// The lock model's prediction for this statement.
     pub locks: &'a LockReport,
-    /// The statements before this one in the same file (section).
-    pub preceding: &'a [Statement],
-    /// The statements after this one in the same file.
-    pub following: &'a [Statement],
+    /// The other statements of the same file (section) or block body.
+    pub others: View<'a>,
     findings: Vec<Finding>,
 }
 
@@ -111,16 +110,14 @@ impl<'a> Checker<'a> {
         stmt: &'a Statement,
         src: &'a str,
         locks: &'a LockReport,
-        preceding: &'a [Statement],
-        following: &'a [Statement],
+        others: View<'a>,
     ) -> Self {
         Checker {
             ctx,
             stmt,
             src,
             locks,
-            preceding,
-            following,
+            others,
             findings: Vec::new(),
         }
     }

@@ -119,12 +119,7 @@ fn check(cx: &mut Checker) {
 /// The `ADD COLUMN` earlier in this file that created `table.column`, when the column is
 /// new in this migration.
 fn added_in_this_file<'a>(cx: &Checker<'a>, table: &ObjName, column: &str) -> Option<&'a Action> {
-    cx.preceding.iter().rev().find_map(|st| match &st.kind {
-        StmtKind::AlterTable { table: t, actions } if t.matches(table) => actions.iter().find(
-            |a| matches!(&a.kind, ActionKind::AddColumn { column: c, .. } if c.name == column),
-        ),
-        _ => None,
-    })
+    cx.others.added_column(table, column)
 }
 
 /// `SET NOT NULL` on a column added earlier in the same migration: adding it `NOT NULL

@@ -217,7 +217,7 @@ mod tests {
     #[test]
     fn statement_kinds() {
         let kind = |src: &str| {
-            super::statement_kind(&crate::lint::prepare(src).statements[0].toks).map(|k| k.0)
+            super::statement_kind(&crate::sql::parse::analyze(src, 0..src.len()).toks).map(|k| k.0)
         };
         assert_eq!(kind("UPDATE orders SET a = 1;").as_deref(), Some("UPDATE"));
         assert_eq!(

@@ -106,11 +106,7 @@ fn check(cx: &mut Checker) {
                     format!("`{kw}` {}: PostgreSQL ignores it, and the matching `COMMIT` ends the tool's transaction early, so later statements are no longer rolled back on failure", tool(cx)),
                     TOOL_HELP,
                 );
-            } else if !cx
-                .following
-                .iter()
-                .any(|s| matches!(s.kind, StmtKind::Commit | StmtKind::Rollback))
-            {
+            } else if cx.others.end_of_transaction().is_none() {
                 cx.report(
                     span,
                     format!("`{kw}` without a `COMMIT`: the transaction stays open to the end of the file, holding its locks, and is rolled back when the connection closes"),
