@@ -196,6 +196,22 @@ fn print(out: &mut impl Write, st: &RunStatus) -> io::Result<()> {
     if let Some(n) = st.logged {
         writeln!(out, "logged     {n} changes not replayed yet")?;
     }
+    if let Some(w) = &r.replay {
+        let growth = w.per_second.map_or_else(
+            || "growth not measured yet".to_string(),
+            |g| format!("{g:+.0} changes/s"),
+        );
+        let behind = if w.behind {
+            ": behind, replaying without rest; the other connections wait"
+        } else {
+            ""
+        };
+        writeln!(
+            out,
+            "replay     {} waiting, {growth}{behind} ({:.0} s ago)",
+            w.backlog, w.age_seconds
+        )?;
+    }
     writeln!(
         out,
         "throttle   {}",
