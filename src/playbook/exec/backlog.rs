@@ -76,8 +76,10 @@ impl Backlog {
         self.last.set(Some(now));
         let mut s = self.samples.borrow_mut();
         s.push_back((now, backlog));
+        // The last sample older than the window stays: batches held back by a limit may
+        // come further apart than the window.
         while s
-            .front()
+            .get(1)
             .is_some_and(|(t, _)| now.duration_since(*t) > WINDOW)
         {
             s.pop_front();
@@ -198,8 +200,13 @@ mod tests {
         assert!(!b.due(t0 + Duration::from_millis(500)));
         let r = b.record(t0 + Duration::from_secs(2), 1000);
         assert_eq!(r.per_second, Some(500.0));
-        // Ten seconds later the old samples are gone: one sample, no rate.
-        let r = b.record(t0 + Duration::from_secs(12), 1000);
-        assert_eq!(r.per_second, None);
+        // Ten seconds later the oldest sample is gone; the one before the window stays.
+        let r = b.record(t0 + Duration::from_secs(12), 2000);
+        assert_eq!(r.per_second, Some(100.0));
+        let r = b.record(t0 + Duration::from_secs(18), 2000);
+        assert_eq!(r.per_second, Some(0.0));
+        // Caught up: no rate until there are samples again.
+        b.caught_up(t0 + Duration::from_secs(19));
+        assert_eq!(b.record(t0 + Duration::from_secs(20), 10).per_second, None);
     }
 }
