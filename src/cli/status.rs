@@ -196,7 +196,8 @@ fn print(out: &mut impl Write, st: &RunStatus) -> io::Result<()> {
     if let Some(n) = st.logged {
         writeln!(out, "logged     {n} changes not replayed yet")?;
     }
-    if let Some(w) = &r.replay {
+    // The replay's last reading, while there is a log to replay.
+    if let (Some(w), Some(_)) = (&r.replay, st.logged) {
         let growth = w.per_second.map_or_else(
             || "growth not measured yet".to_string(),
             |g| format!("{g:+.0} changes/s"),
