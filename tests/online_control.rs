@@ -155,9 +155,11 @@ fn assert_schema(doc: &Value) {
                 "replica_lag_ms",
                 "log_backlog",
                 "replay",
+                "capture",
                 "lanes",
                 "settings",
                 "swap",
+                "swaps",
                 "started_at",
                 "updated_at",
                 "last_error",
@@ -179,6 +181,20 @@ fn assert_schema(doc: &Value) {
             assert_eq!(
                 keys(&run["replay"]),
                 set_of(&["backlog", "growth_per_second", "behind", "age_seconds"])
+            );
+        }
+        if !run["capture"].is_null() {
+            assert_eq!(
+                keys(&run["capture"]),
+                set_of(&["method", "slot", "retained_wal_bytes"])
+            );
+            let method = run["capture"]["method"].as_str().unwrap();
+            assert!(method == "logical" || method == "trigger", "{method}");
+        }
+        for attempt in run["swaps"].as_array().unwrap() {
+            assert_eq!(
+                keys(attempt),
+                set_of(&["what", "waited_ms", "held_ms", "error"])
             );
         }
         if !run["lanes"].is_null() {
@@ -378,6 +394,18 @@ fn status_set_manual_swap_hooks_webhook_and_metrics() {
     );
     assert_eq!(db.one::<i64>("SELECT count(*) FROM items"), 20500);
     assert_eq!(db.one::<i64>("SELECT count(*) FROM items WHERE v < 0"), 100);
+    // The swap's attempt, timed, in the JSON status; the capture's slot is gone with it.
+    let doc = try_status_json(&db).expect("the status after the swap");
+    assert_schema(&doc);
+    let run = &doc["runs"][0];
+    let swapped = run["swaps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["what"] == "swap" && a["held_ms"].is_number() && a["error"].is_null());
+    assert!(swapped, "no successful swap attempt in {run}");
+    assert_eq!(run["capture"]["method"], "logical");
+    assert!(run["capture"]["retained_wal_bytes"].is_null(), "{run}");
 
     // Every event, once, to the command and (after one refused delivery) the webhook, in
     // the same order.

@@ -193,6 +193,17 @@ fn print(out: &mut impl Write, st: &RunStatus) -> io::Result<()> {
             l.total - l.copied - l.under_way
         )?;
     }
+    if let Some(c) = &st.capture {
+        let how = match (&c.slot, c.retained_wal) {
+            (None, _) => "a trigger logs changed keys".to_string(),
+            (Some(s), Some(b)) => format!(
+                "logical decoding, slot {s} (holds back {} of WAL)",
+                crate::playbook::view::human_bytes(b)
+            ),
+            (Some(s), None) => format!("logical decoding (slot {s} gone)"),
+        };
+        writeln!(out, "capture    {how}")?;
+    }
     if let Some(n) = st.logged {
         writeln!(out, "logged     {n} changes not replayed yet")?;
     }

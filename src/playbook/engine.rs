@@ -574,6 +574,8 @@ pub struct RunStatus {
     pub logged: Option<i64>,
     /// During a shadow rebuild's copy: its lanes, how many are copied and under way.
     pub lanes: Option<LaneCounts>,
+    /// How a shadow rebuild captures changes.
+    pub capture: Option<shadow::CaptureStatus>,
     /// The settings in force: the playbook's, with what `lockstep set` changed.
     pub settings: Backfill,
     /// `[swap] mode = "manual"`.
@@ -635,6 +637,10 @@ async fn status_of(
         (AnyPlan::Shadow(p), Phase::Working) => shadow::status(client, p, run.id()).await,
         _ => (None, None),
     };
+    let capture = match &run.plan {
+        AnyPlan::Shadow(p) => Some(shadow::capture_status(client, p).await),
+        _ => None,
+    };
     let controls = state::controls(client, run.id())
         .await
         .map_err(dberr("reading lockstep.controls"))?;
@@ -649,6 +655,7 @@ async fn status_of(
         holder,
         logged,
         lanes,
+        capture,
         settings,
         manual_swap: pb.is_some_and(|p| p.common.swap.manual),
         controls,

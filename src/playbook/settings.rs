@@ -29,6 +29,8 @@ pub struct Common {
     pub backfill: Backfill,
     pub swap: Swap,
     pub dependents: Dependents,
+    /// `[capture]`: how a shadow run captures the application's changes.
+    pub capture: Capture,
     /// `[hooks]`: commands and a webhook told about the run's events.
     pub hooks: super::hooks::Hooks,
 }
@@ -39,6 +41,13 @@ pub(crate) struct RawDependents {
     pub views: Option<String>,
     pub foreign_keys: Option<String>,
     pub publications: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCapture {
+    pub mode: Option<String>,
+    pub max_retained_wal: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -85,6 +94,63 @@ pub enum Publications {
     PublishCopy,
     /// Any publication of the table refuses the conversion.
     Refuse,
+}
+
+/// How a shadow run captures the changes the application makes while it copies (`[capture]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capture {
+    pub mode: CaptureMode,
+    /// Logical capture: the most WAL its replication slot may hold back. Past 80 % the copy
+    /// waits for the capture to catch up; past the limit the run stops and drops the slot.
+    pub max_retained_wal: u64,
+}
+
+/// `[capture] mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptureMode {
+    /// Logical decoding where the server and the role allow it, else the trigger.
+    Auto,
+    /// Logical decoding, or refuse in preflight saying why it is not possible.
+    Logical,
+    /// A row trigger on the table logs the changed keys.
+    Trigger,
+}
+
+/// The default `[capture] max_retained_wal`: 4 GB.
+pub const DEFAULT_MAX_RETAINED_WAL: u64 = 4_000_000_000;
+
+impl Default for Capture {
+    fn default() -> Self {
+        Capture {
+            mode: CaptureMode::Auto,
+            max_retained_wal: DEFAULT_MAX_RETAINED_WAL,
+        }
+    }
+}
+
+/// The `[capture]` settings.
+pub(crate) fn capture(raw: &RawCapture, p: &Parse<'_>) -> Result<Capture, SpecError> {
+    let mode = match raw.mode.as_deref() {
+        None | Some("auto") => CaptureMode::Auto,
+        Some("logical") => CaptureMode::Logical,
+        Some("trigger") => CaptureMode::Trigger,
+        Some(x) => {
+            return Err(p.bad(
+                "capture.mode",
+                format!("expected \"auto\", \"logical\" or \"trigger\", found `{x}`"),
+            ))
+        }
+    };
+    let max_retained_wal = match &raw.max_retained_wal {
+        None => DEFAULT_MAX_RETAINED_WAL,
+        Some(t) => {
+            crate::config::parse_size(t).map_err(|m| p.bad("capture.max_retained_wal", m))?
+        }
+    };
+    Ok(Capture {
+        mode,
+        max_retained_wal,
+    })
 }
 
 impl Default for Dependents {

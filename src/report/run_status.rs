@@ -31,6 +31,11 @@
 //!                                     works without rest and the run's other connections
 //!                                     wait (`throttle` says so too),
 //!                           "age_seconds": float (how long ago the runner measured) } | null,
+//!               "capture": { "method": "logical" | "trigger", "slot": string | null,
+//!                            "retained_wal_bytes": int | null (WAL the slot holds back) }
+//!                          | null (kinds without a shadow table),
+//!               "swaps": [ { "what": "swap" | "swap back", "waited_ms": float,
+//!                            "held_ms": float | null (lock not granted), "error": string | null } ],
 //!               "lanes": { "total", "copied", "under_way", "waiting" } | null,
 //!               "settings": { "max_rows_per_second", "target_batch_ms", "duty_cycle" },
 //!               "swap": { "mode": "auto" | "manual", "requested", "ready" },
@@ -118,6 +123,17 @@ fn run_value(st: &RunStatus) -> Value {
             "behind": w.behind,
             "age_seconds": w.age_seconds,
         })),
+        "capture": st.capture.as_ref().map(|c| json!({
+            "method": if c.slot.is_some() { "logical" } else { "trigger" },
+            "slot": c.slot,
+            "retained_wal_bytes": c.retained_wal,
+        })),
+        "swaps": r.swaps.iter().map(|a| json!({
+            "what": a.what,
+            "waited_ms": a.waited_ms,
+            "held_ms": a.held_ms,
+            "error": a.error,
+        })).collect::<Vec<_>>(),
         "lanes": st.lanes.map(|l| json!({
             "total": l.total,
             "copied": l.copied,

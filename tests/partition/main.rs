@@ -20,6 +20,7 @@
 #[path = "../common/db.rs"]
 mod db;
 
+mod capture;
 mod commands;
 mod dependents;
 mod events;

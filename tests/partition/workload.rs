@@ -424,7 +424,11 @@ fn a_role_that_may_only_write_the_table_keeps_writing_while_changes_are_logged()
          GRANT SELECT, INSERT, UPDATE, DELETE ON events TO app_writer;
          GRANT USAGE ON SEQUENCE events_id_seq TO app_writer;",
     );
-    let pb = db.playbook("pb.toml", &events_playbook(""));
+    // The trigger's rights are what this test is about (logical capture has no trigger).
+    let pb = db.playbook(
+        "pb.toml",
+        &events_playbook("\n[capture]\nmode = \"trigger\""),
+    );
     let mut run = db.spawn(&["run", pb.to_str().unwrap()], Some("backfill"));
     db.wait_held(&mut run, "backfill");
     // The role has no right on the log or the lockstep schema: the trigger writes the log
@@ -450,6 +454,13 @@ fn a_role_that_may_only_write_the_table_keeps_writing_while_changes_are_logged()
         logged, 5,
         "one key per insert, update and delete, two for the key change"
     );
+    let status = text(&db.lockstep(&["status"]));
+    for want in [
+        "capture    a trigger logs changed keys",
+        "logged     5 changes not replayed yet",
+    ] {
+        assert!(status.contains(want), "{want:?} not in:\n{status}");
+    }
     run.kill9();
     db.wait_runner_gone();
     resume_exactly(&db);

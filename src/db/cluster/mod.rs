@@ -204,6 +204,9 @@ impl TempClusterBuilder {
             "synchronous_commit=off",
             "full_page_writes=off",
             "max_connections=50",
+            // Logical decoding available, as on most managed services: online runs capture
+            // changes through a slot by default.
+            "wal_level=logical",
         ];
         if let Some((cert, key)) = &self.ssl {
             let data = c.data_dir();

@@ -110,6 +110,12 @@ impl Exec<'_> {
         }
     }
 
+    /// A connection besides the main one, free for a short statement (the monitor, or a
+    /// helper), if the run has one.
+    pub(crate) fn spare(&self) -> Option<&Client> {
+        self.monitor.or(self.helpers.first())
+    }
+
     /// How many connections the run has now.
     pub(crate) fn crew_size(&self) -> usize {
         1 + self.helpers.len()

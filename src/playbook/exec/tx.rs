@@ -52,13 +52,14 @@ pub(crate) struct Timed {
 
 /// Like [`try_tx`] for a transaction that begins with the statements `locks`: they are sent
 /// first and alone, so that the time the locks were held is known apart from the time
-/// spent waiting for them.
-pub(crate) async fn try_tx_timed(
+/// spent waiting for them. `inside` runs right after the grant, before `rest`.
+pub(crate) async fn try_tx_timed<E: From<tokio_postgres::Error>>(
     client: &Client,
     locks: &[String],
     rest: &[String],
     lock_timeout_ms: u64,
-) -> (Result<(), tokio_postgres::Error>, Timed) {
+    inside: impl AsyncFnOnce() -> Result<(), E>,
+) -> (Result<(), E>, Timed) {
     let start = std::time::Instant::now();
     let first = format!(
         "{};\n{}",
@@ -71,12 +72,16 @@ pub(crate) async fn try_tx_timed(
             waited: start.elapsed(),
             held: None,
         };
-        return (Err(e), timed);
+        return (Err(e.into()), timed);
     }
     let granted = std::time::Instant::now();
-    let r = client
-        .batch_execute(&format!("{}COMMIT;", script(rest)))
-        .await;
+    let r = match inside().await {
+        Ok(()) => client
+            .batch_execute(&format!("{}COMMIT;", script(rest)))
+            .await
+            .map_err(E::from),
+        Err(e) => Err(e),
+    };
     if r.is_err() {
         let _ = client.batch_execute("ROLLBACK").await;
     }

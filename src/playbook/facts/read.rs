@@ -540,7 +540,8 @@ async fn publications(
                              OR EXISTS (SELECT 1 FROM pg_publication_rel pr WHERE pr.prpubid = p.oid AND pr.prrelid = o.oid)
                              {in_schema})
                       ORDER BY 1)
-         FROM pg_publication p, pg_class c WHERE c.oid = $1 ORDER BY p.pubname"
+         FROM pg_publication p, pg_class c WHERE c.oid = $1
+           AND p.pubname NOT LIKE 'lockstep\\_%' ORDER BY p.pubname"
     );
     Ok(rows(client, &sql, oid)
         .await?

@@ -75,9 +75,9 @@ impl Kind for ColumnType {
         let views = facts::column_views(client, &f, &self.column).await?;
         let mut refusals = self.refusals(&f, &views);
         let names = Names::new(&f, run_id, Vec::new());
-        let plan = self.plan(f, names);
+        let mut plan = self.plan(f, names);
         refusals.extend(plan.definition_refusals(&pb.dependents));
-        refusals.extend(plan.taken_refusals(client).await?);
+        refusals.extend(plan.settle(client, pb).await?);
         if refusals.is_empty() {
             let probes = self.probes(&plan.facts);
             refusals.extend(try_probes(client, pb.swap.lock_timeout_ms, &plan.facts, probes).await);
@@ -131,6 +131,7 @@ impl ColumnType {
             facts,
             names,
             shape: None,
+            logical: None,
         }
     }
 

@@ -125,6 +125,8 @@ macro_rules! kinds {
             #[serde(default)]
             pub dependents: RawDependents,
             #[serde(default)]
+            pub capture: super::settings::RawCapture,
+            #[serde(default)]
             pub hooks: super::hooks::RawHooks,
             $($(#[$meta])* pub $section: Option<<$module::$ty as Kind>::Raw>,)*
         }

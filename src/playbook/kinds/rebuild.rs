@@ -175,7 +175,7 @@ impl Kind for Rebuild {
         let names = Names::new(&f, run_id, partitions);
         let mut plan = self.plan(f, names, &identity, &not_null);
         refusals.extend(plan.definition_refusals(&pb.dependents));
-        refusals.extend(plan.taken_refusals(client).await?);
+        refusals.extend(plan.settle(client, pb).await?);
         if !refusals.is_empty() {
             return Ok((plan, refusals));
         }
@@ -297,6 +297,7 @@ impl Rebuild {
                 facts,
                 names,
                 shape: None,
+                logical: None,
             },
         };
         let mut shape = Shape::default();

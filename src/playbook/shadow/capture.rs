@@ -83,11 +83,16 @@ impl TriggerLog<'_> {
             .join(" AND ");
         let key_list = ks.list();
         let fname = q(&self.plan.names.forward_fn);
+        let table = format!(
+            "CREATE TABLE {log} ({}) WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 10000)",
+            cols.join(", ")
+        );
+        if let Some(l) = &self.plan.logical {
+            // No trigger: the slot made next is read into the log (logical.rs).
+            return vec![table, Self::publication_sql(l, self.plan)];
+        }
         vec![
-            format!(
-                "CREATE TABLE {log} ({}) WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 10000)",
-                cols.join(", ")
-            ),
+            table,
             format!(
                 "CREATE OR REPLACE FUNCTION lockstep.{fname}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $lockstep$
 BEGIN
@@ -208,16 +213,22 @@ $lockstep$",
     }
 
     /// The rest of the log, replayed under the swap's lock: with the table locked nothing is
-    /// logged meanwhile (key lookups, as in [`TriggerLog::replay_begin_sql`]); then the
-    /// capture stops and the log goes.
-    pub(crate) fn finish_sql(&self) -> Vec<String> {
-        let mut out =
+    /// logged meanwhile (key lookups, as in [`TriggerLog::replay_begin_sql`]); then (the
+    /// second list) the capture stops and the log goes.
+    pub(crate) fn finish_sql(&self) -> (Vec<String>, Vec<String>) {
+        let mut replay =
             vec!["SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off".to_string()];
-        out.extend(self.replay_sql(false));
-        out.push("RESET enable_hashjoin; RESET enable_mergejoin".into());
-        out.push(self.drop_triggers_sql());
-        out.push(format!("DROP TABLE {}", self.log()));
-        out
+        replay.extend(self.replay_sql(false));
+        replay.push("RESET enable_hashjoin; RESET enable_mergejoin".into());
+        let mut stop = vec![
+            self.drop_triggers_sql(),
+            format!("DROP TABLE {}", self.log()),
+        ];
+        if let Some(l) = &self.plan.logical {
+            // The slot goes after the swap commits: dropping it is not undone by a rollback.
+            stop.push(format!("DROP PUBLICATION IF EXISTS {}", q(&l.publication)));
+        }
+        (replay, stop)
     }
 
     /// Stops capturing (idempotent).
@@ -230,14 +241,16 @@ $lockstep$",
 
     /// Everything the capture made, gone (a rollback before the swap; idempotent).
     pub(crate) fn discard_sql(&self) -> Vec<String> {
-        vec![
+        let mut out = vec![
             self.drop_triggers_sql(),
             format!("DROP TABLE IF EXISTS {}", self.log()),
             format!(
                 "DROP FUNCTION IF EXISTS lockstep.{}()",
                 q(&self.plan.names.forward_fn)
             ),
-        ]
+        ];
+        out.extend(self.logical_discard_sql());
+        out
     }
 
     /// `NOT EXISTS` a log entry for the row `t` (of the copy when `shadow`).
@@ -296,6 +309,7 @@ $lockstep$",
             pacing: Pacing::Replay,
         };
         conn.drive(how, async |limit| {
+            self.pump(conn).await?;
             let (n, all) = match self.replay_batch(conn, Some(limit)).await {
                 // Rows caught up piecemeal may briefly share a unique value: a batch of every
                 // logged change matches the table at one moment.

@@ -171,8 +171,8 @@ impl Runner<'_, '_> {
         let queue: VecDeque<Lane> = lanes.into_iter().collect();
         let this = &*self;
         this.exec
-            .in_lanes(queue, async |conn, _, lane| {
-                this.copy_lane(conn, &lane, &tally).await
+            .in_lanes(queue, async |conn, i, lane| {
+                this.copy_lane(conn, &lane, &tally, i == 0).await
             })
             .await?;
         self.copy.rows_copied = tally.copied.get();
@@ -180,12 +180,14 @@ impl Runner<'_, '_> {
     }
 
     /// Copies one lane, from its high-water mark to its upper key, in batches that each
-    /// checkpoint the lane.
+    /// checkpoint the lane. With `pumps` (the main connection), logical capture's slot is
+    /// read into the log between batches, at most once a second.
     async fn copy_lane(
         &self,
         conn: Conn<'_, '_>,
         lane: &Lane,
         tally: &CopyTally,
+        pumps: bool,
     ) -> Result<(), EngineError> {
         let mut high = lane.high_water.clone();
         let how = Batching {
@@ -199,6 +201,9 @@ impl Runner<'_, '_> {
             pacing: Pacing::Full,
         };
         conn.drive(how, async |size| {
+            if pumps {
+                self.pump_now(conn, false).await?;
+            }
             let (n, last, paused) = self
                 .copy_batch(conn, lane, high.as_deref(), (size as i32, tally.rate()))
                 .await?;

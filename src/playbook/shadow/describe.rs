@@ -84,11 +84,32 @@ impl ShadowPlan {
                 ),
                 self.shadow_sql(),
             ),
-            step(
-                "capture",
-                format!("a trigger logs the key of every changed row to {} (SHARE ROW EXCLUSIVE on {} for milliseconds; lock_timeout {lt} ms, retried)", capture.log(), self.source()),
-                capture.install_sql(),
-            ),
+            match &self.logical {
+                None => step(
+                    "capture",
+                    format!("a trigger logs the key of every changed row to {} (SHARE ROW EXCLUSIVE on {} for milliseconds; lock_timeout {lt} ms, retried)", capture.log(), self.source()),
+                    capture.install_sql(),
+                ),
+                Some(l) => step(
+                    "capture",
+                    format!(
+                        "logical decoding: publication {pubn} of the table alone and replication slot {slot} (pgoutput); the runner reads the slot and logs the key of every changed row to {log}, so the application's writes run no trigger (SHARE UPDATE EXCLUSIVE on {src} for milliseconds for the publication; the slot waits for the transactions running then to end). The slot holds back WAL until read: past 80% of max_retained_wal ({max}) the copy waits, past it the run stops and drops the slot",
+                        pubn = l.publication,
+                        slot = l.slot,
+                        log = capture.log(),
+                        src = self.source(),
+                        max = crate::playbook::view::human_bytes(l.max_retained_wal as i64),
+                    ),
+                    capture
+                        .install_sql()
+                        .into_iter()
+                        .chain([format!(
+                            "SELECT pg_create_logical_replication_slot({}, 'pgoutput')",
+                            crate::playbook::names::lit(&l.slot)
+                        )])
+                        .collect(),
+                ),
+            },
             step(
                 "backfill",
                 format!(

@@ -28,6 +28,8 @@ impl Runner<'_, '_> {
                 "indexes",
                 "clearing the logged keys from the copy (an update during the copy may have copied a row twice; the replay copies them again)",
             );
+            // Every change committed so far is logged before the purge reads the log.
+            self.pump_now(self.exec.main(), true).await?;
             self.exec
                 .main()
                 .with_retry(&self.capture.purge_sql(), "indexes")

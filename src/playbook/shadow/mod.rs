@@ -18,6 +18,8 @@ mod carry;
 mod copy;
 mod describe;
 mod indexes;
+mod logical;
+mod pgoutput;
 mod ranges;
 mod runner;
 mod swap;
@@ -28,7 +30,9 @@ use serde::{Deserialize, Serialize};
 
 pub use capture::log_table;
 pub(crate) use capture::TriggerLog;
-pub(crate) use runner::{forward, status, Step};
+pub use logical::Logical;
+pub use runner::CaptureStatus;
+pub(crate) use runner::{capture_status, forward, status, Step};
 pub(crate) use swap::{finalize, rollback};
 pub use target::{ColumnChange, Shape, Target};
 
@@ -137,6 +141,9 @@ pub struct ShadowPlan {
     /// What a `rebuild` changes besides column types: actions, column order, storage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shape: Option<Shape>,
+    /// Logical capture's slot and publication (none: the trigger captures).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logical: Option<Logical>,
 }
 
 impl ShadowPlan {
@@ -278,6 +285,7 @@ mod tests {
             facts,
             names,
             shape: None,
+            logical: None,
         };
         let v = serde_json::to_value(AnyPlan::from(plan.clone())).unwrap();
         let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();

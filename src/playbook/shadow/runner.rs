@@ -66,6 +66,10 @@ pub(super) struct Runner<'r, 'e> {
     pub step: Step,
     pub copy: CopyState,
     pub capture: TriggerLog<'r>,
+    /// When logical capture's slot was last read.
+    pub pumped: Cell<Option<std::time::Instant>>,
+    /// Key ranges the verification left to the swap (logical capture, see verify.rs).
+    pub unsettled: Vec<super::verify::KeyRange>,
 }
 
 /// Runs the steps after `step`, up to and including the validation after the swap.
@@ -84,6 +88,8 @@ pub(crate) async fn forward(
             plan,
             unvacuumed: Cell::new(0),
         },
+        pumped: Cell::new(None),
+        unsettled: Vec::new(),
     };
     r.forward_steps().await
 }
@@ -103,6 +109,25 @@ pub(crate) async fn status(
         capture.backlog(client).await,
         state::lane_counts(client, run_id).await,
     )
+}
+
+/// How a shadow run captures changes, for `lockstep status`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureStatus {
+    /// Logical decoding's slot (none: the trigger captures).
+    pub slot: Option<String>,
+    /// The WAL the slot holds back now, in bytes (none when it does not exist).
+    pub retained_wal: Option<i64>,
+}
+
+pub(crate) async fn capture_status(
+    client: &tokio_postgres::Client,
+    plan: &ShadowPlan,
+) -> CaptureStatus {
+    CaptureStatus {
+        slot: plan.logical.as_ref().map(|l| l.slot.clone()),
+        retained_wal: plan.capture().retained(client).await,
+    }
 }
 
 impl Runner<'_, '_> {
@@ -137,12 +162,29 @@ impl Runner<'_, '_> {
         }
         self.exec.check()?;
         if !self.done(Step::Capture) {
-            self.ddl_step(
-                Step::Capture,
-                "change-capture trigger",
-                self.capture.install_sql(),
-            )
-            .await?;
+            if self.plan.logical.is_some() {
+                // The slot cannot be made in a transaction that wrote: the log and the
+                // publication first, then the slot, then the checkpoint.
+                self.exec.step(Step::Capture.as_str(), "logical decoding");
+                self.exec
+                    .main()
+                    .with_retry(&self.capture.install_sql(), "capture")
+                    .await?;
+                self.capture.create_slot(self.exec.main()).await?;
+                self.checkpoint(Step::Capture).await?;
+            } else {
+                self.ddl_step(
+                    Step::Capture,
+                    "change-capture trigger",
+                    self.capture.install_sql(),
+                )
+                .await?;
+            }
+        } else if !self.done(Step::Swapped) && !self.capture.slot_exists(self.exec.client).await? {
+            return Err(EngineError::State(format!(
+                "the capture's replication slot {} is gone (dropped because it held back too much WAL, or by someone): the changes since are lost to this run; roll it back (`lockstep rollback`) and run it again",
+                self.plan.logical.as_ref().map_or("", |l| l.slot.as_str())
+            )));
         }
         self.exec.check()?;
         if !self.done(Step::Backfill) {
@@ -163,7 +205,11 @@ impl Runner<'_, '_> {
                 .step("replay", "changes logged during the copy and the builds");
             self.catch_up(true).await?;
             self.verify().await?;
-            self.checkpoint(Step::Verified).await?;
+            // Ranges left to the swap's comparison are known to this process only: a run
+            // resumed before the swap verifies again.
+            if self.unsettled.is_empty() {
+                self.checkpoint(Step::Verified).await?;
+            }
         }
         self.exec.check()?;
         if !self.done(Step::Swapped) {
@@ -178,6 +224,11 @@ impl Runner<'_, '_> {
             hold_point("after-swap").await;
         }
         if !self.done(Step::Validated) {
+            // The capture's slot, once the swap has committed (idempotent).
+            self.exec
+                .main()
+                .with_retry(&self.capture.logical_discard_sql(), "swap")
+                .await?;
             self.exec.step("validate", "re-pointed foreign keys");
             for v in self.plan.validate_sql() {
                 self.exec
@@ -203,6 +254,37 @@ impl Runner<'_, '_> {
         self.exec.main().with_retry(&sql, step.as_str()).await?;
         self.step = step;
         Ok(())
+    }
+
+    /// Logical capture: reads the slot into the log (unless it was read less than a second
+    /// ago, or `always`), and holds the caller back while the slot holds back more than
+    /// 80 % of `max_retained_wal` (saying so once), reading it again every second; past the
+    /// limit the run stops.
+    pub(super) async fn pump_now(
+        &self,
+        conn: crate::playbook::exec::Conn<'_, '_>,
+        always: bool,
+    ) -> Result<(), EngineError> {
+        if self.plan.logical.is_none() {
+            return Ok(());
+        }
+        let mut told = false;
+        loop {
+            let due = self.pumped.get().is_none_or(|t| t.elapsed().as_secs() >= 1);
+            if always || due {
+                self.capture.pump(conn).await?;
+                self.pumped.set(Some(std::time::Instant::now()));
+            }
+            if self.capture.check_retained(conn).await? {
+                return Ok(());
+            }
+            if !told {
+                told = true;
+                conn.note("the capture's slot holds back more than 80% of [capture] max_retained_wal: the copy waits for it (a long transaction holds the slot back)");
+            }
+            conn.check()?;
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
     }
 
     /// Replays the log on the main connection; with `hold`, reports what it replayed.

@@ -2,6 +2,7 @@
 //! carried over in one transaction; the reverse sync that keeps the old table current; the
 //! swap back (rollback after the swap); dropping the copy (rollback before it); finalize.
 
+use super::logical::PumpError;
 use super::runner::{Runner, Step};
 use super::{ShadowPlan, Side};
 use crate::playbook::exec::{dberr, try_tx_timed, EngineError, Exec, Retry, Timed};
@@ -22,17 +23,35 @@ impl Runner<'_, '_> {
             .main()
             .with_retry(&self.plan.swap_prepare_sql(), "swap")
             .await?;
-        let mut sql = self.plan.swap_sql();
-        sql.push(state::set_step_sql(
+        let (head, mut rest) = self.plan.swap_parts();
+        rest.push(state::set_step_sql(
             &self.exec.run_id,
             Step::Swapped.as_str(),
             Some(Status::Running),
         ));
         let locks = self.plan.swap_locks_sql();
-        let rest = sql.split_off(locks.len());
-        locked(&self.exec, "swap", &locks, &rest, async || {
-            self.catch_up(false).await
-        })
+        let client = self.exec.client;
+        // Another connection forces the WAL to disk for logical capture's last read.
+        let flush = self.exec.spare();
+        let this = &*self;
+        locked(
+            &self.exec,
+            "swap",
+            &locks,
+            &rest,
+            async || this.catch_up(false).await,
+            async || {
+                this.capture
+                    .pump_locked(client, flush)
+                    .await
+                    .map_err(|e| match e {
+                        PumpError::Db(e) => Attempt::Db(e),
+                        e => Attempt::Stop(e.engine()),
+                    })?;
+                client.batch_execute(&head.join(";\n")).await?;
+                this.check_settled(client).await
+            },
+        )
         .await?;
         self.exec.emit(
             crate::playbook::hooks::EventKind::Swapped,
@@ -40,6 +59,20 @@ impl Runner<'_, '_> {
         );
         self.step = Step::Swapped;
         Ok(())
+    }
+}
+
+/// Why an attempt at a locking transaction failed.
+pub(super) enum Attempt {
+    /// A statement failed (a lock not granted, …): the retry policy decides.
+    Db(tokio_postgres::Error),
+    /// The run cannot go on: no retry.
+    Stop(EngineError),
+}
+
+impl From<tokio_postgres::Error> for Attempt {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Attempt::Db(e)
     }
 }
 
@@ -71,6 +104,9 @@ pub(crate) async fn rollback(
                 }
             }
         }
+        // A slot left by a runner that stopped right after the swap.
+        conn.with_retry(&plan.capture().logical_discard_sql(), "rollback")
+            .await?;
         exec.step("swap back", &plan.source());
         let mut sql = plan.swap_back_sql();
         sql.push(state::set_step_sql(
@@ -79,7 +115,15 @@ pub(crate) async fn rollback(
             Some(Status::RolledBack),
         ));
         let rest = sql.split_off(plan.swap_locks_sql().len());
-        locked(&exec, "swap back", &sql, &rest, async || Ok(())).await?;
+        locked(
+            &exec,
+            "swap back",
+            &sql,
+            &rest,
+            async || Ok(()),
+            async || Ok::<_, Attempt>(()),
+        )
+        .await?;
         for v in plan.validate_sql() {
             conn.with_retry(std::slice::from_ref(&v), "validate")
                 .await?;
@@ -126,21 +170,38 @@ pub(crate) async fn finalize(exec: Exec<'_>, plan: &ShadowPlan) -> Result<(), En
 }
 
 /// Runs a transaction that begins by taking `locks` (the swap, the swap back) with the retry
-/// policy, `before` ahead of every attempt. Each attempt's wait for the locks and the time
-/// it held them are noted and kept in the run (`lockstep status`).
+/// policy, `before` ahead of every attempt and `inside` right after the locks are granted.
+/// Each attempt's wait for the locks and the time it held them are noted and kept in the
+/// run (`lockstep status`).
 pub(super) async fn locked(
     exec: &Exec<'_>,
     what: &str,
     locks: &[String],
     rest: &[String],
     mut before: impl AsyncFnMut() -> Result<(), EngineError>,
+    mut inside: impl AsyncFnMut() -> Result<(), Attempt>,
 ) -> Result<(), EngineError> {
     let conn = exec.main();
     let mut retry = Retry::new(&exec.swap);
     loop {
         before().await?;
-        let (r, timed) = try_tx_timed(conn.client, locks, rest, exec.swap.lock_timeout_ms).await;
-        let attempt = attempt(what, timed, r.as_ref().err());
+        let (r, timed) = try_tx_timed(
+            conn.client,
+            locks,
+            rest,
+            exec.swap.lock_timeout_ms,
+            async || inside().await,
+        )
+        .await;
+        let error = match &r {
+            Ok(()) => None,
+            Err(Attempt::Db(e)) => Some(
+                e.as_db_error()
+                    .map_or_else(|| e.to_string(), |d| d.message().to_string()),
+            ),
+            Err(Attempt::Stop(e)) => Some(e.to_string()),
+        };
+        let attempt = attempt(what, timed, error);
         if let Some(held) = attempt.held_ms {
             exec.note(&format!(
                 "{what}: the lock was held {held:.0} ms (granted after {:.0} ms){}",
@@ -157,22 +218,20 @@ pub(super) async fn locked(
             .map_err(dberr("state"))?;
         match r {
             Ok(()) => return Ok(()),
-            Err(e) => conn.retry_failed(&mut retry, e, what).await?,
+            Err(Attempt::Db(e)) => conn.retry_failed(&mut retry, e, what).await?,
+            Err(Attempt::Stop(e)) => return Err(e),
         }
     }
 }
 
 /// An attempt as the run keeps it.
-fn attempt(what: &str, timed: Timed, error: Option<&tokio_postgres::Error>) -> SwapAttempt {
+fn attempt(what: &str, timed: Timed, error: Option<String>) -> SwapAttempt {
     let ms = |d: std::time::Duration| (d.as_secs_f64() * 10_000.0).round() / 10.0;
     SwapAttempt {
         what: what.to_string(),
         waited_ms: ms(timed.waited),
         held_ms: timed.held.map(ms),
-        error: error.map(|e| {
-            e.as_db_error()
-                .map_or_else(|| e.to_string(), |d| d.message().to_string())
-        }),
+        error,
     }
 }
 
@@ -520,11 +579,23 @@ $lockstep$",
     /// sequences, foreign keys, views and the reverse trigger. Only what needs the lock is here
     /// ([`Self::swap_prepare_sql`] runs before).
     pub fn swap_sql(&self) -> Vec<String> {
-        let f = &self.facts;
+        let (head, tail) = self.swap_parts();
         let mut out = self.swap_locks_sql();
-        out.extend(self.storage_sql());
+        out.extend(head);
+        out.extend(tail);
+        out
+    }
+
+    /// The swap after its locks, in two parts: up to the replay of the last changes, and the
+    /// rest (see [`Self::swap_sql`]). The comparisons of ranges that kept changing during the
+    /// verification come between the two.
+    pub fn swap_parts(&self) -> (Vec<String>, Vec<String>) {
+        let f = &self.facts;
+        let mut head = self.storage_sql();
         // The last changes, replayed under the lock; the capture stops.
-        out.extend(self.capture().finish_sql());
+        let (replay, stop) = self.capture().finish_sql();
+        head.extend(replay);
+        let mut out = stop;
         out.extend(f.inbound_fks.iter().map(InboundFk::drop_sql));
         out.extend(self.renames(Side::Live, Side::Old));
         out.extend(self.renames(Side::Shadow, Side::Live));
@@ -544,7 +615,7 @@ $lockstep$",
             "CREATE TRIGGER lockstep_reverse_truncate AFTER TRUNCATE ON {new} FOR EACH STATEMENT EXECUTE FUNCTION lockstep.{}()",
             q(&self.names.reverse_fn)
         ));
-        out
+        (head, out)
     }
 
     /// After the swap: validate the re-pointed foreign keys that were valid before (each in
@@ -608,9 +679,11 @@ $lockstep$",
         out
     }
 
-    /// Finalize: the reverse trigger and the old table go.
+    /// Finalize: the reverse trigger and the old table go (and a capture slot left by a
+    /// runner that stopped right after the swap).
     pub fn finalize_sql(&self) -> Vec<String> {
-        vec![
+        let mut out = self.capture().logical_discard_sql();
+        out.extend([
             format!(
                 "DROP TRIGGER IF EXISTS lockstep_reverse ON {0}; DROP TRIGGER IF EXISTS lockstep_reverse_truncate ON {0}",
                 self.source()
@@ -625,7 +698,8 @@ $lockstep$",
                 "DROP FUNCTION IF EXISTS lockstep.{}()",
                 q(&self.names.forward_fn)
             ),
-        ]
+        ]);
+        out
     }
 }
 

@@ -31,6 +31,11 @@
 //! mode = "auto"                      # "manual": once verified, keep catching up and wait
 //!                                    # for `lockstep swap` (kinds that swap)
 //!
+//! [capture]                          # shadow kinds (partition, column-type, rebuild)
+//! mode = "auto"                      # logical decoding where possible, else a trigger |
+//!                                    # "logical" (refuse if not possible) | "trigger"
+//! max_retained_wal = "4GB"           # logical: the most WAL the run's slot may hold back
+//!
 //! [hooks]                            # see hooks.rs: commands and a webhook on events
 //! command = "notify"
 //! webhook = "http://hooks.internal:8080/lockstep"
@@ -52,8 +57,8 @@ mod tests;
 use std::path::Path;
 
 pub use super::settings::{
-    parse_table_name, Backfill, Common, Dependents, Parse, SpecError, Swap, DEFAULT_DUTY_CYCLE,
-    MAX_WORKERS,
+    parse_table_name, Backfill, Capture, CaptureMode, Common, Dependents, Parse, SpecError, Swap,
+    DEFAULT_DUTY_CYCLE, MAX_WORKERS,
 };
 
 use super::kinds::{KindName, RawPlaybook, Spec};
@@ -139,6 +144,16 @@ pub fn parse(text: &str, path: &str) -> Result<Playbook, SpecError> {
     } else {
         Dependents::default()
     };
+    let capture = if kind.dependents() {
+        settings::capture(&raw.capture, &p)?
+    } else if raw.capture.mode.is_some() || raw.capture.max_retained_wal.is_some() {
+        return Err(p.bad(
+            "capture",
+            format!("only for {}", only_for(KindName::dependents)),
+        ));
+    } else {
+        Capture::default()
+    };
     if raw.backfill.workers.is_some() && !kind.workers() {
         return Err(p.bad(
             "backfill.workers",
@@ -165,6 +180,7 @@ pub fn parse(text: &str, path: &str) -> Result<Playbook, SpecError> {
             backfill,
             swap,
             dependents,
+            capture,
             hooks,
         },
         kind: spec,

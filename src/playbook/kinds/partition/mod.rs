@@ -104,9 +104,9 @@ impl Kind for Partition {
             self.partitions(client, &facts).await?
         };
         let names = Names::new(&facts, run_id, partitions);
-        let plan = self.plan(facts, names);
+        let mut plan = self.plan(facts, names);
         refusals.extend(plan.definition_refusals(&pb.dependents));
-        refusals.extend(plan.taken_refusals(client).await?);
+        refusals.extend(plan.settle(client, pb).await?);
         Ok((plan, refusals))
     }
 }
@@ -137,6 +137,7 @@ impl Partition {
             facts,
             names,
             shape: None,
+            logical: None,
         }
     }
 }

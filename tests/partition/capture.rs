@@ -1,0 +1,154 @@
+//! Logical capture: the run's slot and publication live exactly as long as the run needs
+//! them, the WAL the slot holds back is bounded, and the capture follows what the server
+//! allows (the trigger where logical decoding is not possible).
+
+use super::*;
+
+/// (replication slots, publications) in the cluster.
+fn capture_objects(db: &Db) -> (i64, i64) {
+    (
+        db.one("SELECT count(*) FROM pg_replication_slots"),
+        db.one("SELECT count(*) FROM pg_publication"),
+    )
+}
+
+#[test]
+fn no_slot_or_publication_survives_a_rollback_a_swap_a_swap_back_or_finalize() {
+    let cluster = cluster();
+    let db = Db::create(&cluster, "slots");
+    setup_events(&db, 5_000);
+    let pb = db.playbook("pb.toml", &events_playbook(""));
+    let pb = pb.to_str().unwrap();
+
+    // Killed during the copy: the slot stays for the resume; no trigger on the table.
+    let mut run = db.spawn(&["run", pb], Some("backfill"));
+    db.wait_held(&mut run, "backfill");
+    assert_eq!(capture_objects(&db), (1, 1));
+    let triggers: i64 = db.one("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'lockstep%'");
+    assert_eq!(triggers, 0, "logical capture puts no trigger on the table");
+    run.kill9();
+    db.wait_runner_gone();
+    let out = db.lockstep(&["rollback"]);
+    assert_exit(&out, 0);
+    assert_eq!(
+        capture_objects(&db),
+        (0, 0),
+        "after a rollback before the swap"
+    );
+
+    // The swap drops them; so do a swap back, and finalize.
+    let out = db.lockstep(&["run", pb]);
+    assert_exit(&out, 0);
+    assert_eq!(capture_objects(&db), (0, 0), "after the swap");
+    assert_swapped(&db);
+    let out = db.lockstep(&["rollback"]);
+    assert_exit(&out, 0);
+    assert_eq!(capture_objects(&db), (0, 0), "after a swap back");
+    db.assert_same_rows("events", "expected");
+
+    // Killed right after the swap committed, before dropping the slot: the resume drops it.
+    let mut run = db.spawn(&["run", pb], Some("after-swap"));
+    db.wait_held(&mut run, "after-swap");
+    run.kill9();
+    db.wait_runner_gone();
+    assert_eq!(
+        capture_objects(&db),
+        (1, 0),
+        "the slot outlives a runner killed after the swap"
+    );
+    let status = text(&db.lockstep(&["status"]));
+    assert!(
+        status.contains("capture    logical decoding, slot lockstep_"),
+        "{status}"
+    );
+    let out = db.lockstep(&["resume"]);
+    assert_exit(&out, 0);
+    assert_eq!(capture_objects(&db), (0, 0), "after the resume");
+    let out = db.lockstep(&["finalize"]);
+    assert_exit(&out, 0);
+    assert_eq!(capture_objects(&db), (0, 0), "after finalize");
+    db.assert_same_rows("events", "expected");
+}
+
+#[test]
+fn a_slot_held_back_past_max_retained_wal_stops_the_run_and_is_dropped() {
+    let cluster = cluster();
+    let db = Db::create(&cluster, "retained");
+    setup_events(&db, 5_000);
+    let pb = db.playbook(
+        "pb.toml",
+        &events_playbook("\n[capture]\nmax_retained_wal = \"24MB\""),
+    );
+    let pb = pb.to_str().unwrap();
+    let mut run = db.spawn(&["run", pb], Some("backfill"));
+    db.wait_held(&mut run, "backfill");
+    run.kill9();
+    db.wait_runner_gone();
+    // A transaction that wrote and stays open: the slot cannot let go of the WAL after its
+    // first write. Then about 45 MB of WAL.
+    let holder = db.rt.block_on(connect(&db.test_url()));
+    db.rt
+        .block_on(
+            holder.batch_execute("CREATE TABLE pin (x int); BEGIN; INSERT INTO pin VALUES (1)"),
+        )
+        .unwrap();
+    db.exec(
+        "CREATE TABLE filler AS SELECT g, repeat('x', 400) AS t FROM generate_series(1, 100000) g",
+    );
+    let out = db.lockstep(&["resume"]);
+    assert_exit(&out, 2);
+    let said = text(&out);
+    for want in [
+        "held back",
+        "more than [capture] max_retained_wal (22.9 MB)",
+        "the slot is dropped",
+        "lockstep rollback",
+    ] {
+        assert!(said.contains(want), "{want:?} not in:\n{said}");
+    }
+    assert_eq!(capture_objects(&db), (0, 0));
+    // A resume cannot go on without the changes since: it says so.
+    let out = db.lockstep(&["resume"]);
+    assert_exit(&out, 2);
+    assert!(text(&out).contains("replication slot"), "{}", text(&out));
+    assert!(text(&out).contains("is gone"), "{}", text(&out));
+    db.rt.block_on(holder.batch_execute("COMMIT")).unwrap();
+    let out = db.lockstep(&["rollback"]);
+    assert_exit(&out, 0);
+    let kind: String = db.one("SELECT relkind::text FROM pg_class WHERE oid = 'events'::regclass");
+    assert_eq!(kind, "r");
+    db.assert_same_rows("events", "expected");
+}
+
+#[test]
+fn without_logical_decoding_auto_uses_the_trigger_and_logical_is_refused_with_the_reason() {
+    let cluster = lockstep::db::cluster::TempCluster::builder()
+        .setting("wal_level", "replica")
+        .start()
+        .expect("a throwaway PostgreSQL must start for this test");
+    let db = Db::create(&cluster, "nological");
+    setup_events(&db, 2_000);
+    let asked = db.playbook(
+        "logical.toml",
+        &events_playbook("\n[capture]\nmode = \"logical\""),
+    );
+    let out = db.lockstep(&["plan", asked.to_str().unwrap()]);
+    assert_exit(&out, 1);
+    let said = text(&out);
+    assert!(
+        said.contains(
+            "[capture] mode = \"logical\" is not possible: wal_level is replica, not logical"
+        ),
+        "{said}"
+    );
+    let auto = db.playbook("auto.toml", &events_playbook(""));
+    let out = db.lockstep(&["run", auto.to_str().unwrap()]);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out).contains("capture: change-capture trigger"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(capture_objects(&db), (0, 0));
+    assert_swapped(&db);
+}
