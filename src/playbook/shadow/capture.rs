@@ -371,7 +371,7 @@ $lockstep$",
                 String::new()
             };
             conn.note(&format!(
-                "replay: the change log grows faster than it is replayed ({:+.0} changes/s, {n} waiting): replaying without rest, in larger batches, and the verification's other connections wait{limited}",
+                "replay: the change log grows faster than it is replayed ({:+.0} changes/s, {n} waiting): replaying without rest, in larger batches, and the run's other connections wait{limited}",
                 reading.per_second.unwrap_or(0.0)
             ));
         }
