@@ -154,6 +154,7 @@ fn assert_schema(doc: &Value) {
                 "throttle",
                 "replica_lag_ms",
                 "log_backlog",
+                "replay",
                 "capture",
                 "lanes",
                 "settings",
@@ -176,6 +177,12 @@ fn assert_schema(doc: &Value) {
             set_of(&["max_rows_per_second", "target_batch_ms", "duty_cycle"])
         );
         assert_eq!(keys(&run["swap"]), set_of(&["mode", "requested", "ready"]));
+        if !run["replay"].is_null() {
+            assert_eq!(
+                keys(&run["replay"]),
+                set_of(&["backlog", "growth_per_second", "behind", "age_seconds"])
+            );
+        }
         if !run["capture"].is_null() {
             assert_eq!(
                 keys(&run["capture"]),

@@ -207,6 +207,23 @@ fn print(out: &mut impl Write, st: &RunStatus) -> io::Result<()> {
     if let Some(n) = st.logged {
         writeln!(out, "logged     {n} changes not replayed yet")?;
     }
+    // The replay's last reading, while there is a log to replay.
+    if let (Some(w), Some(_)) = (&r.replay, st.logged) {
+        let growth = w.per_second.map_or_else(
+            || "growth not measured yet".to_string(),
+            |g| format!("{g:+.0} changes/s"),
+        );
+        let behind = if w.behind {
+            ": behind, replaying without rest; the other connections wait"
+        } else {
+            ""
+        };
+        writeln!(
+            out,
+            "replay     {} waiting, {growth}{behind} ({:.0} s ago)",
+            w.backlog, w.age_seconds
+        )?;
+    }
     writeln!(
         out,
         "throttle   {}",

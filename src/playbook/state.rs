@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS lockstep.lanes (
     PRIMARY KEY (run_id, lane)
 );
 ALTER TABLE lockstep.runs ADD COLUMN IF NOT EXISTS swaps jsonb;
+ALTER TABLE lockstep.runs ADD COLUMN IF NOT EXISTS replay jsonb;
 CREATE TABLE IF NOT EXISTS lockstep.controls (
     run_id              text PRIMARY KEY,
     max_rows_per_second bigint,
@@ -153,6 +154,24 @@ pub struct Row {
     pub updated_epoch: f64,
     /// The attempts at the swap (and at the swap back), in order.
     pub swaps: Vec<SwapAttempt>,
+    /// What the replay last measured of its backlog (a shadow rebuild).
+    pub replay: Option<ReplayWatch>,
+}
+
+/// What a replay measured of its backlog, as the runner recorded it (about once a second
+/// while it replays).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ReplayWatch {
+    /// Entries waiting, from the log's statistics.
+    pub backlog: i64,
+    /// Their growth per second over the last few seconds (none: not measured yet).
+    pub per_second: Option<f64>,
+    /// The log grew faster than it was replayed: the replay works without rest and the
+    /// run's other connections wait.
+    pub behind: bool,
+    /// How long ago the runner recorded it, in seconds.
+    #[serde(default)]
+    pub age_seconds: f64,
 }
 
 /// One attempt at a swap: how long it waited for its locks, how long it held them (none
@@ -185,7 +204,9 @@ const COLUMNS: &str = "id, kind, table_name, playbook, plan, step, status, pause
     to_jsonb(runs.*) -> 'swaps',
     to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),
     to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),
-    extract(epoch FROM started_at)::float8, extract(epoch FROM updated_at)::float8";
+    extract(epoch FROM started_at)::float8, extract(epoch FROM updated_at)::float8,
+    to_jsonb(runs.*) -> 'replay' || jsonb_build_object('age_seconds',
+        extract(epoch FROM now() - (to_jsonb(runs.*) -> 'replay' ->> 'at')::timestamptz)::float8)";
 
 fn from_row(r: &tokio_postgres::Row) -> Row {
     Row {
@@ -218,6 +239,9 @@ fn from_row(r: &tokio_postgres::Row) -> Row {
             .get::<_, Option<serde_json::Value>>(18)
             .and_then(|v| serde_json::from_value(v).ok())
             .unwrap_or_default(),
+        replay: r
+            .get::<_, Option<serde_json::Value>>(23)
+            .and_then(|v| serde_json::from_value(v).ok()),
     }
 }
 

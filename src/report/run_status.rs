@@ -24,6 +24,13 @@
 //!               "throttle": { "active", "reason": string | null },
 //!               "replica_lag_ms": int | null (null: no replicas),
 //!               "log_backlog": int | null (changes captured, not replayed yet),
+//!               "replay": { "backlog": int (as the runner last read it),
+//!                           "growth_per_second": float | null (the backlog's growth over
+//!                                                the last seconds; null: not measured yet),
+//!                           "behind": the log grows faster than it is replayed: the replay
+//!                                     works without rest and the run's other connections
+//!                                     wait (`throttle` says so too),
+//!                           "age_seconds": float (how long ago the runner measured) } | null,
 //!               "capture": { "method": "logical" | "trigger", "slot": string | null,
 //!                            "retained_wal_bytes": int | null (WAL the slot holds back) }
 //!                          | null (kinds without a shadow table),
@@ -110,6 +117,12 @@ fn run_value(st: &RunStatus) -> Value {
         "throttle": { "active": r.throttle.is_some(), "reason": r.throttle },
         "replica_lag_ms": st.replica_lag_ms,
         "log_backlog": st.logged,
+        "replay": r.replay.as_ref().map(|w| json!({
+            "backlog": w.backlog,
+            "growth_per_second": w.per_second,
+            "behind": w.behind,
+            "age_seconds": w.age_seconds,
+        })),
         "capture": st.capture.as_ref().map(|c| json!({
             "method": if c.slot.is_some() { "logical" } else { "trigger" },
             "slot": c.slot,
@@ -218,6 +231,24 @@ const FAMILIES: &[Family] = &[
         help: "Changes captured and not replayed yet (shadow rebuilds before the swap).",
         kind: "gauge",
         value: |s| s.logged.map(|n| n as f64),
+    },
+    Family {
+        name: "lockstep_run_log_growth_per_second",
+        help: "How fast the captured changes waiting for the replay grow (negative: shrink).",
+        kind: "gauge",
+        value: |s| s.run.row.replay.as_ref().and_then(|w| w.per_second),
+    },
+    Family {
+        name: "lockstep_run_replay_behind",
+        help: "1 while the change log grows faster than it is replayed (the other work waits).",
+        kind: "gauge",
+        value: |s| {
+            s.run
+                .row
+                .replay
+                .as_ref()
+                .map(|w| f64::from(u8::from(w.behind)))
+        },
     },
     Family {
         name: "lockstep_run_replica_lag_seconds",

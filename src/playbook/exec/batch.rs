@@ -8,6 +8,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::backlog::BEHIND_STRETCH;
 use super::conn::Conn;
 use super::error::{dberr, EngineError};
 use super::pace::next_batch_size;
@@ -31,6 +32,9 @@ pub(crate) enum Pacing {
     Rest,
     /// Nothing.
     None,
+    /// A replay's: as `Full` while it keeps up; while it is behind (see `backlog.rs`), no
+    /// rest for the duty cycle, and batches sized for a longer target time.
+    Replay,
 }
 
 /// How a loop of batches runs.
@@ -114,8 +118,11 @@ impl Conn<'_, '_> {
             }
             let elapsed = t0.elapsed();
             if let Sizing::Adaptive { min, .. } = how.sizing {
-                size =
-                    next_batch_size(size, elapsed, self.exec.backfill().target_batch_ms).max(min);
+                let mut target = self.exec.backfill().target_batch_ms;
+                if how.pacing == Pacing::Replay && self.exec.backlog.behind() {
+                    target *= BEHIND_STRETCH;
+                }
+                size = next_batch_size(size, elapsed, target).max(min);
             }
             self.between(how.pacing, out.rows, elapsed).await?;
         }
@@ -128,11 +135,12 @@ impl Conn<'_, '_> {
         elapsed: Duration,
     ) -> Result<(), EngineError> {
         match pacing {
-            Pacing::Full => self.pace(rows, elapsed).await,
             Pacing::Rest => {
                 self.rest(elapsed).await;
                 Ok(())
             }
+            Pacing::Replay if self.exec.backlog.behind() => self.limits(rows, elapsed).await,
+            Pacing::Full | Pacing::Replay => self.pace(rows, elapsed).await,
             Pacing::None => Ok(()),
         }
     }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row};
 
+use super::backlog::Backlog;
 use super::error::{dberr, EngineError};
 use super::live::{self, Live};
 use super::pace::{self, Share, Throttle};
@@ -69,6 +70,8 @@ pub(crate) struct Exec<'e> {
     current: RefCell<String>,
     /// Whether a connection has rested for the duty cycle yet.
     rested: Cell<bool>,
+    /// The replay's backlog, and whether the replay is behind.
+    pub(crate) backlog: Backlog,
 }
 
 impl<'e> Exec<'e> {
@@ -99,6 +102,7 @@ impl<'e> Exec<'e> {
             hooks: None,
             current: RefCell::new(String::new()),
             rested: Cell::new(false),
+            backlog: Backlog::default(),
         }
     }
 
@@ -291,6 +295,13 @@ impl<'c> Conn<'c, '_> {
     pub(crate) async fn pace(&self, rows: i64, elapsed: Duration) -> Result<(), EngineError> {
         // (`rest` reads the settings `lockstep set` changed.)
         self.rest(elapsed).await;
+        self.limits(rows, elapsed).await
+    }
+
+    /// After `rows` that took `elapsed`: `max_rows_per_second` and `max_replica_lag`, the
+    /// limits that hold even where the duty cycle does not (a replay that is behind).
+    pub(crate) async fn limits(&self, rows: i64, elapsed: Duration) -> Result<(), EngineError> {
+        self.exec.refresh_settings().await;
         let note = |m: &str| self.note(m);
         Throttle {
             client: self.client,

@@ -199,16 +199,17 @@ impl Exec<'_> {
 
 impl Conn<'_, '_> {
     /// A helper's wait before its next job: while jobs are left and the application is busy
-    /// (and the duty cycle asks for rest), it does not count as working.
+    /// (and the duty cycle asks for rest), or the replay is behind (see `backlog.rs`: the
+    /// helper's work would compete with it), it does not count as working.
     async fn wait_for_a_quiet_moment<T>(
         &self,
         queue: &RefCell<VecDeque<T>>,
     ) -> Result<(), EngineError> {
-        if self.exec.backfill().duty_cycle >= 1.0 {
-            return Ok(());
-        }
+        let rests = self.exec.backfill().duty_cycle < 1.0;
         let mut waiting = false;
-        while !queue.borrow().is_empty() && self.busy().await {
+        while !queue.borrow().is_empty()
+            && (self.exec.backlog.behind() || (rests && self.busy().await))
+        {
             if !waiting {
                 self.exec.working.fetch_sub(1, Ordering::SeqCst);
                 waiting = true;

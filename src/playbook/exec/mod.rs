@@ -2,11 +2,12 @@
 //! run's connections and settings, and on each connection ([`Conn`]) the retry policy and
 //! lock-conflict give-way (`retry.rs`), pacing and the duty cycle (`pace.rs`), the pause gate
 //! (`pause.rs`), stop on signal, progress reporting (`progress.rs`) and transactions
-//! (`tx.rs`); the one batch driver (`batch.rs`); several connections at once (`crew.rs`);
+//! (`tx.rs`); the one batch driver (`batch.rs`); the replay's backlog (`backlog.rs`); several connections at once (`crew.rs`);
 //! statements that cannot run in a transaction block (`ddl.rs`).
 //!
 //! Kinds never talk to the database directly while they run: they give SQL to these.
 
+pub(crate) mod backlog;
 mod batch;
 mod conn;
 mod crew;

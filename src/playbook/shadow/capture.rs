@@ -6,14 +6,15 @@
 //! lock, leave out what is pending from a comparison, remove.
 
 use std::cell::Cell;
+use std::time::Instant;
 
 use tokio_postgres::Client;
 
 use super::logical::PumpError;
 use super::ShadowPlan;
 use crate::playbook::exec::{
-    dberr, hold_point, in_transaction, is_lock_timeout, is_unique_violation, BatchError, Batching,
-    Conn, EngineError, Outcome, Pacing, Sizing,
+    self, dberr, hold_point, in_transaction, is_lock_timeout, is_unique_violation, BatchError,
+    Batching, Conn, EngineError, Outcome, Pacing, Sizing,
 };
 use crate::playbook::names::{fit, list, quote_ident as q};
 
@@ -287,8 +288,10 @@ $lockstep$",
     /// Replays the log in batches until a batch finds fewer entries than it may take; that
     /// batch takes all it sees, so the copy then matches the table as of its snapshot (a few
     /// milliseconds behind). Batches adapt to the target batch time and follow the backfill's
-    /// throttling and `lockstep pause`. With `hold`, the test hook `replay` holds after the
-    /// first batch. Returns the entries replayed.
+    /// throttling and `lockstep pause`; while the log grows faster than it is replayed, the
+    /// replay is behind ([`TriggerLog::watch_backlog`]): it works without resting, in larger
+    /// batches. With `hold`, the test hook `replay` holds after the first batch. Returns the
+    /// entries replayed.
     pub(crate) async fn catch_up(
         &self,
         conn: Conn<'_, '_>,
@@ -304,7 +307,7 @@ $lockstep$",
             },
             pause: true,
             give_way: true,
-            pacing: Pacing::Full,
+            pacing: Pacing::Replay,
         };
         conn.drive(how, async |limit| {
             self.pump(conn).await?;
@@ -318,6 +321,11 @@ $lockstep$",
             };
             replayed += n;
             self.vacuum_log(conn, n).await?;
+            if all {
+                self.caught_up(conn).await;
+            } else {
+                self.watch_backlog(conn, limit).await;
+            }
             if hold && first {
                 hold_point("replay").await;
             }
@@ -330,6 +338,71 @@ $lockstep$",
         })
         .await?;
         Ok(replayed)
+    }
+
+    /// After a batch that took `limit` entries and left more: reads the backlog (at most
+    /// once a second) and its growth over the last seconds, records them for `lockstep
+    /// status`, and decides whether the replay is behind. Says so, once, when it falls
+    /// behind: from then on it does not rest, and the run's other connections wait.
+    async fn watch_backlog(&self, conn: Conn<'_, '_>, limit: u32) {
+        let now = Instant::now();
+        let backlog = &conn.exec.backlog;
+        if !backlog.due(now) {
+            return;
+        }
+        let Some(n) = exec::backlog::read(conn.client, &self.log()).await else {
+            return;
+        };
+        let reading = backlog.record(now, n);
+        let was = backlog.behind();
+        let behind = exec::backlog::next_behind(was, reading, limit);
+        backlog.set_behind(behind);
+        let reason = behind.then(|| {
+            format!(
+                "replay behind: the change log grows by {:.0} changes/s ({n} waiting)",
+                reading.per_second.unwrap_or(0.0).max(0.0)
+            )
+        });
+        if behind && !was {
+            let settings = conn.exec.backfill();
+            let limited = if settings.max_rows_per_second > 0 {
+                format!(
+                    " (max_rows_per_second = {} limits the replay too)",
+                    settings.max_rows_per_second
+                )
+            } else {
+                String::new()
+            };
+            conn.note(&format!(
+                "replay: the change log grows faster than it is replayed ({:+.0} changes/s, {n} waiting): replaying without rest, in larger batches, and the run's other connections wait{limited}",
+                reading.per_second.unwrap_or(0.0)
+            ));
+        }
+        exec::backlog::publish(
+            conn.client,
+            &conn.exec.run_id,
+            reading,
+            (behind, reason.as_deref(), false),
+        )
+        .await;
+    }
+
+    /// After a batch that took every entry it saw: the replay is not behind any more.
+    async fn caught_up(&self, conn: Conn<'_, '_>) {
+        let backlog = &conn.exec.backlog;
+        let due = backlog.caught_up(Instant::now());
+        let was = backlog.set_behind(false);
+        if was {
+            conn.note("replay: caught up with the change log");
+        }
+        if due || was {
+            let reading = exec::backlog::Reading {
+                backlog: 0,
+                per_second: None,
+            };
+            exec::backlog::publish(conn.client, &conn.exec.run_id, reading, (false, None, was))
+                .await;
+        }
     }
 
     /// Vacuums the log after every 10,000 replayed entries. Batches delete from the head of
