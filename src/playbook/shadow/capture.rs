@@ -309,8 +309,15 @@ $lockstep$",
             give_way: true,
             pacing: Pacing::Replay,
         };
+        // Logical capture: the slot is read at most once a second (each read decodes again
+        // from the slot's restart point); a batch that takes every entry reads it up to its
+        // own snapshot anyway.
+        let mut pumped: Option<std::time::Instant> = None;
         conn.drive(how, async |limit| {
-            self.pump(conn).await?;
+            if pumped.is_none_or(|t| t.elapsed().as_secs() >= 1) {
+                self.pump(conn).await?;
+                pumped = Some(std::time::Instant::now());
+            }
             let (n, all) = match self.replay_batch(conn, Some(limit)).await {
                 // Rows caught up piecemeal may briefly share a unique value: a batch of every
                 // logged change matches the table at one moment.
