@@ -46,6 +46,7 @@ impl Playbook {
             text.push_str(&format!("workers = {w}\n"));
         }
         if let Some(c) = capture {
+            // After `[backfill]`: its own table.
             text.push_str(&format!("[capture]\nmode = {}\n", toml_string(c)));
         }
         let parsed =

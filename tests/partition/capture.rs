@@ -17,8 +17,20 @@ fn no_slot_or_publication_survives_a_rollback_a_swap_a_swap_back_or_finalize() {
     let cluster = cluster();
     let db = Db::create(&cluster, "slots");
     setup_events(&db, 5_000);
-    let pb = db.playbook("pb.toml", &events_playbook(""));
+    let pb = db.playbook(
+        "pb.toml",
+        &events_playbook("\n[capture]\nmode = \"logical\""),
+    );
     let pb = pb.to_str().unwrap();
+    let plan = text(&db.lockstep(&["plan", pb]));
+    for want in [
+        "2. capture: logical decoding: publication lockstep_",
+        "CREATE PUBLICATION lockstep_",
+        "FOR TABLE ONLY public.events",
+        "SELECT pg_create_logical_replication_slot('lockstep_",
+    ] {
+        assert!(plan.contains(want), "{want:?} not in:\n{plan}");
+    }
 
     // Killed during the copy: the slot stays for the resume; no trigger on the table.
     let mut run = db.spawn(&["run", pb], Some("backfill"));
@@ -77,7 +89,7 @@ fn a_slot_held_back_past_max_retained_wal_stops_the_run_and_is_dropped() {
     setup_events(&db, 5_000);
     let pb = db.playbook(
         "pb.toml",
-        &events_playbook("\n[capture]\nmax_retained_wal = \"24MB\""),
+        &events_playbook("\n[capture]\nmode = \"logical\"\nmax_retained_wal = \"24MB\""),
     );
     let pb = pb.to_str().unwrap();
     let mut run = db.spawn(&["run", pb], Some("backfill"));
@@ -141,7 +153,10 @@ fn without_logical_decoding_auto_uses_the_trigger_and_logical_is_refused_with_th
         ),
         "{said}"
     );
-    let auto = db.playbook("auto.toml", &events_playbook(""));
+    let auto = db.playbook(
+        "auto.toml",
+        &events_playbook("\n[capture]\nmode = \"auto\""),
+    );
     let plan = text(&db.lockstep(&["plan", auto.to_str().unwrap()]));
     assert!(
         plan.contains("not logical decoding, which the application's writes would not pay for: wal_level is replica"),

@@ -19,12 +19,12 @@ const LANES_STARTED: &str = "SELECT count(*) FROM lockstep.lanes h
      LEFT JOIN lockstep.lanes p ON p.run_id = h.run_id AND p.lane = h.lane - 1
      WHERE h.high_water IS DISTINCT FROM p.upper_key";
 
-fn kill_at(cluster: &TempCluster, point: &str, rollback: bool) {
+fn kill_at(cluster: &TempCluster, point: &str, rollback: bool, capture: &str) {
     const ROWS: i64 = 20_000;
     let db = Db::create(
         cluster,
         &format!(
-            "k_{}_{}",
+            "k_{}_{}_{capture}",
             point.replace('-', "_"),
             if rollback { "rb" } else { "res" }
         ),
@@ -34,7 +34,9 @@ fn kill_at(cluster: &TempCluster, point: &str, rollback: bool) {
     let indexes_before = db.index_defs("events");
     let pb = db.playbook(
         "pb.toml",
-        &events_playbook("\n[swap]\nlock_timeout = \"200ms\"\nbackoff = \"50ms\""),
+        &events_playbook(&format!(
+            "\n[swap]\nlock_timeout = \"200ms\"\nbackoff = \"50ms\"\n\n[capture]\nmode = \"{capture}\""
+        )),
     );
     let wl = Workload::start(&db, 2);
     let mut run = db.spawn(&["run", pb.to_str().unwrap()], Some(point));
@@ -87,7 +89,7 @@ fn kill_at(cluster: &TempCluster, point: &str, rollback: bool) {
             text(&status_out)
         );
     }
-    // Writes while no runner is alive: the triggers keep both tables current.
+    // Writes while no runner is alive: the capture (trigger or slot) keeps every change.
     wl.wait_ops(200);
     let out = if rollback {
         db.lockstep(&["rollback"])
@@ -125,7 +127,16 @@ fn kill_at(cluster: &TempCluster, point: &str, rollback: bool) {
 fn killed_at_every_checkpoint_then_resumed() {
     let cluster = cluster();
     for point in HOLD_POINTS {
-        kill_at(&cluster, point, false);
+        kill_at(&cluster, point, false, "trigger");
+    }
+}
+
+/// The same with logical capture: a resume reads the slot from where it was moved on last.
+#[test]
+fn killed_at_every_checkpoint_with_logical_capture_then_resumed() {
+    let cluster = cluster();
+    for point in HOLD_POINTS {
+        kill_at(&cluster, point, false, "logical");
     }
 }
 
@@ -133,7 +144,7 @@ fn killed_at_every_checkpoint_then_resumed() {
 fn killed_at_every_checkpoint_then_rolled_back() {
     let cluster = cluster();
     for point in HOLD_POINTS {
-        kill_at(&cluster, point, true);
+        kill_at(&cluster, point, true, "trigger");
     }
 }
 

@@ -347,8 +347,19 @@ fn a_key_update_racing_a_batch_does_not_make_the_copy_skip_rows() {
 
 #[test]
 fn values_moving_between_rows_under_a_unique_index_are_carried_over() {
+    unique_moves("trigger");
+}
+
+/// With logical capture, a replay of every logged change first reads the slot up to its own
+/// snapshot: two rows trading a unique value are then replayed together.
+#[test]
+fn values_moving_between_rows_under_a_unique_index_are_carried_over_with_logical_capture() {
+    unique_moves("logical");
+}
+
+fn unique_moves(capture: &str) {
     let cluster = cluster();
-    let db = Db::create(&cluster, "unique_moves");
+    let db = Db::create(&cluster, &format!("unique_moves_{capture}"));
     // Ten rows per day, seats 0..2000 unique per day.
     db.exec(
         "CREATE TABLE slots (
@@ -364,7 +375,7 @@ fn values_moving_between_rows_under_a_unique_index_are_carried_over() {
     );
     let pb = db.playbook(
         "slots.toml",
-        "kind = \"partition\"\ntable = \"slots\"\n[partition]\ncolumn = \"at\"\nstrategy = \"range\"\ninterval = \"1 day\"\n[backfill]\nbatch_size = 500\ntarget_batch_ms = 20\nmax_rows_per_second = 10000\n",
+        &format!("kind = \"partition\"\ntable = \"slots\"\n[partition]\ncolumn = \"at\"\nstrategy = \"range\"\ninterval = \"1 day\"\n[backfill]\nbatch_size = 500\ntarget_batch_ms = 20\nmax_rows_per_second = 10000\n[capture]\nmode = \"{capture}\"\n"),
     );
     let mut run = db.spawn(&["run", pb.to_str().unwrap()], None);
     // Two rows of the same day trade seats in one transaction: a copy caught up piecemeal
@@ -425,10 +436,7 @@ fn a_role_that_may_only_write_the_table_keeps_writing_while_changes_are_logged()
          GRANT USAGE ON SEQUENCE events_id_seq TO app_writer;",
     );
     // The trigger's rights are what this test is about (logical capture has no trigger).
-    let pb = db.playbook(
-        "pb.toml",
-        &events_playbook("\n[capture]\nmode = \"trigger\""),
-    );
+    let pb = db.playbook("pb.toml", &events_playbook(""));
     let mut run = db.spawn(&["run", pb.to_str().unwrap()], Some("backfill"));
     db.wait_held(&mut run, "backfill");
     // The role has no right on the log or the lockstep schema: the trigger writes the log

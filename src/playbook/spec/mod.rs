@@ -32,8 +32,9 @@
 //!                                    # for `lockstep swap` (kinds that swap)
 //!
 //! [capture]                          # shadow kinds (partition, column-type, rebuild)
-//! mode = "auto"                      # logical decoding where possible, else a trigger |
-//!                                    # "logical" (refuse if not possible) | "trigger"
+//! mode = "trigger"                   # a trigger logs changed keys (the default) | "auto":
+//!                                    # logical decoding where possible, else the trigger |
+//!                                    # "logical" (refuse if not possible)
 //! max_retained_wal = "4GB"           # logical: the most WAL the run's slot may hold back
 //!
 //! [hooks]                            # see hooks.rs: commands and a webhook on events
