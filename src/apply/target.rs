@@ -333,25 +333,11 @@ pub async fn apply(
         }
         let from = match recorded.records.get(&m.version) {
             Some(r) if r.status == RecordStatus::Applied => {
-                if r.checksum != m.checksum {
-                    return Err(ApplyError::Checksum {
-                        target: target.label.clone(),
-                        path: m.path.clone(),
-                        recorded: short(&r.checksum),
-                        now: short(&m.checksum),
-                    });
-                }
+                same_file(target, m, &r.checksum)?;
                 continue;
             }
             Some(r) if !m.in_transaction && r.statements_done > 0 => {
-                if r.checksum != m.checksum {
-                    return Err(ApplyError::Checksum {
-                        target: target.label.clone(),
-                        path: m.path.clone(),
-                        recorded: short(&r.checksum),
-                        now: short(&m.checksum),
-                    });
-                }
+                same_file(target, m, &r.checksum)?;
                 r.statements_done.max(0) as usize
             }
             _ => 0,
@@ -384,6 +370,19 @@ pub async fn apply(
         done.push(applied);
     }
     Ok(done)
+}
+
+/// A migration recorded (applied, or partly) must be the file it was: its checksum then.
+fn same_file(target: &Target, m: &Migration, recorded: &str) -> Result<(), ApplyError> {
+    if recorded == m.checksum {
+        return Ok(());
+    }
+    Err(ApplyError::Checksum {
+        target: target.label.clone(),
+        path: m.path.clone(),
+        recorded: short(recorded),
+        now: short(&m.checksum),
+    })
 }
 
 fn short(checksum: &str) -> String {

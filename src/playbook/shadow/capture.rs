@@ -32,6 +32,18 @@ pub(crate) struct TriggerLog<'p> {
     pub plan: &'p ShadowPlan,
     /// Log entries replayed since the log was last vacuumed.
     pub unvacuumed: Cell<u64>,
+    /// Logical capture: when the slot was last read into the log.
+    pub pumped: Cell<Option<std::time::Instant>>,
+}
+
+impl<'p> TriggerLog<'p> {
+    pub(crate) fn new(plan: &'p ShadowPlan) -> TriggerLog<'p> {
+        TriggerLog {
+            plan,
+            unvacuumed: Cell::new(0),
+            pumped: Cell::new(None),
+        }
+    }
 }
 
 impl TriggerLog<'_> {
@@ -90,7 +102,7 @@ impl TriggerLog<'_> {
         );
         if let Some(l) = &self.plan.logical {
             // No trigger: the slot made next is read into the log (logical.rs).
-            return Self::logical_install_sql(l, self.plan, table);
+            return self.logical_install_sql(l, table);
         }
         vec![
             table,
@@ -309,15 +321,10 @@ $lockstep$",
             give_way: true,
             pacing: Pacing::Replay,
         };
-        // Logical capture: the slot is read at most once a second (each read decodes again
-        // from the slot's restart point); a batch that takes every entry reads it up to its
-        // own snapshot anyway.
-        let mut pumped: Option<std::time::Instant> = None;
         conn.drive(how, async |limit| {
-            if pumped.is_none_or(|t| t.elapsed().as_secs() >= 1) {
-                self.pump(conn).await?;
-                pumped = Some(std::time::Instant::now());
-            }
+            // At most once a second; a batch that takes every entry reads the slot up to its
+            // own snapshot anyway.
+            self.pump(conn, false).await?;
             let (n, all) = match self.replay_batch(conn, Some(limit)).await {
                 // Rows caught up piecemeal may briefly share a unique value: a batch of every
                 // logged change matches the table at one moment.

@@ -182,15 +182,15 @@ impl TriggerLog<'_> {
 
     /// The log and the publication, made before the slot, in one transaction that can run
     /// again (after a crash before the checkpoint: nothing was copied yet).
-    pub(crate) fn logical_install_sql(l: &Logical, plan: &ShadowPlan, log: String) -> Vec<String> {
+    pub(crate) fn logical_install_sql(&self, l: &Logical, log: String) -> Vec<String> {
         vec![
             format!("DROP PUBLICATION IF EXISTS {}", q(&l.publication)),
-            format!("DROP TABLE IF EXISTS {}", plan.capture().log()),
+            format!("DROP TABLE IF EXISTS {}", self.log()),
             log,
             format!(
                 "CREATE PUBLICATION {} FOR TABLE ONLY {}",
                 q(&l.publication),
-                plan.source()
+                self.plan.source()
             ),
         ]
     }
@@ -380,11 +380,17 @@ impl TriggerLog<'_> {
     }
 
     /// Moves the changes decoded so far from the slot to the log: read, write and commit,
-    /// then move the slot on. Returns the keys logged. Nothing without logical capture.
-    pub(crate) async fn pump(&self, conn: Conn<'_, '_>) -> Result<u64, EngineError> {
+    /// then move the slot on. Returns the keys logged. Nothing without logical capture, nor
+    /// (unless `force`) within a second of the last read: each read decodes again from the
+    /// slot's restart point.
+    pub(crate) async fn pump(&self, conn: Conn<'_, '_>, force: bool) -> Result<u64, EngineError> {
         let Some(l) = self.logical() else {
             return Ok(0);
         };
+        if !force && self.pumped.get().is_some_and(|t| t.elapsed().as_secs() < 1) {
+            return Ok(0);
+        }
+        self.pumped.set(Some(std::time::Instant::now()));
         let c = conn.client;
         let mut logged = 0u64;
         loop {
@@ -489,11 +495,23 @@ impl TriggerLog<'_> {
         };
         let held = u64::try_from(held).unwrap_or(0);
         if held > l.max_retained_wal {
+            let mut dropped = Ok(());
             for s in self.logical_discard_sql() {
-                let _ = conn.client.batch_execute(&s).await;
+                if let Err(e) = conn.client.batch_execute(&s).await {
+                    dropped = Err(e);
+                }
             }
+            let what = match dropped {
+                Ok(()) => "the slot is dropped so the server keeps its disk".to_string(),
+                Err(e) => format!(
+                    "dropping the slot failed ({}): drop it with `SELECT pg_drop_replication_slot('{}')` before the disk fills",
+                    e.as_db_error()
+                        .map_or_else(|| e.to_string(), |d| d.message().to_string()),
+                    l.slot
+                ),
+            };
             return Err(EngineError::State(format!(
-                "the capture's replication slot {} held back {} of WAL, more than [capture] max_retained_wal ({}): the slot is dropped so the server keeps its disk, and the changes since are lost to this run; roll it back (`lockstep rollback`) and run again (a long transaction holds the slot back; or raise max_retained_wal, or use mode = \"trigger\")",
+                "the capture's replication slot {} held back {} of WAL, more than [capture] max_retained_wal ({}): {what}, and the changes since are lost to this run; roll it back (`lockstep rollback`) and run again (a long transaction holds the slot back; or raise max_retained_wal, or use mode = \"trigger\")",
                 l.slot,
                 crate::playbook::view::human_bytes(held as i64),
                 crate::playbook::view::human_bytes(l.max_retained_wal as i64),

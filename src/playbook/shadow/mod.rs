@@ -261,10 +261,7 @@ impl ShadowPlan {
 
     /// How the changes to the table are captured.
     pub(crate) fn capture(&self) -> TriggerLog<'_> {
-        TriggerLog {
-            plan: self,
-            unvacuumed: std::cell::Cell::new(0),
-        }
+        TriggerLog::new(self)
     }
 }
 

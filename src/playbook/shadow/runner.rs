@@ -3,8 +3,6 @@
 //! again after a crash; the rollback (drop the copy before the swap, swap back after it) and
 //! finalize.
 
-use std::cell::Cell;
-
 use super::{ShadowPlan, TriggerLog};
 use crate::playbook::exec::{hold_point, EngineError, Exec};
 use crate::playbook::state::{self, CopyState, LaneCounts, Status};
@@ -66,8 +64,6 @@ pub(super) struct Runner<'r, 'e> {
     pub step: Step,
     pub copy: CopyState,
     pub capture: TriggerLog<'r>,
-    /// When logical capture's slot was last read.
-    pub pumped: Cell<Option<std::time::Instant>>,
     /// Key ranges the verification left to the swap (logical capture, see verify.rs).
     pub unsettled: Vec<super::verify::KeyRange>,
 }
@@ -84,11 +80,7 @@ pub(crate) async fn forward(
         plan,
         step,
         copy,
-        capture: TriggerLog {
-            plan,
-            unvacuumed: Cell::new(0),
-        },
-        pumped: Cell::new(None),
+        capture: TriggerLog::new(plan),
         unsettled: Vec::new(),
     };
     r.forward_steps().await
@@ -101,10 +93,7 @@ pub(crate) async fn status(
     plan: &ShadowPlan,
     run_id: &str,
 ) -> (Option<i64>, Option<LaneCounts>) {
-    let capture = TriggerLog {
-        plan,
-        unvacuumed: Cell::new(0),
-    };
+    let capture = TriggerLog::new(plan);
     (
         capture.backlog(client).await,
         state::lane_counts(client, run_id).await,
@@ -275,11 +264,7 @@ impl Runner<'_, '_> {
         }
         let mut told = false;
         loop {
-            let due = self.pumped.get().is_none_or(|t| t.elapsed().as_secs() >= 1);
-            if always || due {
-                self.capture.pump(conn).await?;
-                self.pumped.set(Some(std::time::Instant::now()));
-            }
+            self.capture.pump(conn, always).await?;
             if self.capture.check_retained(conn).await? {
                 return Ok(());
             }
