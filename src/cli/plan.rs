@@ -49,7 +49,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
     let pbr = &pb;
     let prepared = online::block_on(async {
         let client = conn.connect().await.map_err(|e| e.to_string())?;
-        let (plan, refusals) = engine::prepare(&client, pbr, "plan")
+        let (plan, refusals) = engine::prepare(&client, Some(&conn), pbr, "plan")
             .await
             .map_err(|e| e.to_string())?;
         let check = queries::check(&client, &pbr.common.table, &plan).await;

@@ -16,6 +16,7 @@ use super::shadow;
 use super::spec::{self, Playbook};
 use super::state::{self, Control, Controls, LaneCounts, Status};
 use super::steps;
+use crate::db::connect::ConnectOptions;
 use crate::db::connect::Host;
 
 /// Where a run is, in its engine's terms.
@@ -242,12 +243,23 @@ fn check(run: &Run, command: Command) -> Result<(), EngineError> {
 
 /// Reads the table, checks it, and returns the plan and the reasons to refuse it (no
 /// writes). `run_id` names the objects a run would create.
+/// `connect` opens more connections (logical capture needs a replication connection: it is
+/// tried here).
 pub async fn prepare(
     client: &Client,
+    connect: Option<&ConnectOptions>,
     pb: &Playbook,
     run_id: &str,
 ) -> Result<(AnyPlan, Vec<String>), EngineError> {
-    pb.kind.prepare(&pb.common, client, run_id).await
+    let (mut plan, mut refusals) = pb.kind.prepare(&pb.common, client, run_id).await?;
+    if let AnyPlan::Shadow(p) = &mut plan {
+        if p.logical.is_some() {
+            if let Some(why) = super::shadow::replication_unavailable(connect).await {
+                p.without_logical(why, pb.common.capture.mode, &mut refusals);
+            }
+        }
+    }
+    Ok((plan, refusals))
 }
 
 /// Takes the run lock for `table_name`, checks no unfinished run exists, and returns a new
@@ -292,7 +304,7 @@ pub async fn start(
     let run_id = claim(ctx, &table_name, oid).await?;
     ctx.progress
         .step("preflight", &format!("{} on {table_name}", pb.kind_name()));
-    let (plan, refusals) = prepare(ctx.client, &pb, &run_id).await?;
+    let (plan, refusals) = prepare(ctx.client, ctx.connect, &pb, &run_id).await?;
     if !refusals.is_empty() {
         return Err(EngineError::Refused(refusals));
     }

@@ -36,6 +36,10 @@ fn no_slot_or_publication_survives_a_rollback_a_swap_a_swap_back_or_finalize() {
     let mut run = db.spawn(&["run", pb], Some("backfill"));
     db.wait_held(&mut run, "backfill");
     assert_eq!(capture_objects(&db), (1, 1));
+    // The slot is streamed over a replication connection, not read with the SQL functions.
+    wait_for("the slot's stream", Duration::from_secs(60), || {
+        db.one::<i64>("SELECT count(*) FROM pg_stat_replication r JOIN pg_replication_slots s ON s.active_pid = r.pid") == 1
+    });
     let triggers: i64 = db.one("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'lockstep%'");
     assert_eq!(triggers, 0, "logical capture puts no trigger on the table");
     run.kill9();

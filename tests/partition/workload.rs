@@ -347,19 +347,33 @@ fn a_key_update_racing_a_batch_does_not_make_the_copy_skip_rows() {
 
 #[test]
 fn values_moving_between_rows_under_a_unique_index_are_carried_over() {
-    unique_moves("trigger");
+    unique_moves("trigger", false);
 }
 
 /// With logical capture, a replay of every logged change first reads the slot up to its own
 /// snapshot: two rows trading a unique value are then replayed together.
 #[test]
 fn values_moving_between_rows_under_a_unique_index_are_carried_over_with_logical_capture() {
-    unique_moves("logical");
+    unique_moves("logical", false);
 }
 
-fn unique_moves(capture: &str) {
+/// The capture's replication stream ended by the server again and again (a restart, a
+/// network cut, an administrator): the run reads the slot again from where it confirmed it
+/// and loses nothing.
+#[test]
+fn a_logical_capture_whose_stream_is_cut_again_and_again_loses_nothing() {
+    unique_moves("logical", true);
+}
+
+fn unique_moves(capture: &str, cut_stream: bool) {
     let cluster = cluster();
-    let db = Db::create(&cluster, &format!("unique_moves_{capture}"));
+    let db = Db::create(
+        &cluster,
+        &format!(
+            "unique_moves_{capture}{}",
+            if cut_stream { "_cut" } else { "" }
+        ),
+    );
     // Ten rows per day, seats 0..2000 unique per day.
     db.exec(
         "CREATE TABLE slots (
@@ -389,6 +403,7 @@ fn unique_moves(capture: &str) {
         COMMIT;";
     let mut rng = fastrand::Rng::with_seed(11);
     let mut swaps = 0;
+    let mut cuts = 0;
     while run.try_wait().is_none() {
         // Far apart in key order: the copy takes `a` in an earlier batch than `b`.
         let a = rng.i64(1..=9_000);
@@ -411,10 +426,23 @@ fn unique_moves(capture: &str) {
             .replace("$SB", &seats[1].1.to_string());
         db.exec(&sql);
         swaps += 1;
+        if cut_stream && swaps % 40 == 0 {
+            cuts += db.one::<i64>(
+                "SELECT count(*) FROM pg_replication_slots WHERE active_pid IS NOT NULL AND pg_terminate_backend(active_pid)",
+            );
+        }
         std::thread::sleep(Duration::from_millis(2));
     }
     assert!(run.try_wait().unwrap().success(), "{}", run.output());
     assert!(swaps > 100, "only {swaps} swaps during the run");
+    if cut_stream {
+        assert!(cuts > 0, "the stream was never cut");
+        assert!(
+            run.output().contains("the replication stream stopped"),
+            "{}",
+            run.output()
+        );
+    }
     assert_exact_copy(&run.output());
     db.assert_same_rows("slots", "expected_slots");
     db.assert_same_rows("slots_old", "expected_slots");

@@ -62,6 +62,7 @@ mod conninfo;
 mod error;
 mod pgpass;
 mod protocol;
+pub(crate) mod replication;
 mod resolve;
 mod service;
 mod tls;

@@ -56,8 +56,7 @@ pub(crate) struct Exec<'e> {
     /// The backends of the run's connections: not the application.
     pub(super) pids: Vec<i32>,
     pub(super) crewed: bool,
-    /// A connection for short statements beside the work, when there is no monitor or
-    /// helper (see [`Exec::spare`]).
+    /// A connection for short transactions beside the work (see [`Exec::flusher`]).
     pub(super) flusher: Option<Client>,
     /// One connection failed: the others stop at their next safe point.
     pub(super) abort: AtomicBool,
@@ -104,6 +103,11 @@ impl<'e> Exec<'e> {
             rested: Cell::new(false),
             backlog: Backlog::default(),
         }
+    }
+
+    /// How to open more connections to the run's database, if the caller gave a way.
+    pub(crate) fn connect_options(&self) -> Option<&'e ConnectOptions> {
+        self.connect
     }
 
     /// Tells `hooks` about the run's events too.

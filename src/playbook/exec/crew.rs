@@ -110,18 +110,17 @@ impl Exec<'_> {
         }
     }
 
-    /// A connection besides the main one, free for a short statement (the monitor, a
-    /// helper, or one opened by [`Exec::open_spare`]), if the run has one.
-    pub(crate) fn spare(&self) -> Option<&Client> {
-        self.monitor
-            .or(self.helpers.first())
-            .or(self.flusher.as_ref())
+    /// A connection of its own for short transactions beside the work (logical capture's
+    /// tokens), opened by [`Exec::open_flusher`]: never in the middle of another
+    /// transaction, as a helper or the monitor may be.
+    pub(crate) fn flusher(&self) -> Option<&Client> {
+        self.flusher.as_ref()
     }
 
-    /// Makes sure [`Exec::spare`] has a connection, opening one if there is a way to
-    /// connect (a failure leaves it without: callers then wait for the server instead).
-    pub(crate) async fn open_spare(&mut self) {
-        if self.spare().is_some() {
+    /// Opens [`Exec::flusher`] if there is a way to connect (a failure leaves the run
+    /// without: callers then wait for the server instead).
+    pub(crate) async fn open_flusher(&mut self) {
+        if self.flusher.is_some() {
             return;
         }
         let Some(connect) = self.connect else {

@@ -32,8 +32,10 @@ pub(crate) struct TriggerLog<'p> {
     pub plan: &'p ShadowPlan,
     /// Log entries replayed since the log was last vacuumed.
     pub unvacuumed: Cell<u64>,
-    /// Logical capture: when the slot was last read into the log.
-    pub pumped: Cell<Option<std::time::Instant>>,
+    /// Logical capture: the stream of the run's slot, once started.
+    pub(super) decoder: std::cell::RefCell<Option<std::rc::Rc<super::stream::Decoder>>>,
+    /// One start of the stream at a time.
+    pub(super) starting: tokio::sync::Mutex<()>,
 }
 
 impl<'p> TriggerLog<'p> {
@@ -41,7 +43,8 @@ impl<'p> TriggerLog<'p> {
         TriggerLog {
             plan,
             unvacuumed: Cell::new(0),
-            pumped: Cell::new(None),
+            decoder: std::cell::RefCell::new(None),
+            starting: tokio::sync::Mutex::new(()),
         }
     }
 }
@@ -473,7 +476,7 @@ $lockstep$",
             // the snapshot sees is logged: with logical capture, the slot is read up to the
             // snapshot in this transaction (without moving it on).
             if batch.is_none() {
-                self.pump_locked(c, conn.exec.spare()).await?;
+                self.pump_locked(c, conn.exec).await?;
             }
             let mut replayed = 0;
             for sql in self.replay_sql(batch.is_some()) {

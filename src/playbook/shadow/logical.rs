@@ -5,36 +5,72 @@
 //!
 //! - The slot is made at the capture step, before the copy's first snapshot: every change
 //!   the copy does not see commits after the slot's consistent point and is decoded.
-//! - [`TriggerLog::pump`] reads the slot without consuming it (`peek`), writes the keys and
-//!   commits, and only then moves the slot on (`pg_replication_slot_advance`): a runner
-//!   killed at any point reads the same changes again, and a key logged twice costs a replay.
-//! - Under the swap's lock the last changes are read in the swap's own transaction, up to
-//!   the position when the lock was granted (forced to disk first), and the slot is not moved:
-//!   a failed swap loses nothing.
+//! - The slot is streamed over a replication connection ([`super::stream`]): the server
+//!   decodes each change once, as it is written. [`TriggerLog::pump`] writes the keys of the
+//!   whole transactions decoded so far and commits, and only then lets the slot move on: a
+//!   runner killed at any point reads the same changes again, and a key logged twice costs a
+//!   replay.
+//! - Under the swap's lock the last changes are written in the swap's own transaction, up to
+//!   a token committed after the lock was granted, and the decoder keeps them: a failed swap
+//!   loses nothing.
 //! - The slot holds back WAL until it is moved on. Past 80 % of `max_retained_wal` the copy
 //!   waits; past the limit the run stops and drops the slot and its publication.
 //! - The publication and the slot go with the run: at the swap, a rollback, finalize.
 
-use std::collections::HashMap;
+use std::rc::Rc;
 
-use futures_util::{pin_mut, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
 
 use super::capture::TriggerLog;
-use super::pgoutput::{self, Message, Value};
+use super::pgoutput;
+use super::stream::{Batch, Decoder, PREFIX};
 use super::ShadowPlan;
-use crate::playbook::exec::{dberr, Conn, EngineError};
+use crate::db::connect::ConnectOptions;
+use crate::playbook::exec::{dberr, Conn, EngineError, Exec};
 use crate::playbook::facts::Facts;
 use crate::playbook::names::{fit, lit, quote_ident as q};
 use crate::playbook::settings::{CaptureMode, Common};
 
-/// Changes read per slot read; a transaction is never split, so a read may return more.
-const PUMP_CHANGES: i32 = 20_000;
-/// A transaction that writes WAL (a logical decoding message, which pgoutput leaves out),
-/// committed synchronously: the WAL before it is then on disk. (A transaction that only took
-/// an id writes no WAL of its own and commits without flushing.)
-const FLUSH: &str = "BEGIN; SET LOCAL synchronous_commit = on; SELECT pg_logical_emit_message(true, 'lockstep', 'flush'); COMMIT";
+/// How long the swap's lock waits for the stream to reach it.
+const LOCKED_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A transaction that emits `token` as a logical decoding message and commits
+/// synchronously: the WAL before it is then on disk, and when the token comes out of the
+/// stream, every transaction that committed before it has too.
+fn sync_sql(token: &str) -> String {
+    format!(
+        "BEGIN; SET LOCAL synchronous_commit = on; SELECT pg_logical_emit_message(true, {}, {}); COMMIT",
+        lit(PREFIX),
+        lit(token)
+    )
+}
+
+/// Emits `token` outside any transaction and waits (a little) until the server has it on
+/// disk: the WAL writer flushes on its own, but not always a record that ends inside a page.
+async fn emit_flushed(c: &Client, token: &str) -> Result<(), tokio_postgres::Error> {
+    let at: String = c
+        .query_one(
+            "SELECT pg_logical_emit_message(false, $1, $2)::text",
+            &[&PREFIX, &token],
+        )
+        .await?
+        .get(0);
+    for _ in 0..100 {
+        let flushed: bool = c
+            .query_one(
+                "SELECT pg_current_wal_flush_lsn() >= $1::text::pg_lsn",
+                &[&at],
+            )
+            .await?
+            .get(0);
+        if flushed {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
 
 /// Keys per insert into the log.
 const PUMP_INSERT: usize = 10_000;
@@ -77,7 +113,8 @@ pub(crate) async fn unavailable(
                     has_database_privilege(current_database(), 'CREATE'),
                     pg_has_role((SELECT relowner FROM pg_class WHERE oid = $1::text::regclass), 'USAGE'),
                     (SELECT count(*) FROM pg_replication_slots) < current_setting('max_replication_slots')::int,
-                    current_setting('server_version_num')::int",
+                    current_setting('server_version_num')::int,
+                    (SELECT count(*) FROM pg_stat_replication) < current_setting('max_wal_senders')::int",
             &[&facts.qualified()],
         )
         .await
@@ -106,6 +143,11 @@ pub(crate) async fn unavailable(
     if !r.get::<_, bool>(4) {
         return Ok(Some(
             "every replication slot is taken (max_replication_slots)".into(),
+        ));
+    }
+    if !r.get::<_, bool>(6) {
+        return Ok(Some(
+            "every replication connection is taken (max_wal_senders)".into(),
         ));
     }
     // Deletes and key changes are decoded with the replica identity: it must hold the key.
@@ -148,31 +190,47 @@ impl ShadowPlan {
         self.logical = None;
         self.trigger_because = None;
         if capture.mode != CaptureMode::Trigger {
-            match unavailable(client, &self.facts).await? {
-                None => {
-                    self.logical = Some(Logical::new(&self.names.run_id, capture.max_retained_wal))
-                }
-                Some(why) if capture.mode == CaptureMode::Logical => refusals.push(format!(
-                    "[capture] mode = \"logical\" is not possible: {why} (mode = \"trigger\" captures with a trigger instead)"
-                )),
-                Some(why) => self.trigger_because = Some(why),
+            self.logical = Some(Logical::new(&self.names.run_id, capture.max_retained_wal));
+            if let Some(why) = unavailable(client, &self.facts).await? {
+                self.without_logical(why, capture.mode, &mut refusals);
             }
         }
         Ok(refusals)
     }
+
+    /// Logical capture is not possible, for `why`: refused when it was asked for, the
+    /// trigger captures instead with `mode = "auto"`.
+    pub(crate) fn without_logical(
+        &mut self,
+        why: String,
+        mode: CaptureMode,
+        refusals: &mut Vec<String>,
+    ) {
+        self.logical = None;
+        if mode == CaptureMode::Logical {
+            refusals.push(format!(
+                "[capture] mode = \"logical\" is not possible: {why} (mode = \"trigger\" captures with a trigger instead)"
+            ));
+        } else {
+            self.trigger_because = Some(why);
+        }
+    }
 }
 
-/// What a read of the slot found.
-#[derive(Default)]
-struct Read {
-    /// Keys, as text, in the log's column order.
-    keys: Vec<Vec<Option<String>>>,
-    /// The table was truncated (the keys are those after the last truncate).
-    truncated: bool,
-    /// Rows the slot returned.
-    rows: i64,
-    /// The end of the last transaction read.
-    last_commit: Option<u64>,
+/// Why a replication connection for logical capture cannot be opened with `connect`
+/// (`None`: it can). A pooler in front of the server, for one, may not pass it on.
+pub(crate) async fn replication_unavailable(connect: Option<&ConnectOptions>) -> Option<String> {
+    let Some(connect) = connect else {
+        return Some("there is no way to open a replication connection here".into());
+    };
+    match connect.connect_replication().await {
+        Err(e) => Some(format!("a replication connection failed ({e})")),
+        Ok(mut conn) => conn
+            .command("IDENTIFY_SYSTEM")
+            .await
+            .err()
+            .map(|e| format!("a replication connection failed ({e})")),
+    }
 }
 
 impl TriggerLog<'_> {
@@ -221,6 +279,11 @@ impl TriggerLog<'_> {
             .map(|l| {
                 vec![
                     format!("DROP PUBLICATION IF EXISTS {}", q(&l.publication)),
+                    // A stream still open (a runner that stopped) holds the slot.
+                    format!(
+                        "SELECT pg_terminate_backend(active_pid, 5000) FROM pg_replication_slots WHERE slot_name = {} AND active_pid IS NOT NULL",
+                        lit(&l.slot)
+                    ),
                     format!(
                         "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = {}",
                         lit(&l.slot)
@@ -259,90 +322,8 @@ impl TriggerLog<'_> {
             .and_then(|r| r.get(0))
     }
 
-    /// Reads the slot up to `upto` (an LSN in text), at most about `limit` changes (`None`:
-    /// all), and collects the keys of the table's changed rows.
-    async fn read(
-        &self,
-        client: &Client,
-        upto: &str,
-        limit: Option<i32>,
-    ) -> Result<Read, PumpError> {
-        let Some(l) = self.logical() else {
-            return Ok(Read::default());
-        };
-        let ks = self.plan.keys();
-        let stream = client
-            .query_raw(
-                "SELECT data FROM pg_logical_slot_peek_binary_changes($1, $2::text::pg_lsn, $3, 'proto_version', '1', 'publication_names', $4)",
-                [
-                    &l.slot as &(dyn tokio_postgres::types::ToSql + Sync),
-                    &upto,
-                    &limit,
-                    &q(&l.publication),
-                ],
-            )
-            .await?;
-        pin_mut!(stream);
-        let mut read = Read::default();
-        // Per relation id: where each key column is in its rows.
-        let mut positions: HashMap<u32, Vec<usize>> = HashMap::new();
-        while let Some(row) = stream.try_next().await? {
-            read.rows += 1;
-            let data: &[u8] = row.get(0);
-            let msg = pgoutput::parse(data).map_err(|e| decode_error(&e.to_string()))?;
-            match msg {
-                Message::Relation { id, columns } => {
-                    let pos: Option<Vec<usize>> = ks
-                        .columns
-                        .iter()
-                        .map(|(k, _)| columns.iter().position(|c| c == k))
-                        .collect();
-                    let pos = pos.ok_or_else(|| {
-                        decode_error("the table's description lacks a key column")
-                    })?;
-                    positions.insert(id, pos);
-                }
-                Message::Change { relation, rows } => {
-                    let Some(pos) = positions.get(&relation) else {
-                        return Err(decode_error("a change before its table's description"));
-                    };
-                    let mut key_of = |tuple: &[Value]| -> Result<(), PumpError> {
-                        let mut key = Vec::with_capacity(pos.len());
-                        for &p in pos {
-                            match tuple.get(p) {
-                                Some(Value::Text(t)) => key.push(Some(t.clone())),
-                                // The old row of an update that kept its key: no key there.
-                                Some(Value::Null) => return Ok(()),
-                                _ => {
-                                    return Err(decode_error(
-                                        "a key value stored out of line was left out of a change; use [capture] mode = \"trigger\"",
-                                    ))
-                                }
-                            }
-                        }
-                        read.keys.push(key);
-                        Ok(())
-                    };
-                    for tuple in &rows {
-                        key_of(tuple)?;
-                    }
-                }
-                Message::Truncate { relations } => {
-                    // The publication holds the table alone.
-                    if !relations.is_empty() {
-                        read.keys.clear();
-                        read.truncated = true;
-                    }
-                }
-                Message::Commit { end_lsn } => read.last_commit = Some(end_lsn),
-                Message::Other => {}
-            }
-        }
-        Ok(read)
-    }
-
     /// Writes what a read found to the log (in the caller's transaction).
-    async fn write(&self, client: &Client, read: &Read) -> Result<(), tokio_postgres::Error> {
+    async fn write(&self, client: &Client, read: &Batch) -> Result<(), tokio_postgres::Error> {
         let ks = self.plan.keys();
         if read.truncated {
             client
@@ -379,109 +360,173 @@ impl TriggerLog<'_> {
         Ok(())
     }
 
-    /// Moves the changes decoded so far from the slot to the log: read, write and commit,
-    /// then move the slot on. Returns the keys logged. Nothing without logical capture, nor
-    /// (unless `force`) within a second of the last read: each read decodes again from the
-    /// slot's restart point.
-    pub(crate) async fn pump(&self, conn: Conn<'_, '_>, force: bool) -> Result<u64, EngineError> {
+    /// The run's decoder, started when first needed, and again after its stream failed
+    /// (from the slot's confirmed position: keys not confirmed are read again). `c` runs the
+    /// statements around it (it may be in a transaction).
+    async fn decoder(&self, c: &Client, exec: &Exec<'_>) -> Result<Rc<Decoder>, EngineError> {
+        let _starting = self.starting.lock().await;
+        if let Some(d) = self.decoder.borrow().clone() {
+            match d.failed() {
+                None => return Ok(d),
+                Some(why) => exec.note(&format!(
+                    "capture: the replication stream stopped ({why}): reading the slot again from where it was confirmed"
+                )),
+            }
+        }
+        self.decoder.borrow_mut().take();
         let Some(l) = self.logical() else {
-            return Ok(0);
+            return Err(EngineError::State("the run has no logical capture".into()));
         };
-        if !force && self.pumped.get().is_some_and(|t| t.elapsed().as_secs() < 1) {
-            return Ok(0);
-        }
-        self.pumped.set(Some(std::time::Instant::now()));
-        let c = conn.client;
-        let mut logged = 0u64;
-        loop {
-            // The end of the WAL written so far (a record boundary), then on disk: the slot
-            // reads only what is flushed, and moving the slot to a point inside a record
-            // that is not on disk yet would skip the transaction it commits.
-            let end: String = c
-                .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
-                .await
-                .map_err(dberr("capture"))?
-                .get(0);
-            c.batch_execute(FLUSH).await.map_err(dberr("capture"))?;
-            let read = self
-                .read(c, &end, Some(PUMP_CHANGES))
-                .await
-                .map_err(PumpError::engine)?;
-            let full = read.rows >= i64::from(PUMP_CHANGES);
-            if !read.keys.is_empty() || read.truncated {
-                crate::playbook::exec::in_transaction(c, "BEGIN", self.write(c, &read))
-                    .await
-                    .map_err(dberr("capture"))?;
-            }
-            logged += read.keys.len() as u64;
-            // All of it read up to `end`: the slot moves there (or past the last transaction
-            // when that ended later); a read cut short moves to the last transaction it read.
-            let end = pgoutput::lsn_parse(&end).unwrap_or(0);
-            let to = if full {
-                read.last_commit
-            } else {
-                Some(read.last_commit.map_or(end, |lc| lc.max(end)))
-            };
-            if let Some(to) = to {
-                c.execute(
-                    "SELECT pg_replication_slot_advance($1, $2::text::pg_lsn) FROM pg_replication_slots WHERE slot_name = $1 AND confirmed_flush_lsn < $2::text::pg_lsn",
-                    &[&l.slot, &pgoutput::lsn_text(to)],
-                )
-                .await
-                .map_err(dberr("capture"))?;
-            }
-            if !full {
-                break;
-            }
-        }
-        Ok(logged)
+        let connect = exec.connect_options().ok_or_else(|| {
+            EngineError::State(
+                "logical capture needs a way to open a replication connection, and this run has none".into(),
+            )
+        })?;
+        // A stream left by a runner that stopped holds the slot until its server process
+        // notices: end it (the run lock says there is no other runner).
+        c.execute(
+            "SELECT pg_terminate_backend(active_pid, 5000) FROM pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL",
+            &[&l.slot],
+        )
+        .await
+        .map_err(dberr("capture"))?;
+        let confirmed: Option<String> = c
+            .query_opt(
+                "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
+                &[&l.slot],
+            )
+            .await
+            .map_err(dberr("capture"))?
+            .and_then(|r| r.get(0));
+        let Some(confirmed) = confirmed else {
+            return Err(EngineError::State(format!(
+                "the capture's replication slot {} is gone: the changes since are lost to this run; roll it back (`lockstep rollback`) and run it again",
+                l.slot
+            )));
+        };
+        let keys = self
+            .plan
+            .keys()
+            .columns
+            .iter()
+            .map(|(k, _)| k.clone())
+            .collect();
+        let d = Decoder::start(
+            connect,
+            &l.slot,
+            &l.publication,
+            pgoutput::lsn_parse(&confirmed).unwrap_or(0),
+            keys,
+        )
+        .await
+        .map_err(|e| EngineError::Db {
+            step: "capture".into(),
+            message: format!("logical capture: {e}"),
+        })?;
+        let d = Rc::new(d);
+        *self.decoder.borrow_mut() = Some(d.clone());
+        Ok(d)
     }
 
-    /// In the caller's transaction (under the swap's lock, or a replay of every logged
-    /// change): the changes committed before its snapshot (the first statement here takes it
-    /// in a `REPEATABLE READ` transaction), into the log, without moving the slot. `flush` is
-    /// another connection, which forces the WAL up to that point to disk (the slot reads only
-    /// what is on disk).
+    /// Ends the run's stream, if it has one (before its slot is dropped).
+    pub(crate) async fn stop_stream(&self) {
+        let d = self.decoder.borrow_mut().take();
+        if let Some(d) = d.and_then(|d| Rc::try_unwrap(d).ok()) {
+            d.stop().await;
+        }
+    }
+
+    /// Moves the changes decoded so far from the stream to the log: writes and commits the
+    /// keys of whole transactions, then lets the slot move past them. With `force`, first
+    /// waits until every transaction committed before now has come out of the stream.
+    /// Returns the keys logged (nothing without logical capture).
+    pub(crate) async fn pump(&self, conn: Conn<'_, '_>, force: bool) -> Result<u64, EngineError> {
+        if self.logical().is_none() {
+            return Ok(0);
+        }
+        let c = conn.client;
+        let d = if force {
+            self.synced(c, conn.exec, false, || conn.check()).await?
+        } else {
+            self.decoder(c, conn.exec).await?
+        };
+        let (batch, _writing) = d.take().await;
+        let n = batch.keys.len() as u64;
+        if !batch.keys.is_empty() || batch.truncated {
+            if let Err(e) =
+                crate::playbook::exec::in_transaction(c, "BEGIN", self.write(c, &batch)).await
+            {
+                d.abandon("writing the keys to the log failed");
+                return Err(dberr("capture")(e));
+            }
+        }
+        if let Some(upto) = batch.upto {
+            d.confirm(upto);
+        }
+        Ok(n)
+    }
+
+    /// The decoder, once every transaction committed before now has come out of it: a token
+    /// goes through the stream, committed by `c`, or when `c` is in a transaction (`in_tx`),
+    /// by the run's flusher connection (or emitted outside any transaction and waited for
+    /// until the server has it on disk). A stream that breaks meanwhile is started again
+    /// once.
+    async fn synced(
+        &self,
+        c: &Client,
+        exec: &Exec<'_>,
+        in_tx: bool,
+        check: impl Fn() -> Result<(), EngineError>,
+    ) -> Result<Rc<Decoder>, EngineError> {
+        let lost = |why: String| EngineError::Db {
+            step: "capture".into(),
+            message: format!("logical capture: {why}"),
+        };
+        for last in [false, true] {
+            let d = self.decoder(c, exec).await?;
+            let (n, token) = d.token();
+            match (in_tx, exec.flusher()) {
+                (false, _) => c.batch_execute(&sync_sql(&token)).await,
+                (true, Some(f)) => f.batch_execute(&sync_sql(&token)).await,
+                (true, None) => emit_flushed(c, &token).await,
+            }
+            .map_err(dberr("capture"))?;
+            match d.wait_for(n, &check).await? {
+                Ok(()) => return Ok(d),
+                Err(why) if last => return Err(lost(why)),
+                Err(_) => {}
+            }
+        }
+        Err(lost("the stream broke twice".into()))
+    }
+
+    /// In the caller's transaction (under the swap's lock, a replay of every logged change,
+    /// a comparison): the changes committed before its snapshot (taken before this), into
+    /// the log, and kept by the decoder too (the transaction may roll back).
     pub(crate) async fn pump_locked(
         &self,
         client: &Client,
-        flush: Option<&Client>,
+        exec: &Exec<'_>,
     ) -> Result<(), PumpError> {
         if self.logical().is_none() {
             return Ok(());
         }
-        let upto: String = client
-            .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
-            .await?
-            .get(0);
-        match flush {
-            Some(f) => f.batch_execute(FLUSH).await?,
-            None => {
-                // The WAL writer flushes on its own, but not always a record that ends inside
-                // a page: wait a little, then give up this attempt.
-                let mut flushed = false;
-                for _ in 0..50 {
-                    flushed = client
-                        .query_one(
-                            "SELECT pg_current_wal_flush_lsn() >= $1::text::pg_lsn",
-                            &[&upto],
-                        )
-                        .await?
-                        .get(0);
-                    if flushed {
-                        break;
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        let since = std::time::Instant::now();
+        let d = self
+            .synced(client, exec, true, || {
+                if since.elapsed() > LOCKED_WAIT {
+                    Err(EngineError::State(format!(
+                        "the replication stream did not reach the lock within {} s",
+                        LOCKED_WAIT.as_secs()
+                    )))
+                } else {
+                    exec.check()
                 }
-                if !flushed {
-                    return Err(PumpError::Decode(
-                        "the WAL up to the swap's lock was not on disk in time, and the run has no second connection to flush it".into(),
-                    ));
-                }
-            }
-        }
-        let read = self.read(client, &upto, None).await?;
-        Ok(self.write(client, &read).await?)
+            })
+            .await
+            .map_err(PumpError::Engine)?;
+        let (batch, _writing) = d.peek().await;
+        Ok(self.write(client, &batch).await?)
     }
 
     /// Stops the run when its slot holds back more WAL than allowed, and makes the copy wait
@@ -525,8 +570,8 @@ impl TriggerLog<'_> {
 #[derive(Debug)]
 pub(crate) enum PumpError {
     Db(tokio_postgres::Error),
-    /// What the slot returned cannot be read.
-    Decode(String),
+    /// The capture failed otherwise (its stream, the run's stop).
+    Engine(EngineError),
 }
 
 impl From<tokio_postgres::Error> for PumpError {
@@ -539,10 +584,7 @@ impl PumpError {
     pub(crate) fn engine(self) -> EngineError {
         match self {
             PumpError::Db(e) => dberr("capture")(e),
-            PumpError::Decode(message) => EngineError::Db {
-                step: "capture".into(),
-                message,
-            },
+            PumpError::Engine(e) => e,
         }
     }
 }
@@ -554,8 +596,4 @@ impl From<PumpError> for crate::playbook::exec::BatchError {
             e => Self::Run(e.engine()),
         }
     }
-}
-
-fn decode_error(message: &str) -> PumpError {
-    PumpError::Decode(message.to_string())
 }

@@ -22,6 +22,7 @@ mod logical;
 mod pgoutput;
 mod ranges;
 mod runner;
+mod stream;
 mod swap;
 mod target;
 mod verify;
@@ -30,6 +31,7 @@ use serde::{Deserialize, Serialize};
 
 pub use capture::log_table;
 pub(crate) use capture::TriggerLog;
+pub(crate) use logical::replication_unavailable;
 pub use logical::Logical;
 pub use runner::CaptureStatus;
 pub(crate) use runner::{capture_status, forward, status, Step};

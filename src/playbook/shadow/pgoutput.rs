@@ -35,7 +35,10 @@ pub enum Message {
     Truncate { relations: Vec<u32> },
     /// The end of a transaction: the position after its commit record.
     Commit { end_lsn: u64 },
-    /// Anything else (begin, origin, type, message).
+    /// A logical decoding message (`pg_logical_emit_message`; sent with the plugin's
+    /// `messages` option).
+    Logical { prefix: String, content: Vec<u8> },
+    /// Anything else (begin, origin, type).
     Other,
 }
 
@@ -177,13 +180,16 @@ pub fn parse(buf: &[u8]) -> Result<Message, DecodeError> {
             let end_lsn = r.u64()?;
             Message::Commit { end_lsn }
         }
+        b'M' => {
+            let _flags = r.u8()?;
+            let _lsn = r.u64()?;
+            let prefix = r.string()?;
+            let n = r.u32()? as usize;
+            let content = r.take(n)?.to_vec();
+            Message::Logical { prefix, content }
+        }
         _ => Message::Other,
     })
-}
-
-/// An LSN as PostgreSQL prints it (`16/B374D848`).
-pub fn lsn_text(lsn: u64) -> String {
-    format!("{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF)
 }
 
 /// An LSN from its printed form.
@@ -239,12 +245,24 @@ mod tests {
         assert!(parse(&m).is_err());
         assert!(parse(&[]).is_err());
         assert!(parse(&[b'C', 0, 1]).is_err());
+        let mut m = vec![b'M', 1];
+        m.extend(7u64.to_be_bytes());
+        m.extend(b"lockstep\0");
+        m.extend(3u32.to_be_bytes());
+        m.extend(b"s:1");
+        assert_eq!(
+            parse(&m),
+            Ok(Message::Logical {
+                prefix: "lockstep".into(),
+                content: b"s:1".to_vec()
+            })
+        );
+        assert!(parse(&m[..m.len() - 1]).is_err());
     }
 
     #[test]
     fn lsns_read_back_as_printed() {
         assert_eq!(lsn_parse("16/B374D848"), Some(0x16_B374_D848));
-        assert_eq!(lsn_text(0x16_B374_D848), "16/B374D848");
         assert_eq!(lsn_parse("nonsense"), None);
     }
 }

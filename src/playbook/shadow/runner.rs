@@ -145,9 +145,8 @@ impl Runner<'_, '_> {
 
     async fn forward_steps(&mut self) -> Result<(), EngineError> {
         if self.plan.logical.is_some() {
-            // Reading the slot up to a snapshot forces the WAL to disk from a second
-            // connection.
-            self.exec.open_spare().await;
+            // The stream's tokens are committed from a connection of their own.
+            self.exec.open_flusher().await;
         }
         if !self.done(Step::Shadow) {
             let detail = self.plan.shadow();
@@ -219,6 +218,7 @@ impl Runner<'_, '_> {
         }
         if !self.done(Step::Validated) {
             // The capture's slot, once the swap has committed (idempotent).
+            self.capture.stop_stream().await;
             self.exec
                 .main()
                 .with_retry(&self.capture.logical_discard_sql(), "swap")

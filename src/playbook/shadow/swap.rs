@@ -31,8 +31,6 @@ impl Runner<'_, '_> {
         ));
         let locks = self.plan.swap_locks_sql();
         let client = self.exec.client;
-        // Another connection forces the WAL to disk for logical capture's last read.
-        let flush = self.exec.spare();
         let this = &*self;
         locked(
             &self.exec,
@@ -42,7 +40,7 @@ impl Runner<'_, '_> {
             async || this.catch_up(false).await,
             async || {
                 this.capture
-                    .pump_locked(client, flush)
+                    .pump_locked(client, &this.exec)
                     .await
                     .map_err(|e| match e {
                         PumpError::Db(e) => Attempt::Db(e),

@@ -11,6 +11,7 @@ use std::collections::VecDeque;
 use super::copy::range_params;
 use tokio_postgres::Client;
 
+use super::logical::PumpError;
 use super::runner::Runner;
 use super::swap::Attempt;
 use crate::playbook::exec::{
@@ -323,10 +324,11 @@ impl Runner<'_, '_> {
                 .await
             {
                 Ok(same) => return Ok(same),
-                Err(e) if tally.hash_record.get() && is_undefined_function(&e) => {
+                Err(PumpError::Db(e)) if tally.hash_record.get() && is_undefined_function(&e) => {
                     tally.hash_record.set(false);
                 }
-                Err(e) => return Err(dberr("verify")(e)),
+                Err(PumpError::Db(e)) => return Err(dberr("verify")(e)),
+                Err(PumpError::Engine(e)) => return Err(e),
             }
         }
     }
@@ -337,8 +339,33 @@ impl Runner<'_, '_> {
         lower: Option<&[String]>,
         upper: &[String],
         hash_record: bool,
-    ) -> Result<(bool, i64), tokio_postgres::Error> {
+    ) -> Result<(bool, i64), PumpError> {
         let c = conn.client;
+        let sql = self.plan.verify_sql(lower.is_none(), hash_record);
+        let params = range_params(lower, upper);
+        let same = |r: tokio_postgres::Row| {
+            let rows: i64 = r.get(0);
+            (
+                rows == r.get::<_, i64>(2) && r.get::<_, String>(1) == r.get::<_, String>(3),
+                rows,
+            )
+        };
+        if self.plan.logical.is_some() {
+            // The keys of changes committed before the snapshot but still in the capture's
+            // stream join the log in this transaction, which then rolls back (they stay in
+            // the stream for the replay).
+            c.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SET LOCAL enable_nestloop = off; SET LOCAL enable_seqscan = off")
+                .await?;
+            let r = async {
+                // The snapshot, before the stream's token.
+                c.batch_execute("SELECT 1").await?;
+                self.capture.pump_locked(c, conn.exec).await?;
+                Ok::<_, PumpError>(c.query_one(&sql, &params).await?)
+            }
+            .await;
+            c.batch_execute("ROLLBACK").await?;
+            return r.map(same);
+        }
         // One snapshot for both tables and the log: the copy differs from the table exactly
         // in the logged keys, which the comparison leaves out.
         // The logged keys are left out with a hash anti-join: a nested loop over the log for
@@ -348,17 +375,10 @@ impl Runner<'_, '_> {
         let r = in_transaction(
             c,
             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL enable_nestloop = off; SET LOCAL enable_seqscan = off",
-            c.query_one(
-                &self.plan.verify_sql(lower.is_none(), hash_record),
-                &range_params(lower, upper),
-            ),
+            c.query_one(&sql, &params),
         )
         .await?;
-        let rows: i64 = r.get(0);
-        Ok((
-            rows == r.get::<_, i64>(2) && r.get::<_, String>(1) == r.get::<_, String>(3),
-            rows,
-        ))
+        Ok(same(r))
     }
 
     /// Copies the range `(lower, upper]` again (after a verification found it different),
