@@ -404,7 +404,7 @@ fn status_set_manual_swap_hooks_webhook_and_metrics() {
         .iter()
         .any(|a| a["what"] == "swap" && a["held_ms"].is_number() && a["error"].is_null());
     assert!(swapped, "no successful swap attempt in {run}");
-    assert_eq!(run["capture"]["method"], "trigger");
+    assert_eq!(run["capture"]["method"], "logical");
 
     // Every event, once, to the command and (after one refused delivery) the webhook, in
     // the same order.

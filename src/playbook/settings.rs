@@ -105,10 +105,8 @@ pub struct Capture {
     pub max_retained_wal: u64,
 }
 
-/// `[capture] mode`. The default is the trigger: logical decoding read through the SQL
-/// slot functions decodes again from the slot's restart point at every read, and under
-/// writers that keep the server busy it falls behind where the trigger keeps up (see the
-/// README's capture benchmark).
+/// `[capture] mode`. The default is `auto`: logical decoding (streamed, nothing in the
+/// application's transactions) where the server and the role allow it, else the trigger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CaptureMode {
     /// Logical decoding where the server and the role allow it, else the trigger.
@@ -125,7 +123,7 @@ pub const DEFAULT_MAX_RETAINED_WAL: u64 = 4_000_000_000;
 impl Default for Capture {
     fn default() -> Self {
         Capture {
-            mode: CaptureMode::Trigger,
+            mode: CaptureMode::Auto,
             max_retained_wal: DEFAULT_MAX_RETAINED_WAL,
         }
     }
@@ -134,9 +132,9 @@ impl Default for Capture {
 /// The `[capture]` settings.
 pub(crate) fn capture(raw: &RawCapture, p: &Parse<'_>) -> Result<Capture, SpecError> {
     let mode = match raw.mode.as_deref() {
-        Some("auto") => CaptureMode::Auto,
+        None | Some("auto") => CaptureMode::Auto,
         Some("logical") => CaptureMode::Logical,
-        None | Some("trigger") => CaptureMode::Trigger,
+        Some("trigger") => CaptureMode::Trigger,
         Some(x) => {
             return Err(p.bad(
                 "capture.mode",

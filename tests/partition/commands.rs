@@ -14,7 +14,9 @@ fn a_second_runner_is_refused_and_status_pause_and_resume_work() {
     // busy machine.
     let pb = db.playbook(
         "pb.toml",
-        &events_playbook("max_rows_per_second = 1500\nduty_cycle = 1"),
+        &events_playbook(
+            "max_rows_per_second = 1500\nduty_cycle = 1\n[capture]\nmode = \"trigger\"",
+        ),
     );
     let pb = pb.to_str().unwrap();
     let mut first = db.spawn(&["run", pb], Some("backfill"));
@@ -141,7 +143,10 @@ fn plan_shows_steps_sql_preflight_and_diff_and_changes_nothing() {
     let db = Db::create(&cluster, "plan");
     setup_events(&db, 2_000);
     let relations = db.relations("public");
-    let pb = db.playbook("pb.toml", &events_playbook(""));
+    let pb = db.playbook(
+        "pb.toml",
+        &events_playbook("\n[capture]\nmode = \"trigger\""),
+    );
     let out = db.lockstep(&["plan", pb.to_str().unwrap()]);
     assert_exit(&out, 0);
     let s = String::from_utf8_lossy(&out.stdout);

@@ -113,6 +113,11 @@ fn kill_at(cluster: &TempCluster, point: &str, rollback: bool, capture: &str) {
         assert_restored(&db, &relations_before, &indexes_before);
         let (step, _, _, _) = db.run_state().unwrap();
         assert_eq!(step, "rolled_back");
+        // No slot or publication survives, even one a killed runner's stream still held.
+        let left: i64 = db.one(
+            "SELECT (SELECT count(*) FROM pg_replication_slots) + (SELECT count(*) FROM pg_publication)",
+        );
+        assert_eq!(left, 0, "a slot or publication survived the rollback");
     } else {
         assert_swapped(&db);
         let (step, _, _, _) = db.run_state().unwrap();
@@ -145,6 +150,16 @@ fn killed_at_every_checkpoint_then_rolled_back() {
     let cluster = cluster();
     for point in HOLD_POINTS {
         kill_at(&cluster, point, true, "trigger");
+    }
+}
+
+/// The same with logical capture (the default): the killed runner's stream still holds the
+/// slot when the rollback drops it.
+#[test]
+fn killed_at_every_checkpoint_with_logical_capture_then_rolled_back() {
+    let cluster = cluster();
+    for point in HOLD_POINTS {
+        kill_at(&cluster, point, true, "auto");
     }
 }
 
@@ -232,14 +247,19 @@ fn on_a_quiet_database_the_lanes_copy_at_once_and_a_killed_run_resumes_each() {
         "{}",
         text(&status)
     );
-    // The runner's connections: the main one, its progress monitor and two helpers (the
+    // The runner's connections: the main one, its progress monitor, two helpers and the
+    // one that commits the logical capture's tokens, besides the capture's stream (the
     // backend of the `status` just run may take a moment to go).
-    let runners = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
-           AND application_name = 'lockstep'";
+    let runners = "SELECT count(*) FILTER (WHERE backend_type = 'client backend'),
+                          count(*) FILTER (WHERE backend_type = 'walsender')
+           FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'lockstep'";
     wait_for(
-        "the runner's four connections",
+        "the runner's five connections and its stream",
         Duration::from_secs(30),
-        || db.one::<i64>(runners) == 4,
+        || {
+            let r = &db.query(runners, &[])[0];
+            (r.get::<_, i64>(0), r.get::<_, i64>(1)) == (5, 1)
+        },
     );
     run.kill9();
     db.wait_runner_gone();

@@ -464,7 +464,10 @@ fn a_role_that_may_only_write_the_table_keeps_writing_while_changes_are_logged()
          GRANT USAGE ON SEQUENCE events_id_seq TO app_writer;",
     );
     // The trigger's rights are what this test is about (logical capture has no trigger).
-    let pb = db.playbook("pb.toml", &events_playbook(""));
+    let pb = db.playbook(
+        "pb.toml",
+        &events_playbook("\n[capture]\nmode = \"trigger\""),
+    );
     let mut run = db.spawn(&["run", pb.to_str().unwrap()], Some("backfill"));
     db.wait_held(&mut run, "backfill");
     // The role has no right on the log or the lockstep schema: the trigger writes the log

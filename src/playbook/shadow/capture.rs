@@ -314,6 +314,7 @@ $lockstep$",
     ) -> Result<u64, EngineError> {
         let mut replayed = 0u64;
         let mut first = true;
+        let mut topped_up = 0;
         let how = Batching {
             step: "replay",
             sizing: Sizing::Adaptive {
@@ -325,8 +326,8 @@ $lockstep$",
             pacing: Pacing::Replay,
         };
         conn.drive(how, async |limit| {
-            // At most once a second; a batch that takes every entry reads the slot up to its
-            // own snapshot anyway.
+            // What the stream decoded so far; a batch that takes every entry reads it up to
+            // its own snapshot anyway.
             self.pump(conn, false).await?;
             let (n, all) = match self.replay_batch(conn, Some(limit)).await {
                 // Rows caught up piecemeal may briefly share a unique value: a batch of every
@@ -338,6 +339,17 @@ $lockstep$",
             };
             replayed += n;
             self.vacuum_log(conn, n).await?;
+            // Logical capture: what the stream decoded meanwhile is not in the log yet. More
+            // than a quarter batch of it is another batch (a few times at most: under writes
+            // that never stop, the rest waits for the next catch-up).
+            let mut all = all;
+            if all && self.plan.logical.is_some() && topped_up < 8 {
+                let pumped = self.pump(conn, true).await?;
+                if pumped > u64::from(limit) / 4 {
+                    all = false;
+                    topped_up += 1;
+                }
+            }
             if all {
                 self.caught_up(conn).await;
             } else {

@@ -100,7 +100,7 @@ impl ShadowPlan {
                 Some(l) => step(
                     "capture",
                     format!(
-                        "logical decoding: publication {pubn} of the table alone and replication slot {slot} (pgoutput); the runner reads the slot and logs the key of every changed row to {log}, so the application's writes run no trigger (SHARE UPDATE EXCLUSIVE on {src} for milliseconds for the publication; the slot waits for the transactions running then to end). The slot holds back WAL until read: past 80% of max_retained_wal ({max}) the copy waits, past it the run stops and drops the slot",
+                        "logical decoding: publication {pubn} of the table alone and replication slot {slot} (pgoutput); the runner streams the slot over a replication connection and logs the key of every changed row to {log}, so the application's writes run no trigger (SHARE UPDATE EXCLUSIVE on {src} for milliseconds for the publication; the slot waits for the transactions running then to end). The slot holds back WAL until read: past 80% of max_retained_wal ({max}) the copy waits, past it the run stops and drops the slot",
                         pubn = l.publication,
                         slot = l.slot,
                         log = capture.log(),
