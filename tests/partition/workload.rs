@@ -428,7 +428,11 @@ fn unique_moves(capture: &str, cut_stream: bool) {
         swaps += 1;
         if cut_stream && swaps % 40 == 0 {
             cuts += db.one::<i64>(
-                "SELECT count(*) FROM pg_replication_slots WHERE active_pid IS NOT NULL AND pg_terminate_backend(active_pid)",
+                // (The stream's server process only: while the slot is being made, the
+                // runner's own connection holds it.)
+                "WITH w AS MATERIALIZED (SELECT s.active_pid AS pid FROM pg_replication_slots s
+                                          JOIN pg_stat_replication r ON r.pid = s.active_pid)
+                 SELECT count(*) FROM w WHERE pg_terminate_backend(pid)",
             );
         }
         std::thread::sleep(Duration::from_millis(2));
