@@ -19,6 +19,8 @@
 #   ROWS=1000000 BACKFILL_ROWS="300000 3000000" PARTITION_ROWS=1000000 sh bench/rebuild.sh
 #   PARTITION_ROWS=0 sh bench/rebuild.sh      # leave out the partition demo
 #   WRITERS=4 sh bench/rebuild.sh
+#   DUTY=1 sh bench/rebuild.sh                # the rebuild's [backfill] duty_cycle (default 0.6)
+#   BACKFILL_ROWS=" " sh bench/rebuild.sh     # leave out the backfills
 #
 # Needs pg_repack for the PostgreSQL it uses (Debian: postgresql-15-repack); without it the
 # pg_repack column is left out. Starts its own PostgreSQL (default settings, fsync on) and
@@ -139,6 +141,9 @@ kind = "rebuild"
 table = "public.t_lockstep"
 [rebuild]
 TOML
+if [ -n "${DUTY:-}" ]; then
+  printf '[backfill]\nduty_cycle = %s\n' "$DUTY" >> "$dir/rebuild.toml"
+fi
 base_l=$(baseline t_lockstep)
 writers_start t_lockstep run_lockstep
 sleep 1
@@ -152,6 +157,7 @@ tps_l=$1 worst_l=$2
 time_l=$((b - a))
 size_l=$(size t_lockstep)
 held=$(sed -n 's/.*swap: the lock was held \([0-9.]*\) ms.*/\1/p' "$dir/lockstep.out" | tail -1)
+if grep -q '^capture: logical decoding' "$dir/lockstep.out"; then capture=logical; else capture=trigger; fi
 
 # pg_repack
 if [ -n "$repack" ]; then
@@ -169,6 +175,7 @@ if [ -n "$repack" ]; then
 fi
 
 # backfill: kind = "backfill" against one UPDATE, on identical tables.
+: > "$dir/backfill"
 for n in $backfill_rows; do
   for t in bf_lockstep bf_update; do
     $psql <<SQL
@@ -222,6 +229,8 @@ else
   row "size afterwards" "$(numfmt --to=iec "$size_l")" "" ""
 fi
 row "swap: lock held (ms)" "${held:-?}" "" ""
+row "lockstep's capture" "$capture" "" ""
+row "lockstep's duty_cycle" "${DUTY:-0.6 (default)}" "" ""
 echo
 echo "backfill: kind = \"backfill\" against one UPDATE of the same rows"
 printf '%-12s %16s %16s %8s\n' rows "lockstep rows/s" "UPDATE rows/s" ratio
