@@ -39,6 +39,23 @@ impl Statement {
         }
     }
 
+    /// The same statement read `by` bytes further into the file (a body's statement, analyzed
+    /// in the body's own offsets, at its place in the file).
+    pub fn shifted(&self, by: usize) -> Statement {
+        let shift = |r: &Range<usize>| r.start + by..r.end + by;
+        let mut st = self.clone();
+        st.span = shift(&st.span);
+        for t in &mut st.toks {
+            t.span = shift(&t.span);
+        }
+        if let StmtKind::AlterTable { actions, .. } = &mut st.kind {
+            for a in actions {
+                a.span = shift(&a.span);
+            }
+        }
+        st
+    }
+
     /// The first few tokens, a sensible place to point at the statement as a whole.
     pub fn head_span(&self) -> Range<usize> {
         match (self.toks.first(), self.toks.get(2).or(self.toks.last())) {

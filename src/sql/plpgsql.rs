@@ -10,8 +10,12 @@
 //! PL/pgSQL that touches no table (`RAISE`, `RETURN`, assignments …). A `LANGUAGE sql` body
 //! is plain statements.
 
+use std::cell::RefCell;
 use std::ops::Range;
+use std::rc::Rc;
 
+use super::ir::{Source, StmtKind};
+use super::parse::{analyze, Statement};
 use super::tokens::{self, Tok, TokKind};
 
 /// The language of a body.
@@ -125,6 +129,77 @@ pub fn read(text: &str, body: Range<usize>, lang: Lang) -> Vec<Piece> {
         }
     }
     out
+}
+
+/// A body read and its statements analyzed, in the body's own offsets (0 is its first
+/// byte): what [`read`] finds, with the statement each piece runs.
+#[derive(Debug)]
+pub struct Body {
+    pub pieces: Vec<BodyPiece>,
+}
+
+/// One piece of a [`Body`] and the statement it runs.
+#[derive(Debug)]
+pub struct BodyPiece {
+    pub piece: Piece,
+    /// [`PieceKind::Sql`]: the statement, analyzed. [`PieceKind::Literal`]: the literal's
+    /// SQL, analyzed on its own (offsets in the literal). [`PieceKind::Query`]: its tokens,
+    /// as a query. `None` for [`PieceKind::Dynamic`] and for a query that cannot be
+    /// tokenized.
+    pub stmt: Option<Statement>,
+}
+
+/// Bodies kept by [`read_body`]: a `DO` block is read for its locks, for its statements'
+/// findings and for its dynamic SQL, one after the other, and a function's body each time a
+/// statement calls it (or fires it as a trigger).
+const BODIES_KEPT: usize = 16;
+
+thread_local! {
+    /// The bodies read last, newest last: `(text, language, body)`.
+    static BODIES: RefCell<Vec<(Rc<str>, Lang, Rc<Body>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Reads the body `text` in `lang` and analyzes its statements; the result depends on the
+/// text alone, so the last few bodies are kept and not read again.
+pub fn read_body(text: &str, lang: Lang) -> Rc<Body> {
+    let known = BODIES.with(|b| {
+        b.borrow()
+            .iter()
+            .find(|(t, l, _)| *l == lang && **t == *text)
+            .map(|(_, _, body)| Rc::clone(body))
+    });
+    if let Some(body) = known {
+        return body;
+    }
+    let pieces = read(text, 0..text.len(), lang)
+        .into_iter()
+        .map(|piece| {
+            let stmt = match &piece.kind {
+                PieceKind::Sql => Some(analyze(text, piece.span.clone())),
+                PieceKind::Literal(sql) => Some(analyze(sql, 0..sql.len())),
+                PieceKind::Query => tokens::tokenize(&text[piece.span.clone()], piece.span.start)
+                    .ok()
+                    .map(|t| Statement {
+                        span: piece.span.clone(),
+                        toks: t.toks,
+                        kind: StmtKind::Query,
+                        source: Source::Recognizer,
+                        parse_error: None,
+                    }),
+                PieceKind::Dynamic => None,
+            };
+            BodyPiece { piece, stmt }
+        })
+        .collect();
+    let body = Rc::new(Body { pieces });
+    BODIES.with(|b| {
+        let mut b = b.borrow_mut();
+        if b.len() >= BODIES_KEPT {
+            b.remove(0);
+        }
+        b.push((Rc::from(text), lang, Rc::clone(&body)));
+    });
+    body
 }
 
 /// Where the reader is in the block structure.
