@@ -689,7 +689,8 @@ pub fn lint_all(inputs: &[Input], opts: &LintOptions) -> Vec<FileReport> {
 
 /// Lints every input like [`lint_all`], handing each file's report to `on_file` as soon as
 /// it is checked, in input order. Only one window of files (8 per core) is held in memory
-/// at a time, so reports can be written out while later files are still being read. The
+/// at a time, and one file when the window is small enough to be read on one thread, so
+/// reports can be written out while later files are still being read. The
 /// first error from `on_file` stops the run and is returned.
 pub fn lint_each<E>(
     inputs: &[Input],
@@ -715,12 +716,17 @@ pub fn lint_each<E>(
                 Input::Stdin { text, .. } => text.len() as u64,
             })
             .sum();
-        let loaded = if bytes < PARALLEL_BYTES {
-            items.iter().map(|item| load(item, opts)).collect()
-        } else {
-            parallel_map(&items, |item| load(item, opts))
-        };
-        for l in loaded {
+        if bytes < PARALLEL_BYTES {
+            // On one thread: each file is read, parsed and checked before the next is read,
+            // so only one file's statements are held at a time.
+            for item in &items {
+                let (report, next) = check_loaded(load(item, opts), opts, catalog, &mut ups);
+                catalog = next;
+                on_file(report)?;
+            }
+            continue;
+        }
+        for l in parallel_map(&items, |item| load(item, opts)) {
             let (report, next) = check_loaded(l, opts, catalog, &mut ups);
             catalog = next;
             on_file(report)?;

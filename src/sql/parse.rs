@@ -93,6 +93,12 @@ pub fn analyze(src: &str, span: Range<usize>) -> Statement {
             }
         }
     };
+    analyze_tokens(span, tokenized)
+}
+
+/// Understands the statement at `span`, from its tokens (what [`tokens::tokenize`] gives for
+/// its text).
+pub fn analyze_tokens(span: Range<usize>, tokenized: tokens::Tokenized) -> Statement {
     let toks = tokenized.toks;
     if recognizer_decides(&toks) {
         if let Some(kind) = recognize::recognize(&toks) {

@@ -15,8 +15,8 @@ use std::ops::Range;
 use std::rc::Rc;
 
 use super::ir::{Source, StmtKind};
-use super::parse::{analyze, Statement};
-use super::tokens::{self, Tok, TokKind};
+use super::parse::{analyze, analyze_tokens, Statement, LARGE_STATEMENT};
+use super::tokens::{self, Tok, TokKind, Tokenized};
 
 /// The language of a body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,11 +104,18 @@ pub fn string_content(text: &str, t: &Tok) -> Option<Range<usize>> {
 
 /// Reads the body at `body` of `text`.
 pub fn read(text: &str, body: Range<usize>, lang: Lang) -> Vec<Piece> {
+    let mut out = Vec::new();
+    read_each(text, body, lang, |p, _| out.push(p));
+    out
+}
+
+/// Reads the body at `body` of `text`, handing each piece to `f` with the tokens of the
+/// `;`-terminated part of the body it comes from.
+fn read_each(text: &str, body: Range<usize>, lang: Lang, mut f: impl FnMut(Piece, &Tokenized)) {
     let Some(src) = text.get(body.clone()) else {
-        return Vec::new();
+        return;
     };
     let split = super::split(src);
-    let mut out = Vec::new();
     let mut state = State::default();
     for raw in &split.statements {
         let span = raw.span.start + body.start..raw.span.end + body.start;
@@ -120,15 +127,35 @@ pub fn read(text: &str, body: Range<usize>, lang: Lang) -> Vec<Piece> {
             continue;
         }
         match lang {
-            Lang::Sql => out.push(Piece {
-                span: toks[0].span.start..toks[toks.len() - 1].span.end,
-                conditional: false,
-                kind: PieceKind::Sql,
-            }),
-            Lang::PlPgSql => out.extend(state.statement(text, toks)),
+            Lang::Sql => f(
+                Piece {
+                    span: toks[0].span.start..toks[toks.len() - 1].span.end,
+                    conditional: false,
+                    kind: PieceKind::Sql,
+                },
+                &t,
+            ),
+            Lang::PlPgSql => {
+                for p in state.statement(text, toks) {
+                    f(p, &t);
+                }
+            }
         }
     }
-    out
+}
+
+/// A SQL piece's statement from the tokens it was read with (as if its text were tokenized
+/// again), else from its text.
+fn sql_statement(text: &str, span: Range<usize>, t: &Tokenized) -> Statement {
+    let from = t.toks.partition_point(|x| x.span.start < span.start);
+    let to = t.toks.partition_point(|x| x.span.end <= span.end);
+    let whole = t.toks.get(from).is_some_and(|x| x.span.start == span.start)
+        && to > from
+        && t.toks[to - 1].span.end == span.end;
+    match whole.then(|| t.slice(from..to)).flatten() {
+        Some(sliced) if span.len() <= LARGE_STATEMENT => analyze_tokens(span, sliced),
+        _ => analyze(text, span),
+    }
 }
 
 /// A body read and its statements analyzed, in the body's own offsets (0 is its first
@@ -171,26 +198,24 @@ pub fn read_body(text: &str, lang: Lang) -> Rc<Body> {
     if let Some(body) = known {
         return body;
     }
-    let pieces = read(text, 0..text.len(), lang)
-        .into_iter()
-        .map(|piece| {
-            let stmt = match &piece.kind {
-                PieceKind::Sql => Some(analyze(text, piece.span.clone())),
-                PieceKind::Literal(sql) => Some(analyze(sql, 0..sql.len())),
-                PieceKind::Query => tokens::tokenize(&text[piece.span.clone()], piece.span.start)
-                    .ok()
-                    .map(|t| Statement {
-                        span: piece.span.clone(),
-                        toks: t.toks,
-                        kind: StmtKind::Query,
-                        source: Source::Recognizer,
-                        parse_error: None,
-                    }),
-                PieceKind::Dynamic => None,
-            };
-            BodyPiece { piece, stmt }
-        })
-        .collect();
+    let mut pieces = Vec::new();
+    read_each(text, 0..text.len(), lang, |piece, t| {
+        let stmt = match &piece.kind {
+            PieceKind::Sql => Some(sql_statement(text, piece.span.clone(), t)),
+            PieceKind::Literal(sql) => Some(analyze(sql, 0..sql.len())),
+            PieceKind::Query => tokens::tokenize(&text[piece.span.clone()], piece.span.start)
+                .ok()
+                .map(|t| Statement {
+                    span: piece.span.clone(),
+                    toks: t.toks,
+                    kind: StmtKind::Query,
+                    source: Source::Recognizer,
+                    parse_error: None,
+                }),
+            PieceKind::Dynamic => None,
+        };
+        pieces.push(BodyPiece { piece, stmt });
+    });
     let body = Rc::new(Body { pieces });
     BODIES.with(|b| {
         let mut b = b.borrow_mut();

@@ -3,7 +3,7 @@
 use std::ops::Range;
 
 use sqlparser::dialect::PostgreSqlDialect;
-use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
+use sqlparser::tokenizer::{Location, Span, Token, TokenWithSpan, Tokenizer};
 
 /// One significant token (whitespace and comments dropped).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +53,55 @@ impl Tok {
 pub struct Tokenized {
     pub toks: Vec<Tok>,
     pub raw: Vec<TokenWithSpan>,
+}
+
+impl Tokenized {
+    /// The tokens `range` (indices into `toks`), as [`tokenize`] gives them for the text from
+    /// the first one's start to the last one's end read alone: sqlparser's locations count
+    /// from that first token. `None` for an empty range and when the first token is not a
+    /// word (sqlparser reads a few tokens differently after a word or a period; a word reads
+    /// the same whatever precedes it).
+    pub fn slice(&self, range: Range<usize>) -> Option<Tokenized> {
+        let first = self.toks.get(range.start)?;
+        if range.is_empty()
+            || range.end > self.toks.len()
+            || !matches!(first.kind, TokKind::Word { .. })
+        {
+            return None;
+        }
+        // The raw index of each significant token (`convert` makes one `Tok` of each).
+        let mut significant = self
+            .raw
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| !matches!(t.token, Token::Whitespace(_) | Token::EOF))
+            .map(|(i, _)| i);
+        let from = significant.nth(range.start)?;
+        let to = if range.len() == 1 {
+            from
+        } else {
+            significant.nth(range.len() - 2)?
+        };
+        let origin = self.raw[from].span.start;
+        let rebase = |l: Location| {
+            if l.line == origin.line {
+                Location::new(1, l.column + 1 - origin.column)
+            } else {
+                Location::new(l.line + 1 - origin.line, l.column)
+            }
+        };
+        let raw = self.raw[from..=to]
+            .iter()
+            .map(|t| TokenWithSpan {
+                token: t.token.clone(),
+                span: Span::new(rebase(t.span.start), rebase(t.span.end)),
+            })
+            .collect();
+        Some(Tokenized {
+            toks: self.toks[range].to_vec(),
+            raw,
+        })
+    }
 }
 
 /// Tokenizes the statement `text`, which starts at byte `base` of the file.
