@@ -295,7 +295,7 @@ pub fn leading_words(toks: &[Tok]) -> String {
     toks.iter()
         .take(if modifier { 3 } else { 2 })
         .filter_map(|t| match &t.kind {
-            tokens::TokKind::Word { upper, .. } if !upper.is_empty() => Some(upper.as_str()),
+            tokens::TokKind::Word { upper, .. } if !upper.is_empty() => Some(&**upper),
             _ => None,
         })
         .collect::<Vec<_>>()

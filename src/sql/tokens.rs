@@ -1,9 +1,11 @@
 //! Tokens of one statement with byte spans in the file, built on sqlparser's tokenizer.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use sqlparser::dialect::PostgreSqlDialect;
-use sqlparser::tokenizer::{Location, Span, Token, TokenWithSpan, Tokenizer};
+use sqlparser::keywords::{ALL_KEYWORDS, ALL_KEYWORDS_INDEX};
+use sqlparser::tokenizer::{Location, Span, Token, TokenWithSpan, Tokenizer, Word};
 
 /// One significant token (whitespace and comments dropped).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,7 +21,7 @@ pub enum TokKind {
     /// identifiers, which never match keywords); `value` is the identifier as PostgreSQL
     /// sees it (folded to lower case unless quoted).
     Word {
-        upper: String,
+        upper: Cow<'static, str>,
         value: String,
         quoted: bool,
     },
@@ -27,7 +29,7 @@ pub enum TokKind {
     /// A string literal's content.
     Str(String),
     /// Any other token, as written (`(`, `)`, `,`, `::`, `=`, `.` …).
-    Punct(String),
+    Punct(Cow<'static, str>),
 }
 
 impl Tok {
@@ -157,9 +159,9 @@ fn convert(text: &str, base: usize, raw: &[TokenWithSpan], mut emit: impl FnMut(
                 let quoted = w.quote_style.is_some();
                 TokKind::Word {
                     upper: if quoted {
-                        String::new()
+                        Cow::Borrowed("")
                     } else {
-                        w.value.to_ascii_uppercase()
+                        upper_case(w)
                     },
                     value: if quoted {
                         w.value.clone()
@@ -188,9 +190,23 @@ fn convert(text: &str, base: usize, raw: &[TokenWithSpan], mut emit: impl FnMut(
     }
 }
 
+/// An unquoted word in upper case: a keyword's is sqlparser's own (no copy to make).
+fn upper_case(w: &Word) -> Cow<'static, str> {
+    // `Keyword` lists its variants in the order of `ALL_KEYWORDS`, after `NoKeyword`.
+    let keyword = (w.keyword as usize)
+        .checked_sub(1)
+        .filter(|&i| ALL_KEYWORDS_INDEX.get(i) == Some(&w.keyword))
+        .and_then(|i| ALL_KEYWORDS.get(i))
+        .filter(|k| k.len() == w.value.len() && k.eq_ignore_ascii_case(&w.value));
+    match keyword {
+        Some(k) => Cow::Borrowed(k),
+        None => Cow::Owned(w.value.to_ascii_uppercase()),
+    }
+}
+
 /// The text of a punctuation or operator token, as sqlparser writes it; the common ones
-/// without going through `Display`.
-fn punct_text(t: &Token) -> String {
+/// without going through `Display` (or a copy).
+fn punct_text(t: &Token) -> Cow<'static, str> {
     let s = match t {
         Token::Comma => ",",
         Token::LParen => "(",
@@ -212,9 +228,9 @@ fn punct_text(t: &Token) -> String {
         Token::Neq => "<>",
         Token::Colon => ":",
         Token::StringConcat => "||",
-        _ => return t.to_string(),
+        _ => return Cow::Owned(t.to_string()),
     };
-    s.to_string()
+    Cow::Borrowed(s)
 }
 
 /// Converts sqlparser's 1-based (line, column-in-characters) locations to byte offsets.
@@ -262,7 +278,7 @@ pub fn split_top_level_commas(toks: &[Tok]) -> Vec<&[Tok]> {
     let mut from = 0;
     for (i, t) in toks.iter().enumerate() {
         if let TokKind::Punct(p) = &t.kind {
-            match p.as_str() {
+            match &**p {
                 "(" | "[" => depth += 1,
                 ")" | "]" => depth -= 1,
                 "," if depth == 0 => {
