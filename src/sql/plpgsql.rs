@@ -179,7 +179,7 @@ pub struct BodyPiece {
 /// Bodies kept by [`read_body`]: a `DO` block is read for its locks, for its statements'
 /// findings and for its dynamic SQL, one after the other, and a function's body each time a
 /// statement calls it (or fires it as a trigger).
-const BODIES_KEPT: usize = 16;
+const BODIES_KEPT: usize = 8;
 
 thread_local! {
     /// The bodies read last, newest last: `(text, language, body)`.
