@@ -792,3 +792,21 @@ fn action(op: &AlterTableOperation) -> Option<ActionKind> {
         other => ActionKind::Other(other.to_string()),
     })
 }
+
+#[cfg(test)]
+mod shift_tests {
+    use super::*;
+
+    #[test]
+    fn a_shifted_statement_is_the_statement_analyzed_further_into_the_file() {
+        let sql = "ALTER TABLE a ADD COLUMN b int, ALTER COLUMN c SET NOT NULL";
+        let at = 17;
+        let far = format!("{}{sql}", " ".repeat(at));
+        let shifted = analyze(sql, 0..sql.len()).shifted(at);
+        let analyzed = analyze(&far, at..far.len());
+        assert!(
+            matches!(&analyzed.kind, StmtKind::AlterTable { actions, .. } if actions.len() == 2)
+        );
+        assert_eq!(format!("{shifted:?}"), format!("{analyzed:?}"));
+    }
+}

@@ -181,9 +181,11 @@ pub struct BodyPiece {
 /// statement calls it (or fires it as a trigger).
 const BODIES_KEPT: usize = 8;
 
+/// The bodies read last, newest last: `(text, language, body)`.
+type Kept = Vec<(Rc<str>, Lang, Rc<Body>)>;
+
 thread_local! {
-    /// The bodies read last, newest last: `(text, language, body)`.
-    static BODIES: RefCell<Vec<(Rc<str>, Lang, Rc<Body>)>> = const { RefCell::new(Vec::new()) };
+    static BODIES: RefCell<Kept> = const { RefCell::new(Vec::new()) };
 }
 
 /// Reads the body `text` in `lang` and analyzes its statements; the result depends on the
@@ -505,6 +507,42 @@ mod tests {
                 ("DROP TABLE c".into(), true, "sql".into()),
             ]
         );
+    }
+
+    #[test]
+    fn a_body_read_once_holds_each_statement_as_its_text_analyzed_alone() {
+        let body = "\nDECLARE n int;\nBEGIN\n  ALTER TABLE a ADD COLUMN x int;\n  IF n > 0 THEN ALTER TABLE a\n    \
+                    ALTER COLUMN x SET NOT NULL; END IF;\n  n := (SELECT count(*) FROM a);\n  \
+                    EXECUTE 'CREATE INDEX i ON a (x)';\n  EXECUTE 'COMMENT ON TABLE a IS ''é''';\n  \
+                    EXECUTE format('DROP TABLE %I', 'b');\nEND\n";
+        let read = read_body(body, Lang::PlPgSql);
+        let kinds: Vec<_> = read.pieces.iter().map(|p| p.piece.kind.clone()).collect();
+        assert_eq!(kinds.len(), 7, "{kinds:?}");
+        for p in &read.pieces {
+            let expected = match &p.piece.kind {
+                PieceKind::Sql => Some(analyze(body, p.piece.span.clone())),
+                PieceKind::Literal(sql) => Some(analyze(sql, 0..sql.len())),
+                PieceKind::Query => Some(Statement {
+                    span: p.piece.span.clone(),
+                    toks: tokens::tokenize(&body[p.piece.span.clone()], p.piece.span.start)
+                        .unwrap()
+                        .toks,
+                    kind: StmtKind::Query,
+                    source: Source::Recognizer,
+                    parse_error: None,
+                }),
+                PieceKind::Dynamic => None,
+            };
+            assert_eq!(
+                format!("{:?}", p.stmt),
+                format!("{expected:?}"),
+                "{:?}",
+                &body[p.piece.span.clone()]
+            );
+        }
+        // Read once: the same body again is the body kept.
+        assert!(Rc::ptr_eq(&read, &read_body(body, Lang::PlPgSql)));
+        assert!(!Rc::ptr_eq(&read, &read_body(body, Lang::Sql)));
     }
 
     #[test]

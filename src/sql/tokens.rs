@@ -300,3 +300,35 @@ pub fn find_seq(toks: &[Tok], kws: &[&str]) -> Option<usize> {
     }
     (0..=toks.len() - kws.len()).find(|&i| kws.iter().enumerate().all(|(j, k)| toks[i + j].is(k)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// sqlparser's tokens of `t` with their locations (its `PartialEq` leaves spans out).
+    fn located(t: &Tokenized) -> Vec<(Token, Span)> {
+        t.raw.iter().map(|r| (r.token.clone(), r.span)).collect()
+    }
+
+    #[test]
+    fn a_slice_is_what_tokenizing_its_text_alone_gives() {
+        // A body's statement after control words, on the first line and on later ones,
+        // with comments, a non-ASCII identifier before it and a dollar-quoted string.
+        let text = "IF ok THEN /* é */ \"tablé\".x := 1; ALTER TABLE a\n  ADD COLUMN b int -- note\n  DEFAULT 'é', ADD CONSTRAINT c CHECK (b > $x$1$x$);";
+        let all = tokenize(text, 100).unwrap();
+        for word in ["ALTER", "ADD", "DEFAULT"] {
+            let from = all.toks.iter().position(|t| t.is(word)).unwrap();
+            let to = all.toks.len() - 1; // without the `;`
+            let start = all.toks[from].span.start - 100;
+            let end = all.toks[to - 1].span.end - 100;
+            let sliced = all.slice(from..to).unwrap();
+            let fresh = tokenize(&text[start..end], 100 + start).unwrap();
+            assert_eq!(sliced.toks, fresh.toks, "{word}");
+            assert_eq!(located(&sliced), located(&fresh), "{word}");
+        }
+        // Not from a token that is not a word, nor an empty range.
+        let comma = all.toks.iter().position(|t| t.is_punct(",")).unwrap();
+        assert!(all.slice(comma..comma + 2).is_none());
+        assert!(all.slice(3..3).is_none());
+    }
+}
