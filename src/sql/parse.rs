@@ -203,9 +203,38 @@ fn recognizer_decides(toks: &[Tok]) -> bool {
         return false;
     };
     match &first.kind {
-        tokens::TokKind::Word { upper, .. } => recognizer_decides_word(upper),
+        tokens::TokKind::Word { upper, .. } => {
+            recognizer_decides_word(upper) || not_converted(toks)
+        }
         _ => first.is_punct("("),
     }
+}
+
+/// Statements whose sqlparser AST [`from_ast`] has no conversion for, by their first words:
+/// `DO`, `CREATE [OR REPLACE] FUNCTION|PROCEDURE|TRIGGER|POLICY` (and constraint and event
+/// triggers), `ALTER DEFAULT PRIVILEGES`, `ALTER ROLE`. Their kind is the recognizer's
+/// whether sqlparser reads them or not, so the function bodies, trigger and policy
+/// definitions of a schema are not parsed twice.
+fn not_converted(toks: &[Tok]) -> bool {
+    let word = |i: usize, kw: &str| toks.get(i).is_some_and(|t| t.is(kw));
+    if word(0, "DO") {
+        return true;
+    }
+    if word(0, "ALTER") {
+        return word(1, "DEFAULT") && word(2, "PRIVILEGES") || word(1, "ROLE");
+    }
+    if !word(0, "CREATE") {
+        return false;
+    }
+    let i = if word(1, "OR") && word(2, "REPLACE") {
+        3
+    } else {
+        1
+    };
+    ["FUNCTION", "PROCEDURE", "TRIGGER", "POLICY"]
+        .iter()
+        .any(|k| word(i, k))
+        || (word(i, "CONSTRAINT") || word(i, "EVENT")) && word(i + 1, "TRIGGER")
 }
 
 /// The first word of a statement's text, upper-cased (`(` for a parenthesized query), after
@@ -796,6 +825,47 @@ fn action(op: &AlterTableOperation) -> Option<ActionKind> {
 #[cfg(test)]
 mod shift_tests {
     use super::*;
+
+    #[test]
+    fn statements_decided_by_their_first_words_have_no_ast_conversion() {
+        // The recognizer decides these without sqlparser: whatever sqlparser reads, the
+        // conversion of its AST gives nothing, so the recognizer decided them before too.
+        let statements = [
+            "DO $$ BEGIN ALTER TABLE a ADD COLUMN b int; END $$",
+            "CREATE FUNCTION f(a int) RETURNS int LANGUAGE sql AS $$ SELECT a $$",
+            "CREATE OR REPLACE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN RETURN NEW; END $f$",
+            "CREATE PROCEDURE p() LANGUAGE sql AS $$ UPDATE a SET b = 1 $$",
+            "CREATE OR REPLACE PROCEDURE p() LANGUAGE plpgsql AS $$ BEGIN END $$",
+            "CREATE TRIGGER t BEFORE UPDATE ON a FOR EACH ROW EXECUTE FUNCTION f()",
+            "CREATE OR REPLACE TRIGGER t AFTER INSERT ON a FOR EACH ROW EXECUTE PROCEDURE f()",
+            "CREATE CONSTRAINT TRIGGER t AFTER INSERT ON a FOR EACH ROW EXECUTE FUNCTION f()",
+            "CREATE EVENT TRIGGER e ON ddl_command_end EXECUTE FUNCTION f()",
+            "CREATE POLICY p ON a FOR SELECT USING (true)",
+            "ALTER DEFAULT PRIVILEGES IN SCHEMA s GRANT SELECT ON TABLES TO r",
+            "ALTER ROLE r SET statement_timeout = '1s'",
+        ];
+        for sql in statements {
+            let toks = tokens::tokenize(sql, 0).unwrap().toks;
+            assert!(recognizer_decides(&toks), "{sql}");
+            if let Ok(ast) = Parser::parse_sql(&PostgreSqlDialect {}, sql) {
+                assert!(
+                    ast.iter().all(|s| from_ast(s, &toks).is_none()),
+                    "{sql}: {ast:?}"
+                );
+            }
+            let st = analyze(sql, 0..sql.len());
+            assert_eq!(st.source, Source::Recognizer, "{sql}");
+        }
+        // Not these: their AST is converted.
+        for sql in [
+            "CREATE TABLE t (a int)",
+            "ALTER TABLE a ADD COLUMN b int",
+            "CREATE INDEX i ON a (b)",
+        ] {
+            let toks = tokens::tokenize(sql, 0).unwrap().toks;
+            assert!(!recognizer_decides(&toks), "{sql}");
+        }
+    }
 
     #[test]
     fn a_shifted_statement_is_the_statement_analyzed_further_into_the_file() {
