@@ -211,17 +211,19 @@ fn recognizer_decides(toks: &[Tok]) -> bool {
 }
 
 /// Statements whose sqlparser AST [`from_ast`] has no conversion for, by their first words:
-/// `DO`, `CREATE [OR REPLACE] FUNCTION|PROCEDURE|TRIGGER|POLICY` (and constraint and event
-/// triggers), `ALTER DEFAULT PRIVILEGES`, `ALTER ROLE`. Their kind is the recognizer's
-/// whether sqlparser reads them or not, so the function bodies, trigger and policy
-/// definitions of a schema are not parsed twice.
+/// `DO`; `CREATE [OR REPLACE]` and then `FUNCTION`, `PROCEDURE`, `TRIGGER` (also constraint
+/// and event triggers), `POLICY`, `VIEW`, `MATERIALIZED VIEW`, `SCHEMA`, `SEQUENCE`,
+/// `TYPE`, `DOMAIN`, `EXTENSION` or `ROLE`; `ALTER` and then `DEFAULT PRIVILEGES`, `ROLE`,
+/// `FUNCTION`, `SEQUENCE`. Their kind is the recognizer's whether sqlparser reads them or
+/// not, so the function bodies and view queries of a schema are not parsed for nothing.
 fn not_converted(toks: &[Tok]) -> bool {
     let word = |i: usize, kw: &str| toks.get(i).is_some_and(|t| t.is(kw));
     if word(0, "DO") {
         return true;
     }
     if word(0, "ALTER") {
-        return word(1, "DEFAULT") && word(2, "PRIVILEGES") || word(1, "ROLE");
+        return word(1, "DEFAULT") && word(2, "PRIVILEGES")
+            || ["ROLE", "FUNCTION", "SEQUENCE"].iter().any(|k| word(1, k));
     }
     if !word(0, "CREATE") {
         return false;
@@ -231,10 +233,22 @@ fn not_converted(toks: &[Tok]) -> bool {
     } else {
         1
     };
-    ["FUNCTION", "PROCEDURE", "TRIGGER", "POLICY"]
-        .iter()
-        .any(|k| word(i, k))
+    const OBJECTS: [&str; 11] = [
+        "FUNCTION",
+        "PROCEDURE",
+        "TRIGGER",
+        "POLICY",
+        "VIEW",
+        "SCHEMA",
+        "SEQUENCE",
+        "TYPE",
+        "DOMAIN",
+        "EXTENSION",
+        "ROLE",
+    ];
+    OBJECTS.iter().any(|k| word(i, k))
         || (word(i, "CONSTRAINT") || word(i, "EVENT")) && word(i + 1, "TRIGGER")
+        || word(i, "MATERIALIZED") && word(i + 1, "VIEW")
 }
 
 /// The first word of a statement's text, upper-cased (`(` for a parenthesized query), after
@@ -843,6 +857,18 @@ mod shift_tests {
             "CREATE POLICY p ON a FOR SELECT USING (true)",
             "ALTER DEFAULT PRIVILEGES IN SCHEMA s GRANT SELECT ON TABLES TO r",
             "ALTER ROLE r SET statement_timeout = '1s'",
+            "ALTER FUNCTION f(int) OWNER TO r",
+            "ALTER SEQUENCE s RESTART WITH 10",
+            "CREATE VIEW v AS SELECT a, b FROM t JOIN u USING (id) WHERE c > 1",
+            "CREATE OR REPLACE VIEW v (x) AS SELECT 1",
+            "CREATE MATERIALIZED VIEW m AS SELECT * FROM t WITH NO DATA",
+            "CREATE SCHEMA IF NOT EXISTS s",
+            "CREATE SEQUENCE s START 1",
+            "CREATE TYPE mood AS ENUM ('sad', 'ok')",
+            "CREATE TYPE pair AS (a int, b text)",
+            "CREATE DOMAIN d AS text CHECK (VALUE <> '')",
+            "CREATE EXTENSION IF NOT EXISTS pgcrypto",
+            "CREATE ROLE r NOLOGIN",
         ];
         for sql in statements {
             let toks = tokens::tokenize(sql, 0).unwrap().toks;
@@ -859,7 +885,9 @@ mod shift_tests {
         // Not these: their AST is converted.
         for sql in [
             "CREATE TABLE t (a int)",
+            "CREATE TEMP VIEW v AS SELECT 1",
             "ALTER TABLE a ADD COLUMN b int",
+            "ALTER TYPE mood ADD VALUE 'happy'",
             "CREATE INDEX i ON a (b)",
         ] {
             let toks = tokens::tokenize(sql, 0).unwrap().toks;
