@@ -35,8 +35,13 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOC: Counting = Counting;
 
-/// The tests of this file measure one at a time (the count is the process's).
+/// The tests of this file run one at a time: the count is the process's, and memory one
+/// test frees while another measures would lower the other's figure.
 static MEASURING: Mutex<()> = Mutex::new(());
+
+fn alone() -> std::sync::MutexGuard<'static, ()> {
+    MEASURING.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// The statements of `bench/lint_speed.py --sets hostile`'s repeated file.
 const MIGRATION: &str = "\
@@ -61,7 +66,6 @@ fn peak_of_lint(text: &str, opts: &LintOptions) -> (usize, usize) {
 /// Bytes allocated at the peak of linting `inputs` in one run beyond what was live before,
 /// and the number of statements checked.
 fn peak_of_inputs(inputs: &[Input], opts: &LintOptions) -> (usize, usize) {
-    let _one = MEASURING.lock().unwrap_or_else(|e| e.into_inner());
     let before = LIVE.load(Ordering::SeqCst);
     PEAK.store(before, Ordering::SeqCst);
     let mut statements = 0;
@@ -75,6 +79,7 @@ fn peak_of_inputs(inputs: &[Input], opts: &LintOptions) -> (usize, usize) {
 
 #[test]
 fn a_file_of_many_small_statements_costs_a_few_bytes_per_statement_beyond_its_text() {
+    let _alone = alone();
     // About 1 MB, 23k statements: parsed and held, they took about 25 bytes per byte.
     let text = MIGRATION.repeat(1_000_000 / MIGRATION.len());
     let statements = 6 * (1_000_000 / MIGRATION.len());
@@ -112,6 +117,7 @@ fn stdin(name: &str, text: &str) -> Input {
 
 #[test]
 fn small_files_read_on_one_thread_are_held_one_at_a_time() {
+    let _alone = alone();
     // Sixteen files of 11 KB: one window, small enough to be read on one thread. Each file
     // is read, parsed and checked before the next is read, so the peak is about one
     // file's, not the window's (holding all sixteen parsed took sixteen times as much).
@@ -154,7 +160,7 @@ fn files_read_one_at_a_time_find_what_a_parallel_window_finds() {
              ALTER TABLE accounts ALTER COLUMN id TYPE int;\n",
         ),
     ];
-    let _one = MEASURING.lock().unwrap_or_else(|e| e.into_inner());
+    let _alone = alone();
     let opts = LintOptions::default();
     let reports = |inputs: &[Input]| {
         let mut out = Vec::new();
