@@ -402,7 +402,18 @@ fn file_kind(ft: std::fs::FileType) -> &'static str {
 /// Looks at a file before it is read: a regular file of at most `limit` bytes, else the
 /// reason it is refused (`done` says what is not done to it: `linted`, `traced`).
 pub fn check_file(path: &Path, limit: u64, done: &str) -> Result<(), String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {}", io_message(&e)))?;
+    check_metadata(&std::fs::metadata(path), limit, done)
+}
+
+/// [`check_file`] on the file's metadata, looked up already.
+fn check_metadata(
+    meta: &std::io::Result<std::fs::Metadata>,
+    limit: u64,
+    done: &str,
+) -> Result<(), String> {
+    let meta = meta
+        .as_ref()
+        .map_err(|e| format!("cannot read: {}", io_message(e)))?;
     if !meta.is_file() {
         return Err(format!(
             "{}, not a regular file; not {done}",
@@ -434,8 +445,18 @@ pub fn read_file(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
 /// [`read_file`] for another command: `done` says what is not done to a refused file
 /// (`traced`).
 pub fn read_file_for(path: &Path, limit: u64, done: &str) -> Result<Vec<u8>, String> {
+    read_looked_up(path, &std::fs::metadata(path), limit, done)
+}
+
+/// [`read_file_for`] with the file's metadata looked up already.
+fn read_looked_up(
+    path: &Path,
+    meta: &std::io::Result<std::fs::Metadata>,
+    limit: u64,
+    done: &str,
+) -> Result<Vec<u8>, String> {
     use std::io::Read;
-    check_file(path, limit, done)?;
+    check_metadata(meta, limit, done)?;
     let refuse = |ft| format!("{}, not a regular file; not {done}", file_kind(ft));
     let too_big = |size: u64| too_big(size, limit, done);
     let file = std::fs::File::open(path).map_err(|e| format!("cannot read: {}", io_message(&e)))?;
@@ -456,10 +477,20 @@ pub fn read_file_for(path: &Path, limit: u64, done: &str) -> Result<Vec<u8>, Str
     Ok(bytes)
 }
 
-fn load((input, dir): &(&Input, DirFacts), opts: &LintOptions) -> Loaded {
-    let bytes = match input {
-        Input::File { path, .. } => read_file(path, opts.max_file_size),
-        Input::Stdin { text, .. } => Ok(text.clone()),
+/// An input to load, with its directory's facts and (a file's) metadata.
+type Item<'a> = (
+    &'a Input,
+    DirFacts,
+    Option<std::io::Result<std::fs::Metadata>>,
+);
+
+fn load((input, dir, meta): &Item, opts: &LintOptions) -> Loaded {
+    let bytes = match (input, meta) {
+        (Input::File { path, .. }, Some(meta)) => {
+            read_looked_up(path, meta, opts.max_file_size, "linted")
+        }
+        (Input::File { path, .. }, None) => read_file(path, opts.max_file_size),
+        (Input::Stdin { text, .. }, _) => Ok(text.clone()),
     };
     let display = input.display().to_string();
     let (text, problem) = match bytes {
@@ -689,7 +720,8 @@ pub fn lint_all(inputs: &[Input], opts: &LintOptions) -> Vec<FileReport> {
 
 /// Lints every input like [`lint_all`], handing each file's report to `on_file` as soon as
 /// it is checked, in input order. Only one window of files (8 per core) is held in memory
-/// at a time, so reports can be written out while later files are still being read. The
+/// at a time, and one file when the window is small enough to be read on one thread, so
+/// reports can be written out while later files are still being read. The
 /// first error from `on_file` stops the run and is returned.
 pub fn lint_each<E>(
     inputs: &[Input],
@@ -701,26 +733,34 @@ pub fn lint_each<E>(
     let mut ups = UpIndex::default();
     let mut dirs = DirCache::default();
     for chunk in inputs.chunks(window) {
-        let items: Vec<(&Input, DirFacts)> = chunk
+        // Each file's metadata is looked up once: for the window's size here, and to refuse
+        // what is not a regular file or too large before it is opened.
+        let items: Vec<Item> = chunk
             .iter()
             .map(|i| match i {
-                Input::File { path, .. } => (i, dirs.get(path)),
-                Input::Stdin { .. } => (i, DirFacts::default()),
+                Input::File { path, .. } => (i, dirs.get(path), Some(std::fs::metadata(path))),
+                Input::Stdin { .. } => (i, DirFacts::default(), None),
             })
             .collect();
-        let bytes: u64 = chunk
+        let bytes: u64 = items
             .iter()
-            .map(|i| match i {
-                Input::File { path, .. } => std::fs::metadata(path).map_or(0, |m| m.len()),
-                Input::Stdin { text, .. } => text.len() as u64,
+            .map(|(i, _, meta)| match (i, meta) {
+                (Input::File { .. }, Some(Ok(m))) => m.len(),
+                (Input::Stdin { text, .. }, _) => text.len() as u64,
+                _ => 0,
             })
             .sum();
-        let loaded = if bytes < PARALLEL_BYTES {
-            items.iter().map(|item| load(item, opts)).collect()
-        } else {
-            parallel_map(&items, |item| load(item, opts))
-        };
-        for l in loaded {
+        if bytes < PARALLEL_BYTES {
+            // On one thread: each file is read, parsed and checked before the next is read,
+            // so only one file's statements are held at a time.
+            for item in &items {
+                let (report, next) = check_loaded(load(item, opts), opts, catalog, &mut ups);
+                catalog = next;
+                on_file(report)?;
+            }
+            continue;
+        }
+        for l in parallel_map(&items, |item| load(item, opts)) {
             let (report, next) = check_loaded(l, opts, catalog, &mut ups);
             catalog = next;
             on_file(report)?;

@@ -8,10 +8,10 @@ use std::collections::HashMap;
 use std::ops::Range;
 
 use super::context::FileContext;
-use crate::sql::ir::{Source, StmtKind};
-use crate::sql::parse::{analyze, Statement};
+use crate::sql::ir::StmtKind;
+use crate::sql::parse::Statement;
 use crate::sql::plpgsql::{self, Lang, PieceKind};
-use crate::sql::tokens::{self, TokKind};
+use crate::sql::tokens::TokKind;
 
 /// A statement run by another one.
 #[derive(Debug, Clone)]
@@ -83,31 +83,21 @@ pub fn inner_statements(src: &str, st: &Statement, ctx: &mut FileContext) -> Vec
 }
 
 fn read(src: &str, body: Range<usize>, lang: Lang, checked: bool) -> Vec<Inner> {
+    let Some(text) = src.get(body.clone()) else {
+        return Vec::new();
+    };
+    let read = plpgsql::read_body(text, lang);
     let mut out = Vec::new();
-    for p in plpgsql::read(src, body, lang) {
-        let (stmt, in_file) = match &p.kind {
-            PieceKind::Sql => (analyze(src, p.span.clone()), true),
-            PieceKind::Literal(sql) => (analyze(sql, 0..sql.len()), false),
-            PieceKind::Query => {
-                let Ok(t) = tokens::tokenize(&src[p.span.clone()], p.span.start) else {
-                    continue;
-                };
-                (
-                    Statement {
-                        span: p.span.clone(),
-                        toks: t.toks,
-                        kind: StmtKind::Query,
-                        source: Source::Recognizer,
-                        parse_error: None,
-                    },
-                    true,
-                )
-            }
+    for p in &read.pieces {
+        let Some(stmt) = &p.stmt else { continue };
+        let (stmt, in_file) = match &p.piece.kind {
+            PieceKind::Sql | PieceKind::Query => (stmt.shifted(body.start), true),
+            PieceKind::Literal(_) => (stmt.clone(), false),
             PieceKind::Dynamic => continue,
         };
         out.push(Inner {
             stmt,
-            conditional: p.conditional,
+            conditional: p.piece.conditional,
             checked: checked && in_file,
         });
     }

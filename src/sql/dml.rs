@@ -110,7 +110,7 @@ fn is_reserved_start(t: &Tok) -> bool {
         "ROW",
         "DEFAULT",
     ];
-    matches!(&t.kind, TokKind::Word { upper, quoted: false, .. } if K.contains(&upper.as_str()))
+    matches!(&t.kind, TokKind::Word { upper, quoted: false, .. } if K.contains(&&**upper))
 }
 
 /// Words after which a following identifier is an alias, not a new clause.
@@ -153,7 +153,7 @@ fn is_clause_keyword(t: &Tok) -> bool {
         "DO",
         "LOOP",
     ];
-    matches!(&t.kind, TokKind::Word { upper, quoted: false, .. } if K.contains(&upper.as_str()))
+    matches!(&t.kind, TokKind::Word { upper, quoted: false, .. } if K.contains(&&**upper))
 }
 
 /// Words that end a FROM list at its depth.
@@ -177,7 +177,7 @@ fn ends_from_list(t: &Tok) -> bool {
         "VALUES",
         "DO",
     ];
-    matches!(&t.kind, TokKind::Word { upper, quoted: false, .. } if K.contains(&upper.as_str()))
+    matches!(&t.kind, TokKind::Word { upper, quoted: false, .. } if K.contains(&&**upper))
         || t.is_punct(";")
 }
 
@@ -215,7 +215,7 @@ pub fn access(toks: &[Tok]) -> Access {
             let before = i
                 .checked_sub(1)
                 .and_then(|j| match &toks[j].kind {
-                    TokKind::Word { upper, .. } => Some(upper.clone()),
+                    TokKind::Word { upper, .. } => Some(upper.to_string()),
                     _ => None,
                 })
                 .unwrap_or_default();

@@ -39,6 +39,23 @@ impl Statement {
         }
     }
 
+    /// The same statement read `by` bytes further into the file (a body's statement, analyzed
+    /// in the body's own offsets, at its place in the file).
+    pub fn shifted(&self, by: usize) -> Statement {
+        let shift = |r: &Range<usize>| r.start + by..r.end + by;
+        let mut st = self.clone();
+        st.span = shift(&st.span);
+        for t in &mut st.toks {
+            t.span = shift(&t.span);
+        }
+        if let StmtKind::AlterTable { actions, .. } = &mut st.kind {
+            for a in actions {
+                a.span = shift(&a.span);
+            }
+        }
+        st
+    }
+
     /// The first few tokens, a sensible place to point at the statement as a whole.
     pub fn head_span(&self) -> Range<usize> {
         match (self.toks.first(), self.toks.get(2).or(self.toks.last())) {
@@ -76,6 +93,12 @@ pub fn analyze(src: &str, span: Range<usize>) -> Statement {
             }
         }
     };
+    analyze_tokens(span, tokenized)
+}
+
+/// Understands the statement at `span`, from its tokens (what [`tokens::tokenize`] gives for
+/// its text).
+pub fn analyze_tokens(span: Range<usize>, tokenized: tokens::Tokenized) -> Statement {
     let toks = tokenized.toks;
     if recognizer_decides(&toks) {
         if let Some(kind) = recognize::recognize(&toks) {
@@ -180,9 +203,52 @@ fn recognizer_decides(toks: &[Tok]) -> bool {
         return false;
     };
     match &first.kind {
-        tokens::TokKind::Word { upper, .. } => recognizer_decides_word(upper),
+        tokens::TokKind::Word { upper, .. } => {
+            recognizer_decides_word(upper) || not_converted(toks)
+        }
         _ => first.is_punct("("),
     }
+}
+
+/// Statements whose sqlparser AST [`from_ast`] has no conversion for, by their first words:
+/// `DO`; `CREATE [OR REPLACE]` and then `FUNCTION`, `PROCEDURE`, `TRIGGER` (also constraint
+/// and event triggers), `POLICY`, `VIEW`, `MATERIALIZED VIEW`, `SCHEMA`, `SEQUENCE`,
+/// `TYPE`, `DOMAIN`, `EXTENSION` or `ROLE`; `ALTER` and then `DEFAULT PRIVILEGES`, `ROLE`,
+/// `FUNCTION`, `SEQUENCE`. Their kind is the recognizer's whether sqlparser reads them or
+/// not, so the function bodies and view queries of a schema are not parsed for nothing.
+fn not_converted(toks: &[Tok]) -> bool {
+    let word = |i: usize, kw: &str| toks.get(i).is_some_and(|t| t.is(kw));
+    if word(0, "DO") {
+        return true;
+    }
+    if word(0, "ALTER") {
+        return word(1, "DEFAULT") && word(2, "PRIVILEGES")
+            || ["ROLE", "FUNCTION", "SEQUENCE"].iter().any(|k| word(1, k));
+    }
+    if !word(0, "CREATE") {
+        return false;
+    }
+    let i = if word(1, "OR") && word(2, "REPLACE") {
+        3
+    } else {
+        1
+    };
+    const OBJECTS: [&str; 11] = [
+        "FUNCTION",
+        "PROCEDURE",
+        "TRIGGER",
+        "POLICY",
+        "VIEW",
+        "SCHEMA",
+        "SEQUENCE",
+        "TYPE",
+        "DOMAIN",
+        "EXTENSION",
+        "ROLE",
+    ];
+    OBJECTS.iter().any(|k| word(i, k))
+        || (word(i, "CONSTRAINT") || word(i, "EVENT")) && word(i + 1, "TRIGGER")
+        || word(i, "MATERIALIZED") && word(i + 1, "VIEW")
 }
 
 /// The first word of a statement's text, upper-cased (`(` for a parenthesized query), after
@@ -272,7 +338,7 @@ pub fn leading_words(toks: &[Tok]) -> String {
     toks.iter()
         .take(if modifier { 3 } else { 2 })
         .filter_map(|t| match &t.kind {
-            tokens::TokKind::Word { upper, .. } if !upper.is_empty() => Some(upper.as_str()),
+            tokens::TokKind::Word { upper, .. } if !upper.is_empty() => Some(&**upper),
             _ => None,
         })
         .collect::<Vec<_>>()
@@ -768,4 +834,77 @@ fn action(op: &AlterTableOperation) -> Option<ActionKind> {
         O::OwnerTo { .. } => ActionKind::OwnerTo,
         other => ActionKind::Other(other.to_string()),
     })
+}
+
+#[cfg(test)]
+mod shift_tests {
+    use super::*;
+
+    #[test]
+    fn statements_decided_by_their_first_words_have_no_ast_conversion() {
+        // The recognizer decides these without sqlparser: whatever sqlparser reads, the
+        // conversion of its AST gives nothing, so the recognizer decided them before too.
+        let statements = [
+            "DO $$ BEGIN ALTER TABLE a ADD COLUMN b int; END $$",
+            "CREATE FUNCTION f(a int) RETURNS int LANGUAGE sql AS $$ SELECT a $$",
+            "CREATE OR REPLACE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN RETURN NEW; END $f$",
+            "CREATE PROCEDURE p() LANGUAGE sql AS $$ UPDATE a SET b = 1 $$",
+            "CREATE OR REPLACE PROCEDURE p() LANGUAGE plpgsql AS $$ BEGIN END $$",
+            "CREATE TRIGGER t BEFORE UPDATE ON a FOR EACH ROW EXECUTE FUNCTION f()",
+            "CREATE OR REPLACE TRIGGER t AFTER INSERT ON a FOR EACH ROW EXECUTE PROCEDURE f()",
+            "CREATE CONSTRAINT TRIGGER t AFTER INSERT ON a FOR EACH ROW EXECUTE FUNCTION f()",
+            "CREATE EVENT TRIGGER e ON ddl_command_end EXECUTE FUNCTION f()",
+            "CREATE POLICY p ON a FOR SELECT USING (true)",
+            "ALTER DEFAULT PRIVILEGES IN SCHEMA s GRANT SELECT ON TABLES TO r",
+            "ALTER ROLE r SET statement_timeout = '1s'",
+            "ALTER FUNCTION f(int) OWNER TO r",
+            "ALTER SEQUENCE s RESTART WITH 10",
+            "CREATE VIEW v AS SELECT a, b FROM t JOIN u USING (id) WHERE c > 1",
+            "CREATE OR REPLACE VIEW v (x) AS SELECT 1",
+            "CREATE MATERIALIZED VIEW m AS SELECT * FROM t WITH NO DATA",
+            "CREATE SCHEMA IF NOT EXISTS s",
+            "CREATE SEQUENCE s START 1",
+            "CREATE TYPE mood AS ENUM ('sad', 'ok')",
+            "CREATE TYPE pair AS (a int, b text)",
+            "CREATE DOMAIN d AS text CHECK (VALUE <> '')",
+            "CREATE EXTENSION IF NOT EXISTS pgcrypto",
+            "CREATE ROLE r NOLOGIN",
+        ];
+        for sql in statements {
+            let toks = tokens::tokenize(sql, 0).unwrap().toks;
+            assert!(recognizer_decides(&toks), "{sql}");
+            if let Ok(ast) = Parser::parse_sql(&PostgreSqlDialect {}, sql) {
+                assert!(
+                    ast.iter().all(|s| from_ast(s, &toks).is_none()),
+                    "{sql}: {ast:?}"
+                );
+            }
+            let st = analyze(sql, 0..sql.len());
+            assert_eq!(st.source, Source::Recognizer, "{sql}");
+        }
+        // Not these: their AST is converted.
+        for sql in [
+            "CREATE TABLE t (a int)",
+            "CREATE TEMP VIEW v AS SELECT 1",
+            "ALTER TABLE a ADD COLUMN b int",
+            "ALTER TYPE mood ADD VALUE 'happy'",
+            "CREATE INDEX i ON a (b)",
+        ] {
+            let toks = tokens::tokenize(sql, 0).unwrap().toks;
+            assert!(!recognizer_decides(&toks), "{sql}");
+        }
+    }
+
+    #[test]
+    fn a_shifted_statement_is_the_statement_analyzed_further_into_the_file() {
+        let sql = "ALTER TABLE a ADD COLUMN b int, ALTER COLUMN c SET NOT NULL";
+        let at = 17;
+        let far = format!("{}{sql}", " ".repeat(at));
+        let shifted = analyze(sql, 0..sql.len()).shifted(at);
+        let analyzed = analyze(&far, at..far.len());
+        assert!(
+            matches!(&analyzed.kind, StmtKind::AlterTable { actions, .. } if actions.len() == 2)
+        );
+        assert_eq!(format!("{shifted:?}"), format!("{analyzed:?}"));
+    }
 }

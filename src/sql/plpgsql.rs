@@ -10,9 +10,13 @@
 //! PL/pgSQL that touches no table (`RAISE`, `RETURN`, assignments …). A `LANGUAGE sql` body
 //! is plain statements.
 
+use std::cell::RefCell;
 use std::ops::Range;
+use std::rc::Rc;
 
-use super::tokens::{self, Tok, TokKind};
+use super::ir::{Source, StmtKind};
+use super::parse::{analyze, analyze_tokens, Statement, LARGE_STATEMENT};
+use super::tokens::{self, Tok, TokKind, Tokenized};
 
 /// The language of a body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,11 +104,18 @@ pub fn string_content(text: &str, t: &Tok) -> Option<Range<usize>> {
 
 /// Reads the body at `body` of `text`.
 pub fn read(text: &str, body: Range<usize>, lang: Lang) -> Vec<Piece> {
+    let mut out = Vec::new();
+    read_each(text, body, lang, |p, _| out.push(p));
+    out
+}
+
+/// Reads the body at `body` of `text`, handing each piece to `f` with the tokens of the
+/// `;`-terminated part of the body it comes from.
+fn read_each(text: &str, body: Range<usize>, lang: Lang, mut f: impl FnMut(Piece, &Tokenized)) {
     let Some(src) = text.get(body.clone()) else {
-        return Vec::new();
+        return;
     };
     let split = super::split(src);
-    let mut out = Vec::new();
     let mut state = State::default();
     for raw in &split.statements {
         let span = raw.span.start + body.start..raw.span.end + body.start;
@@ -116,15 +127,106 @@ pub fn read(text: &str, body: Range<usize>, lang: Lang) -> Vec<Piece> {
             continue;
         }
         match lang {
-            Lang::Sql => out.push(Piece {
-                span: toks[0].span.start..toks[toks.len() - 1].span.end,
-                conditional: false,
-                kind: PieceKind::Sql,
-            }),
-            Lang::PlPgSql => out.extend(state.statement(text, toks)),
+            Lang::Sql => f(
+                Piece {
+                    span: toks[0].span.start..toks[toks.len() - 1].span.end,
+                    conditional: false,
+                    kind: PieceKind::Sql,
+                },
+                &t,
+            ),
+            Lang::PlPgSql => {
+                for p in state.statement(text, toks) {
+                    f(p, &t);
+                }
+            }
         }
     }
-    out
+}
+
+/// A SQL piece's statement from the tokens it was read with (as if its text were tokenized
+/// again), else from its text.
+fn sql_statement(text: &str, span: Range<usize>, t: &Tokenized) -> Statement {
+    let from = t.toks.partition_point(|x| x.span.start < span.start);
+    let to = t.toks.partition_point(|x| x.span.end <= span.end);
+    let whole = t.toks.get(from).is_some_and(|x| x.span.start == span.start)
+        && to > from
+        && t.toks[to - 1].span.end == span.end;
+    match whole.then(|| t.slice(from..to)).flatten() {
+        Some(sliced) if span.len() <= LARGE_STATEMENT => analyze_tokens(span, sliced),
+        _ => analyze(text, span),
+    }
+}
+
+/// A body read and its statements analyzed, in the body's own offsets (0 is its first
+/// byte): what [`read`] finds, with the statement each piece runs.
+#[derive(Debug)]
+pub struct Body {
+    pub pieces: Vec<BodyPiece>,
+}
+
+/// One piece of a [`Body`] and the statement it runs.
+#[derive(Debug)]
+pub struct BodyPiece {
+    pub piece: Piece,
+    /// [`PieceKind::Sql`]: the statement, analyzed. [`PieceKind::Literal`]: the literal's
+    /// SQL, analyzed on its own (offsets in the literal). [`PieceKind::Query`]: its tokens,
+    /// as a query. `None` for [`PieceKind::Dynamic`] and for a query that cannot be
+    /// tokenized.
+    pub stmt: Option<Statement>,
+}
+
+/// Bodies kept by [`read_body`]: a `DO` block is read for its locks, for its statements'
+/// findings and for its dynamic SQL, one after the other, and a function's body each time a
+/// statement calls it (or fires it as a trigger).
+const BODIES_KEPT: usize = 8;
+
+/// The bodies read last, newest last: `(text, language, body)`.
+type Kept = Vec<(Rc<str>, Lang, Rc<Body>)>;
+
+thread_local! {
+    static BODIES: RefCell<Kept> = const { RefCell::new(Vec::new()) };
+}
+
+/// Reads the body `text` in `lang` and analyzes its statements; the result depends on the
+/// text alone, so the last few bodies are kept and not read again.
+pub fn read_body(text: &str, lang: Lang) -> Rc<Body> {
+    let known = BODIES.with(|b| {
+        b.borrow()
+            .iter()
+            .find(|(t, l, _)| *l == lang && **t == *text)
+            .map(|(_, _, body)| Rc::clone(body))
+    });
+    if let Some(body) = known {
+        return body;
+    }
+    let mut pieces = Vec::new();
+    read_each(text, 0..text.len(), lang, |piece, t| {
+        let stmt = match &piece.kind {
+            PieceKind::Sql => Some(sql_statement(text, piece.span.clone(), t)),
+            PieceKind::Literal(sql) => Some(analyze(sql, 0..sql.len())),
+            PieceKind::Query => tokens::tokenize(&text[piece.span.clone()], piece.span.start)
+                .ok()
+                .map(|t| Statement {
+                    span: piece.span.clone(),
+                    toks: t.toks,
+                    kind: StmtKind::Query,
+                    source: Source::Recognizer,
+                    parse_error: None,
+                }),
+            PieceKind::Dynamic => None,
+        };
+        pieces.push(BodyPiece { piece, stmt });
+    });
+    let body = Rc::new(Body { pieces });
+    BODIES.with(|b| {
+        let mut b = b.borrow_mut();
+        if b.len() >= BODIES_KEPT {
+            b.remove(0);
+        }
+        b.push((Rc::from(text), lang, Rc::clone(&body)));
+    });
+    body
 }
 
 /// Where the reader is in the block structure.
@@ -405,6 +507,42 @@ mod tests {
                 ("DROP TABLE c".into(), true, "sql".into()),
             ]
         );
+    }
+
+    #[test]
+    fn a_body_read_once_holds_each_statement_as_its_text_analyzed_alone() {
+        let body = "\nDECLARE n int;\nBEGIN\n  ALTER TABLE a ADD COLUMN x int;\n  IF n > 0 THEN ALTER TABLE a\n    \
+                    ALTER COLUMN x SET NOT NULL; END IF;\n  n := (SELECT count(*) FROM a);\n  \
+                    EXECUTE 'CREATE INDEX i ON a (x)';\n  EXECUTE 'COMMENT ON TABLE a IS ''é''';\n  \
+                    EXECUTE format('DROP TABLE %I', 'b');\nEND\n";
+        let read = read_body(body, Lang::PlPgSql);
+        let kinds: Vec<_> = read.pieces.iter().map(|p| p.piece.kind.clone()).collect();
+        assert_eq!(kinds.len(), 7, "{kinds:?}");
+        for p in &read.pieces {
+            let expected = match &p.piece.kind {
+                PieceKind::Sql => Some(analyze(body, p.piece.span.clone())),
+                PieceKind::Literal(sql) => Some(analyze(sql, 0..sql.len())),
+                PieceKind::Query => Some(Statement {
+                    span: p.piece.span.clone(),
+                    toks: tokens::tokenize(&body[p.piece.span.clone()], p.piece.span.start)
+                        .unwrap()
+                        .toks,
+                    kind: StmtKind::Query,
+                    source: Source::Recognizer,
+                    parse_error: None,
+                }),
+                PieceKind::Dynamic => None,
+            };
+            assert_eq!(
+                format!("{:?}", p.stmt),
+                format!("{expected:?}"),
+                "{:?}",
+                &body[p.piece.span.clone()]
+            );
+        }
+        // Read once: the same body again is the body kept.
+        assert!(Rc::ptr_eq(&read, &read_body(body, Lang::PlPgSql)));
+        assert!(!Rc::ptr_eq(&read, &read_body(body, Lang::Sql)));
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! Tokens of one statement with byte spans in the file, built on sqlparser's tokenizer.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use sqlparser::dialect::PostgreSqlDialect;
-use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
+use sqlparser::keywords::{ALL_KEYWORDS, ALL_KEYWORDS_INDEX};
+use sqlparser::tokenizer::{Location, Span, Token, TokenWithSpan, Tokenizer, Word};
 
 /// One significant token (whitespace and comments dropped).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,7 +21,7 @@ pub enum TokKind {
     /// identifiers, which never match keywords); `value` is the identifier as PostgreSQL
     /// sees it (folded to lower case unless quoted).
     Word {
-        upper: String,
+        upper: Cow<'static, str>,
         value: String,
         quoted: bool,
     },
@@ -27,7 +29,7 @@ pub enum TokKind {
     /// A string literal's content.
     Str(String),
     /// Any other token, as written (`(`, `)`, `,`, `::`, `=`, `.` …).
-    Punct(String),
+    Punct(Cow<'static, str>),
 }
 
 impl Tok {
@@ -53,6 +55,55 @@ impl Tok {
 pub struct Tokenized {
     pub toks: Vec<Tok>,
     pub raw: Vec<TokenWithSpan>,
+}
+
+impl Tokenized {
+    /// The tokens `range` (indices into `toks`), as [`tokenize`] gives them for the text from
+    /// the first one's start to the last one's end read alone: sqlparser's locations count
+    /// from that first token. `None` for an empty range and when the first token is not a
+    /// word (sqlparser reads a few tokens differently after a word or a period; a word reads
+    /// the same whatever precedes it).
+    pub fn slice(&self, range: Range<usize>) -> Option<Tokenized> {
+        let first = self.toks.get(range.start)?;
+        if range.is_empty()
+            || range.end > self.toks.len()
+            || !matches!(first.kind, TokKind::Word { .. })
+        {
+            return None;
+        }
+        // The raw index of each significant token (`convert` makes one `Tok` of each).
+        let mut significant = self
+            .raw
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| !matches!(t.token, Token::Whitespace(_) | Token::EOF))
+            .map(|(i, _)| i);
+        let from = significant.nth(range.start)?;
+        let to = if range.len() == 1 {
+            from
+        } else {
+            significant.nth(range.len() - 2)?
+        };
+        let origin = self.raw[from].span.start;
+        let rebase = |l: Location| {
+            if l.line == origin.line {
+                Location::new(1, l.column + 1 - origin.column)
+            } else {
+                Location::new(l.line + 1 - origin.line, l.column)
+            }
+        };
+        let raw = self.raw[from..=to]
+            .iter()
+            .map(|t| TokenWithSpan {
+                token: t.token.clone(),
+                span: Span::new(rebase(t.span.start), rebase(t.span.end)),
+            })
+            .collect();
+        Some(Tokenized {
+            toks: self.toks[range].to_vec(),
+            raw,
+        })
+    }
 }
 
 /// Tokenizes the statement `text`, which starts at byte `base` of the file.
@@ -108,9 +159,9 @@ fn convert(text: &str, base: usize, raw: &[TokenWithSpan], mut emit: impl FnMut(
                 let quoted = w.quote_style.is_some();
                 TokKind::Word {
                     upper: if quoted {
-                        String::new()
+                        Cow::Borrowed("")
                     } else {
-                        w.value.to_ascii_uppercase()
+                        upper_case(w)
                     },
                     value: if quoted {
                         w.value.clone()
@@ -139,9 +190,23 @@ fn convert(text: &str, base: usize, raw: &[TokenWithSpan], mut emit: impl FnMut(
     }
 }
 
+/// An unquoted word in upper case: a keyword's is sqlparser's own (no copy to make).
+fn upper_case(w: &Word) -> Cow<'static, str> {
+    // `Keyword` lists its variants in the order of `ALL_KEYWORDS`, after `NoKeyword`.
+    let keyword = (w.keyword as usize)
+        .checked_sub(1)
+        .filter(|&i| ALL_KEYWORDS_INDEX.get(i) == Some(&w.keyword))
+        .and_then(|i| ALL_KEYWORDS.get(i))
+        .filter(|k| k.len() == w.value.len() && k.eq_ignore_ascii_case(&w.value));
+    match keyword {
+        Some(k) => Cow::Borrowed(k),
+        None => Cow::Owned(w.value.to_ascii_uppercase()),
+    }
+}
+
 /// The text of a punctuation or operator token, as sqlparser writes it; the common ones
-/// without going through `Display`.
-fn punct_text(t: &Token) -> String {
+/// without going through `Display` (or a copy).
+fn punct_text(t: &Token) -> Cow<'static, str> {
     let s = match t {
         Token::Comma => ",",
         Token::LParen => "(",
@@ -163,9 +228,9 @@ fn punct_text(t: &Token) -> String {
         Token::Neq => "<>",
         Token::Colon => ":",
         Token::StringConcat => "||",
-        _ => return t.to_string(),
+        _ => return Cow::Owned(t.to_string()),
     };
-    s.to_string()
+    Cow::Borrowed(s)
 }
 
 /// Converts sqlparser's 1-based (line, column-in-characters) locations to byte offsets.
@@ -213,7 +278,7 @@ pub fn split_top_level_commas(toks: &[Tok]) -> Vec<&[Tok]> {
     let mut from = 0;
     for (i, t) in toks.iter().enumerate() {
         if let TokKind::Punct(p) = &t.kind {
-            match p.as_str() {
+            match &**p {
                 "(" | "[" => depth += 1,
                 ")" | "]" => depth -= 1,
                 "," if depth == 0 => {
@@ -234,4 +299,36 @@ pub fn find_seq(toks: &[Tok], kws: &[&str]) -> Option<usize> {
         return None;
     }
     (0..=toks.len() - kws.len()).find(|&i| kws.iter().enumerate().all(|(j, k)| toks[i + j].is(k)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// sqlparser's tokens of `t` with their locations (its `PartialEq` leaves spans out).
+    fn located(t: &Tokenized) -> Vec<(Token, Span)> {
+        t.raw.iter().map(|r| (r.token.clone(), r.span)).collect()
+    }
+
+    #[test]
+    fn a_slice_is_what_tokenizing_its_text_alone_gives() {
+        // A body's statement after control words, on the first line and on later ones,
+        // with comments, a non-ASCII identifier before it and a dollar-quoted string.
+        let text = "IF ok THEN /* é */ \"tablé\".x := 1; ALTER TABLE a\n  ADD COLUMN b int -- note\n  DEFAULT 'é', ADD CONSTRAINT c CHECK (b > $x$1$x$);";
+        let all = tokenize(text, 100).unwrap();
+        for word in ["ALTER", "ADD", "DEFAULT"] {
+            let from = all.toks.iter().position(|t| t.is(word)).unwrap();
+            let to = all.toks.len() - 1; // without the `;`
+            let start = all.toks[from].span.start - 100;
+            let end = all.toks[to - 1].span.end - 100;
+            let sliced = all.slice(from..to).unwrap();
+            let fresh = tokenize(&text[start..end], 100 + start).unwrap();
+            assert_eq!(sliced.toks, fresh.toks, "{word}");
+            assert_eq!(located(&sliced), located(&fresh), "{word}");
+        }
+        // Not from a token that is not a word, nor an empty range.
+        let comma = all.toks.iter().position(|t| t.is_punct(",")).unwrap();
+        assert!(all.slice(comma..comma + 2).is_none());
+        assert!(all.slice(3..3).is_none());
+    }
 }

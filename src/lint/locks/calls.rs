@@ -133,27 +133,23 @@ pub(super) fn body_effects(text: &str, lang: Lang, ctx: &FileContext, depth: u8)
         return r;
     }
     let mut created: Vec<ObjName> = Vec::new();
-    for p in plpgsql::read(text, 0..text.len(), lang) {
-        let cond = p.conditional.then_some(Condition::Branch);
-        let inner = match &p.kind {
-            PieceKind::Sql => crate::sql::parse::analyze(text, p.span.clone()),
-            PieceKind::Literal(sql) => crate::sql::parse::analyze(sql, 0..sql.len()),
-            PieceKind::Query => {
-                let Ok(t) = crate::sql::tokens::tokenize(&text[p.span.clone()], p.span.start)
-                else {
-                    continue;
-                };
-                let mut q = LockReport::default();
-                data_access(&mut q, &t.toks, ctx, depth);
-                r.merge(&q, cond);
-                continue;
-            }
-            PieceKind::Dynamic => {
+    for p in &plpgsql::read_body(text, lang).pieces {
+        let cond = p.piece.conditional.then_some(Condition::Branch);
+        let inner = match (&p.piece.kind, &p.stmt) {
+            (PieceKind::Dynamic, _) => {
                 r.incomplete = true;
                 continue;
             }
+            (_, None) => continue,
+            (PieceKind::Query, Some(q)) => {
+                let mut e = LockReport::default();
+                data_access(&mut e, &q.toks, ctx, depth);
+                r.merge(&e, cond);
+                continue;
+            }
+            (PieceKind::Sql | PieceKind::Literal(_), Some(st)) => st,
         };
-        let mut e = predict_at(&inner, ctx, depth);
+        let mut e = predict_at(inner, ctx, depth);
         e.without(&created);
         r.merge(&e, cond);
         if let Some(t) = creates(&inner.kind) {

@@ -56,7 +56,7 @@ fn statement_kind(toks: &[Tok]) -> Option<(String, Range<usize>)> {
         .iter()
         .take(4)
         .map_while(|t| match &t.kind {
-            TokKind::Word { upper, .. } if !upper.is_empty() => Some(upper.as_str()),
+            TokKind::Word { upper, .. } if !upper.is_empty() => Some(&**upper),
             _ => None,
         })
         .collect();

@@ -44,10 +44,14 @@ fn check(cx: &mut Checker) {
     let Some((body, Some(lang))) = plpgsql::do_body(cx.src, &cx.stmt.toks) else {
         return;
     };
-    for p in plpgsql::read(cx.src, body, lang) {
-        if p.kind == PieceKind::Dynamic {
+    let Some(text) = cx.src.get(body.clone()) else {
+        return;
+    };
+    for p in &plpgsql::read_body(text, lang).pieces {
+        if p.piece.kind == PieceKind::Dynamic {
+            let span = &p.piece.span;
             cx.report(
-                p.span,
+                span.start + body.start..span.end + body.start,
                 "`EXECUTE` runs SQL built at run time: lockstep could not check what it locks",
                 "write the statement out so that it is checked, or review its locks by hand (`lockstep trace`)",
             );

@@ -178,7 +178,7 @@ pub fn fingerprint(element: &str) -> String {
             TokKind::Word { value, .. } => out.push(quote_ident(value)),
             TokKind::Number(n) => out.push(n.clone()),
             TokKind::Str(v) => out.push(format!("'{v}'")),
-            TokKind::Punct(p) => out.push(p.clone()),
+            TokKind::Punct(p) => out.push(p.to_string()),
         }
     }
     while out.len() > 1

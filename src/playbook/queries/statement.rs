@@ -420,9 +420,7 @@ fn relations(toks: &[Tok]) -> Vec<(ObjName, Option<String>)> {
                 k += 1;
             }
             let alias = match toks.get(k).map(|t| &t.kind) {
-                Some(TokKind::Word { upper, value, .. })
-                    if !NOT_ALIAS.contains(&upper.as_str()) =>
-                {
+                Some(TokKind::Word { upper, value, .. }) if !NOT_ALIAS.contains(&&**upper) => {
                     k += 1;
                     Some(value.clone())
                 }

@@ -62,7 +62,7 @@ pub(super) fn alter(c: &mut Cur, toks: &[Tok]) -> Option<StmtKind> {
         });
     }
     let what = match &c.peek()?.kind {
-        TokKind::Word { upper, .. } => upper.clone(),
+        TokKind::Word { upper, .. } => upper.to_string(),
         _ => return None,
     };
     const OTHER: &[&str] = &[

@@ -101,7 +101,7 @@ pub(super) fn create(c: &mut Cur) -> Option<StmtKind> {
     }
     let obj = c.peek()?;
     let what = match &obj.kind {
-        TokKind::Word { upper, .. } => upper.clone(),
+        TokKind::Word { upper, .. } => upper.to_string(),
         _ => return None,
     };
     const OTHER: &[&str] = &[

@@ -42,7 +42,7 @@ pub fn recognize(toks: &[Tok]) -> Option<StmtKind> {
     let mut c = Cur::new(toks);
     let first = c.peek()?;
     let kw = match &first.kind {
-        TokKind::Word { upper, .. } => upper.clone(),
+        TokKind::Word { upper, .. } => upper.to_string(),
         TokKind::Punct(p) if p == "(" => return Some(StmtKind::Query),
         _ => return None,
     };
@@ -141,7 +141,7 @@ pub fn recognize(toks: &[Tok]) -> Option<StmtKind> {
                         break;
                     }
                     words.push(match &t.kind {
-                        TokKind::Word { upper, .. } => upper.clone(),
+                        TokKind::Word { upper, .. } => upper.to_string(),
                         _ => return None,
                     });
                     c.i += 1;
@@ -195,7 +195,7 @@ pub fn recognize(toks: &[Tok]) -> Option<StmtKind> {
                     TokKind::Str(s) => s.clone(),
                     TokKind::Word { value, .. } => value.clone(),
                     TokKind::Number(n) => n.clone(),
-                    TokKind::Punct(p) => p.clone(),
+                    TokKind::Punct(p) => p.to_string(),
                 })
                 .collect::<Vec<_>>()
                 .join(" ");
