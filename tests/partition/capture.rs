@@ -136,6 +136,48 @@ fn a_slot_held_back_past_max_retained_wal_stops_the_run_and_is_dropped() {
     db.assert_same_rows("events", "expected");
 }
 
+/// While only other tables are written, the slot still moves on: the server's keepalives
+/// say how far it has decoded, and the slot would otherwise hold back their WAL.
+#[test]
+fn the_slot_moves_on_while_only_other_tables_are_written() {
+    let cluster = cluster();
+    let db = Db::create(&cluster, "moves_on");
+    setup_events(&db, 20_000);
+    let pb = db.playbook(
+        "pb.toml",
+        &events_playbook("max_rows_per_second = 500\n\n[capture]\nmode = \"logical\""),
+    );
+    let mut run = db.spawn(&["run", pb.to_str().unwrap()], None);
+    wait_for("the copy", Duration::from_secs(60), || {
+        db.run_state().is_some_and(|(_, _, copied, _)| copied > 0)
+    });
+    db.exec(
+        "CREATE TABLE other AS SELECT g, repeat('x', 400) AS t FROM generate_series(1, 10000) g",
+    );
+    let written: String = db.one("SELECT pg_current_wal_lsn()::text");
+    wait_for(
+        "the slot confirmed past the other table's writes",
+        Duration::from_secs(60),
+        || {
+            db.query(
+                "SELECT confirmed_flush_lsn >= $1::text::pg_lsn FROM pg_replication_slots",
+                &[&written],
+            )
+            .first()
+            .is_some_and(|r| r.get::<_, bool>(0))
+        },
+    );
+    let (step, _, _, _) = db.run_state().unwrap();
+    assert_eq!(
+        step, "capture",
+        "still copying: only the keepalives moved the slot"
+    );
+    run.kill9();
+    db.wait_runner_gone();
+    assert_exit(&db.lockstep(&["rollback"]), 0);
+    assert_eq!(capture_objects(&db), (0, 0));
+}
+
 #[test]
 fn without_logical_decoding_auto_uses_the_trigger_and_logical_is_refused_with_the_reason() {
     let cluster = lockstep::db::cluster::TempCluster::builder()

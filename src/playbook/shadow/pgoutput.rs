@@ -33,12 +33,14 @@ pub enum Message {
     },
     /// `TRUNCATE` of these tables.
     Truncate { relations: Vec<u32> },
+    /// The start of a transaction.
+    Begin,
     /// The end of a transaction: the position after its commit record.
     Commit { end_lsn: u64 },
     /// A logical decoding message (`pg_logical_emit_message`; sent with the plugin's
     /// `messages` option).
     Logical { prefix: String, content: Vec<u8> },
-    /// Anything else (begin, origin, type).
+    /// Anything else (origin, type).
     Other,
 }
 
@@ -173,6 +175,12 @@ pub fn parse(buf: &[u8]) -> Result<Message, DecodeError> {
                 relations.push(r.u32()?);
             }
             Message::Truncate { relations }
+        }
+        b'B' => {
+            let _final_lsn = r.u64()?;
+            let _time = r.u64()?;
+            let _xid = r.u32()?;
+            Message::Begin
         }
         b'C' => {
             let _flags = r.u8()?;

@@ -269,6 +269,7 @@ async fn read(shared: Arc<Shared>, mut rx: Receiver, keys: Vec<String>, tokens: 
         positions: HashMap::new(),
         pending: Vec::new(),
         pending_truncate: false,
+        in_transaction: false,
     };
     loop {
         // Held keys bounded, unless someone waits for a token (which may lie behind them).
@@ -296,7 +297,8 @@ async fn read(shared: Arc<Shared>, mut rx: Receiver, keys: Vec<String>, tokens: 
                     return shared.fail(why);
                 }
             }
-            Event::Keepalive { reply, .. } => {
+            Event::Keepalive { end, reply } => {
+                decoding.idle_until(&shared, end);
                 if reply {
                     shared.confirm.notify_one();
                 }
@@ -330,11 +332,28 @@ struct Decoding {
     /// The keys of the transaction being read.
     pending: Vec<Vec<Option<String>>>,
     pending_truncate: bool,
+    /// Between a transaction's begin and its commit.
+    in_transaction: bool,
 }
 
 impl Decoding {
+    /// A keepalive: the server has sent everything it decoded up to `end`. Outside a
+    /// transaction, every commit before `end` has come out of the stream, so once the keys
+    /// held now are in the log, the slot may move to `end` (while only other tables are
+    /// written, the slot would otherwise hold back their WAL).
+    fn idle_until(&self, shared: &Shared, end: u64) {
+        if self.in_transaction {
+            return;
+        }
+        let mut st = shared.state();
+        if st.held.upto.is_none_or(|u| u < end) {
+            st.held.upto = Some(end);
+        }
+    }
+
     fn apply(&mut self, shared: &Shared, message: Message) -> Result<(), String> {
         match message {
+            Message::Begin => self.in_transaction = true,
             Message::Relation { id, columns } => {
                 let pos: Option<Vec<usize>> = self
                     .keys
@@ -363,13 +382,14 @@ impl Decoding {
                 }
             }
             Message::Commit { end_lsn } => {
+                self.in_transaction = false;
                 let mut st = shared.state();
                 if std::mem::take(&mut self.pending_truncate) {
                     st.held.keys.clear();
                     st.held.truncated = true;
                 }
                 st.held.keys.append(&mut self.pending);
-                st.held.upto = Some(end_lsn);
+                st.held.upto = Some(st.held.upto.map_or(end_lsn, |u| u.max(end_lsn)));
                 drop(st);
                 shared.progressed.notify_waiters();
             }
@@ -435,6 +455,7 @@ mod tests {
             positions: HashMap::new(),
             pending: Vec::new(),
             pending_truncate: false,
+            in_transaction: false,
         };
         let change = |id: &str| Message::Change {
             relation: 1,
@@ -475,6 +496,7 @@ mod tests {
             positions: HashMap::new(),
             pending: Vec::new(),
             pending_truncate: false,
+            in_transaction: false,
         };
         let msg = |prefix: &str, content: &str| Message::Logical {
             prefix: prefix.into(),
@@ -487,6 +509,29 @@ mod tests {
         d.apply(&s, msg(PREFIX, "sync:n:3")).unwrap();
         d.apply(&s, msg(PREFIX, "sync:n:2")).unwrap();
         assert_eq!(s.state().token, 3);
+    }
+
+    #[test]
+    fn a_keepalive_moves_the_slot_on_only_outside_a_transaction() {
+        let s = shared();
+        let mut d = Decoding {
+            keys: vec!["id".into()],
+            tokens: "sync:n:".into(),
+            positions: HashMap::new(),
+            pending: Vec::new(),
+            pending_truncate: false,
+            in_transaction: false,
+        };
+        d.idle_until(&s, 50);
+        assert_eq!(s.state().held.upto, Some(50), "only other tables written");
+        d.apply(&s, Message::Begin).unwrap();
+        d.idle_until(&s, 80);
+        assert_eq!(s.state().held.upto, Some(50), "a transaction is being read");
+        d.apply(&s, Message::Commit { end_lsn: 70 }).unwrap();
+        d.idle_until(&s, 60);
+        assert_eq!(s.state().held.upto, Some(70), "never backwards");
+        d.idle_until(&s, 90);
+        assert_eq!(s.state().held.upto, Some(90));
     }
 
     #[test]
