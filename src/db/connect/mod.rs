@@ -341,14 +341,24 @@ impl ConnectOptions {
     /// Opens a connection; its I/O runs on a task spawned with `tokio::spawn` (so call this
     /// inside a tokio runtime). May be called any number of times.
     pub async fn connect(&self) -> Result<Client, ConnectError> {
+        self.within_timeout(self.connect_once()).await
+    }
+
+    /// `attempt`, given up after `connect_timeout`.
+    async fn within_timeout<T>(
+        &self,
+        attempt: impl std::future::Future<Output = Result<T, ConnectError>>,
+    ) -> Result<T, ConnectError> {
         match self.connect_timeout {
-            Some(limit) => tokio::time::timeout(limit, self.connect_once())
-                .await
-                .map_err(|_| ConnectError::Timeout {
-                    target: self.target(),
-                    seconds: limit.as_secs(),
-                })?,
-            None => self.connect_once().await,
+            Some(limit) => {
+                tokio::time::timeout(limit, attempt)
+                    .await
+                    .map_err(|_| ConnectError::Timeout {
+                        target: self.target(),
+                        seconds: limit.as_secs(),
+                    })?
+            }
+            None => attempt.await,
         }
     }
 

@@ -30,15 +30,7 @@ impl ConnectOptions {
     /// Opens a replication connection (for logical decoding) to the same server, database
     /// and role, under `connect_timeout`.
     pub async fn connect_replication(&self) -> Result<ReplicationConn, ConnectError> {
-        match self.connect_timeout {
-            Some(limit) => tokio::time::timeout(limit, self.replication_once())
-                .await
-                .map_err(|_| ConnectError::Timeout {
-                    target: self.target(),
-                    seconds: limit.as_secs(),
-                })?,
-            None => self.replication_once().await,
-        }
+        self.within_timeout(self.replication_once()).await
     }
 
     async fn replication_once(&self) -> Result<ReplicationConn, ConnectError> {

@@ -442,6 +442,17 @@ mod tests {
         }
     }
 
+    fn decoding() -> Decoding {
+        Decoding {
+            keys: vec!["id".into()],
+            tokens: "sync:n:".into(),
+            positions: HashMap::new(),
+            pending: Vec::new(),
+            pending_truncate: false,
+            in_transaction: false,
+        }
+    }
+
     fn text(s: &str) -> Value {
         Value::Text(s.into())
     }
@@ -449,14 +460,7 @@ mod tests {
     #[test]
     fn keys_are_held_per_whole_transaction_and_a_truncate_drops_the_ones_before() {
         let s = shared();
-        let mut d = Decoding {
-            keys: vec!["id".into()],
-            tokens: "sync:n:".into(),
-            positions: HashMap::new(),
-            pending: Vec::new(),
-            pending_truncate: false,
-            in_transaction: false,
-        };
+        let mut d = decoding();
         let change = |id: &str| Message::Change {
             relation: 1,
             rows: vec![vec![text("x"), text(id)]],
@@ -490,14 +494,7 @@ mod tests {
     #[test]
     fn tokens_count_only_with_the_run_prefix_and_this_decoders_nonce() {
         let s = shared();
-        let mut d = Decoding {
-            keys: vec!["id".into()],
-            tokens: "sync:n:".into(),
-            positions: HashMap::new(),
-            pending: Vec::new(),
-            pending_truncate: false,
-            in_transaction: false,
-        };
+        let mut d = decoding();
         let msg = |prefix: &str, content: &str| Message::Logical {
             prefix: prefix.into(),
             content: content.as_bytes().to_vec(),
@@ -514,14 +511,7 @@ mod tests {
     #[test]
     fn a_keepalive_moves_the_slot_on_only_outside_a_transaction() {
         let s = shared();
-        let mut d = Decoding {
-            keys: vec!["id".into()],
-            tokens: "sync:n:".into(),
-            positions: HashMap::new(),
-            pending: Vec::new(),
-            pending_truncate: false,
-            in_transaction: false,
-        };
+        let mut d = decoding();
         d.idle_until(&s, 50);
         assert_eq!(s.state().held.upto, Some(50), "only other tables written");
         d.apply(&s, Message::Begin).unwrap();
