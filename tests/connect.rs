@@ -855,6 +855,142 @@ fn server_cert(ca: &CertifiedIssuer<'static, KeyPair>) -> (String, String) {
     (cert.pem(), key.serialize_pem())
 }
 
+/// Logical capture's replication connection speaks the start-up, TLS and SCRAM itself: the
+/// same parameters must give the same connection (or the same clear refusal).
+#[tokio::test]
+async fn a_replication_connection_follows_the_same_sslmode_and_password_rules() {
+    let ca_cert = ca("lockstep test CA");
+    let wrong_ca = ca("some other CA");
+    let (cert, key) = server_cert(&ca_cert);
+    let cluster = TempCluster::builder()
+        .password(PASSWORD)
+        .ssl(cert, key)
+        .start()
+        .expect("a throwaway PostgreSQL with TLS must start for this test");
+    let port = cluster.port();
+    let h = home();
+    let files = home();
+    let right_root = write(&files.path().join("root.crt"), &ca_cert.pem(), 0o644);
+    let wrong_root = write(&files.path().join("wrong.crt"), &wrong_ca.pem(), 0o644);
+    let opts = |params: &str, password: &str| {
+        resolve(
+            Some(&format!(
+                "port={port} dbname=postgres user=postgres {params}"
+            )),
+            &[("PGPASSWORD", password)],
+            h.path(),
+        )
+    };
+    let watcher = connect(&opts("host=127.0.0.1", PASSWORD)).await;
+    // Whether the open replication connection uses TLS, as the server sees it.
+    let walsender_tls = || async {
+        one_value(
+            &watcher,
+            "SELECT coalesce(bool_and(s.ssl), false)::text FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) WHERE a.backend_type = 'walsender'",
+        )
+        .await
+    };
+    for (params, tls) in [
+        ("host=127.0.0.1 sslmode=disable", "false"),
+        ("host=127.0.0.1", "true"),
+        ("host=127.0.0.1 sslmode=require", "true"),
+        (
+            &*format!(
+                "host=localhost sslmode=verify-full sslrootcert={}",
+                right_root.display()
+            ),
+            "true",
+        ),
+    ] {
+        let mut r = opts(params, PASSWORD)
+            .connect_replication()
+            .await
+            .unwrap_or_else(|e| panic!("{params}: {}", checked(&e)));
+        let rows = r.command("IDENTIFY_SYSTEM").await.unwrap();
+        assert_eq!(rows.len(), 1, "{params}");
+        assert_eq!(
+            rows[0].len(),
+            4,
+            "{params}: systemid, timeline, xlogpos, dbname"
+        );
+        assert_eq!(rows[0][3].as_deref(), Some("postgres"), "{params}");
+        assert_eq!(walsender_tls().await, tls, "{params}");
+        drop(r);
+        wait_for_no_walsender(&watcher).await;
+    }
+    // A certificate from another CA, a wrong password, none at all: refused, clearly, and
+    // without the password in the message.
+    let e = opts(
+        &format!(
+            "host=localhost sslmode=verify-full sslrootcert={}",
+            wrong_root.display()
+        ),
+        PASSWORD,
+    )
+    .connect_replication()
+    .await
+    .err()
+    .expect("a certificate from another CA");
+    assert!(matches!(e, ConnectError::Tls { .. }), "{}", checked(&e));
+    let e = opts("host=127.0.0.1", "not the password")
+        .connect_replication()
+        .await
+        .err()
+        .expect("a wrong password");
+    assert!(
+        checked(&e).contains("password authentication failed"),
+        "{}",
+        checked(&e)
+    );
+    let no_password = resolve(
+        Some(&format!(
+            "host=127.0.0.1 port={port} dbname=postgres user=postgres"
+        )),
+        &[],
+        h.path(),
+    );
+    let e = no_password
+        .connect_replication()
+        .await
+        .err()
+        .expect("no password");
+    assert!(
+        matches!(e, ConnectError::PasswordRequired { .. }),
+        "{}",
+        checked(&e)
+    );
+    // Nothing listens on a port that nothing listens on.
+    let e = resolve(
+        Some("host=127.0.0.1 port=1 dbname=postgres user=postgres"),
+        &[],
+        h.path(),
+    )
+    .connect_replication()
+    .await
+    .err()
+    .expect("nothing on port 1");
+    assert!(matches!(e, ConnectError::Refused { .. }), "{}", checked(&e));
+}
+
+/// Waits until the server has no WAL sender left (a dropped replication connection ends
+/// its server process a moment later).
+async fn wait_for_no_walsender(c: &Client) {
+    let start = Instant::now();
+    while one_value(
+        c,
+        "SELECT count(*)::text FROM pg_stat_activity WHERE backend_type = 'walsender'",
+    )
+    .await
+        != "0"
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "a WAL sender stays"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn every_sslmode_against_a_tls_server() {
     let ca_cert = ca("lockstep test CA");
