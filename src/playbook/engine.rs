@@ -242,9 +242,8 @@ fn check(run: &Run, command: Command) -> Result<(), EngineError> {
 }
 
 /// Reads the table, checks it, and returns the plan and the reasons to refuse it (no
-/// writes). `run_id` names the objects a run would create.
-/// `connect` opens more connections (logical capture needs a replication connection: it is
-/// tried here).
+/// writes). `run_id` names the objects a run would create; `connect` opens more
+/// connections (logical capture needs a replication connection: it is tried here).
 pub async fn prepare(
     client: &Client,
     connect: Option<&ConnectOptions>,

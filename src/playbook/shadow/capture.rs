@@ -485,8 +485,9 @@ $lockstep$",
                 None => None,
             };
             // A batch of every entry matches the table at one moment only when every change
-            // the snapshot sees is logged: with logical capture, the slot is read up to the
-            // snapshot in this transaction (without moving it on).
+            // the snapshot sees is logged: with logical capture, the keys the stream holds up
+            // to a token committed after the snapshot are logged in this transaction (and
+            // stay held, in case it rolls back).
             if batch.is_none() {
                 self.pump_locked(c, conn.exec).await?;
             }
