@@ -178,6 +178,44 @@ fn the_slot_moves_on_while_only_other_tables_are_written() {
     assert_eq!(capture_objects(&db), (0, 0));
 }
 
+/// Under the swap's lock the application waits: a stream that broke is not opened again
+/// there. The attempt lets go of its lock and the next one (after the catch-up opened the
+/// stream again) swaps.
+#[test]
+fn a_stream_broken_under_the_swaps_lock_makes_the_attempt_retry() {
+    let cluster = cluster();
+    let db = Db::create(&cluster, "swap_stream");
+    setup_events(&db, 5_000);
+    let pb = db.playbook(
+        "pb.toml",
+        &events_playbook("\n[capture]\nmode = \"logical\""),
+    );
+    let wl = Workload::start(&db, 2);
+    let out = db
+        .command(&["run", pb.to_str().unwrap()])
+        .env("LOCKSTEP_TEST_FAULT_AT", "swap-stream")
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let said = text(&out);
+    for want in [
+        "swap: the capture's replication stream stopped (broken by the test hook) (attempt 1/",
+        "capture: the replication stream stopped (broken by the test hook): reading the slot again",
+    ] {
+        assert!(said.contains(want), "{want:?} not in:\n{said}");
+    }
+    let stats = wl.finish();
+    stats.assert_clean();
+    assert_swapped(&db);
+    db.assert_same_rows("events", "expected");
+    // The failed attempt is in the run's record, with why.
+    let failed: i64 = db.one(
+        "SELECT count(*) FROM lockstep.runs r, jsonb_array_elements(r.swaps) a
+         WHERE a->>'error' LIKE '%replication stream stopped%'",
+    );
+    assert_eq!(failed, 1);
+}
+
 #[test]
 fn without_logical_decoding_auto_uses_the_trigger_and_logical_is_refused_with_the_reason() {
     let cluster = lockstep::db::cluster::TempCluster::builder()

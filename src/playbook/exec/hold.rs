@@ -3,8 +3,20 @@
 //! checkpoint. Points: `backfill` (after the first batch), `indexes` (after the first index
 //! build), `replay` (after the first replay batch after the builds), `verify` (after the
 //! first verified range), `before-swap`, `after-swap`.
+//!
+//! And with `LOCKSTEP_TEST_FAULT_AT=<point>` a fault happens once at that point (see
+//! [`fault_once`]). Points: `swap-stream` (the logical capture's stream breaks right after
+//! the swap's lock is granted).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+/// Whether the fault of `point` is due now: the first time the environment asks for it.
+pub(crate) fn fault_once(point: &str) -> bool {
+    static FIRED: AtomicBool = AtomicBool::new(false);
+    std::env::var("LOCKSTEP_TEST_FAULT_AT").is_ok_and(|v| v == point)
+        && !FIRED.swap(true, Ordering::SeqCst)
+}
 
 /// Holds at `point` when the environment asks for it.
 pub(crate) async fn hold_point(point: &str) {

@@ -27,7 +27,7 @@ pub(crate) use conn::{Conn, Exec};
 pub(crate) use crew::runner_session;
 pub use error::EngineError;
 pub(crate) use error::{dberr, is_lock_timeout, is_undefined_function, is_unique_violation};
-pub(crate) use hold::hold_point;
+pub(crate) use hold::{fault_once, hold_point};
 pub use progress::{Progress, Silent};
 pub(crate) use retry::{Policy, Retry};
 pub(crate) use tx::{begin_with_lock_timeout, in_transaction, try_tx_timed, Timed};

@@ -111,6 +111,33 @@ impl Retry {
     }
 }
 
+impl Retry {
+    /// After an attempt that could not go on for `why` (nothing to do with locks): `Ok(())`
+    /// to try again after the backoff, or the error once every attempt is spent.
+    pub(crate) async fn again(
+        &mut self,
+        why: &str,
+        note: &dyn Fn(&str),
+        swap: &Swap,
+        step: &str,
+    ) -> Result<(), EngineError> {
+        self.attempt += 1;
+        if self.attempt >= swap.attempts {
+            return Err(EngineError::State(format!(
+                "{step}: {why}, at each of {} attempts; `lockstep resume` tries again",
+                swap.attempts
+            )));
+        }
+        note(&format!(
+            "{step}: {why} (attempt {}/{}); retrying",
+            self.attempt, swap.attempts
+        ));
+        tokio::time::sleep(jitter(self.backoff)).await;
+        self.backoff = (self.backoff * 2).min(swap.max_backoff_ms);
+        Ok(())
+    }
+}
+
 /// `ms` with ±25 % jitter.
 pub(crate) fn jitter(ms: u64) -> Duration {
     let spread = ms / 4;

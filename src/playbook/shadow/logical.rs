@@ -32,8 +32,26 @@ use crate::playbook::facts::Facts;
 use crate::playbook::names::{fit, lit, quote_ident as q};
 use crate::playbook::settings::{CaptureMode, Common};
 
-/// How long the swap's lock waits for the stream to reach it.
+/// How long a transaction waits for the stream to reach its snapshot.
 const LOCKED_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long the swap, holding its lock, waits for the stream to reach it.
+const SWAP_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Sends `token` through the stream: committed by `c`, or when `c` is in a transaction
+/// (`in_tx`), by the run's flusher connection (or emitted outside any transaction and
+/// waited for until the server has it on disk).
+async fn send_token(
+    c: &Client,
+    exec: &Exec<'_>,
+    in_tx: bool,
+    token: &str,
+) -> Result<(), tokio_postgres::Error> {
+    match (in_tx, exec.flusher()) {
+        (false, _) => c.batch_execute(&sync_sql(token)).await,
+        (true, Some(f)) => f.batch_execute(&sync_sql(token)).await,
+        (true, None) => emit_flushed(c, token).await,
+    }
+}
 
 /// A transaction that emits `token` as a logical decoding message and commits
 /// synchronously: the WAL before it is then on disk, and when the token comes out of the
@@ -466,10 +484,8 @@ impl TriggerLog<'_> {
         Ok(n)
     }
 
-    /// The decoder, once every transaction committed before now has come out of it: a token
-    /// goes through the stream, committed by `c`, or when `c` is in a transaction (`in_tx`),
-    /// by the run's flusher connection (or emitted outside any transaction and waited for
-    /// until the server has it on disk). A stream that breaks meanwhile is started again
+    /// The decoder, once every transaction committed before now has come out of it (a token
+    /// through the stream, [`send_token`]). A stream that breaks meanwhile is started again
     /// once.
     async fn synced(
         &self,
@@ -485,12 +501,9 @@ impl TriggerLog<'_> {
         for last in [false, true] {
             let d = self.decoder(c, exec).await?;
             let (n, token) = d.token();
-            match (in_tx, exec.flusher()) {
-                (false, _) => c.batch_execute(&sync_sql(&token)).await,
-                (true, Some(f)) => f.batch_execute(&sync_sql(&token)).await,
-                (true, None) => emit_flushed(c, &token).await,
-            }
-            .map_err(dberr("capture"))?;
+            send_token(c, exec, in_tx, &token)
+                .await
+                .map_err(dberr("capture"))?;
             match d.wait_for(n, &check).await? {
                 Ok(()) => return Ok(d),
                 Err(why) if last => return Err(lost(why)),
@@ -500,9 +513,9 @@ impl TriggerLog<'_> {
         Err(lost("the stream broke twice".into()))
     }
 
-    /// In the caller's transaction (under the swap's lock, a replay of every logged change,
-    /// a comparison): the changes committed before its snapshot (taken before this), into
-    /// the log, and kept by the decoder too (the transaction may roll back).
+    /// In the caller's transaction (a replay of every logged change, a comparison): the
+    /// changes committed before its snapshot (taken before this), into the log, and kept by
+    /// the decoder too (the transaction may roll back).
     pub(crate) async fn pump_locked(
         &self,
         client: &Client,
@@ -516,7 +529,7 @@ impl TriggerLog<'_> {
             .synced(client, exec, true, || {
                 if since.elapsed() > LOCKED_WAIT {
                     Err(EngineError::State(format!(
-                        "the replication stream did not reach the lock within {} s",
+                        "the replication stream did not catch up within {} s",
                         LOCKED_WAIT.as_secs()
                     )))
                 } else {
@@ -525,6 +538,64 @@ impl TriggerLog<'_> {
             })
             .await
             .map_err(PumpError::Engine)?;
+        let (batch, _writing) = d.peek().await;
+        Ok(self.write(client, &batch).await?)
+    }
+
+    /// The same under the swap's lock, where the application waits: the stream is not
+    /// started again and is waited for [`SWAP_WAIT`] at most; either is
+    /// [`PumpError::NotNow`], and the swap lets go of its lock and tries again later.
+    pub(crate) async fn pump_under_swap(
+        &self,
+        client: &Client,
+        exec: &Exec<'_>,
+    ) -> Result<(), PumpError> {
+        if self.logical().is_none() {
+            return Ok(());
+        }
+        let healthy = self.decoder.borrow().clone();
+        if let Some(d) = &healthy {
+            if crate::playbook::exec::fault_once("swap-stream") {
+                d.abandon("broken by the test hook");
+            }
+        }
+        let Some(d) = healthy else {
+            return Err(PumpError::NotNow(
+                "the capture's replication stream is not open".into(),
+            ));
+        };
+        if let Some(why) = d.failed() {
+            return Err(PumpError::NotNow(format!(
+                "the capture's replication stream stopped ({why})"
+            )));
+        }
+        let (n, token) = d.token();
+        send_token(client, exec, true, &token).await?;
+        let since = std::time::Instant::now();
+        let waited = d
+            .wait_for(n, || {
+                if since.elapsed() > SWAP_WAIT {
+                    Err(None)
+                } else {
+                    exec.check().map_err(Some)
+                }
+            })
+            .await;
+        match waited {
+            Ok(Ok(())) => {}
+            Ok(Err(why)) => {
+                return Err(PumpError::NotNow(format!(
+                    "the capture's replication stream stopped ({why})"
+                )))
+            }
+            Err(None) => {
+                return Err(PumpError::NotNow(format!(
+                    "the capture's replication stream did not reach the lock within {} ms",
+                    SWAP_WAIT.as_millis()
+                )))
+            }
+            Err(Some(e)) => return Err(PumpError::Engine(e)),
+        }
         let (batch, _writing) = d.peek().await;
         Ok(self.write(client, &batch).await?)
     }
@@ -572,6 +643,8 @@ pub(crate) enum PumpError {
     Db(tokio_postgres::Error),
     /// The capture failed otherwise (its stream, the run's stop).
     Engine(EngineError),
+    /// Under the swap's lock, the stream was not ready in time: why.
+    NotNow(String),
 }
 
 impl From<tokio_postgres::Error> for PumpError {
@@ -585,6 +658,10 @@ impl PumpError {
         match self {
             PumpError::Db(e) => dberr("capture")(e),
             PumpError::Engine(e) => e,
+            PumpError::NotNow(why) => EngineError::Db {
+                step: "capture".into(),
+                message: format!("logical capture: {why}"),
+            },
         }
     }
 }

@@ -40,10 +40,11 @@ impl Runner<'_, '_> {
             async || this.catch_up(false).await,
             async || {
                 this.capture
-                    .pump_locked(client, &this.exec)
+                    .pump_under_swap(client, &this.exec)
                     .await
                     .map_err(|e| match e {
                         PumpError::Db(e) => Attempt::Db(e),
+                        PumpError::NotNow(why) => Attempt::Again(why),
                         e => Attempt::Stop(e.engine()),
                     })?;
                 client.batch_execute(&head.join(";\n")).await?;
@@ -66,6 +67,9 @@ pub(super) enum Attempt {
     Db(tokio_postgres::Error),
     /// The run cannot go on: no retry.
     Stop(EngineError),
+    /// Not now (the capture's stream was not ready under the lock): the lock goes, and the
+    /// attempt counts like one whose lock was not granted.
+    Again(String),
 }
 
 impl From<tokio_postgres::Error> for Attempt {
@@ -198,6 +202,7 @@ pub(super) async fn locked(
                     .map_or_else(|| e.to_string(), |d| d.message().to_string()),
             ),
             Err(Attempt::Stop(e)) => Some(e.to_string()),
+            Err(Attempt::Again(why)) => Some(why.clone()),
         };
         let attempt = attempt(what, timed, error);
         if let Some(held) = attempt.held_ms {
@@ -218,6 +223,10 @@ pub(super) async fn locked(
             Ok(()) => return Ok(()),
             Err(Attempt::Db(e)) => conn.retry_failed(&mut retry, e, what).await?,
             Err(Attempt::Stop(e)) => return Err(e),
+            Err(Attempt::Again(why)) => {
+                let note = |m: &str| exec.note(m);
+                retry.again(&why, &note, &exec.swap, what).await?;
+            }
         }
     }
 }

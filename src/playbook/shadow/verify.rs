@@ -328,7 +328,7 @@ impl Runner<'_, '_> {
                     tally.hash_record.set(false);
                 }
                 Err(PumpError::Db(e)) => return Err(dberr("verify")(e)),
-                Err(PumpError::Engine(e)) => return Err(e),
+                Err(e) => return Err(e.engine()),
             }
         }
     }
