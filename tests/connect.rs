@@ -855,10 +855,12 @@ fn server_cert(ca: &CertifiedIssuer<'static, KeyPair>) -> (String, String) {
     (cert.pem(), key.serialize_pem())
 }
 
-/// Logical capture's replication connection speaks the start-up, TLS and SCRAM itself: the
-/// same parameters must give the same connection (or the same clear refusal).
-#[tokio::test]
-async fn a_replication_connection_follows_the_same_sslmode_and_password_rules() {
+/// A server with a password and a certificate from a CA made here; that CA, and another.
+fn tls_server() -> (
+    TempCluster,
+    CertifiedIssuer<'static, KeyPair>,
+    CertifiedIssuer<'static, KeyPair>,
+) {
     let ca_cert = ca("lockstep test CA");
     let wrong_ca = ca("some other CA");
     let (cert, key) = server_cert(&ca_cert);
@@ -867,6 +869,14 @@ async fn a_replication_connection_follows_the_same_sslmode_and_password_rules() 
         .ssl(cert, key)
         .start()
         .expect("a throwaway PostgreSQL with TLS must start for this test");
+    (cluster, ca_cert, wrong_ca)
+}
+
+/// Logical capture's replication connection speaks the start-up, TLS and SCRAM itself: the
+/// same parameters must give the same connection (or the same clear refusal).
+#[tokio::test]
+async fn a_replication_connection_follows_the_same_sslmode_and_password_rules() {
+    let (cluster, ca_cert, wrong_ca) = tls_server();
     let port = cluster.port();
     let h = home();
     let files = home();
@@ -993,14 +1003,7 @@ async fn wait_for_no_walsender(c: &Client) {
 
 #[tokio::test]
 async fn every_sslmode_against_a_tls_server() {
-    let ca_cert = ca("lockstep test CA");
-    let wrong_ca = ca("some other CA");
-    let (cert, key) = server_cert(&ca_cert);
-    let cluster = TempCluster::builder()
-        .password(PASSWORD)
-        .ssl(cert, key)
-        .start()
-        .expect("a throwaway PostgreSQL with TLS must start for this test");
+    let (cluster, ca_cert, wrong_ca) = tls_server();
     let port = cluster.port();
     let h = home(); // no ~/.postgresql/root.crt (yet)
     let files = home();
