@@ -243,11 +243,16 @@ pub(crate) async fn replication_unavailable(connect: Option<&ConnectOptions>) ->
     };
     match connect.connect_replication().await {
         Err(e) => Some(format!("a replication connection failed ({e})")),
-        Ok(mut conn) => conn
-            .command("IDENTIFY_SYSTEM")
-            .await
-            .err()
-            .map(|e| format!("a replication connection failed ({e})")),
+        Ok(mut conn) => {
+            let asked = std::time::Duration::from_secs(10);
+            match tokio::time::timeout(asked, conn.command("IDENTIFY_SYSTEM")).await {
+                Ok(Ok(_)) => None,
+                Ok(Err(e)) => Some(format!("a replication connection failed ({e})")),
+                Err(_) => Some(
+                    "a replication connection did not answer IDENTIFY_SYSTEM within 10 s".into(),
+                ),
+            }
+        }
     }
 }
 
