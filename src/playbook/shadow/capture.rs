@@ -311,6 +311,7 @@ $lockstep$",
         &self,
         conn: Conn<'_, '_>,
         hold: bool,
+        top_up: bool,
     ) -> Result<u64, EngineError> {
         let mut replayed = 0u64;
         let mut first = true;
@@ -339,11 +340,12 @@ $lockstep$",
             };
             replayed += n;
             self.vacuum_log(conn, n).await?;
-            // Logical capture: what the stream decoded meanwhile is not in the log yet. More
-            // than a quarter batch of it is another batch (a few times at most: under writes
-            // that never stop, the rest waits for the next catch-up).
+            // Logical capture, before a swap (`top_up`): what the stream decoded meanwhile is
+            // not in the log yet. More than a quarter batch of it is another batch (a few
+            // times at most: under writes that never stop, the rest waits for the lock).
+            // Elsewhere each wait for the stream costs more than it saves.
             let mut all = all;
-            if all && self.plan.logical.is_some() && topped_up < 8 {
+            if all && top_up && self.plan.logical.is_some() && topped_up < 8 {
                 let pumped = self.pump(conn, true).await?;
                 if pumped > u64::from(limit) / 4 {
                     all = false;

@@ -277,9 +277,18 @@ impl Runner<'_, '_> {
         }
     }
 
+    /// Replays the log on the main connection, before an attempt at the swap: with logical
+    /// capture, until the stream holds little.
+    pub(super) async fn catch_up_before_swap(&self) -> Result<(), EngineError> {
+        self.capture
+            .catch_up(self.exec.main(), false, true)
+            .await
+            .map(|_| ())
+    }
+
     /// Replays the log on the main connection; with `hold`, reports what it replayed.
     pub(super) async fn catch_up(&self, hold: bool) -> Result<(), EngineError> {
-        let replayed = self.capture.catch_up(self.exec.main(), hold).await?;
+        let replayed = self.capture.catch_up(self.exec.main(), hold, false).await?;
         if replayed > 0 && hold {
             self.exec
                 .note(&format!("replay: {replayed} logged changes applied"));

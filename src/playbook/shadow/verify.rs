@@ -157,7 +157,7 @@ impl Runner<'_, '_> {
             if ranges.is_empty() {
                 break;
             }
-            self.capture.catch_up(main, false).await?;
+            self.capture.catch_up(main, false, false).await?;
             let mut next = Vec::new();
             for (lower, upper) in ranges {
                 let (same, rows) = self.compare(main, lower.as_deref(), &upper, tally).await?;
@@ -273,7 +273,7 @@ impl Runner<'_, '_> {
         };
         conn.drive(how, async |chunk| {
             if replays {
-                self.capture.catch_up(conn, false).await?;
+                self.capture.catch_up(conn, false, false).await?;
             }
             let end: Option<Vec<String>> = conn
                 .query_opt(
