@@ -29,7 +29,7 @@ pub use error::EngineError;
 pub(crate) use error::{dberr, is_lock_timeout, is_undefined_function, is_unique_violation};
 pub(crate) use hold::{fault_once, hold_point};
 pub use progress::{Progress, Silent};
-pub(crate) use retry::{Policy, Retry};
+pub(crate) use retry::{cancel_autovacuum, Policy, Retry};
 pub(crate) use tx::{begin_with_lock_timeout, in_transaction, try_tx_timed, Timed};
 
 /// What a command achieved: the run and a sentence for the user.

@@ -37,7 +37,7 @@ impl Runner<'_, '_> {
             "swap",
             &locks,
             &rest,
-            async || this.catch_up(false).await,
+            async || this.catch_up_before_swap().await,
             async || {
                 this.capture
                     .pump_under_swap(client, &this.exec)
@@ -187,6 +187,15 @@ pub(super) async fn locked(
     let mut retry = Retry::new(&exec.swap);
     loop {
         before().await?;
+        // An autovacuum worker on the tables would keep the lock waiting its lock_timeout,
+        // with the application's writes queued behind the waiting lock: it goes first
+        // (not a wraparound one, which must finish).
+        let cancelled = crate::playbook::exec::cancel_autovacuum(conn.client, &exec.tables).await;
+        if cancelled > 0 {
+            exec.note(&format!(
+                "{what}: cancelled {cancelled} autovacuum worker(s) working on the tables before taking the lock (they restart later)"
+            ));
+        }
         let (r, timed) = try_tx_timed(
             conn.client,
             locks,
