@@ -543,8 +543,7 @@ impl TriggerLog<'_> {
             })
             .await
             .map_err(PumpError::Engine)?;
-        let (batch, _writing) = d.peek().await;
-        Ok(self.write(client, &batch).await?)
+        self.write_held(client, &d).await
     }
 
     /// The same under the swap's lock, where the application waits: the stream is not
@@ -601,6 +600,11 @@ impl TriggerLog<'_> {
             }
             Err(Some(e)) => return Err(PumpError::Engine(e)),
         }
+        self.write_held(client, &d).await
+    }
+
+    /// Writes the keys `d` holds to the log in the caller's transaction; `d` keeps them.
+    async fn write_held(&self, client: &Client, d: &Decoder) -> Result<(), PumpError> {
         let (batch, _writing) = d.peek().await;
         Ok(self.write(client, &batch).await?)
     }

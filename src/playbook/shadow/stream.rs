@@ -77,6 +77,41 @@ impl Shared {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Waits until token `n` came out of the stream (`Ok(Err(why))`: the stream failed
+    /// first); `check` runs every so often (the stop flags) and may end the wait with its
+    /// error.
+    pub(crate) async fn wait_for<E>(
+        &self,
+        n: u64,
+        check: impl Fn() -> Result<(), E>,
+    ) -> Result<Result<(), String>, E> {
+        // Counted while this wait lasts, also when the wait is dropped before its end (a
+        // count left behind would lift the bound on held keys for good).
+        struct Waiting<'a>(&'a Shared);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.state().waiting -= 1;
+            }
+        }
+        self.state().waiting += 1;
+        let _waiting = Waiting(self);
+        self.taken.notify_waiters();
+        loop {
+            let notified = self.progressed.notified();
+            {
+                let st = self.state();
+                if st.token >= n {
+                    return Ok(Ok(()));
+                }
+                if let Some(why) = &st.failed {
+                    return Ok(Err(why.clone()));
+                }
+            }
+            check()?;
+            let _ = tokio::time::timeout(Duration::from_millis(200), notified).await;
+        }
+    }
+
     fn fail(&self, why: String) {
         let mut st = self.state();
         if st.failed.is_none() {
@@ -186,26 +221,7 @@ impl Decoder {
         n: u64,
         check: impl Fn() -> Result<(), E>,
     ) -> Result<Result<(), String>, E> {
-        self.shared.state().waiting += 1;
-        self.shared.taken.notify_waiters();
-        let r = loop {
-            let notified = self.shared.progressed.notified();
-            {
-                let st = self.shared.state();
-                if st.token >= n {
-                    break Ok(Ok(()));
-                }
-                if let Some(why) = &st.failed {
-                    break Ok(Err(why.clone()));
-                }
-            }
-            if let Err(e) = check() {
-                break Err(e);
-            }
-            let _ = tokio::time::timeout(Duration::from_millis(200), notified).await;
-        };
-        self.shared.state().waiting -= 1;
-        r
+        self.shared.wait_for(n, check).await
     }
 
     /// Takes the held keys (with the writing lock held: confirm them with
@@ -522,6 +538,20 @@ mod tests {
         assert_eq!(s.state().held.upto, Some(70), "never backwards");
         d.idle_until(&s, 90);
         assert_eq!(s.state().held.upto, Some(90));
+    }
+
+    #[test]
+    fn a_wait_dropped_before_its_end_stops_counting() {
+        let s = shared();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let wait = s.wait_for(1, || Ok::<_, ()>(()));
+            let _ = tokio::time::timeout(Duration::from_millis(50), wait).await;
+        });
+        assert_eq!(s.state().waiting, 0);
     }
 
     #[test]
