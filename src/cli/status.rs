@@ -207,6 +207,12 @@ fn print(out: &mut impl Write, st: &RunStatus) -> io::Result<()> {
     if let Some(n) = st.logged {
         writeln!(out, "logged     {n} changes not replayed yet")?;
     }
+    if let Some(n) = st.reverse_backlog {
+        writeln!(
+            out,
+            "reverse    {n} changes since the swap not applied to the old table yet (a rollback applies them first)"
+        )?;
+    }
     writeln!(
         out,
         "throttle   {}",

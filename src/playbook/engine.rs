@@ -453,7 +453,7 @@ async fn forward(ctx: &mut Ctx<'_>, pb: &Playbook, run: Run) -> Result<Finished,
     result?;
     let message = match &run.plan {
         AnyPlan::Shadow(_) => format!(
-            "run {id}: swapped. The old table is kept current until `lockstep finalize {id}`; `lockstep rollback {id}` swaps back."
+            "run {id}: swapped. The old table is kept for a way back until `lockstep finalize {id}`; `lockstep rollback {id}` brings it up to date and swaps back."
         ),
         AnyPlan::Steps(p) => format!(
             "run {id}: {} done on {}. {}",
@@ -532,6 +532,32 @@ async fn roll_back(ctx: &mut Ctx<'_>, run: Run) -> Result<Finished, EngineError>
     Ok(Finished { id, message })
 }
 
+/// After a shadow rebuild's swap: applies the changes made since to the old table, what a
+/// rollback does first, without swapping back (the demo compares the two tables after it).
+pub async fn sync_back(ctx: &mut Ctx<'_>, id: Option<&str>) -> Result<Finished, EngineError> {
+    let run = load_locked(ctx, id).await?;
+    check(&run, Command::Rollback)?;
+    let (client, monitor) = (ctx.client, ctx.monitor);
+    let table = run.row.table_name.clone();
+    let id = run.id().to_string();
+    let work = async {
+        let pb = run.playbook()?;
+        match (&run.plan, run.step) {
+            (AnyPlan::Shadow(p), RunStep::Shadow(s)) if s >= shadow::Step::Swapped => {
+                let n = shadow::sync_back(exec(ctx, &pb, &run).await, p).await?;
+                Ok(Finished {
+                    id: id.clone(),
+                    message: format!("run {id}: {n} changes since the swap applied to the old table"),
+                })
+            }
+            _ => Err(EngineError::State(format!(
+                "run {id} has no old table to bring up to date (not a shadow rebuild after its swap)"
+            ))),
+        }
+    };
+    lock::beating(client, monitor, &table, run.id(), work).await
+}
+
 /// After a run completed: drops what it kept for a way back (the old table, the old
 /// column, the undo data).
 pub async fn finalize(ctx: &mut Ctx<'_>, id: Option<&str>) -> Result<Finished, EngineError> {
@@ -572,6 +598,9 @@ pub struct RunStatus {
     pub replica_lag_ms: Option<i64>,
     /// Changes captured and not replayed yet (a shadow rebuild before its swap).
     pub logged: Option<i64>,
+    /// After a shadow rebuild's swap: changes since the swap not applied to the old table yet
+    /// (`lockstep rollback` applies them first; none with `[swap] reverse = "sync"`).
+    pub reverse_backlog: Option<i64>,
     /// During a shadow rebuild's copy: its lanes, how many are copied and under way.
     pub lanes: Option<LaneCounts>,
     /// How a shadow rebuild captures changes.
@@ -641,6 +670,10 @@ async fn status_of(
         AnyPlan::Shadow(p) => Some(shadow::capture_status(client, p).await),
         _ => None,
     };
+    let reverse_backlog = match &run.plan {
+        AnyPlan::Shadow(p) => shadow::reverse_backlog(client, p).await,
+        _ => None,
+    };
     let controls = state::controls(client, run.id())
         .await
         .map_err(dberr("reading lockstep.controls"))?;
@@ -654,6 +687,7 @@ async fn status_of(
         replica_lag_ms,
         holder,
         logged,
+        reverse_backlog,
         lanes,
         capture,
         settings,

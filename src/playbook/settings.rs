@@ -2,7 +2,7 @@
 //! `[swap]` and `[dependents]` settings; the helpers kinds use to validate their section, and
 //! the error of a playbook file.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::lint::context::parse_duration_ms;
 use crate::sql::ir::ObjName;
@@ -69,6 +69,7 @@ pub(crate) struct RawSwap {
     pub backoff: Option<String>,
     pub max_backoff: Option<String>,
     pub mode: Option<String>,
+    pub reverse: Option<String>,
 }
 
 /// What to do with objects that depend on the table.
@@ -191,6 +192,27 @@ pub struct Swap {
     /// `mode = "manual"`: once verified, the run keeps catching up and waits for
     /// `lockstep swap` (kinds that swap).
     pub manual: bool,
+    /// How a shadow run keeps the old table for a swap back until `finalize`.
+    pub reverse: ReverseSync,
+}
+
+/// `[swap] reverse`: how the old table is kept after the swap, for `lockstep rollback`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReverseSync {
+    /// A row trigger logs the key of every changed row to a bare log; `lockstep rollback`
+    /// applies the log to the old table (in batches, then the rest under the swap back's
+    /// lock). The writers pay for one small insert per change.
+    #[default]
+    Deferred,
+    /// A row trigger applies every change to the old table in the writer's transaction.
+    Sync,
+}
+
+impl ReverseSync {
+    pub fn is_deferred(&self) -> bool {
+        *self == ReverseSync::Deferred
+    }
 }
 
 /// The default share of the time the runner works while the application is busy. On a
@@ -220,6 +242,7 @@ impl Default for Swap {
             backoff_ms: 200,
             max_backoff_ms: 5000,
             manual: false,
+            reverse: ReverseSync::Deferred,
         }
     }
 }
@@ -410,6 +433,16 @@ pub(crate) fn settings(
                 return Err(bad(
                     "swap.mode",
                     format!("expected \"auto\" or \"manual\", found `{x}`"),
+                ))
+            }
+        },
+        reverse: match swap.reverse.as_deref() {
+            None | Some("deferred") => ReverseSync::Deferred,
+            Some("sync") => ReverseSync::Sync,
+            Some(x) => {
+                return Err(bad(
+                    "swap.reverse",
+                    format!("expected \"deferred\" or \"sync\", found `{x}`"),
                 ))
             }
         },

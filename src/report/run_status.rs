@@ -110,6 +110,7 @@ fn run_value(st: &RunStatus) -> Value {
         "throttle": { "active": r.throttle.is_some(), "reason": r.throttle },
         "replica_lag_ms": st.replica_lag_ms,
         "log_backlog": st.logged,
+        "reverse_backlog": st.reverse_backlog,
         "capture": st.capture.as_ref().map(|c| json!({
             "method": if c.slot.is_some() { "logical" } else { "trigger" },
             "slot": c.slot,
@@ -218,6 +219,12 @@ const FAMILIES: &[Family] = &[
         help: "Changes captured and not replayed yet (shadow rebuilds before the swap).",
         kind: "gauge",
         value: |s| s.logged.map(|n| n as f64),
+    },
+    Family {
+        name: "lockstep_run_reverse_backlog",
+        help: "Changes since the swap not applied to the old table yet (shadow rebuilds until finalize; rollback applies them first).",
+        kind: "gauge",
+        value: |s| s.reverse_backlog.map(|n| n as f64),
     },
     Family {
         name: "lockstep_run_replica_lag_seconds",

@@ -29,6 +29,7 @@ mod kills;
 mod pacing;
 mod rebuild;
 mod refusals;
+mod reverse;
 mod workload;
 
 use std::collections::BTreeMap;

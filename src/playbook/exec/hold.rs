@@ -2,7 +2,8 @@
 //! checkpointing) and waits there until the process is killed, so tests can kill it at every
 //! checkpoint. Points: `backfill` (after the first batch), `indexes` (after the first index
 //! build), `replay` (after the first replay batch after the builds), `verify` (after the
-//! first verified range), `before-swap`, `after-swap`.
+//! first verified range), `before-swap`, `after-swap`, `reverse` (after the first batch of
+//! a rollback's reverse replay).
 
 use std::time::Duration;
 

@@ -132,6 +132,7 @@ impl ColumnType {
             names,
             shape: None,
             logical: None,
+            reverse: crate::playbook::settings::ReverseSync::default(),
         }
     }
 

@@ -298,6 +298,7 @@ impl Rebuild {
                 names,
                 shape: None,
                 logical: None,
+                reverse: crate::playbook::settings::ReverseSync::default(),
             },
         };
         let mut shape = Shape::default();

@@ -145,6 +145,7 @@ impl ShadowPlan {
     ) -> Result<Vec<String>, EngineError> {
         let mut refusals = self.taken_refusals(client).await?;
         let capture = &common.capture;
+        self.reverse = common.swap.reverse;
         self.logical = None;
         if capture.mode != CaptureMode::Trigger {
             match unavailable(client, &self.facts).await? {

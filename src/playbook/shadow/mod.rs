@@ -9,7 +9,8 @@
 //! - `target.rs`: what the new table is (today: partitioned), its DDL and index builds;
 //! - `capture.rs`: how changes are captured and replayed (today: a trigger writing a key log);
 //! - `ranges.rs`: the SQL of the copy and the verification, by key range;
-//! - `swap.rs`: the swap, the swap back, the reverse sync, finalize;
+//! - `swap.rs`: the swap, the swap back, the synchronous reverse sync, finalize;
+//! - `reverse.rs`: the deferred reverse sync (a key log after the swap, applied by rollback);
 //! - `runner.rs` with `copy.rs`, `indexes.rs`, `verify.rs`: running the steps;
 //! - `describe.rs`: the plan as `lockstep plan` shows it.
 
@@ -21,6 +22,7 @@ mod indexes;
 mod logical;
 mod pgoutput;
 mod ranges;
+mod reverse;
 mod runner;
 mod swap;
 mod target;
@@ -31,14 +33,16 @@ use serde::{Deserialize, Serialize};
 pub use capture::log_table;
 pub(crate) use capture::TriggerLog;
 pub use logical::Logical;
+pub(crate) use reverse::backlog as reverse_backlog;
 pub use runner::CaptureStatus;
 pub(crate) use runner::{capture_status, forward, status, Step};
-pub(crate) use swap::{finalize, rollback};
+pub(crate) use swap::{finalize, rollback, sync_back};
 pub use target::{ColumnChange, Shape, Target};
 
 use super::facts::Facts;
 use super::keyset::Keyset;
 use super::names::{fit, quote_ident as q};
+use super::settings::ReverseSync;
 
 /// One partition of the new table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,6 +148,9 @@ pub struct ShadowPlan {
     /// Logical capture's slot and publication (none: the trigger captures).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logical: Option<Logical>,
+    /// How the old table is kept for a swap back after the swap (`[swap] reverse`).
+    #[serde(default, skip_serializing_if = "ReverseSync::is_deferred")]
+    pub reverse: ReverseSync,
 }
 
 impl ShadowPlan {
@@ -286,6 +293,7 @@ mod tests {
             names,
             shape: None,
             logical: None,
+            reverse: ReverseSync::default(),
         };
         let v = serde_json::to_value(AnyPlan::from(plan.clone())).unwrap();
         let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();

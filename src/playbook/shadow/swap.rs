@@ -1,6 +1,8 @@
 //! The swap and what follows it: the renames, sequences, grants, foreign keys and views
-//! carried over in one transaction; the reverse sync that keeps the old table current; the
-//! swap back (rollback after the swap); dropping the copy (rollback before it); finalize.
+//! carried over in one transaction; the reverse sync that keeps the old table for a swap
+//! back (reverse.rs: the default, deferred one; here: `reverse = "sync"`, a trigger that
+//! applies every change); the swap back (rollback after the swap); dropping the copy
+//! (rollback before it); finalize.
 
 use super::logical::PumpError;
 use super::runner::{Runner, Step};
@@ -77,7 +79,8 @@ impl From<tokio_postgres::Error> for Attempt {
 }
 
 /// Undoes a run: before the swap, drops what it created; after the swap (before finalize),
-/// swaps back to the original table, which the reverse trigger kept current.
+/// swaps back to the original table, brought up to date from the reverse log first (or kept
+/// current by the reverse trigger with `[swap] reverse = "sync"`).
 pub(crate) async fn rollback(
     exec: Exec<'_>,
     plan: &ShadowPlan,
@@ -107,6 +110,18 @@ pub(crate) async fn rollback(
         // A slot left by a runner that stopped right after the swap.
         conn.with_retry(&plan.capture().logical_discard_sql(), "rollback")
             .await?;
+        // The deferred reverse sync: the old table catches up outside any lock first, and
+        // before every attempt (a backlog grown during a backoff would otherwise be applied
+        // while the application waits); the last entries under the lock.
+        let deferred = conn.exists(&plan.reverse_log(), "rollback").await?;
+        if deferred {
+            exec.step("reverse replay", &plan.old());
+            let n = super::reverse::catch_up(conn, plan).await?;
+            exec.note(&format!(
+                "reverse replay: {n} changes since the swap applied to {}",
+                plan.old()
+            ));
+        }
         exec.step("swap back", &plan.source());
         let mut sql = plan.swap_back_sql();
         sql.push(state::set_step_sql(
@@ -115,13 +130,24 @@ pub(crate) async fn rollback(
             Some(Status::RolledBack),
         ));
         let rest = sql.split_off(plan.swap_locks_sql().len());
+        let client = exec.client;
         locked(
             &exec,
             "swap back",
             &sql,
             &rest,
-            async || Ok(()),
-            async || Ok::<_, Attempt>(()),
+            async || {
+                if deferred {
+                    super::reverse::catch_up(conn, plan).await?;
+                }
+                Ok(())
+            },
+            async || {
+                if deferred {
+                    super::reverse::finish(client, plan).await?;
+                }
+                Ok::<_, Attempt>(())
+            },
         )
         .await?;
         for v in plan.validate_sql() {
@@ -150,7 +176,18 @@ pub(crate) async fn rollback(
     Ok(())
 }
 
-/// After the swap: drops the reverse trigger and the old table.
+/// After the swap: applies the reverse log to the old table (outside any lock), as a
+/// rollback does first. Returns the changes applied (none with `reverse = "sync"`).
+pub(crate) async fn sync_back(exec: Exec<'_>, plan: &ShadowPlan) -> Result<u64, EngineError> {
+    let conn = exec.main();
+    if !conn.exists(&plan.reverse_log(), "reverse replay").await? {
+        return Ok(0);
+    }
+    exec.step("reverse replay", &plan.old());
+    super::reverse::catch_up(conn, plan).await
+}
+
+/// After the swap: drops the reverse trigger, its log and the old table.
 pub(crate) async fn finalize(exec: Exec<'_>, plan: &ShadowPlan) -> Result<(), EngineError> {
     exec.step("finalize", &plan.old());
     let conn = exec.main();
@@ -414,9 +451,16 @@ $lockstep$",
         )
     }
 
-    /// The reverse function (new table → old table), created before the swap.
+    /// The reverse function (new table → old table), created before the swap: with
+    /// `[swap] reverse = "sync"` it applies each change to the old table; by default it logs
+    /// the changed keys (reverse.rs).
     pub fn reverse_function_sql(&self) -> String {
-        self.sync_function(&self.names.reverse_fn, &self.old(), &self.facts.pk_columns)
+        if self.reverse.is_deferred() {
+            let mut sql = self.reverse_log_sql();
+            sql.remove(1)
+        } else {
+            self.sync_function(&self.names.reverse_fn, &self.old(), &self.facts.pk_columns)
+        }
     }
 
     /// At the swap (`forward`), or the swap back: what columns of another type need besides
@@ -527,9 +571,9 @@ $lockstep$",
 
     /// Before the swap, outside its lock (idempotent, one transaction): what the swap would
     /// otherwise do while the application waits and that needs no lock on the table. The new
-    /// table's grants (they stay with it through the renames), the table noting what the
-    /// reverse sync cannot write, and the reverse function (its body names the old table,
-    /// resolved when it first runs). Not the storage parameters: autovacuum turned on for the
+    /// table's grants (they stay with it through the renames), the reverse log (or, with
+    /// `reverse = "sync"`, the table noting what the reverse sync cannot write) and the
+    /// reverse function (its body names the old table, resolved when it first runs). Not the storage parameters: autovacuum turned on for the
     /// freshly filled copy before the swap would start vacuuming it, and the swap's lock
     /// would wait for it longer than its lock_timeout (autovacuum gives way to a lock only
     /// after deadlock_timeout).
@@ -552,13 +596,17 @@ $lockstep$",
                 out.push(format!("GRANT {privilege} ON {shadow} TO {to}"));
             }
         }
-        if !self.target.changes().is_empty() {
-            out.push(format!(
-                "CREATE TABLE IF NOT EXISTS {} (lockstep_key text[] NOT NULL, lockstep_error text)",
-                self.unsynced()
-            ));
+        if self.reverse.is_deferred() {
+            out.extend(self.reverse_log_sql());
+        } else {
+            if !self.target.changes().is_empty() {
+                out.push(format!(
+                    "CREATE TABLE IF NOT EXISTS {} (lockstep_key text[] NOT NULL, lockstep_error text)",
+                    self.unsynced()
+                ));
+            }
+            out.push(self.reverse_function_sql());
         }
-        out.push(self.reverse_function_sql());
         out.push(format!(
             "REVOKE ALL ON FUNCTION lockstep.{}() FROM PUBLIC",
             q(&self.names.reverse_fn)
@@ -576,7 +624,8 @@ $lockstep$",
 
     /// The swap, in one transaction after `SET LOCAL lock_timeout`: the locks
     /// ([`Self::swap_locks_sql`]), the storage parameters, the rest of the log, renames,
-    /// sequences, foreign keys, views and the reverse trigger. Only what needs the lock is here
+    /// sequences, foreign keys, views and the reverse trigger (attached: its function and log
+    /// were made before). Only what needs the lock is here
     /// ([`Self::swap_prepare_sql`] runs before).
     pub fn swap_sql(&self) -> Vec<String> {
         let (head, tail) = self.swap_parts();
@@ -629,8 +678,8 @@ $lockstep$",
             .collect()
     }
 
-    /// Swapping back after the swap (rollback): the old table, kept current by the reverse
-    /// trigger, takes the name again.
+    /// Swapping back after the swap (rollback): the old table, brought up to date from the
+    /// reverse log (applied between the locks and the rest), takes the name again.
     pub fn swap_back_sql(&self) -> Vec<String> {
         let f = &self.facts;
         let current = self.source();
@@ -642,6 +691,7 @@ $lockstep$",
         out.push(format!(
             "DROP TRIGGER IF EXISTS lockstep_reverse ON {current}; DROP TRIGGER IF EXISTS lockstep_reverse_truncate ON {current}"
         ));
+        out.push(format!("DROP TABLE IF EXISTS {}", self.reverse_log()));
         out.extend(self.renames(Side::Live, Side::Shadow));
         out.extend(self.renames(Side::Old, Side::Live));
         out.extend(self.swap_back_extras_sql());
@@ -676,11 +726,12 @@ $lockstep$",
             q(&self.names.reverse_fn)
         ));
         out.push(format!("DROP TABLE IF EXISTS {}", self.unsynced()));
+        out.push(format!("DROP TABLE IF EXISTS {}", self.reverse_log()));
         out
     }
 
-    /// Finalize: the reverse trigger and the old table go (and a capture slot left by a
-    /// runner that stopped right after the swap).
+    /// Finalize: the reverse trigger, its log and the old table go (and a capture slot left
+    /// by a runner that stopped right after the swap).
     pub fn finalize_sql(&self) -> Vec<String> {
         let mut out = self.capture().logical_discard_sql();
         out.extend([
@@ -690,6 +741,7 @@ $lockstep$",
             ),
             format!("DROP TABLE IF EXISTS {}", self.old()),
             format!("DROP TABLE IF EXISTS {}", self.unsynced()),
+            format!("DROP TABLE IF EXISTS {}", self.reverse_log()),
             format!(
                 "DROP FUNCTION IF EXISTS lockstep.{}()",
                 q(&self.names.reverse_fn)

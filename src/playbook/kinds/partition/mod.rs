@@ -138,6 +138,7 @@ impl Partition {
             names,
             shape: None,
             logical: None,
+            reverse: crate::playbook::settings::ReverseSync::default(),
         }
     }
 }
