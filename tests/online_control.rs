@@ -154,6 +154,7 @@ fn assert_schema(doc: &Value) {
                 "throttle",
                 "replica_lag_ms",
                 "log_backlog",
+                "reverse_backlog",
                 "capture",
                 "lanes",
                 "settings",

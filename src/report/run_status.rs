@@ -24,6 +24,8 @@
 //!               "throttle": { "active", "reason": string | null },
 //!               "replica_lag_ms": int | null (null: no replicas),
 //!               "log_backlog": int | null (changes captured, not replayed yet),
+//!               "reverse_backlog": int | null (after the swap: changes not applied to
+//!                 the old table yet; none with [swap] reverse = "sync"),
 //!               "capture": { "method": "logical" | "trigger", "slot": string | null,
 //!                            "retained_wal_bytes": int | null (WAL the slot holds back) }
 //!                          | null (kinds without a shadow table),

@@ -56,7 +56,7 @@ fn assert_rebuilt(db: &Db, min_correlation: f32) {
         "events, events_old"
     );
     db.assert_same_rows("events", "expected");
-    db.assert_same_rows("events_old", "expected");
+    assert_old_behind_by_the_log(db, "events_old", "expected");
     let check: String = db.one(
         "SELECT pg_get_constraintdef(oid) || ' ' || convalidated FROM pg_constraint
          WHERE conrelid = 'events'::regclass AND conname = 'events_amount_positive'",
@@ -87,6 +87,8 @@ fn assert_rebuilt(db: &Db, min_correlation: f32) {
     );
 }
 
+/// With `[swap] reverse = "sync"`: the old table is current after every write, and a value
+/// it cannot hold is noted by the writer's trigger.
 #[test]
 fn a_rebuild_under_the_workload_loses_nothing_and_swaps_back() {
     let cluster = cluster();
@@ -97,7 +99,7 @@ fn a_rebuild_under_the_workload_loses_nothing_and_swaps_back() {
     let pb = db.playbook(
         "pb.toml",
         &playbook(
-            "max_rows_per_second = 10000\n[swap]\nlock_timeout = \"200ms\"\nbackoff = \"50ms\"",
+            "max_rows_per_second = 10000\n[swap]\nlock_timeout = \"200ms\"\nbackoff = \"50ms\"\nreverse = \"sync\"",
         ),
     );
     let plan = db.lockstep(&["plan", pb.to_str().unwrap()]);
@@ -409,7 +411,7 @@ fn a_bloated_table_is_made_compact() {
         "{compact} bytes, {bloated} before"
     );
     db.assert_same_rows("events", "expected");
-    db.assert_same_rows("events_old", "expected");
+    assert_old_behind_by_the_log(&db, "events_old", "expected");
 }
 
 /// The partitioning strategy of `table` (`r`, `l`, `h`), or `-` when it is not partitioned.
@@ -449,7 +451,7 @@ fn a_partitioned_table_is_partitioned_again_another_way_then_unpartitioned() {
         wl.finish().assert_clean();
         assert_eq!(strategy(&db, "events"), want, "{name}");
         db.assert_same_rows("events", "expected");
-        db.assert_same_rows("events_old", "expected");
+        assert_old_behind_by_the_log(&db, "events_old", "expected");
         assert_exit(&db.lockstep(&["finalize"]), 0);
         db.assert_same_rows("events", "expected");
     }

@@ -43,14 +43,7 @@ fn write_as_app(db: &Db, n: i64) {
 
 /// Changes since the swap waiting in the reverse log (-1: there is none).
 fn reverse_backlog(db: &Db) -> i64 {
-    let log: Option<String> = db
-        .query(
-            "SELECT c.oid::regclass::text FROM pg_class c WHERE c.relnamespace = 'lockstep'::regnamespace AND c.relname LIKE 'rlog%'",
-            &[],
-        )
-        .first()
-        .map(|r| r.get(0));
-    log.map_or(-1, |l| db.one(&format!("SELECT count(*) FROM {l}")))
+    reverse_log(db).map_or(-1, |l| db.one(&format!("SELECT count(*) FROM {l}")))
 }
 
 #[test]

@@ -487,6 +487,20 @@ mod in_place {
             swap.contains("ALTER SEQUENCE \"Sales Data\".\"Order_id_seq\" AS bigint"),
             "{swap}"
         );
+        // By default the reverse trigger logs keys in the new type; a rollback converts them.
+        let prepare = plan.swap_prepare_sql().join("\n");
+        assert!(
+            prepare.contains("CREATE TABLE IF NOT EXISTS lockstep.rlog_r (id bigint NOT NULL)"),
+            "{prepare}"
+        );
+        assert!(
+            plan.reverse_function_sql()
+                .contains("INSERT INTO lockstep.rlog_r (id) VALUES (NEW.id)"),
+            "{}",
+            plan.reverse_function_sql()
+        );
+        let mut plan = plan;
+        plan.reverse = crate::playbook::settings::ReverseSync::Sync;
         let rev = plan.reverse_function_sql();
         assert!(
             rev.contains(

@@ -262,7 +262,7 @@ INSERT INTO {old} ({}){ovr} SELECT {converted} FROM {new} WHERE {in_log} AND NOT
             .iter()
             .map(|c| format!("{}::text", q(c)))
             .collect::<Vec<_>>()
-            .join(", ' ', ");
+            .join(", ', ', ");
         let from = match limit {
             Some(n) => format!("(SELECT ctid, * FROM {} LIMIT {n}) l", self.reverse_log()),
             None => self.reverse_log(),

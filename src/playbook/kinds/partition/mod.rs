@@ -509,8 +509,10 @@ mod tests {
         let names = |f: &Facts| Names::new(f, "r1", Vec::new());
         let f = facts();
         let pb = playbook();
-        let plan = part(&pb).plan(f.clone(), names(&f));
-        // The reverse trigger (new table → old) keeps the old table current.
+        let mut plan = part(&pb).plan(f.clone(), names(&f));
+        // With `[swap] reverse = "sync"`, the reverse trigger (new table → old) keeps the old
+        // table current.
+        plan.reverse = crate::playbook::settings::ReverseSync::Sync;
         let rev = plan.reverse_function_sql();
         assert!(
             rev.contains("IF TG_OP = 'UPDATE' AND NEW.id OPERATOR(pg_catalog.=) OLD.id THEN"),
@@ -525,7 +527,8 @@ mod tests {
         );
         let mut c = facts();
         c.columns[0].eq_schema = Some("public".into());
-        let plan_c = part(&pb).plan(c.clone(), names(&c));
+        let mut plan_c = part(&pb).plan(c.clone(), names(&c));
+        plan_c.reverse = crate::playbook::settings::ReverseSync::Sync;
         assert!(plan_c
             .reverse_function_sql()
             .contains("WHERE id OPERATOR(public.=) OLD.id"));
@@ -536,7 +539,8 @@ mod tests {
         // A GENERATED ALWAYS identity column outside the key cannot be SET: no in-place path.
         let mut g = facts();
         g.columns[2].identity = "a".into();
-        let plan = part(&pb).plan(g.clone(), names(&g));
+        let mut plan = part(&pb).plan(g.clone(), names(&g));
+        plan.reverse = crate::playbook::settings::ReverseSync::Sync;
         assert!(!plan.reverse_function_sql().contains("IF TG_OP = 'UPDATE' AND"));
     }
 }
