@@ -47,18 +47,28 @@ impl ShadowPlan {
             .collect()
     }
 
-    /// Before the swap (idempotent): the reverse log and the function that writes it, which
-    /// the swap attaches to the new table as `lockstep_reverse`. It runs with its owner's
-    /// rights (an application role allowed to write the table needs none on the log) and,
-    /// like the forward capture's, sets no search_path: every name and operator in it is
-    /// schema-qualified. A `TRUNCATE` of the new table truncates the old table and the log.
-    pub(super) fn reverse_log_sql(&self) -> Vec<String> {
-        let keys = self.reverse_keys();
-        let log = self.reverse_log();
-        let cols: Vec<String> = keys
+    /// Before the swap (idempotent): the reverse log, a bare heap like the forward capture's.
+    pub(super) fn reverse_log_table_sql(&self) -> String {
+        let cols: Vec<String> = self
+            .reverse_keys()
             .iter()
             .map(|(c, t)| format!("{} {t} NOT NULL", q(c)))
             .collect();
+        format!(
+            "CREATE TABLE IF NOT EXISTS {} ({}) WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 10000)",
+            self.reverse_log(),
+            cols.join(", ")
+        )
+    }
+
+    /// The function that writes the reverse log, which the swap attaches to the new table as
+    /// `lockstep_reverse`. It runs with its owner's rights (an application role allowed to
+    /// write the table needs none on the log) and, like the forward capture's, sets no
+    /// search_path: every name and operator in it is schema-qualified. A `TRUNCATE` of the
+    /// new table truncates the old table and the log.
+    pub(super) fn reverse_log_function_sql(&self) -> String {
+        let keys = self.reverse_keys();
+        let log = self.reverse_log();
         let names: Vec<String> = keys.iter().map(|(c, _)| c.clone()).collect();
         let key_list = list(&names);
         let vals = |row: &str| {
@@ -81,12 +91,7 @@ impl ShadowPlan {
             .collect::<Vec<_>>()
             .join(" AND ");
         let fname = q(&self.names.reverse_fn);
-        vec![
-            format!(
-                "CREATE TABLE IF NOT EXISTS {log} ({}) WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 10000)",
-                cols.join(", ")
-            ),
-            format!(
+        format!(
                 "CREATE OR REPLACE FUNCTION lockstep.{fname}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $lockstep$
 BEGIN
   IF TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' THEN
@@ -107,8 +112,7 @@ $lockstep$",
                 old = self.old(),
                 new = vals("NEW"),
                 old_key = vals("OLD"),
-            ),
-        ]
+        )
     }
 
     /// Applying the reverse log to the old table: the statements of one batch, in one

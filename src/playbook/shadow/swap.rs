@@ -456,8 +456,7 @@ $lockstep$",
     /// the changed keys (reverse.rs).
     pub fn reverse_function_sql(&self) -> String {
         if self.reverse.is_deferred() {
-            let mut sql = self.reverse_log_sql();
-            sql.remove(1)
+            self.reverse_log_function_sql()
         } else {
             self.sync_function(&self.names.reverse_fn, &self.old(), &self.facts.pk_columns)
         }
@@ -573,10 +572,10 @@ $lockstep$",
     /// otherwise do while the application waits and that needs no lock on the table. The new
     /// table's grants (they stay with it through the renames), the reverse log (or, with
     /// `reverse = "sync"`, the table noting what the reverse sync cannot write) and the
-    /// reverse function (its body names the old table, resolved when it first runs). Not the storage parameters: autovacuum turned on for the
-    /// freshly filled copy before the swap would start vacuuming it, and the swap's lock
-    /// would wait for it longer than its lock_timeout (autovacuum gives way to a lock only
-    /// after deadlock_timeout).
+    /// reverse function (its body names the old table, resolved when it first runs). Not
+    /// the storage parameters: autovacuum turned on for the freshly filled copy before the
+    /// swap would start vacuuming it, and the swap's lock would wait for it longer than its
+    /// lock_timeout (autovacuum gives way to a lock only after deadlock_timeout).
     pub fn swap_prepare_sql(&self) -> Vec<String> {
         let f = &self.facts;
         let shadow = self.shadow();
@@ -597,16 +596,14 @@ $lockstep$",
             }
         }
         if self.reverse.is_deferred() {
-            out.extend(self.reverse_log_sql());
-        } else {
-            if !self.target.changes().is_empty() {
-                out.push(format!(
-                    "CREATE TABLE IF NOT EXISTS {} (lockstep_key text[] NOT NULL, lockstep_error text)",
-                    self.unsynced()
-                ));
-            }
-            out.push(self.reverse_function_sql());
+            out.push(self.reverse_log_table_sql());
+        } else if !self.target.changes().is_empty() {
+            out.push(format!(
+                "CREATE TABLE IF NOT EXISTS {} (lockstep_key text[] NOT NULL, lockstep_error text)",
+                self.unsynced()
+            ));
         }
+        out.push(self.reverse_function_sql());
         out.push(format!(
             "REVOKE ALL ON FUNCTION lockstep.{}() FROM PUBLIC",
             q(&self.names.reverse_fn)
