@@ -92,7 +92,7 @@ impl ShadowPlan {
             .join(" AND ");
         let fname = q(&self.names.reverse_fn);
         format!(
-                "CREATE OR REPLACE FUNCTION lockstep.{fname}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $lockstep$
+            "CREATE OR REPLACE FUNCTION lockstep.{fname}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $lockstep$
 BEGIN
   IF TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' THEN
     TRUNCATE {old}, {log};
@@ -109,9 +109,9 @@ BEGIN
   RETURN NULL;
 END
 $lockstep$",
-                old = self.old(),
-                new = vals("NEW"),
-                old_key = vals("OLD"),
+            old = self.old(),
+            new = vals("NEW"),
+            old_key = vals("OLD"),
         )
     }
 
@@ -183,17 +183,27 @@ $lockstep$",
                 ),
             ]
         } else {
+            // The deleted rows' columns under names of their own: a conversion back written
+            // with unqualified column names must not find them.
             let g_match = names
                 .iter()
-                .map(|c| format!("g.{} = {}", q(c), back(&table, c)))
+                .enumerate()
+                .map(|(i, c)| format!("g.lockstep_k{i} = {}", back(&table, c)))
                 .collect::<Vec<_>>()
                 .join(" AND ");
             let returning: Vec<String> = names
                 .iter()
-                .chain(&kept)
-                .map(|c| format!("o.{}", q(c)))
+                .enumerate()
+                .map(|(i, c)| format!("o.{} AS lockstep_k{i}", q(c)))
+                .chain(
+                    kept.iter()
+                        .enumerate()
+                        .map(|(i, c)| format!("o.{} AS lockstep_d{i}", q(c))),
+                )
                 .collect();
-            let carried: Vec<String> = kept.iter().map(|c| format!("g.{}", q(c))).collect();
+            let carried: Vec<String> = (0..kept.len())
+                .map(|i| format!("g.lockstep_d{i}"))
+                .collect();
             let mut all_cols = cols.clone();
             all_cols.extend(kept.iter().cloned());
             vec![format!(
