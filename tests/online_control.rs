@@ -155,6 +155,7 @@ fn assert_schema(doc: &Value) {
                 "replica_lag_ms",
                 "log_backlog",
                 "replay",
+                "reverse_backlog",
                 "capture",
                 "lanes",
                 "settings",

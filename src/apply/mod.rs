@@ -67,7 +67,7 @@ impl Settings {
             attempts: self.attempts,
             backoff_ms: self.backoff_ms,
             max_backoff_ms: self.max_backoff_ms,
-            manual: false,
+            ..Default::default()
         }
     }
 }

@@ -132,7 +132,7 @@ fn summary(r: &Report) -> Vec<String> {
     );
     para(
         format!(
-            "after:  telemetry partitioned by month on recorded_at: {} partitions, {} rows, primary key (id, recorded_at); the original was kept current as telemetry_old ({}) by a reverse trigger, so that a rollback would have lost nothing",
+            "after:  telemetry partitioned by month on recorded_at: {} partitions, {} rows, primary key (id, recorded_at); the original was kept as telemetry_old ({}) with the changes since the swap kept for a rollback and applied to it before the check, as a rollback would, so that a rollback would have lost nothing",
             r.partitions,
             group_digits(r.rows_after.max(0) as u64),
             r.size_old
@@ -166,7 +166,7 @@ fn summary(r: &Report) -> Vec<String> {
     if r.writers > 0 {
         para(
             format!(
-                "workload ({} writer{}): {} ops/s before (worst {:.1} ms), {} ops/s during ({:.2}x, worst {:.1} ms), {} ops/s after the swap with the reverse trigger ({:.2}x)",
+                "workload ({} writer{}): {} ops/s before (worst {:.1} ms), {} ops/s during ({:.2}x, worst {:.1} ms), {} ops/s after the swap, until finalize ({:.2}x)",
                 r.writers,
                 plural(r.writers),
                 count(r.before.ops_per_sec),
@@ -229,7 +229,7 @@ fn summary(r: &Report) -> Vec<String> {
         if r.writers > 0 {
             para(
                 format!(
-                    "       lockstep, {} writer{}, duty cycle {}: {:.1} s ({:.2}x naive); workload throughput during / before: {:.2}x; reverse trigger overhead after the swap: {:.0}%",
+                    "       lockstep, {} writer{}, duty cycle {}: {:.1} s ({:.2}x naive); workload throughput during / before: {:.2}x; reverse sync overhead after the swap: {:.0}%",
                     r.writers,
                     plural(r.writers),
                     r.duty_cycle,

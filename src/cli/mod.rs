@@ -23,6 +23,7 @@ mod run;
 mod set;
 mod status;
 mod swap;
+mod sync_back;
 mod trace;
 
 use std::io::{self, IsTerminal, Write};
@@ -82,7 +83,9 @@ pub enum Command {
     Resume(Box<resume::ResumeArgs>),
     /// Undo a run, before or after the swap (until finalize)
     Rollback(Box<rollback::RollbackArgs>),
-    /// After the swap: drop the reverse trigger and the old table; after a backfill or its rollback: drop the undo data
+    /// After the swap: apply the changes since to the old table now (no swap back), freeing the WAL a reverse slot holds
+    SyncBack(Box<sync_back::SyncBackArgs>),
+    /// After the swap: drop the reverse trigger or slot and the old table; after a backfill or its rollback: drop the undo data
     Finalize(Box<finalize::FinalizeArgs>),
     /// Try it: a throwaway PostgreSQL, a busy table, converted to partitions online
     Demo(Box<demo::DemoArgs>),
@@ -147,6 +150,7 @@ pub fn main() -> u8 {
         Command::Swap(args) => swap::run(*args),
         Command::Resume(args) => resume::run(*args),
         Command::Rollback(args) => rollback::run(*args),
+        Command::SyncBack(args) => sync_back::run(*args),
         Command::Finalize(args) => finalize::run(*args),
         Command::Rules(args) => rules::run(args),
         Command::Explain(args) => explain::run(args),

@@ -4,7 +4,8 @@ use super::online::{self, Drawer, RunRef, TakeoverArg};
 use crate::playbook::engine::{self, Ctx};
 
 /// Undo a run: before the swap, drop everything lockstep created; after the swap (before
-/// finalize), swap back to the original table, which the reverse trigger kept current.
+/// finalize), bring the original table up to date with the changes since the swap, then swap
+/// back to it.
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  lockstep rollback               # the latest run\n  lockstep rollback 16384_20260412_101500_123"

@@ -19,8 +19,8 @@ partition: preflight, shadow (the partitioned copy), capture (a trigger logs the
 changed row), backfill (batched copy, checkpointed, in `workers` key ranges at once), indexes\n\
 (built per partition, several at once), replay (the logged changes), verify (range by range,\n\
 in parallel), swap (one short transaction, lock_timeout and retries), validate. After the\n\
-swap the old table stays current (a reverse trigger) until `lockstep finalize`; `lockstep\n\
-rollback` swaps back. The in-place kinds run their own steps (`lockstep plan` lists them)\n\
+swap the old table is kept (a trigger logs the changed keys) until `lockstep finalize`;\n\
+`lockstep rollback` applies them to it and swaps back. The in-place kinds run their own steps (`lockstep plan` lists them)\n\
 with the same guarantees; column-type also swaps, and keeps the old column until finalize.\n\n\
 Every step is recorded in lockstep.runs; Ctrl-C or SIGTERM stops at the next safe point, and\n\
 `lockstep resume` continues a stopped, failed or killed run.\n\n\

@@ -224,6 +224,12 @@ fn print(out: &mut impl Write, st: &RunStatus) -> io::Result<()> {
             w.backlog, w.age_seconds
         )?;
     }
+    if let Some(n) = st.reverse_backlog {
+        writeln!(
+            out,
+            "reverse    {n} changes since the swap not applied to the old table yet (a rollback applies them first)"
+        )?;
+    }
     writeln!(
         out,
         "throttle   {}",

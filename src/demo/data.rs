@@ -98,8 +98,8 @@ pub(super) async fn max_id(c: &Client) -> Result<i64, DemoError> {
     Ok(row.get(0))
 }
 
-/// After the swap: rows that differ between the new table and the old one (kept current by
-/// the reverse trigger), the rows of the new table, and its partitions.
+/// After the swap: rows that differ between the new table and the old one (brought up to
+/// date from the reverse log), the rows of the new table, and its partitions.
 pub(super) async fn check(c: &Client) -> Result<(i64, i64, i64), DemoError> {
     let err = DemoError::db("comparing telemetry with telemetry_old");
     let diff: i64 = c

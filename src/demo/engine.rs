@@ -77,6 +77,8 @@ fn toml_string(s: &str) -> String {
 pub(super) enum Command<'a> {
     Start(&'a Playbook),
     Rollback(&'a str),
+    /// Apply the changes since the swap to the old table (the reverse log).
+    SyncBack(&'a str),
 }
 
 /// What a conversion did: the run, its steps' times, and when the swap ran.
@@ -140,6 +142,7 @@ pub(super) async fn convert(
             match command {
                 Command::Start(pb) => engine::start(&mut ctx, pb.parsed.clone(), &pb.text).await,
                 Command::Rollback(id) => engine::rollback(&mut ctx, Some(id)).await,
+                Command::SyncBack(id) => engine::sync_back(&mut ctx, Some(id)).await,
             }
         };
         let watch = async {

@@ -172,7 +172,7 @@ pub async fn run(
         }
     };
     screen.phase(&format!(
-        "measuring the workload after the swap (reverse trigger active) for {} s",
+        "measuring the workload after the swap (changes kept for a rollback) for {} s",
         options.measure.as_secs()
     ));
     let after_from = Instant::now();
@@ -180,6 +180,14 @@ pub async fn run(
     let after_to = Instant::now();
     let stats = workload.stop().await;
 
+    screen.phase("applying the changes since the swap to telemetry_old, as a rollback would");
+    engine::convert(
+        &c,
+        conn,
+        screen,
+        engine::Command::SyncBack(&converted.run_id),
+    )
+    .await?;
     screen.phase("comparing telemetry with telemetry_old row for row");
     let (differing, rows_after, partitions) = data::check(&c).await?;
     let size_old = data::size(&c, "telemetry_old").await;

@@ -254,7 +254,7 @@ pub async fn prepare(
     if let AnyPlan::Shadow(p) = &mut plan {
         if p.logical.is_some() {
             if let Some(why) = super::shadow::replication_unavailable(connect).await {
-                p.without_logical(why, pb.common.capture.mode, &mut refusals);
+                p.without_logical(why, &pb.common, &mut refusals);
             }
         }
     }
@@ -464,7 +464,7 @@ async fn forward(ctx: &mut Ctx<'_>, pb: &Playbook, run: Run) -> Result<Finished,
     result?;
     let message = match &run.plan {
         AnyPlan::Shadow(_) => format!(
-            "run {id}: swapped. The old table is kept current until `lockstep finalize {id}`; `lockstep rollback {id}` swaps back."
+            "run {id}: swapped. The old table is kept for a way back until `lockstep finalize {id}`; `lockstep rollback {id}` brings it up to date and swaps back."
         ),
         AnyPlan::Steps(p) => format!(
             "run {id}: {} done on {}. {}",
@@ -504,6 +504,19 @@ pub async fn resume(ctx: &mut Ctx<'_>, id: Option<&str>) -> Result<Finished, Eng
 /// run of steps undoes every completed step, newest first.
 pub async fn rollback(ctx: &mut Ctx<'_>, id: Option<&str>) -> Result<Finished, EngineError> {
     let run = load_locked(ctx, id).await?;
+    // A rollback stopped between its swap back and dropping the reverse slot: the slot goes
+    // now (it would hold back WAL for good).
+    if let (AnyPlan::Shadow(p), Phase::RolledBack) = (&run.plan, run.phase()) {
+        if shadow::drop_reverse_slot(ctx.client, p).await? {
+            return Ok(Finished {
+                id: run.id().to_string(),
+                message: format!(
+                    "run {}: already rolled back; the reverse slot its rollback left is dropped",
+                    run.id()
+                ),
+            });
+        }
+    }
     check(&run, Command::Rollback)?;
     let (client, monitor) = (ctx.client, ctx.monitor);
     let table = run.row.table_name.clone();
@@ -541,6 +554,37 @@ async fn roll_back(ctx: &mut Ctx<'_>, run: Run) -> Result<Finished, EngineError>
         _ => return Err(mismatch(&run)),
     };
     Ok(Finished { id, message })
+}
+
+/// After a shadow rebuild's swap: applies the changes made since to the old table, what a
+/// rollback does first, without swapping back (the demo compares the two tables after it).
+pub async fn sync_back(ctx: &mut Ctx<'_>, id: Option<&str>) -> Result<Finished, EngineError> {
+    let run = load_locked(ctx, id).await?;
+    check(&run, Command::Rollback)?;
+    let (client, monitor) = (ctx.client, ctx.monitor);
+    let table = run.row.table_name.clone();
+    let id = run.id().to_string();
+    let work = async {
+        let pb = run.playbook()?;
+        match (&run.plan, run.step) {
+            (AnyPlan::Shadow(p), RunStep::Shadow(s)) if s >= shadow::Step::Swapped => {
+                let message = if p.reverse.is_sync() {
+                    format!("run {id}: the old table is kept current by the reverse trigger: nothing to apply")
+                } else {
+                    let n = shadow::sync_back(exec(ctx, &pb, &run).await, p).await?;
+                    format!("run {id}: {n} changes since the swap applied to the old table")
+                };
+                Ok(Finished {
+                    id: id.clone(),
+                    message,
+                })
+            }
+            _ => Err(EngineError::State(format!(
+                "run {id} has no old table to bring up to date (not a shadow rebuild after its swap)"
+            ))),
+        }
+    };
+    lock::beating(client, monitor, &table, run.id(), work).await
 }
 
 /// After a run completed: drops what it kept for a way back (the old table, the old
@@ -583,6 +627,9 @@ pub struct RunStatus {
     pub replica_lag_ms: Option<i64>,
     /// Changes captured and not replayed yet (a shadow rebuild before its swap).
     pub logged: Option<i64>,
+    /// After a shadow rebuild's swap: changes since the swap not applied to the old table yet
+    /// (`lockstep rollback` applies them first; none with `[swap] reverse = "sync"`).
+    pub reverse_backlog: Option<i64>,
     /// During a shadow rebuild's copy: its lanes, how many are copied and under way.
     pub lanes: Option<LaneCounts>,
     /// How a shadow rebuild captures changes.
@@ -652,6 +699,10 @@ async fn status_of(
         AnyPlan::Shadow(p) => Some(shadow::capture_status(client, p).await),
         _ => None,
     };
+    let reverse_backlog = match &run.plan {
+        AnyPlan::Shadow(p) => shadow::reverse_backlog(client, p).await,
+        _ => None,
+    };
     let controls = state::controls(client, run.id())
         .await
         .map_err(dberr("reading lockstep.controls"))?;
@@ -665,6 +716,7 @@ async fn status_of(
         replica_lag_ms,
         holder,
         logged,
+        reverse_backlog,
         lanes,
         capture,
         settings,

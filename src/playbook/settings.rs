@@ -2,7 +2,7 @@
 //! `[swap]` and `[dependents]` settings; the helpers kinds use to validate their section, and
 //! the error of a playbook file.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::lint::context::parse_duration_ms;
 use crate::sql::ir::ObjName;
@@ -69,6 +69,7 @@ pub(crate) struct RawSwap {
     pub backoff: Option<String>,
     pub max_backoff: Option<String>,
     pub mode: Option<String>,
+    pub reverse: Option<String>,
 }
 
 /// What to do with objects that depend on the table.
@@ -192,6 +193,50 @@ pub struct Swap {
     /// `mode = "manual"`: once verified, the run keeps catching up and waits for
     /// `lockstep swap` (kinds that swap).
     pub manual: bool,
+    /// How a shadow run keeps the old table for a swap back until `finalize`.
+    pub reverse: ReverseSync,
+}
+
+/// `[swap] reverse`: how the old table is kept after the swap, for `lockstep rollback`. A
+/// playbook asks for one; a plan holds what was chosen (never `Auto`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReverseSync {
+    /// `Logical` where the run captures by logical decoding, `Sync` otherwise.
+    Auto,
+    /// No trigger: a replication slot made before the swap keeps the new table's changes;
+    /// `lockstep rollback` (or `lockstep sync-back`) applies them to the old table. The
+    /// writers pay nothing; the slot holds back WAL until then.
+    Logical,
+    /// A row trigger logs the key of every changed row to a bare log; `lockstep rollback`
+    /// applies the log to the old table (in batches, then the rest under the swap back's
+    /// lock). The writers pay for one small insert per change.
+    Deferred,
+    /// A row trigger applies every change to the old table in the writer's transaction. What
+    /// a plan made before this setting existed holds.
+    #[default]
+    Sync,
+}
+
+impl ReverseSync {
+    pub fn is_sync(&self) -> bool {
+        *self == ReverseSync::Sync
+    }
+
+    /// The old table is brought up to date by the rollback from a log of keys (filled by a
+    /// trigger or from the slot), not kept current by a trigger.
+    pub fn is_deferred(&self) -> bool {
+        matches!(self, ReverseSync::Deferred | ReverseSync::Logical)
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ReverseSync::Auto => "auto",
+            ReverseSync::Logical => "logical",
+            ReverseSync::Deferred => "deferred",
+            ReverseSync::Sync => "sync",
+        }
+    }
 }
 
 /// The default share of the time the runner works while the application is busy. On a
@@ -221,6 +266,7 @@ impl Default for Swap {
             backoff_ms: 200,
             max_backoff_ms: 5000,
             manual: false,
+            reverse: ReverseSync::Auto,
         }
     }
 }
@@ -411,6 +457,20 @@ pub(crate) fn settings(
                 return Err(bad(
                     "swap.mode",
                     format!("expected \"auto\" or \"manual\", found `{x}`"),
+                ))
+            }
+        },
+        reverse: match swap.reverse.as_deref() {
+            None | Some("auto") => ReverseSync::Auto,
+            Some("logical") => ReverseSync::Logical,
+            Some("deferred") => ReverseSync::Deferred,
+            Some("sync") => ReverseSync::Sync,
+            Some(x) => {
+                return Err(bad(
+                    "swap.reverse",
+                    format!(
+                        "expected \"auto\", \"logical\", \"deferred\" or \"sync\", found `{x}`"
+                    ),
                 ))
             }
         },

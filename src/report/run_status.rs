@@ -31,6 +31,8 @@
 //!                                     works without rest and the run's other connections
 //!                                     wait (`throttle` says so too),
 //!                           "age_seconds": float (how long ago the runner measured) } | null,
+//!               "reverse_backlog": int | null (after the swap: changes not applied to
+//!                 the old table yet; none with [swap] reverse = "sync"),
 //!               "capture": { "method": "logical" | "trigger", "slot": string | null,
 //!                            "retained_wal_bytes": int | null (WAL the slot holds back) }
 //!                          | null (kinds without a shadow table),
@@ -123,6 +125,7 @@ fn run_value(st: &RunStatus) -> Value {
             "behind": w.behind,
             "age_seconds": w.age_seconds,
         })),
+        "reverse_backlog": st.reverse_backlog,
         "capture": st.capture.as_ref().map(|c| json!({
             "method": if c.slot.is_some() { "logical" } else { "trigger" },
             "slot": c.slot,
@@ -249,6 +252,12 @@ const FAMILIES: &[Family] = &[
                 .as_ref()
                 .map(|w| f64::from(u8::from(w.behind)))
         },
+    },
+    Family {
+        name: "lockstep_run_reverse_backlog",
+        help: "Changes since the swap not applied to the old table yet (shadow rebuilds until finalize; rollback applies them first).",
+        kind: "gauge",
+        value: |s| s.reverse_backlog.map(|n| n as f64),
     },
     Family {
         name: "lockstep_run_replica_lag_seconds",

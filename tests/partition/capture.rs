@@ -7,7 +7,7 @@ use super::*;
 /// (replication slots, publications) in the cluster.
 fn capture_objects(db: &Db) -> (i64, i64) {
     (
-        db.one("SELECT count(*) FROM pg_replication_slots"),
+        db.one("SELECT count(*) FROM pg_replication_slots WHERE database = current_database()"),
         db.one("SELECT count(*) FROM pg_publication"),
     )
 }
@@ -38,7 +38,7 @@ fn no_slot_or_publication_survives_a_rollback_a_swap_a_swap_back_or_finalize() {
     assert_eq!(capture_objects(&db), (1, 1));
     // The slot is streamed over a replication connection, not read with the SQL functions.
     wait_for("the slot's stream", Duration::from_secs(60), || {
-        db.one::<i64>("SELECT count(*) FROM pg_stat_replication r JOIN pg_replication_slots s ON s.active_pid = r.pid") == 1
+        db.one::<i64>("SELECT count(*) FROM pg_stat_replication r JOIN pg_replication_slots s ON s.active_pid = r.pid WHERE s.database = current_database()") == 1
     });
     let triggers: i64 = db.one("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'lockstep%'");
     assert_eq!(triggers, 0, "logical capture puts no trigger on the table");
@@ -52,10 +52,23 @@ fn no_slot_or_publication_survives_a_rollback_a_swap_a_swap_back_or_finalize() {
         "after a rollback before the swap"
     );
 
-    // The swap drops them; so do a swap back, and finalize.
+    // The swap drops them; the reverse sync's slot and publication of the new table take
+    // over until a swap back, or finalize, drops them.
     let out = db.lockstep(&["run", pb]);
     assert_exit(&out, 0);
-    assert_eq!(capture_objects(&db), (0, 0), "after the swap");
+    let reverse: Vec<String> = db
+        .query(
+            "SELECT slot_name::text FROM pg_replication_slots WHERE database = current_database() UNION ALL SELECT pubname::text FROM pg_publication",
+            &[],
+        )
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(reverse.len(), 2, "after the swap: {reverse:?}");
+    assert!(
+        reverse.iter().all(|n| n.starts_with("lockstep_r_")),
+        "after the swap: {reverse:?}"
+    );
     assert_swapped(&db);
     let out = db.lockstep(&["rollback"]);
     assert_exit(&out, 0);
@@ -69,8 +82,8 @@ fn no_slot_or_publication_survives_a_rollback_a_swap_a_swap_back_or_finalize() {
     db.wait_runner_gone();
     assert_eq!(
         capture_objects(&db),
-        (1, 0),
-        "the slot outlives a runner killed after the swap"
+        (2, 1),
+        "the slot outlives a runner killed after the swap (beside the reverse slot)"
     );
     let status = text(&db.lockstep(&["status"]));
     assert!(
@@ -79,7 +92,11 @@ fn no_slot_or_publication_survives_a_rollback_a_swap_a_swap_back_or_finalize() {
     );
     let out = db.lockstep(&["resume"]);
     assert_exit(&out, 0);
-    assert_eq!(capture_objects(&db), (0, 0), "after the resume");
+    assert_eq!(
+        capture_objects(&db),
+        (1, 1),
+        "after the resume: the reverse slot"
+    );
     let out = db.lockstep(&["finalize"]);
     assert_exit(&out, 0);
     assert_eq!(capture_objects(&db), (0, 0), "after finalize");
@@ -160,7 +177,7 @@ fn the_slot_moves_on_while_only_other_tables_are_written() {
         Duration::from_secs(60),
         || {
             db.query(
-                "SELECT confirmed_flush_lsn >= $1::text::pg_lsn FROM pg_replication_slots",
+                "SELECT confirmed_flush_lsn >= $1::text::pg_lsn FROM pg_replication_slots WHERE database = current_database()",
                 &[&written],
             )
             .first()

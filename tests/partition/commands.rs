@@ -195,7 +195,7 @@ fn plan_shows_steps_sql_preflight_and_diff_and_changes_nothing() {
     let triggers: i64 = db.one("SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal");
     assert_eq!(triggers, 0);
     let capture: i64 = db.one(
-        "SELECT (SELECT count(*) FROM pg_replication_slots) + (SELECT count(*) FROM pg_publication)",
+        "SELECT (SELECT count(*) FROM pg_replication_slots WHERE database = current_database()) + (SELECT count(*) FROM pg_publication)",
     );
     assert_eq!(capture, 0, "plan made a slot or a publication");
     let locks: i64 = db.one("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'");

@@ -37,7 +37,7 @@ fn dependents_are_carried_over() {
     let old_oid: u32 = db.one("SELECT 'items'::regclass::oid");
     let pb = db.playbook(
         "items.toml",
-        "kind = \"partition\"\ntable = \"items\"\n[partition]\ncolumn = \"id\"\nstrategy = \"hash\"\nmodulus = 4\n[backfill]\nbatch_size = 500\ntarget_batch_ms = 50\nworkers = 1\n",
+        "kind = \"partition\"\ntable = \"items\"\n[partition]\ncolumn = \"id\"\nstrategy = \"hash\"\nmodulus = 4\n[backfill]\nbatch_size = 500\ntarget_batch_ms = 50\nworkers = 1\n[swap]\nreverse = \"sync\"\n",
     );
     let out = db.lockstep(&["run", pb.to_str().unwrap()]);
     assert_exit(&out, 0);
@@ -57,7 +57,8 @@ fn dependents_are_carried_over() {
     assert!(ids.iter().all(|id| *id > 20_000), "{ids:?}");
     let doubled: String = db.one("SELECT doubled::text FROM items WHERE sku = 'new1'");
     assert_eq!(doubled, "198.00", "the generated column");
-    // The reverse trigger wrote them to the old table too, with the same ids.
+    // The reverse trigger (`reverse = "sync"`) wrote them to the old table too, with the
+    // same ids.
     let in_old: i64 =
         db.one("SELECT count(*) FROM items_old WHERE sku IN ('new1', 'new2') AND id > 20000");
     assert_eq!(in_old, 2);
@@ -269,9 +270,11 @@ fn truncate_is_captured_before_and_after_the_swap() {
     assert_exit(&db.lockstep(&["resume"]), 0);
     assert_eq!(db.one::<i64>("SELECT count(*) FROM events"), 1);
     assert_eq!(db.one::<i64>("SELECT count(*) FROM events_old"), 1);
-    // After the swap: TRUNCATE on the new table empties the old one (reverse trigger), so a
-    // rollback does not bring the rows back.
+    // After the swap: TRUNCATE on the new table empties the old one (once the changes
+    // since the swap are applied: `sync-back`, or a rollback), so a rollback does not bring
+    // the rows back.
     db.exec("TRUNCATE events");
+    assert_exit(&db.lockstep(&["sync-back"]), 0);
     assert_eq!(db.one::<i64>("SELECT count(*) FROM events_old"), 0);
     assert_exit(&db.lockstep(&["rollback"]), 0);
     assert_eq!(db.one::<i64>("SELECT count(*) FROM events"), 0);

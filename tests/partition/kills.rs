@@ -115,7 +115,7 @@ fn kill_at(cluster: &TempCluster, point: &str, rollback: bool, capture: &str) {
         assert_eq!(step, "rolled_back");
         // No slot or publication survives, even one a killed runner's stream still held.
         let left: i64 = db.one(
-            "SELECT (SELECT count(*) FROM pg_replication_slots) + (SELECT count(*) FROM pg_publication)",
+            "SELECT (SELECT count(*) FROM pg_replication_slots WHERE database = current_database()) + (SELECT count(*) FROM pg_publication)",
         );
         assert_eq!(left, 0, "a slot or publication survived the rollback");
     } else {

@@ -30,6 +30,7 @@ mod pacing;
 mod rebuild;
 mod refusals;
 mod replay;
+mod reverse;
 mod workload;
 
 use std::collections::BTreeMap;

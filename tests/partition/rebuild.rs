@@ -56,7 +56,7 @@ fn assert_rebuilt(db: &Db, min_correlation: f32) {
         "events, events_old"
     );
     db.assert_same_rows("events", "expected");
-    db.assert_same_rows("events_old", "expected");
+    assert_old_behind_by_the_log(db, "events_old", "expected");
     let check: String = db.one(
         "SELECT pg_get_constraintdef(oid) || ' ' || convalidated FROM pg_constraint
          WHERE conrelid = 'events'::regclass AND conname = 'events_amount_positive'",
@@ -87,6 +87,8 @@ fn assert_rebuilt(db: &Db, min_correlation: f32) {
     );
 }
 
+/// With `[swap] reverse = "sync"`: the old table is current after every write, and a value
+/// it cannot hold is noted by the writer's trigger.
 #[test]
 fn a_rebuild_under_the_workload_loses_nothing_and_swaps_back() {
     let cluster = cluster();
@@ -97,7 +99,7 @@ fn a_rebuild_under_the_workload_loses_nothing_and_swaps_back() {
     let pb = db.playbook(
         "pb.toml",
         &playbook(
-            "max_rows_per_second = 10000\n[swap]\nlock_timeout = \"200ms\"\nbackoff = \"50ms\"",
+            "max_rows_per_second = 10000\n[swap]\nlock_timeout = \"200ms\"\nbackoff = \"50ms\"\nreverse = \"sync\"",
         ),
     );
     let plan = db.lockstep(&["plan", pb.to_str().unwrap()]);
@@ -288,18 +290,28 @@ backoff = \"50ms\"
         "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'items'::regclass AND conname = 'items_name_key'",
     );
     assert_eq!(unique, "UNIQUE (name)");
-    // Writes after the swap reach the old table (its dropped column empty for new rows), and
-    // the identity goes on above every id.
+    // Writes after the swap are logged for the old table, not applied to it yet (the
+    // identity goes on above every id).
     let id: i64 = db.one("INSERT INTO items (name, qty) VALUES ('new', 7) RETURNING id");
     assert!(id > 5099, "{id}");
     db.exec("UPDATE items SET qty = 70 WHERE id = 150; DELETE FROM items WHERE id = 151");
-    let old: String = db.one(&format!(
-        "SELECT string_agg(format('%s %s %s %s', id, name, qty, coalesce(legacy, '-')), ', ' ORDER BY id) FROM items_old WHERE id IN (150, 151, {id})"
-    ));
-    assert_eq!(old, format!("150 item 51 70 old 51, {id} new 7 -"));
-    // Swapped back: the dropped column's values are there.
+    let rows = |table: &str| -> String {
+        db.one(&format!(
+            "SELECT string_agg(format('%s %s %s %s', id, name, qty, coalesce(legacy, '-')), ', ' ORDER BY id) FROM {table} WHERE id IN (150, 151, {id})"
+        ))
+    };
+    assert_eq!(
+        rows("items_old"),
+        "150 item 51 51 old 51, 151 item 52 52 old 52"
+    );
+    // Swapped back: the changes are applied, the dropped column's values kept for the rows
+    // whose key stayed, empty for the new row.
     assert_exit(&db.lockstep(&["rollback"]), 0);
     assert_eq!(columns_of(&db, "items"), before);
+    assert_eq!(
+        rows("items"),
+        format!("150 item 51 70 old 51, {id} new 7 -")
+    );
     let legacy: i64 = db.one("SELECT count(*) FROM items WHERE legacy LIKE 'old %'");
     assert_eq!(legacy, 4999);
     assert_eq!(db.one::<i64>("SELECT count(*) FROM items"), 5000);
@@ -399,7 +411,7 @@ fn a_bloated_table_is_made_compact() {
         "{compact} bytes, {bloated} before"
     );
     db.assert_same_rows("events", "expected");
-    db.assert_same_rows("events_old", "expected");
+    assert_old_behind_by_the_log(&db, "events_old", "expected");
 }
 
 /// The partitioning strategy of `table` (`r`, `l`, `h`), or `-` when it is not partitioned.
@@ -439,7 +451,7 @@ fn a_partitioned_table_is_partitioned_again_another_way_then_unpartitioned() {
         wl.finish().assert_clean();
         assert_eq!(strategy(&db, "events"), want, "{name}");
         db.assert_same_rows("events", "expected");
-        db.assert_same_rows("events_old", "expected");
+        assert_old_behind_by_the_log(&db, "events_old", "expected");
         assert_exit(&db.lockstep(&["finalize"]), 0);
         db.assert_same_rows("events", "expected");
     }

@@ -240,7 +240,6 @@ fn composite_keys_and_list_partitions() {
     assert!(writes > 200, "only {writes} writes during the run");
     assert_exact_copy(&run.output());
     db.assert_same_rows("ledger", "expected_ledger");
-    db.assert_same_rows("ledger_old", "expected_ledger");
     let pk: String = db.one(
         "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'ledger'::regclass AND contype = 'p'",
     );
@@ -249,8 +248,9 @@ fn composite_keys_and_list_partitions() {
         "WITH r AS (UPDATE ledger SET tenant = 50, at = at - interval '300 days' WHERE id = 77 RETURNING *)
          UPDATE expected_ledger e SET tenant = r.tenant, at = r.at FROM r WHERE e.id = 77;",
     );
-    db.assert_same_rows("ledger_old", "expected_ledger");
-    assert_exit(&db.lockstep(&["finalize"]), 0);
+    // Swapped back: every change since the swap (the workload's, and a move of the
+    // partition key, part of the composite key) reaches the original table.
+    assert_exit(&db.lockstep(&["rollback"]), 0);
     db.assert_same_rows("ledger", "expected_ledger");
 
     // A list of regions, and a DEFAULT partition for the others.
@@ -277,6 +277,6 @@ fn composite_keys_and_list_partitions() {
         ]
     );
     db.exec("UPDATE accounts SET region = 'us' WHERE id = 4; UPDATE expected_accounts SET region = 'us' WHERE id = 4;");
-    db.assert_same_rows("accounts_old", "expected_accounts");
-    assert_exit(&db.lockstep(&["finalize"]), 0);
+    assert_exit(&db.lockstep(&["rollback"]), 0);
+    db.assert_same_rows("accounts", "expected_accounts");
 }

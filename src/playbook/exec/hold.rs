@@ -2,7 +2,9 @@
 //! checkpointing) and waits there until the process is killed, so tests can kill it at every
 //! checkpoint. Points: `backfill` (after the first batch), `indexes` (after the first index
 //! build), `replay` (after the first replay batch after the builds), `verify` (after the
-//! first verified range), `before-swap`, `after-swap`.
+//! first verified range), `before-swap`, `after-swap`, `reverse` (after the first batch of
+//! a rollback's reverse replay), `swapped-back` (a rollback after its swap back, before it
+//! drops the reverse slot).
 //!
 //! And with `LOCKSTEP_TEST_FAULT_AT=<point>` a fault happens once at that point (see
 //! [`fault_once`]). Points: `swap-stream` (the logical capture's stream breaks right after

@@ -133,6 +133,7 @@ impl ColumnType {
             shape: None,
             logical: None,
             trigger_because: None,
+            reverse: crate::playbook::settings::ReverseSync::default(),
         }
     }
 

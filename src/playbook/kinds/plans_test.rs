@@ -487,7 +487,24 @@ mod in_place {
             swap.contains("ALTER SEQUENCE \"Sales Data\".\"Order_id_seq\" AS bigint"),
             "{swap}"
         );
-        let rev = plan.reverse_function_sql();
+        // With `reverse = "deferred"` the reverse trigger logs keys in the new type; a
+        // rollback converts them.
+        let mut plan = plan;
+        plan.reverse = crate::playbook::settings::ReverseSync::Deferred;
+        let prepare = plan.swap_prepare_sql().join("\n");
+        assert!(
+            prepare.contains("CREATE TABLE IF NOT EXISTS lockstep.rlog_r (id bigint NOT NULL)"),
+            "{prepare}"
+        );
+        assert!(
+            plan.reverse_function_sql()
+                .unwrap_or_default()
+                .contains("INSERT INTO lockstep.rlog_r (id) VALUES (NEW.id)"),
+            "{:?}",
+            plan.reverse_function_sql()
+        );
+        plan.reverse = crate::playbook::settings::ReverseSync::Sync;
+        let rev = plan.reverse_function_sql().unwrap_or_default();
         assert!(
             rev.contains(
                 "SELECT (id::integer)::integer, \"select\", note FROM (SELECT NEW.*) AS \"Order\""

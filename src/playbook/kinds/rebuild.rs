@@ -299,6 +299,7 @@ impl Rebuild {
                 shape: None,
                 logical: None,
                 trigger_because: None,
+                reverse: crate::playbook::settings::ReverseSync::default(),
             },
         };
         let mut shape = Shape::default();

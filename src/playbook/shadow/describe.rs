@@ -3,7 +3,7 @@
 
 use super::ShadowPlan;
 use crate::playbook::names::{list, quote_ident as q};
-use crate::playbook::settings::{Backfill, Swap};
+use crate::playbook::settings::{Backfill, ReverseSync, Swap};
 use crate::playbook::view::{human_bytes, PlanView, StepView};
 
 /// Rows per second one connection copies while it works, for estimates (measured on 2
@@ -162,7 +162,7 @@ impl ShadowPlan {
             ),
             step(
                 "swap",
-                format!("first, without locking the table: the new table's grants and the reverse function; then one transaction: ACCESS EXCLUSIVE on both tables while the last logged changes are applied and the names move (milliseconds; each attempt's lock wait and hold time are reported); lock_timeout {lt} ms, up to {} attempts with backoff", swap.attempts),
+                format!("first, without locking the table: the new table's grants and {}; then one transaction: ACCESS EXCLUSIVE on both tables while the last logged changes are applied and the names move (milliseconds; each attempt's lock wait and hold time are reported); lock_timeout {lt} ms, up to {} attempts with backoff", self.reverse_words(), swap.attempts),
                 self.swap_prepare_sql()
                     .into_iter()
                     .chain(self.swap_sql())
@@ -175,7 +175,11 @@ impl ShadowPlan {
             ),
             step(
                 "finalize (separate command)",
-                "drop the reverse trigger and the old table".into(),
+                match self.reverse {
+                    ReverseSync::Logical => "drop the reverse slot, its publication and the old table",
+                    _ => "drop the reverse trigger and the old table",
+                }
+                .into(),
                 self.finalize_sql(),
             ),
         ];
@@ -326,5 +330,16 @@ impl ShadowPlan {
             })
             .collect();
         format!("CREATE TABLE {table} (\n{}\n);", cols.join(",\n"))
+    }
+}
+
+impl ShadowPlan {
+    /// How the old table is kept after the swap, as the swap step says it.
+    fn reverse_words(&self) -> &'static str {
+        match self.reverse {
+            ReverseSync::Logical | ReverseSync::Auto => "a publication of the new table and a replication slot (after the swap they keep its changes for a rollback, with no trigger on the writers' path; `lockstep sync-back` or the rollback applies them to the old table)",
+            ReverseSync::Deferred => "the reverse log and its trigger function (after the swap the trigger logs each changed key; the rollback applies them to the old table)",
+            ReverseSync::Sync => "the reverse function (after the swap its trigger writes each change to the old table too)",
+        }
     }
 }

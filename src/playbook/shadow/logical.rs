@@ -29,18 +29,19 @@ use super::ShadowPlan;
 use crate::db::connect::ConnectOptions;
 use crate::playbook::exec::{dberr, Conn, EngineError, Exec};
 use crate::playbook::facts::Facts;
+use crate::playbook::keyset::Keyset;
 use crate::playbook::names::{fit, lit, quote_ident as q};
-use crate::playbook::settings::{CaptureMode, Common};
+use crate::playbook::settings::{CaptureMode, Common, ReverseSync};
 
 /// How long a transaction waits for the stream to reach its snapshot.
-const LOCKED_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+pub(super) const LOCKED_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 /// How long the swap, holding its lock, waits for the stream to reach it.
-const SWAP_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+pub(super) const SWAP_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Sends `token` through the stream: committed by `c`, or when `c` is in a transaction
 /// (`in_tx`), by the run's flusher connection (or emitted outside any transaction and
 /// waited for until the server has it on disk).
-async fn send_token(
+pub(super) async fn send_token(
     c: &Client,
     exec: &Exec<'_>,
     in_tx: bool,
@@ -104,19 +105,24 @@ pub struct Logical {
 
 impl Logical {
     pub fn new(run_id: &str, max_retained_wal: u64) -> Logical {
-        // Slot names allow lower-case letters, digits and `_`.
-        let id: String = run_id
-            .to_ascii_lowercase()
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-            .collect();
-        let name = fit(&format!("lockstep_{id}"));
+        let name = slot_name("lockstep", run_id);
         Logical {
             slot: name.clone(),
             publication: name,
             max_retained_wal,
         }
     }
+}
+
+/// A slot (and publication) name for run `run_id`: slot names allow lower-case letters,
+/// digits and `_`.
+pub(super) fn slot_name(prefix: &str, run_id: &str) -> String {
+    let id: String = run_id
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    fit(&format!("{prefix}_{id}"))
 }
 
 /// Why logical capture is not possible for the table here (`None`: it is).
@@ -210,10 +216,30 @@ impl ShadowPlan {
         if capture.mode != CaptureMode::Trigger {
             self.logical = Some(Logical::new(&self.names.run_id, capture.max_retained_wal));
             if let Some(why) = unavailable(client, &self.facts).await? {
-                self.without_logical(why, capture.mode, &mut refusals);
+                self.without_logical(why, common, &mut refusals);
+                return Ok(refusals);
             }
         }
+        self.choose_reverse(common, None, &mut refusals);
         Ok(refusals)
+    }
+
+    /// `[swap] reverse` as this plan can have it: `auto` is logical with logical capture
+    /// (the same rights and settings), the synchronous trigger otherwise; `logical` without
+    /// logical capture is refused (`why` it is not possible, when known).
+    fn choose_reverse(&mut self, common: &Common, why: Option<&str>, refusals: &mut Vec<String>) {
+        self.reverse = match (common.swap.reverse, self.logical.is_some()) {
+            (ReverseSync::Auto | ReverseSync::Logical, true) => ReverseSync::Logical,
+            (ReverseSync::Auto, false) => ReverseSync::Sync,
+            (ReverseSync::Logical, false) => {
+                refusals.push(format!(
+                    "[swap] reverse = \"logical\" needs logical capture, and the run captures with a trigger{} (reverse = \"sync\" or \"deferred\" keep the old table with a trigger)",
+                    why.map(|w| format!(": {w}")).unwrap_or_default()
+                ));
+                ReverseSync::Sync
+            }
+            (r, _) => r,
+        };
     }
 
     /// Logical capture is not possible, for `why`: refused when it was asked for, the
@@ -221,11 +247,12 @@ impl ShadowPlan {
     pub(crate) fn without_logical(
         &mut self,
         why: String,
-        mode: CaptureMode,
+        common: &Common,
         refusals: &mut Vec<String>,
     ) {
         self.logical = None;
-        if mode == CaptureMode::Logical {
+        self.choose_reverse(common, Some(&why), refusals);
+        if common.capture.mode == CaptureMode::Logical {
             refusals.push(format!(
                 "[capture] mode = \"logical\" is not possible: {why} (mode = \"trigger\" captures with a trigger instead)"
             ));
@@ -299,20 +326,7 @@ impl TriggerLog<'_> {
     /// The slot and the publication gone (idempotent; the slot only if no one reads it).
     pub(crate) fn logical_discard_sql(&self) -> Vec<String> {
         self.logical()
-            .map(|l| {
-                vec![
-                    format!("DROP PUBLICATION IF EXISTS {}", q(&l.publication)),
-                    // A stream still open (a runner that stopped) holds the slot.
-                    format!(
-                        "SELECT pg_terminate_backend(active_pid, 5000) FROM pg_replication_slots WHERE slot_name = {} AND active_pid IS NOT NULL",
-                        lit(&l.slot)
-                    ),
-                    format!(
-                        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = {}",
-                        lit(&l.slot)
-                    ),
-                ]
-            })
+            .map(|l| discard_sql(&l.slot, &l.publication))
             .unwrap_or_default()
     }
 
@@ -333,54 +347,13 @@ impl TriggerLog<'_> {
 
     /// The WAL the slot holds back, in bytes (`None` without a slot).
     pub(crate) async fn retained(&self, client: &Client) -> Option<i64> {
-        let l = self.logical()?;
-        client
-            .query_opt(
-                "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint FROM pg_replication_slots WHERE slot_name = $1",
-                &[&l.slot],
-            )
-            .await
-            .ok()
-            .flatten()
-            .and_then(|r| r.get(0))
+        retained_by(client, &self.logical()?.slot).await
     }
 
     /// Writes what a read found to the log (in the caller's transaction).
     async fn write(&self, client: &Client, read: &Batch) -> Result<(), tokio_postgres::Error> {
-        let ks = self.plan.keys();
-        if read.truncated {
-            client
-                .batch_execute(&format!("TRUNCATE {}, {}", self.log(), self.plan.shadow()))
-                .await?;
-        }
-        let n = ks.columns.len();
-        let args: Vec<String> = (1..=n).map(|i| format!("${i}::text[]")).collect();
-        let cols: Vec<String> = ks
-            .columns
-            .iter()
-            .enumerate()
-            .map(|(i, (_, t))| format!("u.c{i}::{t}"))
-            .collect();
-        let names: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();
-        let sql = format!(
-            "INSERT INTO {} ({}) SELECT {} FROM unnest({}) AS u({})",
-            self.log(),
-            ks.list(),
-            cols.join(", "),
-            args.join(", "),
-            names.join(", ")
-        );
-        for chunk in read.keys.chunks(PUMP_INSERT) {
-            let columns: Vec<Vec<Option<String>>> = (0..n)
-                .map(|i| chunk.iter().map(|k| k[i].clone()).collect())
-                .collect();
-            let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = columns
-                .iter()
-                .map(|c| c as &(dyn tokio_postgres::types::ToSql + Sync))
-                .collect();
-            client.execute(sql.as_str(), &params).await?;
-        }
-        Ok(())
+        let truncate = format!("TRUNCATE {}, {}", self.log(), self.plan.shadow());
+        write_keys(client, &self.log(), &self.plan.keys(), read, &truncate).await
     }
 
     /// The run's decoder, started when first needed, and again after its stream failed
@@ -400,52 +373,14 @@ impl TriggerLog<'_> {
         let Some(l) = self.logical() else {
             return Err(EngineError::State("the run has no logical capture".into()));
         };
-        let connect = exec.connect_options().ok_or_else(|| {
-            EngineError::State(
-                "logical capture needs a way to open a replication connection, and this run has none".into(),
-            )
-        })?;
-        // A stream left by a runner that stopped holds the slot until its server process
-        // notices: end it (the run lock says there is no other runner).
-        c.execute(
-            "SELECT pg_terminate_backend(active_pid, 5000) FROM pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL",
-            &[&l.slot],
-        )
-        .await
-        .map_err(dberr("capture"))?;
-        let confirmed: Option<String> = c
-            .query_opt(
-                "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
-                &[&l.slot],
-            )
-            .await
-            .map_err(dberr("capture"))?
-            .and_then(|r| r.get(0));
-        let Some(confirmed) = confirmed else {
-            return Err(EngineError::State(format!(
-                "the capture's replication slot {} is gone: the changes since are lost to this run; roll it back (`lockstep rollback`) and run it again",
-                l.slot
-            )));
-        };
         let keys = self
             .plan
             .keys()
             .columns
-            .iter()
-            .map(|(k, _)| k.clone())
+            .into_iter()
+            .map(|(k, _)| k)
             .collect();
-        let d = Decoder::start(
-            connect,
-            &l.slot,
-            &l.publication,
-            pgoutput::lsn_parse(&confirmed).unwrap_or(0),
-            keys,
-        )
-        .await
-        .map_err(|e| EngineError::Db {
-            step: "capture".into(),
-            message: format!("logical capture: {e}"),
-        })?;
+        let d = open_decoder(c, exec, &l.slot, &l.publication, keys, "capture").await?;
         let d = Rc::new(d);
         *self.decoder.borrow_mut() = Some(d.clone());
         Ok(d)
@@ -644,6 +579,128 @@ impl TriggerLog<'_> {
         }
         Ok(held * 10 <= l.max_retained_wal * 8)
     }
+}
+
+/// A slot and its publication gone (idempotent; the slot only if no one reads it).
+pub(super) fn discard_sql(slot: &str, publication: &str) -> Vec<String> {
+    vec![
+        format!("DROP PUBLICATION IF EXISTS {}", q(publication)),
+        // A stream still open (a runner that stopped) holds the slot.
+        format!(
+            "SELECT pg_terminate_backend(active_pid, 5000) FROM pg_replication_slots WHERE slot_name = {} AND active_pid IS NOT NULL",
+            lit(slot)
+        ),
+        format!(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = {}",
+            lit(slot)
+        ),
+    ]
+}
+
+/// The WAL `slot` holds back, in bytes (`None` without it).
+pub(super) async fn retained_by(client: &Client, slot: &str) -> Option<i64> {
+    client
+        .query_opt(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await
+        .ok()
+        .flatten()
+        .and_then(|r| r.get(0))
+}
+
+/// Writes the keys of `read` to `log` (key columns `ks`), in the caller's transaction; a
+/// truncate in the batch runs `truncate` first.
+pub(super) async fn write_keys(
+    client: &Client,
+    log: &str,
+    ks: &Keyset,
+    read: &Batch,
+    truncate: &str,
+) -> Result<(), tokio_postgres::Error> {
+    if read.truncated {
+        client.batch_execute(truncate).await?;
+    }
+    let n = ks.columns.len();
+    let args: Vec<String> = (1..=n).map(|i| format!("${i}::text[]")).collect();
+    let cols: Vec<String> = ks
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, (_, t))| format!("u.c{i}::{t}"))
+        .collect();
+    let names: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();
+    let sql = format!(
+        "INSERT INTO {log} ({}) SELECT {} FROM unnest({}) AS u({})",
+        ks.list(),
+        cols.join(", "),
+        args.join(", "),
+        names.join(", ")
+    );
+    for chunk in read.keys.chunks(PUMP_INSERT) {
+        let columns: Vec<Vec<Option<String>>> = (0..n)
+            .map(|i| chunk.iter().map(|k| k[i].clone()).collect())
+            .collect();
+        let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = columns
+            .iter()
+            .map(|c| c as &(dyn tokio_postgres::types::ToSql + Sync))
+            .collect();
+        client.execute(sql.as_str(), &params).await?;
+    }
+    Ok(())
+}
+
+/// Streams `slot` from where it was confirmed, decoding the changes of `publication`
+/// into the values of the columns `keys`. `c` runs the statements around it (it may be in
+/// a transaction); `step` names the step in errors.
+pub(super) async fn open_decoder(
+    c: &Client,
+    exec: &Exec<'_>,
+    slot: &str,
+    publication: &str,
+    keys: Vec<String>,
+    step: &str,
+) -> Result<Decoder, EngineError> {
+    let connect = exec.connect_options().ok_or_else(|| {
+        EngineError::State(
+            "logical decoding needs a way to open a replication connection, and this run has none"
+                .into(),
+        )
+    })?;
+    // A stream left by a runner that stopped holds the slot until its server process
+    // notices: end it (the run lock says there is no other runner).
+    c.execute(
+        "SELECT pg_terminate_backend(active_pid, 5000) FROM pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL",
+        &[&slot],
+    )
+    .await
+    .map_err(dberr(step))?;
+    let confirmed: Option<String> = c
+        .query_opt(
+            "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await
+        .map_err(dberr(step))?
+        .and_then(|r| r.get(0));
+    let Some(confirmed) = confirmed else {
+        return Err(EngineError::State(format!(
+            "the replication slot {slot} is gone: the changes it kept are lost to this run; roll it back (`lockstep rollback`) and run it again",
+        )));
+    };
+    Decoder::start(
+        connect,
+        slot,
+        publication,
+        pgoutput::lsn_parse(&confirmed).unwrap_or(0),
+        keys,
+    )
+    .await
+    .map_err(|e| EngineError::Db {
+        step: step.into(),
+        message: format!("logical decoding: {e}"),
+    })
 }
 
 /// A read of the slot that failed.

@@ -9,7 +9,8 @@
 //! - `target.rs`: what the new table is (today: partitioned), its DDL and index builds;
 //! - `capture.rs`: how changes are captured and replayed (today: a trigger writing a key log);
 //! - `ranges.rs`: the SQL of the copy and the verification, by key range;
-//! - `swap.rs`: the swap, the swap back, the reverse sync, finalize;
+//! - `swap.rs`: the swap, the swap back, the synchronous reverse sync, finalize;
+//! - `reverse.rs`: the deferred reverse sync (a key log after the swap, applied by rollback);
 //! - `runner.rs` with `copy.rs`, `indexes.rs`, `verify.rs`: running the steps;
 //! - `describe.rs`: the plan as `lockstep plan` shows it.
 
@@ -21,6 +22,7 @@ mod indexes;
 mod logical;
 mod pgoutput;
 mod ranges;
+mod reverse;
 mod runner;
 mod stream;
 mod swap;
@@ -33,14 +35,16 @@ pub use capture::log_table;
 pub(crate) use capture::TriggerLog;
 pub(crate) use logical::replication_unavailable;
 pub use logical::Logical;
+pub(crate) use reverse::{backlog as reverse_backlog, drop_reverse_slot};
 pub use runner::CaptureStatus;
 pub(crate) use runner::{capture_status, forward, status, Step};
-pub(crate) use swap::{finalize, rollback};
+pub(crate) use swap::{finalize, rollback, sync_back};
 pub use target::{ColumnChange, Shape, Target};
 
 use super::facts::Facts;
 use super::keyset::Keyset;
 use super::names::{fit, quote_ident as q};
+use super::settings::ReverseSync;
 
 /// One partition of the new table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,6 +153,10 @@ pub struct ShadowPlan {
     /// Why `[capture] mode = "auto"` chose the trigger.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger_because: Option<String>,
+    /// How the old table is kept for a swap back after the swap (`[swap] reverse`, as
+    /// chosen: never `Auto`). A plan without it (made before the setting) syncs.
+    #[serde(default, skip_serializing_if = "ReverseSync::is_sync")]
+    pub reverse: ReverseSync,
 }
 
 impl ShadowPlan {
@@ -289,6 +297,7 @@ mod tests {
             shape: None,
             logical: None,
             trigger_because: None,
+            reverse: ReverseSync::default(),
         };
         let v = serde_json::to_value(AnyPlan::from(plan.clone())).unwrap();
         let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();

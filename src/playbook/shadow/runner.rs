@@ -113,9 +113,19 @@ pub(crate) async fn capture_status(
     client: &tokio_postgres::Client,
     plan: &ShadowPlan,
 ) -> CaptureStatus {
+    let forward = plan.capture().retained(client).await;
+    // After the swap, the reverse slot (`reverse = "logical"`) keeps the changes.
+    if forward.is_none() {
+        if let Some((slot, held)) = super::reverse::retained(client, plan).await {
+            return CaptureStatus {
+                slot: Some(slot),
+                retained_wal: Some(held),
+            };
+        }
+    }
     CaptureStatus {
         slot: plan.logical.as_ref().map(|l| l.slot.clone()),
-        retained_wal: plan.capture().retained(client).await,
+        retained_wal: forward,
     }
 }
 

@@ -1,6 +1,8 @@
 //! The swap and what follows it: the renames, sequences, grants, foreign keys and views
-//! carried over in one transaction; the reverse sync that keeps the old table current; the
-//! swap back (rollback after the swap); dropping the copy (rollback before it); finalize.
+//! carried over in one transaction; the reverse sync that keeps the old table for a swap
+//! back (reverse.rs: the default, deferred one; here: `reverse = "sync"`, a trigger that
+//! applies every change); the swap back (rollback after the swap); dropping the copy
+//! (rollback before it); finalize.
 
 use super::logical::PumpError;
 use super::runner::{Runner, Step};
@@ -8,6 +10,7 @@ use super::{ShadowPlan, Side};
 use crate::playbook::exec::{dberr, try_tx_timed, EngineError, Exec, Retry, Timed};
 use crate::playbook::facts::{InboundFk, View};
 use crate::playbook::names::{fit, list, lit, quote_ident as q};
+use crate::playbook::settings::ReverseSync;
 use crate::playbook::state::{self, Status, SwapAttempt};
 
 impl Runner<'_, '_> {
@@ -23,6 +26,7 @@ impl Runner<'_, '_> {
             .main()
             .with_retry(&self.plan.swap_prepare_sql(), "swap")
             .await?;
+        super::reverse::install(self.exec.main(), self.plan).await?;
         let (head, mut rest) = self.plan.swap_parts();
         rest.push(state::set_step_sql(
             &self.exec.run_id,
@@ -79,7 +83,8 @@ impl From<tokio_postgres::Error> for Attempt {
 }
 
 /// Undoes a run: before the swap, drops what it created; after the swap (before finalize),
-/// swaps back to the original table, which the reverse trigger kept current.
+/// swaps back to the original table, brought up to date from the reverse log first (or kept
+/// current by the reverse trigger with `[swap] reverse = "sync"`).
 pub(crate) async fn rollback(
     exec: Exec<'_>,
     plan: &ShadowPlan,
@@ -109,6 +114,21 @@ pub(crate) async fn rollback(
         // A slot left by a runner that stopped right after the swap.
         conn.with_retry(&plan.capture().logical_discard_sql(), "rollback")
             .await?;
+        // The deferred reverse syncs: the old table catches up outside any lock first, and
+        // before every attempt (a backlog grown during a backoff would otherwise be applied
+        // while the application waits); the last entries under the lock. With
+        // `reverse = "logical"` the keys come from the reverse slot into the log first.
+        let deferred = conn.exists(&plan.reverse_log(), "rollback").await?;
+        let slot = super::reverse::Reverse::new(plan);
+        if deferred {
+            exec.step("reverse replay", &plan.old());
+            slot.pump(conn).await?;
+            let n = super::reverse::catch_up(conn, plan).await?;
+            exec.note(&format!(
+                "reverse replay: {n} changes since the swap applied to {}",
+                plan.old()
+            ));
+        }
         exec.step("swap back", &plan.source());
         let mut sql = plan.swap_back_sql();
         sql.push(state::set_step_sql(
@@ -117,15 +137,35 @@ pub(crate) async fn rollback(
             Some(Status::RolledBack),
         ));
         let rest = sql.split_off(plan.swap_locks_sql().len());
-        locked(
+        let client = exec.client;
+        let (exec_ref, slot_ref) = (&exec, &slot);
+        let swapped = locked(
             &exec,
             "swap back",
             &sql,
             &rest,
-            async || Ok(()),
-            async || Ok::<_, Attempt>(()),
+            async || {
+                if deferred {
+                    slot_ref.pump(conn).await?;
+                    super::reverse::catch_up(conn, plan).await?;
+                }
+                Ok(())
+            },
+            async || {
+                if deferred {
+                    slot_ref.under_lock(client, exec_ref).await?;
+                    super::reverse::finish(client, plan).await?;
+                }
+                Ok::<_, Attempt>(())
+            },
         )
-        .await?;
+        .await;
+        slot.stop().await;
+        swapped?;
+        crate::playbook::exec::hold_point("swapped-back").await;
+        // The reverse slot, once the old table has every change it kept.
+        conn.with_retry(&plan.reverse_discard_sql(), "rollback")
+            .await?;
         for v in plan.validate_sql() {
             conn.with_retry(std::slice::from_ref(&v), "validate")
                 .await?;
@@ -152,7 +192,22 @@ pub(crate) async fn rollback(
     Ok(())
 }
 
-/// After the swap: drops the reverse trigger and the old table.
+/// After the swap: applies the reverse log to the old table (outside any lock), as a
+/// rollback does first. Returns the changes applied (none with `reverse = "sync"`).
+pub(crate) async fn sync_back(exec: Exec<'_>, plan: &ShadowPlan) -> Result<u64, EngineError> {
+    let conn = exec.main();
+    if !conn.exists(&plan.reverse_log(), "reverse replay").await? {
+        return Ok(0);
+    }
+    exec.step("reverse replay", &plan.old());
+    let slot = super::reverse::Reverse::new(plan);
+    let pumped = slot.pump(conn).await;
+    slot.stop().await;
+    pumped?;
+    super::reverse::catch_up(conn, plan).await
+}
+
+/// After the swap: drops the reverse trigger, its log and the old table.
 pub(crate) async fn finalize(exec: Exec<'_>, plan: &ShadowPlan) -> Result<(), EngineError> {
     exec.step("finalize", &plan.old());
     let conn = exec.main();
@@ -430,9 +485,19 @@ $lockstep$",
         )
     }
 
-    /// The reverse function (new table → old table), created before the swap.
-    pub fn reverse_function_sql(&self) -> String {
-        self.sync_function(&self.names.reverse_fn, &self.old(), &self.facts.pk_columns)
+    /// The reverse function (new table → old table), created before the swap: with
+    /// `[swap] reverse = "sync"` it applies each change to the old table; by default it logs
+    /// the changed keys (reverse.rs).
+    pub fn reverse_function_sql(&self) -> Option<String> {
+        match self.reverse {
+            ReverseSync::Logical | ReverseSync::Auto => None,
+            ReverseSync::Deferred => Some(self.reverse_log_function_sql()),
+            ReverseSync::Sync => Some(self.sync_function(
+                &self.names.reverse_fn,
+                &self.old(),
+                &self.facts.pk_columns,
+            )),
+        }
     }
 
     /// At the swap (`forward`), or the swap back: what columns of another type need besides
@@ -543,12 +608,12 @@ $lockstep$",
 
     /// Before the swap, outside its lock (idempotent, one transaction): what the swap would
     /// otherwise do while the application waits and that needs no lock on the table. The new
-    /// table's grants (they stay with it through the renames), the table noting what the
-    /// reverse sync cannot write, and the reverse function (its body names the old table,
-    /// resolved when it first runs). Not the storage parameters: autovacuum turned on for the
-    /// freshly filled copy before the swap would start vacuuming it, and the swap's lock
-    /// would wait for it longer than its lock_timeout (autovacuum gives way to a lock only
-    /// after deadlock_timeout).
+    /// table's grants (they stay with it through the renames), the reverse log (or, with
+    /// `reverse = "sync"`, the table noting what the reverse sync cannot write) and the
+    /// reverse function (its body names the old table, resolved when it first runs). Not
+    /// the storage parameters: autovacuum turned on for the freshly filled copy before the
+    /// swap would start vacuuming it, and the swap's lock would wait for it longer than its
+    /// lock_timeout (autovacuum gives way to a lock only after deadlock_timeout).
     pub fn swap_prepare_sql(&self) -> Vec<String> {
         let f = &self.facts;
         let shadow = self.shadow();
@@ -568,17 +633,21 @@ $lockstep$",
                 out.push(format!("GRANT {privilege} ON {shadow} TO {to}"));
             }
         }
-        if !self.target.changes().is_empty() {
+        if self.reverse.is_deferred() {
+            out.push(self.reverse_log_table_sql());
+        } else if !self.target.changes().is_empty() {
             out.push(format!(
                 "CREATE TABLE IF NOT EXISTS {} (lockstep_key text[] NOT NULL, lockstep_error text)",
                 self.unsynced()
             ));
         }
-        out.push(self.reverse_function_sql());
-        out.push(format!(
-            "REVOKE ALL ON FUNCTION lockstep.{}() FROM PUBLIC",
-            q(&self.names.reverse_fn)
-        ));
+        if let Some(f) = self.reverse_function_sql() {
+            out.push(f);
+            out.push(format!(
+                "REVOKE ALL ON FUNCTION lockstep.{}() FROM PUBLIC",
+                q(&self.names.reverse_fn)
+            ));
+        }
         out
     }
 
@@ -592,7 +661,8 @@ $lockstep$",
 
     /// The swap, in one transaction after `SET LOCAL lock_timeout`: the locks
     /// ([`Self::swap_locks_sql`]), the storage parameters, the rest of the log, renames,
-    /// sequences, foreign keys, views and the reverse trigger. Only what needs the lock is here
+    /// sequences, foreign keys, views and the reverse trigger (attached: its function and log
+    /// were made before). Only what needs the lock is here
     /// ([`Self::swap_prepare_sql`] runs before).
     pub fn swap_sql(&self) -> Vec<String> {
         let (head, tail) = self.swap_parts();
@@ -623,14 +693,16 @@ $lockstep$",
         }
         out.extend(self.swap_extras_sql());
         out.extend(self.column_changes_sql(true));
-        out.push(format!(
-            "CREATE TRIGGER lockstep_reverse AFTER INSERT OR UPDATE OR DELETE ON {new} FOR EACH ROW EXECUTE FUNCTION lockstep.{}()",
-            q(&self.names.reverse_fn)
-        ));
-        out.push(format!(
-            "CREATE TRIGGER lockstep_reverse_truncate AFTER TRUNCATE ON {new} FOR EACH STATEMENT EXECUTE FUNCTION lockstep.{}()",
-            q(&self.names.reverse_fn)
-        ));
+        if self.reverse_function_sql().is_some() {
+            out.push(format!(
+                "CREATE TRIGGER lockstep_reverse AFTER INSERT OR UPDATE OR DELETE ON {new} FOR EACH ROW EXECUTE FUNCTION lockstep.{}()",
+                q(&self.names.reverse_fn)
+            ));
+            out.push(format!(
+                "CREATE TRIGGER lockstep_reverse_truncate AFTER TRUNCATE ON {new} FOR EACH STATEMENT EXECUTE FUNCTION lockstep.{}()",
+                q(&self.names.reverse_fn)
+            ));
+        }
         (head, out)
     }
 
@@ -645,8 +717,8 @@ $lockstep$",
             .collect()
     }
 
-    /// Swapping back after the swap (rollback): the old table, kept current by the reverse
-    /// trigger, takes the name again.
+    /// Swapping back after the swap (rollback): the old table, brought up to date from the
+    /// reverse log (applied between the locks and the rest), takes the name again.
     pub fn swap_back_sql(&self) -> Vec<String> {
         let f = &self.facts;
         let current = self.source();
@@ -658,6 +730,7 @@ $lockstep$",
         out.push(format!(
             "DROP TRIGGER IF EXISTS lockstep_reverse ON {current}; DROP TRIGGER IF EXISTS lockstep_reverse_truncate ON {current}"
         ));
+        out.push(format!("DROP TABLE IF EXISTS {}", self.reverse_log()));
         out.extend(self.renames(Side::Live, Side::Shadow));
         out.extend(self.renames(Side::Old, Side::Live));
         out.extend(self.swap_back_extras_sql());
@@ -692,13 +765,17 @@ $lockstep$",
             q(&self.names.reverse_fn)
         ));
         out.push(format!("DROP TABLE IF EXISTS {}", self.unsynced()));
+        out.push(format!("DROP TABLE IF EXISTS {}", self.reverse_log()));
+        // A reverse slot made before a swap that did not happen.
+        out.extend(self.reverse_discard_sql());
         out
     }
 
-    /// Finalize: the reverse trigger and the old table go (and a capture slot left by a
-    /// runner that stopped right after the swap).
+    /// Finalize: the reverse trigger, its log and the old table go (and a capture slot left
+    /// by a runner that stopped right after the swap).
     pub fn finalize_sql(&self) -> Vec<String> {
         let mut out = self.capture().logical_discard_sql();
+        out.extend(self.reverse_discard_sql());
         out.extend([
             format!(
                 "DROP TRIGGER IF EXISTS lockstep_reverse ON {0}; DROP TRIGGER IF EXISTS lockstep_reverse_truncate ON {0}",
@@ -706,6 +783,7 @@ $lockstep$",
             ),
             format!("DROP TABLE IF EXISTS {}", self.old()),
             format!("DROP TABLE IF EXISTS {}", self.unsynced()),
+            format!("DROP TABLE IF EXISTS {}", self.reverse_log()),
             format!(
                 "DROP FUNCTION IF EXISTS lockstep.{}()",
                 q(&self.names.reverse_fn)

@@ -30,6 +30,10 @@
 //! max_backoff = "5s"
 //! mode = "auto"                      # "manual": once verified, keep catching up and wait
 //!                                    # for `lockstep swap` (kinds that swap)
+//! reverse = "deferred"               # shadow kinds, after the swap until finalize: log the
+//!                                    # changed keys, applied to the old table by `lockstep
+//!                                    # rollback` | "sync": apply each change to the old
+//!                                    # table in the writer's transaction
 //!
 //! [capture]                          # shadow kinds (partition, column-type, rebuild)
 //! mode = "trigger"                   # a trigger logs changed keys (the default) | "auto":
@@ -58,8 +62,8 @@ mod tests;
 use std::path::Path;
 
 pub use super::settings::{
-    parse_table_name, Backfill, Capture, CaptureMode, Common, Dependents, Parse, SpecError, Swap,
-    DEFAULT_DUTY_CYCLE, MAX_WORKERS,
+    parse_table_name, Backfill, Capture, CaptureMode, Common, Dependents, Parse, ReverseSync,
+    SpecError, Swap, DEFAULT_DUTY_CYCLE, MAX_WORKERS,
 };
 
 use super::kinds::{KindName, RawPlaybook, Spec};

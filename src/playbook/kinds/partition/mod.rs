@@ -139,6 +139,7 @@ impl Partition {
             shape: None,
             logical: None,
             trigger_because: None,
+            reverse: crate::playbook::settings::ReverseSync::default(),
         }
     }
 }
@@ -509,9 +510,11 @@ mod tests {
         let names = |f: &Facts| Names::new(f, "r1", Vec::new());
         let f = facts();
         let pb = playbook();
-        let plan = part(&pb).plan(f.clone(), names(&f));
-        // The reverse trigger (new table → old) keeps the old table current.
-        let rev = plan.reverse_function_sql();
+        let mut plan = part(&pb).plan(f.clone(), names(&f));
+        // With `[swap] reverse = "sync"`, the reverse trigger (new table → old) keeps the old
+        // table current.
+        plan.reverse = crate::playbook::settings::ReverseSync::Sync;
+        let rev = plan.reverse_function_sql().unwrap_or_default();
         assert!(
             rev.contains("IF TG_OP = 'UPDATE' AND NEW.id OPERATOR(pg_catalog.=) OLD.id THEN"),
             "{rev}"
@@ -525,9 +528,11 @@ mod tests {
         );
         let mut c = facts();
         c.columns[0].eq_schema = Some("public".into());
-        let plan_c = part(&pb).plan(c.clone(), names(&c));
+        let mut plan_c = part(&pb).plan(c.clone(), names(&c));
+        plan_c.reverse = crate::playbook::settings::ReverseSync::Sync;
         assert!(plan_c
             .reverse_function_sql()
+            .unwrap_or_default()
             .contains("WHERE id OPERATOR(public.=) OLD.id"));
         assert!(
             rev.contains("ON CONFLICT (id) DO UPDATE SET \"select\" = EXCLUDED.\"select\", note = EXCLUDED.note"),
@@ -536,7 +541,8 @@ mod tests {
         // A GENERATED ALWAYS identity column outside the key cannot be SET: no in-place path.
         let mut g = facts();
         g.columns[2].identity = "a".into();
-        let plan = part(&pb).plan(g.clone(), names(&g));
-        assert!(!plan.reverse_function_sql().contains("IF TG_OP = 'UPDATE' AND"));
+        let mut plan = part(&pb).plan(g.clone(), names(&g));
+        plan.reverse = crate::playbook::settings::ReverseSync::Sync;
+        assert!(!plan.reverse_function_sql().unwrap_or_default().contains("IF TG_OP = 'UPDATE' AND"));
     }
 }
