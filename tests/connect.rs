@@ -928,6 +928,75 @@ async fn a_replication_connection_follows_the_same_sslmode_and_password_rules() 
         drop(r);
         wait_for_no_walsender(&watcher).await;
     }
+    // The older password methods: md5 (a role whose password is stored as md5) and
+    // `password` (cleartext, here over TLS), each for a role of its own in pg_hba.conf.
+    let quoted = PASSWORD.replace('\'', "''");
+    watcher
+        .batch_execute(&format!(
+            "SET password_encryption = 'md5';
+             CREATE ROLE r_md5 LOGIN REPLICATION PASSWORD '{quoted}';
+             SET password_encryption = 'scram-sha-256';
+             CREATE ROLE r_clear LOGIN REPLICATION PASSWORD '{quoted}';"
+        ))
+        .await
+        .unwrap();
+    let hba = one_value(&watcher, "SHOW hba_file").await;
+    let before = std::fs::read_to_string(&hba).unwrap();
+    std::fs::write(
+        &hba,
+        format!(
+            "host all r_md5 127.0.0.1/32 md5\nhost all r_clear 127.0.0.1/32 password\n{before}"
+        ),
+    )
+    .unwrap();
+    watcher
+        .batch_execute("SELECT pg_reload_conf()")
+        .await
+        .unwrap();
+    let methods = "SELECT string_agg(DISTINCT auth_method, ',') FROM pg_hba_file_rules WHERE 'r_md5' = ANY(user_name) OR 'r_clear' = ANY(user_name)";
+    let start = Instant::now();
+    while one_value(&watcher, methods).await != "md5,password" {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "pg_hba.conf not read"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for (user, params) in [
+        ("r_md5", "host=127.0.0.1 sslmode=disable"),
+        ("r_clear", "host=127.0.0.1 sslmode=require"),
+    ] {
+        let role = |password: &str| {
+            resolve(
+                Some(&format!("port={port} dbname=postgres user={user} {params}")),
+                &[("PGPASSWORD", password)],
+                h.path(),
+            )
+        };
+        let mut r = role(PASSWORD)
+            .connect_replication()
+            .await
+            .unwrap_or_else(|e| panic!("{user}: {}", checked(&e)));
+        let rows = r.command("IDENTIFY_SYSTEM").await.unwrap();
+        assert_eq!(rows[0][3].as_deref(), Some("postgres"), "{user}");
+        drop(r);
+        wait_for_no_walsender(&watcher).await;
+        let e = role("not the password")
+            .connect_replication()
+            .await
+            .err()
+            .expect("a wrong password");
+        assert!(
+            checked(&e).contains("password authentication failed"),
+            "{user}: {}",
+            checked(&e)
+        );
+    }
+    std::fs::write(&hba, before).unwrap();
+    watcher
+        .batch_execute("SELECT pg_reload_conf()")
+        .await
+        .unwrap();
     // A certificate from another CA, a wrong password, none at all: refused, clearly, and
     // without the password in the message.
     let e = opts(
