@@ -38,7 +38,7 @@ while [ "$i" -le "$RUNS" ]; do
     pick() { printf '%s' "$all" | grep -o "$1" | tail -1 | sed "s/$2//"; }
     conv=$(pick 'conversion took [0-9.]* s' 'conversion took ')
     during=$(pick 'ops/s during ([0-9.]*x' '.*(')
-    after=$(pick 'reverse trigger ([0-9.]*x' '.*(')
+    after=$(pick 'until finalize ([0-9.]*x' '.*(')
     held=$(pick 'swap: the lock was held [0-9.]* ms' '.*held ')
     worst=$(pick 'worst foreground latency while the swap ran: [0-9.]* ms' '.*ran: ')
     same=no

@@ -52,7 +52,7 @@ SQL
 for mode in sync deferred logical; do
   capture=trigger
   [ "$mode" = logical ] && capture=logical
-  section=''
+  section='[rebuild]'
   [ "$kind" = partition ] && section='[partition]
 column = "recorded_at"
 strategy = "range"

@@ -193,7 +193,7 @@ fn print(out: &mut impl Write, st: &RunStatus) -> io::Result<()> {
             l.total - l.copied - l.under_way
         )?;
     }
-    if let Some(c) = &st.capture {
+    if let Some(c) = st.capture.as_ref().filter(|c| !c.reverse) {
         let how = match (&c.slot, c.retained_wal) {
             (None, _) => "a trigger logs changed keys".to_string(),
             (Some(s), Some(b)) => format!(
@@ -224,11 +224,22 @@ fn print(out: &mut impl Write, st: &RunStatus) -> io::Result<()> {
             w.backlog, w.age_seconds
         )?;
     }
-    if let Some(n) = st.reverse_backlog {
-        writeln!(
+    match (st.reverse_backlog, st.capture.as_ref().filter(|c| c.reverse)) {
+        (n, Some(c)) => writeln!(
+            out,
+            "reverse    slot {} keeps the changes since the swap (holds back {} of WAL){}; `lockstep sync-back` or a rollback applies them to the old table",
+            c.slot.as_deref().unwrap_or_default(),
+            crate::playbook::view::human_bytes(c.retained_wal.unwrap_or(0)),
+            match n {
+                Some(n) if n > 0 => format!(", {n} more wait in the reverse log"),
+                _ => String::new(),
+            }
+        )?,
+        (Some(n), None) => writeln!(
             out,
             "reverse    {n} changes since the swap not applied to the old table yet (a rollback applies them first)"
-        )?;
+        )?,
+        (None, None) => {}
     }
     writeln!(
         out,

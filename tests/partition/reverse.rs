@@ -164,7 +164,7 @@ fn check_killed_rollback(db: &Db, logical: bool, logged: i64) {
         // Kept by the slot until something reads it.
         assert_eq!(reverse_backlog(db), 0);
         assert!(
-            text(&status).contains("slot lockstep_r_"),
+            text(&status).contains("reverse    slot lockstep_r_"),
             "{}",
             text(&status)
         );

@@ -10,7 +10,8 @@
 //! - `capture.rs`: how changes are captured and replayed (today: a trigger writing a key log);
 //! - `ranges.rs`: the SQL of the copy and the verification, by key range;
 //! - `swap.rs`: the swap, the swap back, the synchronous reverse sync, finalize;
-//! - `reverse.rs`: the deferred reverse sync (a key log after the swap, applied by rollback);
+//! - `reverse.rs`: the deferred reverse syncs (a key log after the swap, applied by rollback);
+//! - `reverse_slot.rs`: the reverse sync by logical decoding (the slot that fills that log);
 //! - `runner.rs` with `copy.rs`, `indexes.rs`, `verify.rs`: running the steps;
 //! - `describe.rs`: the plan as `lockstep plan` shows it.
 
@@ -23,6 +24,7 @@ mod logical;
 mod pgoutput;
 mod ranges;
 mod reverse;
+mod reverse_slot;
 mod runner;
 mod stream;
 mod swap;
@@ -35,7 +37,8 @@ pub use capture::log_table;
 pub(crate) use capture::TriggerLog;
 pub(crate) use logical::replication_unavailable;
 pub use logical::Logical;
-pub(crate) use reverse::{backlog as reverse_backlog, drop_reverse_slot};
+pub(crate) use reverse::backlog as reverse_backlog;
+pub(crate) use reverse_slot::drop_reverse_slot;
 pub use runner::CaptureStatus;
 pub(crate) use runner::{capture_status, forward, status, Step};
 pub(crate) use swap::{finalize, rollback, sync_back};

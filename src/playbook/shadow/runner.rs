@@ -107,6 +107,8 @@ pub struct CaptureStatus {
     pub slot: Option<String>,
     /// The WAL the slot holds back now, in bytes (none when it does not exist).
     pub retained_wal: Option<i64>,
+    /// The slot is the reverse sync's (after the swap, `[swap] reverse = "logical"`).
+    pub reverse: bool,
 }
 
 pub(crate) async fn capture_status(
@@ -116,16 +118,18 @@ pub(crate) async fn capture_status(
     let forward = plan.capture().retained(client).await;
     // After the swap, the reverse slot (`reverse = "logical"`) keeps the changes.
     if forward.is_none() {
-        if let Some((slot, held)) = super::reverse::retained(client, plan).await {
+        if let Some((slot, held)) = super::reverse_slot::retained(client, plan).await {
             return CaptureStatus {
                 slot: Some(slot),
                 retained_wal: Some(held),
+                reverse: true,
             };
         }
     }
     CaptureStatus {
         slot: plan.logical.as_ref().map(|l| l.slot.clone()),
         retained_wal: forward,
+        reverse: false,
     }
 }
 

@@ -1,8 +1,8 @@
 //! The swap and what follows it: the renames, sequences, grants, foreign keys and views
 //! carried over in one transaction; the reverse sync that keeps the old table for a swap
-//! back (reverse.rs: the default, deferred one; here: `reverse = "sync"`, a trigger that
-//! applies every change); the swap back (rollback after the swap); dropping the copy
-//! (rollback before it); finalize.
+//! back (reverse.rs: the deferred ones, a slot or a trigger keeping the changed keys; here:
+//! `reverse = "sync"`, a trigger that applies every change); the swap back (rollback after
+//! the swap); dropping the copy (rollback before it); finalize.
 
 use super::logical::PumpError;
 use super::runner::{Runner, Step};
@@ -26,7 +26,7 @@ impl Runner<'_, '_> {
             .main()
             .with_retry(&self.plan.swap_prepare_sql(), "swap")
             .await?;
-        super::reverse::install(self.exec.main(), self.plan).await?;
+        super::reverse_slot::install(self.exec.main(), self.plan).await?;
         let (head, mut rest) = self.plan.swap_parts();
         rest.push(state::set_step_sql(
             &self.exec.run_id,
@@ -119,7 +119,7 @@ pub(crate) async fn rollback(
         // while the application waits); the last entries under the lock. With
         // `reverse = "logical"` the keys come from the reverse slot into the log first.
         let deferred = conn.exists(&plan.reverse_log(), "rollback").await?;
-        let slot = super::reverse::Reverse::new(plan);
+        let slot = super::reverse_slot::Reverse::new(plan);
         if deferred {
             exec.step("reverse replay", &plan.old());
             slot.pump(conn).await?;
@@ -192,22 +192,23 @@ pub(crate) async fn rollback(
     Ok(())
 }
 
-/// After the swap: applies the reverse log to the old table (outside any lock), as a
-/// rollback does first. Returns the changes applied (none with `reverse = "sync"`).
+/// After the swap: applies the changes since to the old table (outside any lock), from the
+/// reverse slot and log, as a rollback does first. Returns the changes applied (none with
+/// `reverse = "sync"`, which keeps the old table current).
 pub(crate) async fn sync_back(exec: Exec<'_>, plan: &ShadowPlan) -> Result<u64, EngineError> {
     let conn = exec.main();
     if !conn.exists(&plan.reverse_log(), "reverse replay").await? {
         return Ok(0);
     }
     exec.step("reverse replay", &plan.old());
-    let slot = super::reverse::Reverse::new(plan);
+    let slot = super::reverse_slot::Reverse::new(plan);
     let pumped = slot.pump(conn).await;
     slot.stop().await;
     pumped?;
     super::reverse::catch_up(conn, plan).await
 }
 
-/// After the swap: drops the reverse trigger, its log and the old table.
+/// After the swap: drops the reverse slot or trigger, its log and the old table.
 pub(crate) async fn finalize(exec: Exec<'_>, plan: &ShadowPlan) -> Result<(), EngineError> {
     exec.step("finalize", &plan.old());
     let conn = exec.main();
@@ -486,8 +487,9 @@ $lockstep$",
     }
 
     /// The reverse function (new table → old table), created before the swap: with
-    /// `[swap] reverse = "sync"` it applies each change to the old table; by default it logs
-    /// the changed keys (reverse.rs).
+    /// `[swap] reverse = "sync"` it applies each change to the old table, with `"deferred"`
+    /// it logs the changed keys (reverse.rs); with `"logical"` there is none (a slot keeps
+    /// the changes).
     pub fn reverse_function_sql(&self) -> Option<String> {
         match self.reverse {
             ReverseSync::Logical | ReverseSync::Auto => None,
