@@ -6,6 +6,8 @@ use super::online::{self, RunRef};
 use super::{eprint_error, EXIT_ERROR, EXIT_OK};
 use crate::playbook::engine::{self, RunStatus};
 use crate::playbook::lock::Holder;
+use crate::playbook::shadow::CaptureStatus;
+use crate::playbook::view::human_bytes;
 use crate::report::run_status;
 
 /// Show a run's step, progress, throttle state and replica lag (from any terminal).
@@ -224,22 +226,8 @@ fn print(out: &mut impl Write, st: &RunStatus) -> io::Result<()> {
             w.backlog, w.age_seconds
         )?;
     }
-    match (st.reverse_backlog, st.capture.as_ref().filter(|c| c.reverse)) {
-        (n, Some(c)) => writeln!(
-            out,
-            "reverse    slot {} keeps the changes since the swap (holds back {} of WAL){}; `lockstep sync-back` or a rollback applies them to the old table",
-            c.slot.as_deref().unwrap_or_default(),
-            crate::playbook::view::human_bytes(c.retained_wal.unwrap_or(0)),
-            match n {
-                Some(n) if n > 0 => format!(", {n} more wait in the reverse log"),
-                _ => String::new(),
-            }
-        )?,
-        (Some(n), None) => writeln!(
-            out,
-            "reverse    {n} changes since the swap not applied to the old table yet (a rollback applies them first)"
-        )?,
-        (None, None) => {}
+    if let Some(lines) = reverse_lines(st.reverse_backlog, st.capture.as_ref()) {
+        writeln!(out, "{lines}")?;
     }
     writeln!(
         out,
@@ -295,4 +283,78 @@ fn print(out: &mut impl Write, st: &RunStatus) -> io::Result<()> {
         r.started_at, r.updated_at
     )?;
     Ok(())
+}
+
+/// After a shadow rebuild's swap: what keeps the changes since for a rollback (the reverse
+/// slot, and how much WAL it holds back, against `max_retained_wal`), or how many wait in
+/// the reverse log.
+fn reverse_lines(backlog: Option<i64>, capture: Option<&CaptureStatus>) -> Option<String> {
+    match (backlog, capture.filter(|c| c.reverse)) {
+        (n, Some(c)) => {
+            let held = c.retained_wal.unwrap_or(0);
+            let mut s = format!(
+                "reverse    slot {} keeps the changes since the swap (holds back {} of WAL){}; `lockstep sync-back` or a rollback applies them to the old table",
+                c.slot.as_deref().unwrap_or_default(),
+                human_bytes(held),
+                match n {
+                    Some(n) if n > 0 => format!(", {n} more wait in the reverse log"),
+                    _ => String::new(),
+                }
+            );
+            // Nothing reads the slot between commands: the limit is the user's to keep.
+            if let Some(limit) = c.limit.filter(|l| u64::try_from(held).unwrap_or(0) > *l) {
+                s.push_str(&format!(
+                    "\n           that is more than [capture] max_retained_wal ({}): run `lockstep sync-back`, or finalize, before the server's disk fills",
+                    human_bytes(i64::try_from(limit).unwrap_or(i64::MAX))
+                ));
+            }
+            Some(s)
+        }
+        (Some(n), None) => Some(format!(
+            "reverse    {n} changes since the swap not applied to the old table yet (a rollback applies them first)"
+        )),
+        (None, None) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slot(held: i64, limit: u64) -> CaptureStatus {
+        CaptureStatus {
+            slot: Some("lockstep_r_1".into()),
+            retained_wal: Some(held),
+            reverse: true,
+            limit: Some(limit),
+        }
+    }
+
+    #[test]
+    fn the_reverse_slot_is_named_and_warned_about_past_the_limit() {
+        let under = reverse_lines(Some(0), Some(&slot(1 << 20, 4 << 30))).unwrap();
+        assert!(
+            under.starts_with("reverse    slot lockstep_r_1 keeps the changes since the swap (holds back 1.0 MB of WAL);"),
+            "{under}"
+        );
+        assert!(!under.contains("max_retained_wal"), "{under}");
+        let over = reverse_lines(Some(3), Some(&slot(5 << 30, 4 << 30))).unwrap();
+        assert!(over.contains(", 3 more wait in the reverse log"), "{over}");
+        assert!(
+            over.contains(
+                "more than [capture] max_retained_wal (4.0 GB): run `lockstep sync-back`"
+            ),
+            "{over}"
+        );
+        // The forward capture's slot is not the reverse sync's.
+        let forward = CaptureStatus {
+            reverse: false,
+            ..slot(1, 1)
+        };
+        assert_eq!(
+            reverse_lines(Some(7), Some(&forward)).unwrap(),
+            "reverse    7 changes since the swap not applied to the old table yet (a rollback applies them first)"
+        );
+        assert_eq!(reverse_lines(None, None), None);
+    }
 }

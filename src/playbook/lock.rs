@@ -52,7 +52,7 @@ pub(crate) async fn acquire(
     table: &str,
     takeover: bool,
 ) -> Result<(), EngineError> {
-    if !try_lock(client, table).await? {
+    if !try_lock_a_moment(client, table).await? {
         let Some(found) = holder(client, table).await? else {
             // Let go between the two queries: try once more.
             if try_lock(client, table).await? {
@@ -77,6 +77,19 @@ pub(crate) async fn acquire(
         }
     }
     runner_session(client).await
+}
+
+/// [`try_lock`] for up to a second: a command that just ended leaves its server process
+/// (and the lock with it) for a few milliseconds after its client is gone, and the next
+/// command run right after it must not find the table busy.
+async fn try_lock_a_moment(client: &Client, table: &str) -> Result<bool, EngineError> {
+    for _ in 0..20 {
+        if try_lock(client, table).await? {
+            return Ok(true);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    try_lock(client, table).await
 }
 
 async fn try_lock(client: &Client, table: &str) -> Result<bool, EngineError> {

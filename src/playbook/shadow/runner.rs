@@ -109,6 +109,8 @@ pub struct CaptureStatus {
     pub retained_wal: Option<i64>,
     /// The slot is the reverse sync's (after the swap, `[swap] reverse = "logical"`).
     pub reverse: bool,
+    /// `[capture] max_retained_wal`, in bytes.
+    pub limit: Option<u64>,
 }
 
 pub(crate) async fn capture_status(
@@ -123,6 +125,7 @@ pub(crate) async fn capture_status(
                 slot: Some(slot),
                 retained_wal: Some(held),
                 reverse: true,
+                limit: plan.logical.as_ref().map(|l| l.max_retained_wal),
             };
         }
     }
@@ -130,6 +133,7 @@ pub(crate) async fn capture_status(
         slot: plan.logical.as_ref().map(|l| l.slot.clone()),
         retained_wal: forward,
         reverse: false,
+        limit: plan.logical.as_ref().map(|l| l.max_retained_wal),
     }
 }
 
