@@ -10,7 +10,6 @@
 //! statement of the corpus of real migration histories.
 
 use std::borrow::Cow;
-use std::sync::OnceLock;
 
 use sqlparser::ast::DollarQuotedString;
 use sqlparser::keywords::{Keyword, ALL_KEYWORDS, ALL_KEYWORDS_INDEX};
@@ -121,10 +120,7 @@ pub fn scan<'a>(
             b'0'..=b'9' | b'.' => number(text, i, prev_word)?,
             b'$' => dollar(text, i)?,
             b'-' if next == b'-' => {
-                let e = b[i + 2..]
-                    .iter()
-                    .position(|&c| c == b'\n' || c == b'\r')
-                    .map_or(b.len(), |p| i + 2 + p);
+                let e = memchr::memchr2(b'\n', b'\r', &b[i + 2..]).map_or(b.len(), |p| i + 2 + p);
                 (Lexeme::LineComment(&text[i + 2..e]), e)
             }
             b'/' if next == b'*' => {
@@ -384,10 +380,12 @@ fn quoted(
     let mut i = from;
     let mut doubled = false;
     loop {
-        let p = b[i..]
-            .iter()
-            .position(|&c| c == q || (no_backslash && c == b'\\'))
-            .ok_or(Unsure)?;
+        let p = if no_backslash {
+            memchr::memchr2(q, b'\\', &b[i..])
+        } else {
+            memchr::memchr(q, &b[i..])
+        }
+        .ok_or(Unsure)?;
         i += p;
         if b[i] != q {
             return Err(Unsure);
@@ -415,10 +413,7 @@ fn quoted(
 fn escaped(text: &str, open: usize) -> Result<(Cow<'_, str>, usize), Unsure> {
     let b = text.as_bytes();
     let from = open + 1;
-    let special = b[from..]
-        .iter()
-        .position(|&c| c == b'\'' || c == b'\\')
-        .ok_or(Unsure)?;
+    let special = memchr::memchr2(b'\'', b'\\', &b[from..]).ok_or(Unsure)?;
     let first = from + special;
     if b[first] == b'\'' && b.get(first + 1) != Some(&b'\'') {
         return Ok((Cow::Borrowed(&text[from..first]), first + 1));
@@ -460,7 +455,8 @@ fn escaped(text: &str, open: usize) -> Result<(Cow<'_, str>, usize), Unsure> {
 fn block_comment_end(b: &[u8], from: usize) -> Result<usize, Unsure> {
     let mut depth = 1;
     let mut i = from;
-    while i < b.len() {
+    while let Some(p) = memchr::memchr2(b'/', b'*', &b[i..]) {
+        i += p;
         match (b[i], b.get(i + 1)) {
             (b'/', Some(b'*')) => {
                 depth += 1;
@@ -538,7 +534,7 @@ fn dollar(text: &str, i: usize) -> Result<(Lexeme<'_>, usize), Unsure> {
     let b = text.as_bytes();
     if b.get(i + 1) == Some(&b'$') {
         let from = i + 2;
-        let p = text[from..].find("$$").ok_or(Unsure)?;
+        let p = memchr::memmem::find(&b[from..], b"$$").ok_or(Unsure)?;
         return Ok((
             Lexeme::Dollar {
                 value: &text[from..from + p],
@@ -559,7 +555,7 @@ fn dollar(text: &str, i: usize) -> Result<(Lexeme<'_>, usize), Unsure> {
         Some(b'$') => {
             let delimiter = &text[i..=tag_end];
             let from = tag_end + 1;
-            let p = text[from..].find(delimiter).ok_or(Unsure)?;
+            let p = memchr::memmem::find(&b[from..], delimiter.as_bytes()).ok_or(Unsure)?;
             Ok((
                 Lexeme::Dollar {
                     value: &text[from..from + p],
@@ -572,38 +568,43 @@ fn dollar(text: &str, i: usize) -> Result<(Lexeme<'_>, usize), Unsure> {
     }
 }
 
-/// Keywords by hash of their upper-case text: `(index in ALL_KEYWORDS) + 1`, 0 for none.
-struct KeywordTable {
-    slots: Box<[u16]>,
-}
-
 const SLOTS: usize = 4096;
 /// The longest keyword, in bytes.
 const LONGEST_KEYWORD: usize = 48;
 
-fn hash(upper: &[u8]) -> usize {
+const fn hash_step(h: u32, c: u8) -> u32 {
     // FNV-1a.
-    let mut h: u32 = 0x811c_9dc5;
-    for &c in upper {
-        h ^= u32::from(c);
-        h = h.wrapping_mul(0x0100_0193);
-    }
-    h as usize & (SLOTS - 1)
+    (h ^ c as u32).wrapping_mul(0x0100_0193)
 }
 
-fn keyword_table() -> &'static KeywordTable {
-    static TABLE: OnceLock<KeywordTable> = OnceLock::new();
-    TABLE.get_or_init(|| {
-        let mut slots = vec![0u16; SLOTS].into_boxed_slice();
-        for (i, k) in ALL_KEYWORDS.iter().enumerate() {
-            let mut h = hash(k.as_bytes());
-            while slots[h] != 0 {
-                h = (h + 1) & (SLOTS - 1);
-            }
-            slots[h] = u16::try_from(i + 1).unwrap_or(0);
+const HASH_SEED: u32 = 0x811c_9dc5;
+
+/// Keywords by hash of their upper-case text, with linear probing: `(index in
+/// ALL_KEYWORDS) + 1`, 0 for an empty slot. Built when lockstep is compiled.
+static KEYWORD_SLOTS: [u16; SLOTS] = keyword_slots();
+
+const fn keyword_slots() -> [u16; SLOTS] {
+    // Room to probe, and indices that fit.
+    assert!(ALL_KEYWORDS.len() < SLOTS / 2);
+    let mut slots = [0u16; SLOTS];
+    let mut i = 0;
+    while i < ALL_KEYWORDS.len() {
+        let k = ALL_KEYWORDS[i].as_bytes();
+        assert!(k.len() <= LONGEST_KEYWORD);
+        let mut h = HASH_SEED;
+        let mut j = 0;
+        while j < k.len() {
+            h = hash_step(h, k[j]);
+            j += 1;
         }
-        KeywordTable { slots }
-    })
+        let mut slot = h as usize & (SLOTS - 1);
+        while slots[slot] != 0 {
+            slot = (slot + 1) & (SLOTS - 1);
+        }
+        slots[slot] = (i + 1) as u16;
+        i += 1;
+    }
+    slots
 }
 
 /// The index in `ALL_KEYWORDS` of the keyword `word` is (case-insensitive), if any.
@@ -613,19 +614,19 @@ pub fn keyword(word: &str) -> Option<usize> {
         return None;
     }
     let mut buf = [0u8; LONGEST_KEYWORD];
-    let upper = &mut buf[..w.len()];
-    for (u, c) in upper.iter_mut().zip(w) {
+    let mut h = HASH_SEED;
+    for (u, &c) in buf.iter_mut().zip(w) {
         *u = c.to_ascii_uppercase();
+        h = hash_step(h, *u);
     }
-    let table = keyword_table();
-    let mut h = hash(upper);
+    let upper = &buf[..w.len()];
+    let mut slot = h as usize & (SLOTS - 1);
     loop {
-        let slot = usize::from(table.slots[h]);
-        let k = ALL_KEYWORDS.get(slot.checked_sub(1)?)?;
-        if k.as_bytes() == &*upper {
-            return Some(slot - 1);
+        let k = ALL_KEYWORDS.get(usize::from(KEYWORD_SLOTS[slot]).checked_sub(1)?)?;
+        if k.as_bytes() == upper {
+            return Some(usize::from(KEYWORD_SLOTS[slot]) - 1);
         }
-        h = (h + 1) & (SLOTS - 1);
+        slot = (slot + 1) & (SLOTS - 1);
     }
 }
 
