@@ -67,8 +67,26 @@ pub struct Unsure;
 /// Reads `text`, handing each token (whitespace and comments included) to `emit` with its
 /// byte range, in order; the ranges cover the text. `Err` when some part of the text is not
 /// read with certainty (then what was emitted must be dropped).
-pub fn scan<'a>(
+pub fn scan<'a>(text: &'a str, emit: impl FnMut(Lexeme<'a>, usize, usize)) -> Result<(), Unsure> {
+    scan_with(text, false, emit)
+}
+
+/// [`scan`] that steps over runs of blanks (space, tab, line breaks, vertical tab, form
+/// feed) without handing them to `emit`.
+pub fn scan_significant<'a>(
     text: &'a str,
+    emit: impl FnMut(Lexeme<'a>, usize, usize),
+) -> Result<(), Unsure> {
+    scan_with(text, true, emit)
+}
+
+fn is_blank(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
+}
+
+fn scan_with<'a>(
+    text: &'a str,
+    skip_blanks: bool,
     mut emit: impl FnMut(Lexeme<'a>, usize, usize),
 ) -> Result<(), Unsure> {
     let b = text.as_bytes();
@@ -78,6 +96,11 @@ pub fn scan<'a>(
     while i < b.len() {
         let start = i;
         let c = b[i];
+        if skip_blanks && is_blank(c) {
+            i += b[i..].iter().take_while(|&&c| is_blank(c)).count();
+            prev_word = false;
+            continue;
+        }
         let next = at(i + 1);
         let (lexeme, end) = match c {
             b' ' => (Lexeme::Space, i + 1),
@@ -699,7 +722,7 @@ impl Cursor<'_> {
 
 /// sqlparser's tokens of `text` with their locations, or `None` when [`scan`] is unsure.
 pub fn tokens(text: &str) -> Option<Vec<TokenWithSpan>> {
-    let mut out = Vec::with_capacity(text.len() / 3 + 1);
+    let mut out = Vec::with_capacity((text.len() / 3).clamp(4, 1024));
     let mut cursor = Cursor {
         text: text.as_bytes(),
         at: 0,
@@ -740,6 +763,13 @@ mod tests {
         let ours = tokens(text).unwrap_or_else(|| panic!("unsure of {text:?}"));
         let theirs = sqlparser(text).unwrap();
         assert_eq!(located(&ours), located(&theirs), "{text:?}");
+        // The significant tokens too, read with blanks stepped over.
+        let toks = crate::sql::tokens::tokenize(text, 3).unwrap().toks;
+        assert_eq!(
+            toks,
+            crate::sql::tokens::reference(text, 3).unwrap().1,
+            "{text:?}"
+        );
         scan(text, |l, _, _| {
             if let Lexeme::Punct(t, s) = l {
                 assert_eq!(t.to_string(), s, "{text:?}");

@@ -103,8 +103,8 @@ pub fn tokenize(text: &str, base: usize) -> Result<Tokenized<'_>, String> {
 /// The significant tokens of `text` (at byte `base` of the file): lockstep's tokenizer, or
 /// sqlparser's where that one is unsure.
 fn toks(text: &str, base: usize) -> Result<Vec<Tok>, String> {
-    let mut toks = Vec::with_capacity(text.len() / 6 + 1);
-    let fast = lexer::scan(text, |lexeme, start, end| {
+    let mut toks = Vec::with_capacity((text.len() / 6).clamp(4, 1024));
+    let fast = lexer::scan_significant(text, |lexeme, start, end| {
         if let Some(kind) = tok_kind(lexeme) {
             toks.push(Tok {
                 span: base + start..base + end,
