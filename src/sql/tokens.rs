@@ -74,6 +74,24 @@ impl<'a> Tokenized<'a> {
     /// when the first token is not a word (sqlparser reads a few tokens differently after a
     /// word or a period; a word reads the same whatever precedes it).
     pub fn slice(&self, range: Range<usize>) -> Option<Tokenized<'a>> {
+        let text = self.slice_text(&range)?;
+        Some(Tokenized {
+            toks: self.toks[range].to_vec(),
+            ..text
+        })
+    }
+
+    /// [`Tokenized::slice`] that moves the tokens out (the others stay).
+    pub fn take(&mut self, range: Range<usize>) -> Option<Tokenized<'a>> {
+        let text = self.slice_text(&range)?;
+        Some(Tokenized {
+            toks: self.toks.drain(range).collect(),
+            ..text
+        })
+    }
+
+    /// The text of the tokens `range`, without tokens, if it can be sliced.
+    fn slice_text(&self, range: &Range<usize>) -> Option<Tokenized<'a>> {
         let first = self.toks.get(range.start)?;
         if range.is_empty()
             || range.end > self.toks.len()
@@ -84,7 +102,7 @@ impl<'a> Tokenized<'a> {
         let from = first.span.start - self.base;
         let to = self.toks[range.end - 1].span.end - self.base;
         Some(Tokenized {
-            toks: self.toks[range].to_vec(),
+            toks: Vec::new(),
             text: self.text.get(from..to)?,
             base: self.base + from,
         })
@@ -388,6 +406,11 @@ mod tests {
             let start = all.toks[from].span.start - 100;
             let end = all.toks[to - 1].span.end - 100;
             let sliced = all.slice(from..to).unwrap();
+            let mut again = tokenize(text, 100).unwrap();
+            let taken = again.take(from..to).unwrap();
+            assert_eq!(taken.toks, sliced.toks, "{word}");
+            assert_eq!(located(&taken), located(&sliced), "{word}");
+            assert_eq!(again.toks.len(), all.toks.len() - (to - from));
             let fresh = tokenize(&text[start..end], 100 + start).unwrap();
             assert_eq!(sliced.toks, fresh.toks, "{word}");
             assert_eq!(located(&sliced), located(&fresh), "{word}");
