@@ -133,6 +133,8 @@ fn toks(text: &str, base: usize) -> Result<Vec<Tok>, String> {
     if fast.is_err() {
         toks = reference(text, base)?.1;
     }
+    // A file's statements are held until they are checked: no slack.
+    toks.shrink_to_fit();
     Ok(toks)
 }
 
