@@ -280,7 +280,7 @@ pub fn io_message(e: &std::io::Error) -> String {
 
 /// Decodes file bytes: binary files are refused, invalid UTF-8 is replaced with a warning.
 pub fn decode(bytes: Vec<u8>) -> (Option<String>, Option<FileProblem>) {
-    if let Some(pos) = bytes.iter().take(8192).position(|&b| b == 0) {
+    if let Some(pos) = memchr::memchr(0, &bytes[..bytes.len().min(8192)]) {
         return (
             None,
             Some(FileProblem {

@@ -77,17 +77,20 @@ pub(super) struct Marker<'a> {
 
 pub(super) fn marker_lines(src: &str) -> Vec<Marker<'_>> {
     let mut out = Vec::new();
-    let mut start = 0;
-    for line in src.split_inclusive('\n') {
-        let end = start + line.len();
-        let t = line.trim_start();
-        if let Some(rest) = t.strip_prefix("--") {
+    // Only a line with `--` in it can be one: each such line, once.
+    let b = src.as_bytes();
+    let mut from = 0;
+    while let Some(p) = memchr::memmem::find(&b[from..], b"--") {
+        let dash = from + p;
+        let start = memchr::memrchr(b'\n', &b[..dash]).map_or(0, |i| i + 1);
+        let end = memchr::memchr(b'\n', &b[dash..]).map_or(b.len(), |i| dash + i + 1);
+        if let Some(rest) = src[start..end].trim_start().strip_prefix("--") {
             out.push(Marker {
                 line: start..end,
                 text: rest.trim(),
             });
         }
-        start = end;
+        from = end;
     }
     out
 }

@@ -167,20 +167,36 @@ pub(super) fn split_at(
 /// columns stay those of the file. Lines holding `lockstep:` directives are kept in every
 /// section, so `ignore-file` applies to all of them.
 pub fn section_text(src: &str, s: &Section) -> String {
-    let mut bytes = src.as_bytes().to_vec();
-    let keep =
-        |i: usize| s.keep.iter().any(|r| r.contains(&i)) && !s.blank.iter().any(|r| r.contains(&i));
-    let mut directive_lines: Vec<Range<usize>> = Vec::new();
-    let mut start = 0;
-    for line in src.split_inclusive('\n') {
-        if line.trim_start().starts_with("--") && line.contains("lockstep:") {
-            directive_lines.push(start..start + line.len());
+    let n = src.len();
+    // Which bytes stay: the section's, less the blanked ones, and the directive lines.
+    let mut stays = vec![false; n];
+    let mut mark = |r: &Range<usize>, v: bool| {
+        let r = r.start.min(n)..r.end.min(n);
+        if r.start < r.end {
+            stays[r].fill(v);
         }
-        start += line.len();
+    };
+    for r in &s.keep {
+        mark(r, true);
     }
-    for (i, b) in bytes.iter_mut().enumerate() {
-        if *b != b'\n' && !keep(i) && !directive_lines.iter().any(|r| r.contains(&i)) {
-            *b = b' ';
+    for r in &s.blank {
+        mark(r, false);
+    }
+    let b = src.as_bytes();
+    let mut from = 0;
+    while let Some(p) = memchr::memmem::find(&b[from..], b"lockstep:") {
+        let at = from + p;
+        let start = memchr::memrchr(b'\n', &b[..at]).map_or(0, |i| i + 1);
+        let end = memchr::memchr(b'\n', &b[at..]).map_or(n, |i| at + i + 1);
+        if src[start..end].trim_start().starts_with("--") {
+            mark(&(start..end), true);
+        }
+        from = end;
+    }
+    let mut bytes = b.to_vec();
+    for (c, &stay) in bytes.iter_mut().zip(&stays) {
+        if !stay && *c != b'\n' {
+            *c = b' ';
         }
     }
     // Only whole characters were replaced when ranges fall on character boundaries; any

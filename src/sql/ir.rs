@@ -2,7 +2,7 @@
 //! the token-level recognizer produce it, so a rule never cares which one understood a
 //! statement.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::ops::Range;
 
 /// A possibly schema-qualified name, as PostgreSQL resolves it (unquoted parts folded to
@@ -33,6 +33,14 @@ impl ObjName {
 
 /// Quotes an identifier when PostgreSQL needs it to be quoted.
 pub fn quote_ident(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    // Writing to a String does not fail.
+    let _ = write_ident(&mut out, s);
+    out
+}
+
+/// Writes an identifier, quoted when PostgreSQL needs it to be ([`quote_ident`]).
+fn write_ident(out: &mut impl fmt::Write, s: &str) -> fmt::Result {
     let plain = !s.is_empty()
         && s.bytes()
             .next()
@@ -41,102 +49,111 @@ pub fn quote_ident(s: &str) -> String {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_' || c == b'$')
         && !is_reserved(s);
     if plain {
-        s.to_string()
-    } else {
-        format!("\"{}\"", s.replace('"', "\"\""))
+        return out.write_str(s);
     }
+    out.write_char('"')?;
+    for (i, part) in s.split('"').enumerate() {
+        if i > 0 {
+            out.write_str("\"\"")?;
+        }
+        out.write_str(part)?;
+    }
+    out.write_char('"')
 }
 
+/// PostgreSQL's reserved key words (lower case, sorted).
+const RESERVED: &[&str] = &[
+    "all",
+    "analyse",
+    "analyze",
+    "and",
+    "any",
+    "array",
+    "as",
+    "asc",
+    "asymmetric",
+    "both",
+    "case",
+    "cast",
+    "check",
+    "collate",
+    "column",
+    "constraint",
+    "create",
+    "current_catalog",
+    "current_date",
+    "current_role",
+    "current_time",
+    "current_timestamp",
+    "current_user",
+    "default",
+    "deferrable",
+    "desc",
+    "distinct",
+    "do",
+    "else",
+    "end",
+    "except",
+    "false",
+    "fetch",
+    "for",
+    "foreign",
+    "from",
+    "grant",
+    "group",
+    "having",
+    "in",
+    "initially",
+    "intersect",
+    "into",
+    "lateral",
+    "leading",
+    "limit",
+    "localtime",
+    "localtimestamp",
+    "not",
+    "null",
+    "offset",
+    "on",
+    "only",
+    "or",
+    "order",
+    "placing",
+    "primary",
+    "references",
+    "returning",
+    "select",
+    "session_user",
+    "some",
+    "symmetric",
+    "system_user",
+    "table",
+    "then",
+    "to",
+    "trailing",
+    "true",
+    "union",
+    "unique",
+    "user",
+    "using",
+    "variadic",
+    "when",
+    "where",
+    "window",
+    "with",
+];
+
 fn is_reserved(s: &str) -> bool {
-    const RESERVED: &[&str] = &[
-        "all",
-        "analyse",
-        "analyze",
-        "and",
-        "any",
-        "array",
-        "as",
-        "asc",
-        "asymmetric",
-        "both",
-        "case",
-        "cast",
-        "check",
-        "collate",
-        "column",
-        "constraint",
-        "create",
-        "current_catalog",
-        "current_date",
-        "current_role",
-        "current_time",
-        "current_timestamp",
-        "current_user",
-        "default",
-        "deferrable",
-        "desc",
-        "distinct",
-        "do",
-        "else",
-        "end",
-        "except",
-        "false",
-        "fetch",
-        "for",
-        "foreign",
-        "from",
-        "grant",
-        "group",
-        "having",
-        "in",
-        "initially",
-        "intersect",
-        "into",
-        "lateral",
-        "leading",
-        "limit",
-        "localtime",
-        "localtimestamp",
-        "not",
-        "null",
-        "offset",
-        "on",
-        "only",
-        "or",
-        "order",
-        "placing",
-        "primary",
-        "references",
-        "returning",
-        "select",
-        "session_user",
-        "some",
-        "symmetric",
-        "system_user",
-        "table",
-        "then",
-        "to",
-        "trailing",
-        "true",
-        "union",
-        "unique",
-        "user",
-        "using",
-        "variadic",
-        "when",
-        "where",
-        "window",
-        "with",
-    ];
-    RESERVED.contains(&s)
+    RESERVED.binary_search(&s).is_ok()
 }
 
 impl fmt::Display for ObjName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(s) = &self.schema {
-            write!(f, "{}.", quote_ident(s))?;
+            write_ident(f, s)?;
+            f.write_char('.')?;
         }
-        write!(f, "{}", quote_ident(&self.name))
+        write_ident(f, &self.name)
     }
 }
 
@@ -667,4 +684,34 @@ pub enum Source {
     Parser,
     Recognizer,
     None,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserved_words_are_sorted_for_binary_search() {
+        assert!(RESERVED.windows(2).all(|w| w[0] < w[1]));
+        for w in RESERVED {
+            assert!(is_reserved(w), "{w}");
+            assert_eq!(quote_ident(w), format!("\"{w}\""));
+        }
+        assert!(!is_reserved("users"));
+    }
+
+    #[test]
+    fn names_are_quoted_as_postgresql_needs() {
+        assert_eq!(quote_ident("users"), "users");
+        assert_eq!(quote_ident("Users"), "\"Users\"");
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(quote_ident("\""), "\"\"\"\"");
+        assert_eq!(quote_ident(""), "\"\"");
+        let n = ObjName {
+            schema: Some("My".into()),
+            name: "t\"x".into(),
+        };
+        assert_eq!(n.to_string(), "\"My\".\"t\"\"x\"");
+        assert_eq!(ObjName::new("order").to_string(), "\"order\"");
+    }
 }

@@ -3,6 +3,7 @@
 pub mod alter;
 pub mod dml;
 pub mod ir;
+pub mod lexer;
 pub mod parse;
 pub mod placeholders;
 pub mod plpgsql;

@@ -8,7 +8,7 @@ use sqlparser::ast::{
     TableConstraint, TableFactor,
 };
 use sqlparser::dialect::PostgreSqlDialect;
-use sqlparser::parser::Parser;
+use sqlparser::parser::{Parser, ParserError};
 
 use super::ir::*;
 use super::recognize;
@@ -98,23 +98,26 @@ pub fn analyze(src: &str, span: Range<usize>) -> Statement {
 
 /// Understands the statement at `span`, from its tokens (what [`tokens::tokenize`] gives for
 /// its text).
-pub fn analyze_tokens(span: Range<usize>, tokenized: tokens::Tokenized) -> Statement {
-    let toks = tokenized.toks;
-    if recognizer_decides(&toks) {
-        if let Some(kind) = recognize::recognize(&toks) {
+pub fn analyze_tokens(span: Range<usize>, tokenized: tokens::Tokenized<'_>) -> Statement {
+    if recognizer_decides(&tokenized.toks) {
+        if let Some(kind) = recognize::recognize(&tokenized.toks) {
             return Statement {
                 span,
-                toks,
+                toks: tokenized.toks,
                 kind,
                 source: Source::Recognizer,
                 parse_error: None,
             };
         }
     }
-    let parsed = Parser::new(&PostgreSqlDialect {})
-        .with_recursion_limit(RECURSION_LIMIT)
-        .with_tokens_with_locations(tokenized.raw)
-        .parse_statements();
+    let parsed = match tokenized.raw() {
+        Ok(raw) => Parser::new(&PostgreSqlDialect {})
+            .with_recursion_limit(RECURSION_LIMIT)
+            .with_tokens_with_locations(raw)
+            .parse_statements(),
+        Err(e) => Err(ParserError::TokenizerError(e)),
+    };
+    let toks = tokenized.toks;
     let (kind, source, parse_error) = match parsed {
         Ok(stmts) if stmts.len() == 1 => match from_ast(&stmts[0], &toks) {
             Some(kind) => (kind, Source::Parser, None),

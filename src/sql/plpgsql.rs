@@ -111,7 +111,7 @@ pub fn read(text: &str, body: Range<usize>, lang: Lang) -> Vec<Piece> {
 
 /// Reads the body at `body` of `text`, handing each piece to `f` with the tokens of the
 /// `;`-terminated part of the body it comes from.
-fn read_each(text: &str, body: Range<usize>, lang: Lang, mut f: impl FnMut(Piece, &Tokenized)) {
+fn read_each(text: &str, body: Range<usize>, lang: Lang, mut f: impl FnMut(Piece, &mut Tokenized)) {
     let Some(src) = text.get(body.clone()) else {
         return;
     };
@@ -119,40 +119,36 @@ fn read_each(text: &str, body: Range<usize>, lang: Lang, mut f: impl FnMut(Piece
     let mut state = State::default();
     for raw in &split.statements {
         let span = raw.span.start + body.start..raw.span.end + body.start;
-        let Ok(t) = tokens::tokenize(&text[span.clone()], span.start) else {
+        let Ok(mut t) = tokens::tokenize(&text[span.clone()], span.start) else {
             continue;
         };
         let toks = super::parse::trim_semicolon(&t.toks);
         if toks.is_empty() {
             continue;
         }
-        match lang {
-            Lang::Sql => f(
-                Piece {
-                    span: toks[0].span.start..toks[toks.len() - 1].span.end,
-                    conditional: false,
-                    kind: PieceKind::Sql,
-                },
-                &t,
-            ),
-            Lang::PlPgSql => {
-                for p in state.statement(text, toks) {
-                    f(p, &t);
-                }
-            }
+        let pieces = match lang {
+            Lang::Sql => vec![Piece {
+                span: toks[0].span.start..toks[toks.len() - 1].span.end,
+                conditional: false,
+                kind: PieceKind::Sql,
+            }],
+            Lang::PlPgSql => state.statement(text, toks),
+        };
+        for p in pieces {
+            f(p, &mut t);
         }
     }
 }
 
 /// A SQL piece's statement from the tokens it was read with (as if its text were tokenized
-/// again), else from its text.
-fn sql_statement(text: &str, span: Range<usize>, t: &Tokenized) -> Statement {
+/// again; they are moved out, pieces do not overlap), else from its text.
+fn sql_statement(text: &str, span: Range<usize>, t: &mut Tokenized) -> Statement {
     let from = t.toks.partition_point(|x| x.span.start < span.start);
     let to = t.toks.partition_point(|x| x.span.end <= span.end);
     let whole = t.toks.get(from).is_some_and(|x| x.span.start == span.start)
         && to > from
         && t.toks[to - 1].span.end == span.end;
-    match whole.then(|| t.slice(from..to)).flatten() {
+    match whole.then(|| t.take(from..to)).flatten() {
         Some(sliced) if span.len() <= LARGE_STATEMENT => analyze_tokens(span, sliced),
         _ => analyze(text, span),
     }

@@ -53,22 +53,46 @@ fn is_ident_char(b: u8) -> bool {
 /// Tracks the first words of the current statement and `BEGIN ATOMIC` nesting.
 #[derive(Default)]
 struct WordState {
-    first: Vec<String>,
+    /// The first four words, as far as they matter ([`FirstWord`]).
+    first: [FirstWord; 4],
+    seen: usize,
     /// `CREATE [OR REPLACE] FUNCTION|PROCEDURE`: its body may be `BEGIN ATOMIC … END`.
     routine: bool,
     atomic_depth: u32,
     prev_begin: bool,
 }
 
+/// What one of a statement's first words is, for [`WordState::routine`].
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
+enum FirstWord {
+    #[default]
+    Other,
+    Create,
+    Or,
+    Replace,
+    Routine,
+}
+
 impl WordState {
     fn word(&mut self, w: &str) {
-        if self.first.len() < 4 {
-            self.first.push(w.to_ascii_uppercase());
-            let f: Vec<&str> = self.first.iter().map(String::as_str).collect();
+        if self.seen < self.first.len() {
+            let is = |k: &str| w.eq_ignore_ascii_case(k);
+            self.first[self.seen] = if is("CREATE") {
+                FirstWord::Create
+            } else if is("OR") {
+                FirstWord::Or
+            } else if is("REPLACE") {
+                FirstWord::Replace
+            } else if is("FUNCTION") || is("PROCEDURE") {
+                FirstWord::Routine
+            } else {
+                FirstWord::Other
+            };
+            self.seen += 1;
+            use FirstWord::*;
             self.routine = matches!(
-                f.as_slice(),
-                ["CREATE", "FUNCTION" | "PROCEDURE", ..]
-                    | ["CREATE", "OR", "REPLACE", "FUNCTION" | "PROCEDURE"]
+                (self.seen, self.first),
+                (2.., [Create, Routine, ..]) | (4, [Create, Or, Replace, Routine])
             );
         }
         if !self.routine {
@@ -84,13 +108,13 @@ impl WordState {
         self.prev_begin = w.eq_ignore_ascii_case("BEGIN");
     }
 
-    fn is_copy_from_stdin(words: &[&str]) -> bool {
-        words
-            .first()
-            .is_some_and(|w| w.eq_ignore_ascii_case("COPY"))
+    /// `COPY … FROM STDIN`, from the statement's words (their spans in `src`).
+    fn is_copy_from_stdin(src: &str, words: &[Range<usize>]) -> bool {
+        let is = |r: &Range<usize>, k: &str| src[r.clone()].eq_ignore_ascii_case(k);
+        words.first().is_some_and(|w| is(w, "COPY"))
             && words
                 .windows(2)
-                .any(|p| p[0].eq_ignore_ascii_case("FROM") && p[1].eq_ignore_ascii_case("STDIN"))
+                .any(|p| is(&p[0], "FROM") && is(&p[1], "STDIN"))
     }
 }
 
@@ -159,8 +183,7 @@ pub fn split(src: &str) -> Split {
                 // A `;` with nothing before it ends an empty statement: nothing to lint.
                 i += 1;
                 if words.atomic_depth == 0 {
-                    let ws: Vec<&str> = stmt_words.iter().map(|r| &src[r.clone()]).collect();
-                    let copy = WordState::is_copy_from_stdin(&ws);
+                    let copy = WordState::is_copy_from_stdin(src, &stmt_words);
                     finish!(i, None);
                     if copy {
                         i = skip_copy_data(b, i, &mut out.copy_data);
@@ -295,10 +318,7 @@ fn skip_block_comment(b: &[u8], open: usize) -> (usize, bool) {
 }
 
 fn memchr_nl(b: &[u8], from: usize) -> usize {
-    b[from..]
-        .iter()
-        .position(|&x| x == b'\n')
-        .map_or(b.len(), |p| from + p)
+    memchr::memchr(b'\n', &b[from..]).map_or(b.len(), |p| from + p)
 }
 
 /// End of the statement text: strips trailing whitespace and comments before `end`.
@@ -346,19 +366,10 @@ fn dollar_tag(b: &[u8], i: usize) -> Option<usize> {
 }
 
 fn find(hay: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() || from > hay.len() {
+    if needle.is_empty() {
         return None;
     }
-    let (first, rest) = needle.split_first()?;
-    let mut at = from;
-    while let Some(p) = hay.get(at..)?.iter().position(|b| b == first) {
-        let i = at + p;
-        if hay.get(i + 1..i + needle.len()) == Some(rest) {
-            return Some(i);
-        }
-        at = i + 1;
-    }
-    None
+    memchr::memmem::find(hay.get(from..)?, needle).map(|p| from + p)
 }
 
 /// Skips the data lines after `COPY … FROM stdin;` up to and including the `\.` line.
@@ -399,7 +410,7 @@ const CHECKPOINT: usize = 4096;
 impl LineIndex {
     pub fn new(src: &str) -> Self {
         let mut starts = vec![0];
-        starts.extend(newlines(src.as_bytes()).map(|i| i + 1));
+        starts.extend(memchr::memchr_iter(b'\n', src.as_bytes()).map(|i| i + 1));
         let chars = (!src.is_ascii()).then(|| {
             let mut points = vec![(0, 0)];
             let mut at = 0;
@@ -478,14 +489,6 @@ fn ceil_boundary(s: &str, mut i: usize) -> usize {
         i += 1;
     }
     i.min(s.len())
-}
-
-/// Offsets of every `\n` in `b`.
-fn newlines(b: &[u8]) -> impl Iterator<Item = usize> + '_ {
-    b.iter()
-        .enumerate()
-        .filter(|&(_, &c)| c == b'\n')
-        .map(|(i, _)| i)
 }
 
 pub(crate) fn floor_char_boundary(s: &str, mut i: usize) -> usize {

@@ -1,11 +1,14 @@
-//! Tokens of one statement with byte spans in the file, built on sqlparser's tokenizer.
+//! Tokens of one statement with byte spans in the file: lockstep's tokenizer
+//! ([`super::lexer`]), which reads like sqlparser's, and sqlparser's where it is unsure.
 
 use std::borrow::Cow;
 use std::ops::Range;
 
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::keywords::{ALL_KEYWORDS, ALL_KEYWORDS_INDEX};
-use sqlparser::tokenizer::{Location, Span, Token, TokenWithSpan, Tokenizer, Word};
+use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer, Word};
+
+use super::lexer::{self, Lexeme};
 
 /// One significant token (whitespace and comments dropped).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,19 +54,44 @@ impl Tok {
     }
 }
 
-/// The tokens of a statement, plus the raw sqlparser tokens for the parser.
-pub struct Tokenized {
+/// The tokens of a statement, and its text for the parser's tokens.
+pub struct Tokenized<'a> {
     pub toks: Vec<Tok>,
-    pub raw: Vec<TokenWithSpan>,
+    /// The text read, at byte `base` of the file.
+    text: &'a str,
+    base: usize,
 }
 
-impl Tokenized {
+impl<'a> Tokenized<'a> {
+    /// sqlparser's tokens of the text, with locations counted from its start, for the
+    /// parser. Read again from the text: most statements are decided without the parser.
+    pub fn raw(&self) -> Result<Vec<TokenWithSpan>, String> {
+        raw_tokens(self.text)
+    }
+
     /// The tokens `range` (indices into `toks`), as [`tokenize`] gives them for the text from
-    /// the first one's start to the last one's end read alone: sqlparser's locations count
-    /// from that first token. `None` for an empty range and when the first token is not a
-    /// word (sqlparser reads a few tokens differently after a word or a period; a word reads
-    /// the same whatever precedes it).
-    pub fn slice(&self, range: Range<usize>) -> Option<Tokenized> {
+    /// the first one's start to the last one's end read alone. `None` for an empty range and
+    /// when the first token is not a word (sqlparser reads a few tokens differently after a
+    /// word or a period; a word reads the same whatever precedes it).
+    pub fn slice(&self, range: Range<usize>) -> Option<Tokenized<'a>> {
+        let text = self.slice_text(&range)?;
+        Some(Tokenized {
+            toks: self.toks[range].to_vec(),
+            ..text
+        })
+    }
+
+    /// [`Tokenized::slice`] that moves the tokens out (the others stay).
+    pub fn take(&mut self, range: Range<usize>) -> Option<Tokenized<'a>> {
+        let text = self.slice_text(&range)?;
+        Some(Tokenized {
+            toks: self.toks.drain(range).collect(),
+            ..text
+        })
+    }
+
+    /// The text of the tokens `range`, without tokens, if it can be sliced.
+    fn slice_text(&self, range: &Range<usize>) -> Option<Tokenized<'a>> {
         let first = self.toks.get(range.start)?;
         if range.is_empty()
             || range.end > self.toks.len()
@@ -71,58 +99,69 @@ impl Tokenized {
         {
             return None;
         }
-        // The raw index of each significant token (`convert` makes one `Tok` of each).
-        let mut significant = self
-            .raw
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| !matches!(t.token, Token::Whitespace(_) | Token::EOF))
-            .map(|(i, _)| i);
-        let from = significant.nth(range.start)?;
-        let to = if range.len() == 1 {
-            from
-        } else {
-            significant.nth(range.len() - 2)?
-        };
-        let origin = self.raw[from].span.start;
-        let rebase = |l: Location| {
-            if l.line == origin.line {
-                Location::new(1, l.column + 1 - origin.column)
-            } else {
-                Location::new(l.line + 1 - origin.line, l.column)
-            }
-        };
-        let raw = self.raw[from..=to]
-            .iter()
-            .map(|t| TokenWithSpan {
-                token: t.token.clone(),
-                span: Span::new(rebase(t.span.start), rebase(t.span.end)),
-            })
-            .collect();
+        let from = first.span.start - self.base;
+        let to = self.toks[range.end - 1].span.end - self.base;
         Some(Tokenized {
-            toks: self.toks[range].to_vec(),
-            raw,
+            toks: Vec::new(),
+            text: self.text.get(from..to)?,
+            base: self.base + from,
         })
     }
 }
 
 /// Tokenizes the statement `text`, which starts at byte `base` of the file.
-pub fn tokenize(text: &str, base: usize) -> Result<Tokenized, String> {
-    let raw = raw_tokens(text)?;
-    let significant = raw
-        .iter()
-        .filter(|t| !matches!(t.token, Token::Whitespace(_) | Token::EOF))
-        .count();
-    let mut toks = Vec::with_capacity(significant);
-    convert(text, base, &raw, |t| toks.push(t));
-    Ok(Tokenized { toks, raw })
+pub fn tokenize(text: &str, base: usize) -> Result<Tokenized<'_>, String> {
+    Ok(Tokenized {
+        toks: toks(text, base)?,
+        text,
+        base,
+    })
 }
 
+/// The significant tokens of `text` (at byte `base` of the file): lockstep's tokenizer, or
+/// sqlparser's where that one is unsure.
+fn toks(text: &str, base: usize) -> Result<Vec<Tok>, String> {
+    let mut toks = Vec::with_capacity((text.len() / 6).clamp(4, 1024));
+    let fast = lexer::scan_significant(text, |lexeme, start, end| {
+        if let Some(kind) = tok_kind(lexeme) {
+            toks.push(Tok {
+                span: base + start..base + end,
+                kind,
+            });
+        }
+    });
+    if fast.is_err() {
+        toks = reference(text, base)?.1;
+    }
+    // A file's statements are held until they are checked: no slack.
+    toks.shrink_to_fit();
+    Ok(toks)
+}
+
+/// sqlparser's tokens of `text`: lockstep's tokenizer, or sqlparser's where that one is
+/// unsure.
 fn raw_tokens(text: &str) -> Result<Vec<TokenWithSpan>, String> {
+    match lexer::tokens(text) {
+        Some(raw) => Ok(raw),
+        None => sqlparser_tokens(text),
+    }
+}
+
+fn sqlparser_tokens(text: &str) -> Result<Vec<TokenWithSpan>, String> {
     Tokenizer::new(&PostgreSqlDialect {}, text)
         .with_unescape(true)
         .tokenize_with_location()
         .map_err(|e| e.to_string())
+}
+
+/// What sqlparser's tokenizer alone makes of `text` (at byte `base` of the file): its
+/// tokens, and the significant tokens from them. The reference [`tokenize`] and
+/// [`Tokenized::raw`] agree with.
+pub fn reference(text: &str, base: usize) -> Result<(Vec<TokenWithSpan>, Vec<Tok>), String> {
+    let raw = sqlparser_tokens(text)?;
+    let mut toks = Vec::new();
+    convert(text, base, &raw, |t| toks.push(t));
+    Ok((raw, toks))
 }
 
 /// Bytes tokenized at a time by [`tokenize_head`].
@@ -133,20 +172,64 @@ const PIECE: usize = 64 * 1024;
 /// statement (`INSERT … VALUES` of a million rows, a `SELECT` of megabytes), in memory
 /// that does not grow with its length. Pieces end at top-level commas, between tokens.
 pub fn tokenize_head(text: &str, base: usize, head: usize) -> Result<Vec<Tok>, String> {
-    let mut toks = Vec::with_capacity(head);
+    let mut kept = Vec::with_capacity(head);
     let mut at = 0;
     while at < text.len() {
         let end = at + super::split::comma_cut(&text[at..], PIECE);
-        let piece = &text[at..end];
-        let raw = raw_tokens(piece)?;
-        convert(piece, base + at, &raw, |t| {
-            if toks.len() < head || matches!(t.kind, TokKind::Str(_)) {
-                toks.push(t);
+        for t in toks(&text[at..end], base + at)? {
+            if kept.len() < head || matches!(t.kind, TokKind::Str(_)) {
+                kept.push(t);
             }
-        });
+        }
         at = end;
     }
-    Ok(toks)
+    Ok(kept)
+}
+
+/// The significant token of a lexeme (`None` for whitespace and comments): what
+/// [`convert`] makes of sqlparser's token for it.
+fn tok_kind(lexeme: Lexeme<'_>) -> Option<TokKind> {
+    Some(match lexeme {
+        Lexeme::Space
+        | Lexeme::Newline
+        | Lexeme::Tab
+        | Lexeme::LineComment(_)
+        | Lexeme::BlockComment(_) => return None,
+        Lexeme::Word(w, keyword) => TokKind::Word {
+            upper: match keyword.and_then(|i| ALL_KEYWORDS.get(i)) {
+                Some(k) => Cow::Borrowed(*k),
+                None => Cow::Owned(w.to_ascii_uppercase()),
+            },
+            value: lower_case(w),
+            quoted: false,
+        },
+        Lexeme::QuotedIdent(v) => TokKind::Word {
+            upper: Cow::Borrowed(""),
+            value: v.into_owned(),
+            quoted: true,
+        },
+        Lexeme::Number(n, _) => TokKind::Number(n.to_string()),
+        Lexeme::Single(v) | Lexeme::National(v) | Lexeme::Escaped(v) | Lexeme::Unicode(v) => {
+            TokKind::Str(v.into_owned())
+        }
+        Lexeme::Dollar { value, .. } => TokKind::Str(value.to_string()),
+        Lexeme::Hex(v) => TokKind::Punct(Cow::Owned(format!("X'{v}'"))),
+        Lexeme::ByteSingle(v) => TokKind::Punct(Cow::Owned(format!("B'{v}'"))),
+        Lexeme::ByteDouble(v) => TokKind::Punct(Cow::Owned(format!("B\"{v}\""))),
+        Lexeme::Placeholder(p) => TokKind::Punct(Cow::Owned(p.to_string())),
+        Lexeme::Custom(op) => TokKind::Punct(Cow::Owned(op.into_owned())),
+        Lexeme::Char(c) => TokKind::Punct(Cow::Owned(c.to_string())),
+        Lexeme::Punct(_, text) => TokKind::Punct(Cow::Borrowed(text)),
+    })
+}
+
+/// An unquoted identifier as PostgreSQL folds it.
+fn lower_case(w: &str) -> String {
+    if w.is_ascii() {
+        w.to_ascii_lowercase()
+    } else {
+        w.to_lowercase()
+    }
 }
 
 /// Converts sqlparser's tokens of `text` (at byte `base` of the file) to [`Tok`]s.
@@ -165,10 +248,8 @@ fn convert(text: &str, base: usize, raw: &[TokenWithSpan], mut emit: impl FnMut(
                     },
                     value: if quoted {
                         w.value.clone()
-                    } else if w.value.is_ascii() {
-                        w.value.to_ascii_lowercase()
                     } else {
-                        w.value.to_lowercase()
+                        lower_case(&w.value)
                     },
                     quoted,
                 }
@@ -304,10 +385,15 @@ pub fn find_seq(toks: &[Tok], kws: &[&str]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sqlparser::tokenizer::Span;
 
     /// sqlparser's tokens of `t` with their locations (its `PartialEq` leaves spans out).
     fn located(t: &Tokenized) -> Vec<(Token, Span)> {
-        t.raw.iter().map(|r| (r.token.clone(), r.span)).collect()
+        t.raw()
+            .unwrap()
+            .iter()
+            .map(|r| (r.token.clone(), r.span))
+            .collect()
     }
 
     #[test]
@@ -322,6 +408,11 @@ mod tests {
             let start = all.toks[from].span.start - 100;
             let end = all.toks[to - 1].span.end - 100;
             let sliced = all.slice(from..to).unwrap();
+            let mut again = tokenize(text, 100).unwrap();
+            let taken = again.take(from..to).unwrap();
+            assert_eq!(taken.toks, sliced.toks, "{word}");
+            assert_eq!(located(&taken), located(&sliced), "{word}");
+            assert_eq!(again.toks.len(), all.toks.len() - (to - from));
             let fresh = tokenize(&text[start..end], 100 + start).unwrap();
             assert_eq!(sliced.toks, fresh.toks, "{word}");
             assert_eq!(located(&sliced), located(&fresh), "{word}");
