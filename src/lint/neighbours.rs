@@ -79,7 +79,7 @@ impl Facts {
             let mut used: Vec<&String> = Vec::new();
             for t in &st.toks {
                 if let TokKind::Str(s) = &t.kind {
-                    if let Some(l) = self.labels.get(s) {
+                    if let Some(l) = self.labels.get(s.as_str()) {
                         if !used.contains(&l) {
                             used.push(l);
                         }

@@ -305,8 +305,8 @@ pub fn access(toks: &[Tok]) -> Access {
             && !prev.is_some_and(|p| p.is("INTO") || p.is("TABLE") || p.is_punct("::"))
         {
             if let TokKind::Word { value, .. } = &t.kind {
-                if !out.calls.contains(value) {
-                    out.calls.push(value.clone());
+                if !out.calls.iter().any(|c| c == value.as_str()) {
+                    out.calls.push(value.to_string());
                 }
             }
         }

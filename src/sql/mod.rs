@@ -9,6 +9,7 @@ pub mod placeholders;
 pub mod plpgsql;
 pub mod recognize;
 pub mod split;
+pub mod text;
 pub mod tokens;
 
 pub use split::{split, LineIndex, Split, Unterminated};

@@ -362,7 +362,7 @@ impl State {
             match (literal, plain) {
                 (Some(s), true) => match (string_content(text, s), &s.kind) {
                     (Some(content), _) => piece(content, PieceKind::Sql),
-                    (None, TokKind::Str(v)) => piece(whole, PieceKind::Literal(v.clone())),
+                    (None, TokKind::Str(v)) => piece(whole, PieceKind::Literal(v.to_string())),
                     (None, _) => piece(whole, PieceKind::Dynamic),
                 },
                 _ => piece(whole, PieceKind::Dynamic),

@@ -9,6 +9,7 @@ use sqlparser::keywords::{ALL_KEYWORDS, ALL_KEYWORDS_INDEX};
 use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer, Word};
 
 use super::lexer::{self, Lexeme};
+use super::text::Text;
 
 /// One significant token (whitespace and comments dropped).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,13 +25,13 @@ pub enum TokKind {
     /// identifiers, which never match keywords); `value` is the identifier as PostgreSQL
     /// sees it (folded to lower case unless quoted).
     Word {
-        upper: Cow<'static, str>,
-        value: String,
+        upper: Text,
+        value: Text,
         quoted: bool,
     },
-    Number(String),
+    Number(Text),
     /// A string literal's content.
-    Str(String),
+    Str(Text),
     /// Any other token, as written (`(`, `)`, `,`, `::`, `=`, `.` …).
     Punct(Cow<'static, str>),
 }
@@ -38,7 +39,7 @@ pub enum TokKind {
 impl Tok {
     /// True if this token is the (unquoted) keyword `kw` (upper case).
     pub fn is(&self, kw: &str) -> bool {
-        matches!(&self.kind, TokKind::Word { upper, .. } if upper == kw)
+        matches!(&self.kind, TokKind::Word { upper, .. } if upper.as_bytes() == kw.as_bytes())
     }
 
     pub fn is_punct(&self, p: &str) -> bool {
@@ -197,22 +198,22 @@ fn tok_kind(lexeme: Lexeme<'_>) -> Option<TokKind> {
         | Lexeme::BlockComment(_) => return None,
         Lexeme::Word(w, keyword) => TokKind::Word {
             upper: match keyword.and_then(|i| ALL_KEYWORDS.get(i)) {
-                Some(k) => Cow::Borrowed(*k),
-                None => Cow::Owned(w.to_ascii_uppercase()),
+                Some(k) => Text::from_static(k),
+                None => Text::ascii_upper(w),
             },
             value: lower_case(w),
             quoted: false,
         },
         Lexeme::QuotedIdent(v) => TokKind::Word {
-            upper: Cow::Borrowed(""),
-            value: v.into_owned(),
+            upper: Text::EMPTY,
+            value: Text::from(v),
             quoted: true,
         },
-        Lexeme::Number(n, _) => TokKind::Number(n.to_string()),
+        Lexeme::Number(n, _) => TokKind::Number(Text::new(n)),
         Lexeme::Single(v) | Lexeme::National(v) | Lexeme::Escaped(v) | Lexeme::Unicode(v) => {
-            TokKind::Str(v.into_owned())
+            TokKind::Str(Text::from(v))
         }
-        Lexeme::Dollar { value, .. } => TokKind::Str(value.to_string()),
+        Lexeme::Dollar { value, .. } => TokKind::Str(Text::new(value)),
         Lexeme::Hex(v) => TokKind::Punct(Cow::Owned(format!("X'{v}'"))),
         Lexeme::ByteSingle(v) => TokKind::Punct(Cow::Owned(format!("B'{v}'"))),
         Lexeme::ByteDouble(v) => TokKind::Punct(Cow::Owned(format!("B\"{v}\""))),
@@ -224,11 +225,11 @@ fn tok_kind(lexeme: Lexeme<'_>) -> Option<TokKind> {
 }
 
 /// An unquoted identifier as PostgreSQL folds it.
-fn lower_case(w: &str) -> String {
+fn lower_case(w: &str) -> Text {
     if w.is_ascii() {
-        w.to_ascii_lowercase()
+        Text::ascii_lower(w)
     } else {
-        w.to_lowercase()
+        Text::from(w.to_lowercase())
     }
 }
 
@@ -241,25 +242,21 @@ fn convert(text: &str, base: usize, raw: &[TokenWithSpan], mut emit: impl FnMut(
             Token::Word(w) => {
                 let quoted = w.quote_style.is_some();
                 TokKind::Word {
-                    upper: if quoted {
-                        Cow::Borrowed("")
-                    } else {
-                        upper_case(w)
-                    },
+                    upper: if quoted { Text::EMPTY } else { upper_case(w) },
                     value: if quoted {
-                        w.value.clone()
+                        Text::new(&w.value)
                     } else {
                         lower_case(&w.value)
                     },
                     quoted,
                 }
             }
-            Token::Number(n, _) => TokKind::Number(n.clone()),
+            Token::Number(n, _) => TokKind::Number(Text::new(n)),
             Token::SingleQuotedString(s)
             | Token::EscapedStringLiteral(s)
             | Token::NationalStringLiteral(s)
-            | Token::UnicodeStringLiteral(s) => TokKind::Str(s.clone()),
-            Token::DollarQuotedString(d) => TokKind::Str(d.value.clone()),
+            | Token::UnicodeStringLiteral(s) => TokKind::Str(Text::new(s)),
+            Token::DollarQuotedString(d) => TokKind::Str(Text::new(&d.value)),
             other => TokKind::Punct(punct_text(other)),
         };
         let start = map.offset(t.span.start.line, t.span.start.column);
@@ -272,7 +269,7 @@ fn convert(text: &str, base: usize, raw: &[TokenWithSpan], mut emit: impl FnMut(
 }
 
 /// An unquoted word in upper case: a keyword's is sqlparser's own (no copy to make).
-fn upper_case(w: &Word) -> Cow<'static, str> {
+fn upper_case(w: &Word) -> Text {
     // `Keyword` lists its variants in the order of `ALL_KEYWORDS`, after `NoKeyword`.
     let keyword = (w.keyword as usize)
         .checked_sub(1)
@@ -280,8 +277,8 @@ fn upper_case(w: &Word) -> Cow<'static, str> {
         .and_then(|i| ALL_KEYWORDS.get(i))
         .filter(|k| k.len() == w.value.len() && k.eq_ignore_ascii_case(&w.value));
     match keyword {
-        Some(k) => Cow::Borrowed(k),
-        None => Cow::Owned(w.value.to_ascii_uppercase()),
+        Some(k) => Text::from_static(k),
+        None => Text::ascii_upper(&w.value),
     }
 }
 

@@ -46,7 +46,7 @@ pub fn added_label(st: &Statement) -> Option<String> {
     let toks = &st.toks;
     let at = (1..toks.len()).find(|&i| toks[i - 1].is("ADD") && toks[i].is("VALUE"))?;
     toks[at + 1..].iter().find_map(|t| match &t.kind {
-        TokKind::Str(s) => Some(s.clone()),
+        TokKind::Str(s) => Some(s.to_string()),
         _ => None,
     })
 }

@@ -176,7 +176,7 @@ pub fn fingerprint(element: &str) -> String {
                 toks.next();
             }
             TokKind::Word { value, .. } => out.push(quote_ident(value)),
-            TokKind::Number(n) => out.push(n.clone()),
+            TokKind::Number(n) => out.push(n.to_string()),
             TokKind::Str(v) => out.push(format!("'{v}'")),
             TokKind::Punct(p) => out.push(p.to_string()),
         }
@@ -206,7 +206,7 @@ fn partition_key(src: &str, toks: &[Tok]) -> Option<Vec<String>> {
                 [Tok {
                     kind: TokKind::Word { value, .. },
                     ..
-                }] => Some(value.clone()),
+                }] => Some(value.to_string()),
                 [first, .., last] => Some(src[first.span.start..last.span.end].to_string()),
                 _ => None,
             })

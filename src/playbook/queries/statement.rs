@@ -168,7 +168,7 @@ fn only_may_follow(t: &Tok) -> bool {
 /// `name` or `schema.name` (or `db.schema.name`) at `i`, and the index after it.
 fn name_at(toks: &[Tok], i: usize) -> Option<(ObjName, usize)> {
     let word = |j: usize| match toks.get(j).map(|t| &t.kind) {
-        Some(TokKind::Word { value, .. }) => Some(value.clone()),
+        Some(TokKind::Word { value, .. }) => Some(value.to_string()),
         _ => None,
     };
     let mut parts = vec![word(i)?];
@@ -244,7 +244,7 @@ pub(super) fn element(src: &str, e: &[Tok]) -> Option<String> {
     let last = e.last()?;
     let call = e.get(1).is_some_and(|n| n.is_punct("(") || n.is_punct("."));
     match &first.kind {
-        TokKind::Word { value, .. } if !call => Some(value.clone()),
+        TokKind::Word { value, .. } if !call => Some(value.to_string()),
         _ => Some(src[first.span.start..last.span.end].to_string()),
     }
 }
@@ -422,7 +422,7 @@ fn relations(toks: &[Tok]) -> Vec<(ObjName, Option<String>)> {
             let alias = match toks.get(k).map(|t| &t.kind) {
                 Some(TokKind::Word { upper, value, .. }) if !NOT_ALIAS.contains(&&**upper) => {
                     k += 1;
-                    Some(value.clone())
+                    Some(value.to_string())
                 }
                 _ => None,
             };

@@ -192,9 +192,9 @@ pub fn recognize(toks: &[Tok]) -> Option<StmtKind> {
                 .rest()
                 .iter()
                 .map(|t| match &t.kind {
-                    TokKind::Str(s) => s.clone(),
-                    TokKind::Word { value, .. } => value.clone(),
-                    TokKind::Number(n) => n.clone(),
+                    TokKind::Str(s) => s.to_string(),
+                    TokKind::Word { value, .. } => value.to_string(),
+                    TokKind::Number(n) => n.to_string(),
                     TokKind::Punct(p) => p.to_string(),
                 })
                 .collect::<Vec<_>>()
