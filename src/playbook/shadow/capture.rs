@@ -76,28 +76,6 @@ impl TriggerLog<'_> {
             .iter()
             .map(|(c, t)| format!("{} {t} NOT NULL", q(c)))
             .collect();
-        let vals = |row: &str| {
-            ks.columns
-                .iter()
-                .map(|(c, _)| format!("{row}.{}", q(c)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        // Key columns are NOT NULL. Compared as text: an operator found by search_path could
-        // be anyone's; a key that prints differently but compares equal is logged twice,
-        // which costs a replay and nothing else.
-        let same_key = ks
-            .columns
-            .iter()
-            .map(|(c, _)| {
-                format!(
-                    "NEW.{0}::pg_catalog.text OPERATOR(pg_catalog.=) OLD.{0}::pg_catalog.text",
-                    q(c)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(" AND ");
-        let key_list = ks.list();
         let fname = q(&self.plan.names.forward_fn);
         let table = format!(
             "CREATE TABLE {log} ({}) WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 10000)",
@@ -109,27 +87,11 @@ impl TriggerLog<'_> {
         }
         vec![
             table,
-            format!(
-                "CREATE OR REPLACE FUNCTION lockstep.{fname}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $lockstep$
-BEGIN
-  IF TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' THEN
-    TRUNCATE {shadow}, {log};
-    RETURN NULL;
-  END IF;
-  IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
-    INSERT INTO {log} ({key_list}) VALUES ({new});
-    RETURN NULL;
-  END IF;
-  INSERT INTO {log} ({key_list}) VALUES ({old});
-  IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' AND NOT ({same_key}) THEN
-    INSERT INTO {log} ({key_list}) VALUES ({new});
-  END IF;
-  RETURN NULL;
-END
-$lockstep$",
-                shadow = self.plan.shadow(),
-                new = vals("NEW"),
-                old = vals("OLD"),
+            key_log_function_sql(
+                &self.plan.names.forward_fn,
+                &log,
+                &ks.columns.iter().map(|(c, _)| c.clone()).collect::<Vec<_>>(),
+                &self.plan.shadow(),
             ),
             format!("REVOKE ALL ON FUNCTION lockstep.{fname}() FROM PUBLIC"),
             format!(
@@ -505,4 +467,53 @@ $lockstep$",
         })
         .await
     }
+}
+
+/// A trigger function that logs the key (columns `keys`) of every row its table changes to
+/// `log`, both keys when an update changes it; a `TRUNCATE` truncates `also` and the log.
+/// It runs with its owner's rights (an application role allowed to write the table needs
+/// none on the log) and sets no search_path: every name and operator in it is
+/// schema-qualified. Key columns are NOT NULL, and compared as text: an operator found by
+/// search_path could be anyone's; a key that prints differently but compares equal is
+/// logged twice, which costs a replay and nothing else.
+pub(super) fn key_log_function_sql(name: &str, log: &str, keys: &[String], also: &str) -> String {
+    let vals = |row: &str| {
+        keys.iter()
+            .map(|c| format!("{row}.{}", q(c)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let same_key = keys
+        .iter()
+        .map(|c| {
+            format!(
+                "NEW.{0}::pg_catalog.text OPERATOR(pg_catalog.=) OLD.{0}::pg_catalog.text",
+                q(c)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let key_list = list(keys);
+    format!(
+        "CREATE OR REPLACE FUNCTION lockstep.{fname}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $lockstep$
+BEGIN
+  IF TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' THEN
+    TRUNCATE {also}, {log};
+    RETURN NULL;
+  END IF;
+  IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
+    INSERT INTO {log} ({key_list}) VALUES ({new});
+    RETURN NULL;
+  END IF;
+  INSERT INTO {log} ({key_list}) VALUES ({old});
+  IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' AND NOT ({same_key}) THEN
+    INSERT INTO {log} ({key_list}) VALUES ({new});
+  END IF;
+  RETURN NULL;
+END
+$lockstep$",
+        fname = q(name),
+        new = vals("NEW"),
+        old = vals("OLD"),
+    )
 }

@@ -114,6 +114,45 @@ impl Logical {
     }
 }
 
+/// Under a lock the application waits behind (a swap, a swap back): the decoder `d` (of
+/// `what`, for messages), once a token sent now has come out of it. The stream is not
+/// opened again and is waited for [`SWAP_WAIT`] at most; either is [`PumpError::NotNow`]:
+/// the lock goes, and the next attempt's catch-up opens it again.
+pub(super) async fn reached_under_lock(
+    d: Option<Rc<Decoder>>,
+    client: &Client,
+    exec: &Exec<'_>,
+    what: &str,
+) -> Result<Rc<Decoder>, PumpError> {
+    let Some(d) = d else {
+        return Err(PumpError::NotNow(format!("{what} is not open")));
+    };
+    if let Some(why) = d.failed() {
+        return Err(PumpError::NotNow(format!("{what} stopped ({why})")));
+    }
+    let (n, token) = d.token();
+    send_token(client, exec, true, &token).await?;
+    let since = std::time::Instant::now();
+    let waited = d
+        .wait_for(n, || {
+            if since.elapsed() > SWAP_WAIT {
+                Err(None)
+            } else {
+                exec.check().map_err(Some)
+            }
+        })
+        .await;
+    match waited {
+        Ok(Ok(())) => Ok(d),
+        Ok(Err(why)) => Err(PumpError::NotNow(format!("{what} stopped ({why})"))),
+        Err(None) => Err(PumpError::NotNow(format!(
+            "{what} did not reach the lock within {} ms",
+            SWAP_WAIT.as_millis()
+        ))),
+        Err(Some(e)) => Err(PumpError::Engine(e)),
+    }
+}
+
 /// A slot (and publication) name for run `run_id`: slot names allow lower-case letters,
 /// digits and `_`.
 pub(super) fn slot_name(prefix: &str, run_id: &str) -> String {
@@ -498,43 +537,8 @@ impl TriggerLog<'_> {
                 d.abandon("broken by the test hook");
             }
         }
-        let Some(d) = healthy else {
-            return Err(PumpError::NotNow(
-                "the capture's replication stream is not open".into(),
-            ));
-        };
-        if let Some(why) = d.failed() {
-            return Err(PumpError::NotNow(format!(
-                "the capture's replication stream stopped ({why})"
-            )));
-        }
-        let (n, token) = d.token();
-        send_token(client, exec, true, &token).await?;
-        let since = std::time::Instant::now();
-        let waited = d
-            .wait_for(n, || {
-                if since.elapsed() > SWAP_WAIT {
-                    Err(None)
-                } else {
-                    exec.check().map_err(Some)
-                }
-            })
-            .await;
-        match waited {
-            Ok(Ok(())) => {}
-            Ok(Err(why)) => {
-                return Err(PumpError::NotNow(format!(
-                    "the capture's replication stream stopped ({why})"
-                )))
-            }
-            Err(None) => {
-                return Err(PumpError::NotNow(format!(
-                    "the capture's replication stream did not reach the lock within {} ms",
-                    SWAP_WAIT.as_millis()
-                )))
-            }
-            Err(Some(e)) => return Err(PumpError::Engine(e)),
-        }
+        let d =
+            reached_under_lock(healthy, client, exec, "the capture's replication stream").await?;
         self.write_held(client, &d).await
     }
 

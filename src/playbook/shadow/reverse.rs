@@ -67,56 +67,16 @@ impl ShadowPlan {
     }
 
     /// The function that writes the reverse log, which the swap attaches to the new table as
-    /// `lockstep_reverse`. It runs with its owner's rights (an application role allowed to
-    /// write the table needs none on the log) and, like the forward capture's, sets no
-    /// search_path: every name and operator in it is schema-qualified. A `TRUNCATE` of the
-    /// new table truncates the old table and the log.
+    /// `lockstep_reverse` (the forward capture's kind of function,
+    /// [`super::capture::key_log_function_sql`]). A `TRUNCATE` of the new table truncates
+    /// the old table and the log.
     pub(super) fn reverse_log_function_sql(&self) -> String {
-        let keys = self.reverse_keys();
-        let log = self.reverse_log();
-        let names: Vec<String> = keys.iter().map(|(c, _)| c.clone()).collect();
-        let key_list = list(&names);
-        let vals = |row: &str| {
-            names
-                .iter()
-                .map(|c| format!("{row}.{}", q(c)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        // Compared as text, as in the forward capture: a key that prints differently but
-        // compares equal is logged twice, which costs a replay and nothing else.
-        let same_key = names
-            .iter()
-            .map(|c| {
-                format!(
-                    "NEW.{0}::pg_catalog.text OPERATOR(pg_catalog.=) OLD.{0}::pg_catalog.text",
-                    q(c)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(" AND ");
-        let fname = q(&self.names.reverse_fn);
-        format!(
-            "CREATE OR REPLACE FUNCTION lockstep.{fname}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $lockstep$
-BEGIN
-  IF TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' THEN
-    TRUNCATE {old}, {log};
-    RETURN NULL;
-  END IF;
-  IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
-    INSERT INTO {log} ({key_list}) VALUES ({new});
-    RETURN NULL;
-  END IF;
-  INSERT INTO {log} ({key_list}) VALUES ({old_key});
-  IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' AND NOT ({same_key}) THEN
-    INSERT INTO {log} ({key_list}) VALUES ({new});
-  END IF;
-  RETURN NULL;
-END
-$lockstep$",
-            old = self.old(),
-            new = vals("NEW"),
-            old_key = vals("OLD"),
+        let names: Vec<String> = self.reverse_keys().into_iter().map(|(c, _)| c).collect();
+        super::capture::key_log_function_sql(
+            &self.names.reverse_fn,
+            &self.reverse_log(),
+            &names,
+            &self.old(),
         )
     }
 

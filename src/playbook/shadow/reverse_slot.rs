@@ -9,7 +9,7 @@
 //! - The slot also keeps the runner's own last replays into the new table before the swap:
 //!   applying a key copies the new table's row as it is, so an extra key costs a write.
 //! - Under the swap back's lock, the last keys come up to a token committed after the lock
-//!   was granted, waited for [`SWAP_WAIT`] at most.
+//!   was granted, waited for [`SWAP_WAIT`](super::logical::SWAP_WAIT) at most.
 //! - The slot holds back WAL until it is read (`lockstep sync-back`), and goes with the
 //!   swap back, a rollback before the swap, or finalize.
 
@@ -19,7 +19,8 @@ use std::rc::Rc;
 use tokio_postgres::Client;
 
 use super::logical::{
-    discard_sql, open_decoder, retained_by, send_token, slot_name, write_keys, SWAP_WAIT,
+    discard_sql, open_decoder, reached_under_lock, retained_by, send_token, slot_name, write_keys,
+    PumpError,
 };
 use super::stream::{Batch, Decoder};
 use super::swap::Attempt;
@@ -251,46 +252,26 @@ impl<'p> Reverse<'p> {
     }
 
     /// Under the swap back's lock (nothing writes the new table now): the keys of every
-    /// change committed before, into the reverse log in the swap back's transaction. The
-    /// stream is not opened again and is waited for [`SWAP_WAIT`] at most; either is
-    /// [`Attempt::Again`]: the lock goes, and the next attempt's catch-up opens it again.
+    /// change committed before, into the reverse log in the swap back's transaction. A
+    /// stream not ready in time ([`reached_under_lock`]) is [`Attempt::Again`]: the lock
+    /// goes, and the next attempt's catch-up opens it again.
     pub(super) async fn under_lock(&self, client: &Client, exec: &Exec<'_>) -> Result<(), Attempt> {
         if self.slot.is_none() {
             return Ok(());
         }
         let healthy = self.decoder.borrow().clone();
-        let Some(d) = healthy.filter(|d| d.failed().is_none()) else {
-            return Err(Attempt::Again(
-                "the reverse slot's replication stream is not open".into(),
-            ));
-        };
-        let (n, token) = d.token();
-        send_token(client, exec, true, &token).await?;
-        let since = std::time::Instant::now();
-        let waited = d
-            .wait_for(n, || {
-                if since.elapsed() > SWAP_WAIT {
-                    Err(None)
-                } else {
-                    exec.check().map_err(Some)
-                }
-            })
-            .await;
-        match waited {
-            Ok(Ok(())) => {}
-            Ok(Err(why)) => {
-                return Err(Attempt::Again(format!(
-                    "the reverse slot's replication stream stopped ({why})"
-                )))
-            }
-            Err(None) => {
-                return Err(Attempt::Again(format!(
-                    "the reverse slot's replication stream did not reach the lock within {} ms",
-                    SWAP_WAIT.as_millis()
-                )))
-            }
-            Err(Some(e)) => return Err(Attempt::Stop(e)),
-        }
+        let d = reached_under_lock(
+            healthy,
+            client,
+            exec,
+            "the reverse slot's replication stream",
+        )
+        .await
+        .map_err(|e| match e {
+            PumpError::Db(e) => Attempt::Db(e),
+            PumpError::NotNow(why) => Attempt::Again(why),
+            PumpError::Engine(e) => Attempt::Stop(e),
+        })?;
         let (batch, _writing) = d.peek().await;
         self.write(client, &batch).await?;
         Ok(())
