@@ -352,9 +352,20 @@ fn with_reverse_sync_the_old_table_is_current_after_each_write() {
         "a reverse log with reverse = \"sync\""
     );
     db.assert_same_rows("events_old", "expected");
+    let out = db.lockstep(&["sync-back"]);
+    assert_exit(&out, 0);
+    assert!(
+        text(&out).contains("the old table is kept current by the reverse trigger: nothing to apply"),
+        "{}",
+        text(&out)
+    );
     assert_exit(&db.lockstep(&["rollback"]), 0);
     db.assert_same_rows("events", "expected");
     assert_eq!(db.lockstep_functions(), 0);
+    // Rolled back: nothing to bring up to date.
+    let out = db.lockstep(&["sync-back"]);
+    assert_exit(&out, 2);
+    assert!(text(&out).contains("is already rolled back"), "{}", text(&out));
     // And a wrong value is refused, naming the key.
     let bad = db.playbook("bad.toml", &events_playbook("[swap]\nreverse = \"later\""));
     let out = db.lockstep(&["run", bad.to_str().unwrap()]);
