@@ -3,7 +3,7 @@ use clap::Args;
 use super::online::{self, Drawer, RunRef, TakeoverArg};
 use crate::playbook::engine::{self, Ctx};
 
-/// After the swap: drop the reverse trigger and the old table (no way back afterwards). After
+/// After the swap: drop the reverse slot or trigger and the old table (no way back afterwards). After
 /// a backfill, or after its rollback (which keeps it): drop the undo data.
 #[derive(Debug, Args)]
 #[command(

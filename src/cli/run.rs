@@ -15,12 +15,14 @@ use crate::playbook::spec;
 #[command(
     after_help = "Kinds (the playbook's `kind`): partition, column-type, not-null, foreign-key, check,\n\
 unique, primary-key, index, reindex, drop-index, backfill; playbooks/ has an example of each.\n\n\
-partition: preflight, shadow (the partitioned copy), capture (a trigger logs the key of every\n\
-changed row), backfill (batched copy, checkpointed, in `workers` key ranges at once), indexes\n\
-(built per partition, several at once), replay (the logged changes), verify (range by range,\n\
-in parallel), swap (one short transaction, lock_timeout and retries), validate. After the\n\
-swap the old table is kept (a trigger logs the changed keys) until `lockstep finalize`;\n\
-`lockstep rollback` applies them to it and swaps back. The in-place kinds run their own steps (`lockstep plan` lists them)\n\
+partition: preflight, shadow (the partitioned copy), capture (logical decoding where the\n\
+server allows it, else a trigger logs the key of every changed row), backfill (batched copy,\n\
+checkpointed, in `workers` key ranges at once), indexes (built per partition, several at\n\
+once), replay (the logged changes), verify (range by range, in parallel), swap (one short\n\
+transaction, lock_timeout and retries), validate. After the swap the old table is kept for\n\
+a way back until `lockstep finalize` (a replication slot or a trigger keeps the changes\n\
+since: `[swap] reverse`); `lockstep rollback` applies them to it and swaps back, `lockstep\n\
+sync-back` applies them without swapping back. The in-place kinds run their own steps (`lockstep plan` lists them)\n\
 with the same guarantees; column-type also swaps, and keeps the old column until finalize.\n\n\
 Every step is recorded in lockstep.runs; Ctrl-C or SIGTERM stops at the next safe point, and\n\
 `lockstep resume` continues a stopped, failed or killed run.\n\n\

@@ -355,7 +355,8 @@ fn with_reverse_sync_the_old_table_is_current_after_each_write() {
     let out = db.lockstep(&["sync-back"]);
     assert_exit(&out, 0);
     assert!(
-        text(&out).contains("the old table is kept current by the reverse trigger: nothing to apply"),
+        text(&out)
+            .contains("the old table is kept current by the reverse trigger: nothing to apply"),
         "{}",
         text(&out)
     );
@@ -365,7 +366,11 @@ fn with_reverse_sync_the_old_table_is_current_after_each_write() {
     // Rolled back: nothing to bring up to date.
     let out = db.lockstep(&["sync-back"]);
     assert_exit(&out, 2);
-    assert!(text(&out).contains("is already rolled back"), "{}", text(&out));
+    assert!(
+        text(&out).contains("is already rolled back"),
+        "{}",
+        text(&out)
+    );
     // And a wrong value is refused, naming the key.
     let bad = db.playbook("bad.toml", &events_playbook("[swap]\nreverse = \"later\""));
     let out = db.lockstep(&["run", bad.to_str().unwrap()]);
