@@ -246,20 +246,7 @@ impl TriggerLog<'_> {
 
     /// How many changes wait to be replayed (`None` once the log is gone).
     pub(crate) async fn backlog(&self, client: &Client) -> Option<i64> {
-        let log = self.log();
-        let exists: bool = client
-            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&log])
-            .await
-            .ok()?
-            .get(0);
-        if !exists {
-            return None;
-        }
-        client
-            .query_one(&format!("SELECT count(*) FROM {log}"), &[])
-            .await
-            .ok()
-            .map(|r| r.get::<_, i64>(0))
+        log_backlog(client, &self.log()).await
     }
 
     /// Replays the log in batches until a batch finds fewer entries than it may take; that
@@ -516,4 +503,21 @@ $lockstep$",
         new = vals("NEW"),
         old = vals("OLD"),
     )
+}
+
+/// How many entries a key log (qualified and quoted) holds (`None` when it does not exist).
+pub(super) async fn log_backlog(client: &Client, log: &str) -> Option<i64> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&log])
+        .await
+        .ok()?
+        .get(0);
+    if !exists {
+        return None;
+    }
+    client
+        .query_one(&format!("SELECT count(*) FROM {log}"), &[])
+        .await
+        .ok()
+        .map(|r| r.get::<_, i64>(0))
 }

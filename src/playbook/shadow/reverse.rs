@@ -257,20 +257,7 @@ INSERT INTO {old} ({}){ovr} SELECT {converted} FROM {new} WHERE {in_log} AND NOT
 /// How many changes since the swap wait to be applied to the old table (`None` without a
 /// reverse log: before the swap, with `reverse = "sync"`, after finalize or a swap back).
 pub(crate) async fn backlog(client: &Client, plan: &ShadowPlan) -> Option<i64> {
-    let log = plan.reverse_log();
-    let exists: bool = client
-        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&log])
-        .await
-        .ok()?
-        .get(0);
-    if !exists {
-        return None;
-    }
-    client
-        .query_one(&format!("SELECT count(*) FROM {log}"), &[])
-        .await
-        .ok()
-        .map(|r| r.get::<_, i64>(0))
+    super::capture::log_backlog(client, &plan.reverse_log()).await
 }
 
 /// Applies the reverse log to the old table in batches until a batch finds fewer entries

@@ -54,14 +54,13 @@ pub(super) async fn install(conn: Conn<'_, '_>, plan: &ShadowPlan) -> Result<(),
         return Ok(());
     };
     let c = conn.client;
-    let err = dberr("swap");
     let published: bool = c
         .query_one(
             "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)",
             &[&name],
         )
         .await
-        .map_err(err)?
+        .map_err(dberr("swap"))?
         .get(0);
     if !published {
         c.batch_execute(&format!(
