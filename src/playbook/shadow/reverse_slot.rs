@@ -182,6 +182,7 @@ impl<'p> Reverse<'p> {
         let c = conn.client;
         let mut logged = 0;
         let mut broke = 0;
+        let mut noted = std::time::Instant::now();
         'start: loop {
             let d = self.decoder(c, conn.exec, slot).await?;
             let (n, token) = d.token();
@@ -203,6 +204,13 @@ impl<'p> Reverse<'p> {
                     })
                     .await;
                 logged += self.flush(c, &d).await?;
+                // Days of changes take a while to read: say how far it got.
+                if noted.elapsed().as_secs() >= 5 {
+                    noted = std::time::Instant::now();
+                    conn.note(&format!(
+                        "reverse replay: {logged} changed keys read from slot {slot} so far"
+                    ));
+                }
                 match waited {
                     Ok(Ok(())) => return Ok(logged),
                     Ok(Err(why)) => {
