@@ -107,6 +107,7 @@ pub fn load_and_lint(dir: &Path, color: bool) -> Result<Loaded, String> {
     Ok(loaded)
 }
 
+#[inline(never)] // see `cli::main`
 pub fn run(args: ApplyArgs) -> anyhow::Result<u8> {
     let color = args.color.enabled();
     let settings = match args.locks.settings() {

@@ -25,6 +25,7 @@ pub struct CompletionsArgs {
     pub shell: Shell,
 }
 
+#[inline(never)] // see `cli::main`
 pub fn run(args: CompletionsArgs) -> anyhow::Result<u8> {
     // clap_complete panics on a failed write (a closed pipe, for one), so generate into
     // memory and write it out ourselves.

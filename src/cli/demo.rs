@@ -56,6 +56,7 @@ pub struct DemoArgs {
     pub color: ColorChoice,
 }
 
+#[inline(never)] // see `cli::main`
 pub fn run(args: DemoArgs) -> anyhow::Result<u8> {
     let color = args.color.enabled();
     // Before the cluster exists: from here on a signal cannot leave it running.

@@ -14,6 +14,7 @@ pub struct ExplainArgs {
     pub rule: String,
 }
 
+#[inline(never)] // see `cli::main`
 pub fn run(args: ExplainArgs) -> anyhow::Result<u8> {
     let Some(rule) = rules::find(&args.rule) else {
         let hint = did_you_mean(&args.rule, RULES.iter().map(|r| r.name))

@@ -16,6 +16,7 @@ pub struct FinalizeArgs {
     pub takeover: TakeoverArg,
 }
 
+#[inline(never)] // see `cli::main`
 pub fn run(args: FinalizeArgs) -> anyhow::Result<u8> {
     let t = args.target;
     let color = t.color.enabled();

@@ -68,6 +68,7 @@ pub enum Format {
     Json,
 }
 
+#[inline(never)] // see `cli::main`
 pub fn run(args: FleetArgs) -> anyhow::Result<u8> {
     match args.command {
         FleetCommand::Plan(r) => with_fleet(&r, plan),

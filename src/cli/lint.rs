@@ -272,6 +272,7 @@ fn online_alternatives(applied: &[&Diagnostic]) -> String {
         .collect()
 }
 
+#[inline(never)] // see `cli::main`
 pub fn run(args: LintArgs) -> anyhow::Result<u8> {
     let color = args.color.enabled();
     let flags = match args.settings() {

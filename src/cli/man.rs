@@ -76,6 +76,7 @@ fn write_dir(root: &clap::Command, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(written)
 }
 
+#[inline(never)] // see `cli::main`
 pub fn run(args: ManArgs) -> anyhow::Result<u8> {
     let root = root();
     if let Some(dir) = &args.dir {

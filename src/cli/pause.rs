@@ -13,6 +13,7 @@ pub struct PauseArgs {
     pub target: RunRef,
 }
 
+#[inline(never)] // see `cli::main`
 pub fn run(args: PauseArgs) -> anyhow::Result<u8> {
     let t = args.target;
     let color = t.color.enabled();

@@ -30,6 +30,7 @@ pub struct PlanArgs {
     pub color: ColorChoice,
 }
 
+#[inline(never)] // see `cli::main`
 pub fn run(args: PlanArgs) -> anyhow::Result<u8> {
     let color = args.color.enabled();
     let pb = match spec::load(&args.playbook) {

@@ -22,6 +22,7 @@ pub struct ResumeArgs {
     pub metrics: MetricsArgs,
 }
 
+#[inline(never)] // see `cli::main`
 pub fn run(args: ResumeArgs) -> anyhow::Result<u8> {
     let t = args.target;
     let color = t.color.enabled();

@@ -17,6 +17,7 @@ pub struct RollbackArgs {
     pub takeover: TakeoverArg,
 }
 
+#[inline(never)] // see `cli::main`
 pub fn run(args: RollbackArgs) -> anyhow::Result<u8> {
     let t = args.target;
     let color = t.color.enabled();

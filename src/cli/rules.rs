@@ -10,6 +10,7 @@ use crate::lint::rules::RULES;
 )]
 pub struct RulesArgs {}
 
+#[inline(never)] // see `cli::main`
 pub fn run(_args: RulesArgs) -> anyhow::Result<u8> {
     let mut out = io::BufWriter::new(io::stdout().lock());
     let width = RULES.iter().map(|r| r.name.len()).max().unwrap_or(0);

@@ -41,6 +41,7 @@ pub struct RunArgs {
     pub color: ColorChoice,
 }
 
+#[inline(never)] // see `cli::main`
 pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     let color = args.color.enabled();
     let text = match std::fs::read_to_string(&args.playbook) {

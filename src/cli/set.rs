@@ -25,6 +25,7 @@ pub struct SetArgs {
     pub color: ColorChoice,
 }
 
+#[inline(never)] // see `cli::main`
 pub fn run(args: SetArgs) -> anyhow::Result<u8> {
     let color = args.color.enabled();
     let mut controls = Vec::new();

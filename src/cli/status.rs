@@ -34,6 +34,7 @@ pub enum Format {
     Prometheus,
 }
 
+#[inline(never)] // see `cli::main`
 pub fn run(args: StatusArgs) -> anyhow::Result<u8> {
     let t = args.target;
     let color = t.color.enabled();

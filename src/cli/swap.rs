@@ -15,6 +15,7 @@ pub struct SwapArgs {
     pub target: RunRef,
 }
 
+#[inline(never)] // see `cli::main`
 pub fn run(args: SwapArgs) -> anyhow::Result<u8> {
     let t = args.target;
     let color = t.color.enabled();

@@ -19,6 +19,7 @@ pub struct SyncBackArgs {
     pub takeover: TakeoverArg,
 }
 
+#[inline(never)] // see `cli::main`
 pub fn run(args: SyncBackArgs) -> anyhow::Result<u8> {
     let t = args.target;
     let color = t.color.enabled();

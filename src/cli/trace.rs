@@ -105,6 +105,7 @@ fn progress_line(s: &Step) -> String {
     format!("trace: {}:{} {what}", s.file, s.line)
 }
 
+#[inline(never)] // see `cli::main`
 pub fn run(args: TraceArgs) -> anyhow::Result<u8> {
     let color = args.color.enabled();
     let cwd = std::env::current_dir().context("cannot determine the working directory")?;
