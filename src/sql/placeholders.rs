@@ -125,19 +125,8 @@ pub fn neutralize(src: &str) -> Option<String> {
             b'$' => match dollar_tag(s, i) {
                 Some(tag_end) => {
                     let tag = &s[i..tag_end];
-                    let mut j = tag_end;
-                    loop {
-                        if j + tag.len() > s.len() {
-                            j = s.len();
-                            break;
-                        }
-                        if &s[j..j + tag.len()] == tag {
-                            j += tag.len();
-                            break;
-                        }
-                        j += 1;
-                    }
-                    i = j;
+                    i = memchr::memmem::find(&s[tag_end..], tag)
+                        .map_or(s.len(), |at| tag_end + at + tag.len());
                 }
                 None => i += 1,
             },
@@ -228,6 +217,17 @@ mod tests {
         ] {
             assert_eq!(neutralize(s), None, "{s}");
         }
+    }
+
+    #[test]
+    fn dollar_quoted_bodies_end_at_their_own_tag() {
+        // `$$` inside `$f$ … $f$` does not end it; after the tag, placeholders count again.
+        assert_eq!(
+            n("SELECT $f$ $$ :a $f$, :b, $$ {{c}} $$;"),
+            "SELECT $f$ $$ :a $f$, _b, $$ {{c}} $$;"
+        );
+        // A body left open runs to the end of the file.
+        assert_eq!(neutralize("SELECT $f$ :a ${b} $$ :c"), None);
     }
 
     #[test]
