@@ -18,7 +18,8 @@ list with both tools:
 
 Both tools get the same files as arguments (files that are not valid UTF-8 are left out:
 squawk stops at the first one). Runs alternate (lockstep, squawk, lockstep, ...) so that a
-change in the machine's speed affects both; each figure is the median of --runs runs.
+change in the machine's speed affects both; each figure is the median of --runs runs
+(more for an input of a few milliseconds: up to 41, about 0.4 s of CPU per tool).
 CPU is user + system time of the process; peak memory is its maximum resident set. The
 throughput ratio is squawk's CPU time over lockstep's on the same input; the memory ratio
 is lockstep's peak over squawk's. Linearity compares lockstep's CPU time per MB on the whole
@@ -99,12 +100,25 @@ def measure(cmd, cwd):
     return float(cpu), float(wall), int(kib) / 1024.0
 
 
+# Inputs that take a few milliseconds get more runs, up to MAX_RUNS, so that each tool gets
+# about MIN_CPU seconds of CPU in all: a single run of 5 ms moves by a tenth with the
+# machine's noise, the median of 40 does not.
+MIN_CPU = 0.4
+MAX_RUNS = 41
+
+
 def compare(tools, files, runs, cwd):
     """Alternating runs of each tool on files; the median of each figure per tool."""
     samples = {name: [] for name, _ in tools}
-    for _ in range(runs):
+    done = 0
+    while done < runs:
         for name, argv in tools:
             samples[name].append(measure(argv + files, cwd))
+        done += 1
+        if done == 1:
+            fastest = min(s[0][0] for s in samples.values())
+            wanted = int(MIN_CPU / max(fastest, 1e-3)) | 1
+            runs = max(runs, min(wanted, MAX_RUNS))
     return {name: tuple(statistics.median(s[i] for s in runs_) for i in range(3))
             for name, runs_ in samples.items()}
 
@@ -212,7 +226,7 @@ def main():
         for repo, kind, fs in rows:
             inputs.append((f"{repo} ({kind.split(' (')[0]})", fs))
 
-    print(f"lockstep {lockstep}; {version}; {os.cpu_count()} cores; median of {args.runs} alternating runs")
+    print(f"lockstep {lockstep}; {version}; {os.cpu_count()} cores; median of {args.runs} alternating runs (up to {MAX_RUNS} for short inputs)")
     if skipped:
         print(f"left out (not valid UTF-8): {', '.join(os.path.relpath(s, corpus) for s in skipped)}")
     print()
