@@ -168,3 +168,49 @@ fn status_shows_the_backlog_its_growth_and_the_throttle() {
     assert_eq!(last["replay"]["behind"], false, "{last}");
     assert_eq!(last["throttle"]["active"], false, "{last}");
 }
+
+/// A log of many batches (the runner was killed before its index builds while two writers
+/// went on writing) is replayed by both connections at once, each the keys that hash to its
+/// lane. A runner killed while the lanes replay loses nothing: the next resume replays in
+/// lanes again, the verification finds the copy exact, and the run swaps. With the trigger
+/// and with logical capture (whose stream is read into the log before the lanes start).
+#[test]
+fn a_large_log_is_replayed_in_lanes_and_a_kill_in_them_loses_nothing() {
+    const LANES: &str = "logged changes, in 2 lanes";
+    let cluster = cluster();
+    for capture in ["trigger", "logical"] {
+        let db = Db::create(&cluster, &format!("replay_lanes_{capture}"));
+        setup_events(&db, 20_000);
+        let pb = db.playbook(
+            "pb.toml",
+            &events_playbook(&format!("\n[capture]\nmode = \"{capture}\"")),
+        );
+        let wl = Workload::start(&db, 2);
+        let mut run = db.spawn(&["run", pb.to_str().unwrap()], Some("indexes"));
+        db.wait_held(&mut run, "indexes");
+        run.kill9();
+        db.wait_runner_gone();
+        // The threshold is two batches (500) per connection: 2,000 changes.
+        wl.wait_ops(5_000);
+        let mut resumed = db.spawn(&["resume"], Some("replay"));
+        db.wait_held(&mut resumed, "replay");
+        let held = resumed.output();
+        assert!(held.contains(LANES), "{capture}: no lanes:\n{held}");
+        resumed.kill9();
+        db.wait_runner_gone();
+        wl.wait_ops(5_000);
+        let out = db.lockstep(&["resume"]);
+        assert_exit(&out, 0);
+        let output = text(&out);
+        assert!(output.contains(LANES), "{capture}: no lanes:\n{output}");
+        assert!(
+            output.contains("logged changes applied in 2 lanes"),
+            "{capture}:\n{output}"
+        );
+        assert_exact_copy(&output);
+        wl.wait_ops(200);
+        let stats = wl.finish();
+        stats.assert_clean();
+        assert_swapped(&db);
+    }
+}
