@@ -217,7 +217,7 @@ impl Runner<'_, '_> {
         if !self.done(Step::Verified) {
             self.exec
                 .step("replay", "changes logged during the copy and the builds");
-            let held = self.replay_in_lanes().await?;
+            let held = self.replay_in_lanes(true).await?;
             self.catch_up(!held).await?;
             self.verify().await?;
             // Ranges left to the swap's comparison are known to this process only: a run
@@ -302,9 +302,9 @@ impl Runner<'_, '_> {
     /// Replays a large log with every connection of the crew at once, each its share of the
     /// keys (a lane), until each lane's batch finds fewer entries than it may take; the
     /// replay on the main connection then does the rest. A log of a few batches, or a crew
-    /// of one, is left to that replay alone. Returns whether the lanes ran (and held at the
-    /// test hook `replay`).
-    async fn replay_in_lanes(&mut self) -> Result<bool, EngineError> {
+    /// of one, is left to that replay alone. With `hold`, the main connection's lane holds at
+    /// the test hook `replay`. Returns whether the lanes ran.
+    pub(super) async fn replay_in_lanes(&mut self, hold: bool) -> Result<bool, EngineError> {
         let settings = self.exec.backfill();
         let (workers, batch) = (settings.workers, i64::from(settings.batch_size));
         if workers < 2 {
@@ -333,7 +333,7 @@ impl Runner<'_, '_> {
             .in_lanes((0..lanes).collect(), async |conn, i, lane| {
                 let n = this
                     .capture
-                    .catch_up_lane(conn, (lane, lanes), (i == 0, i == 0), &stop)
+                    .catch_up_lane(conn, (lane, lanes), (i == 0, hold && i == 0), &stop)
                     .await?;
                 replayed.set(replayed.get() + n);
                 Ok(())
