@@ -169,6 +169,25 @@ fn status_shows_the_backlog_its_growth_and_the_throttle() {
     assert_eq!(last["throttle"]["active"], false, "{last}");
 }
 
+/// A run on a fresh `events` (20,000 rows) with `capture`, killed at hold point `point`
+/// while two writers go on, and 5,000 more of their operations: a log of many batches (the
+/// lanes start at two batches of 500 per connection, 2,000 changes).
+fn killed_at(cluster: &TempCluster, name: &str, capture: &str, point: &str) -> (Db, Workload) {
+    let db = Db::create(cluster, &format!("{name}_{capture}"));
+    setup_events(&db, 20_000);
+    let pb = db.playbook(
+        "pb.toml",
+        &events_playbook(&format!("\n[capture]\nmode = \"{capture}\"")),
+    );
+    let wl = Workload::start(&db, 2);
+    let mut run = db.spawn(&["run", pb.to_str().unwrap()], Some(point));
+    db.wait_held(&mut run, point);
+    run.kill9();
+    db.wait_runner_gone();
+    wl.wait_ops(5_000);
+    (db, wl)
+}
+
 /// A log of many batches (the runner was killed before its index builds while two writers
 /// went on writing) is replayed by both connections at once, each the keys that hash to its
 /// lane. A runner killed while the lanes replay loses nothing: the next resume replays in
@@ -179,19 +198,7 @@ fn a_large_log_is_replayed_in_lanes_and_a_kill_in_them_loses_nothing() {
     const LANES: &str = "logged changes, in 2 lanes";
     let cluster = cluster();
     for capture in ["trigger", "logical"] {
-        let db = Db::create(&cluster, &format!("replay_lanes_{capture}"));
-        setup_events(&db, 20_000);
-        let pb = db.playbook(
-            "pb.toml",
-            &events_playbook(&format!("\n[capture]\nmode = \"{capture}\"")),
-        );
-        let wl = Workload::start(&db, 2);
-        let mut run = db.spawn(&["run", pb.to_str().unwrap()], Some("indexes"));
-        db.wait_held(&mut run, "indexes");
-        run.kill9();
-        db.wait_runner_gone();
-        // The threshold is two batches (500) per connection: 2,000 changes.
-        wl.wait_ops(5_000);
+        let (db, wl) = killed_at(&cluster, "replay_lanes", capture, "indexes");
         let mut resumed = db.spawn(&["resume"], Some("replay"));
         db.wait_held(&mut resumed, "replay");
         let held = resumed.output();
@@ -223,18 +230,7 @@ fn a_large_log_is_replayed_in_lanes_and_a_kill_in_them_loses_nothing() {
 fn a_log_grown_before_the_swap_is_replayed_in_lanes_first() {
     let cluster = cluster();
     for capture in ["trigger", "logical"] {
-        let db = Db::create(&cluster, &format!("swap_lanes_{capture}"));
-        setup_events(&db, 20_000);
-        let pb = db.playbook(
-            "pb.toml",
-            &events_playbook(&format!("\n[capture]\nmode = \"{capture}\"")),
-        );
-        let wl = Workload::start(&db, 2);
-        let mut run = db.spawn(&["run", pb.to_str().unwrap()], Some("before-swap"));
-        db.wait_held(&mut run, "before-swap");
-        run.kill9();
-        db.wait_runner_gone();
-        wl.wait_ops(5_000);
+        let (db, wl) = killed_at(&cluster, "swap_lanes", capture, "before-swap");
         let out = db.lockstep(&["resume"]);
         assert_exit(&out, 0);
         let output = text(&out);

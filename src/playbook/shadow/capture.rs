@@ -283,17 +283,7 @@ impl TriggerLog<'_> {
         let mut replayed = 0u64;
         let mut first = true;
         let mut topped_up = 0;
-        let how = Batching {
-            step: "replay",
-            sizing: Sizing::Adaptive {
-                first: conn.exec.backfill().batch_size,
-                min: MIN_REPLAY_BATCH,
-            },
-            pause: true,
-            give_way: true,
-            pacing: Pacing::Replay,
-        };
-        conn.drive(how, async |limit| {
+        conn.drive(replay_batching(conn), async |limit| {
             // What the stream decoded so far; a batch that takes every entry reads it up to
             // its own snapshot anyway.
             self.pump(conn, false).await?;
@@ -354,17 +344,7 @@ impl TriggerLog<'_> {
     ) -> Result<u64, EngineError> {
         let mut replayed = 0u64;
         let mut first = true;
-        let how = Batching {
-            step: "replay",
-            sizing: Sizing::Adaptive {
-                first: conn.exec.backfill().batch_size,
-                min: MIN_REPLAY_BATCH,
-            },
-            pause: true,
-            give_way: true,
-            pacing: Pacing::Replay,
-        };
-        conn.drive(how, async |limit| {
+        conn.drive(replay_batching(conn), async |limit| {
             if stop.get() {
                 return Ok(Outcome {
                     rows: 0,
@@ -411,11 +391,7 @@ impl TriggerLog<'_> {
         (lane, lanes): (u32, u32),
     ) -> Result<u64, PumpError> {
         let c = conn.client;
-        let begin = format!(
-            "BEGIN ISOLATION LEVEL REPEATABLE READ; SET LOCAL lock_timeout = '{}ms'",
-            conn.exec.swap.lock_timeout_ms
-        );
-        in_transaction(c, &begin, async {
+        in_transaction(c, &replay_begin(conn), async {
             c.batch_execute(&self.replay_begin_sql()).await?;
             let row = c
                 .query_one(&self.replay_lane_batch_sql(limit, lane, lanes), &[])
@@ -532,11 +508,7 @@ impl TriggerLog<'_> {
         limit: Option<u32>,
     ) -> Result<(u64, bool), PumpError> {
         let c = conn.client;
-        let begin = format!(
-            "BEGIN ISOLATION LEVEL REPEATABLE READ; SET LOCAL lock_timeout = '{}ms'",
-            conn.exec.swap.lock_timeout_ms
-        );
-        in_transaction(c, &begin, async {
+        in_transaction(c, &replay_begin(conn), async {
             c.batch_execute(&self.replay_begin_sql()).await?;
             // The batch: up to `limit` entries, fixed for the transaction's statements.
             let batch: Option<String> = match limit {
@@ -566,6 +538,30 @@ impl TriggerLog<'_> {
         })
         .await
     }
+}
+
+/// How replay batches run: sized for the target batch time, at the duty cycle (without rest
+/// while the replay is behind), waiting while the run is paused, giving way to locks.
+fn replay_batching(conn: Conn<'_, '_>) -> Batching<'static> {
+    Batching {
+        step: "replay",
+        sizing: Sizing::Adaptive {
+            first: conn.exec.backfill().batch_size,
+            min: MIN_REPLAY_BATCH,
+        },
+        pause: true,
+        give_way: true,
+        pacing: Pacing::Replay,
+    }
+}
+
+/// The start of a replay batch's transaction: one snapshot for the log, the table and the
+/// copy, under the playbook's lock_timeout.
+fn replay_begin(conn: Conn<'_, '_>) -> String {
+    format!(
+        "BEGIN ISOLATION LEVEL REPEATABLE READ; SET LOCAL lock_timeout = '{}ms'",
+        conn.exec.swap.lock_timeout_ms
+    )
 }
 
 /// A trigger function that logs the key (columns `keys`) of every row its table changes to
