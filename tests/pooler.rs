@@ -295,3 +295,50 @@ fn a_lock_left_behind_is_named_and_taken_over_only_once_its_runner_is_gone() {
     db.assert_same_rows("t", "expected");
     assert_exit(&db.lockstep(&["finalize"]), 0);
 }
+
+/// A run that captures by logical decoding (started against the server itself) keeps the
+/// changes since its swap in a slot. A rollback through pgbouncer cannot read that slot (no
+/// replication connection passes the pooler): it stops, says to connect to the server
+/// directly, and loses nothing. Against the server, the rollback applies every change.
+#[test]
+fn a_rollback_through_a_pooler_that_needs_the_slot_says_to_connect_directly() {
+    let c = cluster();
+    let db = Db::create(&c, "pooled_rollback");
+    setup(&db, 3000);
+    let sessions = Bouncer::start(&c, "session");
+    let pb = db.playbook(
+        "partition.toml",
+        &format!("{PARTITION}\n[capture]\nmode = \"logical\"\n"),
+    );
+    let direct = db.test_url();
+    let out = lockstep(&direct, &["run", pb.to_str().unwrap()], None);
+    assert_exit(&out, 0);
+    // Changes after the swap: in the reverse slot only.
+    db.exec("UPDATE t SET v = -v WHERE id <= 100; INSERT INTO t (v) VALUES (7)");
+    let out = lockstep(&sessions.url("pooled_rollback"), &["rollback"], None);
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains("needs a replication connection to the server itself")
+            && said.contains("--database-url naming the server"),
+        "{said}"
+    );
+    assert_eq!(
+        db.one::<i64>(
+            "SELECT count(*) FROM pg_replication_slots WHERE database = current_database()"
+        ),
+        1,
+        "the reverse slot is kept"
+    );
+    let out = lockstep(&direct, &["rollback"], None);
+    assert_exit(&out, 0);
+    assert!(db.one::<bool>("SELECT relkind = 'r' FROM pg_class WHERE oid = 't'::regclass"));
+    assert_eq!(db.one::<i64>("SELECT count(*) FROM t WHERE v < 0"), 100);
+    assert_eq!(db.one::<i64>("SELECT count(*) FROM t WHERE v = 7"), 1);
+    assert_eq!(
+        db.one::<i64>(
+            "SELECT count(*) FROM pg_replication_slots WHERE database = current_database()"
+        ),
+        0
+    );
+}

@@ -703,7 +703,9 @@ pub(super) async fn open_decoder(
     .await
     .map_err(|e| EngineError::Db {
         step: step.into(),
-        message: format!("logical decoding: {e}"),
+        message: format!(
+            "logical decoding: {e}. Reading the slot {slot} needs a replication connection to the server itself: through a pooler (pgbouncer, for one, does not pass replication connections on), run the command again with --database-url naming the server. The slot keeps its changes meanwhile"
+        ),
     })
 }
 
