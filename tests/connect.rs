@@ -47,6 +47,21 @@ fn checked(e: &ConnectError) -> String {
     text
 }
 
+/// A replication connection with a wrong password (role `who`): refused, saying why, and
+/// without the password in the message.
+async fn refused_for_the_password(o: ConnectOptions, who: &str) {
+    let e = o
+        .connect_replication()
+        .await
+        .err()
+        .expect("a wrong password");
+    let said = checked(&e);
+    assert!(
+        said.contains("password authentication failed"),
+        "{who}: {said}"
+    );
+}
+
 fn checked_options(o: &ConnectOptions) {
     assert_secret_free(&o.describe());
     assert_secret_free(&format!("{o:?}"));
@@ -981,16 +996,7 @@ async fn a_replication_connection_follows_the_same_sslmode_and_password_rules() 
         assert_eq!(rows[0][3].as_deref(), Some("postgres"), "{user}");
         drop(r);
         wait_for_no_walsender(&watcher).await;
-        let e = role("not the password")
-            .connect_replication()
-            .await
-            .err()
-            .expect("a wrong password");
-        assert!(
-            checked(&e).contains("password authentication failed"),
-            "{user}: {}",
-            checked(&e)
-        );
+        refused_for_the_password(role("not the password"), user).await;
     }
     std::fs::write(&hba, before).unwrap();
     watcher
@@ -1011,16 +1017,7 @@ async fn a_replication_connection_follows_the_same_sslmode_and_password_rules() 
     .err()
     .expect("a certificate from another CA");
     assert!(matches!(e, ConnectError::Tls { .. }), "{}", checked(&e));
-    let e = opts("host=127.0.0.1", "not the password")
-        .connect_replication()
-        .await
-        .err()
-        .expect("a wrong password");
-    assert!(
-        checked(&e).contains("password authentication failed"),
-        "{}",
-        checked(&e)
-    );
+    refused_for_the_password(opts("host=127.0.0.1", "not the password"), "postgres").await;
     let no_password = resolve(
         Some(&format!(
             "host=127.0.0.1 port={port} dbname=postgres user=postgres"

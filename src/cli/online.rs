@@ -117,6 +117,41 @@ where
 }
 
 /// Prints the outcome's sentence on success, or the error, for an engine command.
+/// The commands that end what a run did, one way or the other: the same connections and
+/// progress, one engine call each.
+#[derive(Debug, Clone, Copy)]
+pub enum Ending {
+    Rollback,
+    SyncBack,
+    Finalize,
+}
+
+/// Runs `which` on the run `t` names (the latest by default) and prints how it ended.
+pub fn end_run(which: Ending, t: RunRef, takeover: &TakeoverArg) -> anyhow::Result<u8> {
+    let color = t.color.enabled();
+    let takeover = takeover.takeover;
+    with_clients(&t.db, color, |client, monitor, conn| async move {
+        let stop = AtomicBool::new(false);
+        let mut drawer = Drawer::new();
+        let mut ctx = engine::Ctx {
+            client: &client,
+            progress: &mut drawer,
+            stop: &stop,
+            monitor: monitor.as_ref(),
+            connect: Some(&conn),
+            takeover,
+        };
+        let id = t.run.as_deref();
+        let r = match which {
+            Ending::Rollback => engine::rollback(&mut ctx, id).await,
+            Ending::SyncBack => engine::sync_back(&mut ctx, id).await,
+            Ending::Finalize => engine::finalize(&mut ctx, id).await,
+        };
+        drop(drawer);
+        finished(color, r)
+    })
+}
+
 pub fn finished(color: bool, r: Result<Finished, EngineError>) -> u8 {
     match r {
         Ok(f) => {

@@ -1,7 +1,6 @@
 use clap::Args;
 
-use super::online::{self, Drawer, RunRef, TakeoverArg};
-use crate::playbook::engine::{self, Ctx};
+use super::online::{self, Ending, RunRef, TakeoverArg};
 
 /// After the swap of a shadow rebuild kept with `[swap] reverse = "logical"` or
 /// `"deferred"`: apply the changes made since the swap to the old table now, outside any
@@ -21,21 +20,5 @@ pub struct SyncBackArgs {
 
 #[inline(never)] // see `cli::main`
 pub fn run(args: SyncBackArgs) -> anyhow::Result<u8> {
-    let t = args.target;
-    let color = t.color.enabled();
-    online::with_clients(&t.db, color, |client, monitor, conn| async move {
-        let stop = std::sync::atomic::AtomicBool::new(false);
-        let mut drawer = Drawer::new();
-        let mut ctx = Ctx {
-            client: &client,
-            progress: &mut drawer,
-            stop: &stop,
-            monitor: monitor.as_ref(),
-            connect: Some(&conn),
-            takeover: args.takeover.takeover,
-        };
-        let r = engine::sync_back(&mut ctx, t.run.as_deref()).await;
-        drop(drawer);
-        online::finished(color, r)
-    })
+    online::end_run(Ending::SyncBack, args.target, &args.takeover)
 }
