@@ -435,14 +435,19 @@ fn unique_moves(capture: &str, cut_stream: bool) {
         db.exec(&sql);
         swaps += 1;
         if cut_stream && swaps % 40 == 0 {
-            cuts += db.one::<i64>(
-                // (The stream's server process only: while the slot is being made, the
-                // runner's own connection holds it.)
-                "WITH w AS MATERIALIZED (SELECT s.active_pid AS pid FROM pg_replication_slots s
-                                          JOIN pg_stat_replication r ON r.pid = s.active_pid
-                                          WHERE s.database = current_database())
-                 SELECT count(*) FROM w WHERE pg_terminate_backend(pid)",
-            );
+            // A burst of cuts: the stream the runner opens again is often cut while it
+            // starts, as on a network that comes and goes.
+            for _ in 0..30 {
+                cuts += db.one::<i64>(
+                    // (The stream's server process only: while the slot is being made, the
+                    // runner's own connection holds it.)
+                    "WITH w AS MATERIALIZED (SELECT s.active_pid AS pid FROM pg_replication_slots s
+                                              JOIN pg_stat_replication r ON r.pid = s.active_pid
+                                              WHERE s.database = current_database())
+                     SELECT count(*) FROM w WHERE pg_terminate_backend(pid)",
+                );
+                std::thread::sleep(Duration::from_millis(3));
+            }
         }
         std::thread::sleep(Duration::from_millis(2));
     }

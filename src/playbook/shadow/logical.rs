@@ -24,7 +24,7 @@ use tokio_postgres::Client;
 
 use super::capture::TriggerLog;
 use super::pgoutput;
-use super::stream::{Batch, Decoder, PREFIX};
+use super::stream::{Batch, Decoder, Patience, PREFIX, STREAM_PATIENCE};
 use super::ShadowPlan;
 use crate::db::connect::ConnectOptions;
 use crate::playbook::exec::{dberr, Conn, EngineError, Exec};
@@ -465,7 +465,7 @@ impl TriggerLog<'_> {
 
     /// The decoder, once every transaction committed before now has come out of it (a token
     /// through the stream, [`send_token`]). A stream that breaks meanwhile is started again
-    /// once.
+    /// (for [`STREAM_PATIENCE`]).
     async fn synced(
         &self,
         c: &Client,
@@ -477,7 +477,8 @@ impl TriggerLog<'_> {
             step: "capture".into(),
             message: format!("logical capture: {why}"),
         };
-        for last in [false, true] {
+        let mut patience = Patience::new();
+        loop {
             let d = self.decoder(c, exec).await?;
             let (n, token) = d.token();
             send_token(c, exec, in_tx, &token)
@@ -485,11 +486,12 @@ impl TriggerLog<'_> {
                 .map_err(dberr("capture"))?;
             match d.wait_for(n, &check).await? {
                 Ok(()) => return Ok(d),
-                Err(why) if last => return Err(lost(why)),
-                Err(_) => {}
+                Err(why) => match patience.after_failure() {
+                    Some(wait) => tokio::time::sleep(wait).await,
+                    None => return Err(lost(why)),
+                },
             }
         }
-        Err(lost("the stream broke twice".into()))
     }
 
     /// In the caller's transaction (a replay of every logged change, a comparison): the
@@ -672,41 +674,67 @@ pub(super) async fn open_decoder(
                 .into(),
         )
     })?;
-    // A stream left by a runner that stopped holds the slot until its server process
-    // notices: end it (the run lock says there is no other runner).
-    c.execute(
-        "SELECT pg_terminate_backend(active_pid, 5000) FROM pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL",
-        &[&slot],
-    )
-    .await
-    .map_err(dberr(step))?;
-    let confirmed: Option<String> = c
-        .query_opt(
-            "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
+    let mut patience = Patience::new();
+    loop {
+        // A stream left by a runner that stopped holds the slot until its server process
+        // notices: end it (the run lock says there is no other runner).
+        c.execute(
+            "SELECT pg_terminate_backend(active_pid, 5000) FROM pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL",
             &[&slot],
         )
         .await
-        .map_err(dberr(step))?
-        .and_then(|r| r.get(0));
-    let Some(confirmed) = confirmed else {
-        return Err(EngineError::State(format!(
-            "the replication slot {slot} is gone: the changes it kept are lost to this run; roll it back (`lockstep rollback`) and run it again",
-        )));
-    };
-    Decoder::start(
-        connect,
-        slot,
-        publication,
-        pgoutput::lsn_parse(&confirmed).unwrap_or(0),
-        keys,
-    )
-    .await
-    .map_err(|e| EngineError::Db {
-        step: step.into(),
-        message: format!(
-            "logical decoding: {e}. Reading the slot {slot} needs a replication connection to the server itself: through a pooler (pgbouncer, for one, does not pass replication connections on), run the command again with --database-url naming the server. The slot keeps its changes meanwhile"
-        ),
-    })
+        .map_err(dberr(step))?;
+        let confirmed: Option<String> = c
+            .query_opt(
+                "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
+                &[&slot],
+            )
+            .await
+            .map_err(dberr(step))?
+            .and_then(|r| r.get(0));
+        let Some(confirmed) = confirmed else {
+            return Err(EngineError::State(format!(
+                "the replication slot {slot} is gone: the changes it kept are lost to this run; roll it back (`lockstep rollback`) and run it again",
+            )));
+        };
+        let e = match Decoder::start(
+            connect,
+            slot,
+            publication,
+            pgoutput::lsn_parse(&confirmed).unwrap_or(0),
+            keys.clone(),
+        )
+        .await
+        {
+            Ok(d) => return Ok(d),
+            Err(e) => e,
+        };
+        if e.transient {
+            if let Some(wait) = patience.after_failure() {
+                exec.note(&format!(
+                    "{step}: the replication stream could not start ({e}): trying again in {} ms",
+                    wait.as_millis()
+                ));
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+        }
+        let message = if e.transient {
+            format!(
+                "logical decoding: {e} ({} attempts in {} s). The slot {slot} keeps its changes: run the command again when the server takes replication connections",
+                patience.failures,
+                STREAM_PATIENCE.as_secs()
+            )
+        } else {
+            format!(
+                "logical decoding: {e}. Reading the slot {slot} needs a replication connection to the server itself: through a pooler (pgbouncer, for one, does not pass replication connections on), run the command again with --database-url naming the server. The slot keeps its changes meanwhile"
+            )
+        };
+        return Err(EngineError::Db {
+            step: step.into(),
+            message,
+        });
+    }
 }
 
 /// A read of the slot that failed.

@@ -22,7 +22,7 @@ use super::logical::{
     discard_sql, open_decoder, reached_under_lock, retained_by, send_token, slot_name, write_keys,
     PumpError,
 };
-use super::stream::{Batch, Decoder};
+use super::stream::{Batch, Decoder, Patience};
 use super::swap::Attempt;
 use super::ShadowPlan;
 use crate::playbook::exec::{dberr, in_transaction, Conn, EngineError, Exec};
@@ -181,7 +181,7 @@ impl<'p> Reverse<'p> {
         };
         let c = conn.client;
         let mut logged = 0;
-        let mut broke = 0;
+        let mut patience = Patience::new();
         let mut noted = std::time::Instant::now();
         'start: loop {
             let d = self.decoder(c, conn.exec, slot).await?;
@@ -213,16 +213,18 @@ impl<'p> Reverse<'p> {
                 }
                 match waited {
                     Ok(Ok(())) => return Ok(logged),
-                    Ok(Err(why)) => {
-                        broke += 1;
-                        if broke > 1 {
+                    Ok(Err(why)) => match patience.after_failure() {
+                        Some(wait) => {
+                            tokio::time::sleep(wait).await;
+                            continue 'start;
+                        }
+                        None => {
                             return Err(EngineError::Db {
                                 step: "reverse replay".into(),
                                 message: format!("logical decoding: {why}"),
-                            });
+                            })
                         }
-                        continue 'start;
-                    }
+                    },
                     Err(None) => {}
                     Err(Some(e)) => return Err(e),
                 }

@@ -23,8 +23,8 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::pgoutput::{self, Message, Value};
-use crate::db::connect::ConnectOptions;
-use crate::db::replication::{Event, Receiver, Sender};
+use crate::db::connect::{ConnectError, ConnectOptions};
+use crate::db::replication::{Event, Receiver, ReplicationError, Sender};
 
 /// Keys held before the reader waits for them to be written.
 const HELD: usize = 200_000;
@@ -141,10 +141,95 @@ impl Drop for Decoder {
     }
 }
 
-/// Why the decoder could not start or stopped.
+/// Why the decoder could not start.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub(crate) struct StreamError(pub String);
+#[error("{message}")]
+pub(crate) struct StreamError {
+    pub message: String,
+    /// The connection was cut or the server was not ready (an administrator, a restart,
+    /// the network, a slot still held by a stream that is ending): trying again may work.
+    /// Otherwise the server (or a pooler in front of it) refused the stream.
+    pub transient: bool,
+}
+
+impl From<ConnectError> for StreamError {
+    fn from(e: ConnectError) -> Self {
+        let transient = match &e {
+            ConnectError::Refused { .. }
+            | ConnectError::NoSocket { .. }
+            | ConnectError::Timeout { .. }
+            | ConnectError::Network { .. } => true,
+            ConnectError::Server { code, .. } => transient_code(code.code()),
+            _ => false,
+        };
+        StreamError {
+            message: e.to_string(),
+            transient,
+        }
+    }
+}
+
+impl From<ReplicationError> for StreamError {
+    fn from(e: ReplicationError) -> Self {
+        let transient = match &e {
+            ReplicationError::Io(_) => true,
+            ReplicationError::Server { code, .. } => transient_code(code),
+            ReplicationError::Protocol(_) => false,
+        };
+        StreamError {
+            message: e.to_string(),
+            transient,
+        }
+    }
+}
+
+/// SQLSTATEs worth another try: operator intervention (57P01 an administrator ended the
+/// connection, 57P02/57P03 a restart), a connection lost (08000, 08003, 08006) and "object
+/// in use" (55006: the slot is still held by a stream that is ending). Not a protocol
+/// violation (08P01: what pgbouncer answers a replication connection).
+fn transient_code(code: &str) -> bool {
+    matches!(
+        code,
+        "57P01" | "57P02" | "57P03" | "08000" | "08003" | "08006" | "55006"
+    )
+}
+
+/// How long a stream that keeps failing (cut, or refused for a moment) is tried again
+/// before the step fails: a network that comes and goes, a server restarting.
+pub(crate) const STREAM_PATIENCE: Duration = Duration::from_secs(10);
+
+/// The tries at a stream that failed: the first again after 0.1 s, then twice as long each
+/// time (2 s at most), for [`STREAM_PATIENCE`] from the first failure.
+#[derive(Debug)]
+pub(crate) struct Patience {
+    since: Option<std::time::Instant>,
+    next: Duration,
+    /// Failures so far.
+    pub failures: u32,
+}
+
+impl Patience {
+    pub(crate) fn new() -> Self {
+        Patience {
+            since: None,
+            next: Duration::from_millis(100),
+            failures: 0,
+        }
+    }
+
+    /// After a failure: how long to wait before the next try, or `None` once the stream
+    /// has been failing for [`STREAM_PATIENCE`].
+    pub(crate) fn after_failure(&mut self) -> Option<Duration> {
+        self.failures += 1;
+        let since = *self.since.get_or_insert_with(std::time::Instant::now);
+        if since.elapsed() >= STREAM_PATIENCE {
+            return None;
+        }
+        let wait = self.next;
+        self.next = (self.next * 2).min(Duration::from_secs(2));
+        Some(wait)
+    }
+}
 
 impl Decoder {
     /// Opens a replication connection and streams `slot` (confirmed up to `confirmed`) with
@@ -156,10 +241,7 @@ impl Decoder {
         confirmed: u64,
         keys: Vec<String>,
     ) -> Result<Decoder, StreamError> {
-        let conn = connect
-            .connect_replication()
-            .await
-            .map_err(|e| StreamError(e.to_string()))?;
+        let conn = connect.connect_replication().await?;
         let publication = crate::playbook::names::quote_ident(publication);
         let (rx, tx) = conn
             .start_logical(
@@ -170,8 +252,7 @@ impl Decoder {
                     ("messages", "true"),
                 ],
             )
-            .await
-            .map_err(|e| StreamError(e.to_string()))?;
+            .await?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 confirmed,
@@ -447,6 +528,56 @@ fn key_of(pos: &[usize], tuple: &[Value]) -> Result<Option<Vec<Option<String>>>,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A stream cut by the server or the network is tried again; a refusal (a pooler's
+    /// protocol violation, a missing privilege) is not.
+    #[test]
+    fn only_a_cut_or_a_busy_slot_is_worth_another_try() {
+        let server = |code: &str| {
+            StreamError::from(ReplicationError::Server {
+                code: code.into(),
+                message: "m".into(),
+            })
+            .transient
+        };
+        assert!(server("57P01"), "terminated by an administrator");
+        assert!(server("55006"), "slot active for another process");
+        assert!(server("08006"), "connection failure");
+        assert!(
+            !server("08P01"),
+            "pgbouncer's unsupported startup parameter"
+        );
+        assert!(!server("42501"), "no REPLICATION privilege");
+        let cut = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "eof");
+        assert!(StreamError::from(ReplicationError::Io(cut)).transient);
+        assert!(!StreamError::from(ReplicationError::Protocol("x".into())).transient);
+        assert!(
+            StreamError::from(ConnectError::Network {
+                target: "t".into(),
+                message: "reset".into()
+            })
+            .transient
+        );
+        assert!(
+            !StreamError::from(ConnectError::PasswordRequired { target: "t".into() }).transient
+        );
+    }
+
+    /// Tries go on, further and further apart, until the stream has failed for the whole
+    /// patience.
+    #[test]
+    fn patience_backs_off_and_ends() {
+        let mut p = Patience::new();
+        assert_eq!(p.after_failure(), Some(Duration::from_millis(100)));
+        assert_eq!(p.after_failure(), Some(Duration::from_millis(200)));
+        for _ in 0..10 {
+            p.after_failure();
+        }
+        assert_eq!(p.next, Duration::from_secs(2));
+        p.since = Some(std::time::Instant::now() - STREAM_PATIENCE);
+        assert_eq!(p.after_failure(), None);
+        assert_eq!(p.failures, 13);
+    }
 
     fn shared() -> Shared {
         Shared {
