@@ -1,6 +1,6 @@
 //! Conversions under a concurrent workload: nothing lost, nobody blocked long; blocking and
 //! long transactions, the application's row locks, key updates racing the copy, a writer
-//! role without other rights, swap retries.
+//! role without other rights, swap retries, an autovacuum cancelled before the swap.
 
 use super::*;
 
@@ -593,4 +593,70 @@ fn a_swap_that_waits_for_a_lock_retries_until_it_gets_it_while_the_workload_writ
         "{status}"
     );
     eprintln!("{status}");
+}
+
+/// An autovacuum worker on the table (slowed down to take minutes) holds a lock the swap's
+/// conflicts with: the swap cancels it before it asks for its lock, so the application
+/// does not queue behind a lock request waiting out its lock_timeout, and the first
+/// attempt gets the lock.
+#[test]
+fn an_autovacuum_on_the_table_is_cancelled_before_the_swap_asks_for_its_lock() {
+    let cluster = TempCluster::builder()
+        .setting("autovacuum_naptime", "1")
+        .start()
+        .expect("a throwaway PostgreSQL must start for this test");
+    let db = Db::create(&cluster, "autovacuum");
+    db.exec(
+        "CREATE TABLE readings (id bigint PRIMARY KEY, at timestamptz NOT NULL, v integer NOT NULL)
+           WITH (autovacuum_vacuum_cost_delay = 100, autovacuum_vacuum_cost_limit = 1,
+                 autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 50,
+                 autovacuum_vacuum_insert_threshold = -1,
+                 autovacuum_analyze_threshold = 2000000000);
+         INSERT INTO readings SELECT i, '2024-01-01'::timestamptz + (i % 5) * interval '1 day', i
+           FROM generate_series(1, 100000) i;",
+    );
+    db.exec("VACUUM (ANALYZE) readings");
+    let pb = db.playbook(
+        "readings.toml",
+        "kind = \"partition\"\ntable = \"readings\"\n[partition]\ncolumn = \"at\"\nstrategy = \"range\"\ninterval = \"1 day\"\n[swap]\nmode = \"manual\"\n",
+    );
+    let mut run = db.spawn(&["run", pb.to_str().unwrap()], None);
+    wait_for(
+        "the run to wait for `lockstep swap`",
+        Duration::from_secs(300),
+        || {
+            assert!(run.try_wait().is_none(), "{}", run.output());
+            db.run_state().is_some_and(|s| s.1 == "ready_to_swap")
+        },
+    );
+    // A dead row on every page: the vacuum reads them all, a page every 100 ms.
+    db.exec(
+        "UPDATE readings SET v = v + 1 WHERE id % 10 = 0;
+         CREATE TABLE expected_readings AS SELECT * FROM readings;",
+    );
+    let vacuuming = "SELECT count(*) FROM pg_stat_activity
+                      WHERE backend_type = 'autovacuum worker' AND query LIKE '%readings%'";
+    wait_for(
+        "autovacuum to work on the table",
+        Duration::from_secs(120),
+        || db.one::<i64>(vacuuming) > 0,
+    );
+    let id: String = db.one("SELECT id FROM lockstep.runs");
+    assert_exit(&db.lockstep(&["swap", &id]), 0);
+    wait_for("the swap", Duration::from_secs(300), || {
+        run.try_wait().is_some()
+    });
+    let out = run.output();
+    assert!(run.try_wait().unwrap().success(), "{out}");
+    assert!(
+        out.contains(
+            "cancelled 1 autovacuum worker(s) working on the tables before taking the lock"
+        ),
+        "{out}"
+    );
+    assert!(!out.contains("lock not granted"), "{out}");
+    let relkind: String =
+        db.one("SELECT relkind::text FROM pg_class WHERE oid = 'readings'::regclass");
+    assert_eq!(relkind, "p");
+    db.assert_same_rows("readings", "expected_readings");
 }
