@@ -365,9 +365,9 @@ struct Loaded {
     units: Vec<Unit>,
 }
 
-/// Human-readable size: `16 MiB`, `1.5 KiB`, `300 bytes`.
+/// Human-readable size: `16 MiB`, `1.5 KiB`, `300 bytes` (powers of 1024, named so).
 pub fn format_size(bytes: u64) -> String {
-    const UNITS: [&str; 3] = ["KiB", "MiB", "GiB"];
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
     if bytes < 1024 {
         return format!("{bytes} bytes");
     }

@@ -335,16 +335,14 @@ mod tests {
     fn the_reverse_slot_is_named_and_warned_about_past_the_limit() {
         let under = reverse_lines(Some(0), Some(&slot(1 << 20, 4 << 30))).unwrap();
         assert!(
-            under.starts_with("reverse    slot lockstep_r_1 keeps the changes since the swap (holds back 1.0 MB of WAL);"),
+            under.starts_with("reverse    slot lockstep_r_1 keeps the changes since the swap (holds back 1 MiB of WAL);"),
             "{under}"
         );
         assert!(!under.contains("max_retained_wal"), "{under}");
         let over = reverse_lines(Some(3), Some(&slot(5 << 30, 4 << 30))).unwrap();
         assert!(over.contains(", 3 more wait in the reverse log"), "{over}");
         assert!(
-            over.contains(
-                "more than [capture] max_retained_wal (4.0 GB): run `lockstep sync-back`"
-            ),
+            over.contains("more than [capture] max_retained_wal (4 GiB): run `lockstep sync-back`"),
             "{over}"
         );
         // The forward capture's slot is not the reverse sync's.

@@ -118,8 +118,8 @@ pub enum CaptureMode {
     Trigger,
 }
 
-/// The default `[capture] max_retained_wal`: 4 GB.
-pub const DEFAULT_MAX_RETAINED_WAL: u64 = 4_000_000_000;
+/// The default `[capture] max_retained_wal`: 4 GiB.
+pub const DEFAULT_MAX_RETAINED_WAL: u64 = 4 << 30;
 
 impl Default for Capture {
     fn default() -> Self {

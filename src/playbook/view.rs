@@ -33,16 +33,9 @@ pub struct StepView {
     pub undo: Option<(String, Vec<String>)>,
 }
 
-/// `1.5 MB`.
+/// `1.5 MiB`: the same units as every other size lockstep prints (and reads: `16MiB`).
 pub fn human_bytes(b: i64) -> String {
-    let mut v = b.max(0) as f64;
-    let units = ["B", "kB", "MB", "GB", "TB"];
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < units.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    format!("{v:.1} {}", units[u])
+    crate::files::format_size(u64::try_from(b).unwrap_or(0))
 }
 
 #[cfg(test)]
@@ -51,9 +44,13 @@ mod tests {
 
     #[test]
     fn bytes_read_as_people_write_them() {
-        assert_eq!(human_bytes(0), "0.0 B");
-        assert_eq!(human_bytes(1536), "1.5 kB");
-        assert_eq!(human_bytes(5 * 1024 * 1024 * 1024), "5.0 GB");
-        assert_eq!(human_bytes(-3), "0.0 B");
+        assert_eq!(human_bytes(0), "0 bytes");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(5 * 1024 * 1024 * 1024), "5 GiB");
+        assert_eq!(human_bytes(3 << 40), "3 TiB");
+        assert_eq!(human_bytes(-3), "0 bytes");
+        // What `max_retained_wal = "4GB"` reads as, shown in the unit it is printed in.
+        let four_gb = crate::config::parse_size("4GB").unwrap();
+        assert_eq!(human_bytes(four_gb as i64), "3.7 GiB");
     }
 }

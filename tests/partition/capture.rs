@@ -113,7 +113,7 @@ fn a_slot_held_back_past_max_retained_wal_stops_the_run_and_is_dropped() {
     setup_events(&db, 5_000);
     let pb = db.playbook(
         "pb.toml",
-        &events_playbook("\n[capture]\nmode = \"logical\"\nmax_retained_wal = \"24MB\""),
+        &events_playbook("\n[capture]\nmode = \"logical\"\nmax_retained_wal = \"24MiB\""),
     );
     let pb = pb.to_str().unwrap();
     let mut run = db.spawn(&["run", pb], Some("backfill"));
@@ -136,7 +136,7 @@ fn a_slot_held_back_past_max_retained_wal_stops_the_run_and_is_dropped() {
     let said = text(&out);
     for want in [
         "held back",
-        "more than [capture] max_retained_wal (22.9 MB)",
+        "more than [capture] max_retained_wal (24 MiB)",
         "the slot is dropped",
         "lockstep rollback",
     ] {

@@ -39,7 +39,7 @@
 //! mode = "trigger"                   # a trigger logs changed keys (the default) | "auto":
 //!                                    # logical decoding where possible, else the trigger |
 //!                                    # "logical" (refuse if not possible)
-//! max_retained_wal = "4GB"           # logical: the most WAL the run's slot may hold back
+//! max_retained_wal = "4GiB"          # logical: the most WAL the run's slot may hold back
 //!
 //! [hooks]                            # see hooks.rs: commands and a webhook on events
 //! command = "notify"
