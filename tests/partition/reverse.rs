@@ -4,7 +4,8 @@
 //! them to the old table (in batches, then the rest under the swap back's lock), also after
 //! `kill -9` in the middle, and `lockstep sync-back` without swapping back; rows the old
 //! column types cannot hold stop the rollback, named; `reverse = "sync"` still keeps the
-//! old table current in the writer's transaction.
+//! old table current in the writer's transaction; a reverse stream cut again and again is
+//! read again from where it was confirmed.
 
 use super::*;
 
@@ -381,5 +382,82 @@ fn with_reverse_sync_the_old_table_is_current_after_each_write() {
         ),
         "{}",
         text(&out)
+    );
+}
+
+/// The reverse slot's replication stream cut by the server again and again while a
+/// rollback reads it (a network that comes and goes, an administrator): the rollback reads
+/// the slot again from where it confirmed it, swaps back, and loses nothing.
+#[test]
+fn a_rollback_whose_reverse_stream_is_cut_again_and_again_applies_every_change() {
+    let cluster = cluster();
+    let db = Db::create(&cluster, "reverse_cut");
+    setup_events(&db, 6_000);
+    db.exec(WRITER);
+    let pb = db.playbook(
+        "pb.toml",
+        &events_playbook(
+            "[swap]\nlock_timeout = \"200ms\"\nbackoff = \"50ms\"\nreverse = \"logical\"",
+        ),
+    );
+    assert_exit(&db.lockstep(&["run", pb.to_str().unwrap()]), 0);
+    write_as_app(&db, 1_500);
+    db.assert_same_rows("events", "expected");
+
+    let mut run = db.spawn(&["rollback"], None);
+    // Bursts of cuts (the stream started again is often cut while it starts).
+    let url = db.url.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let cutter = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            rt().block_on(async {
+                let c = connect(&url).await;
+                let mut cuts = 0i64;
+                // Eight bursts, a second apart: the reverse replay is cut again and again,
+                // and the swap back still gets a stream that lives for a moment.
+                for _ in 0..8 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    for _ in 0..10 {
+                        cuts += c
+                            .query_one(
+                                // (Materialized first: a filter pushed into the view would
+                                // end other server processes too.)
+                                "WITH w AS MATERIALIZED (SELECT pid FROM pg_stat_replication)
+                                 SELECT count(*) FROM w WHERE pg_terminate_backend(pid)",
+                                &[],
+                            )
+                            .await
+                            .map_or(0, |r| r.get::<_, i64>(0));
+                        tokio::time::sleep(Duration::from_millis(3)).await;
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                cuts
+            })
+        })
+    };
+    wait_for("the rollback", Duration::from_secs(300), || {
+        run.try_wait().is_some()
+    });
+    stop.store(true, Ordering::Relaxed);
+    let cuts = cutter.join().unwrap();
+    let out = run.output();
+    assert!(run.try_wait().unwrap().success(), "{out}");
+    assert!(cuts > 0, "the stream was never cut");
+    assert!(
+        out.contains("reverse replay: the replication stream stopped"),
+        "{out}"
+    );
+    let relkind: String =
+        db.one("SELECT relkind::text FROM pg_class WHERE oid = 'events'::regclass");
+    assert_eq!(relkind, "r", "swapped back");
+    db.assert_same_rows("events", "expected");
+    assert_eq!(
+        slots_and_publications(&db),
+        (0, 0),
+        "a slot or publication left"
     );
 }
