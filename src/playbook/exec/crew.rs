@@ -154,6 +154,26 @@ impl Exec<'_> {
         queue: VecDeque<J>,
         work: impl AsyncFn(Conn<'_, '_>, usize, J) -> Result<(), EngineError>,
     ) -> Result<(), EngineError> {
+        self.lanes(queue, true, work).await
+    }
+
+    /// As [`Exec::in_lanes`], with the helpers taking their jobs at once: for work whose
+    /// batches rest for the duty cycle themselves (shared by the connections working), and
+    /// that must not be left to the main connection alone while the application is busy.
+    pub(crate) async fn in_lanes_at_once<J>(
+        &self,
+        queue: VecDeque<J>,
+        work: impl AsyncFn(Conn<'_, '_>, usize, J) -> Result<(), EngineError>,
+    ) -> Result<(), EngineError> {
+        self.lanes(queue, false, work).await
+    }
+
+    async fn lanes<J>(
+        &self,
+        queue: VecDeque<J>,
+        helpers_wait: bool,
+        work: impl AsyncFn(Conn<'_, '_>, usize, J) -> Result<(), EngineError>,
+    ) -> Result<(), EngineError> {
         let n = self.crew_size().min(queue.len()).max(1);
         let queue = RefCell::new(queue);
         self.abort.store(false, Ordering::SeqCst);
@@ -171,7 +191,7 @@ impl Exec<'_> {
                 let queue = &queue;
                 Box::pin(async move {
                     loop {
-                        if i > 0 {
+                        if i > 0 && helpers_wait {
                             if let Err(e) = conn.wait_for_a_quiet_moment(queue).await {
                                 self.abort.store(true, Ordering::SeqCst);
                                 return Err(e);

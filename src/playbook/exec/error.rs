@@ -89,6 +89,11 @@ pub(crate) fn is_unique_violation(e: &tokio_postgres::Error) -> bool {
     has_code(e, &SqlState::UNIQUE_VIOLATION)
 }
 
+/// A `REPEATABLE READ` transaction that met a row a concurrent one changed.
+pub(crate) fn is_serialization_failure(e: &tokio_postgres::Error) -> bool {
+    has_code(e, &SqlState::T_R_SERIALIZATION_FAILURE)
+}
+
 /// A function that does not exist (for example `hash_record_extended` before PostgreSQL 14,
 /// or for a column type without a hash function).
 pub(crate) fn is_undefined_function(e: &tokio_postgres::Error) -> bool {

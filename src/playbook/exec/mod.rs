@@ -26,7 +26,9 @@ pub use conn::Ctx;
 pub(crate) use conn::{Conn, Exec};
 pub(crate) use crew::runner_session;
 pub use error::EngineError;
-pub(crate) use error::{dberr, is_lock_timeout, is_undefined_function, is_unique_violation};
+pub(crate) use error::{
+    dberr, is_lock_timeout, is_serialization_failure, is_undefined_function, is_unique_violation,
+};
 pub(crate) use hold::{fault_once, hold_point};
 pub use progress::{Progress, Silent};
 pub(crate) use retry::{cancel_autovacuum, Policy, Retry};

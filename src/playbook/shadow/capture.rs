@@ -13,8 +13,8 @@ use tokio_postgres::Client;
 use super::logical::PumpError;
 use super::ShadowPlan;
 use crate::playbook::exec::{
-    self, dberr, hold_point, in_transaction, is_lock_timeout, is_unique_violation, BatchError,
-    Batching, Conn, EngineError, Outcome, Pacing, Sizing,
+    self, dberr, hold_point, in_transaction, is_lock_timeout, is_serialization_failure,
+    is_unique_violation, BatchError, Batching, Conn, EngineError, Outcome, Pacing, Sizing,
 };
 use crate::playbook::names::{fit, list, quote_ident as q};
 
@@ -190,6 +190,24 @@ impl TriggerLog<'_> {
         )
     }
 
+    /// The next batch of replay lane `lane` of `lanes`: as [`TriggerLog::replay_batch_sql`],
+    /// of the entries whose key hashes to the lane. A key's entries are all in one lane, so
+    /// lanes replaying at once never touch the same row of the copy.
+    pub(crate) fn replay_lane_batch_sql(&self, limit: u32, lane: u32, lanes: u32) -> String {
+        let key = self
+            .plan
+            .keys()
+            .columns
+            .iter()
+            .map(|(c, _)| format!("l.{}", q(c)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "SELECT array_agg(ctid)::text, count(*) FROM (SELECT ctid FROM {} l WHERE abs(mod(pg_catalog.hashtextextended(ROW({key})::text, 0), {lanes})) = {lane} LIMIT {limit}) l",
+            self.log()
+        )
+    }
+
     /// The rest of the log, replayed under the swap's lock: with the table locked nothing is
     /// logged meanwhile (key lookups, as in [`TriggerLog::replay_begin_sql`]); then (the
     /// second list) the capture stops and the log goes.
@@ -265,17 +283,7 @@ impl TriggerLog<'_> {
         let mut replayed = 0u64;
         let mut first = true;
         let mut topped_up = 0;
-        let how = Batching {
-            step: "replay",
-            sizing: Sizing::Adaptive {
-                first: conn.exec.backfill().batch_size,
-                min: MIN_REPLAY_BATCH,
-            },
-            pause: true,
-            give_way: true,
-            pacing: Pacing::Replay,
-        };
-        conn.drive(how, async |limit| {
+        conn.drive(replay_batching(conn), async |limit| {
             // What the stream decoded so far; a batch that takes every entry reads it up to
             // its own snapshot anyway.
             self.pump(conn, false).await?;
@@ -318,6 +326,95 @@ impl TriggerLog<'_> {
         })
         .await?;
         Ok(replayed)
+    }
+
+    /// Replays lane `lane` of `lanes` (the log entries whose key hashes to it) in batches
+    /// until a batch finds fewer entries than it may take or `quota` entries are replayed
+    /// (its share of the log when the lanes began: entries logged later are left to the
+    /// replay on one connection that follows, instead of being chased), on a connection of
+    /// the crew, at the same time as the other lanes on theirs. With `pumps` (the main connection),
+    /// the lane also watches the backlog for all of them (see [`TriggerLog::catch_up`]), and
+    /// logical capture's stream is read into the log between batches; with `hold`, the test
+    /// hook `replay` holds after the first batch. Two lanes that meet on one key (a key that
+    /// prints differently but compares equal) stop every lane (`stop`): the replay on one
+    /// connection that follows does the rest. Returns the entries replayed.
+    pub(crate) async fn catch_up_lane(
+        &self,
+        conn: Conn<'_, '_>,
+        (lane, lanes): (u32, u32),
+        (pumps, hold): (bool, bool),
+        quota: u64,
+        stop: &Cell<bool>,
+    ) -> Result<u64, EngineError> {
+        let mut replayed = 0u64;
+        let mut first = true;
+        conn.drive(replay_batching(conn), async |limit| {
+            if stop.get() {
+                return Ok(Outcome {
+                    rows: 0,
+                    more: false,
+                    paused: false,
+                });
+            }
+            if pumps {
+                self.pump(conn, false).await?;
+            }
+            let n = match self.replay_lane_batch(conn, limit, (lane, lanes)).await {
+                Err(PumpError::Db(e))
+                    if is_unique_violation(&e) || is_serialization_failure(&e) =>
+                {
+                    stop.set(true);
+                    0
+                }
+                r => r?,
+            };
+            replayed += n;
+            self.vacuum_log(conn, n).await?;
+            // The watch of the backlog, shared by the lanes: while the log outgrows them,
+            // none rests.
+            if pumps && n >= u64::from(limit) {
+                self.watch_backlog(conn, limit).await;
+            }
+            if hold && first {
+                hold_point("replay").await;
+            }
+            first = false;
+            Ok::<_, BatchError>(Outcome {
+                rows: n as i64,
+                more: n >= u64::from(limit) && replayed < quota && !stop.get(),
+                paused: true,
+            })
+        })
+        .await?;
+        Ok(replayed)
+    }
+
+    /// One batch of a replay lane, in one `REPEATABLE READ` transaction: up to `limit` of
+    /// the lane's entries, always bounded by their `ctid`s (the batch of every entry, which
+    /// matches the table at one moment, is the replay on one connection's). Returns the
+    /// entries replayed.
+    async fn replay_lane_batch(
+        &self,
+        conn: Conn<'_, '_>,
+        limit: u32,
+        (lane, lanes): (u32, u32),
+    ) -> Result<u64, PumpError> {
+        let c = conn.client;
+        in_transaction(c, &replay_begin(conn), async {
+            c.batch_execute(&self.replay_begin_sql()).await?;
+            let row = c
+                .query_one(&self.replay_lane_batch_sql(limit, lane, lanes), &[])
+                .await?;
+            let Some(batch) = row.get::<_, Option<String>>(0) else {
+                return Ok(0);
+            };
+            let mut replayed = 0;
+            for sql in self.replay_sql(true) {
+                replayed = c.execute(sql.as_str(), &[&batch]).await?;
+            }
+            Ok(replayed)
+        })
+        .await
     }
 
     /// After a batch that took `limit` entries and left more: reads the backlog (at most
@@ -420,11 +517,7 @@ impl TriggerLog<'_> {
         limit: Option<u32>,
     ) -> Result<(u64, bool), PumpError> {
         let c = conn.client;
-        let begin = format!(
-            "BEGIN ISOLATION LEVEL REPEATABLE READ; SET LOCAL lock_timeout = '{}ms'",
-            conn.exec.swap.lock_timeout_ms
-        );
-        in_transaction(c, &begin, async {
+        in_transaction(c, &replay_begin(conn), async {
             c.batch_execute(&self.replay_begin_sql()).await?;
             // The batch: up to `limit` entries, fixed for the transaction's statements.
             let batch: Option<String> = match limit {
@@ -454,6 +547,30 @@ impl TriggerLog<'_> {
         })
         .await
     }
+}
+
+/// How replay batches run: sized for the target batch time, at the duty cycle (without rest
+/// while the replay is behind), waiting while the run is paused, giving way to locks.
+fn replay_batching(conn: Conn<'_, '_>) -> Batching<'static> {
+    Batching {
+        step: "replay",
+        sizing: Sizing::Adaptive {
+            first: conn.exec.backfill().batch_size,
+            min: MIN_REPLAY_BATCH,
+        },
+        pause: true,
+        give_way: true,
+        pacing: Pacing::Replay,
+    }
+}
+
+/// The start of a replay batch's transaction: one snapshot for the log, the table and the
+/// copy, under the playbook's lock_timeout.
+fn replay_begin(conn: Conn<'_, '_>) -> String {
+    format!(
+        "BEGIN ISOLATION LEVEL REPEATABLE READ; SET LOCAL lock_timeout = '{}ms'",
+        conn.exec.swap.lock_timeout_ms
+    )
 }
 
 /// A trigger function that logs the key (columns `keys`) of every row its table changes to

@@ -7,6 +7,9 @@ use super::{ShadowPlan, TriggerLog};
 use crate::playbook::exec::{hold_point, EngineError, Exec};
 use crate::playbook::state::{self, CopyState, LaneCounts, Status};
 
+/// A log of at least this many batches per connection of the crew is replayed in lanes.
+const LANE_BATCHES: i64 = 2;
+
 /// The steps of a shadow rebuild, in order; a run's `step` is the last one completed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Step {
@@ -214,7 +217,8 @@ impl Runner<'_, '_> {
         if !self.done(Step::Verified) {
             self.exec
                 .step("replay", "changes logged during the copy and the builds");
-            self.catch_up(true).await?;
+            let held = self.replay_in_lanes(true).await?;
+            self.catch_up(!held).await?;
             self.verify().await?;
             // Ranges left to the swap's comparison are known to this process only: a run
             // resumed before the swap verifies again.
@@ -293,6 +297,69 @@ impl Runner<'_, '_> {
             conn.check()?;
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         }
+    }
+
+    /// Replays a large log with every connection of the crew at once, each its share of the
+    /// keys (a lane), until each lane has replayed its share of the log as it was when the
+    /// lanes began (or found its part empty); the replay on the main connection then does
+    /// the rest. The helpers start at once, busy application or not: the duty cycle is
+    /// shared by the connections working (each rests its part), so under load the lanes
+    /// replay no faster than one connection would, and no slower. A log of a few batches, or a crew
+    /// of one, is left to that replay alone. With `hold`, the main connection's lane holds at
+    /// the test hook `replay`. Returns whether the lanes ran.
+    pub(super) async fn replay_in_lanes(&mut self, hold: bool) -> Result<bool, EngineError> {
+        let settings = self.exec.backfill();
+        let (workers, batch) = (settings.workers, i64::from(settings.batch_size));
+        if workers < 2 {
+            return Ok(false);
+        }
+        // With logical capture, what the stream holds counts too.
+        self.capture.pump(self.exec.main(), true).await?;
+        let Some(backlog) = self.capture.backlog(self.exec.client).await else {
+            return Ok(false);
+        };
+        if backlog < LANE_BATCHES * batch * i64::from(workers) {
+            return Ok(false);
+        }
+        self.exec.crew().await;
+        let lanes = self.exec.crew_size() as u32;
+        if lanes < 2 {
+            return Ok(false);
+        }
+        self.exec.note(&format!(
+            "replay: {backlog} logged changes, in {lanes} lanes (each connection replays its share of the keys)"
+        ));
+        let stop = std::cell::Cell::new(false);
+        // What each connection replayed.
+        let per_conn = std::cell::RefCell::new(vec![0u64; lanes as usize]);
+        let quota = (backlog as u64).div_ceil(u64::from(lanes));
+        let this = &*self;
+        this.exec
+            .in_lanes_at_once((0..lanes).collect(), async |conn, i, lane| {
+                let n = this
+                    .capture
+                    .catch_up_lane(conn, (lane, lanes), (i == 0, hold && i == 0), quota, &stop)
+                    .await?;
+                per_conn.borrow_mut()[i] += n;
+                Ok(())
+            })
+            .await?;
+        if stop.get() {
+            self.exec.note(
+                "replay: two lanes met on one key (a key written two ways): the rest is replayed on one connection",
+            );
+        }
+        let per_conn = per_conn.into_inner();
+        self.exec.note(&format!(
+            "replay: {} logged changes applied in {lanes} lanes ({} by each connection)",
+            per_conn.iter().sum::<u64>(),
+            per_conn
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(" + ")
+        ));
+        Ok(true)
     }
 
     /// Replays the log on the main connection, before an attempt at the swap: with logical

@@ -14,14 +14,16 @@ use crate::playbook::settings::ReverseSync;
 use crate::playbook::state::{self, Status, SwapAttempt};
 
 impl Runner<'_, '_> {
-    /// The swap. What needs no lock is done first ([`ShadowPlan::swap_prepare_sql`]); then
-    /// attempts with the retry policy, each right after a catch-up (what is left in the log
-    /// is replayed under the lock, and a backlog grown during a backoff would otherwise hold
-    /// the application up for its whole replay).
+    /// The swap. What needs no lock is done first ([`ShadowPlan::swap_prepare_sql`]); a log
+    /// grown large meanwhile (a long verification under writers, a run resumed after a
+    /// while) is replayed in lanes; then attempts with the retry policy, each right after a
+    /// catch-up (what is left in the log is replayed under the lock, and a backlog grown
+    /// during a backoff would otherwise hold the application up for its whole replay).
     pub(super) async fn swap(&mut self) -> Result<(), EngineError> {
         self.exec.step("swap", &self.plan.source());
         // A hook that must succeed (`required = true`) has had its say before the lock.
         self.exec.settle_hooks().await?;
+        self.replay_in_lanes(false).await?;
         self.exec
             .main()
             .with_retry(&self.plan.swap_prepare_sql(), "swap")
