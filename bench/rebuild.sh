@@ -21,6 +21,7 @@
 #   WRITERS=4 sh bench/rebuild.sh
 #   DUTY=1 sh bench/rebuild.sh                # the rebuild's [backfill] duty_cycle (default 0.6)
 #   BACKFILL_ROWS=" " sh bench/rebuild.sh     # leave out the backfills
+#   REBUILD_LOG=/tmp/rebuild.log sh bench/rebuild.sh   # keep the rebuild's output, timed
 #
 # Needs pg_repack for the PostgreSQL it uses (Debian: postgresql-15-repack); without it the
 # pg_repack column is left out. Starts its own PostgreSQL (default settings, fsync on) and
@@ -148,7 +149,14 @@ base_l=$(baseline t_lockstep)
 writers_start t_lockstep run_lockstep
 sleep 1
 a=$(ms)
-"$lockstep" run "$dir/rebuild.toml" > "$dir/lockstep.out" 2>&1 || { cat "$dir/lockstep.out"; exit 1; }
+# Each line of the run's output with the seconds since it started: where the time goes.
+"$lockstep" run "$dir/rebuild.toml" 2>&1 | python3 -u -c '
+import sys, time
+start = time.monotonic()
+for line in sys.stdin:
+    sys.stdout.write(f"{time.monotonic() - start:7.2f}s {line}")
+' > "$dir/lockstep.out"
+grep -q "swap: the lock was held" "$dir/lockstep.out" || { cat "$dir/lockstep.out"; exit 1; }
 "$lockstep" finalize >> "$dir/lockstep.out" 2>&1 || { cat "$dir/lockstep.out"; exit 1; }
 b=$(ms)
 writers_stop
@@ -156,8 +164,9 @@ set -- $(window run_lockstep "$a" "$b")
 tps_l=$1 worst_l=$2
 time_l=$((b - a))
 size_l=$(size t_lockstep)
+[ -n "${REBUILD_LOG:-}" ] && cp "$dir/lockstep.out" "$REBUILD_LOG"
 held=$(sed -n 's/.*swap: the lock was held \([0-9.]*\) ms.*/\1/p' "$dir/lockstep.out" | tail -1)
-if grep -q '^capture: logical decoding' "$dir/lockstep.out"; then capture=logical; else capture=trigger; fi
+if grep -q 's capture: logical decoding' "$dir/lockstep.out"; then capture=logical; else capture=trigger; fi
 
 # pg_repack
 if [ -n "$repack" ]; then
