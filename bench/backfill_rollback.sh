@@ -46,16 +46,8 @@ else
   old_name=$(printf '%.7s' "$base")
 fi
 
-dir=$(mktemp -d)
-as_pg() {
-  if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "$(printf '%s ' "$@")"; else "$@"; fi
-}
-trap 'as_pg "$bin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT
-[ "$(id -u)" = 0 ] && chown postgres "$dir"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-as_pg "$bin/initdb" -D "$dir/data" -A trust -U postgres >/dev/null
-as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w start -o "'-p $port -k $dir -c listen_addresses='" >/dev/null
-export PGOPTIONS="-c client_min_messages=warning"
+. bench/throwaway_pg.sh
+pg_start -c listen_addresses=''
 psql() { "$bin/psql" -h "$dir" -p "$port" -U postgres -q -X -v ON_ERROR_STOP=1 "$@"; }
 
 psql postgres -c "CREATE DATABASE seed"

@@ -24,17 +24,8 @@ bin="${LOCKSTEP_PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V 
 schemas="${SCHEMAS:-1000}"
 databases="${DATABASES:-30}"
 concurrency="${CONCURRENCY:-8}"
-dir=$(mktemp -d)
-trap 'as_pg "$bin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT
-as_pg() {
-  if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "$(printf "'%s' " "$@")"; else "$@"; fi
-}
-[ "$(id -u)" = 0 ] && chown postgres "$dir" && chmod 755 "$dir"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-as_pg "$bin/initdb" -D "$dir/data" -A trust -U postgres --no-sync >/dev/null
-as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w start \
-  -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" >/dev/null
-export PGOPTIONS="-c client_min_messages=warning"
+. bench/throwaway_pg.sh
+pg_start -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200
 export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres
 unset PGDATABASE DATABASE_URL PGSERVICE || true
 psql="$bin/psql -q -X -v ON_ERROR_STOP=1"

@@ -39,24 +39,12 @@ if [ -z "${LOCKSTEP_BIN:-}" ]; then
   cargo build --release --quiet
 fi
 lockstep="${LOCKSTEP_BIN:-$PWD/target/release/lockstep}"
-dir=$(mktemp -d)
 pgb_pid=
-cleanup() {
+bench_cleanup() {
   [ -n "$pgb_pid" ] && kill "$pgb_pid" 2>/dev/null || true
-  as_pg "$bin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true
-  rm -rf "$dir"
 }
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-as_pg() {
-  if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "$(printf '%s ' "$@")"; else "$@"; fi
-}
-[ "$(id -u)" = 0 ] && chown postgres "$dir" && chmod 777 "$dir"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-as_pg "$bin/initdb" -D "$dir/data" -A trust -U postgres >/dev/null
-as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w start \
-  -o "'-p $port -k $dir -c listen_addresses=127.0.0.1 -c wal_level=logical -c max_wal_size=4GB'" >/dev/null
-export PGOPTIONS="-c client_min_messages=warning"
+. bench/throwaway_pg.sh
+pg_start -c listen_addresses=127.0.0.1 -c wal_level=logical -c max_wal_size=4GB
 export DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
 psql="$bin/psql -h 127.0.0.1 -p $port -U postgres -q -X -v ON_ERROR_STOP=1 postgres"
 repack=""

@@ -29,17 +29,8 @@ lockstep="$(realpath "${LOCKSTEP:-target/release/lockstep}")"
 clients="${CLIENTS:-2}"
 secs="${SECONDS_EACH:-8}"
 kind="${KIND:-partition}"
-dir=$(mktemp -d)
-trap 'as_pg "$bin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT
-as_pg() {
-  if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "$(printf '%s ' "$@")"; else "$@"; fi
-}
-[ "$(id -u)" = 0 ] && chown postgres "$dir" && chmod 755 "$dir"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-as_pg "$bin/initdb" -D "$dir/data" -A trust -U postgres >/dev/null
-as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w start \
-  -o "'-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c wal_level=logical'" >/dev/null
-export PGOPTIONS="-c client_min_messages=warning"
+. "$(dirname "$0")/throwaway_pg.sh"
+pg_start -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c wal_level=logical
 url="host=127.0.0.1 port=$port user=postgres dbname=postgres"
 psql="$bin/psql -h 127.0.0.1 -p $port -U postgres -q -X postgres"
 $psql <<'SQL'

@@ -24,17 +24,8 @@ set -eu
 bin="${LOCKSTEP_PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}"
 clients="${CLIENTS:-2}"
 secs="${SECONDS_EACH:-8}"
-dir=$(mktemp -d)
-trap 'as_pg "$bin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT
-as_pg() {
-  if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "$(printf '%s ' "$@")"; else "$@"; fi
-}
-[ "$(id -u)" = 0 ] && chown postgres "$dir"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-as_pg "$bin/initdb" -D "$dir/data" -A trust -U postgres >/dev/null
-as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w start \
-  -o "'-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off'" >/dev/null
-export PGOPTIONS="-c client_min_messages=warning"
+. "$(dirname "$0")/throwaway_pg.sh"
+pg_start -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off
 psql="$bin/psql -h 127.0.0.1 -p $port -U postgres -q -X postgres"
 $psql <<'SQL'
 CREATE TABLE t (id bigserial PRIMARY KEY, device_id int NOT NULL, recorded_at timestamptz NOT NULL, status text, payload jsonb);
