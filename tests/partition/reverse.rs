@@ -405,7 +405,7 @@ fn a_rollback_whose_reverse_stream_is_cut_again_and_again_applies_every_change()
     db.assert_same_rows("events", "expected");
 
     let mut run = db.spawn(&["rollback"], None);
-    // Bursts of cuts (the stream started again is often cut while it starts).
+    // Bursts of cuts (a stream started again is often cut while it starts).
     let url = db.url.clone();
     let stop = Arc::new(AtomicBool::new(false));
     let cutter = {
@@ -414,12 +414,11 @@ fn a_rollback_whose_reverse_stream_is_cut_again_and_again_applies_every_change()
             rt().block_on(async {
                 let c = connect(&url).await;
                 let mut cuts = 0i64;
-                // Eight bursts, a second apart: the reverse replay is cut again and again,
-                // and the swap back still gets a stream that lives for a moment.
-                for _ in 0..8 {
-                    if stop.load(Ordering::Relaxed) {
-                        break;
-                    }
+                // A burst every 100 ms until one cuts the stream (as soon as the rollback
+                // opens it), then three more a second apart: the stream is cut again and
+                // again, and the swap back still gets one that lives for a moment.
+                let mut after_first = 0;
+                while after_first < 4 && !stop.load(Ordering::Relaxed) {
                     for _ in 0..10 {
                         cuts += c
                             .query_one(
@@ -433,7 +432,12 @@ fn a_rollback_whose_reverse_stream_is_cut_again_and_again_applies_every_change()
                             .map_or(0, |r| r.get::<_, i64>(0));
                         tokio::time::sleep(Duration::from_millis(3)).await;
                     }
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    if cuts > 0 {
+                        after_first += 1;
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    } else {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
                 }
                 cuts
             })
