@@ -389,7 +389,11 @@ fn short(checksum: &str) -> String {
     checksum.chars().take(12).collect()
 }
 
-/// Takes the target's advisory lock for the session, or says who has it.
+/// Tries at the target's advisory lock, 50 ms apart, before it is reported as held.
+const LOCK_TRIES: u32 = 40;
+
+/// Takes the target's advisory lock for the session (waiting up to 2 s for a holder that is
+/// going away), or says who has it.
 async fn take_lock(client: &Client, target: &Target) -> Result<(), ApplyError> {
     let key: i64 = client
         .query_one(
@@ -399,13 +403,20 @@ async fn take_lock(client: &Client, target: &Target) -> Result<(), ApplyError> {
         .await
         .map_err(target.db("advisory lock"))?
         .get(0);
-    let got: bool = client
-        .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
-        .await
-        .map_err(target.db("advisory lock"))?
-        .get(0);
-    if got {
-        return Ok(());
+    // A moment's patience: the backend of a lockstep that has just exited (an earlier apply,
+    // a retried CI job) lets go of the lock only when it notices its client is gone.
+    for attempt in 0..=LOCK_TRIES {
+        let got: bool = client
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+            .await
+            .map_err(target.db("advisory lock"))?
+            .get(0);
+        if got {
+            return Ok(());
+        }
+        if attempt < LOCK_TRIES {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
     let pid = client
         .query_opt(
