@@ -226,6 +226,8 @@ fn a_stream_broken_under_the_swaps_lock_makes_the_attempt_retry() {
     }
     let stats = wl.finish();
     stats.assert_clean();
+    // The run's output, shown only when a check below fails.
+    eprintln!("the run said:\n{said}");
     assert_swapped(&db);
     db.assert_same_rows("events", "expected");
     // The failed attempt is in the run's record, with why.
