@@ -72,8 +72,9 @@ proptest! {
         let r = lint_source(&src, &LintOptions::default());
         // Whatever the damage, findings point inside the file and the seed's statements are
         // still seen, unless the insert made a psql meta-command of a line (`\.CREATE …` is a
-        // backslash command up to the end of the line, as psql reads it, not SQL).
-        if !insert.contains('\\') {
+        // backslash command up to the end of the line, as psql reads it, not SQL) or a
+        // comment of the rest (`--SELECT …` on a one-line seed is no statement at all).
+        if !insert.contains('\\') && !insert.contains("--") && !insert.contains("/*") {
             prop_assert!(r.statements >= 1);
         }
         for d in &r.diagnostics {
