@@ -303,10 +303,10 @@ impl Runner<'_, '_> {
     /// keys (a lane), until each lane has replayed its share of the log as it was when the
     /// lanes began (or found its part empty); the replay on the main connection then does
     /// the rest. The helpers start at once, busy application or not: the duty cycle is
-    /// shared by the connections working (each rests its part), so under load the lanes
-    /// replay no faster than one connection would, and no slower. A log of a few batches, or a crew
-    /// of one, is left to that replay alone. With `hold`, the main connection's lane holds at
-    /// the test hook `replay`. Returns whether the lanes ran.
+    /// shared by the connections working (each rests its part), so while the replay keeps up
+    /// the lanes together rest as one connection would; while it is behind, none rests. A
+    /// log of a few batches, or a crew of one, is left to that replay alone. With `hold`, the
+    /// main connection's lane holds at the test hook `replay`. Returns whether the lanes ran.
     pub(super) async fn replay_in_lanes(&mut self, hold: bool) -> Result<bool, EngineError> {
         let settings = self.exec.backfill();
         let (workers, batch) = (settings.workers, i64::from(settings.batch_size));
